@@ -1,0 +1,62 @@
+package image
+
+import (
+	"time"
+)
+
+// RootKind is the format of an image's root file.
+type RootKind string
+
+// Root kinds Incus accepts in a split image.
+const (
+	Squashfs RootKind = "squashfs" // container root, rootfs.squashfs
+	QCOW2    RootKind = "qcow2"    // virtual-machine disk, disk.qcow2
+	TarXZ    RootKind = "tar.xz"   // container root as xz tarball, rootfs.tar.xz
+)
+
+// File describes one file of an image as read from disk.
+type File struct {
+	Path   string // as passed to Inspect
+	Size   int64  // bytes actually read
+	SHA256 string // lowercase hex
+}
+
+// Metadata is the validated content of metadata.yaml.
+type Metadata struct {
+	Architecture string    // top-level "architecture" as written
+	Arch         string    // Architecture normalized by catalog.NormalizeArch
+	CreationDate time.Time // UTC
+	ExpiryDate   time.Time // UTC; zero if absent or 0
+	OS           string    // properties.os
+	Release      string    // properties.release
+	Variant      string    // properties.variant
+	Description  string    // properties.description
+	Name         string    // properties.name; may be empty
+	Serial       string    // properties.serial; may be empty
+	// Properties holds every entry of "properties", values as strings
+	// (YAML null becomes "").
+	Properties map[string]string
+}
+
+// Image is the result of a successful Inspect.
+type Image struct {
+	Metadata     Metadata
+	MetadataFile File
+	Root         File
+	RootKind     RootKind
+	// Fingerprint is the lowercase hex sha256 of the metadata file's bytes
+	// followed by the root file's bytes, as Incus computes it.
+	Fingerprint string
+}
+
+// Options adjusts Inspect.
+type Options struct {
+	// Arch, if set, is the architecture the caller expects (any spelling
+	// catalog.NormalizeArch accepts); metadata.yaml must agree with it.
+	Arch string
+	// Progress, if set, is called from Inspect's goroutine while a file
+	// is read, at most about four times a second per file, and once more
+	// at the end of each file with done == total. total is the file size
+	// when known (regular files) and -1 otherwise, e.g. for a pipe.
+	Progress func(path string, done, total int64)
+}
