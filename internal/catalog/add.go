@@ -1,0 +1,223 @@
+package catalog
+
+import (
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+)
+
+// RootKind is the kind of an image's root file.
+type RootKind string
+
+// Root kinds of split images.
+const (
+	RootSquashfs RootKind = "squashfs" // container root filesystem
+	RootTarXZ    RootKind = "tar.xz"   // container root as a tarball
+	RootQCOW2    RootKind = "qcow2"    // virtual-machine disk
+)
+
+// rootKinds maps a root kind to its item key, ftype, file name and the
+// combined-hash field that must carry the fingerprint.
+var rootKinds = map[RootKind]struct{ itemKey, ftype, file string }{
+	RootSquashfs: {"root.squashfs", FTypeSquashfs, "rootfs.squashfs"},
+	RootTarXZ:    {"root.tar.xz", FTypeRootTarXZ, "rootfs.tar.xz"},
+	RootQCOW2:    {"disk-kvm.img", FTypeDiskKVMImg, "disk.qcow2"},
+}
+
+// FileRef is the digest and size of one file.
+type FileRef struct {
+	SHA256 string
+	Size   int64
+}
+
+// Image is a split image to publish: what Add needs to know about it.
+type Image struct {
+	// Name is the appliance name; it is the product's main alias.
+	Name string
+	// Arch is the architecture in any spelling NormalizeArch accepts.
+	Arch                               string
+	OS, Release, ReleaseTitle, Variant string
+	// Description becomes the version label, shown by `incus image list`.
+	Description  string
+	Created      time.Time
+	Aliases      []string
+	Requirements map[string]string
+	Fingerprint  string
+	Metadata     FileRef
+	Root         FileRef
+	RootKind     RootKind
+}
+
+// ProductKey is the key of the product holding appliance name on arch.
+func ProductKey(name, arch string) string {
+	return name + ":" + canonicalArch(arch)
+}
+
+// ImagePaths returns the content-addressed paths of an image's metadata
+// tarball and root file.
+func ImagePaths(fingerprint string, kind RootKind) (meta, root string) {
+	dir := "images/" + fingerprint + "/"
+	return dir + "incus.tar.xz", dir + rootKinds[kind].file
+}
+
+// Validate checks the image's own fields (not its fit with a catalog).
+func (img Image) Validate() error {
+	if err := ValidateName(img.Name); err != nil {
+		return err
+	}
+	if _, err := NormalizeArch(img.Arch); err != nil {
+		return err
+	}
+	for field, v := range map[string]string{"os": img.OS, "release": img.Release} {
+		if strings.TrimSpace(v) == "" {
+			return fmt.Errorf("image %s: empty %s", img.Name, field)
+		}
+	}
+	if img.Created.IsZero() || img.Created.Year() < 1970 {
+		return fmt.Errorf("image %s: creation date %v is not set", img.Name, img.Created)
+	}
+	if _, ok := rootKinds[img.RootKind]; !ok {
+		return fmt.Errorf("image %s: unknown root kind %q", img.Name, img.RootKind)
+	}
+	if !IsSHA256(img.Fingerprint) || !IsSHA256(img.Metadata.SHA256) || !IsSHA256(img.Root.SHA256) {
+		return fmt.Errorf("image %s: fingerprint and file digests must be 64 lowercase hex digits", img.Name)
+	}
+	if img.Metadata.Size <= 0 || img.Root.Size <= 0 {
+		return fmt.Errorf("image %s: empty metadata or root file", img.Name)
+	}
+	for _, a := range img.Aliases {
+		if err := ValidateAlias(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Paths returns the image's two file paths.
+func (img Image) Paths() []string {
+	m, r := ImagePaths(img.Fingerprint, img.RootKind)
+	return []string{m, r}
+}
+
+// version builds the catalog version for the image: the Incus metadata
+// item, the same file as an LXD metadata item, and the root item; both
+// metadata items carry the fingerprint in the combined field of the root's
+// kind.
+func (img Image) version() *Version {
+	metaPath, rootPath := ImagePaths(img.Fingerprint, img.RootKind)
+	rk := rootKinds[img.RootKind]
+	meta := Item{Path: metaPath, SHA256: img.Metadata.SHA256, Size: img.Metadata.Size}
+	switch img.RootKind {
+	case RootSquashfs:
+		meta.CombinedSquashfsSHA256 = img.Fingerprint
+	case RootTarXZ:
+		meta.CombinedRootXZSHA256 = img.Fingerprint
+	case RootQCOW2:
+		meta.CombinedDiskKVMImgSHA256 = img.Fingerprint
+	}
+	incus, lxd := meta, meta
+	incus.FType, lxd.FType = FTypeIncusMeta, FTypeLXDMeta
+	return &Version{
+		Label: img.Description,
+		Items: map[string]Item{
+			FTypeIncusMeta: incus,
+			FTypeLXDMeta:   lxd,
+			rk.itemKey:     {FType: rk.ftype, Path: rootPath, SHA256: img.Root.SHA256, Size: img.Root.Size},
+		},
+	}
+}
+
+// AddResult says what Add changed.
+type AddResult struct {
+	Product        string
+	Version        string
+	ProductCreated bool
+	VersionAdded   bool
+	AliasesAdded   []string
+}
+
+// Changed reports whether Add modified the catalog.
+func (r AddResult) Changed() bool {
+	return r.VersionAdded || len(r.AliasesAdded) > 0
+}
+
+// Add publishes img as a version of the product ProductKey(img.Name,
+// img.Arch), creating the product when new, and gives the product the
+// aliases img.Name and img.Aliases. Rules:
+//   - an alias owned by another product on the same architecture is refused,
+//     naming the owner;
+//   - the version key is VersionKey(img.Created); a version never changes:
+//     the identical image again is a no-op (new aliases are still added),
+//     different content under an existing key is refused;
+//   - a fingerprint is published at most once in the whole catalog.
+//
+// On error the catalog is unchanged.
+func (c *Catalog) Add(img Image) (AddResult, error) {
+	if err := img.Validate(); err != nil {
+		return AddResult{}, err
+	}
+	arch := canonicalArch(img.Arch)
+	pk := ProductKey(img.Name, arch)
+	vk := VersionKey(img.Created)
+	res := AddResult{Product: pk, Version: vk}
+	aliases := sortedSet(append([]string{img.Name}, img.Aliases...))
+	for _, a := range aliases {
+		if owner := c.AliasOwner(a, arch, pk); owner != "" {
+			return res, fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", a, owner)
+		}
+	}
+	if opk, ovk, ok := c.FindFingerprint(img.Fingerprint); ok && (opk != pk || ovk != vk) {
+		return res, fmt.Errorf("image %s is already published as product %q version %s: remove it there first", img.Fingerprint, opk, ovk)
+	}
+	want := img.version()
+	p := c.Products[pk]
+	if p != nil {
+		if old := p.Versions[vk]; old != nil {
+			if !reflect.DeepEqual(old, want) {
+				return res, fmt.Errorf("version %s of %s is already published with different content (%s); a published version never changes: rebuild the image so it gets a new creation_date", vk, pk, old.describe())
+			}
+		} else {
+			res.VersionAdded = true
+		}
+		for _, a := range aliases {
+			if !p.HasAlias(a) {
+				res.AliasesAdded = append(res.AliasesAdded, a)
+			}
+		}
+	} else {
+		res.ProductCreated, res.VersionAdded, res.AliasesAdded = true, true, aliases
+		p = &Product{Versions: map[string]*Version{}}
+		c.Products[pk] = p
+	}
+	if res.VersionAdded {
+		if len(p.Versions) == 0 || vk >= slices.Max(slices.Collect(maps.Keys(p.Versions))) {
+			p.Arch, p.OS, p.Release, p.Variant = arch, img.OS, img.Release, img.Variant
+			p.ReleaseTitle = img.ReleaseTitle
+			if p.ReleaseTitle == "" {
+				p.ReleaseTitle = img.Release
+			}
+			p.Requirements = maps.Clone(img.Requirements)
+		}
+		p.Versions[vk] = want
+		c.unretire(img.Paths()...)
+	}
+	p.setAliases(img.Name, append(p.AliasList(), aliases...))
+	return res, nil
+}
+
+// FindFingerprint returns where an image fingerprint is published.
+func (c *Catalog) FindFingerprint(fp string) (product, version string, ok bool) {
+	for _, pk := range c.ProductKeys() {
+		for _, vk := range c.Products[pk].VersionKeys() {
+			for _, vi := range c.Products[pk].Versions[vk].Images() {
+				if vi.Fingerprint == fp {
+					return pk, vk, true
+				}
+			}
+		}
+	}
+	return "", "", false
+}

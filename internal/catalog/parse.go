@@ -1,0 +1,219 @@
+package catalog
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// New returns an empty catalog.
+func New() *Catalog {
+	return &Catalog{
+		ContentID: ContentID,
+		DataType:  DataTypeImages,
+		Format:    FormatProducts,
+		Products:  map[string]*Product{},
+	}
+}
+
+// Parse decodes images.json. It rejects what would break clients or this
+// tool: invalid JSON, a wrong type anywhere (one such field makes Incus drop
+// the whole remote), a wrong format/datatype, null products or versions,
+// and items without a valid ftype, path, sha256 or size. Softer problems
+// (unknown architectures, duplicate aliases, missing combined hashes) are
+// reported by Problems instead, so an imperfect registry can be repaired.
+func Parse(data []byte) (*Catalog, error) {
+	var c Catalog
+	if err := decodeStrict(data, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", ImagesPath, err)
+	}
+	if err := c.checkStructure(); err != nil {
+		return nil, fmt.Errorf("%s: %w", ImagesPath, err)
+	}
+	return &c, nil
+}
+
+// Marshal encodes the catalog deterministically: the same catalog always
+// gives the same bytes (sorted map keys, fixed indentation, final newline).
+func (c *Catalog) Marshal() []byte {
+	return marshal(c)
+}
+
+// Clone returns a deep copy of the catalog.
+func (c *Catalog) Clone() *Catalog {
+	var out Catalog
+	if err := json.Unmarshal(c.Marshal(), &out); err != nil {
+		panic(fmt.Sprintf("catalog: clone: %v", err))
+	}
+	if out.Products == nil {
+		out.Products = map[string]*Product{}
+	}
+	return &out
+}
+
+// ParseIndex decodes index.json with the same strictness as Parse.
+func ParseIndex(data []byte) (*Index, error) {
+	var ix Index
+	if err := decodeStrict(data, &ix); err != nil {
+		return nil, fmt.Errorf("%s: %w", IndexPath, err)
+	}
+	if ix.Format != FormatIndex {
+		return nil, fmt.Errorf("%s: format is %q, want %q", IndexPath, ix.Format, FormatIndex)
+	}
+	if ix.Index == nil {
+		return nil, fmt.Errorf("%s: missing \"index\" object", IndexPath)
+	}
+	return &ix, nil
+}
+
+// Marshal encodes the index deterministically.
+func (ix *Index) Marshal() []byte {
+	return marshal(ix)
+}
+
+// BuildIndex returns the index.json that points at images.json and lists
+// the given product keys (sorted, deduplicated).
+func BuildIndex(products []string) *Index {
+	return &Index{
+		Format: FormatIndex,
+		Index: map[string]IndexEntry{
+			ContentID: {
+				DataType: DataTypeImages,
+				Path:     ImagesPath,
+				Format:   FormatProducts,
+				Products: sortedSet(products),
+			},
+		},
+	}
+}
+
+func marshal(v any) []byte {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		// Only unsupported types fail here, and the model has none.
+		panic(fmt.Sprintf("catalog: marshal: %v", err))
+	}
+	return append(b, '\n')
+}
+
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &te):
+			return fmt.Errorf("field %q: JSON %s where %s is required (at byte %d)", te.Field, te.Value, te.Type, te.Offset)
+		case errors.As(err, &se):
+			return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, se)
+		case errors.Is(err, io.EOF):
+			return fmt.Errorf("empty file")
+		}
+		return fmt.Errorf("invalid JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("unexpected data after the JSON document")
+	}
+	return nil
+}
+
+func (c *Catalog) checkStructure() error {
+	if c.DataType != DataTypeImages {
+		return fmt.Errorf("datatype is %q, want %q", c.DataType, DataTypeImages)
+	}
+	if c.Format != FormatProducts {
+		return fmt.Errorf("format is %q, want %q", c.Format, FormatProducts)
+	}
+	if c.Products == nil {
+		return fmt.Errorf("missing \"products\" object")
+	}
+	for pk, p := range c.Products {
+		if p == nil {
+			return fmt.Errorf("product %q is null", pk)
+		}
+		if p.Versions == nil {
+			p.Versions = map[string]*Version{}
+		}
+		for vk, v := range p.Versions {
+			if v == nil || v.Items == nil {
+				return fmt.Errorf("product %q version %q has no items", pk, vk)
+			}
+			for ik, it := range v.Items {
+				if err := it.check(); err != nil {
+					return fmt.Errorf("product %q version %q item %q: %w", pk, vk, ik, err)
+				}
+			}
+		}
+	}
+	if c.State != nil {
+		for path := range c.State.Retired {
+			if err := checkPath(path); err != nil {
+				return fmt.Errorf("registry_state.retired: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (it Item) check() error {
+	if it.FType == "" {
+		return fmt.Errorf("missing ftype")
+	}
+	if err := checkPath(it.Path); err != nil {
+		return err
+	}
+	if !IsSHA256(it.SHA256) {
+		return fmt.Errorf("sha256 %q is not 64 lowercase hex digits", it.SHA256)
+	}
+	if it.Size < 0 {
+		return fmt.Errorf("negative size %d", it.Size)
+	}
+	for _, h := range []string{it.CombinedSHA256, it.CombinedSquashfsSHA256, it.CombinedRootXZSHA256, it.CombinedDiskKVMImgSHA256} {
+		if h != "" && !IsSHA256(h) {
+			return fmt.Errorf("combined hash %q is not 64 lowercase hex digits", h)
+		}
+	}
+	return nil
+}
+
+// checkPath accepts a relative slash-separated path without empty, "." or
+// ".." segments, backslashes or control characters.
+func checkPath(p string) error {
+	if p == "" {
+		return fmt.Errorf("empty path")
+	}
+	if len(p) > 1024 {
+		return fmt.Errorf("path longer than 1024 bytes")
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("path %q is not a clean relative path", p)
+		}
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return fmt.Errorf("path %q contains a forbidden character", p)
+		}
+	}
+	return nil
+}
+
+// IsSHA256 reports whether s is 64 lowercase hex digits.
+func IsSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	return isLowerHex(s)
+}
+
+func isLowerHex(s string) bool {
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,73 @@
+package catalog
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Problems lists what would make clients hide or mis-resolve images: an
+// architecture Incus does not know, a bad aliases string or an alias
+// claimed by two products on one architecture, a version key Incus skips,
+// a version without a complete image (a metadata item whose combined hash
+// matches a root item), a missing LXD metadata item, and a fingerprint
+// published twice. An empty result means clients see every image.
+func (c *Catalog) Problems() []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	owners := map[string]string{} // arch + "\x00" + alias → product
+	fingerprints := map[string]string{}
+	for _, pk := range c.ProductKeys() {
+		p := c.Products[pk]
+		if _, err := NormalizeArch(p.Arch); err != nil {
+			add("product %s: %v: Incus hides the whole product", pk, err)
+		}
+		aliases := p.AliasList()
+		for _, a := range aliases {
+			if err := ValidateAlias(a); err != nil {
+				add("product %s: %v", pk, err)
+				continue
+			}
+			k := canonicalArch(p.Arch) + "\x00" + a
+			if other, ok := owners[k]; ok {
+				add("alias %q on %s is listed by both %s and %s: Incus resolves it to one of them only", a, p.Arch, other, pk)
+			}
+			owners[k] = pk
+		}
+		if len(slices.Compact(slices.Sorted(slices.Values(aliases)))) != len(aliases) {
+			add("product %s: duplicate alias in %q", pk, p.Aliases)
+		}
+		if len(p.Versions) == 0 {
+			add("product %s has no versions", pk)
+		}
+		for _, vk := range p.VersionKeys() {
+			v := p.Versions[vk]
+			if err := checkVersionKey(vk); err != nil {
+				add("product %s: %v", pk, err)
+			}
+			images := v.Images()
+			if len(images) == 0 {
+				add("product %s version %s: no metadata item whose combined hash names a root item: Incus hides it", pk, vk)
+			}
+			for _, vi := range images {
+				where := pk + " version " + vk
+				if other, ok := fingerprints[vi.Fingerprint]; ok {
+					add("image %s is published twice: %s and %s", vi.Fingerprint, other, where)
+				}
+				fingerprints[vi.Fingerprint] = where
+				if !v.hasLXDMeta(vi) {
+					add("product %s version %s: no %s item carrying fingerprint %s: LXD clients will not see it", pk, vk, FTypeLXDMeta, vi.Fingerprint)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (v *Version) hasLXDMeta(vi VersionImage) bool {
+	for _, it := range v.Items {
+		if it.FType == FTypeLXDMeta && it.combinedFor(vi.Root.FType) == vi.Fingerprint {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,197 @@
+package catalog
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// MaxCommits is how many recent commit ids the catalog remembers.
+const MaxCommits = 128
+
+func (c *Catalog) state() *State {
+	if c.State == nil {
+		c.State = &State{}
+	}
+	return c.State
+}
+
+// tidyState drops an empty State so that it is omitted from the JSON.
+func (c *Catalog) tidyState() {
+	s := c.State
+	if s != nil && len(s.Commits) == 0 && len(s.Pending) == 0 && len(s.Retired) == 0 && s.Pruning == nil {
+		c.State = nil
+	}
+}
+
+// RecordCommit remembers a commit id (keeping the newest MaxCommits) and
+// drops pending intents that expired before now.
+func (c *Catalog) RecordCommit(id string, now time.Time) {
+	s := c.state()
+	s.Commits = append(s.Commits, Commit{ID: id, At: now.UTC().Truncate(time.Second)})
+	if n := len(s.Commits) - MaxCommits; n > 0 {
+		s.Commits = slices.Clone(s.Commits[n:])
+	}
+	s.Pending = slices.DeleteFunc(s.Pending, func(p Pending) bool { return !now.Before(p.Expires) })
+	c.tidyState()
+}
+
+// HasCommit reports whether commit id is among the remembered commits.
+func (c *Catalog) HasCommit(id string) bool {
+	return c.State != nil && slices.ContainsFunc(c.State.Commits, func(x Commit) bool { return x.ID == id })
+}
+
+// AddPending records a publisher's intent (replacing one with the same id).
+func (c *Catalog) AddPending(p Pending) error {
+	if p.ID == "" || p.Product == "" {
+		return fmt.Errorf("pending intent needs an id and a product")
+	}
+	for _, path := range p.Paths {
+		if err := checkPath(path); err != nil {
+			return err
+		}
+	}
+	p.Expires = p.Expires.UTC().Truncate(time.Second)
+	c.RemovePending(p.ID)
+	c.state().Pending = append(c.state().Pending, p)
+	return nil
+}
+
+// RemovePending drops the intent with the given id, if present.
+func (c *Catalog) RemovePending(id string) {
+	if c.State == nil {
+		return
+	}
+	c.State.Pending = slices.DeleteFunc(c.State.Pending, func(p Pending) bool { return p.ID == id })
+	c.tidyState()
+}
+
+// LivePending returns the intents that have not expired at now.
+func (c *Catalog) LivePending(now time.Time) []Pending {
+	if c.State == nil {
+		return nil
+	}
+	var out []Pending
+	for _, p := range c.State.Pending {
+		if now.Before(p.Expires) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// IndexProducts is the product list index.json should carry: every product
+// of the catalog plus those of live pending intents, so that a publisher
+// stopped between its two writes never leaves index.json short of a
+// product that images.json has.
+func (c *Catalog) IndexProducts(now time.Time) []string {
+	keys := c.ProductKeys()
+	for _, p := range c.LivePending(now) {
+		keys = append(keys, p.Product)
+	}
+	return sortedSet(keys)
+}
+
+// retire marks path as no longer referenced since now.
+func (c *Catalog) retire(path string, now time.Time) {
+	s := c.state()
+	if s.Retired == nil {
+		s.Retired = map[string]time.Time{}
+	}
+	if _, ok := s.Retired[path]; !ok {
+		s.Retired[path] = now.UTC().Truncate(time.Second)
+	}
+}
+
+// unretire forgets the retirement of paths that are referenced again.
+func (c *Catalog) unretire(paths ...string) {
+	if c.State == nil {
+		return
+	}
+	for _, p := range paths {
+		delete(c.State.Retired, p)
+	}
+	c.tidyState()
+}
+
+// LivePruning returns the prune in progress at now, or nil.
+func (c *Catalog) LivePruning(now time.Time) *Pruning {
+	if c.State == nil || c.State.Pruning == nil || !now.Before(c.State.Pruning.Deadline) {
+		return nil
+	}
+	return c.State.Pruning
+}
+
+// BeginPrune records that prune id may delete paths until deadline. It
+// fails when another prune is still live.
+func (c *Catalog) BeginPrune(id string, paths []string, deadline, now time.Time) error {
+	if live := c.LivePruning(now); live != nil && live.ID != id {
+		return fmt.Errorf("another prune (%s) is running until %s", live.ID, live.Deadline.Format(time.RFC3339))
+	}
+	c.state().Pruning = &Pruning{ID: id, Deadline: deadline.UTC().Truncate(time.Second), Paths: sortedSet(paths)}
+	return nil
+}
+
+// EndPrune clears prune id's record and forgets the retirement of the
+// paths it deleted.
+func (c *Catalog) EndPrune(id string, deleted []string) {
+	if c.State == nil {
+		return
+	}
+	if c.State.Pruning != nil && c.State.Pruning.ID == id {
+		c.State.Pruning = nil
+	}
+	for _, p := range deleted {
+		delete(c.State.Retired, p)
+	}
+	c.tidyState()
+}
+
+// Object is a stored file as a prune sees it.
+type Object struct {
+	Path    string
+	ModTime time.Time
+}
+
+// Deletable returns the image files a prune may delete at now: files under
+// images/ that no version references, that no live pending publish is
+// uploading, and that left the catalog at least grace ago (or, never having
+// been in it, were written at least grace ago). It also forgets retirement
+// records of files that no longer exist.
+func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration) []string {
+	refs := c.Referenced()
+	protected := map[string]bool{}
+	for _, p := range c.LivePending(now) {
+		for _, path := range p.Paths {
+			protected[path] = true
+		}
+	}
+	exists := map[string]bool{}
+	var out []string
+	for _, o := range objects {
+		exists[o.Path] = true
+		if !strings.HasPrefix(o.Path, "images/") || refs[o.Path] || protected[o.Path] {
+			continue
+		}
+		since := o.ModTime
+		if c.State != nil {
+			if t, ok := c.State.Retired[o.Path]; ok {
+				since = t
+			}
+		}
+		if !since.Add(grace).After(now) {
+			out = append(out, o.Path)
+		}
+	}
+	if c.State != nil {
+		for p := range c.State.Retired {
+			if !exists[p] {
+				delete(c.State.Retired, p)
+			}
+		}
+		c.tidyState()
+	}
+	slices.Sort(out)
+	return out
+}
