@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+)
+
+type listCmd struct{}
+
+func (c *listCmd) Run(ctx context.Context, g *Globals, out *output) error {
+	reg, closeStore, err := openRegistry(ctx, g, false)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	entries, err := reg.List(ctx)
+	if err != nil {
+		return err
+	}
+	if entries == nil {
+		entries = []catalog.Entry{}
+	}
+	return out.result(entries, func(w io.Writer) {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tVERSION\tARCH\tTYPE\tSIZE\tDESCRIPTION")
+		for _, e := range entries {
+			aliases := strings.Join(e.Aliases, ",")
+			if aliases == "" {
+				aliases = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], e.Version, e.Arch, e.Kind, humanBytes(e.Size), e.Description)
+		}
+		tw.Flush()
+	})
+}

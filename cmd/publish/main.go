@@ -1,0 +1,101 @@
+// Command publish publishes Incus split images into a SimpleStreams
+// registry (a local directory or an S3 bucket) and maintains it: list,
+// verify, remove, prune.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// Exit codes scripts can rely on.
+const (
+	exitOK    = 0
+	exitError = 1 // the operation failed, or verify found problems
+	exitUsage = 2 // the command line is wrong
+)
+
+// CLI is the command line. `publish NAME ...` is the default command.
+type CLI struct {
+	Globals
+
+	Publish publishCmd `cmd:"" default:"withargs" help:"Publish a split image (metadata tarball + root) as appliance NAME (the default command)."`
+	List    listCmd    `cmd:"" help:"List the images Incus clients will see."`
+	Verify  verifyCmd  `cmd:"" help:"Check every file, hash and fingerprint of the registry; exit 1 on any problem."`
+	Remove  removeCmd  `cmd:"" help:"Remove an image (by fingerprint or alias) from the catalog; files stay until a prune."`
+	Prune   pruneCmd   `cmd:"" help:"Keep the newest N versions per product and delete files nothing references any more."`
+}
+
+// Globals are the flags every command takes.
+type Globals struct {
+	Bucket     string `short:"b" default:"./registry" env:"PUBLISH_BUCKET" help:"Registry location: a directory, file:///abs/path or s3://bucket[/prefix]."`
+	JSON       bool   `help:"Print the result as JSON on stdout."`
+	Quiet      bool   `short:"q" help:"Print nothing on success."`
+	NoProgress bool   `help:"Never show upload progress (it is shown only when stderr is a terminal)."`
+	Verbose    bool   `short:"v" help:"Log what happens on stderr."`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal kills at once
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit code. On failure it
+// prints exactly one line on stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	var cli CLI
+	exited := false
+	parser, err := kong.New(&cli,
+		kong.Name("publish"),
+		kong.Description("Publish Incus appliance images into a SimpleStreams registry."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(c int) { exited, code = true, c }),
+		kong.UsageOnError(),
+	)
+	if err != nil {
+		panic(err) // the CLI struct is wrong: a programming error
+	}
+	kctx, err := parser.Parse(args)
+	if exited {
+		return code
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "publish: error: %v (see publish --help)\n", err)
+		return exitUsage
+	}
+	level := slog.LevelWarn
+	if cli.Verbose {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	out := newOutput(stdout, stderr, cli.Globals)
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	kctx.Bind(logger, out, &cli.Globals)
+	if err := kctx.Run(); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "publish: error: %v\n", err)
+			return exitUsage
+		}
+		fmt.Fprintf(stderr, "publish: error: %s\n", oneLine(err.Error()))
+		return exitError
+	}
+	return exitOK
+}
+
+// usageError marks a command-line mistake found after parsing.
+type usageError struct{ error }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/image"
+	"github.com/incus-appliance/registry/internal/registry"
+)
+
+type publishCmd struct {
+	Name        string            `arg:"" help:"Appliance name (lowercase letters, digits, '-'); it becomes the image's main alias."`
+	Metadata    string            `short:"m" placeholder:"FILE" help:"Metadata tarball (incus.tar.xz) of the split image."`
+	Rootfs      string            `short:"r" placeholder:"FILE" help:"Root file: rootfs.squashfs, a VM disk (qcow2) or rootfs.tar.xz."`
+	Alias       []string          `short:"a" sep:"none" placeholder:"ALIAS" help:"Extra alias (repeatable)."`
+	Arch        string            `help:"Expected architecture; publishing fails if metadata.yaml says otherwise."`
+	Requirement map[string]string `placeholder:"KEY=VALUE" help:"Image requirement for Incus (repeatable), e.g. secureboot=false."`
+	DryRun      bool              `short:"n" help:"Check everything and show what would be uploaded; change nothing."`
+}
+
+func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
+	if c.Metadata == "" || c.Rootfs == "" {
+		return usageError{fmt.Errorf("publish %s: --metadata FILE and --rootfs FILE are required", c.Name)}
+	}
+	if err := catalog.ValidateName(c.Name); err != nil {
+		return usageError{err}
+	}
+	for _, a := range c.Alias {
+		if err := catalog.ValidateAlias(a); err != nil {
+			return usageError{fmt.Errorf("--alias: %w", err)}
+		}
+	}
+	reg, closeStore, err := openRegistry(ctx, g, !c.DryRun)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	log.Info("inspecting", "metadata", c.Metadata, "rootfs", c.Rootfs)
+	im, err := image.Inspect(ctx, c.Metadata, c.Rootfs, image.Options{Arch: c.Arch, Progress: out.progressFunc("hashing")})
+	if err != nil {
+		return err
+	}
+	log.Info("inspected", "fingerprint", im.Fingerprint, "arch", im.Metadata.Arch, "kind", im.RootKind)
+	res, err := reg.Publish(ctx, registry.PublishRequest{
+		Image:        registry.CatalogImage(c.Name, c.Alias, c.Requirement, im),
+		MetadataPath: c.Metadata, RootPath: c.Rootfs, DryRun: c.DryRun,
+		Progress: out.progressFunc("uploading"),
+	})
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", c.Name, err)
+	}
+	log.Info("published", "product", res.Product, "version", res.Version, "retries", res.Retries)
+	return out.result(res, func(w io.Writer) { printPublish(w, res, g.Bucket) })
+}
+
+func printPublish(w io.Writer, r *registry.PublishResult, bucket string) {
+	verb := "published"
+	switch {
+	case r.DryRun && r.Changed:
+		verb = "would publish"
+	case !r.Changed:
+		verb = "already published"
+	}
+	fmt.Fprintf(w, "%s %s version %s (%s) to %s\n", verb, r.Product, r.Version, r.Fingerprint, bucket)
+	fmt.Fprintf(w, "  aliases: %s\n", strings.Join(r.Aliases, ", "))
+	for _, f := range r.Files {
+		state := "already stored"
+		if f.Uploaded {
+			state = "uploaded"
+			if r.DryRun {
+				state = "to upload"
+			}
+		}
+		fmt.Fprintf(w, "  %s  %s  %s\n", f.Path, humanBytes(f.Size), state)
+	}
+}

@@ -1,0 +1,134 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/store"
+)
+
+// ErrTooManyConflicts is returned when a commit lost the race MaxAttempts
+// times in a row.
+var ErrTooManyConflicts = errors.New("too many concurrent catalog updates")
+
+// commitStats tells how a commit went.
+type commitStats struct {
+	// Written is true when this commit wrote the catalog.
+	Written bool
+	// Retries counts attempts lost to concurrent writers.
+	Retries int
+	// Catalog is the catalog as written (or as read, when unchanged).
+	Catalog *catalog.Catalog
+}
+
+// mutation changes a freshly read catalog; it reports whether anything
+// changed. It may run several times (once per attempt), always on a fresh
+// copy, and its error aborts the commit.
+type mutation func(c *catalog.Catalog) (changed bool, err error)
+
+// commit applies m to the current images.json and writes the result back
+// with a conditional put, re-reading and re-applying on conflict. The
+// commit id recorded in the catalog makes a retry after a lost response
+// (the write landed, the reply did not) end in success instead of a false
+// conflict.
+func (r *Registry) commit(ctx context.Context, id string, m mutation) (commitStats, error) {
+	var st commitStats
+	attempts := r.MaxAttempts
+	if attempts == 0 {
+		attempts = DefaultMaxAttempts
+	}
+	for attempt := 1; ; attempt++ {
+		c, etag, err := r.readCatalog(ctx)
+		if err != nil {
+			return st, err
+		}
+		if c.HasCommit(id) {
+			st.Written, st.Catalog = true, c
+			return st, nil
+		}
+		changed, err := m(c)
+		if err != nil {
+			return st, err
+		}
+		st.Catalog = c
+		if !changed {
+			return st, nil
+		}
+		c.RecordCommit(id, r.now())
+		opts := store.PutOptions{IfMatch: etag, IfAbsent: etag == "", ContentType: "application/json", CacheControl: CacheControlCatalog}
+		err = r.putBytes(ctx, catalog.ImagesPath, c.Marshal(), opts)
+		if err == nil {
+			st.Written = true
+			return st, nil
+		}
+		if !isConflict(err) {
+			return st, err
+		}
+		if attempt >= attempts {
+			return st, fmt.Errorf("write %s: %w (gave up after %d attempts)", catalog.ImagesPath, ErrTooManyConflicts, attempt)
+		}
+		st.Retries++
+		if err := r.backoff(ctx, attempt); err != nil {
+			return st, err
+		}
+	}
+}
+
+// isConflict reports whether a conditional write lost to another writer:
+// the ETag moved, or the object appeared/disappeared under us.
+func isConflict(err error) bool {
+	return errors.Is(err, store.ErrPreconditionFailed) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict)
+}
+
+func (r *Registry) putBytes(ctx context.Context, key string, data []byte, opts store.PutOptions) error {
+	if _, err := r.Store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+// syncIndex makes index.json list exactly the products images.json (plus
+// live pending publishes) has. It reads index.json BEFORE images.json, so
+// the catalog it builds from is at least as new as the one behind the
+// index it replaces, and writes conditionally; the last writer therefore
+// always leaves an index built from the latest catalog.
+func (r *Registry) syncIndex(ctx context.Context) (retries int, err error) {
+	attempts := r.MaxAttempts
+	if attempts == 0 {
+		attempts = DefaultMaxAttempts
+	}
+	for attempt := 1; ; attempt++ {
+		old, etag, err := r.readObject(ctx, catalog.IndexPath)
+		if errors.Is(err, store.ErrNotFound) {
+			old, etag = nil, ""
+		} else if err != nil {
+			return retries, err
+		}
+		c, _, err := r.readCatalog(ctx)
+		if err != nil {
+			return retries, err
+		}
+		want := catalog.BuildIndex(c.IndexProducts(r.now())).Marshal()
+		if bytes.Equal(old, want) {
+			return retries, nil
+		}
+		opts := store.PutOptions{IfMatch: etag, IfAbsent: etag == "", ContentType: "application/json", CacheControl: CacheControlCatalog}
+		err = r.putBytes(ctx, catalog.IndexPath, want, opts)
+		if err == nil {
+			return retries, nil
+		}
+		if !isConflict(err) {
+			return retries, err
+		}
+		if attempt >= attempts {
+			return retries, fmt.Errorf("write %s: %w (gave up after %d attempts)", catalog.IndexPath, ErrTooManyConflicts, attempt)
+		}
+		retries++
+		if err := r.backoff(ctx, attempt); err != nil {
+			return retries, err
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+)
+
+// DefaultGrace is how long prune keeps a file after it left the catalog
+// (or, never referenced, after it was written): Incus daemons cache a
+// catalog for an hour, and a CDN adds its own time.
+const DefaultGrace = 2 * time.Hour
+
+// PruneOptions control a prune.
+type PruneOptions struct {
+	// Keep, when > 0, first drops all but the newest Keep versions of every
+	// product from the catalog.
+	Keep int
+	// Grace protects files that left the catalog (or were written) less
+	// than Grace ago.
+	Grace time.Duration
+	// DryRun reports what would be removed and deleted, changing nothing.
+	DryRun bool
+}
+
+// PruneResult reports a prune.
+type PruneResult struct {
+	// Removed are the versions dropped from the catalog by Keep.
+	Removed []catalog.Removed `json:"removed"`
+	// Deleted are the files deleted (in a dry run: that would be).
+	Deleted []string `json:"deleted"`
+	// Postponed are files that were due but not deleted because the prune
+	// ran out of its time window; the next prune takes them.
+	Postponed []string `json:"postponed,omitempty"`
+	DryRun    bool     `json:"dry_run"`
+	Retries   int      `json:"retries"`
+}
+
+// Prune drops old versions (Keep) and deletes the image files nothing
+// references any more, safely with respect to clients and publishers in
+// flight: it never deletes a file referenced by the catalog, by a live
+// pending publish, or by any catalog revision younger than Grace, nor a
+// file written less than Grace ago. The set it deletes is announced in the
+// catalog (with a deadline) in the same conditional write that decides it,
+// so a publisher reusing one of those files waits and re-checks.
+func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
+	res := &PruneResult{DryRun: opts.DryRun}
+	plan := func(c *catalog.Catalog, now time.Time) error {
+		var err error
+		res.Removed = nil
+		if opts.Keep > 0 {
+			if res.Removed, err = c.KeepNewest(opts.Keep, now); err != nil {
+				return err
+			}
+		}
+		objs, err := r.Store.List(ctx, "images/")
+		if err != nil {
+			return fmt.Errorf("list images/: %w", err)
+		}
+		var objects []catalog.Object
+		for _, o := range objs {
+			objects = append(objects, catalog.Object{Path: o.Key, ModTime: o.ModTime})
+		}
+		res.Deleted = c.Deletable(objects, now, opts.Grace)
+		return nil
+	}
+	if opts.DryRun {
+		c, _, err := r.readCatalog(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return res, plan(c, r.now())
+	}
+
+	id := newID()
+	var deadline time.Time
+	st, err := r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
+		before := c.Marshal()
+		now := r.now()
+		if err := plan(c, now); err != nil {
+			return false, err
+		}
+		deadline = now.Add(PruneWindow)
+		if len(res.Deleted) > 0 {
+			if err := c.BeginPrune(id, res.Deleted, deadline, now); err != nil {
+				return false, err
+			}
+		}
+		return !bytes.Equal(before, c.Marshal()), nil
+	})
+	res.Retries += st.Retries
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Deleted) == 0 {
+		return res, nil
+	}
+
+	due := res.Deleted
+	res.Deleted = nil
+	for i, path := range due {
+		if !r.now().Before(deadline.Add(-clockSkew)) {
+			res.Postponed = due[i:]
+			break
+		}
+		if err := r.Store.Delete(ctx, path); err != nil {
+			res.Postponed = due[i:]
+			err = fmt.Errorf("delete %s: %w", path, err)
+			return res, r.endPrune(ctx, id, res, err)
+		}
+		res.Deleted = append(res.Deleted, path)
+	}
+	return res, r.endPrune(ctx, id, res, nil)
+}
+
+// endPrune clears the prune's announcement and the retirement records of
+// the files it deleted, then returns cause (or the commit's own error).
+func (r *Registry) endPrune(ctx context.Context, id string, res *PruneResult, cause error) error {
+	st, err := r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
+		before := c.Marshal()
+		c.EndPrune(id, res.Deleted)
+		return !bytes.Equal(before, c.Marshal()), nil
+	})
+	res.Retries += st.Retries
+	if cause != nil {
+		return cause
+	}
+	if err != nil {
+		return fmt.Errorf("files deleted, but the prune record was not cleared (it expires by itself): %w", err)
+	}
+	n, err := r.syncIndex(ctx)
+	res.Retries += n
+	return err
+}

@@ -1,0 +1,265 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/store"
+)
+
+// PublishRequest is one split image to publish.
+type PublishRequest struct {
+	// Image is the catalog description of the image, digests included
+	// (computed once, by the caller, while inspecting the files).
+	Image catalog.Image
+	// MetadataPath and RootPath are the local files to upload.
+	MetadataPath, RootPath string
+	// DryRun checks everything and reports what would happen, writing
+	// nothing.
+	DryRun bool
+	// Progress, when set, is called while a file uploads.
+	Progress func(key string, done, total int64)
+}
+
+// FileResult says what happened to one image file.
+type FileResult struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+	// Uploaded is true when the file was (or, in a dry run, would be) sent;
+	// false when the store already had it with the right digest.
+	Uploaded bool `json:"uploaded"`
+}
+
+// PublishResult reports a publish.
+type PublishResult struct {
+	Product     string       `json:"product"`
+	Version     string       `json:"version"`
+	Fingerprint string       `json:"fingerprint"`
+	Arch        string       `json:"arch"`
+	Aliases     []string     `json:"aliases"`
+	Files       []FileResult `json:"files"`
+	// Changed is false when the registry already had this exact image
+	// with all its aliases: nothing was uploaded or written.
+	Changed        bool     `json:"changed"`
+	ProductCreated bool     `json:"product_created"`
+	AliasesAdded   []string `json:"aliases_added,omitempty"`
+	DryRun         bool     `json:"dry_run"`
+	// Retries counts catalog writes lost to concurrent publishers.
+	Retries int `json:"retries"`
+}
+
+// Publish uploads the image's files content-addressed, then commits it to
+// the catalog:
+//  1. read the catalog and check the image fits (alias owners, version
+//     rules); an identical image already published ends here, 0 bytes sent;
+//  2. record a pending intent (protects the files from a concurrent prune);
+//  3. upload each file "only if absent", the store verifying its SHA-256;
+//     a file already stored with the right digest is not sent again;
+//  4. commit the version and drop the intent; then bring index.json up to
+//     date.
+//
+// A publisher stopped at any point leaves a valid registry: before step 4
+// the catalog does not reference the files; index.json lists the product
+// from step 2 on.
+func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishResult, error) {
+	img := req.Image
+	if err := img.Validate(); err != nil {
+		return nil, err
+	}
+	metaKey, rootKey := catalog.ImagePaths(img.Fingerprint, img.RootKind)
+	res := &PublishResult{Fingerprint: img.Fingerprint, DryRun: req.DryRun}
+	files := []struct {
+		key, path string
+		ref       catalog.FileRef
+	}{{metaKey, req.MetadataPath, img.Metadata}, {rootKey, req.RootPath, img.Root}}
+
+	// 1. Does it fit, and is there anything to do?
+	c, _, err := r.readCatalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	add, err := c.Add(img)
+	if err != nil {
+		return nil, err
+	}
+	p := c.Products[add.Product]
+	res.Product, res.Version, res.Arch, res.Aliases = add.Product, add.Version, p.Arch, p.AliasList()
+	res.ProductCreated, res.AliasesAdded, res.Changed = add.ProductCreated, add.AliasesAdded, add.Changed()
+	if !add.Changed() {
+		for _, f := range files {
+			res.Files = append(res.Files, FileResult{Path: f.key, Size: f.ref.Size})
+		}
+		return res, nil
+	}
+	if req.DryRun {
+		for _, f := range files {
+			have, err := r.haveFile(ctx, f.key, f.ref)
+			if err != nil {
+				return nil, err
+			}
+			res.Files = append(res.Files, FileResult{Path: f.key, Size: f.ref.Size, Uploaded: !have})
+		}
+		return res, nil
+	}
+
+	// 2. Announce the upload.
+	id := newID()
+	paths := []string{metaKey, rootKey}
+	st, err := r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
+		if _, err := c.Clone().Add(img); err != nil { // fail before uploading
+			return false, err
+		}
+		return true, c.AddPending(catalog.Pending{ID: id, Product: add.Product, Paths: paths, Expires: r.now().Add(PendingLease)})
+	})
+	res.Retries += st.Retries
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", catalog.ImagesPath, err)
+	}
+	if add.ProductCreated {
+		n, err := r.syncIndex(ctx)
+		res.Retries += n
+		if err != nil {
+			return nil, r.abandon(ctx, id, err)
+		}
+	}
+
+	// 3. Upload, once any prune that may delete these files is over.
+	if err := r.waitForPrune(ctx, paths); err != nil {
+		return nil, r.abandon(ctx, id, err)
+	}
+	for _, f := range files {
+		uploaded, err := r.uploadFile(ctx, f.key, f.path, f.ref, req.Progress)
+		if err != nil {
+			return nil, r.abandon(ctx, id, err)
+		}
+		res.Files = append(res.Files, FileResult{Path: f.key, Size: f.ref.Size, Uploaded: uploaded})
+	}
+
+	// 4. Commit.
+	var final catalog.AddResult
+	st, err = r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
+		a, err := c.Add(img)
+		if err != nil {
+			return false, err
+		}
+		final = a
+		c.RemovePending(id)
+		return true, nil
+	})
+	res.Retries += st.Retries
+	if err != nil {
+		return nil, r.abandon(ctx, id, fmt.Errorf("commit %s: %w", catalog.ImagesPath, err))
+	}
+	if st.Catalog != nil {
+		if p := st.Catalog.Products[add.Product]; p != nil {
+			res.Aliases = p.AliasList()
+		}
+	}
+	res.ProductCreated, res.AliasesAdded = final.ProductCreated || add.ProductCreated, final.AliasesAdded
+	n, err := r.syncIndex(ctx)
+	res.Retries += n
+	if err != nil {
+		return nil, fmt.Errorf("image committed, but %s not updated (the next publish fixes it): %w", catalog.IndexPath, err)
+	}
+	return res, nil
+}
+
+// abandon drops the pending intent of a failed publish (best effort: an
+// intent left behind simply expires) and returns the original error.
+func (r *Registry) abandon(ctx context.Context, id string, cause error) error {
+	if ctx.Err() != nil {
+		return cause
+	}
+	_, _ = r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
+		before := len(c.LivePending(r.now()))
+		c.RemovePending(id)
+		return len(c.LivePending(r.now())) != before, nil
+	})
+	_, _ = r.syncIndex(ctx)
+	return cause
+}
+
+// haveFile reports whether the store holds key with the expected digest.
+// A different object under a content address means the registry is
+// damaged: that is an error, never silently overwritten.
+func (r *Registry) haveFile(ctx context.Context, key string, want catalog.FileRef) (bool, error) {
+	info, err := r.Store.Stat(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stat %s: %w", key, err)
+	}
+	// A backend that cannot tell the digest without reading leaves SHA256
+	// empty: the size must then do (the store verified the digest when the
+	// object was written, and `publish verify` re-reads everything).
+	if info.Size != want.Size || info.SHA256 != "" && info.SHA256 != want.SHA256 {
+		return false, fmt.Errorf("%s is already stored with different content (size %d, sha256 %q; want size %d, sha256 %s): the registry is damaged, run `publish verify`", key, info.Size, info.SHA256, want.Size, want.SHA256)
+	}
+	return true, nil
+}
+
+// uploadFile sends a local file to key unless the store already has it;
+// it reports whether bytes were sent.
+func (r *Registry) uploadFile(ctx context.Context, key, path string, want catalog.FileRef, progress func(string, int64, int64)) (bool, error) {
+	have, err := r.haveFile(ctx, key, want)
+	if err != nil || have {
+		return false, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("upload %s: %w", key, err)
+	}
+	defer f.Close()
+	body := newProgressFile(f, want.Size, func(done int64) {
+		if progress != nil {
+			progress(key, done, want.Size)
+		}
+	})
+	_, err = r.Store.Put(ctx, key, body, want.Size, store.PutOptions{
+		IfAbsent: true, SHA256: want.SHA256,
+		ContentType: "application/octet-stream", CacheControl: CacheControlImmutable,
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrPreconditionFailed):
+		// Another publisher stored it first: fine if it is the same.
+		have, err := r.haveFile(ctx, key, want)
+		if err == nil && !have {
+			err = fmt.Errorf("upload %s: lost a race and the object then vanished", key)
+		}
+		return false, err
+	case errors.Is(err, store.ErrChecksumMismatch):
+		return false, fmt.Errorf("upload %s: %s changed since it was hashed (or was corrupted in transit): %w", key, path, err)
+	}
+	return false, fmt.Errorf("upload %s: %w", key, err)
+}
+
+// waitForPrune waits while a live prune lists any of paths as deletable,
+// so that a file this publish reuses cannot vanish under it.
+func (r *Registry) waitForPrune(ctx context.Context, paths []string) error {
+	for attempt := 1; ; attempt++ {
+		c, _, err := r.readCatalog(ctx)
+		if err != nil {
+			return err
+		}
+		now := r.now()
+		pr := c.LivePruning(now.Add(-clockSkew))
+		if pr == nil || !slices.ContainsFunc(paths, func(p string) bool { return slices.Contains(pr.Paths, p) }) {
+			return nil
+		}
+		t := time.NewTimer(min(time.Duration(attempt)*200*time.Millisecond, 5*time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

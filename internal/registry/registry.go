@@ -1,0 +1,134 @@
+// Package registry implements the registry operations on top of a
+// store.Store and the pure catalog rules: publish, list, verify, remove and
+// prune.
+//
+// Every catalog change is a read-modify-write of streams/v1/images.json
+// made with a conditional put (only if the ETag still matches, or only if
+// absent for a new registry), retried with jittered backoff on conflict.
+// Each write carries a commit id, so a retry whose first attempt in fact
+// landed is recognised as success. Image files are uploaded, verified by
+// the store against their SHA-256, before the catalog references them.
+package registry
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/store"
+)
+
+// Cache-Control values: content-addressed image files never change; the two
+// catalog files must be re-fetched often.
+const (
+	CacheControlImmutable = "public, max-age=31536000, immutable"
+	CacheControlCatalog   = "public, max-age=60"
+)
+
+// Defaults of the timing knobs.
+const (
+	// DefaultMaxAttempts bounds the conditional-write attempts of one commit.
+	DefaultMaxAttempts = 64
+	// PendingLease is how long a publish in flight protects its files from
+	// prune.
+	PendingLease = 24 * time.Hour
+	// PruneWindow is how long a prune may go on deleting after announcing
+	// what it deletes.
+	PruneWindow = 15 * time.Minute
+	// clockSkew is the margin allowed between machines' clocks (and for a
+	// delete request in flight) around a prune deadline.
+	clockSkew = time.Minute
+)
+
+// Registry runs registry operations against one store.
+type Registry struct {
+	Store store.Store
+	// Now returns the current time (time.Now when nil).
+	Now func() time.Time
+	// MaxAttempts bounds the attempts of one commit (DefaultMaxAttempts
+	// when 0).
+	MaxAttempts int
+	// BackoffBase is the first retry delay before jitter (20 ms when 0).
+	BackoffBase time.Duration
+}
+
+// New returns a Registry on s with default settings.
+func New(s store.Store) *Registry {
+	return &Registry{Store: s}
+}
+
+func (r *Registry) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// newID returns a random 128-bit id in hex.
+func newID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:]) // never fails (crypto/rand panics instead)
+	return hex.EncodeToString(b[:])
+}
+
+// backoff sleeps before retry attempt n (1-based): full jitter over an
+// exponentially growing window capped at 2 s.
+func (r *Registry) backoff(ctx context.Context, n int) error {
+	base := r.BackoffBase
+	if base == 0 {
+		base = 20 * time.Millisecond
+	}
+	window := base << min(n, 7)
+	window = min(window, 2*time.Second)
+	d := time.Duration(rand.Int64N(int64(window))) + base/2
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// readCatalog returns the current catalog and its ETag; a registry without
+// images.json yields an empty catalog and ETag "".
+func (r *Registry) readCatalog(ctx context.Context) (*catalog.Catalog, string, error) {
+	data, etag, err := r.readObject(ctx, catalog.ImagesPath)
+	if errors.Is(err, store.ErrNotFound) {
+		return catalog.New(), "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := catalog.Parse(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: fix or restore it before publishing", err)
+	}
+	return c, etag, nil
+}
+
+// maxJSON bounds the size of a catalog file read into memory.
+const maxJSON = 256 << 20
+
+func (r *Registry) readObject(ctx context.Context, key string) ([]byte, string, error) {
+	rc, info, err := r.Store.Get(ctx, key)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", key, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, maxJSON+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", key, err)
+	}
+	if len(data) > maxJSON {
+		return nil, "", fmt.Errorf("read %s: larger than %d bytes", key, maxJSON)
+	}
+	return data, info.ETag, nil
+}

@@ -1,0 +1,426 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/store"
+)
+
+func TestPublishListAndRepublish(t *testing.T) {
+	r, fs := newTestRegistry()
+	ctx := context.Background()
+	req := makeImage(t, "nginx", t0, 1, "web")
+	res := mustPublish(t, r, req)
+	if !res.Changed || !res.ProductCreated || res.Product != "nginx:amd64" || len(res.Files) != 2 || !res.Files[0].Uploaded || !res.Files[1].Uploaded {
+		t.Fatalf("first publish result = %+v", res)
+	}
+	entries, err := r.List(ctx)
+	if err != nil || len(entries) != 1 || entries[0].Fingerprint != req.Image.Fingerprint || strings.Join(entries[0].Aliases, ",") != "nginx,web" {
+		t.Fatalf("List = %+v, %v", entries, err)
+	}
+	mustVerify(t, r)
+
+	// Republishing the identical image uploads nothing and writes nothing.
+	puts, bytes := fs.puts.Load(), fs.putBytes.Load()
+	ops := fs.ops.Load()
+	res = mustPublish(t, r, req)
+	if res.Changed || fs.puts.Load() != puts || fs.putBytes.Load() != bytes {
+		t.Errorf("republish: changed=%v, %d puts, %d bytes; want no change, 0 puts", res.Changed, fs.puts.Load()-puts, fs.putBytes.Load()-bytes)
+	}
+	if n := fs.ops.Load() - ops; n > 2 {
+		t.Errorf("republish took %d store round trips, want at most 2", n)
+	}
+
+	// The same image with a new alias: no upload, one catalog write.
+	req.Image.Aliases = []string{"www"}
+	res = mustPublish(t, r, req)
+	if !res.Changed || fs.putBytes.Load()-bytes > 64<<10 || strings.Join(res.AliasesAdded, ",") != "www" {
+		t.Errorf("alias-only republish: %+v, %d bytes sent", res, fs.putBytes.Load()-bytes)
+	}
+	for _, f := range res.Files {
+		if f.Uploaded {
+			t.Errorf("alias-only republish uploaded %s", f.Path)
+		}
+	}
+	mustVerify(t, r)
+}
+
+func TestPublishDryRunWritesNothing(t *testing.T) {
+	r, fs := newTestRegistry()
+	mustPublish(t, r, makeImage(t, "nginx", t0, 1))
+	before := snapshot(t, fs.Store)
+	req := makeImage(t, "nginx", t0.Add(time.Hour), 2)
+	req.DryRun = true
+	res := mustPublish(t, r, req)
+	if !res.DryRun || !res.Changed || !res.Files[1].Uploaded {
+		t.Errorf("dry-run result = %+v", res)
+	}
+	if !maps.Equal(before, snapshot(t, fs.Store)) {
+		t.Error("dry run changed the store")
+	}
+}
+
+func TestPublishRefusalsChangeNothing(t *testing.T) {
+	r, fs := newTestRegistry()
+	mustPublish(t, r, makeImage(t, "nginx", t0, 1, "web"))
+	before := snapshot(t, fs.Store)
+	for _, tc := range []struct {
+		req  PublishRequest
+		want string
+	}{
+		{makeImage(t, "caddy", t0, 2, "web"), `alias "web" is already owned by product "nginx:amd64"`},
+		{makeImage(t, "nginx", t0, 3), "already published with different content"},
+	} {
+		_, err := r.Publish(context.Background(), tc.req)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Publish error = %v, want %q", err, tc.want)
+		}
+	}
+	if !maps.Equal(before, snapshot(t, fs.Store)) {
+		t.Error("a refused publish changed the store")
+	}
+}
+
+// 32 publishers, each with its own Registry, publish 3 versions each into
+// one store at once: every version lands.
+func TestConcurrentPublishersAllLand(t *testing.T) {
+	_, fs := newTestRegistry()
+	const publishers, versions = 32, 3
+	reqs := make([][]PublishRequest, publishers)
+	for i := range publishers {
+		for v := range versions {
+			reqs[i] = append(reqs[i], makeImage(t, fmt.Sprintf("app%02d", i), t0.Add(time.Duration(v)*time.Hour), int64(i*10+v)))
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	retries := 0
+	errs := make(chan error, publishers*versions)
+	for i := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &Registry{Store: fs, BackoffBase: time.Millisecond}
+			for _, req := range reqs[i] {
+				res, err := r.Publish(context.Background(), req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				retries += res.Retries
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	r := &Registry{Store: fs}
+	c := readCatalog(t, r)
+	for i := range publishers {
+		for _, req := range reqs[i] {
+			if _, _, ok := c.FindFingerprint(req.Image.Fingerprint); !ok {
+				t.Errorf("%s version %s is missing from the catalog", req.Image.Name, catalog.VersionKey(req.Image.Created))
+			}
+		}
+	}
+	if c.State != nil && len(c.State.Pending) != 0 {
+		t.Errorf("pending intents left behind: %+v", c.State.Pending)
+	}
+	mustVerify(t, r)
+	t.Logf("%d publishers × %d versions: %d catalog writes lost to a concurrent writer and retried", publishers, versions, retries)
+}
+
+// The store applies a catalog write but the reply is lost and the retry
+// answers 412 (the SDK trap): publish still succeeds, exactly once.
+func TestLostResponseIsRecognisedAsSuccess(t *testing.T) {
+	r, fs := newTestRegistry()
+	mustPublish(t, r, makeImage(t, "nginx", t0, 1))
+	lost := 0
+	fs.afterPut = func(key string, opts store.PutOptions, err error) error {
+		if key == catalog.ImagesPath && err == nil && lost < 2 {
+			lost++
+			return fmt.Errorf("lost response, then retried: %w", store.ErrPreconditionFailed)
+		}
+		return err
+	}
+	req := makeImage(t, "nginx", t0.Add(time.Hour), 2)
+	res := mustPublish(t, r, req)
+	if lost != 2 || !res.Changed {
+		t.Fatalf("lost=%d, result %+v", lost, res)
+	}
+	c := readCatalog(t, r)
+	if n := len(c.Products["nginx:amd64"].Versions); n != 2 {
+		t.Errorf("versions = %d, want 2", n)
+	}
+	mustVerify(t, r)
+}
+
+func TestConflictsAreBounded(t *testing.T) {
+	r, fs := newTestRegistry()
+	r.MaxAttempts = 3
+	fs.beforePut = func(key string, _ store.PutOptions) error {
+		if key == catalog.ImagesPath {
+			return store.ErrPreconditionFailed
+		}
+		return nil
+	}
+	_, err := r.Publish(context.Background(), makeImage(t, "nginx", t0, 1))
+	if !errors.Is(err, ErrTooManyConflicts) {
+		t.Fatalf("err = %v, want ErrTooManyConflicts", err)
+	}
+}
+
+// A publisher killed at any instant (every store operation after the n-th
+// fails) leaves a registry that verifies, and the next publish succeeds.
+func TestKilledAtAnyInstantLeavesAValidRegistry(t *testing.T) {
+	base := makeImage(t, "base", t0, 100)
+	for n := int64(1); ; n++ {
+		r, fs := newTestRegistry()
+		mustPublish(t, r, base)
+		fs.ops.Store(0)
+		fs.failAfter.Store(n)
+		_, err := r.Publish(context.Background(), makeImage(t, "nginx", t0, n))
+		fs.failAfter.Store(0)
+		mustVerify(t, r)
+		mustPublish(t, r, makeImage(t, "nginx", t0.Add(time.Hour), 1000+n))
+		mustVerify(t, r)
+		if err == nil {
+			t.Logf("killed at each of the first %d store operations of a publish: registry valid every time", n-1)
+			return
+		}
+		if !errors.Is(err, errKilled) {
+			t.Fatalf("kill after %d ops: unexpected error %v", n, err)
+		}
+	}
+}
+
+// Prune with --keep 1 --grace 0s racing a publish never deletes a file of
+// the image being published.
+func TestPruneDuringPublishSparesItsFiles(t *testing.T) {
+	r, fs := newTestRegistry()
+	mustPublish(t, r, makeImage(t, "nginx", t0, 1))
+	mustPublish(t, r, makeImage(t, "nginx", t0.Add(time.Hour), 2))
+	req := makeImage(t, "nginx", t0.Add(2*time.Hour), 3)
+	metaKey, rootKey := catalog.ImagePaths(req.Image.Fingerprint, req.Image.RootKind)
+
+	// Hold the publish between its uploads and its commit, prune, release.
+	uploaded, release := make(chan struct{}), make(chan struct{})
+	fs.beforePut = func(key string, opts store.PutOptions) error {
+		if key == catalog.ImagesPath && !opts.IfAbsent {
+			c := readCatalog(t, &Registry{Store: fs.Store})
+			if c.LivePending(time.Now()) != nil {
+				if _, err := fs.Store.Stat(context.Background(), rootKey); err == nil {
+					select {
+					case <-uploaded:
+					default:
+						close(uploaded)
+						<-release
+					}
+				}
+			}
+		}
+		return nil
+	}
+	done := make(chan error)
+	go func() {
+		_, err := (&Registry{Store: fs, BackoffBase: time.Millisecond}).Publish(context.Background(), req)
+		done <- err
+	}()
+	<-uploaded
+	pr := &Registry{Store: fs.Store, BackoffBase: time.Millisecond}
+	res, err := pr.Prune(context.Background(), PruneOptions{Keep: 1, Grace: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res.Deleted {
+		if p == metaKey || p == rootKey {
+			t.Errorf("prune deleted %s of the image being published", p)
+		}
+	}
+	if len(res.Deleted) != 2 || len(res.Removed) != 1 {
+		t.Errorf("prune removed %d versions and deleted %v; want the oldest version's 2 files", len(res.Removed), res.Deleted)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mustVerify(t, r)
+}
+
+// A publish that reuses a file a running prune has announced for deletion
+// waits for the prune, then uploads the file again.
+func TestPublishWaitsForPruneOfReusedFile(t *testing.T) {
+	r, fs := newTestRegistry()
+	req := makeImage(t, "nginx", t0, 1)
+	mustPublish(t, r, req)
+	if _, err := r.Remove(context.Background(), "nginx", "", false); err != nil {
+		t.Fatal(err)
+	}
+	deleting, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	fs.beforeDelete = func(string) error {
+		once.Do(func() { close(deleting); <-release })
+		return nil
+	}
+	pruned := make(chan error)
+	go func() {
+		_, err := r.Prune(context.Background(), PruneOptions{Grace: 0})
+		pruned <- err
+	}()
+	<-deleting
+	published := make(chan error)
+	go func() {
+		_, err := (&Registry{Store: fs, BackoffBase: time.Millisecond}).Publish(context.Background(), req)
+		published <- err
+	}()
+	select {
+	case err := <-published:
+		t.Fatalf("publish finished (%v) while the prune was deleting its files", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	if err := <-pruned; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	mustVerify(t, r)
+}
+
+func TestPruneGraceAndDryRun(t *testing.T) {
+	r, fs := newTestRegistry()
+	ctx := context.Background()
+	old := makeImage(t, "nginx", t0, 1)
+	mustPublish(t, r, old)
+	mustPublish(t, r, makeImage(t, "nginx", t0.Add(time.Hour), 2))
+	now := time.Now()
+	r.Now = func() time.Time { return now.Add(-time.Minute) }
+	if _, err := r.Remove(ctx, old.Image.Fingerprint, "", false); err != nil {
+		t.Fatal(err)
+	}
+	r.Now = nil
+
+	// Dry run: reports the file removed with grace 0, changes nothing.
+	before := snapshot(t, fs.Store)
+	res, err := r.Prune(ctx, PruneOptions{Grace: 0, DryRun: true})
+	if err != nil || len(res.Deleted) != 2 {
+		t.Fatalf("dry-run prune = %+v, %v", res, err)
+	}
+	if !maps.Equal(before, snapshot(t, fs.Store)) {
+		t.Error("dry-run prune changed the store")
+	}
+	// Default grace: a file removed a minute ago stays downloadable.
+	res, err = r.Prune(ctx, PruneOptions{Grace: DefaultGrace})
+	if err != nil || len(res.Deleted) != 0 {
+		t.Fatalf("prune with default grace = %+v, %v", res, err)
+	}
+	for _, p := range old.Image.Paths() {
+		if _, _, err := fs.Store.Get(ctx, p); err != nil {
+			t.Errorf("%s removed from the catalog a minute ago is not downloadable: %v", p, err)
+		}
+	}
+	// Past the grace period it goes, and the retirement record with it.
+	r.Now = func() time.Time { return now.Add(DefaultGrace) }
+	res, err = r.Prune(ctx, PruneOptions{Grace: DefaultGrace})
+	if err != nil || len(res.Deleted) != 2 {
+		t.Fatalf("prune after the grace period = %+v, %v", res, err)
+	}
+	if c := readCatalog(t, r); c.State != nil && (len(c.State.Retired) > 0 || c.State.Pruning != nil) {
+		t.Errorf("state after prune = %+v", c.State)
+	}
+	mustVerify(t, r)
+}
+
+func TestVerifyFindsDamage(t *testing.T) {
+	ctx := context.Background()
+	tamper := []struct {
+		name string
+		do   func(t *testing.T, s store.Store, req PublishRequest)
+		want string
+	}{
+		{"missing root", func(t *testing.T, s store.Store, req PublishRequest) {
+			s.Delete(ctx, req.Image.Paths()[1])
+		}, "is missing"},
+		{"root with other bytes, same size", func(t *testing.T, s store.Store, req PublishRequest) {
+			k := req.Image.Paths()[1]
+			s.Delete(ctx, k)
+			s.Put(ctx, k, strings.NewReader(strings.Repeat("x", int(req.Image.Root.Size))), req.Image.Root.Size, store.PutOptions{})
+		}, "has sha256"},
+		{"wrong combined fingerprint", func(t *testing.T, s store.Store, req PublishRequest) {
+			rewriteCatalog(t, s, func(js string) string {
+				return strings.ReplaceAll(js, `"combined_squashfs_sha256": "`+req.Image.Fingerprint, `"combined_squashfs_sha256": "`+strings.Repeat("a", 64))
+			})
+		}, "Image fingerprint doesn't match"},
+		{"missing index", func(t *testing.T, s store.Store, req PublishRequest) {
+			s.Delete(ctx, catalog.IndexPath)
+		}, "index.json is missing"},
+		{"index without the product", func(t *testing.T, s store.Store, req PublishRequest) {
+			b := catalog.BuildIndex([]string{"other:amd64"}).Marshal()
+			s.Put(ctx, catalog.IndexPath, strings.NewReader(string(b)), int64(len(b)), store.PutOptions{})
+		}, "does not list product nginx:amd64"},
+		{"catalog with a wrong type", func(t *testing.T, s store.Store, req PublishRequest) {
+			rewriteCatalog(t, s, func(js string) string { return strings.Replace(js, `"size": `, `"size": "1"`+`, "x": `, 1) })
+		}, "JSON string where int64 is required"},
+	}
+	for _, tc := range tamper {
+		t.Run(tc.name, func(t *testing.T) {
+			r, fs := newTestRegistry()
+			req := makeImage(t, "nginx", t0, 1)
+			mustPublish(t, r, req)
+			tc.do(t, fs.Store, req)
+			rep, err := r.Verify(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() || !strings.Contains(strings.Join(rep.Problems, "\n"), tc.want) {
+				t.Errorf("problems = %q, want one containing %q", rep.Problems, tc.want)
+			}
+		})
+	}
+}
+
+func TestVerifyReportsOrphans(t *testing.T) {
+	r, fs := newTestRegistry()
+	req := makeImage(t, "nginx", t0, 1)
+	mustPublish(t, r, req)
+	fs.Store.Put(context.Background(), "images/"+strings.Repeat("b", 64)+"/rootfs.squashfs", strings.NewReader("x"), 1, store.PutOptions{})
+	rep := mustVerify(t, r)
+	if len(rep.Orphans) != 1 || !strings.Contains(rep.Orphans[0].Reason, "unreferenced") {
+		t.Errorf("orphans = %+v", rep.Orphans)
+	}
+}
+
+func rewriteCatalog(t *testing.T, s store.Store, edit func(string) string) {
+	t.Helper()
+	ctx := context.Background()
+	rc, _, err := s.Get(ctx, catalog.ImagesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := edit(string(b))
+	if js == string(b) {
+		t.Fatal("edit did not apply")
+	}
+	if _, err := s.Put(ctx, catalog.ImagesPath, strings.NewReader(js), int64(len(js)), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}

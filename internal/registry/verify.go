@@ -1,0 +1,252 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/store"
+)
+
+// Orphan is a stored image file that the catalog does not reference.
+type Orphan struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+	// Reason says why it is there: retired (left the catalog), pending (a
+	// publish in flight), or unreferenced (an interrupted upload).
+	Reason string `json:"reason"`
+}
+
+// VerifyReport is the outcome of Verify. The registry is sound when
+// Problems is empty; Warnings and Orphans are informational.
+type VerifyReport struct {
+	Images       int      `json:"images"`
+	Files        int      `json:"files"`
+	BytesChecked int64    `json:"bytes_checked"`
+	Problems     []string `json:"problems"`
+	Warnings     []string `json:"warnings"`
+	Orphans      []Orphan `json:"orphans"`
+}
+
+// OK reports whether no problem was found.
+func (v *VerifyReport) OK() bool { return len(v.Problems) == 0 }
+
+func (v *VerifyReport) problem(format string, args ...any) {
+	v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
+}
+
+// Verify checks the registry as clients will use it: both JSON files parse
+// and agree (index.json lists every product of images.json), the catalog
+// has no problem clients would hit (catalog.Problems), every referenced
+// file exists with the right size and sha256, and every combined
+// fingerprint equals sha256(metadata bytes followed by root bytes). It also
+// reports orphan files. The error is for failures that stop verification
+// itself (the store is unreachable).
+func (r *Registry) Verify(ctx context.Context) (*VerifyReport, error) {
+	rep := &VerifyReport{Problems: []string{}, Warnings: []string{}, Orphans: []Orphan{}}
+	data, _, err := r.readObject(ctx, catalog.ImagesPath)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("no registry here: %s does not exist", catalog.ImagesPath)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := catalog.Parse(data)
+	if err != nil {
+		rep.problem("%v", err)
+		return rep, nil
+	}
+	rep.Problems = append(rep.Problems, c.Problems()...)
+	if err := r.verifyIndex(ctx, c, rep); err != nil {
+		return nil, err
+	}
+	if err := r.verifyFiles(ctx, c, rep); err != nil {
+		return nil, err
+	}
+	if err := r.findOrphans(ctx, c, rep); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func (r *Registry) verifyIndex(ctx context.Context, c *catalog.Catalog, rep *VerifyReport) error {
+	data, _, err := r.readObject(ctx, catalog.IndexPath)
+	if errors.Is(err, store.ErrNotFound) {
+		rep.problem("%s is missing: clients cannot find any image", catalog.IndexPath)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ix, err := catalog.ParseIndex(data)
+	if err != nil {
+		rep.problem("%v", err)
+		return nil
+	}
+	var entry *catalog.IndexEntry
+	for _, e := range ix.Index {
+		if e.DataType == catalog.DataTypeImages && e.Path == catalog.ImagesPath {
+			entry = &e
+			break
+		}
+	}
+	if entry == nil {
+		rep.problem("%s has no %q entry pointing at %s", catalog.IndexPath, catalog.DataTypeImages, catalog.ImagesPath)
+		return nil
+	}
+	if entry.Format != catalog.FormatProducts {
+		rep.problem("%s: entry format %q, want %q", catalog.IndexPath, entry.Format, catalog.FormatProducts)
+	}
+	if len(c.Products) > 0 && len(entry.Products) == 0 {
+		rep.problem("%s lists no products: clients see no image at all", catalog.IndexPath)
+	}
+	listed := map[string]bool{}
+	for _, p := range entry.Products {
+		listed[p] = true
+	}
+	for _, pk := range c.ProductKeys() {
+		if !listed[pk] {
+			rep.problem("%s does not list product %s of %s", catalog.IndexPath, pk, catalog.ImagesPath)
+		}
+	}
+	pending := map[string]bool{}
+	if c.State != nil {
+		for _, p := range c.State.Pending {
+			pending[p.Product] = true
+		}
+	}
+	for _, p := range entry.Products {
+		if c.Products[p] == nil && !pending[p] {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s lists product %s that %s no longer has (an interrupted remove; the next publish tidies it)", catalog.IndexPath, p, catalog.ImagesPath))
+		}
+	}
+	return nil
+}
+
+// fileSum is a file's digest and size as read from the store.
+type fileSum struct {
+	sha  string
+	size int64
+	err  error
+}
+
+func (r *Registry) verifyFiles(ctx context.Context, c *catalog.Catalog, rep *VerifyReport) error {
+	sums := map[string]fileSum{}
+	// read hashes an object into its own digest and, when combined is not
+	// nil, into combined too.
+	read := func(key string, combined hash.Hash) (fileSum, error) {
+		rc, _, err := r.Store.Get(ctx, key)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidKey) {
+			return fileSum{err: err}, nil
+		}
+		if err != nil {
+			return fileSum{}, fmt.Errorf("read %s: %w", key, err)
+		}
+		defer rc.Close()
+		h := sha256.New()
+		var w io.Writer = h
+		if combined != nil {
+			w = io.MultiWriter(h, combined)
+		}
+		n, err := io.CopyBuffer(w, rc, make([]byte, 1<<20))
+		if err != nil {
+			return fileSum{}, fmt.Errorf("read %s: %w", key, err)
+		}
+		rep.BytesChecked += n
+		s := fileSum{sha: hex.EncodeToString(h.Sum(nil)), size: n}
+		if _, seen := sums[key]; !seen {
+			rep.Files++
+		}
+		sums[key] = s
+		return s, nil
+	}
+	check := func(where string, it catalog.Item, s fileSum) {
+		switch {
+		case s.err != nil:
+			rep.problem("%s: %s is missing: %v", where, it.Path, s.err)
+		case s.size != it.Size:
+			rep.problem("%s: %s has %d bytes, the catalog says %d", where, it.Path, s.size, it.Size)
+		case s.sha != it.SHA256:
+			rep.problem("%s: %s has sha256 %s, the catalog says %s", where, it.Path, s.sha, it.SHA256)
+		}
+	}
+	for _, pk := range c.ProductKeys() {
+		p := c.Products[pk]
+		for _, vk := range p.VersionKeys() {
+			v := p.Versions[vk]
+			where := pk + " version " + vk
+			for _, vi := range v.Images() {
+				rep.Images++
+				combined := sha256.New()
+				ms, err := read(vi.Meta.Path, combined)
+				if err != nil {
+					return err
+				}
+				rs := fileSum{err: ms.err}
+				if ms.err == nil {
+					if rs, err = read(vi.Root.Path, combined); err != nil {
+						return err
+					}
+				}
+				check(where, vi.Meta, ms)
+				check(where, vi.Root, rs)
+				if ms.err == nil && rs.err == nil {
+					if got := hex.EncodeToString(combined.Sum(nil)); got != vi.Fingerprint {
+						rep.problem("%s: combined sha256 of %s + %s is %s, but the catalog's fingerprint is %s: Incus rejects it (\"Image fingerprint doesn't match\")", where, vi.Meta.Path, vi.Root.Path, got, vi.Fingerprint)
+					}
+				}
+			}
+			for _, ik := range slices.Sorted(maps.Keys(v.Items)) {
+				it := v.Items[ik]
+				s, ok := sums[it.Path]
+				if !ok {
+					var err error
+					if s, err = read(it.Path, nil); err != nil {
+						return err
+					}
+				}
+				check(where+" item "+ik, it, s)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Registry) findOrphans(ctx context.Context, c *catalog.Catalog, rep *VerifyReport) error {
+	objs, err := r.Store.List(ctx, "images/")
+	if err != nil {
+		return fmt.Errorf("list images/: %w", err)
+	}
+	refs := c.Referenced()
+	pending := map[string]bool{}
+	var retired map[string]time.Time
+	if c.State != nil {
+		retired = c.State.Retired
+		for _, p := range c.State.Pending {
+			for _, path := range p.Paths {
+				pending[path] = true
+			}
+		}
+	}
+	for _, o := range objs {
+		if refs[o.Key] {
+			continue
+		}
+		reason := "unreferenced: an interrupted or concurrent upload; prune deletes it after the grace period"
+		if t, ok := retired[o.Key]; ok {
+			reason = "retired at " + t.Format(time.RFC3339) + "; prune deletes it after the grace period"
+		} else if pending[o.Key] {
+			reason = "pending: a publish in flight is uploading it"
+		}
+		rep.Orphans = append(rep.Orphans, Orphan{Path: o.Key, Size: o.Size, Reason: reason})
+	}
+	return nil
+}
