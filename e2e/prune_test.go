@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// treeSnapshot returns every file under dir with its content.
+func treeSnapshot(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			out[p] = string(b)
+		}
+		return err
+	})
+	return out
+}
+
+// remove → prune --dry-run changes nothing → prune with the default grace
+// keeps the removed files downloadable → prune --grace 0s deletes them.
+func TestRemoveAndPruneThroughTheCLI(t *testing.T) {
+	reg := filepath.Join(t.TempDir(), "registry")
+	m1, r1 := sampleImage(t, "nginx", t0, 1)
+	m2, r2 := sampleImage(t, "nginx", t0.Add(time.Hour), 2)
+	mustPublish(t, "nginx", "--bucket", reg, "--metadata", m1, "--rootfs", r1)
+	mustPublish(t, "nginx", "--bucket", reg, "--metadata", m2, "--rootfs", r2)
+	fp1 := fingerprintOf(t, m1, r1)
+
+	out := mustPublish(t, "remove", "--bucket", reg, fp1[:12])
+	if !strings.Contains(out, "removed nginx:amd64 version 20261120_120000") {
+		t.Errorf("remove printed %q", out)
+	}
+	before := treeSnapshot(t, reg)
+	out = mustPublish(t, "prune", "--bucket", reg, "--grace", "0s", "--dry-run")
+	if !strings.Contains(out, "would delete images/"+fp1+"/rootfs.squashfs") {
+		t.Errorf("prune --dry-run printed %q", out)
+	}
+	after := treeSnapshot(t, reg)
+	if len(before) != len(after) {
+		t.Fatalf("prune --dry-run changed the tree: %d files before, %d after", len(before), len(after))
+	}
+	for p, b := range before {
+		if after[p] != b {
+			t.Errorf("prune --dry-run changed %s", p)
+		}
+	}
+
+	// Removed a moment ago: the default grace keeps it downloadable.
+	out = mustPublish(t, "prune", "--bucket", reg)
+	if !strings.Contains(out, "0 files deleted") {
+		t.Errorf("prune with the default grace printed %q", out)
+	}
+	url, cert := serveHTTPS(t, reg)
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(cert)
+	pool.AppendCertsFromPEM(pem)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Get(url + "/images/" + fp1 + "/rootfs.squashfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want, _ := os.ReadFile(r1)
+	if resp.StatusCode != 200 || string(body) != string(want) {
+		t.Errorf("removed image's root: HTTP %d, %d bytes; want 200 and the file", resp.StatusCode, len(body))
+	}
+
+	r := publish(t, "prune", "--bucket", reg, "--grace", "0s")
+	if r.code != 0 || !strings.Contains(r.stdout, "2 files deleted") || !strings.Contains(r.stderr, "warning: --grace 0s") {
+		t.Errorf("prune --grace 0s: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(reg, "images", fp1)); !os.IsNotExist(err) {
+		t.Errorf("images/%s still there after prune: %v", fp1, err)
+	}
+	mustPublish(t, "verify", "--bucket", reg)
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	for _, cmd := range [][]string{{"--help"}, {"list", "--help"}, {"verify", "--help"}, {"remove", "--help"}, {"prune", "--help"}, {"publish", "--help"}} {
+		r := publish(t, cmd...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage: publish") {
+			t.Errorf("publish %v: exit %d, stdout %q", cmd, r.code, r.stdout)
+		}
+	}
+}
