@@ -156,6 +156,34 @@ func (r AddResult) Changed() bool {
 //
 // On error the catalog is unchanged.
 func (c *Catalog) Add(img Image) (AddResult, error) {
+	res, err := c.CheckAdd(img)
+	if err != nil {
+		return res, err
+	}
+	p := c.Products[res.Product]
+	if p == nil {
+		p = &Product{Versions: map[string]*Version{}}
+		c.Products[res.Product] = p
+	}
+	if res.VersionAdded {
+		if len(p.Versions) == 0 || res.Version >= slices.Max(slices.Collect(maps.Keys(p.Versions))) {
+			p.Arch, p.OS, p.Release, p.Variant = canonicalArch(img.Arch), img.OS, img.Release, img.Variant
+			p.ReleaseTitle = img.ReleaseTitle
+			if p.ReleaseTitle == "" {
+				p.ReleaseTitle = img.Release
+			}
+			p.Requirements = maps.Clone(img.Requirements)
+		}
+		p.Versions[res.Version] = img.version()
+		c.unretire(img.Paths()...)
+	}
+	p.setAliases(img.Name, append(p.AliasList(), res.AliasesAdded...))
+	return res, nil
+}
+
+// CheckAdd applies Add's rules without changing the catalog: it returns
+// what Add would do, or the error Add would return.
+func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 	if err := img.Validate(); err != nil {
 		return AddResult{}, err
 	}
@@ -172,39 +200,21 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 	if opk, ovk, ok := c.FindFingerprint(img.Fingerprint); ok && (opk != pk || ovk != vk) {
 		return res, fmt.Errorf("image %s is already published as product %q version %s: remove it there first", img.Fingerprint, opk, ovk)
 	}
-	want := img.version()
 	p := c.Products[pk]
-	if p != nil {
-		if old := p.Versions[vk]; old != nil {
-			if !reflect.DeepEqual(old, want) {
-				return res, fmt.Errorf("version %s of %s is already published with different content (%s); a published version never changes: rebuild the image so it gets a new creation_date", vk, pk, old.describe())
-			}
-		} else {
-			res.VersionAdded = true
-		}
-		for _, a := range aliases {
-			if !p.HasAlias(a) {
-				res.AliasesAdded = append(res.AliasesAdded, a)
-			}
-		}
-	} else {
+	if p == nil {
 		res.ProductCreated, res.VersionAdded, res.AliasesAdded = true, true, aliases
-		p = &Product{Versions: map[string]*Version{}}
-		c.Products[pk] = p
+		return res, nil
 	}
-	if res.VersionAdded {
-		if len(p.Versions) == 0 || vk >= slices.Max(slices.Collect(maps.Keys(p.Versions))) {
-			p.Arch, p.OS, p.Release, p.Variant = arch, img.OS, img.Release, img.Variant
-			p.ReleaseTitle = img.ReleaseTitle
-			if p.ReleaseTitle == "" {
-				p.ReleaseTitle = img.Release
-			}
-			p.Requirements = maps.Clone(img.Requirements)
+	if old := p.Versions[vk]; old == nil {
+		res.VersionAdded = true
+	} else if !reflect.DeepEqual(old, img.version()) {
+		return res, fmt.Errorf("version %s of %s is already published with different content (%s); a published version never changes: rebuild the image so it gets a new creation_date", vk, pk, old.describe())
+	}
+	for _, a := range aliases {
+		if !p.HasAlias(a) {
+			res.AliasesAdded = append(res.AliasesAdded, a)
 		}
-		p.Versions[vk] = want
-		c.unretire(img.Paths()...)
 	}
-	p.setAliases(img.Name, append(p.AliasList(), aliases...))
 	return res, nil
 }
 

@@ -42,18 +42,6 @@ func (c *Catalog) Marshal() []byte {
 	return marshal(c)
 }
 
-// Clone returns a deep copy of the catalog.
-func (c *Catalog) Clone() *Catalog {
-	var out Catalog
-	if err := json.Unmarshal(c.Marshal(), &out); err != nil {
-		panic(fmt.Sprintf("catalog: clone: %v", err))
-	}
-	if out.Products == nil {
-		out.Products = map[string]*Product{}
-	}
-	return &out
-}
-
 // ParseIndex decodes index.json with the same strictness as Parse.
 func ParseIndex(data []byte) (*Index, error) {
 	var ix Index

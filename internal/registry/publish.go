@@ -83,7 +83,7 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 	if err != nil {
 		return nil, err
 	}
-	add, err := c.Add(img)
+	add, err := c.Add(img) // on this local copy: to report the outcome
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 	id := newID()
 	paths := []string{metaKey, rootKey}
 	st, err := r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
-		if _, err := c.Clone().Add(img); err != nil { // fail before uploading
+		if _, err := c.CheckAdd(img); err != nil { // fail before uploading
 			return false, err
 		}
 		return true, c.AddPending(catalog.Pending{ID: id, Product: add.Product, Paths: paths, Expires: r.now().Add(PendingLease)})
@@ -129,7 +129,7 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 	}
 
 	// 3. Upload, once any prune that may delete these files is over.
-	if err := r.waitForPrune(ctx, paths); err != nil {
+	if err := r.waitForPrune(ctx, st.Catalog, paths); err != nil {
 		return nil, r.abandon(ctx, id, err)
 	}
 	for _, f := range files {
@@ -243,11 +243,14 @@ func (r *Registry) uploadFile(ctx context.Context, key, path string, want catalo
 
 // waitForPrune waits while a live prune lists any of paths as deletable,
 // so that a file this publish reuses cannot vanish under it.
-func (r *Registry) waitForPrune(ctx context.Context, paths []string) error {
+// c is the latest catalog the caller has; it is re-read while waiting.
+func (r *Registry) waitForPrune(ctx context.Context, c *catalog.Catalog, paths []string) error {
 	for attempt := 1; ; attempt++ {
-		c, _, err := r.readCatalog(ctx)
-		if err != nil {
-			return err
+		if attempt > 1 {
+			var err error
+			if c, _, err = r.readCatalog(ctx); err != nil {
+				return err
+			}
 		}
 		now := r.now()
 		pr := c.LivePruning(now.Add(-clockSkew))

@@ -94,7 +94,10 @@ func TestPublishRefusalsChangeNothing(t *testing.T) {
 // one store at once: every version lands.
 func TestConcurrentPublishersAllLand(t *testing.T) {
 	_, fs := newTestRegistry()
-	const publishers, versions = 32, 3
+	publishers, versions := 32, 3
+	if raceEnabled {
+		publishers, versions = 12, 2
+	}
 	reqs := make([][]PublishRequest, publishers)
 	for i := range publishers {
 		for v := range versions {
