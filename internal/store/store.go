@@ -27,6 +27,10 @@ var (
 	// ErrConflict: a conditional write collided with another one in
 	// progress (S3's 409 ConditionalRequestConflict); re-read and retry.
 	ErrConflict = errors.New("conflicting concurrent write")
+	// ErrNotImplemented: the backend does not support the operation or
+	// condition asked for (e.g. an S3-compatible store answering 501 to a
+	// conditional write).
+	ErrNotImplemented = errors.New("not implemented by the store")
 	// ErrInvalidKey: the key is empty, absolute, or holds "." / ".."
 	// segments, empty segments, backslashes or control characters.
 	ErrInvalidKey = errors.New("invalid key")

@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
 	"time"
 )
 
@@ -70,4 +72,17 @@ func Fingerprint(certPEM []byte) (string, error) {
 	}
 	sum := sha256.Sum256(b.Bytes)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// ClientConfig returns a TLS client configuration trusting the system
+// roots plus the PEM certificates in certFile (ignored if unreadable).
+func ClientConfig(certFile string) *tls.Config {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if pem, err := os.ReadFile(certFile); err == nil {
+		pool.AppendCertsFromPEM(pem)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
