@@ -47,9 +47,16 @@ type result struct {
 // publish runs the publish binary with args.
 func publish(t testing.TB, args ...string) result {
 	t.Helper()
+	return publishEnv(t, nil, args...)
+}
+
+// publishEnv runs the publish binary with args and extra environment.
+func publishEnv(t testing.TB, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, publishBin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -65,7 +72,13 @@ func publish(t testing.TB, args ...string) result {
 // mustPublish runs publish and fails the test unless it exits 0.
 func mustPublish(t testing.TB, args ...string) string {
 	t.Helper()
-	r := publish(t, args...)
+	return mustPublishEnv(t, nil, args...)
+}
+
+// mustPublishEnv is mustPublish with extra environment.
+func mustPublishEnv(t testing.TB, env []string, args ...string) string {
+	t.Helper()
+	r := publishEnv(t, env, args...)
 	if r.code != 0 {
 		t.Fatalf("publish %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	}

@@ -12,8 +12,10 @@ command -v incus >/dev/null || need+=(incus-client)
 command -v lxc >/dev/null || need+=(lxd-client)
 command -v mksquashfs >/dev/null || need+=(squashfs-tools)
 command -v xz >/dev/null || need+=(xz-utils)
+command -v rclone >/dev/null || need+=(rclone) # bench/ compares against it
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -eq 0 ]; then
-	echo "install-deps: incus, lxc, mksquashfs and xz already present"
+	echo "install-deps: incus, lxc, mksquashfs, xz, rclone and curl already present"
 	exit 0
 fi
 

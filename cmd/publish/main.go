@@ -41,6 +41,13 @@ type Globals struct {
 	Quiet      bool   `short:"q" help:"Print nothing on success."`
 	NoProgress bool   `help:"Never show upload progress (it is shown only when stderr is a terminal)."`
 	Verbose    bool   `short:"v" help:"Log what happens on stderr."`
+
+	EndpointURL string `name:"endpoint-url" placeholder:"URL" help:"S3 endpoint (MinIO, R2, ...); default: AWS_ENDPOINT_URL or AWS."`
+	Region      string `placeholder:"REGION" help:"S3 region; default: AWS_REGION or the profile's."`
+	Profile     string `placeholder:"NAME" help:"AWS shared-config profile; default: AWS_PROFILE."`
+	// AllowUnconditionalStore accepts a store that ignores conditional
+	// writes (found by a probe when a registry is first written).
+	AllowUnconditionalStore bool `help:"Publish even to a store that ignores conditional writes (safe only with a single publisher at a time)."`
 }
 
 func main() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,6 +52,9 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 		MetadataPath: c.Metadata, RootPath: c.Rootfs, DryRun: c.DryRun,
 		Progress: out.progressFunc("uploading"),
 	})
+	if errors.Is(err, registry.ErrUnconditionalStore) {
+		return fmt.Errorf("publish %s: %w; use a store that supports them (AWS S3, MinIO, Cloudflare R2) or pass --allow-unconditional-store if only one publisher ever writes", c.Name, err)
+	}
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", c.Name, err)
 	}

@@ -15,9 +15,13 @@ func openRegistry(ctx context.Context, g *Globals, create bool) (*registry.Regis
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	s, err := location.Open(ctx, loc, location.Options{Create: create})
+	s, err := location.Open(ctx, loc, location.Options{
+		Create: create, EndpointURL: g.EndpointURL, Region: g.Region, Profile: g.Profile,
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return registry.New(s), func() { _ = s.Close() }, nil
+	reg := registry.New(s)
+	reg.AllowUnconditionalStore = g.AllowUnconditionalStore
+	return reg, func() { _ = s.Close() }, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/dirstore"
+	"github.com/incus-appliance/registry/internal/store/s3store"
 )
 
 // Default is the registry location used when --bucket is not given.
@@ -116,6 +117,10 @@ type Options struct {
 	// Create makes a missing registry directory (its parent must exist).
 	// Commands that only read leave it false, so a typo is an error.
 	Create bool
+	// EndpointURL, Region and Profile configure an S3 location; empty
+	// values fall back to the AWS SDK's standard chain (AWS_ENDPOINT_URL,
+	// AWS_REGION, AWS_PROFILE, shared config files).
+	EndpointURL, Region, Profile string
 }
 
 // Open opens the store at loc.
@@ -124,7 +129,10 @@ func Open(ctx context.Context, loc Location, opts Options) (store.Store, error) 
 	case Dir:
 		return dirstore.Open(loc.Path, dirstore.Options{Create: opts.Create})
 	case S3:
-		return nil, fmt.Errorf("%s: the S3 backend is not available in this build yet: use a directory", loc)
+		return s3store.New(ctx, s3store.Options{
+			Bucket: loc.Bucket, Prefix: loc.Prefix,
+			EndpointURL: opts.EndpointURL, Region: opts.Region, Profile: opts.Profile,
+		})
 	}
 	return nil, fmt.Errorf("unknown location kind %q", loc.Kind)
 }

@@ -57,6 +57,11 @@ func (r *Registry) commit(ctx context.Context, id string, m mutation) (commitSta
 		if !changed {
 			return st, nil
 		}
+		if etag == "" {
+			if err := r.probeConditionalWrites(ctx); err != nil {
+				return st, err
+			}
+		}
 		c.RecordCommit(id, r.now())
 		opts := store.PutOptions{IfMatch: etag, IfAbsent: etag == "", ContentType: "application/json", CacheControl: CacheControlCatalog}
 		err = r.putBytes(ctx, catalog.ImagesPath, c.Marshal(), opts)

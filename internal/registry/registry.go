@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
@@ -56,6 +57,11 @@ type Registry struct {
 	MaxAttempts int
 	// BackoffBase is the first retry delay before jitter (20 ms when 0).
 	BackoffBase time.Duration
+	// AllowUnconditionalStore skips the probe that refuses to create a
+	// registry on a store ignoring conditional writes (ErrUnconditionalStore).
+	AllowUnconditionalStore bool
+
+	probed atomic.Bool // the conditional-write probe passed
 }
 
 // New returns a Registry on s with default settings.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/store"
+	"github.com/incus-appliance/registry/internal/store/memstore"
 )
 
 func TestPublishListAndRepublish(t *testing.T) {
@@ -425,5 +426,41 @@ func rewriteCatalog(t *testing.T, s store.Store, edit func(string) string) {
 	}
 	if _, err := s.Put(ctx, catalog.ImagesPath, strings.NewReader(js), int64(len(js)), store.PutOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// unconditional makes a store ignore (or reject with 501) conditions.
+type unconditional struct {
+	store.Store
+	reject bool
+}
+
+func (u *unconditional) Put(ctx context.Context, key string, body io.Reader, size int64, opts store.PutOptions) (store.ObjectInfo, error) {
+	if opts.IfAbsent || opts.IfMatch != "" {
+		if u.reject {
+			return store.ObjectInfo{}, fmt.Errorf("501: %w", store.ErrNotImplemented)
+		}
+		opts.IfAbsent, opts.IfMatch = false, ""
+	}
+	return u.Store.Put(ctx, key, body, size, opts)
+}
+
+func TestProbeRefusesUnconditionalStores(t *testing.T) {
+	for _, reject := range []bool{false, true} {
+		s := &unconditional{Store: memstore.New(), reject: reject}
+		r := &Registry{Store: s}
+		_, err := r.Publish(context.Background(), makeImage(t, "nginx", t0, 1))
+		if !errors.Is(err, ErrUnconditionalStore) {
+			t.Fatalf("reject=%v: err = %v, want ErrUnconditionalStore", reject, err)
+		}
+		if objs, _ := s.List(context.Background(), "streams/"); len(objs) != 0 {
+			t.Errorf("reject=%v: the refused publish wrote %v", reject, objs)
+		}
+		if reject {
+			continue
+		}
+		r.AllowUnconditionalStore = true
+		mustPublish(t, r, makeImage(t, "nginx", t0, 1))
+		mustVerify(t, r)
 	}
 }
