@@ -42,14 +42,14 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	defer closeStore()
 
 	log.Info("inspecting", "metadata", c.Metadata, "rootfs", c.Rootfs)
-	im, err := image.Inspect(ctx, c.Metadata, c.Rootfs, image.Options{Arch: c.Arch, Progress: out.progressFunc("hashing")})
+	im, err := image.Inspect(ctx, c.Metadata, c.Rootfs, image.Options{Arch: c.Arch, Progress: out.progressFunc("hashing"), PartSize: registry.UploadPartSize})
 	if err != nil {
 		return err
 	}
 	log.Info("inspected", "fingerprint", im.Fingerprint, "arch", im.Metadata.Arch, "kind", im.RootKind)
 	res, err := reg.Publish(ctx, registry.PublishRequest{
 		Image:        registry.CatalogImage(c.Name, c.Alias, c.Requirement, im),
-		MetadataPath: c.Metadata, RootPath: c.Rootfs, DryRun: c.DryRun,
+		MetadataPath: c.Metadata, RootPath: c.Rootfs, RootPartSHA256: im.Root.PartSHA256, DryRun: c.DryRun,
 		Progress: out.progressFunc("uploading"),
 	})
 	if errors.Is(err, registry.ErrUnconditionalStore) {

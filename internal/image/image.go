@@ -19,6 +19,10 @@ type File struct {
 	Path   string // as passed to Inspect
 	Size   int64  // bytes actually read
 	SHA256 string // lowercase hex
+	// PartSHA256 holds the SHA-256 (lowercase hex) of each consecutive
+	// Options.PartSize-byte chunk of the root (the last may be shorter),
+	// when Options.PartSize was set; nil otherwise and for the metadata.
+	PartSHA256 []string
 }
 
 // Metadata is the validated content of metadata.yaml.
@@ -59,4 +63,9 @@ type Options struct {
 	// at the end of each file with done == total. total is the file size
 	// when known (regular files) and -1 otherwise, e.g. for a pipe.
 	Progress func(path string, done, total int64)
+	// PartSize, if > 0, makes Inspect also compute the SHA-256 of every
+	// PartSize-byte chunk of the root (File.PartSHA256), in the same read:
+	// the part checksums of a multipart upload, so that the store checks
+	// each part against what was hashed here.
+	PartSize int64
 }

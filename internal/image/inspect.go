@@ -39,7 +39,7 @@ func Inspect(ctx context.Context, metadataPath, rootPath string, opts Options) (
 			"%w: metadata.yaml says %s, --arch says %s; publish the %s build of the image or fix --arch",
 			ErrArchMismatch, md.Arch, want, want)}
 	}
-	root, kind, err := readRoot(ctx, rootPath, combined, opts.Progress)
+	root, kind, err := readRoot(ctx, rootPath, combined, opts.Progress, opts.PartSize)
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,15 @@ package image_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
@@ -34,7 +39,7 @@ func TestInspectValid(t *testing.T) {
 			}
 			wantMeta := image.File{Path: meta, Size: int64(len(mb)), SHA256: sha(mb)}
 			wantRoot := image.File{Path: root, Size: int64(len(rb)), SHA256: sha(rb)}
-			if img.MetadataFile != wantMeta || img.Root != wantRoot {
+			if !reflect.DeepEqual(img.MetadataFile, wantMeta) || !reflect.DeepEqual(img.Root, wantRoot) {
 				t.Errorf("files %+v %+v, want %+v %+v", img.MetadataFile, img.Root, wantMeta, wantRoot)
 			}
 			if img.RootKind != tc.kind {
@@ -97,5 +102,28 @@ func TestInspectCancelled(t *testing.T) {
 	_, err := image.Inspect(ctx, meta, root, image.Options{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+func TestInspectPartDigests(t *testing.T) {
+	dir := t.TempDir()
+	meta := imagetest.WriteMetadata(t, dir, imagetest.DefaultSpec("x", time.Unix(1764092100, 0)))
+	const size = 5<<20 + 12345
+	root := imagetest.WriteSquashfs(t, dir, size, 7)
+	im, err := image.Inspect(context.Background(), meta, root, image.Options{PartSize: 2 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(root)
+	var want []string
+	for off := 0; off < len(data); off += 2 << 20 {
+		sum := sha256.Sum256(data[off:min(off+2<<20, len(data))])
+		want = append(want, hex.EncodeToString(sum[:]))
+	}
+	if strings.Join(im.Root.PartSHA256, ",") != strings.Join(want, ",") {
+		t.Errorf("part digests = %v\nwant %v", im.Root.PartSHA256, want)
+	}
+	if im, _ := image.Inspect(context.Background(), meta, root, image.Options{}); im.Root.PartSHA256 != nil {
+		t.Error("part digests computed without PartSize")
 	}
 }

@@ -22,7 +22,7 @@ const rootFormats = "use a squashfs (rootfs.squashfs), a qcow2 VM disk (disk.qco
 
 // readRoot reads the root at path once, hashing it into its own sha256
 // and into combined, and recognises its kind from the first bytes.
-func readRoot(ctx context.Context, path string, combined hash.Hash, progress func(string, int64, int64)) (File, RootKind, error) {
+func readRoot(ctx context.Context, path string, combined hash.Hash, progress func(string, int64, int64), partSize int64) (File, RootKind, error) {
 	f, total, err := open("rootfs", path, "rootfs.squashfs, disk.qcow2 or rootfs.tar.xz")
 	if err != nil {
 		return File{}, "", err
@@ -42,8 +42,14 @@ func readRoot(ctx context.Context, path string, combined hash.Hash, progress fun
 		return err
 	}
 	sum := sha256.New()
+	hashes := []hash.Hash{sum, combined}
+	var parts *partHasher
+	if partSize > 0 {
+		parts = newPartHasher(partSize)
+		hashes = append(hashes, parts)
+	}
 	t := newTicker(progress, path, total)
-	n, err := hashParallel(ctx, f, []hash.Hash{sum, combined}, first, t.tick)
+	n, err := hashParallel(ctx, f, hashes, first, t.tick)
 	if err != nil {
 		return fail(err)
 	}
@@ -54,7 +60,11 @@ func readRoot(ctx context.Context, path string, combined hash.Hash, progress fun
 		return fail(err)
 	}
 	t.finish(n)
-	return File{Path: path, Size: n, SHA256: hex.EncodeToString(sum.Sum(nil))}, kind, nil
+	file := File{Path: path, Size: n, SHA256: hex.EncodeToString(sum.Sum(nil))}
+	if parts != nil {
+		file.PartSHA256 = parts.parts()
+	}
+	return file, kind, nil
 }
 
 // detectRoot recognises a root from its first bytes (up to headSize) and,

@@ -92,6 +92,9 @@ func Start(t testing.TB, opts Options) *Server {
 // StartBinary starts MinIO from bin with its state under dir (for use
 // outside a test, e.g. in TestMain or a benchmark).
 func StartBinary(bin, dir string, opts Options) (*Server, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

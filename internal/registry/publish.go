@@ -19,6 +19,11 @@ type PublishRequest struct {
 	Image catalog.Image
 	// MetadataPath and RootPath are the local files to upload.
 	MetadataPath, RootPath string
+	// RootPartSHA256 are the SHA-256 digests of the root's consecutive
+	// UploadPartSize-byte chunks, computed while inspecting it (optional):
+	// a multipart upload then sends each part with its digest and the
+	// store checks it, with no second hashing pass.
+	RootPartSHA256 []string
 	// DryRun checks everything and reports what would happen, writing
 	// nothing.
 	DryRun bool
@@ -76,7 +81,8 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 	files := []struct {
 		key, path string
 		ref       catalog.FileRef
-	}{{metaKey, req.MetadataPath, img.Metadata}, {rootKey, req.RootPath, img.Root}}
+		parts     []string
+	}{{metaKey, req.MetadataPath, img.Metadata, nil}, {rootKey, req.RootPath, img.Root, req.RootPartSHA256}}
 
 	// 1. Does it fit, and is there anything to do?
 	c, _, err := r.readCatalog(ctx)
@@ -133,7 +139,7 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 		return nil, r.abandon(ctx, id, err)
 	}
 	for _, f := range files {
-		uploaded, err := r.uploadFile(ctx, f.key, f.path, f.ref, req.Progress)
+		uploaded, err := r.uploadFile(ctx, f.key, f.path, f.ref, f.parts, req.Progress)
 		if err != nil {
 			return nil, r.abandon(ctx, id, err)
 		}
@@ -206,7 +212,7 @@ func (r *Registry) haveFile(ctx context.Context, key string, want catalog.FileRe
 
 // uploadFile sends a local file to key unless the store already has it;
 // it reports whether bytes were sent.
-func (r *Registry) uploadFile(ctx context.Context, key, path string, want catalog.FileRef, progress func(string, int64, int64)) (bool, error) {
+func (r *Registry) uploadFile(ctx context.Context, key, path string, want catalog.FileRef, parts []string, progress func(string, int64, int64)) (bool, error) {
 	have, err := r.haveFile(ctx, key, want)
 	if err != nil || have {
 		return false, err
@@ -222,7 +228,7 @@ func (r *Registry) uploadFile(ctx context.Context, key, path string, want catalo
 		}
 	})
 	_, err = r.Store.Put(ctx, key, body, want.Size, store.PutOptions{
-		IfAbsent: true, SHA256: want.SHA256,
+		IfAbsent: true, SHA256: want.SHA256, PartSHA256: parts, PartSize: UploadPartSize,
 		ContentType: "application/octet-stream", CacheControl: CacheControlImmutable,
 	})
 	switch {

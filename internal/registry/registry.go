@@ -45,6 +45,9 @@ const (
 	// clockSkew is the margin allowed between machines' clocks (and for a
 	// delete request in flight) around a prune deadline.
 	clockSkew = time.Minute
+	// UploadPartSize is the part size of multipart uploads whose part
+	// digests are computed while inspecting the image (image.Options).
+	UploadPartSize = 16 << 20
 )
 
 // Registry runs registry operations against one store.

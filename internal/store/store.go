@@ -74,6 +74,14 @@ type PutOptions struct {
 	// never becomes visible. (The body's length is checked against Put's
 	// size argument whether or not SHA256 is given.)
 	SHA256 string
+	// PartSHA256, when set with PartSize, holds the SHA-256 (lowercase
+	// hex) of each consecutive PartSize-byte chunk of the body (the last
+	// may be shorter), computed when the caller hashed the body. Backends
+	// that upload in parts may use this part size and send each part with
+	// its digest, so the store itself checks every byte against what was
+	// hashed, without hashing the body again; others ignore it.
+	PartSHA256 []string
+	PartSize   int64
 }
 
 // Store is the object-storage contract. Keys are slash-separated relative

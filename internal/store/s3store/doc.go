@@ -54,5 +54,14 @@
 // condition; so a short, long or corrupt body, a failed condition, an
 // upload error or a cancelled context never makes an object visible, and
 // the upload is then aborted (with a fresh, bounded context) so that no
-// parts linger.
+// parts linger. Parts are sent with UNSIGNED-PAYLOAD: the signed
+// x-amz-checksum-sha256 header already binds the bytes, and the store then
+// hashes each part once rather than twice.
+//
+// When the caller already hashed the body in parts (PutOptions.PartSHA256
+// with PartSize, as `publish` does while inspecting an image) and the body
+// has io.ReaderAt, the parts are read straight from the body, Concurrency
+// at a time, and sent with those digests: no buffering and no hashing here,
+// and the store verifies that every part is exactly what the caller hashed
+// (a file changed since fails with store.ErrChecksumMismatch).
 package s3store

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -53,6 +54,19 @@ func partSize(size, min int64) int64 {
 }
 
 func (s *Store) putMultipart(ctx context.Context, key, full string, src io.Reader, size int64, opts store.PutOptions) (store.ObjectInfo, error) {
+	u, err := s.createUpload(ctx, full, partSize(size, s.opts.PartSize), opts)
+	if err != nil {
+		return store.ObjectInfo{}, err
+	}
+	info, err := u.run(ctx, key, src, size, opts)
+	if err != nil {
+		return store.ObjectInfo{}, u.abort(ctx, err)
+	}
+	return info, nil
+}
+
+// createUpload starts a multipart upload with SHA-256 part checksums.
+func (s *Store) createUpload(ctx context.Context, full string, partSize int64, opts store.PutOptions) (*upload, error) {
 	in := &s3.CreateMultipartUploadInput{
 		Bucket:            &s.bucket,
 		Key:               &full,
@@ -65,14 +79,9 @@ func (s *Store) putMultipart(ctx context.Context, key, full string, src io.Reade
 	setAttributes(&in.ContentType, &in.CacheControl, opts)
 	created, err := s.client.CreateMultipartUpload(ctx, in)
 	if err != nil {
-		return store.ObjectInfo{}, err
+		return nil, err
 	}
-	u := &upload{s: s, full: full, id: created.UploadId, partSize: partSize(size, s.opts.PartSize)}
-	info, err := u.run(ctx, key, src, size, opts)
-	if err != nil {
-		return store.ObjectInfo{}, u.abort(ctx, err)
-	}
-	return info, nil
+	return &upload{s: s, full: full, id: created.UploadId, partSize: partSize}, nil
 }
 
 // run uploads the parts, checks the body and completes the upload.
@@ -85,6 +94,12 @@ func (u *upload) run(ctx context.Context, key string, src io.Reader, size int64,
 	if opts.SHA256 != "" && opts.SHA256 != digest {
 		return store.ObjectInfo{}, digestMismatch(digest, opts.SHA256)
 	}
+	return u.complete(ctx, key, size, digest, opts)
+}
+
+// complete completes the upload from the parts sent, carrying the write's
+// condition.
+func (u *upload) complete(ctx context.Context, key string, size int64, digest string, opts store.PutOptions) (store.ObjectInfo, error) {
 	slices.SortFunc(u.parts, func(a, b types.CompletedPart) int {
 		return cmp.Compare(aws.ToInt32(a.PartNumber), aws.ToInt32(b.PartNumber))
 	})
@@ -170,27 +185,40 @@ func (u *upload) read(ctx context.Context, src io.Reader, size int64, jobs chan<
 	return h.Sum(nil), nil
 }
 
-// sendPart uploads one part with its own SHA-256 checksum.
+// sendPart uploads one buffered part with its own SHA-256 checksum.
 func (u *upload) sendPart(ctx context.Context, p part) error {
 	sum := sha256.Sum256(p.buf)
-	checksum := base64.StdEncoding.EncodeToString(sum[:])
+	return u.uploadPart(ctx, p.num, bytes.NewReader(p.buf), int64(len(p.buf)), sum[:])
+}
+
+// uploadPart sends one part with its SHA-256 checksum, which the store
+// verifies. The payload itself is not signed (UNSIGNED-PAYLOAD): the
+// signed checksum header already binds the bytes, and the store then
+// hashes each part once instead of twice.
+func (u *upload) uploadPart(ctx context.Context, num int32, body io.ReadSeeker, n int64, sum []byte) error {
+	checksum := base64.StdEncoding.EncodeToString(sum)
 	sent, err := u.s.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket:         &u.s.bucket,
 		Key:            &u.full,
 		UploadId:       u.id,
-		PartNumber:     aws.Int32(p.num),
-		Body:           bytes.NewReader(p.buf),
-		ContentLength:  aws.Int64(int64(len(p.buf))),
+		PartNumber:     aws.Int32(num),
+		Body:           body,
+		ContentLength:  aws.Int64(n),
 		ChecksumSHA256: &checksum,
-	}, withPayloadHash(hex.EncodeToString(sum[:])))
+	}, unsignedPayload)
 	if err != nil {
-		return fmt.Errorf("part %d: %w", p.num, err)
+		return fmt.Errorf("part %d: %w", num, err)
 	}
-	out := types.CompletedPart{PartNumber: aws.Int32(p.num), ETag: sent.ETag, ChecksumSHA256: &checksum}
+	out := types.CompletedPart{PartNumber: aws.Int32(num), ETag: sent.ETag, ChecksumSHA256: &checksum}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.parts = append(u.parts, out)
 	return nil
+}
+
+// unsignedPayload signs a request without hashing its body.
+func unsignedPayload(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }
 
 // abort aborts the upload on a fresh context and returns cause, joined

@@ -47,6 +47,9 @@ func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64,
 		return store.ObjectInfo{}, err
 	}
 	ra, base, seekable := readerAt(body)
+	if size > s.opts.MultipartThreshold && prehashed(body, size, opts) {
+		return s.putPrehashed(ctx, key, full, ra, base, size, opts)
+	}
 	if size > s.opts.MultipartThreshold || !seekable && size > s.opts.PartSize {
 		src := body
 		if seekable {
