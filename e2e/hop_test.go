@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -42,6 +43,9 @@ type verdict struct {
 	// dropResponse forwards the request, then closes the client's
 	// connection instead of answering (a lost response).
 	dropResponse bool
+	// answer, when non-zero, answers with this status and an S3 error
+	// body without forwarding (a store that lacks a feature).
+	answer int
 }
 
 func newHop(t testing.TB, target string) *hop {
@@ -85,6 +89,13 @@ func (h *hop) serve(w http.ResponseWriter, r *http.Request) {
 	var v verdict
 	if decide != nil {
 		v = decide(n, r)
+	}
+	if v.answer != 0 {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(v.answer)
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message></Error>`)
+		return
 	}
 	body := &countingReader{r: r.Body}
 	if r.Method == http.MethodPut || r.Method == http.MethodPost {

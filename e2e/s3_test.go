@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/miniotest"
 	"github.com/incus-appliance/registry/internal/registry"
@@ -356,4 +359,36 @@ func TestIncusClientReadsRegistryFromMinIO(t *testing.T) {
 			t.Errorf("%s: lxc image list = %v", loc.url, got)
 		}
 	}
+}
+
+// A store that answers 501 to conditional writes (as some S3-compatible
+// stores do) is refused before the registry is created, with one clear
+// line naming the way out. (A store that silently ignores the headers is
+// covered by the registry package's tests: signed headers cannot be
+// stripped by a hop.)
+func TestS3StoreWithoutConditionalWritesIsRefused(t *testing.T) {
+	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"noconds"}})
+	h := newHop(t, srv.Endpoint)
+	h.setDecide(func(n int64, r *http.Request) verdict {
+		if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Match") != "" {
+			return verdict{answer: http.StatusNotImplemented}
+		}
+		return verdict{}
+	})
+	env := s3Env(srv, h.URL)
+	args := publishArgs(t, "s3://noconds", "nginx", t0, 1)
+	r := publishEnv(t, env, args...)
+	if r.code == 0 || !strings.Contains(r.stderr, "does not honour conditional writes") || !strings.Contains(r.stderr, "--allow-unconditional-store") || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("publish to a store without conditional writes: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if objs := h.requestLog(); len(objs) == 0 {
+		t.Fatal("no request reached the store")
+	}
+	if _, err := srv.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("noconds"), Key: aws.String("streams/v1/images.json")}); err == nil {
+		t.Error("the refused publish created images.json")
+	}
+	// Once the store honours them, the same publish goes through.
+	h.setDecide(nil)
+	mustPublishEnv(t, env, args...)
+	mustPublishEnv(t, env, "verify", "--bucket", "s3://noconds")
 }
