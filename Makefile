@@ -6,12 +6,12 @@ GO       ?= go
 BIN      := bin
 REGISTRY ?= ./registry
 
-.PHONY: all build demo test test-unit vet fmt-check deps minio minio-start minio-stop bench-s3 clean
+.PHONY: pebble all build demo test test-unit vet fmt-check deps minio minio-start minio-stop bench-s3 clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/publish ./cmd/publish
+	$(GO) build -o $(BIN)/ ./cmd/publish ./cmd/edgeproxy
 
 # Publish a freshly built sample image into ./registry and list it.
 demo: build
@@ -27,10 +27,16 @@ deps:
 # detector. Real clients and a real MinIO must be there (REGISTRY_E2E=require
 # turns a missing incus, lxc or MinIO into a failure); the tests start their
 # own MinIO servers from the pinned binary.
-test: fmt-check vet minio
-	MINIO_BIN=$$(scripts/minio.sh install) REGISTRY_E2E=require $(GO) test -race -count=1 -timeout 20m ./...
+test: fmt-check vet minio pebble
+	MINIO_BIN=$$(scripts/minio.sh install) PEBBLE_BIN=$(PEBBLE_DIR)/pebble REGISTRY_E2E=require $(GO) test -race -count=1 -timeout 20m ./...
 	# the full-size concurrency test (scaled down under -race)
 	$(GO) test -count=1 -run Concurrent ./internal/registry/
+
+# The pinned Pebble ACME test server (edgeproxy's ACME test), built once.
+PEBBLE_VERSION := v2.10.1
+PEBBLE_DIR := $(HOME)/.cache/appliance-registry/pebble-$(PEBBLE_VERSION)
+pebble:
+	@test -x $(PEBBLE_DIR)/pebble || GOBIN=$(PEBBLE_DIR) $(GO) install github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION)
 
 # Build (once, cached) the pinned MinIO server.
 minio:

@@ -17,8 +17,8 @@ import (
 	"time"
 )
 
-// publishBin is the path of the publish binary built for this test run.
-var publishBin string
+// publishBin and edgeproxyBin are the binaries built for this test run.
+var publishBin, edgeproxyBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "e2e-bin-")
@@ -26,11 +26,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	publishBin = filepath.Join(dir, "publish")
-	build := exec.Command("go", "build", "-o", publishBin, "../cmd/publish")
+	publishBin, edgeproxyBin = filepath.Join(dir, "publish"), filepath.Join(dir, "edgeproxy")
+	build := exec.Command("go", "build", "-o", dir, "../cmd/publish", "../cmd/edgeproxy")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build publish:", err)
+		fmt.Fprintln(os.Stderr, "build:", err)
 		os.Exit(1)
 	}
 	code := m.Run()

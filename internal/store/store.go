@@ -125,3 +125,14 @@ type Store interface {
 	// Close releases resources held by the backend.
 	Close() error
 }
+
+// RangeReader is implemented by backends that can read part of an object
+// without fetching the rest (S3's ranged GET). Backends whose Get already
+// returns an io.ReadSeeker (a local file) need not implement it.
+type RangeReader interface {
+	// GetRange returns length bytes of key starting at offset. When etag
+	// is non-empty the read succeeds only while the object still has
+	// that ETag (ErrPreconditionFailed otherwise), so two ranges of one
+	// response never come from two versions. Missing key: ErrNotFound.
+	GetRange(ctx context.Context, key string, offset, length int64, etag string) (io.ReadCloser, error)
+}

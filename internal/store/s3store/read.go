@@ -3,6 +3,7 @@ package s3store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -127,4 +128,25 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	return nil
+}
+
+// GetRange reads length bytes from offset with a ranged GetObject, sent
+// with If-Match when etag is given.
+func (s *Store) GetRange(ctx context.Context, key string, offset, length int64, etag string) (io.ReadCloser, error) {
+	full, err := s.objectKey(key)
+	if err != nil {
+		return nil, mapErr("get", key, err)
+	}
+	if offset < 0 || length <= 0 {
+		return nil, mapErr("get", key, fmt.Errorf("invalid range: offset %d, length %d", offset, length))
+	}
+	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &full, Range: aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))}
+	if etag != "" {
+		in.IfMatch = aws.String(etag)
+	}
+	out, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		return nil, mapErr("get", key, err)
+	}
+	return out.Body, nil
 }

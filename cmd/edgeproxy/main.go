@@ -1,0 +1,155 @@
+// Command edgeproxy serves a registry bucket (S3, MinIO), a local registry
+// folder, or an HTTP(S) origin over HTTPS to Incus clients: the thin,
+// hardened front a self-hosted registry puts where production has a CDN.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/incus-appliance/registry/internal/edgeproxy"
+	"github.com/incus-appliance/registry/internal/location"
+)
+
+// CLI is the command line.
+type CLI struct {
+	Bucket string `short:"b" placeholder:"LOCATION" help:"Registry to serve: s3://bucket[/prefix] (read with signed requests, so the bucket stays private) or a local registry folder."`
+	Origin string `placeholder:"URL" help:"Serve a registry from a plain HTTP(S) origin instead of --bucket."`
+	Listen string `placeholder:"ADDR" help:"Listen address (default :8443, or :$PORT when PORT is set)."`
+
+	Cert           string   `placeholder:"FILE" help:"TLS certificate (PEM), reloaded when it changes."`
+	Key            string   `placeholder:"FILE" help:"TLS private key (PEM)."`
+	SelfSigned     bool     `help:"Create (once, kept in --state-dir) a self-signed CA certificate Incus accepts."`
+	Hostname       []string `placeholder:"NAME" help:"Host names/addresses the self-signed certificate covers (repeatable; default: this host, localhost, 127.0.0.1, ::1)."`
+	ACMEDomain     []string `name:"acme-domain" placeholder:"DOMAIN" help:"Get certificates for DOMAIN with ACME (repeatable)."`
+	ACMEDirectory  string   `name:"acme-directory" placeholder:"URL" help:"ACME directory (default Let's Encrypt production)."`
+	ACMEEmail      string   `name:"acme-email" placeholder:"EMAIL" help:"Contact address for the ACME account."`
+	ACMEHTTPListen string   `name:"acme-http-listen" placeholder:"ADDR" help:"Also serve ACME HTTP-01 challenges here (e.g. :80); TLS-ALPN-01 works on the main port without it."`
+	PlainHTTP      bool     `help:"Serve plain HTTP (only behind a TLS-terminating load balancer: Incus needs HTTPS)."`
+	StateDir       string   `default:"edgeproxy-state" placeholder:"DIR" help:"Where the self-signed certificate and ACME data are kept."`
+	RemoteName     string   `default:"appliance" help:"Remote name used in the printed 'incus remote add' line."`
+
+	EndpointURL string `name:"endpoint-url" placeholder:"URL" help:"S3 endpoint (MinIO, ...); default: AWS_ENDPOINT_URL or AWS."`
+	Region      string `placeholder:"REGION" help:"S3 region; default: AWS_REGION."`
+	Profile     string `placeholder:"NAME" help:"AWS profile; default: AWS_PROFILE."`
+
+	CatalogTTL        time.Duration `default:"2s" help:"How long catalog JSON is kept in memory."`
+	CatalogMaxAge     time.Duration `default:"60s" help:"Cache-Control max-age of streams/v1/*.json (image files are immutable for a year)."`
+	MaxOriginRequests int           `default:"512" help:"Cap on concurrent origin reads."`
+	WriteTimeout      time.Duration `default:"60s" help:"Cut a client that accepts no data for this long."`
+	ShutdownTimeout   time.Duration `default:"30s" help:"On SIGTERM, how long in-flight downloads may finish."`
+	Quiet             bool          `short:"q" help:"No access logs (JSON on stdout by default)."`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() { <-ctx.Done(); stop() }()
+	var cli CLI
+	kong.Parse(&cli, kong.Name("edgeproxy"), kong.Description("Serve an Incus image registry over HTTPS from a bucket, a registry folder or an HTTP origin."))
+	if err := cli.run(ctx, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "edgeproxy: error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
+	origin, desc, err := c.origin(ctx)
+	if err != nil {
+		return err
+	}
+	listen := c.Listen
+	if listen == "" {
+		listen = ":8443"
+		if p := os.Getenv("PORT"); p != "" {
+			listen = ":" + p
+		}
+	}
+	var logw io.Writer = stdout
+	if c.Quiet {
+		logw = io.Discard
+	}
+	srv, err := edgeproxy.New(edgeproxy.Config{
+		Origin: origin, Listen: listen,
+		CertFile: c.Cert, KeyFile: c.Key, SelfSigned: c.SelfSigned, Hostnames: c.Hostname,
+		ACMEDomains: c.ACMEDomain, ACMEDirectory: c.ACMEDirectory, ACMEEmail: c.ACMEEmail,
+		PlainHTTP: c.PlainHTTP, StateDir: c.StateDir,
+		CatalogTTL: c.CatalogTTL, CatalogMaxAge: c.CatalogMaxAge, MaxOriginRequests: c.MaxOriginRequests,
+		WriteTimeout: c.WriteTimeout, ShutdownTimeout: c.ShutdownTimeout,
+		Logger: slog.New(slog.NewJSONHandler(logw, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	if h := srv.ACMEChallengeHandler(); h != nil && c.ACMEHTTPListen != "" {
+		acme := &http.Server{Addr: c.ACMEHTTPListen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		go acme.ListenAndServe()
+		defer acme.Close()
+	}
+	c.announce(stderr, srv, desc)
+	return srv.Run(ctx)
+}
+
+// origin opens what --bucket or --origin names.
+func (c *CLI) origin(ctx context.Context) (edgeproxy.Origin, string, error) {
+	switch {
+	case c.Bucket != "" && c.Origin != "":
+		return nil, "", errors.New("give --bucket or --origin, not both")
+	case c.Origin != "":
+		o, err := edgeproxy.NewHTTPOrigin(c.Origin, nil)
+		return o, c.Origin, err
+	case c.Bucket != "":
+		loc, err := location.Parse(c.Bucket)
+		if err != nil {
+			return nil, "", err
+		}
+		s, err := location.Open(ctx, loc, location.Options{EndpointURL: c.EndpointURL, Region: c.Region, Profile: c.Profile})
+		if err != nil {
+			return nil, "", err
+		}
+		return s, loc.String(), nil
+	}
+	return nil, "", errors.New("nothing to serve: give --bucket LOCATION or --origin URL")
+}
+
+// announce tells the operator where the registry is and how to add it.
+func (c *CLI) announce(w io.Writer, srv *edgeproxy.Server, desc string) {
+	scheme := "https"
+	if c.PlainHTTP {
+		scheme = "http"
+	}
+	host := "HOST"
+	_, port, _ := net.SplitHostPort(srv.Addr().String())
+	switch {
+	case len(c.ACMEDomain) > 0:
+		host = c.ACMEDomain[0]
+	case len(c.Hostname) > 0:
+		host = c.Hostname[0]
+	default:
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	if ip := net.ParseIP(host); ip != nil && strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	url := fmt.Sprintf("%s://%s:%s", scheme, host, port)
+	fmt.Fprintf(w, "edgeproxy: serving %s on %s (listening on %s)\n", desc, url, srv.Addr())
+	if ss := srv.SelfSignedCert(); ss != nil {
+		fmt.Fprintf(w, "edgeproxy: self-signed certificate %s\n", ss.CertFile)
+		fmt.Fprintf(w, "edgeproxy: SHA-256 fingerprint %s\n", ss.Fingerprint)
+		fmt.Fprintf(w, "edgeproxy: on each Incus client, trust it (copy %s to ~/.config/incus/servercerts/%s.crt, or add it to the system CA store), then:\n", ss.CertFile, c.RemoteName)
+	}
+	fmt.Fprintf(w, "  incus remote add %s %s --protocol simplestreams\n", c.RemoteName, url)
+}

@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/miniotest"
+)
+
+// runEdgeproxy starts the edgeproxy binary with a self-signed certificate
+// and returns the URL from its announcement and the certificate file.
+func runEdgeproxy(t *testing.T, env []string, args ...string) (url, cert string) {
+	t.Helper()
+	state := t.TempDir()
+	cmd := exec.Command(edgeproxyBin, append(args, "--listen", "127.0.0.1:0", "--self-signed", "--hostname", "127.0.0.1", "--state-dir", state, "--quiet")...)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	re := regexp.MustCompile(`incus remote add appliance (https://\S+) --protocol simplestreams`)
+	var seen []string
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("edgeproxy exited: %s", strings.Join(seen, "\n"))
+			}
+			seen = append(seen, l)
+			if m := re.FindStringSubmatch(l); m != nil {
+				if !strings.Contains(strings.Join(seen, "\n"), "SHA-256 fingerprint") {
+					t.Errorf("announcement lacks the certificate fingerprint:\n%s", strings.Join(seen, "\n"))
+				}
+				go func() {
+					for range lines {
+					}
+				}()
+				return m[1], filepath.Join(state, "selfsigned.crt")
+			}
+		case <-timeout:
+			t.Fatalf("no 'incus remote add' line from edgeproxy: %s", strings.Join(seen, "\n"))
+		}
+	}
+}
+
+// The real incus client through edgeproxy, in front of (a) a private MinIO
+// bucket read with signed requests and (b) a local registry folder: list,
+// info, and export with fingerprint check. Incus first tries plain HTTP on
+// the TLS port for image files; the export shows the fallback is fast.
+func TestIncusThroughEdgeproxy(t *testing.T) {
+	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"private"}})
+	env := srv.Env()
+	folder := filepath.Join(t.TempDir(), "registry")
+	meta1, root1 := sampleImage(t, "nginx", t0, 1)
+	meta2, root2 := sampleImage(t, "nginx", t0.Add(time.Hour), 2)
+	fp2 := fingerprintOf(t, meta2, root2)
+	for _, bucket := range []string{"s3://private/reg", folder} {
+		mustPublishEnv(t, env, "nginx", "--bucket", bucket, "--metadata", meta1, "--rootfs", root1)
+		mustPublishEnv(t, env, "nginx", "--bucket", bucket, "--metadata", meta2, "--rootfs", root2, "--alias", "web")
+	}
+	// The bucket really is private.
+	if resp, err := srv.HTTPClient().Get(srv.Endpoint + "/private/reg/streams/v1/index.json"); err != nil || resp.StatusCode != 403 {
+		t.Fatalf("anonymous read of the bucket: %v %v, want 403", resp.StatusCode, err)
+	}
+	for _, bucket := range []string{"s3://private/reg", folder} {
+		t.Run(filepath.Base(bucket), func(t *testing.T) {
+			url, cert := runEdgeproxy(t, env, "--bucket", bucket)
+			incus := newClient(t, "incus", cert)
+			incus.run(t, "remote", "add", "appliance", url, "--protocol", "simplestreams")
+			if got := incus.list(t, "appliance"); len(got) != 2 || strings.Join(got[fp2], ",") != "nginx,nginx/amd64,web,web/amd64" {
+				t.Errorf("incus image list = %v", got)
+			}
+			if info := incus.run(t, "image", "info", "appliance:web"); !strings.Contains(info, "Fingerprint: "+fp2) {
+				t.Errorf("incus image info appliance:web:\n%s", info)
+			}
+			out := t.TempDir()
+			start := time.Now()
+			incus.run(t, "image", "export", "appliance:nginx", out)
+			took := time.Since(start)
+			if f := exportedFingerprint(t, out); f != fp2 {
+				t.Errorf("exported fingerprint %s, want %s", f, fp2)
+			}
+			if took > 5*time.Second {
+				t.Errorf("export took %s: the plain-HTTP attempt on the TLS port must fail fast", took)
+			}
+			t.Logf("%s: incus image export (plain-HTTP attempt, then HTTPS) took %s", bucket, took.Round(time.Millisecond))
+		})
+	}
+}

@@ -1,0 +1,158 @@
+package edgeproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/store"
+	"github.com/incus-appliance/registry/internal/store/dirstore"
+)
+
+// testRegistry writes a tiny registry folder: both catalog files and one
+// image file of size bytes. It returns the folder and the image's key.
+func testRegistry(t testing.TB, size int) (dir, imageKey string) {
+	t.Helper()
+	dir = t.TempDir()
+	files := map[string][]byte{
+		catalog.IndexPath:  catalog.BuildIndex([]string{"nginx:amd64"}).Marshal(),
+		catalog.ImagesPath: []byte(`{"content_id":"images","datatype":"image-downloads","format":"products:1.0","products":{}}` + strings.Repeat(" ", 4096) + "\n"),
+	}
+	imageKey = "images/" + strings.Repeat("ab", 32) + "/rootfs.squashfs"
+	img := make([]byte, size)
+	for i := range img {
+		img[i] = byte(i * 7)
+	}
+	files[imageKey] = img
+	for k, v := range files {
+		p := filepath.Join(dir, k)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, v, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, imageKey
+}
+
+// dirOrigin opens a registry folder as an origin.
+func dirOrigin(t testing.TB, dir string) store.Store {
+	t.Helper()
+	s, err := dirstore.Open(dir, dirstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// proxy is a running edgeproxy for a test.
+type proxy struct {
+	srv    *Server
+	URL    string
+	Client *http.Client
+	Cert   string // PEM file to trust
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startProxy runs an edgeproxy with a self-signed certificate on
+// 127.0.0.1:0 in front of origin; tweak edits the config first.
+func startProxy(t testing.TB, origin Origin, tweak func(*Config)) *proxy {
+	t.Helper()
+	cfg := Config{
+		Origin: origin, Listen: "127.0.0.1:0", SelfSigned: true,
+		Hostnames: []string{"127.0.0.1", "localhost"}, StateDir: t.TempDir(),
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &proxy{srv: srv, URL: "https://" + srv.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	if cfg.PlainHTTP {
+		p.URL = "http://" + srv.Addr().String()
+	}
+	go func() { p.done <- srv.Run(ctx) }()
+	tr := &http.Transport{ForceAttemptHTTP2: true, DisableCompression: true}
+	if ss := srv.SelfSignedCert(); ss != nil {
+		p.Cert = ss.CertFile
+		pem, _ := os.ReadFile(ss.CertFile)
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	p.Client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+func (p *proxy) stop(t testing.TB) {
+	if p.cancel == nil {
+		return
+	}
+	p.cancel()
+	p.cancel = nil
+	select {
+	case err := <-p.done:
+		if err != nil && err != http.ErrServerClosed {
+			t.Errorf("proxy Run: %v", err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Error("proxy did not stop")
+	}
+	p.Client.CloseIdleConnections()
+}
+
+// get performs a request with optional headers (name, value, ...).
+func (p *proxy) do(t testing.TB, method, path string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, p.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := p.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// countingOrigin counts the origin reads going through it.
+type countingOrigin struct {
+	Origin
+	gets, stats atomic.Int64
+	delay       time.Duration
+}
+
+func (c *countingOrigin) Get(ctx context.Context, key string) (io.ReadCloser, store.ObjectInfo, error) {
+	c.gets.Add(1)
+	time.Sleep(c.delay)
+	return c.Origin.Get(ctx, key)
+}
+
+func (c *countingOrigin) Stat(ctx context.Context, key string) (store.ObjectInfo, error) {
+	c.stats.Add(1)
+	return c.Origin.Stat(ctx, key)
+}

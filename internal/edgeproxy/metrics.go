@@ -1,0 +1,48 @@
+package edgeproxy
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the proxy's Prometheus series, on a registry of their own.
+type metrics struct {
+	reg            *prometheus.Registry
+	requests       *prometheus.CounterVec   // class, code
+	bytes          *prometheus.CounterVec   // class
+	originLatency  *prometheus.HistogramVec // class
+	cache          *prometheus.CounterVec   // result: hit, miss, collapsed
+	originInflight prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgeproxy_requests_total", Help: "Requests served, by class (catalog, image, other) and status code.",
+		}, []string{"class", "code"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgeproxy_response_bytes_total", Help: "Response body bytes sent, by class.",
+		}, []string{"class"}),
+		originLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "edgeproxy_origin_seconds", Help: "Time to first byte of origin reads, by class.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}, []string{"class"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgeproxy_catalog_cache_total", Help: "Catalog cache lookups: hit, miss (one origin read), collapsed (waited for another request's read).",
+		}, []string{"result"}),
+		originInflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "edgeproxy_origin_inflight", Help: "Origin reads in progress (image downloads hold one until done).",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.bytes, m.originLatency, m.cache, m.originInflight,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

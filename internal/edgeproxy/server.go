@@ -1,0 +1,241 @@
+// Package edgeproxy is a thin, hardened HTTPS front for a registry kept in
+// a bucket (S3, MinIO), a local registry folder, or behind a plain HTTP(S)
+// origin: what a self-hosted registry puts where production has a CDN.
+//
+// It serves only what a SimpleStreams client needs — GET and HEAD of
+// streams/v1/*.json and images/... — with correct HTTP semantics (Range,
+// conditional requests, HEAD, content types, Cache-Control by class), a
+// short in-memory cache with request collapsing for the catalog, constant
+// memory per image download, and no origin detail (S3 error bodies,
+// x-amz-* headers) ever reaching a client. TLS comes from certificate
+// files (reloaded when they change), a kept self-signed CA certificate, or
+// ACME.
+package edgeproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/store"
+)
+
+// Config configures a Server. Zero values take the defaults noted.
+type Config struct {
+	// Origin is where the registry is read from.
+	Origin Origin
+	// Listen is the address to listen on (default ":8443").
+	Listen string
+
+	// TLS: certificate files, or SelfSigned, or ACMEDomains; PlainHTTP
+	// serves without TLS (behind a TLS-terminating load balancer only).
+	CertFile, KeyFile string
+	SelfSigned        bool
+	// Hostnames are the names and addresses a self-signed certificate
+	// covers (default: localhost, 127.0.0.1, ::1 and the host name).
+	Hostnames   []string
+	ACMEDomains []string
+	// ACMEDirectory is the ACME directory URL (default Let's Encrypt).
+	ACMEDirectory string
+	ACMEEmail     string
+	// ACMEHTTPClient talks to the ACME server (tests trust a test CA).
+	ACMEHTTPClient *http.Client
+	PlainHTTP      bool
+	// StateDir keeps the self-signed certificate and ACME account and
+	// certificates (default ./edgeproxy-state).
+	StateDir string
+
+	// CatalogTTL is how long catalog JSON is kept in memory (default 2s).
+	CatalogTTL time.Duration
+	// CatalogMaxAge is the Cache-Control max-age of catalog JSON (default
+	// 60s); image files are always "immutable" for a year.
+	CatalogMaxAge time.Duration
+	// MaxOriginRequests caps concurrent origin reads (default 512); a
+	// request waits up to 10 s for a slot, then gets 503.
+	MaxOriginRequests int
+	// WriteTimeout cuts a client that accepts no data for this long
+	// (default 60s); ReadHeaderTimeout and IdleTimeout guard against slow
+	// and idle connections (defaults 10s and 60s).
+	WriteTimeout, ReadHeaderTimeout, IdleTimeout time.Duration
+	// ShutdownTimeout is how long in-flight requests may finish after the
+	// context ends (default 30s).
+	ShutdownTimeout time.Duration
+	// Logger receives JSON access logs (default: discard).
+	Logger *slog.Logger
+}
+
+// Server is a running edgeproxy.
+type Server struct {
+	cfg        Config
+	ln         net.Listener
+	srv        *http.Server
+	acmeSrv    *http.Server
+	selfSigned *SelfSigned
+}
+
+func (c *Config) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = ":8443"
+	}
+	if c.StateDir == "" {
+		c.StateDir = "edgeproxy-state"
+	}
+	def(&c.CatalogTTL, 2*time.Second)
+	def(&c.CatalogMaxAge, 60*time.Second)
+	def(&c.WriteTimeout, 60*time.Second)
+	def(&c.ReadHeaderTimeout, 10*time.Second)
+	def(&c.IdleTimeout, 60*time.Second)
+	def(&c.ShutdownTimeout, 30*time.Second)
+	if c.MaxOriginRequests == 0 {
+		c.MaxOriginRequests = 512
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if len(c.Hostnames) == 0 {
+		c.Hostnames = defaultHostnames()
+	}
+}
+
+// New prepares the server and starts listening (so Addr is known), but
+// serves nothing until Run.
+func New(cfg Config) (*Server, error) {
+	cfg.defaults()
+	if cfg.Origin == nil {
+		return nil, errors.New("no origin")
+	}
+	s := &Server{cfg: cfg}
+	m := newMetrics()
+	h := &handler{
+		origin: cfg.Origin, cache: newCatalogCache(cfg.Origin, cfg.CatalogTTL, m),
+		catalogMaxAge: cfg.CatalogMaxAge, sem: make(chan struct{}, cfg.MaxOriginRequests),
+		semWait: 10 * time.Second, writeTimeout: cfg.WriteTimeout, m: m, log: cfg.Logger,
+	}
+	if rr, ok := cfg.Origin.(store.RangeReader); ok {
+		h.ranger = rr
+	}
+	s.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadHeaderTimeout + 10*time.Second, // requests carry no body
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	tlsConf, err := s.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if tlsConf != nil {
+		s.srv.TLSConfig = tlsConf
+	}
+	s.ln = ln
+	return s, nil
+}
+
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	c := s.cfg
+	modes := 0
+	for _, on := range []bool{c.CertFile != "" || c.KeyFile != "", c.SelfSigned, len(c.ACMEDomains) > 0, c.PlainHTTP} {
+		if on {
+			modes++
+		}
+	}
+	if modes != 1 {
+		return nil, errors.New("choose exactly one of: certificate files (--cert and --key), --self-signed, --acme-domain, --plain-http")
+	}
+	base := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	switch {
+	case c.PlainHTTP:
+		return nil, nil
+	case c.SelfSigned:
+		ss, err := selfSigned(c.StateDir, c.Hostnames)
+		if err != nil {
+			return nil, err
+		}
+		s.selfSigned = ss
+		fc, err := newFileCert(ss.CertFile, ss.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		base.GetCertificate = fc.getCertificate
+	case len(c.ACMEDomains) > 0:
+		m, err := acmeManager(c.ACMEDomains, filepath.Join(c.StateDir, "acme"), c.ACMEDirectory, c.ACMEEmail, c.ACMEHTTPClient)
+		if err != nil {
+			return nil, err
+		}
+		base.GetCertificate = m.GetCertificate
+		base.NextProtos = append(base.NextProtos, "acme-tls/1") // TLS-ALPN-01 challenges
+		s.acmeSrv = &http.Server{Handler: m.HTTPHandler(nil), ReadHeaderTimeout: 10 * time.Second}
+	default:
+		if c.CertFile == "" || c.KeyFile == "" {
+			return nil, errors.New("--cert and --key go together")
+		}
+		fc, err := newFileCert(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		base.GetCertificate = fc.getCertificate
+	}
+	return base, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// SelfSignedCert describes the self-signed certificate in use, if any.
+func (s *Server) SelfSignedCert() *SelfSigned { return s.selfSigned }
+
+// Run serves until ctx ends, then stops accepting connections and lets
+// in-flight requests (downloads included) finish for up to
+// ShutdownTimeout.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if s.srv.TLSConfig != nil {
+			err = s.srv.ServeTLS(s.ln, "", "")
+		} else {
+			err = s.srv.Serve(s.ln)
+		}
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.srv.Close()
+		return fmt.Errorf("shutdown: in-flight requests did not finish within %s", s.cfg.ShutdownTimeout)
+	}
+	return err
+}
+
+// ACMEChallengeHandler is the HTTP-01 challenge handler to serve on port
+// 80 when ACME is on (nil otherwise).
+func (s *Server) ACMEChallengeHandler() http.Handler {
+	if s.acmeSrv == nil {
+		return nil
+	}
+	return s.acmeSrv.Handler
+}
