@@ -55,6 +55,15 @@ func clip(s string) string {
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) class {
+	// No request here has a body. Chunked framing is refused and the
+	// connection closed after the answer: next to a Content-Length it is
+	// the request-smuggling pair, after which RFC 9112 §6.1 wants the
+	// connection closed (net/http drops the Content-Length and keeps it).
+	if len(r.TransferEncoding) > 0 {
+		w.Header().Set("Connection", "close")
+		http.Error(w, "request bodies are not accepted", http.StatusBadRequest)
+		return classOther
+	}
 	switch r.URL.Path {
 	case "/healthz":
 		if err := ping(r.Context(), h.origin); err != nil {
@@ -77,6 +86,16 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) class {
 	if status != 0 {
 		http.Error(w, http.StatusText(status), status)
 		return c
+	}
+	if rg := r.Header.Get("Range"); rg != "" {
+		if safe := safeRange(rg); safe != rg {
+			r = r.Clone(r.Context())
+			if safe == "" {
+				r.Header.Del("Range")
+			} else {
+				r.Header.Set("Range", safe)
+			}
+		}
 	}
 	if c == classCatalog {
 		h.serveCatalog(w, r, key)
@@ -109,6 +128,32 @@ func (h *handler) serveCatalog(w http.ResponseWriter, r *http.Request, key strin
 		hd.Set("ETag", etag)
 	}
 	http.ServeContent(w, r, "", e.modTime, bytes.NewReader(data))
+}
+
+// maxRanges caps the ranges of one request: each costs a multipart header
+// and, from a remote origin, a read of its own.
+const maxRanges = 16
+
+// safeRange is the Range header to hand to http.ServeContent: none for a
+// unit other than bytes (RFC 9110 §14.2: ignore it) or for more than
+// maxRanges ranges (§14.2 lets a server ignore "many small ranges", a
+// denial-of-service pattern); a zero-length suffix ("-0", which selects
+// nothing, but which ServeContent answers with a 206 and an invalid
+// Content-Range, golang/go#81262) as a start past any end, unsatisfiable.
+func safeRange(rg string) string {
+	set, ok := strings.CutPrefix(rg, "bytes=")
+	if !ok || strings.Count(set, ",") >= maxRanges {
+		return ""
+	}
+	specs := strings.Split(set, ",")
+	for i, spec := range specs {
+		if n, ok := strings.CutPrefix(strings.TrimSpace(spec), "-"); ok {
+			if v, err := strconv.ParseInt(n, 10, 64); err == nil && v == 0 {
+				specs[i] = "9223372036854775807-"
+			}
+		}
+	}
+	return "bytes=" + strings.Join(specs, ",")
 }
 
 // acceptsGzip reports whether the client asked for gzip.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/miniotest"
@@ -164,7 +165,8 @@ func gunzip(t *testing.T, b []byte) []byte {
 func TestCatalogRequestCollapsing(t *testing.T) {
 	dir, _ := testRegistry(t, 1024)
 	o := &countingOrigin{Origin: dirOrigin(t, dir), delay: 200 * 1e6}
-	p := startProxy(t, o, nil)
+	// A TTL longer than the test, so that only collapsing is measured.
+	p := startProxy(t, o, func(c *Config) { c.CatalogTTL = 5 * time.Minute })
 	p.Client.Transport.(*http.Transport).MaxConnsPerHost = 0
 	var wg sync.WaitGroup
 	errs := make(chan error, 1000)
