@@ -32,6 +32,21 @@ test: fmt-check vet minio pebble
 	# the full-size concurrency test (scaled down under -race)
 	$(GO) test -count=1 -run Concurrent ./internal/registry/
 
+# Terraform (terraform/), offline: fmt, init, validate and `terraform test`
+# (mocked provider), then the MinIO-applicable subset applied to a MinIO,
+# published to with the publish binary, verified and destroyed. Needs the
+# terraform CLI and the hashicorp/aws provider under TF_PLUGIN_DIR (a
+# filesystem-mirror layout); says so in one line and passes without them.
+TF_PLUGIN_DIR ?= /opt/tf-plugins
+.PHONY: test-terraform
+test-terraform: minio
+	@if ! command -v terraform >/dev/null || ! ls -d $(TF_PLUGIN_DIR)/registry.terraform.io/hashicorp/aws/*/linux_amd64 >/dev/null 2>&1; then \
+		echo "test-terraform: skipped: terraform not on PATH or no hashicorp/aws provider under $(TF_PLUGIN_DIR)"; \
+	else \
+		MINIO_BIN=$$(scripts/minio.sh install) TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) REGISTRY_TERRAFORM=1 REGISTRY_E2E=require \
+			$(GO) test -count=1 -timeout 10m -v -run '^TestTerraform(CLI|MinIO)$$' ./terraform/; \
+	fi
+
 # The pinned Pebble ACME test server (edgeproxy's ACME test), built once.
 PEBBLE_VERSION := v2.10.1
 PEBBLE_DIR := $(HOME)/.cache/appliance-registry/pebble-$(PEBBLE_VERSION)
@@ -64,3 +79,9 @@ fmt-check:
 
 clean:
 	rm -rf $(BIN) .build
+
+# edgeproxy vs nginx vs Caddy (Debian packages) as TLS fronts of one MinIO:
+# catalog JSON req/s, 1 GiB download MiB/s, peak RSS with 256 downloads.
+.PHONY: bench-edgeproxy
+bench-edgeproxy: build minio
+	$(GO) run ./bench/edgeproxy -size $${SIZE:-1073741824} $(BENCH_FLAGS)

@@ -48,6 +48,9 @@ type Globals struct {
 	// AllowUnconditionalStore accepts a store that ignores conditional
 	// writes (found by a probe when a registry is first written).
 	AllowUnconditionalStore bool `help:"Publish even to a store that ignores conditional writes (safe only with a single publisher at a time)."`
+	// CloudFrontDistribution is told to drop its cached catalog files
+	// after publish, remove or prune changed the catalog.
+	CloudFrontDistribution string `name:"cloudfront-distribution" env:"PUBLISH_CLOUDFRONT_DISTRIBUTION" placeholder:"ID" help:"CloudFront distribution serving the bucket: after a catalog change, invalidate its cached streams/v1/index.json and images.json (needs cloudfront:CreateInvalidation; exit 1 if that fails, the change itself being committed)."`
 }
 
 func main() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/registry"
@@ -15,7 +16,7 @@ type pruneCmd struct {
 	DryRun bool          `short:"n" help:"Show what would be removed and deleted; change nothing."`
 }
 
-func (c *pruneCmd) Run(ctx context.Context, g *Globals, out *output) error {
+func (c *pruneCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
 	if c.Keep < 0 {
 		return usageError{fmt.Errorf("--keep must be 0 or more, got %d", c.Keep)}
 	}
@@ -24,6 +25,9 @@ func (c *pruneCmd) Run(ctx context.Context, g *Globals, out *output) error {
 	}
 	if c.Grace < time.Hour {
 		out.warn("--grace %s is shorter than the 1h Incus daemons cache a catalog: clients may fail to download images they still see", c.Grace)
+	}
+	if err := checkCDN(g); err != nil {
+		return err
 	}
 	reg, closeStore, err := openRegistry(ctx, g, false)
 	if err != nil {
@@ -34,7 +38,13 @@ func (c *pruneCmd) Run(ctx context.Context, g *Globals, out *output) error {
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
-	return out.result(res, func(w io.Writer) {
+	// Only versions leaving the catalog change what clients see; deleted
+	// files were unreferenced already.
+	var cdnErr error
+	if len(res.Removed) > 0 && !res.DryRun {
+		cdnErr = invalidateCatalog(ctx, g, log)
+	}
+	err = out.result(res, func(w io.Writer) {
 		printRemoved(w, res.Removed, res.DryRun, "removed")
 		verb := "deleted"
 		if res.DryRun {
@@ -48,4 +58,11 @@ func (c *pruneCmd) Run(ctx context.Context, g *Globals, out *output) error {
 		}
 		fmt.Fprintf(w, "%d versions removed, %d files %s\n", len(res.Removed), len(res.Deleted), verb)
 	})
+	if err != nil {
+		return err
+	}
+	if cdnErr != nil {
+		return fmt.Errorf("prune: %w", cdnErr)
+	}
+	return nil
 }

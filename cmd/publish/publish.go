@@ -35,6 +35,9 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 			return usageError{fmt.Errorf("--alias: %w", err)}
 		}
 	}
+	if err := checkCDN(g); err != nil {
+		return err
+	}
 	reg, closeStore, err := openRegistry(ctx, g, !c.DryRun)
 	if err != nil {
 		return err
@@ -59,7 +62,17 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 		return fmt.Errorf("publish %s: %w", c.Name, err)
 	}
 	log.Info("published", "product", res.Product, "version", res.Version, "retries", res.Retries)
-	return out.result(res, func(w io.Writer) { printPublish(w, res, g.Bucket) })
+	var cdnErr error
+	if res.Changed && !res.DryRun {
+		cdnErr = invalidateCatalog(ctx, g, log)
+	}
+	if err := out.result(res, func(w io.Writer) { printPublish(w, res, g.Bucket) }); err != nil {
+		return err
+	}
+	if cdnErr != nil {
+		return fmt.Errorf("publish %s: %w", c.Name, cdnErr)
+	}
+	return nil
 }
 
 func printPublish(w io.Writer, r *registry.PublishResult, bucket string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 )
@@ -14,7 +15,10 @@ type removeCmd struct {
 	DryRun bool   `short:"n" help:"Show what would be removed; change nothing."`
 }
 
-func (c *removeCmd) Run(ctx context.Context, g *Globals, out *output) error {
+func (c *removeCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
+	if err := checkCDN(g); err != nil {
+		return err
+	}
 	reg, closeStore, err := openRegistry(ctx, g, false)
 	if err != nil {
 		return err
@@ -24,7 +28,17 @@ func (c *removeCmd) Run(ctx context.Context, g *Globals, out *output) error {
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", c.Image, err)
 	}
-	return out.result(res, func(w io.Writer) { printRemoved(w, res.Removed, res.DryRun, "removed") })
+	var cdnErr error
+	if len(res.Removed) > 0 && !res.DryRun {
+		cdnErr = invalidateCatalog(ctx, g, log)
+	}
+	if err := out.result(res, func(w io.Writer) { printRemoved(w, res.Removed, res.DryRun, "removed") }); err != nil {
+		return err
+	}
+	if cdnErr != nil {
+		return fmt.Errorf("remove %s: %w", c.Image, cdnErr)
+	}
+	return nil
 }
 
 func printRemoved(w io.Writer, rs []catalog.Removed, dryRun bool, verb string) {

@@ -7,6 +7,7 @@ package miniotest
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -55,6 +56,9 @@ type Options struct {
 	TLS bool
 	// Buckets to create.
 	Buckets []string
+	// Env is extra server environment ("KEY=value"), e.g.
+	// MINIO_KMS_SECRET_KEY to enable SSE-S3 (see KMSSecretKeyEnv).
+	Env []string
 }
 
 // Server is a running MinIO.
@@ -67,6 +71,7 @@ type Server struct {
 
 	bin, addr string
 	tls       bool
+	env       []string
 	cmd       *exec.Cmd
 	exited    chan struct{}
 }
@@ -101,7 +106,7 @@ func StartBinary(bin, dir string, opts Options) (*Server, error) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s := &Server{bin: bin, addr: addr, Dir: dir, tls: opts.TLS,
+	s := &Server{bin: bin, addr: addr, Dir: dir, tls: opts.TLS, env: opts.Env,
 		AccessKey: "minio-" + randHex(6), SecretKey: randHex(18)}
 	if opts.TLS {
 		certPEM, keyPEM, err := tlsutil.SelfSigned([]string{"127.0.0.1", "localhost"}, 48*time.Hour)
@@ -148,6 +153,7 @@ func (s *Server) start() error {
 	cmd := exec.Command(s.bin, args...)
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	cmd.Env = append(cmd.Env, s.env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -244,6 +250,15 @@ func (s *Server) AllowAnonymousRead(ctx context.Context, bucket, prefix string) 
 		return fmt.Errorf("put bucket policy: %w", err)
 	}
 	return nil
+}
+
+// KMSSecretKeyEnv returns a MINIO_KMS_SECRET_KEY setting with a fresh
+// random key: with it, MinIO supports SSE-S3 (bucket default encryption
+// AES256).
+func KMSSecretKeyEnv() string {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return "MINIO_KMS_SECRET_KEY=test-key:" + base64.StdEncoding.EncodeToString(key)
 }
 
 func randHex(n int) string {
