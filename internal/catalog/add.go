@@ -49,6 +49,11 @@ type Image struct {
 	Metadata     FileRef
 	Root         FileRef
 	RootKind     RootKind
+	// ApplianceVersion and Custom describe the appliance (optional).
+	ApplianceVersion string
+	Custom           map[string]string
+	// Profiles are Incus profiles shipped with the image, by name.
+	Profiles map[string]FileRef
 }
 
 // ProductKey is the key of the product holding appliance name on arch.
@@ -93,13 +98,31 @@ func (img Image) Validate() error {
 			return err
 		}
 	}
+	for name, ref := range img.Profiles {
+		if err := ValidateName(name); err != nil {
+			return fmt.Errorf("image %s: profile: %w", img.Name, err)
+		}
+		if !IsSHA256(ref.SHA256) || ref.Size < 0 {
+			return fmt.Errorf("image %s: profile %s: bad digest or size", img.Name, name)
+		}
+	}
 	return nil
 }
 
-// Paths returns the image's two file paths.
+// Paths returns the paths of all the image's files: metadata, root, then
+// profiles by name.
 func (img Image) Paths() []string {
 	m, r := ImagePaths(img.Fingerprint, img.RootKind)
-	return []string{m, r}
+	out := []string{m, r}
+	for _, name := range slices.Sorted(maps.Keys(img.Profiles)) {
+		out = append(out, ProfilePath(img.Fingerprint, name))
+	}
+	return out
+}
+
+// ProfilePath is where a profile shipped with an image is stored.
+func ProfilePath(fingerprint, name string) string {
+	return "images/" + fingerprint + "/profiles/" + name + ".yaml"
 }
 
 // version builds the catalog version for the image: the Incus metadata
@@ -120,7 +143,7 @@ func (img Image) version() *Version {
 	}
 	incus, lxd := meta, meta
 	incus.FType, lxd.FType = FTypeIncusMeta, FTypeLXDMeta
-	return &Version{
+	v := &Version{
 		Label: img.Description,
 		Items: map[string]Item{
 			FTypeIncusMeta: incus,
@@ -128,6 +151,10 @@ func (img Image) version() *Version {
 			rk.itemKey:     {FType: rk.ftype, Path: rootPath, SHA256: img.Root.SHA256, Size: img.Root.Size},
 		},
 	}
+	for name, ref := range img.Profiles {
+		v.Items["profile:"+name] = Item{FType: FTypeProfile, Path: ProfilePath(img.Fingerprint, name), SHA256: ref.SHA256, Size: ref.Size}
+	}
+	return v
 }
 
 // AddResult says what Add changed.
@@ -173,6 +200,7 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 				p.ReleaseTitle = img.Release
 			}
 			p.Requirements = maps.Clone(img.Requirements)
+			p.Version, p.Custom = img.ApplianceVersion, maps.Clone(img.Custom)
 		}
 		p.Versions[res.Version] = img.version()
 		c.unretire(img.Paths()...)

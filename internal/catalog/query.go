@@ -103,18 +103,21 @@ func (c *Catalog) Referenced() map[string]bool {
 
 // Entry is one image as `publish list` shows it.
 type Entry struct {
-	Product     string   `json:"product"`
-	Aliases     []string `json:"aliases"`
-	Arch        string   `json:"arch"`
-	OS          string   `json:"os"`
-	Release     string   `json:"release"`
-	Variant     string   `json:"variant,omitempty"`
-	Version     string   `json:"version"`
-	Latest      bool     `json:"latest"`
-	Fingerprint string   `json:"fingerprint"`
-	Kind        RootKind `json:"kind"`
-	Size        int64    `json:"size"`
-	Description string   `json:"description,omitempty"`
+	Product string   `json:"product"`
+	Aliases []string `json:"aliases"`
+	Arch    string   `json:"arch"`
+	OS      string   `json:"os"`
+	Release string   `json:"release"`
+	Variant string   `json:"variant,omitempty"`
+	// ApplianceVersion is the appliance's own version, when published from
+	// an appliance folder.
+	ApplianceVersion string   `json:"appliance_version,omitempty"`
+	Version          string   `json:"version"`
+	Latest           bool     `json:"latest"`
+	Fingerprint      string   `json:"fingerprint"`
+	Kind             RootKind `json:"kind"`
+	Size             int64    `json:"size"`
+	Description      string   `json:"description,omitempty"`
 }
 
 // Entries lists every image, by product then newest version first. Only
@@ -127,7 +130,7 @@ func (c *Catalog) Entries() []Entry {
 		for i := len(vks) - 1; i >= 0; i-- {
 			for _, vi := range p.Versions[vks[i]].Images() {
 				e := Entry{
-					Product: pk, Arch: p.Arch, OS: p.OS, Release: p.Release, Variant: p.Variant,
+					Product: pk, Arch: p.Arch, OS: p.OS, Release: p.Release, Variant: p.Variant, ApplianceVersion: p.Version,
 					Version: vks[i], Latest: i == len(vks)-1, Fingerprint: vi.Fingerprint,
 					Kind: vi.Kind, Size: vi.Meta.Size + vi.Root.Size, Description: p.Versions[vks[i]].Label,
 				}

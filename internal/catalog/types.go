@@ -29,6 +29,9 @@ const (
 	FTypeSquashfs   = "squashfs"
 	FTypeRootTarXZ  = "root.tar.xz"
 	FTypeDiskKVMImg = "disk-kvm.img"
+	// FTypeProfile is an Incus profile shipped with an appliance; clients
+	// ignore items of types they do not know.
+	FTypeProfile = "incus-profile.yaml"
 )
 
 // Index is streams/v1/index.json: the entry point every client fetches.
@@ -63,17 +66,22 @@ type Catalog struct {
 type Product struct {
 	// Aliases is ONE comma-joined string ("nginx,web"); Incus adds
 	// "<alias>/<arch>" for each by itself.
-	Aliases      string              `json:"aliases"`
-	Arch         string              `json:"arch"`
-	OS           string              `json:"os"`
-	Release      string              `json:"release"`
-	ReleaseTitle string              `json:"release_title"`
-	Variant      string              `json:"variant,omitempty"`
-	Requirements map[string]string   `json:"requirements,omitempty"`
-	SupportEOL   string              `json:"support_eol,omitempty"`
-	Supported    bool                `json:"supported,omitempty"`
-	Version      string              `json:"version,omitempty"`
-	Versions     map[string]*Version `json:"versions"`
+	Aliases      string            `json:"aliases"`
+	Arch         string            `json:"arch"`
+	OS           string            `json:"os"`
+	Release      string            `json:"release"`
+	ReleaseTitle string            `json:"release_title"`
+	Variant      string            `json:"variant,omitempty"`
+	Requirements map[string]string `json:"requirements,omitempty"`
+	SupportEOL   string            `json:"support_eol,omitempty"`
+	Supported    bool              `json:"supported,omitempty"`
+	// Version is the appliance's own version (shown by Incus as the
+	// image's "version" property).
+	Version string `json:"version,omitempty"`
+	// Custom is the appliance's free-form metadata (appliance.yaml
+	// "custom"); clients ignore it.
+	Custom   map[string]string   `json:"custom,omitempty"`
+	Versions map[string]*Version `json:"versions"`
 }
 
 // Version is one published build of a product. Its key starts with

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -24,6 +25,8 @@ type PublishRequest struct {
 	// a multipart upload then sends each part with its digest and the
 	// store checks it, with no second hashing pass.
 	RootPartSHA256 []string
+	// ProfilePaths are the local files of Image.Profiles, by name.
+	ProfilePaths map[string]string
 	// DryRun checks everything and reports what would happen, writing
 	// nothing.
 	DryRun bool
@@ -78,11 +81,19 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 	}
 	metaKey, rootKey := catalog.ImagePaths(img.Fingerprint, img.RootKind)
 	res := &PublishResult{Fingerprint: img.Fingerprint, DryRun: req.DryRun}
-	files := []struct {
+	type file struct {
 		key, path string
 		ref       catalog.FileRef
 		parts     []string
-	}{{metaKey, req.MetadataPath, img.Metadata, nil}, {rootKey, req.RootPath, img.Root, req.RootPartSHA256}}
+	}
+	files := []file{{metaKey, req.MetadataPath, img.Metadata, nil}, {rootKey, req.RootPath, img.Root, req.RootPartSHA256}}
+	for _, name := range slices.Sorted(maps.Keys(img.Profiles)) {
+		path, ok := req.ProfilePaths[name]
+		if !ok {
+			return nil, fmt.Errorf("profile %s: no local file given", name)
+		}
+		files = append(files, file{catalog.ProfilePath(img.Fingerprint, name), path, img.Profiles[name], nil})
+	}
 
 	// 1. Does it fit, and is there anything to do?
 	c, _, err := r.readCatalog(ctx)
@@ -115,7 +126,7 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 
 	// 2. Announce the upload.
 	id := newID()
-	paths := []string{metaKey, rootKey}
+	paths := img.Paths()
 	st, err := r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
 		if _, err := c.CheckAdd(img); err != nil { // fail before uploading
 			return false, err
