@@ -6,19 +6,30 @@ GO       ?= go
 BIN      := bin
 REGISTRY ?= ./registry
 
-.PHONY: pebble all build demo test test-unit vet fmt-check deps minio minio-start minio-stop bench-s3 clean
+.PHONY: sample pebble all build demo test serve build-all-arch test-launch test-appliances test-unit vet fmt-check deps minio minio-start minio-stop bench-s3 clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/publish ./cmd/edgeproxy
 
-# Publish a freshly built sample image into ./registry and list it.
+# The main job end to end on the embedded default: build the nginx
+# appliance (distrobuilder, root), publish it into ./registry, show it, and
+# serve it over HTTPS with edgeproxy (Ctrl-C stops it).
 demo: build
+	scripts/install-distrobuilder.sh
+	$(BIN)/publish build nginx --compression gzip-1
+	$(BIN)/publish nginx --bucket $(REGISTRY)
+	$(BIN)/publish list --bucket $(REGISTRY)
+	$(BIN)/publish verify --bucket $(REGISTRY)
+	$(BIN)/edgeproxy --bucket $(REGISTRY) --self-signed --quiet
+
+# A tiny sample image (no distrobuilder needed: mksquashfs), published
+# into ./registry.
+sample: build
 	$(GO) run ./tools/sampleimage -out .build/sample -name hello
 	$(BIN)/publish hello --bucket $(REGISTRY) --metadata .build/sample/incus.tar.xz --rootfs .build/sample/rootfs.squashfs
 	$(BIN)/publish list --bucket $(REGISTRY)
-	$(BIN)/publish verify --bucket $(REGISTRY)
 
 deps:
 	scripts/install-deps.sh
@@ -52,6 +63,29 @@ PEBBLE_VERSION := v2.10.1
 PEBBLE_DIR := $(HOME)/.cache/appliance-registry/pebble-$(PEBBLE_VERSION)
 pebble:
 	@test -x $(PEBBLE_DIR)/pebble || GOBIN=$(PEBBLE_DIR) $(GO) install github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION)
+
+# Appliances (appliances/NAME): build with distrobuilder (installed by
+# scripts/install-distrobuilder.sh) into .build/NAME/ARCH.
+APPLIANCES := $(notdir $(patsubst %/,%,$(dir $(wildcard appliances/*/appliance.yaml))))
+COMPRESSION ?= xz
+build-%: build
+	$(BIN)/publish build $* --compression $(COMPRESSION)
+build-all-arch: build
+	$(BIN)/publish build $(APPLIANCES) --arch amd64,arm64 --compression $(COMPRESSION)
+
+# Serve ./registry over HTTPS with a kept self-signed certificate.
+serve: build
+	$(BIN)/edgeproxy --bucket $(REGISTRY) --self-signed
+
+# End to end with a real Incus daemon (root): nginx's whole workflow
+# (build → MinIO → edgeproxy → incus launch → health check → second
+# version), then each appliance launched and health-checked.
+test-launch: build minio
+	MINIO_BIN=$$(scripts/minio.sh install) REGISTRY_LAUNCH=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchNginxEndToEnd$$' ./e2e/
+test-appliances: build minio
+	REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 40m -v -run '^TestLaunchEveryAppliance$$' ./e2e/
+test-%: build
+	REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchEveryAppliance$$/^$*$$' ./e2e/
 
 # Build (once, cached) the pinned MinIO server.
 minio:

@@ -54,11 +54,17 @@ func newClient(t testing.TB, name, cert string) *client {
 	return c
 }
 
+// env is the client's environment: its own HOME and configuration, and
+// trust in the registry's certificate only.
+func (c *client) env() []string {
+	return append(os.Environ(), "HOME="+c.home, "SSL_CERT_FILE="+c.cert,
+		"INCUS_CONF="+filepath.Join(c.home, ".config/incus"), "LXD_CONF="+filepath.Join(c.home, ".config/lxc"))
+}
+
 func (c *client) run(t testing.TB, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(c.bin, args...)
-	cmd.Env = append(os.Environ(), "HOME="+c.home, "SSL_CERT_FILE="+c.cert,
-		"INCUS_CONF="+filepath.Join(c.home, ".config/incus"), "LXD_CONF="+filepath.Join(c.home, ".config/lxc"))
+	cmd.Env = c.env()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", filepath.Base(c.bin), strings.Join(args, " "), err, out)

@@ -27,13 +27,17 @@ func (c *listCmd) Run(ctx context.Context, g *Globals, out *output) error {
 	}
 	return out.result(entries, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tVERSION\tARCH\tTYPE\tSIZE\tDESCRIPTION")
+		fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tAPPLIANCE\tVERSION\tARCH\tTYPE\tSIZE\tDESCRIPTION")
 		for _, e := range entries {
 			aliases := strings.Join(e.Aliases, ",")
 			if aliases == "" {
 				aliases = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], e.Version, e.Arch, e.Kind, humanBytes(e.Size), e.Description)
+			appVersion := e.ApplianceVersion
+			if appVersion == "" {
+				appVersion = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], appVersion, e.Version, e.Arch, e.Kind, humanBytes(e.Size), e.Description)
 		}
 		tw.Flush()
 	})

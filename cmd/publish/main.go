@@ -27,11 +27,13 @@ const (
 type CLI struct {
 	Globals
 
-	Publish publishCmd `cmd:"" default:"withargs" help:"Publish a split image (metadata tarball + root) as appliance NAME (the default command)."`
-	List    listCmd    `cmd:"" help:"List the images Incus clients will see."`
-	Verify  verifyCmd  `cmd:"" help:"Check every file, hash and fingerprint of the registry; exit 1 on any problem."`
-	Remove  removeCmd  `cmd:"" help:"Remove an image (by fingerprint or alias) from the catalog; files stay until a prune."`
-	Prune   pruneCmd   `cmd:"" help:"Keep the newest N versions per product and delete files nothing references any more."`
+	Publish  publishCmd  `cmd:"" default:"withargs" help:"Publish a split image (metadata tarball + root) as appliance NAME (the default command)."`
+	List     listCmd     `cmd:"" help:"List the images Incus clients will see."`
+	Verify   verifyCmd   `cmd:"" help:"Check every file, hash and fingerprint of the registry; exit 1 on any problem."`
+	Remove   removeCmd   `cmd:"" help:"Remove an image (by fingerprint or alias) from the catalog; files stay until a prune."`
+	Prune    pruneCmd    `cmd:"" help:"Keep the newest N versions per product and delete files nothing references any more."`
+	Build    buildCmd    `cmd:"" help:"Build appliances with distrobuilder into --build-dir (skipped when nothing changed)."`
+	Validate validateCmd `cmd:"" help:"Check appliance folders (appliance.yaml, profiles, template); all when no NAME is given."`
 }
 
 // Globals are the flags every command takes.
@@ -41,6 +43,9 @@ type Globals struct {
 	Quiet      bool   `short:"q" help:"Print nothing on success."`
 	NoProgress bool   `help:"Never show upload progress (it is shown only when stderr is a terminal)."`
 	Verbose    bool   `short:"v" help:"Log what happens on stderr."`
+
+	Appliances string `default:"appliances" placeholder:"DIR" env:"PUBLISH_APPLIANCES" help:"Folder of appliance folders (appliances/NAME)."`
+	BuildDir   string `default:".build" placeholder:"DIR" env:"PUBLISH_BUILD_DIR" help:"Where builds go (DIR/NAME/ARCH) and publish takes them from."`
 
 	EndpointURL string `name:"endpoint-url" placeholder:"URL" help:"S3 endpoint (MinIO, R2, ...); default: AWS_ENDPOINT_URL or AWS."`
 	Region      string `placeholder:"REGION" help:"S3 region; default: AWS_REGION or the profile's."`

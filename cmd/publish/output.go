@@ -51,6 +51,14 @@ func (o *output) warn(format string, args ...any) {
 	}
 }
 
+// note prints a progress line on stderr (unless --quiet): what a long
+// command is doing.
+func (o *output) note(format string, args ...any) {
+	if !o.quiet {
+		fmt.Fprintf(o.stderr, "publish: "+format+"\n", args...)
+	}
+}
+
 // progressFunc returns a callback drawing one updating line per file on a
 // terminal, or nil when progress is off.
 func (o *output) progressFunc(verb string) func(path string, done, total int64) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/registry"
@@ -15,7 +16,7 @@ import (
 
 type publishCmd struct {
 	Name        string            `arg:"" help:"Appliance name (lowercase letters, digits, '-'); it becomes the image's main alias."`
-	Metadata    string            `short:"m" placeholder:"FILE" help:"Metadata tarball (incus.tar.xz) of the split image."`
+	Metadata    string            `short:"m" placeholder:"FILE" help:"Metadata tarball (incus.tar.xz) of the split image. Without --metadata/--rootfs, every built architecture of appliances/NAME is published."`
 	Rootfs      string            `short:"r" placeholder:"FILE" help:"Root file: rootfs.squashfs, a VM disk (qcow2) or rootfs.tar.xz."`
 	Alias       []string          `short:"a" sep:"none" placeholder:"ALIAS" help:"Extra alias (repeatable)."`
 	Arch        string            `help:"Expected architecture; publishing fails if metadata.yaml says otherwise."`
@@ -24,8 +25,8 @@ type publishCmd struct {
 }
 
 func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
-	if c.Metadata == "" || c.Rootfs == "" {
-		return usageError{fmt.Errorf("publish %s: --metadata FILE and --rootfs FILE are required", c.Name)}
+	if (c.Metadata == "") != (c.Rootfs == "") {
+		return usageError{fmt.Errorf("publish %s: --metadata FILE and --rootfs FILE go together (or give neither to publish the built appliance %s)", c.Name, c.Name)}
 	}
 	if err := catalog.ValidateName(c.Name); err != nil {
 		return usageError{err}
@@ -38,41 +39,90 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	if err := checkCDN(g); err != nil {
 		return err
 	}
+	fromFolder := c.Metadata == ""
+	reqs, err := c.requests(ctx, g, out, log)
+	if err != nil {
+		return err
+	}
 	reg, closeStore, err := openRegistry(ctx, g, !c.DryRun)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
 
-	log.Info("inspecting", "metadata", c.Metadata, "rootfs", c.Rootfs)
-	im, err := image.Inspect(ctx, c.Metadata, c.Rootfs, image.Options{Arch: c.Arch, Progress: out.progressFunc("hashing"), PartSize: registry.UploadPartSize})
-	if err != nil {
-		return err
+	var results []*registry.PublishResult
+	changed := false
+	for _, req := range reqs {
+		req.DryRun, req.Progress = c.DryRun, out.progressFunc("uploading")
+		res, err := reg.Publish(ctx, req)
+		if errors.Is(err, registry.ErrUnconditionalStore) {
+			return fmt.Errorf("publish %s: %w; use a store that supports them (AWS S3, MinIO, Cloudflare R2) or pass --allow-unconditional-store if only one publisher ever writes", c.Name, err)
+		}
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", c.Name, err)
+		}
+		log.Info("published", "product", res.Product, "version", res.Version, "retries", res.Retries)
+		results = append(results, res)
+		changed = changed || res.Changed && !res.DryRun
 	}
-	log.Info("inspected", "fingerprint", im.Fingerprint, "arch", im.Metadata.Arch, "kind", im.RootKind)
-	res, err := reg.Publish(ctx, registry.PublishRequest{
-		Image:        registry.CatalogImage(c.Name, c.Alias, c.Requirement, im),
-		MetadataPath: c.Metadata, RootPath: c.Rootfs, RootPartSHA256: im.Root.PartSHA256, DryRun: c.DryRun,
-		Progress: out.progressFunc("uploading"),
-	})
-	if errors.Is(err, registry.ErrUnconditionalStore) {
-		return fmt.Errorf("publish %s: %w; use a store that supports them (AWS S3, MinIO, Cloudflare R2) or pass --allow-unconditional-store if only one publisher ever writes", c.Name, err)
-	}
-	if err != nil {
-		return fmt.Errorf("publish %s: %w", c.Name, err)
-	}
-	log.Info("published", "product", res.Product, "version", res.Version, "retries", res.Retries)
 	var cdnErr error
-	if res.Changed && !res.DryRun {
+	if changed {
 		cdnErr = invalidateCatalog(ctx, g, log)
 	}
-	if err := out.result(res, func(w io.Writer) { printPublish(w, res, g.Bucket) }); err != nil {
+	var v any = results
+	if !fromFolder {
+		v = results[0] // one image: one result object
+	}
+	if err := out.result(v, func(w io.Writer) {
+		for _, res := range results {
+			printPublish(w, res, g.Bucket)
+		}
+	}); err != nil {
 		return err
 	}
 	if cdnErr != nil {
 		return fmt.Errorf("publish %s: %w", c.Name, cdnErr)
 	}
 	return nil
+}
+
+// requests inspects what to publish: the two files given, or every built
+// architecture of appliance NAME (appliances/NAME, built into --build-dir).
+func (c *publishCmd) requests(ctx context.Context, g *Globals, out *output, log *slog.Logger) ([]registry.PublishRequest, error) {
+	if c.Metadata != "" {
+		log.Info("inspecting", "metadata", c.Metadata, "rootfs", c.Rootfs)
+		im, err := image.Inspect(ctx, c.Metadata, c.Rootfs, image.Options{Arch: c.Arch, Progress: out.progressFunc("hashing"), PartSize: registry.UploadPartSize})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("inspected", "fingerprint", im.Fingerprint, "arch", im.Metadata.Arch, "kind", im.RootKind)
+		return []registry.PublishRequest{{
+			Image:        registry.CatalogImage(c.Name, c.Alias, c.Requirement, im),
+			MetadataPath: c.Metadata, RootPath: c.Rootfs, RootPartSHA256: im.Root.PartSHA256,
+		}}, nil
+	}
+	a, err := appliance.Load(g.Appliances, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	if c.Arch != "" {
+		arch, err := catalog.NormalizeArch(c.Arch)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--arch: %w", err)}
+		}
+		a.Architectures = []string{arch}
+	}
+	reqs, missing, err := appliance.PublishRequests(ctx, a, g.BuildDir, c.Alias, out.progressFunc("hashing"))
+	if err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		out.warn("%s is not built for %s: publishing the other architectures (run `publish build %s --arch %s`)", c.Name, strings.Join(missing, ","), c.Name, strings.Join(missing, ","))
+	}
+	for i := range reqs {
+		reqs[i].Image.Requirements = c.Requirement
+	}
+	return reqs, nil
 }
 
 func printPublish(w io.Writer, r *registry.PublishResult, bucket string) {

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/catalog"
+)
+
+type buildCmd struct {
+	Names       []string `arg:"" name:"NAME" help:"Appliances to build."`
+	Arch        []string `placeholder:"ARCH" help:"Architectures (comma-separated; default: this machine's). Foreign ones need qemu-user-static and binfmt (see README)."`
+	Force       bool     `help:"Rebuild even when nothing changed."`
+	Compression string   `default:"xz" help:"Squashfs compression: xz for releases; gzip-1 or zstd-1 build much faster (tests)."`
+	CacheDir    string   `placeholder:"DIR" help:"distrobuilder work and download cache, shared by builds (default BUILD-DIR/.cache)."`
+}
+
+// buildResult is one architecture's build.
+type buildResult struct {
+	Name     string `json:"name"`
+	Arch     string `json:"arch"`
+	Skipped  bool   `json:"skipped"`
+	Metadata string `json:"metadata"`
+	Rootfs   string `json:"rootfs"`
+	Log      string `json:"log"`
+}
+
+func (c *buildCmd) Run(ctx context.Context, g *Globals, out *output) error {
+	arches, err := c.arches()
+	if err != nil {
+		return usageError{err}
+	}
+	var apps []*appliance.Appliance
+	for _, name := range c.Names {
+		a, err := appliance.Load(g.Appliances, name)
+		if err != nil {
+			return err
+		}
+		apps = append(apps, a)
+	}
+	var results []buildResult
+	for _, a := range apps {
+		for _, arch := range arches {
+			if !contains(a.Arches(), arch) {
+				out.warn("%s does not list %s in its architectures: skipped", a.Name, arch)
+				continue
+			}
+			res, err := appliance.Build(ctx, a, appliance.BuildOptions{
+				OutDir: g.BuildDir, Arch: arch, Compression: c.Compression, Force: c.Force, CacheDir: c.CacheDir,
+				Progress: func(step string) { out.note("build %s/%s: %s", a.Name, arch, step) },
+			})
+			if err != nil {
+				return err
+			}
+			if res.Skipped {
+				out.note("build %s/%s: up to date (inputs unchanged; --force rebuilds)", a.Name, arch)
+			}
+			results = append(results, buildResult{Name: a.Name, Arch: arch, Skipped: res.Skipped, Metadata: res.Metadata, Rootfs: res.Rootfs, Log: filepath.Join(res.Dir, "build.log")})
+		}
+	}
+	return out.result(results, func(w io.Writer) {
+		for _, r := range results {
+			state := "built"
+			if r.Skipped {
+				state = "up to date"
+			}
+			fmt.Fprintf(w, "%s/%s %s: %s %s\n", r.Name, r.Arch, state, r.Metadata, r.Rootfs)
+		}
+	})
+}
+
+func (c *buildCmd) arches() ([]string, error) {
+	var in []string
+	for _, a := range c.Arch {
+		in = append(in, strings.Split(a, ",")...)
+	}
+	if len(in) == 0 {
+		in = []string{runtime.GOARCH}
+	}
+	var out []string
+	for _, a := range in {
+		n, err := catalog.NormalizeArch(a)
+		if err != nil {
+			return nil, fmt.Errorf("--arch: %w", err)
+		}
+		if !contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

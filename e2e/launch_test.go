@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/miniotest"
+)
+
+// The launch tests build real appliances with distrobuilder and run them
+// in a real Incus daemon; they need root, take minutes, and run only when
+// asked: REGISTRY_LAUNCH=1 (make test-launch) for nginx's whole workflow,
+// REGISTRY_LAUNCH=all (make test-appliances) for every appliance.
+func requireLaunch(t *testing.T, level string) {
+	t.Helper()
+	v := os.Getenv("REGISTRY_LAUNCH")
+	if v == "" || level == "all" && v != "all" {
+		t.Skipf("set REGISTRY_LAUNCH=%s (make test-launch / make test-appliances) to build and launch appliances", map[string]string{"1": "1", "all": "all"}[level])
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the launch tests need root (distrobuilder and incusd)")
+	}
+}
+
+// repoRoot is the repository's top folder.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	abs, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// incusDaemon starts the throw-away daemon and, at the end of the test,
+// stops it and checks that nothing is left behind.
+func incusDaemon(t *testing.T) {
+	t.Helper()
+	script := filepath.Join(repoRoot(t), "scripts", "incus-daemon.sh")
+	run := func(arg string) {
+		out, err := exec.Command(script, arg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("incus-daemon.sh %s: %v\n%s", arg, err, out)
+		}
+	}
+	run("stop") // a previous run's leftovers
+	run("start")
+	t.Cleanup(func() {
+		run("stop")
+		if out, _ := exec.Command("pgrep", "-f", "/usr/libexec/incus/incusd").Output(); len(strings.TrimSpace(string(out))) > 0 {
+			// A zombie reaped late is not a leftover; a live one is.
+			for _, pid := range strings.Fields(string(out)) {
+				if st, _ := os.ReadFile("/proc/" + pid + "/stat"); !strings.Contains(string(st), ") Z ") {
+					t.Errorf("incusd (pid %s) still running after stop", pid)
+				}
+			}
+		}
+		if _, err := os.Stat("/sys/class/net/incusbr0"); err == nil {
+			t.Error("bridge incusbr0 left behind")
+		}
+		if _, err := os.Stat("/var/lib/incus"); err == nil {
+			t.Error("/var/lib/incus left behind")
+		}
+	})
+}
+
+// buildAppliance runs `publish build` with fast squashfs compression.
+func buildAppliance(t *testing.T, buildDir, name string, force bool) {
+	t.Helper()
+	args := []string{"build", name, "--appliances", filepath.Join(repoRoot(t), "appliances"), "--build-dir", buildDir,
+		"--compression", "gzip-1", "--cache-dir", filepath.Join(os.TempDir(), "appliance-build-cache")}
+	if force {
+		args = append(args, "--force")
+	}
+	start := time.Now()
+	r := publish(t, args...)
+	if r.code != 0 {
+		t.Fatalf("publish build %s: %s\n%s", name, r.stderr, r.stdout)
+	}
+	t.Logf("publish build %s: %s", name, time.Since(start).Round(time.Second))
+}
+
+// instanceIPv4 waits for the container's eth0 IPv4 address.
+func instanceIPv4(t *testing.T, c *client, name string) string {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		var list []struct {
+			State struct {
+				Network map[string]struct {
+					Addresses []struct{ Family, Address string }
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(c.run(t, "list", name, "--format", "json")), &list); err == nil && len(list) == 1 {
+			for _, a := range list[0].State.Network["eth0"].Addresses {
+				if a.Family == "inet" {
+					return a.Address
+				}
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("%s got no IPv4 address in 90 s", name)
+	return ""
+}
+
+// healthy runs the appliance's health check against a launched instance
+// until it passes or its timeout expires.
+func healthy(t *testing.T, c *client, name string, a *appliance.Appliance) {
+	t.Helper()
+	ip := instanceIPv4(t, c, name)
+	timeout := time.Duration(a.Health.Timeout) * time.Second
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	var last string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if h := a.Health.HTTP; h != nil {
+			resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://%s:%d%s", ip, h.Port, h.Path))
+			if err != nil {
+				last = err.Error()
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == h.Status && strings.Contains(string(body), h.Contains) {
+				t.Logf("%s (%s): GET :%d%s from the host → %d %q", name, ip, h.Port, h.Path, resp.StatusCode, strings.TrimSpace(string(body)))
+				return
+			}
+			last = fmt.Sprintf("status %d, body %q", resp.StatusCode, body)
+			continue
+		}
+		cmd := exec.Command(c.bin, append([]string{"exec", name, "--"}, a.Health.Command...)...)
+		cmd.Env = c.env()
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Logf("%s (%s): health command %q passed", name, ip, a.Health.Command)
+			return
+		}
+		last = fmt.Sprintf("%v: %s", err, out)
+	}
+	t.Fatalf("%s: health check failed for %s: %s", name, timeout, last)
+}
+
+// baseImage is the fingerprint an instance was created from.
+func baseImage(t *testing.T, c *client, name string) string {
+	return strings.TrimSpace(c.run(t, "config", "get", name, "volatile.base_image"))
+}
+
+// forgetCatalogs drops the daemon's and the client's cached catalogs (the
+// daemon keeps them an hour), as a fresh host would see the registry.
+func forgetCatalogs(t *testing.T, c *client) {
+	entries, _ := os.ReadDir("/var/cache/incus")
+	for _, e := range entries {
+		if e.IsDir() {
+			os.RemoveAll(filepath.Join("/var/cache/incus", e.Name()))
+		}
+	}
+	os.RemoveAll(filepath.Join(c.home, ".cache"))
+}
+
+// The whole workflow for nginx: build → publish to MinIO → edgeproxy with
+// a self-signed certificate in front → Incus daemon → `incus launch
+// appliance:nginx` → the health check passes from the host → publish a
+// second version → `incus launch` picks the new fingerprint → tear down,
+// leaving no process, bridge or state behind.
+func TestLaunchNginxEndToEnd(t *testing.T) {
+	requireLaunch(t, "1")
+	requireTool(t, "distrobuilder")
+	a, err := appliance.Load(filepath.Join(repoRoot(t), "appliances"), "nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buildDir := t.TempDir()
+	buildAppliance(t, buildDir, "nginx", false)
+
+	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"appliances"}})
+	env := srv.Env()
+	pub := func() string {
+		out := mustPublishEnv(t, env, "nginx", "--bucket", "s3://appliances", "--build-dir", buildDir,
+			"--appliances", filepath.Join(repoRoot(t), "appliances"), "--json")
+		var res []struct{ Fingerprint string }
+		if err := json.Unmarshal([]byte(out), &res); err != nil || len(res) != 1 {
+			t.Fatalf("publish output %q: %v", out, err)
+		}
+		return res[0].Fingerprint
+	}
+	fp1 := pub()
+	url, cert := runEdgeproxy(t, env, "--bucket", "s3://appliances")
+
+	incusDaemon(t)
+	incus := newClient(t, "incus", cert)
+	incus.run(t, "remote", "add", "appliance", url, "--protocol", "simplestreams")
+	// Pin the certificate: the client hands it to the daemon, which downloads.
+	os.MkdirAll(filepath.Join(incus.home, ".config/incus/servercerts"), 0o755)
+	pem, _ := os.ReadFile(cert)
+	os.WriteFile(filepath.Join(incus.home, ".config/incus/servercerts/appliance.crt"), pem, 0o644)
+
+	start := time.Now()
+	incus.run(t, "launch", "appliance:nginx", "web1")
+	t.Logf("incus launch appliance:nginx: %s", time.Since(start).Round(time.Millisecond))
+	if got := baseImage(t, incus, "web1"); got != fp1 {
+		t.Errorf("web1 runs %s, want %s", got, fp1)
+	}
+	healthy(t, incus, "web1", a)
+
+	// A second version: rebuilt (new creation date), published, launched.
+	buildAppliance(t, buildDir, "nginx", true)
+	fp2 := pub()
+	if fp2 == fp1 {
+		t.Fatal("the rebuild has the same fingerprint")
+	}
+	forgetCatalogs(t, incus)
+	incus.run(t, "launch", "appliance:nginx", "web2")
+	if got := baseImage(t, incus, "web2"); got != fp2 {
+		t.Errorf("web2 runs %s, want the new version %s", got, fp2)
+	}
+	healthy(t, incus, "web2", a)
+	mustPublishEnv(t, env, "verify", "--bucket", "s3://appliances")
+}
+
+// Every appliance in the repository builds and passes its health check in
+// a launched container.
+func TestLaunchEveryAppliance(t *testing.T) {
+	requireLaunch(t, "all")
+	requireTool(t, "distrobuilder")
+	root := filepath.Join(repoRoot(t), "appliances")
+	names, err := appliance.Names(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buildDir, reg := t.TempDir(), filepath.Join(t.TempDir(), "registry")
+	for _, name := range names {
+		buildAppliance(t, buildDir, name, false)
+		mustPublish(t, name, "--bucket", reg, "--build-dir", buildDir, "--appliances", root)
+	}
+	mustPublish(t, "verify", "--bucket", reg)
+	url, cert := runEdgeproxy(t, nil, "--bucket", reg)
+	incusDaemon(t)
+	incus := newClient(t, "incus", cert)
+	incus.run(t, "remote", "add", "appliance", url, "--protocol", "simplestreams")
+	os.MkdirAll(filepath.Join(incus.home, ".config/incus/servercerts"), 0o755)
+	pem, _ := os.ReadFile(cert)
+	os.WriteFile(filepath.Join(incus.home, ".config/incus/servercerts/appliance.crt"), pem, 0o644)
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			a, err := appliance.Load(root, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			incus.run(t, "launch", "appliance:"+name, name+"-1")
+			healthy(t, incus, name+"-1", a)
+		})
+	}
+}

@@ -1,0 +1,240 @@
+// Package appliance reads the appliance folders of a repository —
+// appliances/NAME/appliance.yaml (what the appliance is), image.yaml (its
+// distrobuilder template), files/ (what the template injects) and
+// profiles/*.yaml (Incus profiles shipped with it) — checks them, and
+// builds them with distrobuilder.
+package appliance
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+)
+
+// Appliance is appliance.yaml.
+type Appliance struct {
+	// Name is the appliance's name: the folder name and the image's main
+	// alias (`incus launch REMOTE:NAME`).
+	Name string `yaml:"name"`
+	// Description is one line shown by `incus image list`.
+	Description string `yaml:"description"`
+	// Version is the appliance's own semantic version (MAJOR.MINOR.PATCH).
+	Version string `yaml:"version"`
+	// Aliases are extra aliases besides Name.
+	Aliases []string `yaml:"aliases"`
+	// Architectures it is built for (Incus/Debian names).
+	Architectures []string `yaml:"architectures"`
+	// Base is the distribution it builds on, as "os/release".
+	Base string `yaml:"base"`
+	// Profiles are the names of the Incus profiles in profiles/NAME.yaml
+	// shipped with it.
+	Profiles []string `yaml:"profiles"`
+	// Custom is free-form metadata carried into the catalog.
+	Custom map[string]string `yaml:"custom"`
+	// Health is how tests check a launched container works.
+	Health HealthCheck `yaml:"healthcheck"`
+
+	// Dir is the appliance folder (not in the YAML).
+	Dir string `yaml:"-"`
+}
+
+// HealthCheck is an HTTP request to the container's address, or a command
+// run inside it. Exactly one is set.
+type HealthCheck struct {
+	HTTP *HTTPCheck `yaml:"http"`
+	// Command runs inside the container (incus exec); exit 0 is healthy.
+	Command []string `yaml:"command"`
+	// Timeout in seconds for the check to pass after launch (default 60).
+	Timeout int `yaml:"timeout"`
+}
+
+// HTTPCheck expects Status from GET http://ADDRESS:Port/Path.
+type HTTPCheck struct {
+	Port   int    `yaml:"port"`
+	Path   string `yaml:"path"`
+	Status int    `yaml:"status"`
+	// Contains, if set, must appear in the response body.
+	Contains string `yaml:"contains"`
+}
+
+// FileName is the appliance description's file name.
+const FileName = "appliance.yaml"
+
+var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+
+// Load reads and checks appliances/NAME in root. Every problem found is
+// reported, one per line, each naming the file and field.
+func Load(root, name string) (*Appliance, error) {
+	dir := filepath.Join(root, name)
+	path := filepath.Join(dir, FileName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if names, _ := Names(root); len(names) > 0 {
+			return nil, fmt.Errorf("no appliance %q in %s (there are: %s)", name, root, strings.Join(names, ", "))
+		}
+		return nil, fmt.Errorf("no appliance %q: %s does not exist (use --appliances DIR to point at the appliances folder)", name, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var a Appliance
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&a); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	a.Dir = dir
+	if errs := a.check(name); len(errs) > 0 {
+		for i, e := range errs {
+			errs[i] = fmt.Errorf("%s: %w", path, e)
+		}
+		return nil, errors.Join(errs...)
+	}
+	return &a, nil
+}
+
+// Names lists the appliance folders (those with an appliance.yaml) in root.
+func Names(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("appliances folder: %w (use --appliances DIR)", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(root, e.Name(), FileName)); err == nil && e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// check validates every field; folderName is the folder it came from.
+func (a *Appliance) check(folderName string) []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if a.Name == "" {
+		bad("name", "missing: set it to %q", folderName)
+	} else if err := catalog.ValidateName(a.Name); err != nil {
+		bad("name", "%v", err)
+	} else if a.Name != folderName {
+		bad("name", "%q differs from the folder name %q: rename one", a.Name, folderName)
+	}
+	if strings.TrimSpace(a.Description) == "" {
+		bad("description", "missing: one line saying what the appliance does")
+	} else if strings.Contains(a.Description, "\n") || len(a.Description) > 200 {
+		bad("description", "must be one line of at most 200 characters")
+	}
+	if a.Version == "" {
+		bad("version", "missing: the appliance's semantic version, e.g. 1.0.0")
+	} else if !semver.MatchString(a.Version) {
+		bad("version", "%q is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.2.0)", a.Version)
+	}
+	for _, al := range a.Aliases {
+		if err := catalog.ValidateAlias(al); err != nil {
+			bad("aliases", "%v", err)
+		}
+	}
+	if len(a.Architectures) == 0 {
+		bad("architectures", "missing: list at least one, e.g. [amd64]")
+	}
+	seen := map[string]bool{}
+	for _, arch := range a.Architectures {
+		n, err := catalog.NormalizeArch(arch)
+		if err != nil {
+			bad("architectures", "%v", err)
+		} else if seen[n] {
+			bad("architectures", "%s is listed twice", arch)
+		}
+		seen[n] = true
+	}
+	if os, rel, ok := strings.Cut(a.Base, "/"); !ok || os == "" || rel == "" || strings.Contains(rel, "/") {
+		bad("base", "%q must be os/release, e.g. debian/bookworm", a.Base)
+	}
+	for _, p := range a.Profiles {
+		if err := catalog.ValidateName(p); err != nil {
+			bad("profiles", "%v", err)
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(a.Dir, "profiles", p+".yaml"))
+		if err != nil {
+			bad("profiles", "%s: profiles/%s.yaml does not exist", p, p)
+			continue
+		}
+		var prof struct {
+			Description string         `yaml:"description"`
+			Config      map[string]any `yaml:"config"`
+			Devices     map[string]any `yaml:"devices"`
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&prof); err != nil {
+			bad("profiles", "%s: profiles/%s.yaml is not an Incus profile (description, config, devices): %v", p, p, err)
+		}
+	}
+	for k := range a.Custom {
+		if k == "" || strings.ContainsAny(k, " \t\n") {
+			bad("custom", "key %q: keys are non-empty words", k)
+		}
+	}
+	errs = append(errs, a.Health.check()...)
+	if _, err := os.Stat(filepath.Join(a.Dir, TemplateName)); err != nil {
+		bad("image", "%s is missing: the distrobuilder template", TemplateName)
+	}
+	return errs
+}
+
+func (h HealthCheck) check() []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("healthcheck: "+format, args...))
+	}
+	switch {
+	case h.HTTP == nil && len(h.Command) == 0:
+		bad("missing: give http: {port, path, status} or command: [...]")
+	case h.HTTP != nil && len(h.Command) > 0:
+		bad("give http or command, not both")
+	case h.HTTP != nil:
+		if h.HTTP.Port < 1 || h.HTTP.Port > 65535 {
+			bad("http.port %d is not a TCP port", h.HTTP.Port)
+		}
+		if !strings.HasPrefix(h.HTTP.Path, "/") {
+			bad("http.path %q must start with /", h.HTTP.Path)
+		}
+		if h.HTTP.Status < 100 || h.HTTP.Status > 599 {
+			bad("http.status %d is not an HTTP status", h.HTTP.Status)
+		}
+	}
+	if h.Timeout < 0 || h.Timeout > 3600 {
+		bad("timeout %d must be between 0 (default 60) and 3600 seconds", h.Timeout)
+	}
+	return errs
+}
+
+// Arches returns the appliance's architectures in canonical spelling.
+func (a *Appliance) Arches() []string {
+	var out []string
+	for _, arch := range a.Architectures {
+		if n, err := catalog.NormalizeArch(arch); err == nil && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ProfilePath is the file of a bundled profile.
+func (a *Appliance) ProfilePath(name string) string {
+	return filepath.Join(a.Dir, "profiles", name+".yaml")
+}

@@ -1,0 +1,115 @@
+package appliance
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const validYAML = `name: web
+description: A web server
+version: 1.2.3
+aliases: [www]
+architectures: [amd64, arm64]
+base: debian/bookworm
+profiles: [web]
+custom:
+  ports: 80/tcp
+healthcheck:
+  http: {port: 80, path: /, status: 200}
+`
+
+// writeAppliance makes root/web with the given appliance.yaml, a profile
+// and a template.
+func writeAppliance(t *testing.T, yml string) string {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "web")
+	os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+	os.WriteFile(filepath.Join(dir, FileName), []byte(yml), 0o644)
+	os.WriteFile(filepath.Join(dir, "profiles", "web.yaml"), []byte("description: x\nconfig: {}\ndevices: {}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, TemplateName), []byte("image: {distribution: debian}\n"), 0o644)
+	return root
+}
+
+func TestLoadValid(t *testing.T) {
+	a, err := Load(writeAppliance(t, validYAML), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Version != "1.2.3" || strings.Join(a.Arches(), ",") != "amd64,arm64" || a.Health.HTTP.Port != 80 || a.Custom["ports"] != "80/tcp" {
+		t.Errorf("loaded %+v", a)
+	}
+}
+
+func TestLoadReportsEveryBadField(t *testing.T) {
+	tests := []struct{ name, from, to, want string }{
+		{"missing name", "name: web\n", "", "name: missing"},
+		{"name differs from folder", "name: web", "name: other", `"other" differs from the folder name "web"`},
+		{"bad name", "name: web", "name: Web", "must start with a lowercase letter"},
+		{"missing description", "description: A web server\n", "", "description: missing"},
+		{"missing version", "version: 1.2.3\n", "", "version: missing"},
+		{"version not semver", "version: 1.2.3", "version: \"1.2\"", `"1.2" is not a semantic version`},
+		{"bad alias", "aliases: [www]", "aliases: [\"a b\"]", `aliases: alias "a b" contains ' '`},
+		{"no architectures", "architectures: [amd64, arm64]", "architectures: []", "architectures: missing"},
+		{"unknown architecture", "architectures: [amd64, arm64]", "architectures: [sparc]", `unknown architecture "sparc"`},
+		{"duplicate architecture", "architectures: [amd64, arm64]", "architectures: [amd64, x86_64]", "listed twice"},
+		{"bad base", "base: debian/bookworm", "base: debian", `"debian" must be os/release`},
+		{"missing profile file", "profiles: [web]", "profiles: [db]", "profiles/db.yaml does not exist"},
+		{"no healthcheck", "healthcheck:\n  http: {port: 80, path: /, status: 200}\n", "", "healthcheck: missing"},
+		{"bad health port", "port: 80", "port: 0", "http.port 0"},
+		{"bad health path", "path: /,", "path: x,", `http.path "x" must start with /`},
+		{"bad health status", "status: 200", "status: 2000", "http.status 2000"},
+		{"unknown field", "base: debian/bookworm", "base: debian/bookworm\nbsae: x", "field bsae not found"},
+		{"wrong type", "version: 1.2.3", "version: [1]", "cannot unmarshal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yml := strings.Replace(validYAML, tt.from, tt.to, 1)
+			if yml == validYAML {
+				t.Fatal("replacement did not apply")
+			}
+			_, err := Load(writeAppliance(t, yml), "web")
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "web/appliance.yaml") {
+				t.Errorf("error = %v\nwant one naming web/appliance.yaml and containing %q", err, tt.want)
+			}
+		})
+	}
+	t.Run("missing appliance", func(t *testing.T) {
+		_, err := Load(writeAppliance(t, validYAML), "nope")
+		if err == nil || !strings.Contains(err.Error(), `no appliance "nope"`) || !strings.Contains(err.Error(), "there are: web") {
+			t.Errorf("error = %v", err)
+		}
+	})
+}
+
+// Every appliance in the repository is valid; with distrobuilder
+// installed, its template validates too.
+func TestRepositoryAppliances(t *testing.T) {
+	root := filepath.Join("..", "..", "appliances")
+	names, err := Names(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) < 3 {
+		t.Fatalf("only %d appliances in %s, want at least 3", len(names), root)
+	}
+	db, dbErr := exec.LookPath("distrobuilder")
+	for _, name := range names {
+		a, err := Load(root, name)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if dbErr == nil {
+			if out, err := exec.Command(db, "validate", filepath.Join(a.Dir, TemplateName)).CombinedOutput(); err != nil {
+				t.Errorf("%s: distrobuilder validate: %v\n%s", name, err, out)
+			}
+		}
+	}
+	if dbErr != nil {
+		t.Log("distrobuilder not installed: templates checked by appliance.yaml rules only")
+	}
+}

@@ -1,0 +1,324 @@
+package appliance
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ulikunitz/xz"
+)
+
+// TemplateName is the distrobuilder template in an appliance folder.
+const TemplateName = "image.yaml"
+
+// kernelArch maps canonical architectures to the names distrobuilder's
+// image.architecture takes (it maps them to Debian's with architecture_map).
+var kernelArch = map[string]string{
+	"amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7l", "armel": "armv6l",
+	"i386": "i686", "ppc64el": "ppc64le", "riscv64": "riscv64", "s390x": "s390x",
+}
+
+// BuildOptions control Build.
+type BuildOptions struct {
+	// OutDir receives OutDir/NAME/ARCH/{incus.tar.xz,rootfs.squashfs}.
+	OutDir string
+	// Arch is the canonical architecture to build.
+	Arch string
+	// Compression of the squashfs: "xz" (releases, the default) or a
+	// faster "gzip"/"gzip-1", "zstd", "lzo" (tests). The metadata tarball
+	// is always published as xz.
+	Compression string
+	// Force rebuilds even when the inputs did not change.
+	Force bool
+	// CacheDir keeps distrobuilder's work and download directories.
+	CacheDir string
+	// Distrobuilder is the binary (default "distrobuilder" on PATH).
+	Distrobuilder string
+	// Progress, if set, receives one line per build step.
+	Progress func(step string)
+}
+
+// BuildResult is what Build produced.
+type BuildResult struct {
+	Dir, Metadata, Rootfs string
+	// Skipped is true when the inputs had not changed since the last
+	// build (nothing was run).
+	Skipped bool
+	Inputs  string // hash of the inputs
+	Log     string // the build log
+}
+
+// record is .build/NAME/ARCH/build.json: what the outputs were built from.
+type record struct {
+	Inputs        string    `json:"inputs"`
+	Distrobuilder string    `json:"distrobuilder"`
+	Compression   string    `json:"compression"`
+	Built         time.Time `json:"built"`
+}
+
+// Paths returns where Build puts an appliance's outputs for arch.
+func Paths(outDir, name, arch string) (dir, metadata, rootfs string) {
+	dir = filepath.Join(outDir, name, arch)
+	return dir, filepath.Join(dir, "incus.tar.xz"), filepath.Join(dir, "rootfs.squashfs")
+}
+
+// Build runs distrobuilder for one architecture, unless the inputs (the
+// appliance folder, the tool's version, the architecture and compression)
+// are those of the outputs already there. The log is kept next to the
+// outputs; a failure names the step that failed.
+func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, error) {
+	if opts.Compression == "" {
+		opts.Compression = "xz"
+	}
+	if opts.Distrobuilder == "" {
+		opts.Distrobuilder = "distrobuilder"
+	}
+	karch, ok := kernelArch[opts.Arch]
+	if !ok {
+		return nil, fmt.Errorf("build %s: unsupported architecture %q", a.Name, opts.Arch)
+	}
+	dir, meta, root := Paths(opts.OutDir, a.Name, opts.Arch)
+	res := &BuildResult{Dir: dir, Metadata: meta, Rootfs: root, Log: filepath.Join(dir, "build.log")}
+	version, err := toolVersion(ctx, opts.Distrobuilder)
+	if err != nil {
+		return nil, err
+	}
+	if res.Inputs, err = inputsHash(a.Dir, version, opts.Arch, opts.Compression); err != nil {
+		return nil, fmt.Errorf("build %s: %w", a.Name, err)
+	}
+	if !opts.Force && upToDate(dir, res.Inputs) {
+		res.Skipped = true
+		return res, nil
+	}
+
+	// Build into a fresh work folder; the outputs replace the old ones
+	// only when everything succeeded.
+	if err := os.MkdirAll(filepath.Join(opts.OutDir, a.Name), 0o755); err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp(filepath.Join(opts.OutDir, a.Name), "."+opts.Arch+"-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	logPath := filepath.Join(work, "build.log")
+	if err := runDistrobuilder(ctx, a, opts, karch, work, logPath); err != nil {
+		kept := filepath.Join(opts.OutDir, a.Name, opts.Arch+".failed.log")
+		_ = os.Rename(logPath, kept)
+		return nil, fmt.Errorf("build %s/%s: %w (log: %s)", a.Name, opts.Arch, err, kept)
+	}
+	if err := normalizeMetadata(work); err != nil {
+		return nil, fmt.Errorf("build %s/%s: %w", a.Name, opts.Arch, err)
+	}
+	rec, _ := json.MarshalIndent(record{Inputs: res.Inputs, Distrobuilder: version, Compression: opts.Compression, Built: time.Now().UTC()}, "", "  ")
+	if err := os.WriteFile(filepath.Join(work, "build.json"), rec, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(work, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(work, dir); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// stepRe picks distrobuilder's step messages out of its log; errRe its
+// final error.
+var (
+	stepRe = regexp.MustCompile(`level=(info|error) msg="([^"]+)"`)
+	errRe  = regexp.MustCompile(`level=error msg="[^"]*" err="((?:[^"\\]|\\.)*)"`)
+)
+
+func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karch, work, logPath string) error {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cache := opts.CacheDir
+	if cache == "" {
+		cache = filepath.Join(opts.OutDir, ".cache")
+	}
+	args := []string{
+		"--cache-dir", filepath.Join(cache, "work", a.Name+"-"+opts.Arch),
+		"build-incus", TemplateName, work,
+		"--type", "split", "--compression", opts.Compression,
+		"--sources-dir", filepath.Join(cache, "sources"),
+		"-o", "image.architecture=" + karch,
+		"-o", "image.serial=" + time.Now().UTC().Format("20060102_1504"),
+	}
+	if v := os.Getenv("APPLIANCE_MIRROR"); v != "" { // e.g. a local apt cache
+		args = append(args, "-o", "source.url="+v)
+	}
+	cmd := exec.CommandContext(ctx, opts.Distrobuilder, args...)
+	cmd.Dir = a.Dir
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start distrobuilder: %w (install it with scripts/install-distrobuilder.sh)", err)
+	}
+	step, failure := "starting", ""
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logf, line)
+			if m := errRe.FindStringSubmatch(line); m != nil && failure == "" {
+				failure = strings.ReplaceAll(m[1], `\"`, `"`)
+			}
+			if m := stepRe.FindStringSubmatch(line); m != nil && failure == "" && m[1] == "info" && m[2] != step {
+				step = m[2]
+				if opts.Progress != nil {
+					opts.Progress(step)
+				}
+			}
+		}
+	}()
+	err = cmd.Wait()
+	pw.Close()
+	<-done
+	if err != nil {
+		if failure == "" {
+			failure = err.Error()
+		}
+		return fmt.Errorf("distrobuilder failed during step %q: %s", step, failure)
+	}
+	return nil
+}
+
+// normalizeMetadata makes sure the build left incus.tar.xz and
+// rootfs.squashfs: distrobuilder compresses the metadata tarball with the
+// squashfs compression, and the registry publishes xz.
+func normalizeMetadata(work string) error {
+	if _, err := os.Stat(filepath.Join(work, "rootfs.squashfs")); err != nil {
+		return fmt.Errorf("distrobuilder wrote no rootfs.squashfs")
+	}
+	if _, err := os.Stat(filepath.Join(work, "incus.tar.xz")); err == nil {
+		return nil
+	}
+	gz := filepath.Join(work, "incus.tar.gz")
+	f, err := os.Open(gz)
+	if err != nil {
+		return fmt.Errorf("distrobuilder wrote no incus.tar.xz or incus.tar.gz (use --compression xz or gzip)")
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", gz, err)
+	}
+	var out bytes.Buffer
+	xw, err := xz.NewWriter(&out)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(xw, zr); err != nil {
+		return fmt.Errorf("%s: %w", gz, err)
+	}
+	if err := xw.Close(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(work, "incus.tar.xz"), out.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Remove(gz)
+}
+
+func toolVersion(ctx context.Context, bin string) (string, error) {
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("distrobuilder not usable (%v): install it with scripts/install-distrobuilder.sh", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// inputsHash hashes everything a build depends on: every file of the
+// appliance folder (names and contents), the tool version, arch and
+// compression.
+func inputsHash(dir string, parts ...string) (string, error) {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%s\x00", p)
+	}
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(files)
+	for _, p := range files {
+		rel, _ := filepath.Rel(dir, p)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(data))
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// upToDate reports whether dir holds outputs built from inputs.
+func upToDate(dir, inputs string) bool {
+	data, err := os.ReadFile(filepath.Join(dir, "build.json"))
+	if err != nil {
+		return false
+	}
+	var r record
+	if json.Unmarshal(data, &r) != nil || r.Inputs != inputs {
+		return false
+	}
+	for _, f := range []string{"incus.tar.xz", "rootfs.squashfs"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// ErrNotBuilt is returned by Built when an architecture has no outputs.
+var ErrNotBuilt = errors.New("not built")
+
+// Built returns the metadata and root files of a finished build.
+func Built(outDir, name, arch string) (metadata, rootfs string, err error) {
+	dir, meta, root := Paths(outDir, name, arch)
+	if !upToDateFiles(meta, root) {
+		return "", "", fmt.Errorf("%s/%s: %w (no %s): run `publish build %s`", name, arch, ErrNotBuilt, dir, name)
+	}
+	return meta, root, nil
+}
+
+func upToDateFiles(files ...string) bool {
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			return false
+		}
+	}
+	return true
+}

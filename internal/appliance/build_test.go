@@ -1,0 +1,120 @@
+package appliance
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/incus-appliance/registry/internal/image"
+)
+
+// fakeDistrobuilder writes a script that behaves like distrobuilder
+// build-incus --compression gzip: it logs steps, counts its runs and writes
+// incus.tar.gz + rootfs.squashfs into the target directory (or fails when
+// $dir/fail exists).
+func fakeDistrobuilder(t *testing.T) (bin, runs string) {
+	t.Helper()
+	dir := t.TempDir()
+	bin, runs = filepath.Join(dir, "distrobuilder"), filepath.Join(dir, "runs")
+	meta := t.TempDir()
+	os.WriteFile(filepath.Join(meta, "metadata.yaml"), []byte("architecture: x86_64\ncreation_date: 1764092100\nproperties:\n  os: debian\n  release: bookworm\n  variant: web\n  description: web\n"), 0o644)
+	script := `#!/bin/sh
+if [ "$1" = --version ]; then echo 3.2; exit 0; fi
+echo run >> ` + runs + `
+target=""; prev=""
+for a in "$@"; do
+	if [ "$prev" = image.yaml ]; then target="$a"; fi
+	prev="$a"
+done
+echo 'time="x" level=info msg="Downloading source"'
+echo 'time="x" level=info msg="Managing packages"'
+if [ -e ` + dir + `/fail ]; then
+	echo 'E: Unable to locate package nginx-ligth'
+	echo 'time="x" level=error msg="Failed running distrobuilder" err="Failed to manage packages: exit status 100"'
+	echo 'time="x" level=info msg="Removing cache directory"'
+	exit 1
+fi
+echo 'time="x" level=info msg="Creating squashfs"'
+tar -C ` + meta + ` -czf "$target/incus.tar.gz" metadata.yaml
+printf 'hsqs' > "$target/rootfs.squashfs"
+head -c 92 /dev/zero >> "$target/rootfs.squashfs"
+`
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, runs
+}
+
+func runs(t *testing.T, file string) int {
+	data, _ := os.ReadFile(file)
+	return strings.Count(string(data), "run")
+}
+
+func TestBuildIsIncrementalAndPublishesXZ(t *testing.T) {
+	a, err := Load(writeAppliance(t, validYAML), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, runFile := fakeDistrobuilder(t)
+	out := t.TempDir()
+	var steps []string
+	opts := BuildOptions{OutDir: out, Arch: "amd64", Compression: "gzip-1", Distrobuilder: bin, Progress: func(s string) { steps = append(steps, s) }}
+	res, err := Build(context.Background(), a, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped || runs(t, runFile) != 1 || strings.Join(steps, "|") != "Downloading source|Managing packages|Creating squashfs" {
+		t.Fatalf("first build: %+v, %d runs, steps %v", res, runs(t, runFile), steps)
+	}
+	// The metadata tarball is republished as xz and inspects cleanly.
+	if _, err := image.Inspect(context.Background(), res.Metadata, res.Rootfs, image.Options{Arch: "amd64"}); err != nil {
+		t.Fatalf("built image does not inspect: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, "build.log")); err != nil {
+		t.Error("no build log kept")
+	}
+	// Unchanged inputs: not rebuilt.
+	if res, err = Build(context.Background(), a, opts); err != nil || !res.Skipped || runs(t, runFile) != 1 {
+		t.Fatalf("second build: %+v %v, %d runs; want skipped", res, err, runs(t, runFile))
+	}
+	// --force, another compression, or a changed file: rebuilt.
+	opts.Force = true
+	if res, _ = Build(context.Background(), a, opts); res.Skipped || runs(t, runFile) != 2 {
+		t.Errorf("forced build skipped")
+	}
+	opts.Force = false
+	os.WriteFile(filepath.Join(a.Dir, "profiles", "web.yaml"), []byte("description: y\nconfig: {}\ndevices: {}\n"), 0o644)
+	if res, _ = Build(context.Background(), a, opts); res.Skipped || runs(t, runFile) != 3 {
+		t.Errorf("build after a change skipped")
+	}
+	if m, r, err := Built(out, "web", "amd64"); err != nil || m != res.Metadata || r != res.Rootfs {
+		t.Errorf("Built = %s %s %v", m, r, err)
+	}
+	if _, _, err := Built(out, "web", "arm64"); err == nil || !strings.Contains(err.Error(), "run `publish build web`") {
+		t.Errorf("Built(arm64) = %v", err)
+	}
+}
+
+func TestBuildFailureNamesTheStepAndKeepsTheLog(t *testing.T) {
+	a, err := Load(writeAppliance(t, validYAML), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, _ := fakeDistrobuilder(t)
+	os.WriteFile(filepath.Join(filepath.Dir(bin), "fail"), nil, 0o644)
+	out := t.TempDir()
+	_, err = Build(context.Background(), a, BuildOptions{OutDir: out, Arch: "amd64", Distrobuilder: bin})
+	if err == nil || !strings.Contains(err.Error(), `failed during step "Managing packages": Failed to manage packages: exit status 100`) {
+		t.Fatalf("error = %v", err)
+	}
+	log := filepath.Join(out, "web", "amd64.failed.log")
+	data, rerr := os.ReadFile(log)
+	if rerr != nil || !strings.Contains(string(data), "Unable to locate package") || !strings.Contains(err.Error(), log) {
+		t.Errorf("failed build log %s: %v %q", log, rerr, data)
+	}
+	if _, _, err := Built(out, "web", "amd64"); err == nil {
+		t.Error("a failed build left outputs")
+	}
+}
