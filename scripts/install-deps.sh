@@ -14,6 +14,7 @@ command -v mksquashfs >/dev/null || need+=(squashfs-tools)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v rclone >/dev/null || need+=(rclone) # bench/ compares against it
 command -v curl >/dev/null || need+=(curl)
+for t in nginx:nginx-light caddy:caddy wrk:wrk; do PATH="$PATH:/usr/sbin" command -v "${t%%:*}" >/dev/null || need+=("${t#*:}"); done # bench/edgeproxy
 if [ ${#need[@]} -eq 0 ]; then
 	echo "install-deps: incus, lxc, mksquashfs, xz, rclone and curl already present"
 	exit 0

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -51,6 +52,7 @@ type CLI struct {
 	WriteTimeout      time.Duration `default:"60s" help:"Cut a client that accepts no data for this long."`
 	ShutdownTimeout   time.Duration `default:"30s" help:"On SIGTERM, how long in-flight downloads may finish."`
 	Quiet             bool          `short:"q" help:"No access logs (JSON on stdout by default)."`
+	MemoryLimit       int64         `default:"48000000" help:"Soft Go memory limit in bytes (GOMEMLIMIT wins when set; 0: none)."`
 }
 
 func main() {
@@ -77,8 +79,14 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 		}
 	}
 	var logw io.Writer = stdout
+	level := slog.LevelInfo
 	if c.Quiet {
-		logw = io.Discard
+		logw, level = io.Discard, slog.LevelError+1
+	}
+	if c.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit keeps the heap (and RSS) near what is live under
+		// hundreds of concurrent downloads.
+		debug.SetMemoryLimit(c.MemoryLimit)
 	}
 	srv, err := edgeproxy.New(edgeproxy.Config{
 		Origin: origin, Listen: listen,
@@ -87,7 +95,7 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 		PlainHTTP: c.PlainHTTP, StateDir: c.StateDir,
 		CatalogTTL: c.CatalogTTL, CatalogMaxAge: c.CatalogMaxAge, MaxOriginRequests: c.MaxOriginRequests,
 		WriteTimeout: c.WriteTimeout, ShutdownTimeout: c.ShutdownTimeout,
-		Logger: slog.New(slog.NewJSONHandler(logw, nil)),
+		Logger: slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {
 		return err

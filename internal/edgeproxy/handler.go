@@ -41,6 +41,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.m.requests.WithLabelValues(string(c), strconv.Itoa(rw.status)).Inc()
 	h.m.bytes.WithLabelValues(string(c)).Add(float64(rw.bytes))
+	if !h.log.Enabled(r.Context(), slog.LevelInfo) {
+		return
+	}
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 		slog.String("method", r.Method), slog.String("path", clip(r.URL.Path)), slog.Int("status", rw.status),
 		slog.Int64("bytes", rw.bytes), slog.Duration("duration", time.Since(start)), slog.String("class", string(c)),
@@ -127,7 +130,39 @@ func (h *handler) serveCatalog(w http.ResponseWriter, r *http.Request, key strin
 	if etag != "" {
 		hd.Set("ETag", etag)
 	}
-	http.ServeContent(w, r, "", e.modTime, bytes.NewReader(data))
+	if r.Header.Get("Range") != "" || r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "" ||
+		r.Header.Get("If-Modified-Since") != "" || r.Header.Get("If-Range") != "" {
+		http.ServeContent(w, r, "", e.modTime, bytes.NewReader(data))
+		return
+	}
+	// The common case, served from memory in one write: a plain GET or
+	// HEAD, possibly with If-None-Match (clients revalidating).
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etag != "" && etagListHas(inm, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if !e.modTime.IsZero() {
+		hd.Set("Last-Modified", e.modTime.UTC().Format(http.TimeFormat))
+	}
+	hd.Set("Accept-Ranges", "bytes")
+	hd.Set("Content-Length", strconv.Itoa(len(data)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(data)
+	}
+}
+
+// etagListHas reports whether an If-None-Match list names etag (weak
+// comparison, as RFC 9110 asks for If-None-Match).
+func etagListHas(list, etag string) bool {
+	etag = strings.TrimPrefix(etag, "W/")
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
 }
 
 // maxRanges caps the ranges of one request: each costs a multipart header

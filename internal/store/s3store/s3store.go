@@ -98,10 +98,6 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 			// headers: generous, since completing a large multipart
 			// upload can take a while on some stores.
 			tr.ResponseHeaderTimeout = 5 * time.Minute
-			// Large writes: the default 4 KiB buffer costs a syscall per
-			// 4 KiB of every part sent.
-			tr.WriteBufferSize = 256 << 10
-			tr.ReadBufferSize = 64 << 10
 		})
 	load := []func(*config.LoadOptions) error{config.WithHTTPClient(hc)}
 	if opts.Profile != "" {
