@@ -1,42 +1,47 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian bookworm machine: the real
-# Incus client (bookworm-backports), the LXD client, squashfs-tools and
-# xz-utils. Idempotent; run as root (or with sudo available).
+# Incus client and daemon (bookworm-backports), the LXD client,
+# squashfs-tools, xz-utils, curl, the benchmark peers (rclone, nginx,
+# Caddy, wrk) and distrobuilder (scripts/install-distrobuilder.sh).
+# Idempotent; run as root (or with sudo available).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export PATH="$PATH:/usr/sbin:/sbin"
 
-need=()
-command -v incus >/dev/null || need+=(incus-client)
-command -v lxc >/dev/null || need+=(lxd-client)
-command -v mksquashfs >/dev/null || need+=(squashfs-tools)
-command -v xz >/dev/null || need+=(xz-utils)
-command -v rclone >/dev/null || need+=(rclone) # bench/ compares against it
-command -v curl >/dev/null || need+=(curl)
-for t in nginx:nginx-light caddy:caddy wrk:wrk; do PATH="$PATH:/usr/sbin" command -v "${t%%:*}" >/dev/null || need+=("${t#*:}"); done # bench/edgeproxy
-if [ ${#need[@]} -eq 0 ]; then
-	echo "install-deps: incus, lxc, mksquashfs, xz, rclone and curl already present"
-	exit 0
-fi
+# command:package, and which suite the package comes from.
+backports=(incus:incus-client /usr/libexec/incus/incusd:incus-base dnsmasq:dnsmasq-base)
+bookworm=(lxc:lxd-client mksquashfs:squashfs-tools xz:xz-utils curl:curl rclone:rclone nginx:nginx-light caddy:caddy wrk:wrk)
+missing() {
+	for t in "$@"; do command -v "${t%%:*}" >/dev/null || echo "${t#*:}"; done
+}
+need_bp=($(missing "${backports[@]}"))
+need=($(missing "${bookworm[@]}"))
 
-if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-	echo "install-deps: adding the bookworm-backports suite"
-	$SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'
+if [ ${#need_bp[@]} -gt 0 ] || [ ${#need[@]} -gt 0 ]; then
+	if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		echo "install-deps: adding the bookworm-backports suite"
+		$SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'
 Types: deb
 URIs: http://deb.debian.org/debian
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
+	fi
+	echo "install-deps: installing ${need_bp[*]} ${need[*]}"
+	$SUDO apt-get update -q
+	export DEBIAN_FRONTEND=noninteractive
+	if [ ${#need_bp[@]} -gt 0 ]; then
+		$SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${need_bp[@]}"
+	fi
+	if [ ${#need[@]} -gt 0 ]; then
+		$SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+	fi
+else
+	echo "install-deps: Debian packages already present"
 fi
-echo "install-deps: installing ${need[*]}"
-$SUDO apt-get update -q
-export DEBIAN_FRONTEND=noninteractive
-for p in "${need[@]}"; do
-	case "$p" in
-	incus-client) $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports incus-client ;;
-	*) $SUDO apt-get install -y -q --no-install-recommends "$p" ;;
-	esac
-done
+scripts/install-distrobuilder.sh
 incus --version
