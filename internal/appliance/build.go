@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ulikunitz/xz"
+	"gopkg.in/yaml.v3"
 )
 
 // TemplateName is the distrobuilder template in an appliance folder.
@@ -166,8 +167,17 @@ func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karc
 		"-o", "image.architecture=" + karch,
 		"-o", "image.serial=" + time.Now().UTC().Format("20060102_1504"),
 	}
-	if v := os.Getenv("APPLIANCE_MIRROR"); v != "" { // e.g. a local apt cache
-		args = append(args, "-o", "source.url="+v)
+	switch mirror, err := templateMirror(filepath.Join(a.Dir, TemplateName)); {
+	case os.Getenv("APPLIANCE_MIRROR") != "": // an apt cache of your own
+		args = append(args, "-o", "source.url="+os.Getenv("APPLIANCE_MIRROR"))
+	case err == nil && strings.HasPrefix(mirror, "http://"):
+		// Packages come through the shared download cache.
+		dl, err := startAptCache(filepath.Join(cache, "debs"), mirror)
+		if err != nil {
+			return err
+		}
+		defer dl.Close()
+		args = append(args, "-o", "source.url="+dl.URL())
 	}
 	cmd := exec.CommandContext(ctx, opts.Distrobuilder, args...)
 	cmd.Dir = a.Dir
@@ -243,6 +253,23 @@ func normalizeMetadata(work string) error {
 		return err
 	}
 	return os.Remove(gz)
+}
+
+// templateMirror returns the template's source.url.
+func templateMirror(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var t struct {
+		Source struct {
+			URL string `yaml:"url"`
+		} `yaml:"source"`
+	}
+	if err := yaml.Unmarshal(data, &t); err != nil {
+		return "", err
+	}
+	return t.Source.URL, nil
 }
 
 func toolVersion(ctx context.Context, bin string) (string, error) {
