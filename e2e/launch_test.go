@@ -152,6 +152,22 @@ func healthy(t *testing.T, c *client, name string, a *appliance.Appliance) {
 	t.Fatalf("%s: health check failed for %s: %s", name, timeout, last)
 }
 
+// addRemote adds a SimpleStreams remote and pins its certificate: the
+// client hands it to the daemon, which does the downloading.
+func addRemote(t *testing.T, c *client, name, url, cert string) {
+	t.Helper()
+	c.run(t, "remote", "add", name, url, "--protocol", "simplestreams")
+	dir := filepath.Join(c.home, ".config/incus/servercerts")
+	pem, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, name+".crt"), pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // baseImage is the fingerprint an instance was created from.
 func baseImage(t *testing.T, c *client, name string) string {
 	return strings.TrimSpace(c.run(t, "config", "get", name, "volatile.base_image"))
@@ -189,11 +205,7 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 
 	incusDaemon(t)
 	incus := newClient(t, "incus", cert)
-	incus.run(t, "remote", "add", "appliance", url, "--protocol", "simplestreams")
-	// Pin the certificate: the client hands it to the daemon, which downloads.
-	os.MkdirAll(filepath.Join(incus.home, ".config/incus/servercerts"), 0o755)
-	pem, _ := os.ReadFile(cert)
-	os.WriteFile(filepath.Join(incus.home, ".config/incus/servercerts/appliance.crt"), pem, 0o644)
+	addRemote(t, incus, "appliance", url, cert)
 
 	start := time.Now()
 	incus.run(t, "launch", "appliance:nginx", "web1")
@@ -212,9 +224,7 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 	// The daemon keeps a remote's catalog for an hour (in memory too): a
 	// fresh host would see the new version at once, so does a fresh
 	// remote URL (same proxy, by name instead of address).
-	fresh := strings.Replace(url, "127.0.0.1", "localhost", 1)
-	incus.run(t, "remote", "add", "appliance2", fresh, "--protocol", "simplestreams")
-	os.WriteFile(filepath.Join(incus.home, ".config/incus/servercerts/appliance2.crt"), pem, 0o644)
+	addRemote(t, incus, "appliance2", strings.Replace(url, "127.0.0.1", "localhost", 1), cert)
 	incus.run(t, "launch", "appliance2:nginx", "web2")
 	if got := baseImage(t, incus, "web2"); got != fp2 {
 		t.Errorf("web2 runs %s, want the new version %s", got, fp2)
@@ -242,10 +252,7 @@ func TestLaunchEveryAppliance(t *testing.T) {
 	url, cert := runEdgeproxy(t, nil, "--bucket", reg)
 	incusDaemon(t)
 	incus := newClient(t, "incus", cert)
-	incus.run(t, "remote", "add", "appliance", url, "--protocol", "simplestreams")
-	os.MkdirAll(filepath.Join(incus.home, ".config/incus/servercerts"), 0o755)
-	pem, _ := os.ReadFile(cert)
-	os.WriteFile(filepath.Join(incus.home, ".config/incus/servercerts/appliance.crt"), pem, 0o644)
+	addRemote(t, incus, "appliance", url, cert)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			a, err := appliance.Load(root, name)

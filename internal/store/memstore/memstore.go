@@ -94,7 +94,7 @@ func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64,
 	if err := ctx.Err(); err != nil {
 		return store.ObjectInfo{}, err
 	}
-	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx, body}, size+1))
+	data, err := io.ReadAll(io.LimitReader(store.ContextReader(ctx, body), size+1))
 	if err != nil {
 		return store.ObjectInfo{}, err
 	}
@@ -172,16 +172,3 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // Close does nothing; the objects stay readable.
 func (s *Store) Close() error { return nil }
-
-// ctxReader fails reads once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

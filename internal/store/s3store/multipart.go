@@ -140,7 +140,7 @@ func (u *upload) sendParts(ctx context.Context, src io.Reader, size int64) ([]by
 			}
 		})
 	}
-	sum, err := u.read(ctx, ctxReader{ctx, src}, size, jobs, pool)
+	sum, err := u.read(ctx, store.ContextReader(ctx, src), size, jobs, pool)
 	close(jobs)
 	if err != nil {
 		cancel(err)

@@ -169,7 +169,7 @@ func (s seekReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // returns a reader over them with their SHA-256.
 func hashSection(ctx context.Context, ra io.ReaderAt, base, size int64) (io.ReadSeeker, []byte, error) {
 	h := sha256.New()
-	n, err := io.Copy(h, ctxReader{ctx, io.NewSectionReader(ra, base, size)})
+	n, err := io.Copy(h, store.ContextReader(ctx, io.NewSectionReader(ra, base, size)))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -188,7 +188,7 @@ func hashSection(ctx context.Context, ra io.ReaderAt, base, size int64) (io.Read
 // buffer reads exactly size bytes of body into memory.
 func buffer(ctx context.Context, body io.Reader, size int64) (io.ReadSeeker, []byte, error) {
 	buf := make([]byte, size)
-	r := ctxReader{ctx, body}
+	r := store.ContextReader(ctx, body)
 	if n, err := io.ReadFull(r, buf); err == io.EOF || err == io.ErrUnexpectedEOF {
 		return nil, nil, sizeMismatch(int64(n), size)
 	} else if err != nil {
