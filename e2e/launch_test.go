@@ -173,7 +173,6 @@ func baseImage(t *testing.T, c *client, name string) string {
 	return strings.TrimSpace(c.run(t, "config", "get", name, "volatile.base_image"))
 }
 
-
 // The whole workflow for nginx: build → publish to MinIO → edgeproxy with
 // a self-signed certificate in front → Incus daemon → `incus launch
 // appliance:nginx` → the health check passes from the host → publish a
