@@ -107,7 +107,14 @@ func checkBucket(ctx context.Context, t *testing.T, c *s3.Client, bucket string)
 	if ver.Status != types.BucketVersioningStatusEnabled {
 		t.Errorf("versioning %q, want Enabled", ver.Status)
 	}
-	enc, err := c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String(bucket)})
+	// MinIO applies bucket settings asynchronously (a read right after
+	// terraform's write may miss them): wait a little for them.
+	var enc *s3.GetBucketEncryptionOutput
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		if enc, err = c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String(bucket)}); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
