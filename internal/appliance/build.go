@@ -86,6 +86,16 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	if opts.Compression == "" {
 		opts.Compression = "xz"
 	}
+	// distrobuilder runs in the appliance folder: hand it absolute paths.
+	for _, p := range []*string{&opts.OutDir, &opts.CacheDir} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return nil, err
+			}
+			*p = abs
+		}
+	}
 	if opts.Distrobuilder == "" {
 		opts.Distrobuilder = "distrobuilder"
 	}

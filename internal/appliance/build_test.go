@@ -97,6 +97,24 @@ func TestBuildIsIncrementalAndPublishesXZ(t *testing.T) {
 	}
 }
 
+// --build-dir is usually relative (".build"), while distrobuilder runs in
+// the appliance folder.
+func TestBuildWithRelativeOutDir(t *testing.T) {
+	a, err := Load(writeAppliance(t, validYAML), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, _ := fakeDistrobuilder(t)
+	t.Chdir(t.TempDir())
+	res, err := Build(context.Background(), a, BuildOptions{OutDir: ".build", Arch: "amd64", Distrobuilder: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Built(".build", "web", "amd64"); err != nil || !filepath.IsAbs(res.Dir) {
+		t.Errorf("Built(.build) = %v (outputs in %s)", err, res.Dir)
+	}
+}
+
 func TestBuildFailureNamesTheStepAndKeepsTheLog(t *testing.T) {
 	a, err := Load(writeAppliance(t, validYAML), "web")
 	if err != nil {
