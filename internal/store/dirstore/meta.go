@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/incus-appliance/registry/internal/store"
 )
 
 // xattrName is the extended attribute holding a file's metadata cache.
@@ -47,7 +49,7 @@ func readMeta(f *os.File, fi fs.FileInfo) (meta, bool) {
 		return meta{}, false
 	}
 	var m meta
-	if json.Unmarshal(buf[:n], &m) != nil || !isHexSHA256(m.SHA256) ||
+	if json.Unmarshal(buf[:n], &m) != nil || !store.IsSHA256(m.SHA256) ||
 		m.Size != fi.Size() || m.MtimeNS != fi.ModTime().UnixNano() {
 		return meta{}, false
 	}
@@ -80,18 +82,6 @@ func control(f *os.File, fn func(fd int)) error {
 		return err
 	}
 	return rc.Control(func(fd uintptr) { fn(int(fd)) })
-}
-
-func isHexSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // etag is the ETag of content whose hex SHA-256 is digest.

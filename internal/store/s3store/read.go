@@ -59,24 +59,10 @@ func objectInfo(key string, size *int64, etag *string, mod *time.Time, meta map[
 		ContentType:  aws.ToString(contentType),
 		CacheControl: aws.ToString(cacheControl),
 	}
-	if sum := meta[metaSHA256]; isHexSHA256(sum) {
+	if sum := meta[metaSHA256]; store.IsSHA256(sum) {
 		info.SHA256 = sum
 	}
 	return info
-}
-
-// isHexSHA256 reports whether s looks like a lowercase hex SHA-256, so
-// that foreign metadata is never reported as a digest.
-func isHexSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // List walks ListObjectsV2 under the registry root + prefix. Objects whose
