@@ -30,21 +30,29 @@ type commitStats struct {
 type mutation func(c *catalog.Catalog) (changed bool, err error)
 
 // commit applies m to the current images.json and writes the result back
-// with a conditional put, re-reading and re-applying on conflict. The
+// with a conditional put, re-reading and re-applying on conflict. When
+// first is not nil, the first attempt starts from it instead of reading
+// again (the caller has just read the catalog). The
 // commit id recorded in the catalog makes a retry after a lost response
 // (the write landed, the reply did not) end in success instead of a false
 // conflict.
-func (r *Registry) commit(ctx context.Context, id string, m mutation) (commitStats, error) {
+func (r *Registry) commit(ctx context.Context, id string, first *snapshot, m mutation) (commitStats, error) {
 	var st commitStats
 	attempts := r.MaxAttempts
 	if attempts == 0 {
 		attempts = DefaultMaxAttempts
 	}
 	for attempt := 1; ; attempt++ {
-		c, etag, err := r.readCatalog(ctx)
+		snap, err := r.readSnapshotOr(ctx, first)
+		first = nil
 		if err != nil {
 			return st, err
 		}
+		c, err := snap.parse()
+		if err != nil {
+			return st, err
+		}
+		etag := snap.etag
 		if c.HasCommit(id) {
 			st.Written, st.Catalog = true, c
 			return st, nil
@@ -80,6 +88,14 @@ func (r *Registry) commit(ctx context.Context, id string, m mutation) (commitSta
 			return st, err
 		}
 	}
+}
+
+// readSnapshotOr returns *s when given, else reads images.json.
+func (r *Registry) readSnapshotOr(ctx context.Context, s *snapshot) (snapshot, error) {
+	if s != nil {
+		return *s, nil
+	}
+	return r.readSnapshot(ctx)
 }
 
 // isConflict reports whether a conditional write lost to another writer:

@@ -153,8 +153,8 @@ func readCatalog(t testing.TB, r *Registry) *catalog.Catalog {
 	return c
 }
 
-// snapshot returns every object's content, to compare before and after.
-func snapshot(t testing.TB, s store.Store) map[string]string {
+// storeContents returns every object's content, to compare before and after.
+func storeContents(t testing.TB, s store.Store) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	objs, err := s.List(ctx, "")

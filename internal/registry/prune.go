@@ -77,7 +77,7 @@ func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, 
 
 	id := newID()
 	var deadline time.Time
-	st, err := r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
+	st, err := r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 		before := c.Marshal()
 		now := r.now()
 		if err := plan(c, now); err != nil {
@@ -119,7 +119,7 @@ func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, 
 // endPrune clears the prune's announcement and the retirement records of
 // the files it deleted, then returns cause (or the commit's own error).
 func (r *Registry) endPrune(ctx context.Context, id string, res *PruneResult, cause error) error {
-	st, err := r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
+	st, err := r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 		before := c.Marshal()
 		c.EndPrune(id, res.Deleted)
 		return !bytes.Equal(before, c.Marshal()), nil

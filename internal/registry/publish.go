@@ -96,7 +96,11 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 	}
 
 	// 1. Does it fit, and is there anything to do?
-	c, _, err := r.readCatalog(ctx)
+	snap, err := r.readSnapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := snap.parse()
 	if err != nil {
 		return nil, err
 	}
@@ -124,10 +128,10 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 		return res, nil
 	}
 
-	// 2. Announce the upload.
+	// 2. Announce the upload, starting from the catalog just read.
 	id := newID()
 	paths := img.Paths()
-	st, err := r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
+	st, err := r.commit(ctx, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
 		if _, err := c.CheckAdd(img); err != nil { // fail before uploading
 			return false, err
 		}
@@ -159,7 +163,7 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 
 	// 4. Commit.
 	var final catalog.AddResult
-	st, err = r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
+	st, err = r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 		a, err := c.Add(img)
 		if err != nil {
 			return false, err
@@ -192,7 +196,7 @@ func (r *Registry) abandon(ctx context.Context, id string, cause error) error {
 	if ctx.Err() != nil {
 		return cause
 	}
-	_, _ = r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
+	_, _ = r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 		before := len(c.LivePending(r.now()))
 		c.RemovePending(id)
 		return len(c.LivePending(r.now())) != before, nil

@@ -106,21 +106,43 @@ func (r *Registry) backoff(ctx context.Context, n int) error {
 	}
 }
 
+// snapshot is images.json as read: its bytes and ETag ("" when absent).
+type snapshot struct {
+	data []byte
+	etag string
+}
+
+// readSnapshot reads images.json; a registry without one yields an empty
+// snapshot.
+func (r *Registry) readSnapshot(ctx context.Context) (snapshot, error) {
+	data, etag, err := r.readObject(ctx, catalog.ImagesPath)
+	if errors.Is(err, store.ErrNotFound) {
+		return snapshot{}, nil
+	}
+	return snapshot{data, etag}, err
+}
+
+// parse decodes a fresh catalog from the snapshot.
+func (s snapshot) parse() (*catalog.Catalog, error) {
+	if s.etag == "" {
+		return catalog.New(), nil
+	}
+	c, err := catalog.Parse(s.data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: fix or restore it before publishing", err)
+	}
+	return c, nil
+}
+
 // readCatalog returns the current catalog and its ETag; a registry without
 // images.json yields an empty catalog and ETag "".
 func (r *Registry) readCatalog(ctx context.Context) (*catalog.Catalog, string, error) {
-	data, etag, err := r.readObject(ctx, catalog.ImagesPath)
-	if errors.Is(err, store.ErrNotFound) {
-		return catalog.New(), "", nil
-	}
+	s, err := r.readSnapshot(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	c, err := catalog.Parse(data)
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: fix or restore it before publishing", err)
-	}
-	return c, etag, nil
+	c, err := s.parse()
+	return c, s.etag, err
 }
 
 // maxJSON bounds the size of a catalog file read into memory.

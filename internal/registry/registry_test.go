@@ -58,14 +58,14 @@ func TestPublishListAndRepublish(t *testing.T) {
 func TestPublishDryRunWritesNothing(t *testing.T) {
 	r, fs := newTestRegistry()
 	mustPublish(t, r, makeImage(t, "nginx", t0, 1))
-	before := snapshot(t, fs.Store)
+	before := storeContents(t, fs.Store)
 	req := makeImage(t, "nginx", t0.Add(time.Hour), 2)
 	req.DryRun = true
 	res := mustPublish(t, r, req)
 	if !res.DryRun || !res.Changed || !res.Files[1].Uploaded {
 		t.Errorf("dry-run result = %+v", res)
 	}
-	if !maps.Equal(before, snapshot(t, fs.Store)) {
+	if !maps.Equal(before, storeContents(t, fs.Store)) {
 		t.Error("dry run changed the store")
 	}
 }
@@ -73,7 +73,7 @@ func TestPublishDryRunWritesNothing(t *testing.T) {
 func TestPublishRefusalsChangeNothing(t *testing.T) {
 	r, fs := newTestRegistry()
 	mustPublish(t, r, makeImage(t, "nginx", t0, 1, "web"))
-	before := snapshot(t, fs.Store)
+	before := storeContents(t, fs.Store)
 	for _, tc := range []struct {
 		req  PublishRequest
 		want string
@@ -86,7 +86,7 @@ func TestPublishRefusalsChangeNothing(t *testing.T) {
 			t.Errorf("Publish error = %v, want %q", err, tc.want)
 		}
 	}
-	if !maps.Equal(before, snapshot(t, fs.Store)) {
+	if !maps.Equal(before, storeContents(t, fs.Store)) {
 		t.Error("a refused publish changed the store")
 	}
 }
@@ -319,12 +319,12 @@ func TestPruneGraceAndDryRun(t *testing.T) {
 	r.Now = nil
 
 	// Dry run: reports the file removed with grace 0, changes nothing.
-	before := snapshot(t, fs.Store)
+	before := storeContents(t, fs.Store)
 	res, err := r.Prune(ctx, PruneOptions{Grace: 0, DryRun: true})
 	if err != nil || len(res.Deleted) != 2 {
 		t.Fatalf("dry-run prune = %+v, %v", res, err)
 	}
-	if !maps.Equal(before, snapshot(t, fs.Store)) {
+	if !maps.Equal(before, storeContents(t, fs.Store)) {
 		t.Error("dry-run prune changed the store")
 	}
 	// Default grace: a file removed a minute ago stays downloadable.

@@ -41,7 +41,7 @@ func (r *Registry) Remove(ctx context.Context, target, arch string, dryRun bool)
 		res.Removed, err = c.Resolve(target, arch)
 		return res, err
 	}
-	st, err := r.commit(ctx, newID(), func(c *catalog.Catalog) (bool, error) {
+	st, err := r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 		rs, err := c.Remove(target, arch, r.now())
 		res.Removed = rs
 		return err == nil, err
