@@ -100,23 +100,28 @@ func TestTerraformMinIO(t *testing.T) {
 // AES256 default encryption.
 func checkBucket(ctx context.Context, t *testing.T, c *s3.Client, bucket string) {
 	t.Helper()
-	ver, err := c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(bucket)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ver.Status != types.BucketVersioningStatusEnabled {
-		t.Errorf("versioning %q, want Enabled", ver.Status)
-	}
-	// MinIO applies bucket settings asynchronously (a read right after
-	// terraform's write may miss them): wait a little for them.
+	// MinIO applies bucket settings asynchronously: a read right after
+	// terraform's write may not see them yet, so wait a little for both.
+	var ver *s3.GetBucketVersioningOutput
 	var enc *s3.GetBucketEncryptionOutput
+	var err error
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		if enc, err = c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String(bucket)}); err == nil || time.Now().After(deadline) {
+		ver, err = c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(bucket)})
+		if err == nil && ver.Status == types.BucketVersioningStatusEnabled {
+			enc, err = c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String(bucket)})
+			if err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
 			break
 		}
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ver.Status != types.BucketVersioningStatusEnabled {
+		t.Fatalf("versioning %q, want Enabled", ver.Status)
 	}
 	rules := enc.ServerSideEncryptionConfiguration.Rules
 	if len(rules) != 1 || rules[0].ApplyServerSideEncryptionByDefault.SSEAlgorithm != types.ServerSideEncryptionAes256 {

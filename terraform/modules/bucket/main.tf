@@ -29,6 +29,9 @@ resource "aws_s3_bucket_versioning" "this" {
 
 resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
   bucket = aws_s3_bucket.this.id
+  # One bucket-configuration change at a time: MinIO rewrites a bucket's
+  # settings as a whole, and two concurrent changes lose one of them.
+  depends_on = [aws_s3_bucket_versioning.this]
 
   rule {
     apply_server_side_encryption_by_default {
