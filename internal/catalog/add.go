@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // RootKind is the kind of an image's root file.
@@ -87,7 +89,7 @@ func (img Image) Validate() error {
 	if _, ok := rootKinds[img.RootKind]; !ok {
 		return fmt.Errorf("image %s: unknown root kind %q", img.Name, img.RootKind)
 	}
-	if !IsSHA256(img.Fingerprint) || !IsSHA256(img.Metadata.SHA256) || !IsSHA256(img.Root.SHA256) {
+	if !digest.IsSHA256(img.Fingerprint) || !digest.IsSHA256(img.Metadata.SHA256) || !digest.IsSHA256(img.Root.SHA256) {
 		return fmt.Errorf("image %s: fingerprint and file digests must be 64 lowercase hex digits", img.Name)
 	}
 	if img.Metadata.Size <= 0 || img.Root.Size <= 0 {
@@ -102,7 +104,7 @@ func (img Image) Validate() error {
 		if err := ValidateName(name); err != nil {
 			return fmt.Errorf("image %s: profile: %w", img.Name, err)
 		}
-		if !IsSHA256(ref.SHA256) || ref.Size < 0 {
+		if !digest.IsSHA256(ref.SHA256) || ref.Size < 0 {
 			return fmt.Errorf("image %s: profile %s: bad digest or size", img.Name, name)
 		}
 	}

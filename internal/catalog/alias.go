@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // MaxAliasLen bounds alias length.
@@ -39,7 +41,7 @@ func ValidateAlias(a string) error {
 	if last := segs[len(segs)-1]; len(segs) > 1 && isArchName(last) {
 		return fmt.Errorf("alias %q ends in an architecture: Incus adds \"<alias>/%s\" by itself", a, last)
 	}
-	if len(a) == 64 && isLowerHex(strings.ToLower(a)) {
+	if len(a) == 64 && digest.IsLowerHex(strings.ToLower(a)) {
 		return fmt.Errorf("alias %q looks like a fingerprint", a)
 	}
 	return nil

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
+
+	"github.com/incus-appliance/registry/internal/digest"
+	"github.com/incus-appliance/registry/internal/key"
 )
 
 // New returns an empty catalog.
@@ -153,55 +155,25 @@ func (it Item) check() error {
 	if err := checkPath(it.Path); err != nil {
 		return err
 	}
-	if !IsSHA256(it.SHA256) {
+	if !digest.IsSHA256(it.SHA256) {
 		return fmt.Errorf("sha256 %q is not 64 lowercase hex digits", it.SHA256)
 	}
 	if it.Size < 0 {
 		return fmt.Errorf("negative size %d", it.Size)
 	}
 	for _, h := range []string{it.CombinedSHA256, it.CombinedSquashfsSHA256, it.CombinedRootXZSHA256, it.CombinedDiskKVMImgSHA256} {
-		if h != "" && !IsSHA256(h) {
+		if h != "" && !digest.IsSHA256(h) {
 			return fmt.Errorf("combined hash %q is not 64 lowercase hex digits", h)
 		}
 	}
 	return nil
 }
 
-// checkPath accepts a relative slash-separated path without empty, "." or
-// ".." segments, backslashes or control characters.
+// checkPath accepts a path that is a valid registry key (package key: the
+// one rule the stores and edgeproxy apply too).
 func checkPath(p string) error {
-	if p == "" {
-		return fmt.Errorf("empty path")
-	}
-	if len(p) > 1024 {
-		return fmt.Errorf("path longer than 1024 bytes")
-	}
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return fmt.Errorf("path %q is not a clean relative path", p)
-		}
-	}
-	for _, r := range p {
-		if r < 0x20 || r == 0x7f || r == '\\' {
-			return fmt.Errorf("path %q contains a forbidden character", p)
-		}
+	if err := key.Check(p); err != nil {
+		return fmt.Errorf("not a clean relative path: %w", err)
 	}
 	return nil
-}
-
-// IsSHA256 reports whether s is 64 lowercase hex digits.
-func IsSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	return isLowerHex(s)
-}
-
-func isLowerHex(s string) bool {
-	for _, c := range []byte(s) {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

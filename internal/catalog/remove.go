@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // Removed names one version taken out of the catalog.
@@ -29,7 +31,7 @@ func (c *Catalog) Resolve(target, arch string) ([]Removed, error) {
 		}
 		arch = a
 	}
-	if IsSHA256(target) {
+	if digest.IsSHA256(target) {
 		return c.byFingerprint(target, true)
 	}
 	var out []Removed
@@ -48,7 +50,7 @@ func (c *Catalog) Resolve(target, arch string) ([]Removed, error) {
 	if len(out) > 0 {
 		return out, nil
 	}
-	if len(target) >= 8 && isLowerHex(target) {
+	if len(target) >= 8 && digest.IsLowerHex(target) {
 		return c.byFingerprint(target, false)
 	}
 	return nil, fmt.Errorf("no image or alias %q in the catalog (see `publish list`)", target)

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/incus-appliance/registry/internal/store"
+	"github.com/incus-appliance/registry/internal/key"
 )
 
 // class is what a request asks for; it decides caching and metrics.
@@ -25,7 +25,7 @@ const maxURILen = 1024
 // percent-encoding of any kind (encoded slashes, dots, NUL...), a
 // backslash, control bytes, "." or ".." segments, empty segments,
 // dot-files; 404 for a valid path outside streams/v1/*.json and images/.
-func route(r *http.Request) (key string, c class, status int) {
+func route(r *http.Request) (objKey string, c class, status int) {
 	raw := r.RequestURI
 	if raw == "" || raw == "*" {
 		raw = r.URL.EscapedPath()
@@ -44,15 +44,15 @@ func route(r *http.Request) (key string, c class, status int) {
 			return "", classOther, http.StatusBadRequest
 		}
 	}
-	key = raw[1:]
-	if err := store.ValidateKey(key); err != nil {
+	k := raw[1:]
+	if err := key.Check(k); err != nil {
 		return "", classOther, http.StatusBadRequest
 	}
 	switch {
-	case strings.HasPrefix(key, "images/") && strings.Count(key, "/") >= 2:
-		return key, classImage, 0
-	case strings.HasPrefix(key, "streams/v1/") && strings.HasSuffix(key, ".json") && strings.Count(key, "/") == 2:
-		return key, classCatalog, 0
+	case strings.HasPrefix(k, "images/") && strings.Count(k, "/") >= 2:
+		return k, classImage, 0
+	case strings.HasPrefix(k, "streams/v1/") && strings.HasSuffix(k, ".json") && strings.Count(k, "/") == 2:
+		return k, classCatalog, 0
 	}
 	return "", classOther, http.StatusNotFound
 }

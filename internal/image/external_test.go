@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 )
@@ -31,7 +32,7 @@ func TestInspectRealSquashfs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.RootKind != image.Squashfs || img.Fingerprint != sha(readFile(t, meta), readFile(t, root)) {
+	if img.RootKind != catalog.RootSquashfs || img.Fingerprint != sha(readFile(t, meta), readFile(t, root)) {
 		t.Errorf("got %+v", img)
 	}
 }
@@ -63,7 +64,7 @@ func TestInspectTarCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.RootKind != image.TarXZ || img.Metadata.Arch != "amd64" {
+	if img.RootKind != catalog.RootTarXZ || img.Metadata.Arch != "amd64" {
 		t.Errorf("got %+v", img)
 	}
 }

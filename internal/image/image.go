@@ -2,16 +2,8 @@ package image
 
 import (
 	"time"
-)
 
-// RootKind is the format of an image's root file.
-type RootKind string
-
-// Root kinds Incus accepts in a split image.
-const (
-	Squashfs RootKind = "squashfs" // container root, rootfs.squashfs
-	QCOW2    RootKind = "qcow2"    // virtual-machine disk, disk.qcow2
-	TarXZ    RootKind = "tar.xz"   // container root as xz tarball, rootfs.tar.xz
+	"github.com/incus-appliance/registry/internal/catalog"
 )
 
 // File describes one file of an image as read from disk.
@@ -47,7 +39,7 @@ type Image struct {
 	Metadata     Metadata
 	MetadataFile File
 	Root         File
-	RootKind     RootKind
+	RootKind     catalog.RootKind
 	// Fingerprint is the lowercase hex sha256 of the metadata file's bytes
 	// followed by the root file's bytes, as Incus computes it.
 	Fingerprint string

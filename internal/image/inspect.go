@@ -2,8 +2,6 @@ package image
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // Inspect validates the split image made of the metadata tarball at
@@ -29,7 +28,7 @@ func Inspect(ctx context.Context, metadataPath, rootPath string, opts Options) (
 		}
 		want = a
 	}
-	combined := sha256.New()
+	combined := digest.NewFingerprint()
 	md, mf, err := readMetadata(ctx, metadataPath, combined, opts.Progress)
 	if err != nil {
 		return nil, err
@@ -48,7 +47,7 @@ func Inspect(ctx context.Context, metadataPath, rootPath string, opts Options) (
 		MetadataFile: mf,
 		Root:         root,
 		RootKind:     kind,
-		Fingerprint:  hex.EncodeToString(combined.Sum(nil)),
+		Fingerprint:  combined.Hex(),
 	}, nil
 }
 

@@ -12,18 +12,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 )
 
 func TestInspectValid(t *testing.T) {
 	for _, tc := range []struct {
-		kind  image.RootKind
+		kind  catalog.RootKind
 		write func(t testing.TB, dir string) string
 	}{
-		{image.Squashfs, func(t testing.TB, dir string) string { return imagetest.WriteSquashfs(t, dir, 3<<20+17, 7) }},
-		{image.QCOW2, func(t testing.TB, dir string) string { return imagetest.WriteQCOW2(t, dir, 1<<20, 8) }},
-		{image.TarXZ, func(t testing.TB, dir string) string { return imagetest.WriteRootTarXZ(t, dir, 20<<10, 9) }},
+		{catalog.RootSquashfs, func(t testing.TB, dir string) string { return imagetest.WriteSquashfs(t, dir, 3<<20+17, 7) }},
+		{catalog.RootQCOW2, func(t testing.TB, dir string) string { return imagetest.WriteQCOW2(t, dir, 1<<20, 8) }},
+		{catalog.RootTarXZ, func(t testing.TB, dir string) string { return imagetest.WriteRootTarXZ(t, dir, 20<<10, 9) }},
 	} {
 		t.Run(string(tc.kind), func(t *testing.T) {
 			dir := t.TempDir()

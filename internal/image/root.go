@@ -13,6 +13,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -22,17 +23,17 @@ const rootFormats = "use a squashfs (rootfs.squashfs), a qcow2 VM disk (disk.qco
 
 // readRoot reads the root at path once, hashing it into its own sha256
 // and into combined, and recognises its kind from the first bytes.
-func readRoot(ctx context.Context, path string, combined hash.Hash, progress func(string, int64, int64), partSize int64) (File, RootKind, error) {
+func readRoot(ctx context.Context, path string, combined hash.Hash, progress func(string, int64, int64), partSize int64) (File, catalog.RootKind, error) {
 	f, total, err := open("rootfs", path, "rootfs.squashfs, disk.qcow2 or rootfs.tar.xz")
 	if err != nil {
 		return File{}, "", err
 	}
 	defer f.Close()
-	fail := func(err error) (File, RootKind, error) {
+	fail := func(err error) (File, catalog.RootKind, error) {
 		return File{}, "", &Error{"rootfs", path, err}
 	}
 	var (
-		kind RootKind
+		kind catalog.RootKind
 		used int64 // squashfs bytes_used
 	)
 	first := func(head []byte) (err error) {
@@ -69,18 +70,18 @@ func readRoot(ctx context.Context, path string, combined hash.Hash, progress fun
 
 // detectRoot recognises a root from its first bytes (up to headSize) and,
 // for squashfs, returns the superblock's bytes_used.
-func detectRoot(head []byte) (RootKind, int64, error) {
+func detectRoot(head []byte) (catalog.RootKind, int64, error) {
 	switch {
 	case bytes.HasPrefix(head, squashfsMagic):
 		if len(head) < 96 {
 			return "", 0, fmt.Errorf("truncated squashfs: %d bytes, shorter than its 96-byte superblock; re-create or re-download it", len(head))
 		}
-		return Squashfs, int64(binary.LittleEndian.Uint64(head[40:48])), nil
+		return catalog.RootSquashfs, int64(binary.LittleEndian.Uint64(head[40:48])), nil
 	case bytes.HasPrefix(head, qcow2Magic):
 		if len(head) < 72 {
 			return "", 0, fmt.Errorf("truncated qcow2: %d bytes, shorter than its 72-byte header; re-create or re-download it", len(head))
 		}
-		return QCOW2, 0, nil
+		return catalog.RootQCOW2, 0, nil
 	case bytes.HasPrefix(head, xzMagic):
 		blk := xzHead(head)
 		if !isTarHeader(blk) {
@@ -89,15 +90,15 @@ func detectRoot(head []byte) (RootKind, int64, error) {
 		if tarEntryName(blk) == "metadata.yaml" {
 			return "", 0, errors.New("this is an Incus metadata tarball (it starts with metadata.yaml), not a root filesystem; did you swap the metadata and rootfs arguments?")
 		}
-		return TarXZ, 0, nil
+		return catalog.RootTarXZ, 0, nil
 	}
 	return "", 0, fmt.Errorf("not a squashfs, qcow2 or tar.xz image (%s); %s", sniff(head), rootFormats)
 }
 
 // checkSquashfsSize reports a squashfs whose superblock claims more bytes
 // than the file has.
-func checkSquashfsSize(kind RootKind, used, size int64) error {
-	if kind == Squashfs && used > size {
+func checkSquashfsSize(kind catalog.RootKind, used, size int64) error {
+	if kind == catalog.RootSquashfs && used > size {
 		return fmt.Errorf("truncated squashfs: its superblock says %d bytes but the file has %d; re-create or re-download it", used, size)
 	}
 	return nil

@@ -15,6 +15,6 @@ func CatalogImage(name string, aliases []string, requirements map[string]string,
 		Aliases: aliases, Requirements: requirements, Fingerprint: im.Fingerprint,
 		Metadata: catalog.FileRef{SHA256: im.MetadataFile.SHA256, Size: im.MetadataFile.Size},
 		Root:     catalog.FileRef{SHA256: im.Root.SHA256, Size: im.Root.Size},
-		RootKind: catalog.RootKind(im.RootKind),
+		RootKind: im.RootKind,
 	}
 }

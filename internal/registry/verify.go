@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -185,7 +186,7 @@ func (r *Registry) verifyFiles(ctx context.Context, c *catalog.Catalog, rep *Ver
 			where := pk + " version " + vk
 			for _, vi := range v.Images() {
 				rep.Images++
-				combined := sha256.New()
+				combined := digest.NewFingerprint()
 				ms, err := read(vi.Meta.Path, combined)
 				if err != nil {
 					return err
@@ -199,7 +200,7 @@ func (r *Registry) verifyFiles(ctx context.Context, c *catalog.Catalog, rep *Ver
 				check(where, vi.Meta, ms)
 				check(where, vi.Root, rs)
 				if ms.err == nil && rs.err == nil {
-					if got := hex.EncodeToString(combined.Sum(nil)); got != vi.Fingerprint {
+					if got := combined.Hex(); got != vi.Fingerprint {
 						rep.problem("%s: combined sha256 of %s + %s is %s, but the catalog's fingerprint is %s: Incus rejects it (\"Image fingerprint doesn't match\")", where, vi.Meta.Path, vi.Root.Path, got, vi.Fingerprint)
 					}
 				}

@@ -6,9 +6,9 @@ import (
 	"io/fs"
 	"os"
 
-	"golang.org/x/sys/unix"
+	"github.com/incus-appliance/registry/internal/digest"
 
-	"github.com/incus-appliance/registry/internal/store"
+	"golang.org/x/sys/unix"
 )
 
 // xattrName is the extended attribute holding a file's metadata cache.
@@ -49,7 +49,7 @@ func readMeta(f *os.File, fi fs.FileInfo) (meta, bool) {
 		return meta{}, false
 	}
 	var m meta
-	if json.Unmarshal(buf[:n], &m) != nil || !store.IsSHA256(m.SHA256) ||
+	if json.Unmarshal(buf[:n], &m) != nil || !digest.IsSHA256(m.SHA256) ||
 		m.Size != fi.Size() || m.MtimeNS != fi.ModTime().UnixNano() {
 		return meta{}, false
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/digest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -59,7 +61,7 @@ func objectInfo(key string, size *int64, etag *string, mod *time.Time, meta map[
 		ContentType:  aws.ToString(contentType),
 		CacheControl: aws.ToString(cacheControl),
 	}
-	if sum := meta[metaSHA256]; store.IsSHA256(sum) {
+	if sum := meta[metaSHA256]; digest.IsSHA256(sum) {
 		info.SHA256 = sum
 	}
 	return info

@@ -1,0 +1,43 @@
+// Package digest is the one home of the registry's hashes: what a SHA-256
+// looks like in a catalog or a store, and the image fingerprint Incus
+// computes, sha256(metadata bytes followed by root bytes).
+package digest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+)
+
+// IsSHA256 reports whether s is a SHA-256 as the registry writes it: 64
+// lowercase hex digits. Backends use it so that they never report foreign
+// metadata as a digest.
+func IsSHA256(s string) bool {
+	return len(s) == 64 && IsLowerHex(s)
+}
+
+// IsLowerHex reports whether s is made of lowercase hex digits only (the
+// empty string is); a fingerprint prefix is such a string.
+func IsLowerHex(s string) bool {
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Fingerprint computes an image's fingerprint: write the metadata file's
+// bytes, then the root's (or, for a unified image, the one file's), then
+// read Hex. It is a hash.Hash, so it can sit beside a file's own hash in an
+// io.MultiWriter or a parallel hasher.
+type Fingerprint struct{ hash.Hash }
+
+// NewFingerprint returns an empty Fingerprint.
+func NewFingerprint() Fingerprint { return Fingerprint{sha256.New()} }
+
+// Hex returns the fingerprint of the bytes written so far, lowercase hex.
+func (f Fingerprint) Hex() string { return Hex(f.Hash) }
+
+// Hex returns h's digest as lowercase hex.
+func Hex(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }

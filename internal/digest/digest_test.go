@@ -1,0 +1,30 @@
+package digest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"testing"
+)
+
+func TestIsSHA256(t *testing.T) {
+	sum := sha256.Sum256([]byte("x"))
+	if !IsSHA256(hex.EncodeToString(sum[:])) {
+		t.Fatal("a real digest refused")
+	}
+	for _, s := range []string{"", strings.Repeat("a", 63), strings.Repeat("A", 64), strings.Repeat("g", 64), strings.Repeat("a", 65)} {
+		if IsSHA256(s) {
+			t.Errorf("IsSHA256(%q) = true", s)
+		}
+	}
+}
+
+func TestFingerprintIsSHA256OfMetadataThenRoot(t *testing.T) {
+	f := NewFingerprint()
+	f.Write([]byte("meta"))
+	f.Write([]byte("root"))
+	want := sha256.Sum256([]byte("metaroot"))
+	if got := f.Hex(); got != hex.EncodeToString(want[:]) {
+		t.Fatalf("Sum = %s, want %x", got, want)
+	}
+}
