@@ -63,7 +63,7 @@ func TestS3ConcurrentPublishersWithSeparateClients(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			reqs[i] = append(reqs[i], registry.PublishRequest{Image: registry.CatalogImage(name, nil, nil, im), MetadataPath: meta, RootPath: root})
+			reqs[i] = append(reqs[i], registry.PublishRequest{Image: im.CatalogImage(name, nil, nil), MetadataPath: meta, RootPath: root})
 		}
 	}
 	var wg sync.WaitGroup

@@ -10,7 +10,6 @@ import (
 
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/catalog"
-	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/registry"
 )
 
@@ -89,17 +88,15 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 // requests inspects what to publish: the two files given, or every built
 // architecture of appliance NAME (appliances/NAME, built into --build-dir).
 func (c *publishCmd) requests(ctx context.Context, g *Globals, out *output, log *slog.Logger) ([]registry.PublishRequest, error) {
+	opts := appliance.FileOptions{Aliases: c.Alias, Requirements: c.Requirement, Arch: c.Arch, Progress: out.progressFunc("hashing")}
 	if c.Metadata != "" {
 		log.Info("inspecting", "metadata", c.Metadata, "rootfs", c.Rootfs)
-		im, err := image.Inspect(ctx, c.Metadata, c.Rootfs, image.Options{Arch: c.Arch, Progress: out.progressFunc("hashing"), PartSize: registry.UploadPartSize})
+		req, err := appliance.FileRequest(ctx, c.Name, c.Metadata, c.Rootfs, opts)
 		if err != nil {
 			return nil, err
 		}
-		log.Info("inspected", "fingerprint", im.Fingerprint, "arch", im.Metadata.Arch, "kind", im.RootKind)
-		return []registry.PublishRequest{{
-			Image:        registry.CatalogImage(c.Name, c.Alias, c.Requirement, im),
-			MetadataPath: c.Metadata, RootPath: c.Rootfs, RootPartSHA256: im.Root.PartSHA256,
-		}}, nil
+		log.Info("inspected", "fingerprint", req.Image.Fingerprint, "arch", req.Image.Arch, "kind", req.Image.RootKind)
+		return []registry.PublishRequest{req}, nil
 	}
 	a, err := appliance.Load(g.Appliances, c.Name)
 	if err != nil {
@@ -112,15 +109,13 @@ func (c *publishCmd) requests(ctx context.Context, g *Globals, out *output, log 
 		}
 		a.Architectures = []string{arch}
 	}
-	reqs, missing, err := appliance.PublishRequests(ctx, a, g.BuildDir, c.Alias, out.progressFunc("hashing"))
+	opts.Arch = ""
+	reqs, missing, err := appliance.PublishRequests(ctx, a, g.BuildDir, opts)
 	if err != nil {
 		return nil, err
 	}
 	if len(missing) > 0 {
 		out.warn("%s is not built for %s: publishing the other architectures (run `publish build %s --arch %s`)", c.Name, strings.Join(missing, ","), c.Name, strings.Join(missing, ","))
-	}
-	for i := range reqs {
-		reqs[i].Image.Requirements = c.Requirement
 	}
 	return reqs, nil
 }

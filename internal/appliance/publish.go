@@ -13,12 +13,39 @@ import (
 	"github.com/incus-appliance/registry/internal/registry"
 )
 
+// FileOptions describe how a split image on the local disk is published.
+type FileOptions struct {
+	// Aliases are extra aliases besides the name.
+	Aliases []string
+	// Requirements are the image's Incus requirements.
+	Requirements map[string]string
+	// Arch, if set, is the architecture metadata.yaml must say.
+	Arch string
+	// Progress is called while the files are hashed.
+	Progress func(path string, done, total int64)
+}
+
+// FileRequest inspects the split image made of the files meta and root
+// (reading each byte once) and returns the request that publishes it as
+// appliance name. It is the one place a publish request is assembled from
+// local files; PublishRequests adds what an appliance folder says.
+func FileRequest(ctx context.Context, name, meta, root string, o FileOptions) (registry.PublishRequest, error) {
+	im, err := image.Inspect(ctx, meta, root, image.Options{Arch: o.Arch, PartSize: registry.UploadPartSize, Progress: o.Progress})
+	if err != nil {
+		return registry.PublishRequest{}, err
+	}
+	return registry.PublishRequest{
+		Image:        im.CatalogImage(name, o.Aliases, o.Requirements),
+		MetadataPath: meta, RootPath: root, RootPartSHA256: im.Root.PartSHA256,
+	}, nil
+}
+
 // PublishRequests inspects every built architecture of the appliance (in
 // outDir, as Build left them) and returns what to publish: the image with
 // the appliance's aliases, description, version, custom metadata and
 // profiles. Architectures not built are returned in missing; none built
 // at all is an error.
-func PublishRequests(ctx context.Context, a *Appliance, outDir string, extraAliases []string, progress func(string, int64, int64)) (reqs []registry.PublishRequest, missing []string, err error) {
+func PublishRequests(ctx context.Context, a *Appliance, outDir string, o FileOptions) (reqs []registry.PublishRequest, missing []string, err error) {
 	profiles := map[string]catalog.FileRef{}
 	paths := map[string]string{}
 	for _, name := range a.Profiles {
@@ -37,15 +64,16 @@ func PublishRequests(ctx context.Context, a *Appliance, outDir string, extraAlia
 		if err != nil {
 			return nil, nil, err
 		}
-		im, err := image.Inspect(ctx, meta, root, image.Options{Arch: arch, PartSize: registry.UploadPartSize, Progress: progress})
+		ao := o
+		ao.Arch, ao.Aliases = arch, append(append([]string(nil), a.Aliases...), o.Aliases...)
+		req, err := FileRequest(ctx, a.Name, meta, root, ao)
 		if err != nil {
 			return nil, nil, err
 		}
-		img := registry.CatalogImage(a.Name, append(append([]string(nil), a.Aliases...), extraAliases...), nil, im)
+		img := &req.Image
 		img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.Custom, profiles
-		reqs = append(reqs, registry.PublishRequest{
-			Image: img, MetadataPath: meta, RootPath: root, RootPartSHA256: im.Root.PartSHA256, ProfilePaths: paths,
-		})
+		req.ProfilePaths = paths
+		reqs = append(reqs, req)
 	}
 	if len(reqs) == 0 {
 		return nil, missing, fmt.Errorf("appliance %s is not built for any of %v: run `publish build %s` first", a.Name, a.Arches(), a.Name)

@@ -61,3 +61,17 @@ type Options struct {
 	// each part against what was hashed here.
 	PartSize int64
 }
+
+// CatalogImage describes the inspected image for the catalog, published as
+// appliance name with extra aliases and requirements.
+func (im *Image) CatalogImage(name string, aliases []string, requirements map[string]string) catalog.Image {
+	md := im.Metadata
+	return catalog.Image{
+		Name: name, Arch: md.Arch, OS: md.OS, Release: md.Release, ReleaseTitle: md.Release,
+		Variant: md.Variant, Description: md.Description, Created: md.CreationDate,
+		Aliases: aliases, Requirements: requirements, Fingerprint: im.Fingerprint,
+		Metadata: catalog.FileRef{SHA256: im.MetadataFile.SHA256, Size: im.MetadataFile.Size},
+		Root:     catalog.FileRef{SHA256: im.Root.SHA256, Size: im.Root.Size},
+		RootKind: im.RootKind,
+	}
+}

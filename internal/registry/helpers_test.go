@@ -28,7 +28,7 @@ func makeImage(t testing.TB, name string, created time.Time, seed int64, aliases
 	if err != nil {
 		t.Fatal(err)
 	}
-	return PublishRequest{Image: CatalogImage(name, aliases, nil, im), MetadataPath: meta, RootPath: root}
+	return PublishRequest{Image: im.CatalogImage(name, aliases, nil), MetadataPath: meta, RootPath: root}
 }
 
 // faultStore wraps a store to count and intercept operations.
