@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/aptcache"
 	"github.com/ulikunitz/xz"
 	"gopkg.in/yaml.v3"
 )
@@ -182,7 +183,7 @@ func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karc
 		args = append(args, "-o", "source.url="+os.Getenv("APPLIANCE_MIRROR"))
 	case err == nil && strings.HasPrefix(mirror, "http://"):
 		// Packages come through the shared download cache.
-		dl, err := startAptCache(filepath.Join(cache, "debs"), mirror)
+		dl, err := aptcache.Start(filepath.Join(cache, "debs"), mirror)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,6 @@
-package appliance
+// Package aptcache is a download cache for Debian package builds: a local
+// HTTP proxy in front of a Debian mirror that keeps every .deb it fetches.
+package aptcache
 
 import (
 	"context"
@@ -14,13 +16,13 @@ import (
 	"time"
 )
 
-// aptCache is a download cache shared by builds: a local HTTP proxy in
+// Cache is a download cache shared by builds: a local HTTP proxy in
 // front of the Debian mirror that keeps every .deb it fetches in a folder
 // (a package file never changes: its name carries its version) and passes
 // everything else (indexes, signatures) through. debootstrap and apt in the
 // build chroot fetch through it, so a second build downloads only the
 // indexes.
-type aptCache struct {
+type Cache struct {
 	dir      string
 	upstream string // mirror base URL, e.g. http://deb.debian.org/debian
 	client   *http.Client
@@ -28,7 +30,10 @@ type aptCache struct {
 	ln       net.Listener
 }
 
-func startAptCache(dir, upstream string) (*aptCache, error) {
+// Start serves a cache of upstream (a mirror base URL such as
+// http://deb.debian.org/debian) keeping packages in dir, on a loopback
+// port, until Close.
+func Start(dir, upstream string) (*Cache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("download cache: %w", err)
 	}
@@ -36,7 +41,7 @@ func startAptCache(dir, upstream string) (*aptCache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("download cache: %w", err)
 	}
-	c := &aptCache{dir: dir, upstream: strings.TrimSuffix(upstream, "/"), ln: ln,
+	c := &Cache{dir: dir, upstream: strings.TrimSuffix(upstream, "/"), ln: ln,
 		client: &http.Client{Timeout: 10 * time.Minute}}
 	c.srv = &http.Server{Handler: c, ReadHeaderTimeout: 30 * time.Second}
 	go c.srv.Serve(ln)
@@ -44,11 +49,14 @@ func startAptCache(dir, upstream string) (*aptCache, error) {
 }
 
 // URL is the mirror URL to give debootstrap instead of the upstream one.
-func (c *aptCache) URL() string { return "http://" + c.ln.Addr().String() }
+func (c *Cache) URL() string { return "http://" + c.ln.Addr().String() }
 
-func (c *aptCache) Close() error { return c.srv.Close() }
+// Close stops serving.
+func (c *Cache) Close() error { return c.srv.Close() }
 
-func (c *aptCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP serves one request: a .deb under /pool/ from the folder (fetched
+// once), anything else passed through.
+func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	clean := path.Clean("/" + r.URL.Path)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead || strings.Contains(clean, "..") {
 		http.Error(w, "not allowed", http.StatusBadRequest)
@@ -97,7 +105,7 @@ func (c *aptCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // store writes body to local through a temp file renamed when complete
 // (and of the announced length).
-func (c *aptCache) store(local string, body io.Reader, want int64) error {
+func (c *Cache) store(local string, body io.Reader, want int64) error {
 	if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
 		return err
 	}

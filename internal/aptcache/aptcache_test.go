@@ -1,4 +1,4 @@
-package appliance
+package aptcache
 
 import (
 	"io"
@@ -21,7 +21,7 @@ func TestAptCacheKeepsPackagesOnly(t *testing.T) {
 		io.WriteString(w, "content of "+r.URL.Path)
 	}))
 	defer upstream.Close()
-	c, err := startAptCache(t.TempDir(), upstream.URL+"/debian")
+	c, err := Start(t.TempDir(), upstream.URL+"/debian")
 	if err != nil {
 		t.Fatal(err)
 	}
