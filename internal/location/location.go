@@ -84,7 +84,7 @@ func Parse(s string) (Location, error) {
 		return Location{Kind: Dir, Path: filepath.Clean(u.Path)}, nil
 	case "s3":
 		bucket, prefix, _ := strings.Cut(rest, "/")
-		if err := checkBucketName(bucket); err != nil {
+		if err := s3store.CheckBucketName(bucket); err != nil {
 			return Location{}, fmt.Errorf("bucket location %q: %v", s, err)
 		}
 		prefix = strings.Trim(prefix, "/")
@@ -96,20 +96,6 @@ func Parse(s string) (Location, error) {
 		return Location{Kind: S3, Bucket: bucket, Prefix: prefix}, nil
 	}
 	return Location{}, fmt.Errorf("bucket location %q: unsupported scheme %q: %s", s, scheme, forms)
-}
-
-// checkBucketName applies the S3 bucket naming rules.
-func checkBucketName(b string) error {
-	if len(b) < 3 || len(b) > 63 {
-		return fmt.Errorf("bucket name %q must be 3 to 63 characters", b)
-	}
-	for i, c := range []byte(b) {
-		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || (c == '-' || c == '.') && i > 0 && i < len(b)-1
-		if !ok {
-			return fmt.Errorf("bucket name %q: only lowercase letters, digits, '.' and '-' are allowed, starting and ending with a letter or digit", b)
-		}
-	}
-	return nil
 }
 
 // Options tune Open.

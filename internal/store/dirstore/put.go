@@ -3,7 +3,6 @@ package dirstore
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -26,11 +25,8 @@ func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64,
 	if err := validateKey(key); err != nil {
 		return store.ObjectInfo{}, err
 	}
-	switch {
-	case opts.IfAbsent && opts.IfMatch != "":
-		return store.ObjectInfo{}, errors.New("IfAbsent and IfMatch are mutually exclusive")
-	case size < 0:
-		return store.ObjectInfo{}, fmt.Errorf("negative size %d", size)
+	if err := store.CheckPut(size, opts); err != nil {
+		return store.ObjectInfo{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return store.ObjectInfo{}, err

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -85,11 +84,8 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 }
 
 func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64, opts store.PutOptions) (store.ObjectInfo, error) {
-	if opts.IfAbsent && opts.IfMatch != "" {
-		return store.ObjectInfo{}, errors.New("IfAbsent and IfMatch are mutually exclusive")
-	}
-	if size < 0 {
-		return store.ObjectInfo{}, fmt.Errorf("negative size %d", size)
+	if err := store.CheckPut(size, opts); err != nil {
+		return store.ObjectInfo{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return store.ObjectInfo{}, err

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -37,11 +36,8 @@ func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64,
 	if err != nil {
 		return store.ObjectInfo{}, err
 	}
-	switch {
-	case opts.IfAbsent && opts.IfMatch != "":
-		return store.ObjectInfo{}, errors.New("IfAbsent and IfMatch are mutually exclusive")
-	case size < 0:
-		return store.ObjectInfo{}, fmt.Errorf("negative size %d", size)
+	if err := store.CheckPut(size, opts); err != nil {
+		return store.ObjectInfo{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return store.ObjectInfo{}, err

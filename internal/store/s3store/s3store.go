@@ -158,6 +158,9 @@ func (o *Options) normalize() error {
 	if o.Bucket == "" {
 		return errors.New("no bucket given")
 	}
+	if err := CheckBucketName(o.Bucket); err != nil {
+		return err
+	}
 	if o.Prefix != "" {
 		if err := store.ValidateKey(o.Prefix); err != nil {
 			return fmt.Errorf("prefix: %w", err)
@@ -216,4 +219,18 @@ func (s *Store) objectKey(key string) (string, error) {
 			store.ErrInvalidKey, key, store.MaxKeyLen, s.opts.Prefix)
 	}
 	return full, nil
+}
+
+// CheckBucketName applies the S3 bucket naming rules.
+func CheckBucketName(b string) error {
+	if len(b) < 3 || len(b) > 63 {
+		return fmt.Errorf("bucket name %q must be 3 to 63 characters", b)
+	}
+	for i, c := range []byte(b) {
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || (c == '-' || c == '.') && i > 0 && i < len(b)-1
+		if !ok {
+			return fmt.Errorf("bucket name %q: only lowercase letters, digits, '.' and '-' are allowed, starting and ending with a letter or digit", b)
+		}
+	}
+	return nil
 }
