@@ -16,22 +16,18 @@ import (
 // is live either way, a hung API must not hang the publisher.
 const invalidateTimeout = time.Minute
 
-// checkCDN rejects a --cloudfront-distribution that cannot work, before
-// anything is written.
-func checkCDN(g *Globals) error {
+// Validate is called by the command-line parser, once, before any command
+// runs: it rejects a --cloudfront-distribution that cannot work.
+func (g *Globals) Validate() error {
 	id := g.CloudFrontDistribution
 	if id == "" {
 		return nil
 	}
 	if !isDistributionID(id) {
-		return usageError{fmt.Errorf("--cloudfront-distribution %q: a distribution ID is uppercase letters and digits, e.g. E2QWRUHAPOMQZL", id)}
+		return fmt.Errorf("--cloudfront-distribution %q: a distribution ID is uppercase letters and digits, e.g. E2QWRUHAPOMQZL", id)
 	}
-	loc, err := location.Parse(g.Bucket)
-	if err != nil {
-		return usageError{err}
-	}
-	if loc.Kind != location.S3 {
-		return usageError{fmt.Errorf("--cloudfront-distribution needs an s3:// bucket, not %s", loc)}
+	if g.Bucket.Kind != location.S3 {
+		return fmt.Errorf("--cloudfront-distribution needs an s3:// bucket, not %s", g.Bucket)
 	}
 	return nil
 }
@@ -57,17 +53,13 @@ func invalidateCatalog(ctx context.Context, g *Globals, log *slog.Logger) error 
 	if g.CloudFrontDistribution == "" {
 		return nil
 	}
-	loc, err := location.Parse(g.Bucket)
-	if err != nil {
-		return err
-	}
 	var opts []func(*config.LoadOptions) error
 	if g.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(g.Profile))
 	}
 	ctx, cancel := context.WithTimeout(ctx, invalidateTimeout)
 	defer cancel()
-	paths := cdn.CatalogPaths(loc.Prefix)
+	paths := cdn.CatalogPaths(g.Bucket.Prefix)
 	if err := cdn.Invalidate(ctx, g.CloudFrontDistribution, paths, opts...); err != nil {
 		return fmt.Errorf("committed, but the CDN still serves the old catalog until its cache time runs out: %w", err)
 	}

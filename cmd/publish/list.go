@@ -13,7 +13,7 @@ import (
 type listCmd struct{}
 
 func (c *listCmd) Run(ctx context.Context, g *Globals, out *output) error {
-	reg, closeStore, err := openRegistry(ctx, g, false)
+	reg, closeStore, err := openRegistry(ctx, g)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"github.com/incus-appliance/registry/internal/location"
 )
 
 // Exit codes scripts can rely on.
@@ -38,11 +39,11 @@ type CLI struct {
 
 // Globals are the flags every command takes.
 type Globals struct {
-	Bucket     string `short:"b" default:"./registry" env:"PUBLISH_BUCKET" help:"Registry location: a directory, file:///abs/path or s3://bucket[/prefix]."`
-	JSON       bool   `help:"Print the result as JSON on stdout."`
-	Quiet      bool   `short:"q" help:"Print nothing on success."`
-	NoProgress bool   `help:"Never show upload progress (it is shown only when stderr is a terminal)."`
-	Verbose    bool   `short:"v" help:"Log what happens on stderr."`
+	Bucket     location.Location `short:"b" default:"./registry" env:"PUBLISH_BUCKET" help:"Registry location: a directory, file:///abs/path or s3://bucket[/prefix]."`
+	JSON       bool              `help:"Print the result as JSON on stdout."`
+	Quiet      bool              `short:"q" help:"Print nothing on success."`
+	NoProgress bool              `help:"Never show upload progress (it is shown only when stderr is a terminal)."`
+	Verbose    bool              `short:"v" help:"Log what happens on stderr."`
 
 	Appliances string `default:"appliances" placeholder:"DIR" env:"PUBLISH_APPLIANCES" help:"Folder of appliance folders (appliances/NAME)."`
 	BuildDir   string `default:".build" placeholder:"DIR" env:"PUBLISH_BUILD_DIR" help:"Where builds go (DIR/NAME/ARCH) and publish takes them from."`

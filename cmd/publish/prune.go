@@ -26,25 +26,22 @@ func (c *pruneCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.L
 	if c.Grace < time.Hour {
 		out.warn("--grace %s is shorter than the 1h Incus daemons cache a catalog: clients may fail to download images they still see", c.Grace)
 	}
-	if err := checkCDN(g); err != nil {
-		return err
-	}
-	reg, closeStore, err := openRegistry(ctx, g, false)
+	reg, err := openChange(ctx, g, log, false)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer reg.Close()
 	res, err := reg.Prune(ctx, registry.PruneOptions{Keep: c.Keep, Grace: c.Grace, DryRun: c.DryRun})
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
 	// Only versions leaving the catalog change what clients see; deleted
 	// files were unreferenced already.
-	var cdnErr error
-	if len(res.Removed) > 0 && !res.DryRun {
-		cdnErr = invalidateCatalog(ctx, g, log)
-	}
-	err = out.result(res, func(w io.Writer) {
+	return reg.finish(ctx, "prune", len(res.Removed) > 0 && !res.DryRun, func() error { return printPrune(out, res) })
+}
+
+func printPrune(out *output, res *registry.PruneResult) error {
+	return out.result(res, func(w io.Writer) {
 		printRemoved(w, res.Removed, res.DryRun, "removed")
 		verb := "deleted"
 		if res.DryRun {
@@ -58,11 +55,4 @@ func (c *pruneCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.L
 		}
 		fmt.Fprintf(w, "%d versions removed, %d files %s\n", len(res.Removed), len(res.Deleted), verb)
 	})
-	if err != nil {
-		return err
-	}
-	if cdnErr != nil {
-		return fmt.Errorf("prune: %w", cdnErr)
-	}
-	return nil
 }

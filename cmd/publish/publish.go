@@ -35,19 +35,16 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 			return usageError{fmt.Errorf("--alias: %w", err)}
 		}
 	}
-	if err := checkCDN(g); err != nil {
-		return err
-	}
 	fromFolder := c.Metadata == ""
 	reqs, err := c.requests(ctx, g, out, log)
 	if err != nil {
 		return err
 	}
-	reg, closeStore, err := openRegistry(ctx, g, !c.DryRun)
+	reg, err := openChange(ctx, g, log, !c.DryRun)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer reg.Close()
 
 	var results []*registry.PublishResult
 	changed := false
@@ -64,25 +61,17 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 		results = append(results, res)
 		changed = changed || res.Changed && !res.DryRun
 	}
-	var cdnErr error
-	if changed {
-		cdnErr = invalidateCatalog(ctx, g, log)
-	}
 	var v any = results
 	if !fromFolder {
 		v = results[0] // one image: one result object
 	}
-	if err := out.result(v, func(w io.Writer) {
-		for _, res := range results {
-			printPublish(w, res, g.Bucket)
-		}
-	}); err != nil {
-		return err
-	}
-	if cdnErr != nil {
-		return fmt.Errorf("publish %s: %w", c.Name, cdnErr)
-	}
-	return nil
+	return reg.finish(ctx, "publish "+c.Name, changed, func() error {
+		return out.result(v, func(w io.Writer) {
+			for _, res := range results {
+				printPublish(w, res, g.Bucket.String())
+			}
+		})
+	})
 }
 
 // requests inspects what to publish: the two files given, or every built

@@ -16,29 +16,18 @@ type removeCmd struct {
 }
 
 func (c *removeCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
-	if err := checkCDN(g); err != nil {
-		return err
-	}
-	reg, closeStore, err := openRegistry(ctx, g, false)
+	reg, err := openChange(ctx, g, log, false)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer reg.Close()
 	res, err := reg.Remove(ctx, c.Image, c.Arch, c.DryRun)
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", c.Image, err)
 	}
-	var cdnErr error
-	if len(res.Removed) > 0 && !res.DryRun {
-		cdnErr = invalidateCatalog(ctx, g, log)
-	}
-	if err := out.result(res, func(w io.Writer) { printRemoved(w, res.Removed, res.DryRun, "removed") }); err != nil {
-		return err
-	}
-	if cdnErr != nil {
-		return fmt.Errorf("remove %s: %w", c.Image, cdnErr)
-	}
-	return nil
+	return reg.finish(ctx, "remove "+c.Image, len(res.Removed) > 0 && !res.DryRun, func() error {
+		return out.result(res, func(w io.Writer) { printRemoved(w, res.Removed, res.DryRun, "removed") })
+	})
 }
 
 func printRemoved(w io.Writer, rs []catalog.Removed, dryRun bool, verb string) {

@@ -9,7 +9,7 @@ import (
 type verifyCmd struct{}
 
 func (c *verifyCmd) Run(ctx context.Context, g *Globals, out *output) error {
-	reg, closeStore, err := openRegistry(ctx, g, false)
+	reg, closeStore, err := openRegistry(ctx, g)
 	if err != nil {
 		return err
 	}

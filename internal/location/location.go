@@ -50,6 +50,17 @@ func (l Location) String() string {
 	}
 }
 
+// UnmarshalText parses a location (see Parse), so that a command line
+// parser turns --bucket into a Location once.
+func (l *Location) UnmarshalText(text []byte) error {
+	p, err := Parse(string(text))
+	if err != nil {
+		return err
+	}
+	*l = p
+	return nil
+}
+
 // Parse parses a location: a directory path (relative or absolute),
 // file:///abs/path, or s3://BUCKET[/PREFIX]. The error says what forms are
 // accepted.
