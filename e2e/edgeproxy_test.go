@@ -42,7 +42,7 @@ func runEdgeproxy(t *testing.T, env []string, args ...string) (url, cert string)
 	}()
 	re := regexp.MustCompile(`incus remote add appliance (https://\S+) --protocol simplestreams`)
 	var seen []string
-	timeout := time.After(30 * time.Second)
+	timeout := time.After(2 * time.Minute) // generous: a busy machine
 	for {
 		select {
 		case l, ok := <-lines:

@@ -92,7 +92,7 @@ func buildAppliance(t *testing.T, buildDir, name string, force bool) {
 // instanceIPv4 waits for the container's eth0 IPv4 address.
 func instanceIPv4(t *testing.T, c *client, name string) string {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute) // generous: a busy machine
 	for time.Now().Before(deadline) {
 		var list []struct {
 			State struct {
@@ -110,7 +110,7 @@ func instanceIPv4(t *testing.T, c *client, name string) string {
 		}
 		time.Sleep(time.Second)
 	}
-	t.Fatalf("%s got no IPv4 address in 90 s", name)
+	t.Fatalf("%s got no IPv4 address in 3 min", name)
 	return ""
 }
 

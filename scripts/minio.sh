@@ -38,12 +38,21 @@ start() {
 		setsid "$bin" server "$dir/data" --address "127.0.0.1:$port" --console-address "127.0.0.1:$(freeport)" --quiet \
 		>"$dir/minio.log" 2>&1 </dev/null &
 	echo $! >"$dir/pid"
-	for _ in $(seq 1 150); do
-		if curl -fsS "http://127.0.0.1:$port/minio/health/live" >/dev/null 2>&1; then break; fi
-		sleep 0.1
+	# Ready = the ready endpoint answers and a first bucket call succeeds
+	# (MinIO says "Server not initialized yet" for a while after its
+	# endpoints come up); polled for up to 3 minutes on a busy machine.
+	local deadline=$((SECONDS + 180)) ok=""
+	while [ $SECONDS -lt $deadline ]; do
+		kill -0 "$(cat "$dir/pid")" 2>/dev/null || break
+		if curl -fsS "http://127.0.0.1:$port/minio/health/ready" >/dev/null 2>&1; then
+			# 200 created, 409 already ours (a restart on the same data)
+			case "$(curl -sS -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" --user "$user:$pass" -X PUT "http://127.0.0.1:$port/$bucket" 2>/dev/null)" in
+			200 | 409) ok=1 && break ;;
+			esac
+		fi
+		sleep 0.2
 	done
-	curl -fsS "http://127.0.0.1:$port/minio/health/live" >/dev/null || { echo "minio.sh: MinIO did not start, see $dir/minio.log" >&2; exit 1; }
-	curl -fsS --aws-sigv4 "aws:amz:us-east-1:s3" --user "$user:$pass" -X PUT "http://127.0.0.1:$port/$bucket" >/dev/null
+	[ -n "$ok" ] || { echo "minio.sh: MinIO did not become ready, see $dir/minio.log" >&2; exit 1; }
 	cat >"$dir/env" <<ENV
 export MINIO_BIN=$bin
 export AWS_ACCESS_KEY_ID=$user

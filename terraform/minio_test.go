@@ -105,7 +105,7 @@ func checkBucket(ctx context.Context, t *testing.T, c *s3.Client, bucket string)
 	var ver *s3.GetBucketVersioningOutput
 	var enc *s3.GetBucketEncryptionOutput
 	var err error
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(250 * time.Millisecond) {
 		ver, err = c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(bucket)})
 		if err == nil && ver.Status == types.BucketVersioningStatusEnabled {
 			enc, err = c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String(bucket)})

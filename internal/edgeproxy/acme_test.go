@@ -78,7 +78,7 @@ func startPebble(t *testing.T) (dirURL string, client *http.Client, mgmt string)
 	pool.AppendCertsFromPEM(certPEM)
 	client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
 	dirURL = "https://" + api + "/dir"
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	for deadline := time.Now().Add(2 * time.Minute); ; { // generous: a busy machine
 		resp, err := client.Get(dirURL)
 		if err == nil {
 			resp.Body.Close()

@@ -161,24 +161,53 @@ func (s *Server) start() error {
 	}
 	s.cmd, s.exited = cmd, make(chan struct{})
 	go func() { cmd.Wait(); close(s.exited) }()
-	hc := s.HTTPClient()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := hc.Get(s.Endpoint + "/minio/health/live")
+	return s.waitReady()
+}
+
+// ReadyTimeout bounds how long Start waits for a new server: generous, as
+// a busy 2-core machine running the race detector can take a while.
+const ReadyTimeout = 3 * time.Minute
+
+// waitReady waits until the server is really ready: its ready endpoint
+// answers 200 and a first S3 call (ListBuckets) succeeds; MinIO answers
+// "Server not initialized yet" (503) for a while after its endpoints come
+// up. It polls until ReadyTimeout, not for a fixed time.
+func (s *Server) waitReady() error {
+	deadline := time.Now().Add(ReadyTimeout)
+	for {
+		err := s.probe()
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return fmt.Errorf("minio not ready after %s (%v); see %s", ReadyTimeout, err, filepath.Join(s.Dir, "minio.log"))
 		}
 		select {
 		case <-s.exited:
 			return fmt.Errorf("minio exited at start; see %s", filepath.Join(s.Dir, "minio.log"))
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(200 * time.Millisecond): // poll interval
 		}
 	}
-	s.Stop()
-	return fmt.Errorf("minio not ready after 30s; see %s", filepath.Join(s.Dir, "minio.log"))
+}
+
+func (s *Server) probe() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/minio/health/ready", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.HTTPClient().Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("ready endpoint: %s", resp.Status)
+	}
+	_, err = s.Client().ListBuckets(ctx, &s3.ListBucketsInput{})
+	return err
 }
 
 // Stop stops the server (its data stays in Dir).
