@@ -6,7 +6,7 @@ GO       ?= go
 BIN      := bin
 REGISTRY ?= ./registry
 
-.PHONY: sample pebble all build demo test serve build-all-arch test-launch test-appliances test-unit vet fmt-check deps minio minio-start minio-stop bench-s3 clean
+.PHONY: sample pebble all build demo test test-stress serve build-all-arch test-launch test-appliances test-unit vet fmt-check deps minio minio-start minio-stop bench-s3 clean
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 # appliance (distrobuilder, root), publish it into ./registry, show it, and
 # serve it over HTTPS with edgeproxy (Ctrl-C stops it).
 demo: build
-	scripts/install-distrobuilder.sh
+	@scripts/install-distrobuilder.sh
 	$(BIN)/publish build nginx --compression gzip-1
 	$(BIN)/publish nginx --bucket $(REGISTRY)
 	$(BIN)/publish list --bucket $(REGISTRY)
@@ -31,17 +31,26 @@ sample: build
 	$(BIN)/publish hello --bucket $(REGISTRY) --metadata .build/sample/incus.tar.xz --rootfs .build/sample/rootfs.squashfs
 	$(BIN)/publish list --bucket $(REGISTRY)
 
+# What the tests need (Debian packages, distrobuilder): installed when run
+# as root, quick when already there; otherwise one line says what is
+# missing. `make test` and `make demo` run it themselves.
 deps:
-	scripts/install-deps.sh
+	@scripts/install-deps.sh
 
 # The whole suite: format and vet checks, then every test with the race
 # detector. Real clients and a real MinIO must be there (REGISTRY_E2E=require
 # turns a missing incus, lxc or MinIO into a failure); the tests start their
 # own MinIO servers from the pinned binary.
-test: fmt-check vet minio pebble
+test: deps fmt-check vet minio pebble
 	MINIO_BIN=$$(scripts/minio.sh install) PEBBLE_BIN=$(PEBBLE_DIR)/pebble REGISTRY_E2E=require $(GO) test -race -count=1 -timeout 20m ./...
 	# the full-size concurrency test (scaled down under -race)
 	$(GO) test -count=1 -run Concurrent ./internal/registry/
+
+# The whole `make test` with two CPU hogs beside it (stress-ng --cpu 2):
+# the suite must pass on a small, busy machine. RUNS=3 runs it three times
+# in a row.
+test-stress: deps
+	RUNS=$${RUNS:-1} scripts/test-stress.sh
 
 # Terraform (terraform/), offline: fmt, init, validate and `terraform test`
 # (mocked provider), then the MinIO-applicable subset applied to a MinIO,

@@ -3,7 +3,9 @@
 # Incus client and daemon (bookworm-backports), the LXD client,
 # squashfs-tools, xz-utils, curl, the benchmark peers (rclone, nginx,
 # Caddy, wrk) and distrobuilder (scripts/install-distrobuilder.sh).
-# Idempotent; run as root (or with sudo available).
+# Idempotent and quick when everything is there; run as root (or with
+# passwordless sudo). Otherwise it says in one line what is missing and
+# how to get it, and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +15,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 # command:package, and which suite the package comes from.
 backports=(incus:incus-client /usr/libexec/incus/incusd:incus-base dnsmasq:dnsmasq-base)
-bookworm=(lxc:lxd-client mksquashfs:squashfs-tools xz:xz-utils curl:curl rclone:rclone nginx:nginx-light caddy:caddy wrk:wrk)
+bookworm=(lxc:lxd-client mksquashfs:squashfs-tools xz:xz-utils curl:curl rclone:rclone nginx:nginx-light caddy:caddy wrk:wrk
+	stress-ng:stress-ng xdelta3:xdelta3)
 missing() {
 	for t in "$@"; do command -v "${t%%:*}" >/dev/null || echo "${t#*:}"; done
 }
@@ -21,6 +24,10 @@ need_bp=($(missing "${backports[@]}"))
 need=($(missing "${bookworm[@]}"))
 
 if [ ${#need_bp[@]} -gt 0 ] || [ ${#need[@]} -gt 0 ]; then
+	if [ -n "$SUDO" ] && ! sudo -n true 2>/dev/null; then
+		echo "install-deps: missing ${need_bp[*]} ${need[*]}: run \`sudo make deps\` (or scripts/install-deps.sh as root) once" >&2
+		exit 1
+	fi
 	if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
 		echo "install-deps: adding the bookworm-backports suite"
 		$SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'

@@ -11,6 +11,10 @@ if command -v distrobuilder >/dev/null && distrobuilder --version 2>/dev/null | 
 	echo "install-distrobuilder: distrobuilder $(distrobuilder --version) already present"
 	exit 0
 fi
+if [ -n "$SUDO" ] && ! sudo -n true 2>/dev/null; then
+	echo "install-distrobuilder: distrobuilder $WANT is missing: run \`sudo scripts/install-distrobuilder.sh\` once" >&2
+	exit 1
+fi
 dir="${XDG_CACHE_HOME:-$HOME/.cache}/appliance-registry/apt-trixie"
 mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/debs"
 cat >"$dir/sources.list" <<SRC
