@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/image"
 )
 
@@ -26,7 +27,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := img.Metadata
-	if img.RootKind != image.Squashfs || md.Arch != "arm64" || md.OS != "demo" || md.CreationDate.Unix() != 1795608000 ||
+	if img.RootKind != catalog.RootSquashfs || md.Arch != "arm64" || md.OS != "demo" || md.CreationDate.Unix() != 1795608000 ||
 		md.Description != "demo sample image (not a real OS)" || md.Serial != "20261125_1200" {
 		t.Errorf("got %+v", img)
 	}
