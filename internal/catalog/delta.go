@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // FTypeSquashfsDelta is a VCDIFF delta turning the squashfs root of the
@@ -71,7 +73,7 @@ func (img Image) checkDelta(pk string, p *Product, vk string) error {
 	if img.RootKind != RootSquashfs {
 		return fmt.Errorf("image %s: a delta needs a squashfs root, not %s", img.Name, img.RootKind)
 	}
-	if !IsSHA256(d.BaseFingerprint) || !IsSHA256(d.File.SHA256) || d.File.Size <= 0 {
+	if !digest.IsSHA256(d.BaseFingerprint) || !digest.IsSHA256(d.File.SHA256) || d.File.Size <= 0 {
 		return fmt.Errorf("image %s: delta: base fingerprint and file digest must be 64 lowercase hex digits, size positive", img.Name)
 	}
 	if d.Base >= vk {
