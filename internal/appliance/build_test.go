@@ -25,7 +25,7 @@ if [ "$1" = --version ]; then echo 3.2; exit 0; fi
 echo run >> ` + runs + `
 target=""; prev=""
 for a in "$@"; do
-	if [ "$prev" = image.yaml ]; then target="$a"; fi
+	case "$prev" in *.yaml) target="$a";; esac
 	prev="$a"
 done
 echo 'time="x" level=info msg="Downloading source"'

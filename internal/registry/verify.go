@@ -38,14 +38,14 @@ type VerifyOptions struct {
 // VerifyReport is the outcome of Verify. The registry is sound when
 // Problems is empty; Warnings and Orphans are informational.
 type VerifyReport struct {
-	Images       int      `json:"images"`
-	Files        int      `json:"files"`
+	Images int `json:"images"`
+	Files  int `json:"files"`
 	// DeltasDecoded counts deltas decoded and checked (Deep only).
-	DeltasDecoded int `json:"deltas_decoded"`
-	BytesChecked int64    `json:"bytes_checked"`
-	Problems     []string `json:"problems"`
-	Warnings     []string `json:"warnings"`
-	Orphans      []Orphan `json:"orphans"`
+	DeltasDecoded int      `json:"deltas_decoded"`
+	BytesChecked  int64    `json:"bytes_checked"`
+	Problems      []string `json:"problems"`
+	Warnings      []string `json:"warnings"`
+	Orphans       []Orphan `json:"orphans"`
 }
 
 // OK reports whether no problem was found.
