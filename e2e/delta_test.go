@@ -3,9 +3,12 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -193,4 +196,76 @@ func TestBadDeltaInputChangesNothing(t *testing.T) {
 		expectRefusal(t, nil, []string{"verify", "--bucket", reg}, d3.Path+" has sha256")
 	})
 	mustPublish(t, "verify", "--bucket", reg, "--deep")
+}
+
+// A publish making a delta, SIGKILLed during each of its requests (before
+// or after the store applied it) — the download of the base root, the
+// delta upload, between the delta upload and the commit, the commit —
+// leaves a registry that verifies (deltas decoded), and publishing again
+// succeeds.
+func TestS3KilledDuringADeltaPublish(t *testing.T) {
+	requireTool(t, "xdelta3")
+	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"crash"}})
+	direct := srv.Env()
+	h := newHop(t, srv.Endpoint)
+	viaHop := s3Env(srv, h.URL)
+	m0, prevRoot := sampleImage(t, "nginx", t0, 1)
+	mustPublishEnv(t, direct, "nginx", "--bucket", "s3://crash", "--metadata", m0, "--rootfs", prevRoot)
+	created := t0
+	betweenUploadAndCommit := false
+	for n := int64(1); ; n++ {
+		for _, forwardFirst := range []bool{false, true} {
+			created = created.Add(time.Minute)
+			meta, root := sampleUpdate(t, "nginx", created, prevRoot, created.String())
+			args := []string{"nginx", "--bucket", "s3://crash", "--metadata", meta, "--rootfs", root}
+			h.requests.Store(0)
+			hold, held := make(chan struct{}), make(chan struct{})
+			var what string
+			h.setDecide(func(i int64, r *http.Request) verdict {
+				if i != n {
+					return verdict{}
+				}
+				what = r.Method + " " + r.URL.Path
+				return verdict{hold: hold, held: held, forwardFirst: forwardFirst}
+			})
+			cmd := exec.Command(publishBin, args...)
+			cmd.Env = append(cmd.Environ(), viaHop...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			select {
+			case <-held:
+				cmd.Process.Signal(syscall.SIGKILL)
+				<-exited
+				close(hold)
+			case err := <-exited:
+				close(hold)
+				if err != nil {
+					t.Fatalf("publish failed: %v", err)
+				}
+				if !betweenUploadAndCommit {
+					t.Fatal("no kill fell between the delta upload and the commit")
+				}
+				mustPublishEnv(t, direct, "verify", "--bucket", "s3://crash", "--deep")
+				return
+			}
+			h.setDecide(nil)
+			if strings.HasSuffix(what, ".vcdiff") && strings.HasPrefix(what, "PUT") && forwardFirst {
+				betweenUploadAndCommit = true
+			}
+			r := publishEnv(t, direct, "verify", "--bucket", "s3://crash", "--deep")
+			if r.code != 0 {
+				t.Fatalf("after SIGKILL during request %d (%s, applied=%v): verify failed:\n%s%s", n, what, forwardFirst, r.stdout, r.stderr)
+			}
+			// Publish again: the delta is listed (or the killed publish's
+			// commit had landed: nothing to do).
+			if res := publishJSON(t, direct, args...); res.Changed && (res.Delta == nil || !res.Delta.Listed) {
+				t.Fatalf("publish after the kill: delta %+v, want one listed", res.Delta)
+			}
+			prevRoot = root
+			t.Logf("killed during request %d %s (store applied it first: %v): verify --deep ok, publish again ok", n, what, forwardFirst)
+		}
+	}
 }
