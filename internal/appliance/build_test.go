@@ -30,7 +30,7 @@ done
 echo "$SOURCE_DATE_EPOCH" > ` + dir + `/epoch
 # Like distrobuilder: a fresh creation date and file times at every run.
 n=$(wc -l < ` + runs + `)
-printf 'architecture: x86_64\ncreation_date: %d\nexpiry_date: %d\nproperties:\n  os: debian\n  release: bookworm\n  variant: web\n  description: web\n  serial: "%d"\n' $((1764092100 + n*60)) $((1766684100 + n*60)) $n > ` + meta + `/metadata.yaml
+printf 'architecture: x86_64\ncreation_date: %d\nexpiry_date: %d\nproperties:\n  os: debian\n  release: bookworm\n  variant: web\n  description: web\n  name: web-%d\n  serial: "%d"\n' $((1764092100 + n*60)) $((1766684100 + n*60)) $n $n > ` + meta + `/metadata.yaml
 touch -d @$((1764092100 + n*60)) ` + meta + `/metadata.yaml
 echo 'time="x" level=info msg="Downloading source"'
 echo 'time="x" level=info msg="Managing packages"'

@@ -32,11 +32,12 @@ import (
 //     cache, backup files, dbus's random machine id, and the day stamp in
 //     /etc/shadow;
 //   - the metadata tarball is rewritten with fixed entry times, owners and
-//     order, and, when the root came out byte-identical to the previous
-//     build's, with the previous build's creation date: an unchanged
-//     rebuild is then the same image (same version key), nothing to
-//     publish. A changed root gets distrobuilder's fresh creation date, so
-//     a new version key.
+//     order; when the root came out byte-identical to the previous build's
+//     and the metadata differs only in its build-time lines (dates, serial),
+//     the previous tarball is kept: an unchanged rebuild is then the same
+//     image (same version key and fingerprint), nothing to publish. A
+//     changed root gets distrobuilder's fresh creation date, so a new
+//     version key.
 
 // DefaultSourceDateEpoch is the SOURCE_DATE_EPOCH of builds when the
 // environment sets none (2026-01-01T00:00:00Z). It is a constant, not the
@@ -115,11 +116,10 @@ func writeReproducibleTemplate(src, dst string, epoch int64) error {
 	return os.WriteFile(dst, out, 0o644)
 }
 
-var (
-	creationRe = regexp.MustCompile(`(?m)^creation_date: *(\d+) *$`)
-	expiryRe   = regexp.MustCompile(`(?m)^expiry_date: *(\d+) *$`)
-	serialRe   = regexp.MustCompile(`(?m)^(  serial: *)(.*)$`)
-)
+// datedRe matches the lines of metadata.yaml that distrobuilder derives
+// from the build time: creation and expiry dates, and the serial and the
+// name that contains it.
+var datedRe = regexp.MustCompile(`(?m)^(creation_date|expiry_date|  serial|  name):.*$`)
 
 // tarEntry is one file of the metadata tarball.
 type tarEntry struct {
@@ -130,9 +130,9 @@ type tarEntry struct {
 // writeDeterministicMetadata rewrites the metadata tarball distrobuilder
 // left in work (incus.tar.xz, or incus.tar.gz with --compression gzip) as
 // work/incus.tar.xz with fixed times, owners and order. When the new root
-// equals the previous build's (in prevDir) byte for byte, the previous
-// creation date, expiry date and serial are kept if that makes the whole
-// tarball equal to the previous one.
+// equals the previous build's (in prevDir) byte for byte and the metadata
+// differs from the previous only in its build-time lines (datedRe), the
+// previous tarball is kept: the same image, nothing new to publish.
 func writeDeterministicMetadata(work, prevDir string, epoch int64) error {
 	if _, err := os.Stat(filepath.Join(work, "rootfs.squashfs")); err != nil {
 		return fmt.Errorf("distrobuilder wrote no rootfs.squashfs")
@@ -141,54 +141,70 @@ func writeDeterministicMetadata(work, prevDir string, epoch int64) error {
 	if err != nil {
 		return err
 	}
-	mi := slices.IndexFunc(entries, func(e tarEntry) bool { return strings.TrimPrefix(e.hdr.Name, "./") == "metadata.yaml" })
-	if mi < 0 {
+	if !slices.ContainsFunc(entries, func(e tarEntry) bool { return strings.TrimPrefix(e.hdr.Name, "./") == "metadata.yaml" }) {
 		return fmt.Errorf("the metadata tarball has no metadata.yaml")
 	}
-	fresh, err := renderTarball(entries, epoch)
+	out, err := renderTarball(entries, epoch)
 	if err != nil {
 		return err
 	}
-	out := fresh
 	if prev, err := os.ReadFile(filepath.Join(prevDir, "incus.tar.xz")); err == nil && sameFile(filepath.Join(work, "rootfs.squashfs"), filepath.Join(prevDir, "rootfs.squashfs")) {
-		if old, err := metadataYAML(prev); err == nil {
-			kept := slices.Clone(entries)
-			kept[mi].body = keepDates(entries[mi].body, old)
-			if again, err := renderTarball(kept, epoch); err == nil && bytes.Equal(again, prev) {
-				out = again
-			}
+		if sameUndated(entries, prev, epoch) {
+			out = prev
 		}
 	}
 	_ = os.Remove(filepath.Join(work, "incus.tar.gz"))
 	return os.WriteFile(filepath.Join(work, "incus.tar.xz"), out, 0o644)
 }
 
-// keepDates returns metadata.yaml cur with the creation date, expiry date
-// and serial of old.
-func keepDates(cur, old []byte) []byte {
-	for _, re := range []*regexp.Regexp{creationRe, expiryRe, serialRe} {
-		if m := re.Find(old); m != nil {
-			cur = re.ReplaceAllLiteral(cur, m)
+// sameUndated reports whether entries and the tarball prev hold the same
+// files once metadata.yaml's build-time lines are blanked.
+func sameUndated(entries []tarEntry, prev []byte, epoch int64) bool {
+	zr, err := xz.NewReader(bytes.NewReader(prev))
+	if err != nil {
+		return false
+	}
+	old, err := readTar(zr)
+	if err != nil {
+		return false
+	}
+	a, errA := renderTarball(undated(entries), epoch)
+	b, errB := renderTarball(undated(old), epoch)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
+}
+
+// undated blanks metadata.yaml's build-time lines.
+func undated(entries []tarEntry) []tarEntry {
+	out := slices.Clone(entries)
+	for i, e := range out {
+		if strings.TrimPrefix(e.hdr.Name, "./") == "metadata.yaml" {
+			out[i].body = datedRe.ReplaceAll(e.body, []byte("$1: -"))
 		}
 	}
-	return cur
+	return out
 }
 
 func readMetadataTarball(work string) ([]tarEntry, error) {
-	var r io.Reader
 	if f, err := os.Open(filepath.Join(work, "incus.tar.xz")); err == nil {
 		defer f.Close()
-		if r, err = xz.NewReader(f); err != nil {
+		r, err := xz.NewReader(f)
+		if err != nil {
 			return nil, fmt.Errorf("incus.tar.xz: %w", err)
 		}
-	} else if f, err := os.Open(filepath.Join(work, "incus.tar.gz")); err == nil {
+		return readTar(r)
+	}
+	if f, err := os.Open(filepath.Join(work, "incus.tar.gz")); err == nil {
 		defer f.Close()
-		if r, err = gzip.NewReader(f); err != nil {
+		r, err := gzip.NewReader(f)
+		if err != nil {
 			return nil, fmt.Errorf("incus.tar.gz: %w", err)
 		}
-	} else {
-		return nil, fmt.Errorf("distrobuilder wrote no incus.tar.xz or incus.tar.gz (use --compression xz or gzip)")
+		return readTar(r)
 	}
+	return nil, fmt.Errorf("distrobuilder wrote no incus.tar.xz or incus.tar.gz (use --compression xz or gzip)")
+}
+
+func readTar(r io.Reader) ([]tarEntry, error) {
 	var out []tarEntry
 	tr := tar.NewReader(r)
 	for {
@@ -243,24 +259,6 @@ func renderTarball(entries []tarEntry, epoch int64) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// metadataYAML returns metadata.yaml from an xz metadata tarball.
-func metadataYAML(tarball []byte) ([]byte, error) {
-	zr, err := xz.NewReader(bytes.NewReader(tarball))
-	if err != nil {
-		return nil, err
-	}
-	tr := tar.NewReader(zr)
-	for {
-		hdr, err := tr.Next()
-		if err != nil {
-			return nil, err
-		}
-		if strings.TrimPrefix(hdr.Name, "./") == "metadata.yaml" {
-			return io.ReadAll(tr)
-		}
-	}
 }
 
 // sameFile reports whether two files have the same bytes.
