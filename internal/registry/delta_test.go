@@ -341,3 +341,26 @@ func TestVerifyDeepFindsAWrongDelta(t *testing.T) {
 func sameSet(a, b []string) bool {
 	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
+
+// A dry run says which delta the publish would make, without encoding or
+// writing anything; it needs xdelta3 like the real publish.
+func TestPublishDryRunPlansTheDelta(t *testing.T) {
+	deltatest.Require(t)
+	r, fs := newTestRegistry()
+	v1 := makeImage(t, "nginx", t0, 1)
+	mustPublish(t, r, v1)
+	before := storeContents(t, fs.Store)
+	v2 := makeUpdate(t, v1, t0.Add(time.Hour), "x")
+	v2.DryRun = true
+	res := mustPublish(t, r, v2)
+	if d := res.Delta; d == nil || d.Base != catalog.VersionKey(t0) || d.Listed || d.Path != "" {
+		t.Errorf("dry-run delta = %+v, want planned from %s", res.Delta, catalog.VersionKey(t0))
+	}
+	if !maps.Equal(before, storeContents(t, fs.Store)) {
+		t.Error("dry run changed the store")
+	}
+	t.Setenv("PATH", t.TempDir())
+	if _, err := r.Publish(context.Background(), v2); !errors.Is(err, delta.ErrNoXdelta3) {
+		t.Errorf("dry run without xdelta3 = %v, want ErrNoXdelta3", err)
+	}
+}
