@@ -123,6 +123,14 @@ fmt-check:
 clean:
 	rm -rf $(BIN) .build
 
+# Delta sizes between real nginx builds (distrobuilder, xz, root): a rebuild
+# with unchanged inputs (same fingerprint), one changed file (≤ 0.2 %), one
+# package added (≤ 3 %). Works on a copy of appliances/nginx.
+.PHONY: bench-delta
+bench-delta: build
+	scripts/install-distrobuilder.sh
+	$(GO) run ./bench/delta -publish $(BIN)/publish $(BENCH_DELTA_FLAGS)
+
 # edgeproxy vs nginx vs Caddy (Debian packages) as TLS fronts of one MinIO:
 # catalog JSON req/s, 1 GiB download MiB/s, peak RSS with 256 downloads.
 .PHONY: bench-edgeproxy

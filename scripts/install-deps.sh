@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian bookworm machine: the real
 # Incus client and daemon (bookworm-backports), the LXD client,
-# squashfs-tools, xz-utils, curl, the benchmark peers (rclone, nginx,
+# squashfs-tools, xz-utils, xdelta3, curl, the benchmark peers (rclone, nginx,
 # Caddy, wrk) and distrobuilder (scripts/install-distrobuilder.sh).
 # Idempotent and quick when everything is there; run as root (or with
 # passwordless sudo). Otherwise it says in one line what is missing and

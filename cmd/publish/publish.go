@@ -21,6 +21,7 @@ type publishCmd struct {
 	Arch        string            `help:"Expected architecture; publishing fails if metadata.yaml says otherwise."`
 	Requirement map[string]string `placeholder:"KEY=VALUE" help:"Image requirement for Incus (repeatable), e.g. secureboot=false."`
 	DryRun      bool              `short:"n" help:"Check everything and show what would be uploaded; change nothing."`
+	NoDelta     bool              `help:"Publish no delta from the previous version (by default a new squashfs version gets one, made with xdelta3, that Incus hosts refresh with)."`
 }
 
 func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
@@ -49,7 +50,7 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	var results []*registry.PublishResult
 	changed := false
 	for _, req := range reqs {
-		req.DryRun, req.Progress = c.DryRun, out.progressFunc("uploading")
+		req.DryRun, req.NoDelta, req.Progress = c.DryRun, c.NoDelta, out.progressFunc("uploading")
 		res, err := reg.Publish(ctx, req)
 		if errors.Is(err, registry.ErrUnconditionalStore) {
 			return fmt.Errorf("publish %s: %w; use a store that supports them (AWS S3, MinIO, Cloudflare R2) or pass --allow-unconditional-store if only one publisher ever writes", c.Name, err)
@@ -129,4 +130,20 @@ func printPublish(w io.Writer, r *registry.PublishResult, bucket string) {
 		}
 		fmt.Fprintf(w, "  %s  %s  %s\n", f.Path, humanBytes(f.Size), state)
 	}
+	if d := r.Delta; d != nil {
+		switch {
+		case d.Listed:
+			fmt.Fprintf(w, "  delta from version %s: %s (%.2f %% of the root)\n", d.Base, humanBytes(d.Size), 100*float64(d.Size)/float64(rootSize(r)))
+		case d.Note != "":
+			fmt.Fprintf(w, "  delta from version %s: %s\n", d.Base, d.Note)
+		}
+	}
+}
+
+// rootSize is the size of the published root (the second file).
+func rootSize(r *registry.PublishResult) int64 {
+	if len(r.Files) < 2 || r.Files[1].Size == 0 {
+		return 1
+	}
+	return r.Files[1].Size
 }

@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/incus-appliance/registry/internal/registry"
 )
 
-type verifyCmd struct{}
+type verifyCmd struct {
+	Deep bool `help:"Also decode every delta against its base with xdelta3 and check the result's fingerprint (downloads each delta and base root)."`
+}
 
 func (c *verifyCmd) Run(ctx context.Context, g *Globals, out *output) error {
 	reg, closeStore, err := openRegistry(ctx, g)
@@ -14,7 +18,7 @@ func (c *verifyCmd) Run(ctx context.Context, g *Globals, out *output) error {
 		return err
 	}
 	defer closeStore()
-	rep, err := reg.Verify(ctx)
+	rep, err := reg.VerifyWith(ctx, registry.VerifyOptions{Deep: c.Deep})
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -30,6 +34,9 @@ func (c *verifyCmd) Run(ctx context.Context, g *Globals, out *output) error {
 		}
 		fmt.Fprintf(w, "%d images, %d files, %s checked: %d problems, %d orphan files\n",
 			rep.Images, rep.Files, humanBytes(rep.BytesChecked), len(rep.Problems), len(rep.Orphans))
+		if c.Deep {
+			fmt.Fprintf(w, "%d deltas decoded and checked\n", rep.DeltasDecoded)
+		}
 	})
 	if err != nil {
 		return err

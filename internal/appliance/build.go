@@ -2,8 +2,6 @@ package appliance
 
 import (
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,7 +19,6 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/aptcache"
-	"github.com/ulikunitz/xz"
 	"gopkg.in/yaml.v3"
 )
 
@@ -110,7 +107,11 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	if err != nil {
 		return nil, err
 	}
-	if res.Inputs, err = inputsHash(a.Dir, version, opts.Arch, opts.Compression); err != nil {
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", a.Name, err)
+	}
+	if res.Inputs, err = inputsHash(a.Dir, version, opts.Arch, opts.Compression, "reproducible-1", fmt.Sprint(epoch)); err != nil {
 		return nil, fmt.Errorf("build %s: %w", a.Name, err)
 	}
 	if !opts.Force && upToDate(dir, res.Inputs) {
@@ -129,12 +130,12 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	}
 	defer os.RemoveAll(work)
 	logPath := filepath.Join(work, "build.log")
-	if err := runDistrobuilder(ctx, a, opts, karch, work, logPath); err != nil {
+	if err := runDistrobuilder(ctx, a, opts, karch, work, logPath, epoch); err != nil {
 		kept := filepath.Join(opts.OutDir, a.Name, opts.Arch+".failed.log")
 		_ = os.Rename(logPath, kept)
 		return nil, fmt.Errorf("build %s/%s: %w (log: %s)", a.Name, opts.Arch, err, kept)
 	}
-	if err := normalizeMetadata(work); err != nil {
+	if err := writeDeterministicMetadata(work, dir, epoch); err != nil {
 		return nil, fmt.Errorf("build %s/%s: %w", a.Name, opts.Arch, err)
 	}
 	rec, _ := json.MarshalIndent(record{Inputs: res.Inputs, Distrobuilder: version, Compression: opts.Compression, Built: time.Now().UTC()}, "", "  ")
@@ -160,19 +161,26 @@ var (
 	errRe  = regexp.MustCompile(`level=error msg="[^"]*" err="((?:[^"\\]|\\.)*)"`)
 )
 
-func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karch, work, logPath string) error {
+func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karch, work, logPath string, epoch int64) error {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
+	// The template with the reproducible-build cleanup appended; relative
+	// paths in it still resolve against the appliance folder.
+	tmpl := filepath.Join(work, ".template.yaml")
+	if err := writeReproducibleTemplate(filepath.Join(a.Dir, TemplateName), tmpl, epoch); err != nil {
+		return err
+	}
+	defer os.Remove(tmpl)
 	cache := opts.CacheDir
 	if cache == "" {
 		cache = filepath.Join(opts.OutDir, ".cache")
 	}
 	args := []string{
 		"--cache-dir", filepath.Join(cache, "work", a.Name+"-"+opts.Arch),
-		"build-incus", TemplateName, work,
+		"build-incus", tmpl, work,
 		"--type", "split", "--compression", opts.Compression,
 		"--sources-dir", filepath.Join(cache, "sources"),
 		"-o", "image.architecture=" + karch,
@@ -192,6 +200,7 @@ func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karc
 	}
 	cmd := exec.CommandContext(ctx, opts.Distrobuilder, args...)
 	cmd.Dir = a.Dir
+	cmd.Env = append(os.Environ(), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", epoch))
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -227,43 +236,6 @@ func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karc
 		return fmt.Errorf("distrobuilder failed during step %q: %s", step, failure)
 	}
 	return nil
-}
-
-// normalizeMetadata makes sure the build left incus.tar.xz and
-// rootfs.squashfs: distrobuilder compresses the metadata tarball with the
-// squashfs compression, and the registry publishes xz.
-func normalizeMetadata(work string) error {
-	if _, err := os.Stat(filepath.Join(work, "rootfs.squashfs")); err != nil {
-		return fmt.Errorf("distrobuilder wrote no rootfs.squashfs")
-	}
-	if _, err := os.Stat(filepath.Join(work, "incus.tar.xz")); err == nil {
-		return nil
-	}
-	gz := filepath.Join(work, "incus.tar.gz")
-	f, err := os.Open(gz)
-	if err != nil {
-		return fmt.Errorf("distrobuilder wrote no incus.tar.xz or incus.tar.gz (use --compression xz or gzip)")
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", gz, err)
-	}
-	var out bytes.Buffer
-	xw, err := xz.NewWriter(&out)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(xw, zr); err != nil {
-		return fmt.Errorf("%s: %w", gz, err)
-	}
-	if err := xw.Close(); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(work, "incus.tar.xz"), out.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Remove(gz)
 }
 
 // templateMirror returns the template's source.url.

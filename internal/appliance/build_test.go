@@ -19,15 +19,19 @@ func fakeDistrobuilder(t *testing.T) (bin, runs string) {
 	dir := t.TempDir()
 	bin, runs = filepath.Join(dir, "distrobuilder"), filepath.Join(dir, "runs")
 	meta := t.TempDir()
-	os.WriteFile(filepath.Join(meta, "metadata.yaml"), []byte("architecture: x86_64\ncreation_date: 1764092100\nproperties:\n  os: debian\n  release: bookworm\n  variant: web\n  description: web\n"), 0o644)
 	script := `#!/bin/sh
 if [ "$1" = --version ]; then echo 3.2; exit 0; fi
 echo run >> ` + runs + `
 target=""; prev=""
 for a in "$@"; do
-	if [ "$prev" = image.yaml ]; then target="$a"; fi
+	case "$prev" in *.yaml) target="$a"; cp "$prev" ` + dir + `/template.yaml;; esac
 	prev="$a"
 done
+echo "$SOURCE_DATE_EPOCH" > ` + dir + `/epoch
+# Like distrobuilder: a fresh creation date and file times at every run.
+n=$(wc -l < ` + runs + `)
+printf 'architecture: x86_64\ncreation_date: %d\nexpiry_date: %d\nproperties:\n  os: debian\n  release: bookworm\n  variant: web\n  description: web\n  name: web-%d\n  serial: "%d"\n' $((1764092100 + n*60)) $((1766684100 + n*60)) $n $n > ` + meta + `/metadata.yaml
+touch -d @$((1764092100 + n*60)) ` + meta + `/metadata.yaml
 echo 'time="x" level=info msg="Downloading source"'
 echo 'time="x" level=info msg="Managing packages"'
 if [ -e ` + dir + `/fail ]; then
@@ -40,6 +44,7 @@ echo 'time="x" level=info msg="Creating squashfs"'
 tar -C ` + meta + ` -czf "$target/incus.tar.gz" metadata.yaml
 printf 'hsqs' > "$target/rootfs.squashfs"
 head -c 92 /dev/zero >> "$target/rootfs.squashfs"
+cat ` + dir + `/rootchange >> "$target/rootfs.squashfs" 2>/dev/null || true
 `
 	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
 		t.Fatal(err)

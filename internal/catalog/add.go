@@ -56,6 +56,9 @@ type Image struct {
 	Custom           map[string]string
 	// Profiles are Incus profiles shipped with the image, by name.
 	Profiles map[string]FileRef
+	// Delta, when set, is a delta from the product's previous version to
+	// this image's root, listed with the new version (see checkDelta).
+	Delta *Delta
 }
 
 // ProductKey is the key of the product holding appliance name on arch.
@@ -111,13 +114,16 @@ func (img Image) Validate() error {
 	return nil
 }
 
-// Paths returns the paths of all the image's files: metadata, root, then
-// profiles by name.
+// Paths returns the paths of all the image's files: metadata, root,
+// profiles by name, then the delta.
 func (img Image) Paths() []string {
 	m, r := ImagePaths(img.Fingerprint, img.RootKind)
 	out := []string{m, r}
 	for _, name := range slices.Sorted(maps.Keys(img.Profiles)) {
 		out = append(out, ProfilePath(img.Fingerprint, name))
+	}
+	if d := img.Delta; d != nil {
+		out = append(out, DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256))
 	}
 	return out
 }
@@ -156,6 +162,12 @@ func (img Image) version() *Version {
 	for name, ref := range img.Profiles {
 		v.Items["profile:"+name] = Item{FType: FTypeProfile, Path: ProfilePath(img.Fingerprint, name), SHA256: ref.SHA256, Size: ref.Size}
 	}
+	if d := img.Delta; d != nil {
+		v.Items[deltaItemKey(d.Base)] = Item{
+			FType: FTypeSquashfsDelta, Path: DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256),
+			SHA256: d.File.SHA256, Size: d.File.Size, DeltaBase: d.Base,
+		}
+	}
 	return v
 }
 
@@ -166,6 +178,9 @@ type AddResult struct {
 	ProductCreated bool
 	VersionAdded   bool
 	AliasesAdded   []string
+	// DeltaAdded is true when the new version was listed with img.Delta
+	// (a delta is only ever added together with its version).
+	DeltaAdded bool
 }
 
 // Changed reports whether Add modified the catalog.
@@ -181,7 +196,11 @@ func (r AddResult) Changed() bool {
 //   - the version key is VersionKey(img.Created); a version never changes:
 //     the identical image again is a no-op (new aliases are still added),
 //     different content under an existing key is refused;
-//   - a fingerprint is published at most once in the whole catalog.
+//   - a fingerprint is published at most once in the whole catalog;
+//   - img.Delta, added with a new version only, must name an older version
+//     of the same product that is in the catalog with the squashfs image
+//     the delta was made from (a version already published keeps the
+//     deltas it has).
 //
 // On error the catalog is unchanged.
 func (c *Catalog) Add(img Image) (AddResult, error) {
@@ -231,13 +250,21 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		return res, fmt.Errorf("image %s is already published as product %q version %s: remove it there first", img.Fingerprint, opk, ovk)
 	}
 	p := c.Products[pk]
+	if p == nil || p.Versions[vk] == nil {
+		if img.Delta != nil {
+			if err := img.checkDelta(pk, p, vk); err != nil {
+				return res, err
+			}
+			res.DeltaAdded = true
+		}
+	}
 	if p == nil {
 		res.ProductCreated, res.VersionAdded, res.AliasesAdded = true, true, aliases
 		return res, nil
 	}
 	if old := p.Versions[vk]; old == nil {
 		res.VersionAdded = true
-	} else if !reflect.DeepEqual(old, img.version()) {
+	} else if !reflect.DeepEqual(old.withoutDeltas(), img.version().withoutDeltas()) {
 		return res, fmt.Errorf("version %s of %s is already published with different content (%s); a published version never changes: rebuild the image so it gets a new creation_date", vk, pk, old.describe())
 	}
 	for _, a := range aliases {

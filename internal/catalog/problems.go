@@ -10,7 +10,8 @@ import (
 // claimed by two products on one architecture, a version key Incus skips,
 // a version without a complete image (a metadata item whose combined hash
 // matches a root item), a missing LXD metadata item, and a fingerprint
-// published twice. An empty result means clients see every image.
+// published twice, and a delta whose delta_base is not an older squashfs
+// version of the product. An empty result means clients see every image.
 func (c *Catalog) Problems() []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
@@ -44,6 +45,7 @@ func (c *Catalog) Problems() []string {
 			if err := checkVersionKey(vk); err != nil {
 				add("product %s: %v", pk, err)
 			}
+			out = append(out, p.deltaProblems(pk, vk)...)
 			images := v.Images()
 			if len(images) == 0 {
 				add("product %s version %s: no metadata item whose combined hash names a root item: Incus hides it", pk, vk)

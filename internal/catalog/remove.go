@@ -116,8 +116,9 @@ func (c *Catalog) KeepNewest(n int, now time.Time) ([]Removed, error) {
 	return out, nil
 }
 
-// dropVersion deletes a version (and its product when it was the last) and
-// retires the files that nothing references any more.
+// dropVersion deletes a version (and its product when it was the last),
+// the deltas whose base it was, and retires the files that nothing
+// references any more.
 func (c *Catalog) dropVersion(pk, vk string, now time.Time) {
 	p := c.Products[pk]
 	v := p.Versions[vk]
@@ -125,10 +126,14 @@ func (c *Catalog) dropVersion(pk, vk string, now time.Time) {
 	if len(p.Versions) == 0 {
 		delete(c.Products, pk)
 	}
-	refs := c.Referenced()
+	gone := p.dropDeltasFrom(vk)
 	for _, it := range v.Items {
-		if !refs[it.Path] {
-			c.retire(it.Path, now)
+		gone = append(gone, it.Path)
+	}
+	refs := c.Referenced()
+	for _, path := range gone {
+		if !refs[path] {
+			c.retire(path, now)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/delta"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 	"github.com/incus-appliance/registry/internal/store"
@@ -28,7 +29,10 @@ func makeImage(t testing.TB, name string, created time.Time, seed int64, aliases
 	if err != nil {
 		t.Fatal(err)
 	}
-	return PublishRequest{Image: im.CatalogImage(name, aliases, nil), MetadataPath: meta, RootPath: root}
+	// Deltas need xdelta3: without it (outside CI) the tests that are not
+	// about deltas run without them; the delta tests fail or skip
+	// (deltatest.Require).
+	return PublishRequest{Image: im.CatalogImage(name, aliases, nil), MetadataPath: meta, RootPath: root, NoDelta: delta.Available() != nil}
 }
 
 // faultStore wraps a store to count and intercept operations.

@@ -27,6 +27,9 @@ type PublishRequest struct {
 	RootPartSHA256 []string
 	// ProfilePaths are the local files of Image.Profiles, by name.
 	ProfilePaths map[string]string
+	// NoDelta publishes no delta from the product's previous version. By
+	// default a new version of a squashfs product gets one (see Publish).
+	NoDelta bool
 	// DryRun checks everything and reports what would happen, writing
 	// nothing.
 	DryRun bool
@@ -59,17 +62,27 @@ type PublishResult struct {
 	DryRun         bool     `json:"dry_run"`
 	// Retries counts catalog writes lost to concurrent publishers.
 	Retries int `json:"retries"`
+	// Delta is the delta from the previous version, when one was due.
+	Delta *DeltaResult `json:"delta,omitempty"`
 }
 
 // Publish uploads the image's files content-addressed, then commits it to
 // the catalog:
 //  1. read the catalog and check the image fits (alias owners, version
 //     rules); an identical image already published ends here, 0 bytes sent;
-//  2. record a pending intent (protects the files from a concurrent prune);
+//     A new version of a squashfs product whose previous version (only
+//     that one) has a squashfs root also gets a delta: the base root is
+//     fetched from the store (digest checked), the delta encoded with
+//     xdelta3 and decoded again, which must give the new root byte for
+//     byte. xdelta3 missing is an error here, before anything is written
+//     (unless NoDelta);
+//  2. record a pending intent (protects the files, delta included, from a
+//     concurrent prune);
 //  3. upload each file "only if absent", the store verifying its SHA-256;
 //     a file already stored with the right digest is not sent again;
 //  4. commit the version and drop the intent; then bring index.json up to
-//     date.
+//     date. The delta is listed only if its base is still in the catalog
+//     being written: a delta whose base left is never listed.
 //
 // A publisher stopped at any point leaves a valid registry: before step 4
 // the catalog does not reference the files; index.json lists the product
@@ -117,6 +130,15 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 		}
 		return res, nil
 	}
+	var plan *deltaPlan
+	if add.VersionAdded {
+		if plan, err = planDelta(c, img, req.NoDelta); err != nil {
+			return nil, err
+		}
+	}
+	if plan != nil {
+		res.Delta = &DeltaResult{Base: plan.base, BaseFingerprint: plan.baseImg.Fingerprint}
+	}
 	if req.DryRun {
 		for _, f := range files {
 			have, err := r.haveFile(ctx, f.key, f.ref)
@@ -125,14 +147,36 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 			}
 			res.Files = append(res.Files, FileResult{Path: f.key, Size: f.ref.Size, Uploaded: !have})
 		}
+		if res.Delta != nil {
+			res.Delta.Note = "to encode when publishing"
+		}
 		return res, nil
+	}
+	if plan != nil {
+		dir, err := os.MkdirTemp("", "publish-delta-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		d, path, note, err := r.makeDelta(ctx, plan, img, req.RootPath, dir)
+		if err != nil {
+			return nil, fmt.Errorf("%w (nothing was published)", err)
+		}
+		res.Delta.Note = note
+		if d != nil {
+			img.Delta = d
+			key := catalog.DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256)
+			res.Delta.Path, res.Delta.Size = key, d.File.Size
+			files = append(files, file{key, path, d.File, nil})
+		}
 	}
 
 	// 2. Announce the upload, starting from the catalog just read.
 	id := newID()
 	paths := img.Paths()
 	st, err := r.commit(ctx, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
-		if _, err := c.CheckAdd(img); err != nil { // fail before uploading
+		im, _ := fitDelta(c, img)
+		if _, err := c.CheckAdd(im); err != nil { // fail before uploading
 			return false, err
 		}
 		return true, c.AddPending(catalog.Pending{ID: id, Product: add.Product, Paths: paths, Expires: r.now().Add(PendingLease)})
@@ -163,12 +207,14 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 
 	// 4. Commit.
 	var final catalog.AddResult
+	var deltaNote string
 	st, err = r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
-		a, err := c.Add(img)
+		im, note := fitDelta(c, img) // the base may have left meanwhile
+		a, err := c.Add(im)
 		if err != nil {
 			return false, err
 		}
-		final = a
+		final, deltaNote = a, note
 		c.RemovePending(id)
 		return true, nil
 	})
@@ -182,6 +228,15 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 		}
 	}
 	res.ProductCreated, res.AliasesAdded = final.ProductCreated || add.ProductCreated, final.AliasesAdded
+	if res.Delta != nil && img.Delta != nil {
+		res.Delta.Listed = final.DeltaAdded
+		switch {
+		case deltaNote != "":
+			res.Delta.Note = deltaNote
+		case !final.DeltaAdded:
+			res.Delta.Note = "not listed: another publisher published this version first"
+		}
+	}
 	n, err := r.syncIndex(ctx)
 	res.Retries += n
 	if err != nil {

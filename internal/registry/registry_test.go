@@ -254,8 +254,9 @@ func TestPruneDuringPublishSparesItsFiles(t *testing.T) {
 			t.Errorf("prune deleted %s of the image being published", p)
 		}
 	}
-	if len(res.Deleted) != 2 || len(res.Removed) != 1 {
-		t.Errorf("prune removed %d versions and deleted %v; want the oldest version's 2 files", len(res.Removed), res.Deleted)
+	// The oldest version's 2 files, and the second version's delta from it.
+	if len(res.Deleted) != 3 || len(res.Removed) != 1 {
+		t.Errorf("prune removed %d versions and deleted %v; want the oldest version's 2 files and the delta from it", len(res.Removed), res.Deleted)
 	}
 	close(release)
 	if err := <-done; err != nil {
@@ -318,10 +319,11 @@ func TestPruneGraceAndDryRun(t *testing.T) {
 	}
 	r.Now = nil
 
-	// Dry run: reports the file removed with grace 0, changes nothing.
+	// Dry run: reports the files removed with grace 0 (the old version's
+	// two, and the new version's delta from it), changes nothing.
 	before := storeContents(t, fs.Store)
 	res, err := r.Prune(ctx, PruneOptions{Grace: 0, DryRun: true})
-	if err != nil || len(res.Deleted) != 2 {
+	if err != nil || len(res.Deleted) != 3 {
 		t.Fatalf("dry-run prune = %+v, %v", res, err)
 	}
 	if !maps.Equal(before, storeContents(t, fs.Store)) {
@@ -340,7 +342,7 @@ func TestPruneGraceAndDryRun(t *testing.T) {
 	// Past the grace period it goes, and the retirement record with it.
 	r.Now = func() time.Time { return now.Add(DefaultGrace) }
 	res, err = r.Prune(ctx, PruneOptions{Grace: DefaultGrace})
-	if err != nil || len(res.Deleted) != 2 {
+	if err != nil || len(res.Deleted) != 3 {
 		t.Fatalf("prune after the grace period = %+v, %v", res, err)
 	}
 	if c := readCatalog(t, r); c.State != nil && (len(c.State.Retired) > 0 || c.State.Pruning != nil) {

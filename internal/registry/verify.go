@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/delta"
 	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 )
@@ -26,15 +27,25 @@ type Orphan struct {
 	Reason string `json:"reason"`
 }
 
+// VerifyOptions control VerifyWith.
+type VerifyOptions struct {
+	// Deep also decodes every delta against its base (needs xdelta3) and
+	// checks that the result is the version's root: the image fingerprint
+	// Incus will compute after applying it.
+	Deep bool
+}
+
 // VerifyReport is the outcome of Verify. The registry is sound when
 // Problems is empty; Warnings and Orphans are informational.
 type VerifyReport struct {
-	Images       int      `json:"images"`
-	Files        int      `json:"files"`
-	BytesChecked int64    `json:"bytes_checked"`
-	Problems     []string `json:"problems"`
-	Warnings     []string `json:"warnings"`
-	Orphans      []Orphan `json:"orphans"`
+	Images int `json:"images"`
+	Files  int `json:"files"`
+	// DeltasDecoded counts deltas decoded and checked (Deep only).
+	DeltasDecoded int      `json:"deltas_decoded"`
+	BytesChecked  int64    `json:"bytes_checked"`
+	Problems      []string `json:"problems"`
+	Warnings      []string `json:"warnings"`
+	Orphans       []Orphan `json:"orphans"`
 }
 
 // OK reports whether no problem was found.
@@ -49,9 +60,21 @@ func (v *VerifyReport) problem(format string, args ...any) {
 // has no problem clients would hit (catalog.Problems), every referenced
 // file exists with the right size and sha256, and every combined
 // fingerprint equals sha256(metadata bytes followed by root bytes). It also
-// reports orphan files. The error is for failures that stop verification
+// reports orphan files. Deltas are checked like every file (size, sha256)
+// and for a delta_base that is an older squashfs version of the product
+// (catalog.Problems). The error is for failures that stop verification
 // itself (the store is unreachable).
 func (r *Registry) Verify(ctx context.Context) (*VerifyReport, error) {
+	return r.VerifyWith(ctx, VerifyOptions{})
+}
+
+// VerifyWith is Verify with options.
+func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
+	if opts.Deep {
+		if err := delta.Available(); err != nil {
+			return nil, fmt.Errorf("--deep decodes every delta: %w", err)
+		}
+	}
 	rep := &VerifyReport{Problems: []string{}, Warnings: []string{}, Orphans: []Orphan{}}
 	data, _, err := r.readObject(ctx, catalog.ImagesPath)
 	if errors.Is(err, store.ErrNotFound) {
@@ -71,6 +94,11 @@ func (r *Registry) Verify(ctx context.Context) (*VerifyReport, error) {
 	}
 	if err := r.verifyFiles(ctx, c, rep); err != nil {
 		return nil, err
+	}
+	if opts.Deep {
+		if err := r.verifyDeltas(ctx, c, rep); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.findOrphans(ctx, c, rep); err != nil {
 		return nil, err

@@ -1,0 +1,170 @@
+package catalog
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// withDelta returns im with a delta from the version of base (an image
+// already added at baseCreated).
+func withDelta(im Image, base Image, seed string) Image {
+	im.Delta = &Delta{Base: VersionKey(base.Created), BaseFingerprint: base.Fingerprint, File: FileRef{SHA256: hexOf("delta" + seed), Size: 123456}}
+	return im
+}
+
+func TestGoldenDeltas(t *testing.T) {
+	a := img("nginx", "amd64", t0, "a")
+	b := withDelta(img("nginx", "amd64", t0.Add(time.Hour), "b"), a, "ab")
+	c := withDelta(img("nginx", "amd64", t0.Add(2*time.Hour), "c"), b, "bc")
+	for _, tt := range []struct {
+		name string
+		ops  func(t *testing.T, cat *Catalog)
+	}{
+		{"delta.json", func(t *testing.T, cat *Catalog) {
+			mustAdd(t, cat, a)
+			if r := mustAdd(t, cat, b); !r.DeltaAdded {
+				t.Errorf("Add = %+v, want DeltaAdded", r)
+			}
+		}},
+		// Keeping the newest 2 drops a, and b's delta from a with it (its
+		// file retired); c's delta from b stays.
+		{"keep-newest-drops-deltas.json", func(t *testing.T, cat *Catalog) {
+			mustAdd(t, cat, a)
+			mustAdd(t, cat, b)
+			mustAdd(t, cat, c)
+			if _, err := cat.KeepNewest(2, t0.Add(5*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		// Removing b (by fingerprint) drops b and c's delta from b.
+		{"remove-delta-base.json", func(t *testing.T, cat *Catalog) {
+			mustAdd(t, cat, a)
+			mustAdd(t, cat, b)
+			mustAdd(t, cat, c)
+			if _, err := cat.Remove(b.Fingerprint, "", t0.Add(5*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cat := New()
+			tt.ops(t, cat)
+			out := cat.Marshal()
+			golden(t, tt.name, out)
+			back, err := Parse(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := back.Problems(); len(p) > 0 {
+				t.Errorf("Problems() = %q", p)
+			}
+			// No delta names a version that is not there.
+			for pk, p := range back.Products {
+				for vk, v := range p.Versions {
+					for k, it := range v.Deltas() {
+						if p.Versions[it.DeltaBase] == nil {
+							t.Errorf("%s %s %s: delta_base %s is gone", pk, vk, k, it.DeltaBase)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestDeltaRules(t *testing.T) {
+	a := img("nginx", "amd64", t0, "a")
+	b := img("nginx", "amd64", t0.Add(time.Hour), "b")
+	cat := New()
+	mustAdd(t, cat, a)
+	before := string(cat.Marshal())
+	tarB := b
+	tarB.RootKind = RootTarXZ
+	other := img("redis", "amd64", t0, "r")
+	for _, tc := range []struct {
+		name string
+		im   Image
+		want string
+	}{
+		{"base not there", withDelta(b, img("nginx", "amd64", t0.Add(-time.Hour), "z"), "x"), "names a version that nginx:amd64 does not have"},
+		{"base not older", withDelta(img("nginx", "amd64", t0.Add(-time.Hour), "old"), a, "x"), "is not older than version"},
+		{"base of another image", withDelta(b, other, "x"), "is not the squashfs image"},
+		{"wrong base fingerprint", func() Image { im := withDelta(b, a, "x"); im.Delta.BaseFingerprint = hexOf("other"); return im }(), "is not the squashfs image"},
+		{"tar.xz root", withDelta(tarB, a, "x"), "needs a squashfs root"},
+		{"bad digest", func() Image { im := withDelta(b, a, "x"); im.Delta.File.SHA256 = "abc"; return im }(), "64 lowercase hex"},
+		{"new product", withDelta(img("web", "amd64", t0.Add(time.Hour), "w"), a, "x"), "names a version that web:amd64 does not have"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := cat.Add(tc.im)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("Add = %v, want one line containing %q", err, tc.want)
+			}
+			if string(cat.Marshal()) != before {
+				t.Error("a refused Add changed the catalog")
+			}
+		})
+	}
+
+	// A published version never changes: the same image again with another
+	// delta (another publisher's encoding) is a no-op, and keeps the delta
+	// listed first.
+	first := withDelta(b, a, "first")
+	mustAdd(t, cat, first)
+	after := string(cat.Marshal())
+	if r := mustAdd(t, cat, withDelta(b, a, "second")); r.Changed() || r.DeltaAdded {
+		t.Errorf("re-adding with another delta = %+v, want no change", r)
+	}
+	if r := mustAdd(t, cat, b); r.Changed() {
+		t.Errorf("re-adding without a delta = %+v, want no change", r)
+	}
+	if string(cat.Marshal()) != after {
+		t.Error("re-adding changed the catalog")
+	}
+	if !strings.Contains(after, first.Paths()[2]) || !strings.Contains(after, `"delta_base": "`+VersionKey(t0)+`"`) {
+		t.Errorf("catalog lacks the delta item:\n%s", after)
+	}
+}
+
+func TestDeltaBaseIsThePreviousSquashfsVersion(t *testing.T) {
+	cat := New()
+	if _, _, ok := cat.DeltaBase("nginx:amd64", VersionKey(t0)); ok {
+		t.Error("a new product has a delta base")
+	}
+	a := img("nginx", "amd64", t0, "a")
+	b := img("nginx", "amd64", t0.Add(2*time.Hour), "b")
+	mustAdd(t, cat, a)
+	mustAdd(t, cat, b)
+	for _, tc := range []struct {
+		vk, want string
+	}{
+		{VersionKey(t0.Add(3 * time.Hour)), VersionKey(b.Created)},
+		{VersionKey(t0.Add(time.Hour)), VersionKey(a.Created)}, // an older build published late
+		{VersionKey(t0.Add(-time.Hour)), ""},
+	} {
+		base, vi, ok := cat.DeltaBase("nginx:amd64", tc.vk)
+		if base != tc.want || ok != (tc.want != "") || ok && vi.Kind != RootSquashfs {
+			t.Errorf("DeltaBase(%s) = %q %v, want %q", tc.vk, base, ok, tc.want)
+		}
+	}
+	// Only the previous version: a tar.xz version in between means no delta.
+	c := img("nginx", "amd64", t0.Add(3*time.Hour), "c")
+	c.RootKind = RootTarXZ
+	mustAdd(t, cat, c)
+	if base, _, ok := cat.DeltaBase("nginx:amd64", VersionKey(t0.Add(4*time.Hour))); ok {
+		t.Errorf("DeltaBase after a tar.xz version = %s, want none", base)
+	}
+}
+
+func TestProblemsFindsADeltaWhoseBaseIsGone(t *testing.T) {
+	a := img("nginx", "amd64", t0, "a")
+	cat := New()
+	mustAdd(t, cat, a)
+	mustAdd(t, cat, withDelta(img("nginx", "amd64", t0.Add(time.Hour), "b"), a, "ab"))
+	// A hand edit (or a tool that knows nothing of deltas) removed a.
+	delete(cat.Products["nginx:amd64"].Versions, VersionKey(t0))
+	p := cat.Problems()
+	if len(p) != 1 || !strings.Contains(p[0], "delta_base "+VersionKey(t0)+" names a version that is not in the catalog") {
+		t.Errorf("Problems() = %q", p)
+	}
+}
