@@ -78,6 +78,9 @@ func (img Image) Validate() error {
 	if err := ValidateName(img.Name); err != nil {
 		return err
 	}
+	if err := ValidateAlias(img.Name); err != nil {
+		return fmt.Errorf("appliance name: %w (the name is the image's main alias)", err)
+	}
 	if _, err := NormalizeArch(img.Arch); err != nil {
 		return err
 	}
