@@ -45,3 +45,22 @@ func TestAddRefusesHexName(t *testing.T) {
 		t.Error("a refused Add changed the catalog")
 	}
 }
+
+// Versions published before the squashfs root item was keyed "squashfs"
+// (as incus-simplestreams keys it) had it under "root.squashfs": the same
+// image again is still a no-op, not "different content".
+func TestRepublishUnderOldRootItemKey(t *testing.T) {
+	c := New()
+	i := img("nginx", "amd64", t0, "n1")
+	mustAdd(t, c, i)
+	v := c.Products["nginx:amd64"].Versions[VersionKey(t0)]
+	if _, ok := v.Items[FTypeSquashfs]; !ok {
+		t.Fatalf("root item not keyed %q: %v", FTypeSquashfs, v.Items)
+	}
+	v.Items["root.squashfs"] = v.Items[FTypeSquashfs]
+	delete(v.Items, FTypeSquashfs)
+	res, err := c.Add(i)
+	if err != nil || res.Changed() {
+		t.Fatalf("republish = %+v, %v; want a no-op", res, err)
+	}
+}

@@ -140,8 +140,9 @@ func (p *Product) deltaProblems(pk, vk string) []string {
 		switch base := p.Versions[it.DeltaBase]; {
 		case it.DeltaBase == "":
 			out = append(out, where+": a delta without delta_base")
-		case base == nil:
-			out = append(out, fmt.Sprintf("%s: delta_base %s names a version that is not in the catalog (Incus ignores the delta)", where, it.DeltaBase))
+		case p.danglingDelta(it):
+			// A warning (Warnings): another tool removed the base; Incus
+			// ignores the delta and prune drops it.
 		case it.DeltaBase >= vk:
 			out = append(out, fmt.Sprintf("%s: delta_base %s is not older than the version", where, it.DeltaBase))
 		case !slices.ContainsFunc(base.Images(), func(vi VersionImage) bool { return vi.Kind == RootSquashfs }):

@@ -163,8 +163,15 @@ func TestProblemsFindsADeltaWhoseBaseIsGone(t *testing.T) {
 	mustAdd(t, cat, withDelta(img("nginx", "amd64", t0.Add(time.Hour), "b"), a, "ab"))
 	// A hand edit (or a tool that knows nothing of deltas) removed a.
 	delete(cat.Products["nginx:amd64"].Versions, VersionKey(t0))
-	p := cat.Problems()
-	if len(p) != 1 || !strings.Contains(p[0], "delta_base "+VersionKey(t0)+" names a version that is not in the catalog") {
-		t.Errorf("Problems() = %q", p)
+	// Incus ignores such a delta: a warning, and prune drops it.
+	if p := cat.Problems(); len(p) != 0 {
+		t.Errorf("Problems() = %q, want none", p)
+	}
+	w := cat.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0], "delta_base "+VersionKey(t0)+" is gone") {
+		t.Errorf("Warnings() = %q", w)
+	}
+	if gone := cat.DropDanglingDeltas(t0); len(gone) != 1 || len(cat.Warnings()) != 0 {
+		t.Errorf("DropDanglingDeltas = %v, then warnings %q", gone, cat.Warnings())
 	}
 }
