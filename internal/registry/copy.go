@@ -109,6 +109,13 @@ func (r *Registry) Copy(ctx context.Context, req CopyRequest) ([]CopyResult, int
 	if err != nil {
 		return nil, retries, fmt.Errorf("commit %s: %w", catalog.ImagesPath, err)
 	}
+	// index.json lists the pending product from now on (a new registry
+	// killed here still has both files).
+	n, err := r.syncIndex(ctx)
+	retries += n
+	if err != nil {
+		return nil, retries, r.abandon(ctx, id, err)
+	}
 	if err := r.waitForPrune(ctx, st.Catalog, paths); err != nil {
 		return nil, retries, r.abandon(ctx, id, err)
 	}
@@ -149,7 +156,7 @@ func (r *Registry) Copy(ctx context.Context, req CopyRequest) ([]CopyResult, int
 	for i, msg := range failed {
 		results[i].Status, results[i].Error = "failed", msg
 	}
-	n, err := r.syncIndex(ctx)
+	n, err = r.syncIndex(ctx)
 	retries += n
 	if err != nil {
 		return results, retries, fmt.Errorf("versions committed, but %s not updated (the next publish fixes it): %w", catalog.IndexPath, err)
