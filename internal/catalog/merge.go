@@ -81,6 +81,53 @@ type MergeResult struct {
 // The newest version's product fields win; aliases accumulate. On error the
 // catalog is unchanged.
 func (c *Catalog) Merge(vc VersionCopy) (MergeResult, error) {
+	return c.merge(vc, c.newMergeIndex())
+}
+
+// MergeAll merges copies in order (see Merge), each with its own outcome:
+// one failing does not stop the others. It indexes the catalog once, so
+// merging many versions into a large catalog costs linear time.
+func (c *Catalog) MergeAll(copies []VersionCopy) ([]MergeResult, []error) {
+	idx := c.newMergeIndex()
+	res, errs := make([]MergeResult, len(copies)), make([]error, len(copies))
+	for i, vc := range copies {
+		res[i], errs[i] = c.merge(vc, idx)
+	}
+	return res, errs
+}
+
+// mergeIndex is what Merge looks up across the whole catalog: who owns an
+// alias on an architecture, where a fingerprint is published.
+type mergeIndex struct {
+	owners map[string]string    // arch + "\x00" + alias → product
+	fps    map[string][2]string // fingerprint → product, version
+}
+
+func (c *Catalog) newMergeIndex() *mergeIndex {
+	idx := &mergeIndex{owners: map[string]string{}, fps: map[string][2]string{}}
+	for _, pk := range c.ProductKeys() {
+		idx.addProduct(pk, c.Products[pk])
+	}
+	return idx
+}
+
+func (idx *mergeIndex) addProduct(pk string, p *Product) {
+	for _, a := range p.AliasList() {
+		k := canonicalArch(p.Arch) + "\x00" + a
+		if _, ok := idx.owners[k]; !ok {
+			idx.owners[k] = pk
+		}
+	}
+	for vk, v := range p.Versions {
+		for _, vi := range v.Images() {
+			if _, ok := idx.fps[vi.Fingerprint]; !ok {
+				idx.fps[vi.Fingerprint] = [2]string{pk, vk}
+			}
+		}
+	}
+}
+
+func (c *Catalog) merge(vc VersionCopy, idx *mergeIndex) (MergeResult, error) {
 	var res MergeResult
 	if err := vc.Check(); err != nil {
 		return res, err
@@ -94,7 +141,10 @@ func (c *Catalog) Merge(vc VersionCopy) (MergeResult, error) {
 		}
 	}
 	for _, a := range vc.Meta.AliasList() {
-		if owner := c.AliasOwner(a, arch, vc.Product); owner != "" {
+		if p != nil && p.HasAlias(a) {
+			continue // its own already (and so nobody else's)
+		}
+		if owner := idx.owners[arch+"\x00"+a]; owner != "" && owner != vc.Product {
 			return res, fmt.Errorf("alias clash: %q of source product %s is already owned by product %s on %s: filter one of them out", a, vc.Product, owner, arch)
 		}
 	}
@@ -127,8 +177,8 @@ func (c *Catalog) Merge(vc VersionCopy) (MergeResult, error) {
 	}
 	if v != nil {
 		for _, vi := range v.Images() {
-			if opk, ovk, ok := c.FindFingerprint(vi.Fingerprint); ok {
-				return res, fmt.Errorf("image %s is already published as product %s version %s", vi.Fingerprint, opk, ovk)
+			if at, ok := idx.fps[vi.Fingerprint]; ok {
+				return res, fmt.Errorf("image %s is already published as product %s version %s", vi.Fingerprint, at[0], at[1])
 			}
 		}
 	}
@@ -156,6 +206,9 @@ func (c *Catalog) Merge(vc VersionCopy) (MergeResult, error) {
 	before := p.Aliases
 	p.setAliases(main, append(p.AliasList(), vc.Meta.AliasList()...))
 	res.Changed = res.Changed || p.Aliases != before
+	if res.Changed {
+		idx.addProduct(vc.Product, &Product{Arch: p.Arch, Aliases: p.Aliases, Versions: map[string]*Version{vc.Version: p.Versions[vc.Version]}})
+	}
 	return res, nil
 }
 

@@ -63,10 +63,11 @@ func (r *Registry) Copy(ctx context.Context, req CopyRequest) ([]CopyResult, int
 	var todo []int
 	var paths []string
 	files := make([][]catalog.Item, len(req.Copies))
+	merged, errs := c.MergeAll(req.Copies) // on this local copy: later copies see earlier ones
 	for i, vc := range req.Copies {
 		res := &results[i]
 		res.Product, res.Version = vc.Product, vc.Version
-		m, err := c.Merge(vc) // on this local copy: later copies see earlier ones
+		m, err := merged[i], errs[i]
 		switch {
 		case err != nil:
 			res.Status, res.Error = "failed", err.Error()
@@ -141,9 +142,14 @@ func (r *Registry) Copy(ctx context.Context, req CopyRequest) ([]CopyResult, int
 	failed := map[int]string{}
 	st, err = r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 		clear(failed)
-		for _, i := range ready {
-			if _, err := c.Merge(req.Copies[i]); err != nil {
-				failed[i] = err.Error() // a concurrent writer got there first
+		batch := make([]catalog.VersionCopy, len(ready))
+		for j, i := range ready {
+			batch[j] = req.Copies[i]
+		}
+		_, errs := c.MergeAll(batch)
+		for j, err := range errs {
+			if err != nil {
+				failed[ready[j]] = err.Error() // a concurrent writer got there first
 			}
 		}
 		c.RemovePending(id)
