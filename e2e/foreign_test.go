@@ -138,3 +138,24 @@ func TestIncusSimplestreamsOnOurTree(t *testing.T) {
 	mustPublish(t, "verify", "--bucket", reg)
 	simplestreams(t, reg, "verify")
 }
+
+// A tree written by the real incus-simplestreams (images/<fp>.incus.tar.xz,
+// images/<fp>.squashfs) served by edgeproxy: the real incus client lists
+// the image and exports it (every download used to be a 404).
+func TestIncusSimplestreamsTreeThroughEdgeproxy(t *testing.T) {
+	tree := t.TempDir()
+	fm, fr := foreignImage(t, t0, 11)
+	simplestreams(t, tree, "add", fm, fr)
+	fp := fingerprintOf(t, fm, fr)
+	url, cert := runEdgeproxy(t, nil, "--bucket", tree)
+	incus := newClient(t, "incus", cert)
+	incus.run(t, "remote", "add", "ss", url, "--protocol", "simplestreams")
+	if _, ok := incus.list(t, "ss")[fp]; !ok {
+		t.Fatalf("incus does not list the incus-simplestreams image %s", fp[:12])
+	}
+	out := t.TempDir()
+	incus.run(t, "image", "export", "ss:alpine/3.20/cloud", out)
+	if got := exportedFingerprint(t, out); got != fp {
+		t.Errorf("export wrote fingerprint %s, want %s", got, fp)
+	}
+}
