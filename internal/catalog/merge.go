@@ -158,7 +158,7 @@ func (c *Catalog) merge(vc VersionCopy, idx *mergeIndex) (MergeResult, error) {
 	slices.Sort(res.DroppedDeltas)
 	if p != nil {
 		if old := p.Versions[vc.Version]; old != nil {
-			if !sameVersion(withoutDeltas(old), withoutDeltas(v)) {
+			if !sameVersion(withoutDeltaItems(old), withoutDeltaItems(v)) {
 				return res, fmt.Errorf("version %s of %s is already in the registry with different content (%s)", vc.Version, vc.Product, old.describe())
 			}
 			// Deltas are additive: one whose base has arrived since is added.
@@ -228,8 +228,9 @@ func (c *Catalog) Copies() []VersionCopy {
 	return out
 }
 
-// withoutDeltas is v without its delta items.
-func withoutDeltas(v *Version) *Version {
+// withoutDeltaItems is v without its items that name a delta_base (any
+// delta ftype a source may use).
+func withoutDeltaItems(v *Version) *Version {
 	out := &Version{Items: map[string]Item{}, Label: v.Label, PubName: v.PubName}
 	for ik, it := range v.Items {
 		if it.DeltaBase == "" {
