@@ -19,7 +19,7 @@ import (
 // mirror's peak RSS; target < 100 MB.
 func mirrorMemory(dir, bin string, srv *miniotest.Server) int {
 	src := filepath.Join(dir, "mirror-src")
-	tree := sstest.Build(sstest.Spec{Products: 4000, Versions: 3, FileSize: 64, NoFiles: true})
+	tree := sstest.Build(sstest.Spec{Products: 2500, Versions: 3, FileSize: 64, NoFiles: true})
 	// One product gets real files, the root -root-size bytes long.
 	pk := tree.Catalog.ProductKeys()[0]
 	p := tree.Catalog.Products[pk]
@@ -55,6 +55,10 @@ func mirrorMemory(dir, bin string, srv *miniotest.Server) int {
 	check(os.WriteFile(filepath.Join(src, catalog.IndexPath), catalog.BuildIndex(tree.Catalog.ProductKeys()).Marshal(), 0o644), "write")
 	check(srv.CreateBucket(contextBG(), "mirrormem"), "bucket")
 	log.Printf("mirroring (catalog %.1f MB)", float64(len(data))/(1<<20))
+	if d := os.Getenv("BENCH_KEEP_SOURCE"); d != "" {
+		check(os.Rename(src, d), "keep source")
+		src = d
+	}
 	r := run(srv.Env(), bin+"/publish", "mirror", src, "--bucket", "s3://mirrormem", "--filter", "product="+pk, "--json", "--no-progress")
 	fmt.Println()
 	fmt.Println("| catalog | root | mirror wall | CPU | peak RSS | exit |")

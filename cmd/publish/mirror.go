@@ -5,11 +5,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/location"
 	"github.com/incus-appliance/registry/internal/mirror"
 )
+
+// mirrorMemoryLimit is the soft heap limit of a mirror (see Run).
+const mirrorMemoryLimit = 64 << 20
 
 type mirrorCmd struct {
 	Source string        `arg:"" help:"SimpleStreams server to copy: https://HOST[/PATH] (trusting the system CAs or SSL_CERT_FILE), a directory, file:///abs/path or s3://bucket[/prefix]."`
@@ -36,7 +41,13 @@ func (c *mirrorCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.
 		return fmt.Errorf("mirror: %w", err)
 	}
 	defer closeSrc()
-	reg, err := openChange(ctx, g, log, !c.DryRun)
+	// Bounded memory whatever the size of the files: two 8 MiB S3 parts
+	// in flight, and a soft limit the Go runtime keeps the heap under once
+	// the source catalog is parsed (GOMEMLIMIT wins when set).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(mirrorMemoryLimit)
+	}
+	reg, err := openChange(ctx, g, log, !c.DryRun, func(o *location.Options) { o.S3Concurrency, o.S3PartSize = 2, 8<<20 })
 	if err != nil {
 		return err
 	}

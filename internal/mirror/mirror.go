@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -66,6 +67,11 @@ func Run(ctx context.Context, src simplestreams.Source, reg *registry.Registry, 
 	}
 	copies := Select(c, opts.Filters, opts.Keep)
 	rep.Versions = len(copies)
+	// The source catalog (tens of MB for images.linuxcontainers.org) is
+	// not needed any more: give its memory back before the files stream,
+	// so the peak is the larger of the two phases, not their sum.
+	c = nil
+	debug.FreeOSMemory()
 	results, retries, err := reg.Copy(ctx, registry.CopyRequest{
 		Copies: copies, DryRun: opts.DryRun, Progress: opts.Progress,
 		Open: src.Open,
@@ -131,9 +137,12 @@ type storeSource struct {
 func (s storeSource) String() string { return s.name }
 
 func (s storeSource) Open(ctx context.Context, path string) (io.ReadCloser, error) {
-	rc, _, err := s.s.Get(ctx, path)
+	rc, info, err := s.s.Get(ctx, path)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%s: %w", path, simplestreams.ErrNotFound)
 	}
-	return rc, err
+	if err != nil {
+		return nil, err
+	}
+	return simplestreams.NewSized(rc, info.Size), nil
 }

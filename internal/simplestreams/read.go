@@ -15,6 +15,12 @@ import (
 // images.json is about 20 MB).
 const MaxJSON = 256 << 20
 
+// Sized is a reader that knows its length (a file, an S3 object, an HTTP
+// body with Content-Length); -1 when unknown.
+type Sized interface {
+	Size() int64
+}
+
 // ReadJSON reads a whole JSON file of the source, up to MaxJSON bytes.
 func ReadJSON(ctx context.Context, src Source, path string) ([]byte, error) {
 	rc, err := src.Open(ctx, path)
@@ -22,7 +28,22 @@ func ReadJSON(ctx context.Context, src Source, path string) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, MaxJSON+1))
+	var data []byte
+	if sz, ok := rc.(Sized); ok && sz.Size() >= 0 && sz.Size() <= MaxJSON {
+		// Exactly the size announced: no doubling buffer.
+		data = make([]byte, sz.Size())
+		var n int
+		n, err = io.ReadFull(rc, data)
+		if err == io.ErrUnexpectedEOF {
+			err = fmt.Errorf("truncated: %d of %d bytes", n, len(data))
+		} else if err == nil {
+			if extra, _ := rc.Read(make([]byte, 1)); extra > 0 {
+				err = fmt.Errorf("longer than the %d bytes announced", len(data))
+			}
+		}
+	} else {
+		data, err = io.ReadAll(io.LimitReader(rc, MaxJSON+1))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}

@@ -80,8 +80,19 @@ func (h *HTTPS) Open(ctx context.Context, path string) (io.ReadCloser, error) {
 		resp.Body.Close()
 		return nil, fmt.Errorf("GET %s: HTTP %d", u.Redacted(), resp.StatusCode)
 	}
-	return resp.Body, nil
+	return sizedReader{resp.Body, resp.ContentLength}, nil
 }
+
+// sizedReader is a ReadCloser with its length (Sized).
+type sizedReader struct {
+	io.ReadCloser
+	size int64
+}
+
+func (s sizedReader) Size() int64 { return s.size }
+
+// NewSized gives rc a known length (-1: unknown).
+func NewSized(rc io.ReadCloser, size int64) io.ReadCloser { return sizedReader{rc, size} }
 
 // Stalling wraps a source so that every read fails when no byte arrives
 // for stall: a source that hangs ends in an error, not a hung mirror.
@@ -110,7 +121,11 @@ func (s *stallSource) Open(ctx context.Context, path string) (io.ReadCloser, err
 		}
 		return nil, err
 	}
-	return &stallReader{rc: rc, t: t, stall: s.stall, ctx: ctx, cancel: cancel}, nil
+	size := int64(-1)
+	if sz, ok := rc.(Sized); ok {
+		size = sz.Size()
+	}
+	return sizedReader{&stallReader{rc: rc, t: t, stall: s.stall, ctx: ctx, cancel: cancel}, size}, nil
 }
 
 // stallReader fails a read that gets no byte for stall, even when the
