@@ -350,3 +350,16 @@ func TestMirrorClashes(t *testing.T) {
 	_ = s
 	mustVerify(t, r)
 }
+
+// --dry-run reports what would be copied and writes nothing.
+func TestMirrorDryRun(t *testing.T) {
+	src, tree := newSource(3, 2)
+	r, s := newRegistry()
+	rep, err := Run(ctx, src, r, Options{DryRun: true})
+	if err != nil || rep.Copied != 6 || rep.Files != len(tree.Files)-2 || !rep.DryRun {
+		t.Fatalf("dry run = %+v, %v", rep, err)
+	}
+	if objs, _ := s.List(ctx, ""); len(objs) != 0 {
+		t.Errorf("a dry run wrote %d objects", len(objs))
+	}
+}
