@@ -12,9 +12,11 @@ const FTypeCombined = "incus_combined.tar.gz"
 
 // Warnings lists what is imperfect but harmless to Incus clients: a
 // version with no lxd.tar.xz item carrying its fingerprint (LXD clients do
-// not see it; trees written by incus-simplestreams have none), and a
-// version shell left by another tool's remove (metadata items without any
-// root: no client sees it; prune drops it). `verify --strict` treats them
+// not see it; trees written by incus-simplestreams have none), a version
+// shell left by another tool's remove (metadata items without any root: no
+// client sees it; prune drops it), and, in a catalog another tool wrote
+// last (no registry_state), a delta whose base it removed (Incus ignores
+// it; prune drops it; in our own catalog that is a problem). `verify --strict` treats them
 // as problems.
 func (c *Catalog) Warnings() []string {
 	var out []string
@@ -23,7 +25,7 @@ func (c *Catalog) Warnings() []string {
 		for _, vk := range p.VersionKeys() {
 			v := p.Versions[vk]
 			for _, k := range slices.Sorted(maps.Keys(v.Deltas())) {
-				if it := v.Items[k]; p.danglingDelta(it) {
+				if it := v.Items[k]; c.State == nil && p.danglingDelta(it) {
 					out = append(out, fmt.Sprintf("product %s version %s item %s: its delta_base %s is gone or has no root (another tool removed it): Incus ignores the delta; the next prune drops it", pk, vk, k, it.DeltaBase))
 				}
 			}

@@ -46,7 +46,7 @@ func (c *Catalog) Problems() []string {
 			if err := checkVersionKey(vk); err != nil {
 				add("product %s: %v", pk, err)
 			}
-			out = append(out, p.deltaProblems(pk, vk)...)
+			out = append(out, p.deltaProblems(pk, vk, c.State == nil)...)
 			images := v.Images()
 			if len(images) == 0 && !v.IsShell() {
 				add("product %s version %s: no metadata item whose combined hash names a root item: Incus hides it", pk, vk)
