@@ -85,7 +85,25 @@ func run(env []string, bin string, args ...string) proc {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err := cmd.Run()
+	check(cmd.Start(), bin)
+	// Peak RSS from /proc (VmHWM, polled until exit): the rusage of a
+	// child started by vfork counts the parent's memory too.
+	var hwm atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		for {
+			if kb := vmHWM(cmd.Process.Pid); kb > 0 {
+				hwm.Store(kb)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
 	p := proc{wall: time.Since(start), out: out.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
 		p.code = ee.ExitCode()
@@ -94,8 +112,24 @@ func run(env []string, bin string, args ...string) proc {
 	}
 	st := cmd.ProcessState
 	p.cpu = st.UserTime() + st.SystemTime()
-	p.rssMB = float64(st.SysUsage().(*syscall.Rusage).Maxrss) / 1024
+	p.rssMB = float64(hwm.Load()) / 1024
 	return p
+}
+
+// vmHWM is a process's peak resident set in KiB (0 when gone).
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
 }
 
 func median(f func() time.Duration) time.Duration {
