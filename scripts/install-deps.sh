@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
 # command:package, and which suite the package comes from.
-backports=(incus:incus-client /usr/libexec/incus/incusd:incus-base dnsmasq:dnsmasq-base)
+backports=(incus:incus-client /usr/libexec/incus/incusd:incus-base dnsmasq:dnsmasq-base incus-simplestreams:incus-extra)
 bookworm=(lxc:lxd-client mksquashfs:squashfs-tools xz:xz-utils curl:curl rclone:rclone nginx:nginx-light caddy:caddy wrk:wrk
 	stress-ng:stress-ng xdelta3:xdelta3)
 missing() {

@@ -1,6 +1,6 @@
 // Command publish publishes Incus split images into a SimpleStreams
 // registry (a local directory or an S3 bucket) and maintains it: list,
-// verify, remove, prune.
+// verify, remove, prune, mirror.
 package main
 
 import (
@@ -33,6 +33,7 @@ type CLI struct {
 	Verify   verifyCmd   `cmd:"" help:"Check every file, hash and fingerprint of the registry; exit 1 on any problem."`
 	Remove   removeCmd   `cmd:"" help:"Remove an image (by fingerprint or alias) from the catalog; files stay until a prune."`
 	Prune    pruneCmd    `cmd:"" help:"Keep the newest N versions per product and delete files nothing references any more."`
+	Mirror   mirrorCmd   `cmd:"" help:"Copy a SimpleStreams server (https://, a directory, s3://) into the registry: files checked, then the catalog."`
 	Build    buildCmd    `cmd:"" help:"Build appliances with distrobuilder into --build-dir (skipped when nothing changed)."`
 	Validate validateCmd `cmd:"" help:"Check appliance folders (appliance.yaml, profiles, template); all when no NAME is given."`
 }

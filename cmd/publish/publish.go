@@ -31,6 +31,9 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	if err := catalog.ValidateName(c.Name); err != nil {
 		return usageError{err}
 	}
+	if err := catalog.ValidateAlias(c.Name); err != nil {
+		return usageError{fmt.Errorf("appliance name: %w (the name is the image's main alias)", err)}
+	}
 	for _, a := range c.Alias {
 		if err := catalog.ValidateAlias(a); err != nil {
 			return usageError{fmt.Errorf("--alias: %w", err)}

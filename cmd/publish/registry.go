@@ -16,10 +16,12 @@ func openRegistry(ctx context.Context, g *Globals) (*registry.Registry, func(), 
 	return open(ctx, g, false)
 }
 
-func open(ctx context.Context, g *Globals, create bool) (*registry.Registry, func(), error) {
-	s, err := location.Open(ctx, g.Bucket, location.Options{
-		Create: create, EndpointURL: g.EndpointURL, Region: g.Region, Profile: g.Profile,
-	})
+func open(ctx context.Context, g *Globals, create bool, tweaks ...func(*location.Options)) (*registry.Registry, func(), error) {
+	opts := location.Options{Create: create, EndpointURL: g.EndpointURL, Region: g.Region, Profile: g.Profile}
+	for _, t := range tweaks {
+		t(&opts)
+	}
+	s, err := location.Open(ctx, g.Bucket, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -41,8 +43,8 @@ type change struct {
 // new registry directory is made (commands that only remove things pass
 // false). --cloudfront-distribution was checked when the command line was
 // parsed (Globals.Validate).
-func openChange(ctx context.Context, g *Globals, log *slog.Logger, create bool) (*change, error) {
-	reg, closeStore, err := open(ctx, g, create)
+func openChange(ctx context.Context, g *Globals, log *slog.Logger, create bool, tweaks ...func(*location.Options)) (*change, error) {
+	reg, closeStore, err := open(ctx, g, create, tweaks...)
 	if err != nil {
 		return nil, err
 	}

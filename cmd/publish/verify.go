@@ -9,7 +9,9 @@ import (
 )
 
 type verifyCmd struct {
-	Deep bool `help:"Also decode every delta against its base with xdelta3 and check the result's fingerprint (downloads each delta and base root)."`
+	Deep    bool `help:"Also decode every delta against its base with xdelta3 and check the result's fingerprint (downloads each delta and base root)."`
+	Strict  bool `help:"Treat warnings (an image without an lxd.tar.xz item, a version shell another tool left) as problems."`
+	NoFiles bool `name:"no-files" help:"Check the catalog, and each referenced file's presence and size from a listing, without reading files (quick on a large registry)."`
 }
 
 func (c *verifyCmd) Run(ctx context.Context, g *Globals, out *output) error {
@@ -18,7 +20,7 @@ func (c *verifyCmd) Run(ctx context.Context, g *Globals, out *output) error {
 		return err
 	}
 	defer closeStore()
-	rep, err := reg.VerifyWith(ctx, registry.VerifyOptions{Deep: c.Deep})
+	rep, err := reg.VerifyWith(ctx, registry.VerifyOptions{Deep: c.Deep, Strict: c.Strict, NoFiles: c.NoFiles})
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}

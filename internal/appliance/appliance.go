@@ -129,6 +129,8 @@ func (a *Appliance) check(folderName string) []error {
 		bad("name", "missing: set it to %q", folderName)
 	} else if err := catalog.ValidateName(a.Name); err != nil {
 		bad("name", "%v", err)
+	} else if err := catalog.ValidateAlias(a.Name); err != nil {
+		bad("name", "%v (the name is the image's main alias)", err)
 	} else if a.Name != folderName {
 		bad("name", "%q differs from the folder name %q: rename one", a.Name, folderName)
 	}

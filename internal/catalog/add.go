@@ -3,7 +3,6 @@ package catalog
 import (
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -22,9 +21,11 @@ const (
 )
 
 // rootKinds maps a root kind to its item key, ftype, file name and the
-// combined-hash field that must carry the fingerprint.
+// combined-hash field that must carry the fingerprint. The item keys are
+// the ftypes, as incus-simplestreams names them: its `remove` looks root
+// items up by those keys.
 var rootKinds = map[RootKind]struct{ itemKey, ftype, file string }{
-	RootSquashfs: {"root.squashfs", FTypeSquashfs, "rootfs.squashfs"},
+	RootSquashfs: {FTypeSquashfs, FTypeSquashfs, "rootfs.squashfs"},
 	RootTarXZ:    {"root.tar.xz", FTypeRootTarXZ, "rootfs.tar.xz"},
 	RootQCOW2:    {"disk-kvm.img", FTypeDiskKVMImg, "disk.qcow2"},
 }
@@ -77,6 +78,9 @@ func ImagePaths(fingerprint string, kind RootKind) (meta, root string) {
 func (img Image) Validate() error {
 	if err := ValidateName(img.Name); err != nil {
 		return err
+	}
+	if err := ValidateAlias(img.Name); err != nil {
+		return fmt.Errorf("appliance name: %w (the name is the image's main alias)", err)
 	}
 	if _, err := NormalizeArch(img.Arch); err != nil {
 		return err
@@ -264,7 +268,7 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 	}
 	if old := p.Versions[vk]; old == nil {
 		res.VersionAdded = true
-	} else if !reflect.DeepEqual(old.withoutDeltas(), img.version().withoutDeltas()) {
+	} else if !sameVersion(old.withoutDeltas(), img.version().withoutDeltas()) {
 		return res, fmt.Errorf("version %s of %s is already published with different content (%s); a published version never changes: rebuild the image so it gets a new creation_date", vk, pk, old.describe())
 	}
 	for _, a := range aliases {
@@ -273,6 +277,25 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// sameVersion reports whether two versions hold the same items, whatever
+// their keys (versions published before the squashfs root item was keyed
+// "squashfs" had it under "root.squashfs").
+func sameVersion(a, b *Version) bool {
+	if a.Label != b.Label || a.PubName != b.PubName || len(a.Items) != len(b.Items) {
+		return false
+	}
+	count := map[Item]int{}
+	for _, it := range a.Items {
+		count[it]++
+	}
+	for _, it := range b.Items {
+		if count[it]--; count[it] < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // FindFingerprint returns where an image fingerprint is published.

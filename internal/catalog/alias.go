@@ -15,8 +15,8 @@ const MaxAliasLen = 128
 // ValidateAlias checks that an alias can be written into the comma-joined
 // aliases string and resolved by Incus: letters, digits and ". _ + - /",
 // starting with a letter or digit, no empty segment, not ending in
-// "/<arch>" (Incus adds those itself), and not 64 hex digits (it would read
-// as a fingerprint).
+// "/<arch>" (Incus generates "<alias>/<arch>" for every alias itself), and
+// not 1 to 64 hex digits (Incus would read it as a fingerprint prefix).
 func ValidateAlias(a string) error {
 	if a == "" {
 		return fmt.Errorf("empty alias")
@@ -38,13 +38,40 @@ func ValidateAlias(a string) error {
 			return fmt.Errorf("alias %q has an empty segment", a)
 		}
 	}
-	if last := segs[len(segs)-1]; len(segs) > 1 && isArchName(last) {
-		return fmt.Errorf("alias %q ends in an architecture: Incus adds \"<alias>/%s\" by itself", a, last)
+	if last := segs[len(segs)-1]; len(segs) > 1 && isClientArchName(last) {
+		return fmt.Errorf("alias %q ends in an architecture name: Incus generates \"<alias>/<arch>\" for every alias itself, so %q would collide with the form it makes for alias %q", a, a, strings.Join(segs[:len(segs)-1], "/"))
 	}
-	if len(a) == 64 && digest.IsLowerHex(strings.ToLower(a)) {
-		return fmt.Errorf("alias %q looks like a fingerprint", a)
+	if isFingerprintPrefix(a) {
+		return fmt.Errorf("alias %q is all hex digits: Incus would read it as a fingerprint prefix, so it would shadow (or be shadowed by) the image whose fingerprint starts with %s; add a letter outside a-f", a, strings.ToLower(a))
 	}
 	return nil
+}
+
+// isFingerprintPrefix reports whether s (1 to 64 characters) is made of hex
+// digits only, i.e. could be read as (a prefix of) an image fingerprint.
+func isFingerprintPrefix(s string) bool {
+	return len(s) >= 1 && len(s) <= 64 && digest.IsLowerHex(strings.ToLower(s))
+}
+
+// clientArchNames are all the architecture names and aliases the Incus
+// client knows (shared/osarch), beyond the ones this registry accepts for a
+// product: a product written by another tool may use any of them, and the
+// client turns each alias A into "A/<that name>".
+var clientArchNames = map[string]bool{
+	"i686": true, "x86_64": true, "armv6l": true, "armv7l": true, "armv8l": true, "aarch64": true,
+	"ppc": true, "ppc64": true, "ppc64le": true, "s390x": true, "mips": true, "mips64": true,
+	"riscv32": true, "riscv64": true, "loongarch64": true,
+	"i386": true, "i586": true, "386": true, "x86": true, "generic_32": true,
+	"amd64": true, "generic_64": true, "x86_64_v1": true, "x86_64_v2": true, "x86_64_v3": true, "x86_64_v4": true,
+	"armel": true, "arm": true, "armhf": true, "armhfp": true, "armv7a_hardfp": true, "armv7": true,
+	"armv7a_vfpv3_hardfp": true, "arm64": true, "arm64_generic": true, "powerpc": true, "powerpc64": true,
+	"ppc64el": true, "mipsel": true, "mipsle": true, "mips64el": true, "mips64le": true, "loong64": true,
+}
+
+// isClientArchName reports whether s names an architecture for Incus or
+// for this registry.
+func isClientArchName(s string) bool {
+	return isArchName(s) || clientArchNames[strings.ToLower(s)]
 }
 
 // ValidateName checks an appliance name, which becomes the product's main

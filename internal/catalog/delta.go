@@ -130,8 +130,10 @@ func (p *Product) dropDeltasFrom(base string) []string {
 	return paths
 }
 
-// deltaProblems lists what is wrong with version vk's delta items.
-func (p *Product) deltaProblems(pk, vk string) []string {
+// deltaProblems lists what is wrong with version vk's delta items. When
+// the catalog was last written by another tool (foreign), a delta whose
+// base it removed is only a warning.
+func (p *Product) deltaProblems(pk, vk string, foreign bool) []string {
 	var out []string
 	v := p.Versions[vk]
 	for _, k := range slices.Sorted(maps.Keys(v.Deltas())) {
@@ -140,6 +142,9 @@ func (p *Product) deltaProblems(pk, vk string) []string {
 		switch base := p.Versions[it.DeltaBase]; {
 		case it.DeltaBase == "":
 			out = append(out, where+": a delta without delta_base")
+		case foreign && p.danglingDelta(it):
+			// Another tool rewrote the catalog and removed the base: a
+			// warning (Warnings); Incus ignores the delta, prune drops it.
 		case base == nil:
 			out = append(out, fmt.Sprintf("%s: delta_base %s names a version that is not in the catalog (Incus ignores the delta)", where, it.DeltaBase))
 		case it.DeltaBase >= vk:

@@ -163,8 +163,22 @@ func TestProblemsFindsADeltaWhoseBaseIsGone(t *testing.T) {
 	mustAdd(t, cat, withDelta(img("nginx", "amd64", t0.Add(time.Hour), "b"), a, "ab"))
 	// A hand edit (or a tool that knows nothing of deltas) removed a.
 	delete(cat.Products["nginx:amd64"].Versions, VersionKey(t0))
+	cat.RecordCommit("ours", t0) // our own catalog: a problem
 	p := cat.Problems()
 	if len(p) != 1 || !strings.Contains(p[0], "delta_base "+VersionKey(t0)+" names a version that is not in the catalog") {
 		t.Errorf("Problems() = %q", p)
+	}
+	// Written by another tool (no registry_state): Incus ignores such a
+	// delta, so a warning, and prune drops it.
+	cat.State = nil
+	if p := cat.Problems(); len(p) != 0 {
+		t.Errorf("foreign catalog: Problems() = %q, want none", p)
+	}
+	w := cat.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0], "delta_base "+VersionKey(t0)+" is gone") {
+		t.Errorf("Warnings() = %q", w)
+	}
+	if gone := cat.DropDanglingDeltas(t0); len(gone) != 1 || len(cat.Warnings()) != 0 {
+		t.Errorf("DropDanglingDeltas = %v, then warnings %q", gone, cat.Warnings())
 	}
 }

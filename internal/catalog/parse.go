@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"strings"
 
 	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/key"
@@ -89,25 +89,28 @@ func marshal(v any) []byte {
 	return append(b, '\n')
 }
 
+// decodeStrict decodes one JSON document. json.Unmarshal works on data in
+// place (a Decoder would copy it whole into its own buffer first: twice
+// the memory for a catalog of tens of megabytes).
 func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		var se *json.SyntaxError
-		switch {
-		case errors.As(err, &te):
-			return fmt.Errorf("field %q: JSON %s where %s is required (at byte %d)", te.Field, te.Value, te.Type, te.Offset)
-		case errors.As(err, &se):
-			return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, se)
-		case errors.Is(err, io.EOF):
-			return fmt.Errorf("empty file")
-		}
-		return fmt.Errorf("invalid JSON: %v", err)
+	if len(bytes.TrimSpace(data)) == 0 {
+		return fmt.Errorf("empty file")
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("unexpected data after the JSON document")
+	err := json.Unmarshal(data, v)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		return fmt.Errorf("field %q: JSON %s where %s is required (at byte %d)", te.Field, te.Value, te.Type, te.Offset)
+	case errors.As(err, &se) && strings.Contains(se.Error(), "after top-level value"):
+		return fmt.Errorf("unexpected data after the JSON document (at byte %d)", se.Offset)
+	case errors.As(err, &se):
+		return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, se)
+	}
+	return fmt.Errorf("invalid JSON: %v", err)
 }
 
 func (c *Catalog) checkStructure() error {

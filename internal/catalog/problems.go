@@ -9,9 +9,10 @@ import (
 // architecture Incus does not know, a bad aliases string or an alias
 // claimed by two products on one architecture, a version key Incus skips,
 // a version without a complete image (a metadata item whose combined hash
-// matches a root item), a missing LXD metadata item, and a fingerprint
-// published twice, and a delta whose delta_base is not an older squashfs
-// version of the product. An empty result means clients see every image.
+// matches a root item; a version shell with no root at all is only a
+// warning), a fingerprint published twice, and a delta whose delta_base is
+// not an older squashfs version of the product. An empty result means Incus
+// clients see every image; Warnings lists the softer issues.
 func (c *Catalog) Problems() []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
@@ -45,9 +46,9 @@ func (c *Catalog) Problems() []string {
 			if err := checkVersionKey(vk); err != nil {
 				add("product %s: %v", pk, err)
 			}
-			out = append(out, p.deltaProblems(pk, vk)...)
+			out = append(out, p.deltaProblems(pk, vk, c.State == nil)...)
 			images := v.Images()
-			if len(images) == 0 {
+			if len(images) == 0 && !v.IsShell() {
 				add("product %s version %s: no metadata item whose combined hash names a root item: Incus hides it", pk, vk)
 			}
 			for _, vi := range images {
@@ -56,9 +57,6 @@ func (c *Catalog) Problems() []string {
 					add("image %s is published twice: %s and %s", vi.Fingerprint, other, where)
 				}
 				fingerprints[vi.Fingerprint] = where
-				if !v.hasLXDMeta(vi) {
-					add("product %s version %s: no %s item carrying fingerprint %s: LXD clients will not see it", pk, vk, FTypeLXDMeta, vi.Fingerprint)
-				}
 			}
 		}
 	}

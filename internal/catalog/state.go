@@ -148,7 +148,8 @@ func (c *Catalog) EndPrune(id string, deleted []string) {
 	c.tidyState()
 }
 
-// Object is a stored file as a prune sees it.
+// Object is a stored file as a prune sees it. Its ModTime does not decide
+// anything: a file's age says nothing about when it left the catalog.
 type Object struct {
 	Path    string
 	ModTime time.Time
@@ -156,9 +157,16 @@ type Object struct {
 
 // Deletable returns the image files a prune may delete at now: files under
 // images/ that no version references, that no live pending publish is
-// uploading, and that left the catalog at least grace ago (or, never having
-// been in it, were written at least grace ago). It also forgets retirement
-// records of files that no longer exist.
+// uploading, and whose retirement (the moment the last catalog reference to
+// them went) is at least grace ago.
+//
+// A stored file that nothing references and that has no retirement record
+// is retired at now and waits the full grace: the catalog may have been
+// rewritten by another tool (incus-simplestreams drops registry_state), so
+// the file may have left it seconds ago, and its own age says nothing about
+// that. An upload interrupted long ago therefore also waits one grace
+// period after the first prune that sees it. Deletable also forgets
+// retirement records of files that no longer exist.
 func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration) []string {
 	refs := c.Referenced()
 	protected := map[string]bool{}
@@ -167,6 +175,7 @@ func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration
 			protected[path] = true
 		}
 	}
+	c.state()
 	exists := map[string]bool{}
 	var out []string
 	for _, o := range objects {
@@ -174,24 +183,21 @@ func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration
 		if !strings.HasPrefix(o.Path, "images/") || refs[o.Path] || protected[o.Path] {
 			continue
 		}
-		since := o.ModTime
-		if c.State != nil {
-			if t, ok := c.State.Retired[o.Path]; ok {
-				since = t
-			}
+		since, ok := c.State.Retired[o.Path]
+		if !ok {
+			c.retire(o.Path, now)
+			since = now.UTC().Truncate(time.Second)
 		}
 		if !since.Add(grace).After(now) {
 			out = append(out, o.Path)
 		}
 	}
-	if c.State != nil {
-		for p := range c.State.Retired {
-			if !exists[p] {
-				delete(c.State.Retired, p)
-			}
+	for p := range c.State.Retired {
+		if !exists[p] {
+			delete(c.State.Retired, p)
 		}
-		c.tidyState()
 	}
+	c.tidyState()
 	slices.Sort(out)
 	return out
 }

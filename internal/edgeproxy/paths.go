@@ -24,7 +24,8 @@ const maxURILen = 1024
 // 414 for an overlong URI; 400 for anything a registry key cannot hold —
 // percent-encoding of any kind (encoded slashes, dots, NUL...), a
 // backslash, control bytes, "." or ".." segments, empty segments,
-// dot-files; 404 for a valid path outside streams/v1/*.json and images/.
+// dot-files; 404 for a valid path outside streams/v1/*.json and images/
+// (any key under images/ is served, whatever the tree's layout).
 func route(r *http.Request) (objKey string, c class, status int) {
 	raw := r.RequestURI
 	if raw == "" || raw == "*" {
@@ -49,7 +50,10 @@ func route(r *http.Request) (objKey string, c class, status int) {
 		return "", classOther, http.StatusBadRequest
 	}
 	switch {
-	case strings.HasPrefix(k, "images/") && strings.Count(k, "/") >= 2:
+	case strings.HasPrefix(k, "images/"):
+		// Any layout: ours (images/<fp>/rootfs.squashfs), incus-simplestreams'
+		// (images/<fp>.incus.tar.xz), images.linuxcontainers.org's
+		// (images/debian/bookworm/amd64/default/20261129_05:24/rootfs.squashfs).
 		return k, classImage, 0
 	case strings.HasPrefix(k, "streams/v1/") && strings.HasSuffix(k, ".json") && strings.Count(k, "/") == 2:
 		return k, classCatalog, 0

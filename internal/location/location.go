@@ -118,6 +118,14 @@ type Options struct {
 	// values fall back to the AWS SDK's standard chain (AWS_ENDPOINT_URL,
 	// AWS_REGION, AWS_PROFILE, shared config files).
 	EndpointURL, Region, Profile string
+	// S3Concurrency, when > 0, bounds the parts an S3 upload sends at once
+	// (and so its (S3Concurrency+1)×part-size buffers); 0: the store's
+	// default.
+	S3Concurrency int
+	// S3PartSize, when > 0, is the part size of S3 multipart uploads
+	// (at least 5 MiB; grown for objects that would need more than 10,000
+	// parts); 0: the store's default.
+	S3PartSize int64
 }
 
 // Open opens the store at loc.
@@ -129,6 +137,7 @@ func Open(ctx context.Context, loc Location, opts Options) (store.Store, error) 
 		return s3store.New(ctx, s3store.Options{
 			Bucket: loc.Bucket, Prefix: loc.Prefix,
 			EndpointURL: opts.EndpointURL, Region: opts.Region, Profile: opts.Profile,
+			Concurrency: opts.S3Concurrency, PartSize: opts.S3PartSize,
 		})
 	}
 	return nil, fmt.Errorf("unknown location kind %q", loc.Kind)

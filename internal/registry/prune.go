@@ -28,8 +28,12 @@ type PruneOptions struct {
 
 // PruneResult reports a prune.
 type PruneResult struct {
-	// Removed are the versions dropped from the catalog by Keep.
+	// Removed are the versions dropped from the catalog by Keep, and
+	// version shells another tool's remove left (catalog.DropShells).
 	Removed []catalog.Removed `json:"removed"`
+	// DroppedDeltas are delta items taken out of the catalog because
+	// another tool removed their base version.
+	DroppedDeltas []string `json:"dropped_deltas,omitempty"`
 	// Deleted are the files deleted (in a dry run: that would be).
 	Deleted []string `json:"deleted"`
 	// Postponed are files that were due but not deleted because the prune
@@ -39,11 +43,12 @@ type PruneResult struct {
 	Retries   int      `json:"retries"`
 }
 
-// Prune drops old versions (Keep) and deletes the image files nothing
-// references any more, safely with respect to clients and publishers in
-// flight: it never deletes a file referenced by the catalog, by a live
-// pending publish, or by any catalog revision younger than Grace, nor a
-// file written less than Grace ago. The set it deletes is announced in the
+// Prune drops old versions (Keep) and version shells, and deletes the image
+// files nothing references any more, safely with respect to clients and
+// publishers in flight: it never deletes a file referenced by the catalog,
+// by a live pending publish, or by any catalog revision younger than Grace.
+// A file the catalog's state does not account for (another tool rewrote
+// images.json) is recorded as retired now and waits the full Grace. The set it deletes is announced in the
 // catalog (with a deadline) in the same conditional write that decides it,
 // so a publisher reusing one of those files waits and re-checks.
 func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
@@ -56,6 +61,8 @@ func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, 
 				return err
 			}
 		}
+		res.DroppedDeltas = c.DropDanglingDeltas(now)
+		res.Removed = append(res.Removed, c.DropShells(now)...)
 		objs, err := r.Store.List(ctx, "images/")
 		if err != nil {
 			return fmt.Errorf("list images/: %w", err)

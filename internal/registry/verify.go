@@ -33,6 +33,13 @@ type VerifyOptions struct {
 	// checks that the result is the version's root: the image fingerprint
 	// Incus will compute after applying it.
 	Deep bool
+	// Strict turns the catalog's warnings (an image without an lxd.tar.xz
+	// item, a version shell) into problems.
+	Strict bool
+	// NoFiles checks the referenced files' presence and size from one
+	// listing of images/ instead of reading and hashing them (a quick check
+	// of a large registry; combined fingerprints are not checked).
+	NoFiles bool
 }
 
 // VerifyReport is the outcome of Verify. The registry is sound when
@@ -89,10 +96,21 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 		return rep, nil
 	}
 	rep.Problems = append(rep.Problems, c.Problems()...)
+	if opts.Strict {
+		rep.Problems = append(rep.Problems, c.Warnings()...)
+	} else {
+		rep.Warnings = append(rep.Warnings, c.Warnings()...)
+	}
 	if err := r.verifyIndex(ctx, c, rep); err != nil {
 		return nil, err
 	}
-	if err := r.verifyFiles(ctx, c, rep); err != nil {
+	objs, err := r.Store.List(ctx, "images/")
+	if err != nil {
+		return nil, fmt.Errorf("list images/: %w", err)
+	}
+	if opts.NoFiles {
+		listedFiles(c, objs, rep)
+	} else if err := r.verifyFiles(ctx, c, rep); err != nil {
 		return nil, err
 	}
 	if opts.Deep {
@@ -100,9 +118,8 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 			return nil, err
 		}
 	}
-	if err := r.findOrphans(ctx, c, rep); err != nil {
-		return nil, err
-	}
+	findOrphans(c, objs, rep)
+	foreignChanges(c, rep)
 	return rep, nil
 }
 
@@ -249,11 +266,7 @@ func (r *Registry) verifyFiles(ctx context.Context, c *catalog.Catalog, rep *Ver
 	return nil
 }
 
-func (r *Registry) findOrphans(ctx context.Context, c *catalog.Catalog, rep *VerifyReport) error {
-	objs, err := r.Store.List(ctx, "images/")
-	if err != nil {
-		return fmt.Errorf("list images/: %w", err)
-	}
+func findOrphans(c *catalog.Catalog, objs []store.ObjectInfo, rep *VerifyReport) {
 	refs := c.Referenced()
 	pending := map[string]bool{}
 	var retired map[string]time.Time
@@ -269,7 +282,7 @@ func (r *Registry) findOrphans(ctx context.Context, c *catalog.Catalog, rep *Ver
 		if refs[o.Key] {
 			continue
 		}
-		reason := "unreferenced: an interrupted or concurrent upload; prune deletes it after the grace period"
+		reason := untrackedReason
 		if t, ok := retired[o.Key]; ok {
 			reason = "retired at " + t.Format(time.RFC3339) + "; prune deletes it after the grace period"
 		} else if pending[o.Key] {
@@ -277,5 +290,4 @@ func (r *Registry) findOrphans(ctx context.Context, c *catalog.Catalog, rep *Ver
 		}
 		rep.Orphans = append(rep.Orphans, Orphan{Path: o.Key, Size: o.Size, Reason: reason})
 	}
-	return nil
 }

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/location"
+	"github.com/incus-appliance/registry/internal/mirror"
+)
+
+// mirrorMemoryLimit is the soft heap limit of a mirror (see Run).
+const mirrorMemoryLimit = 64 << 20
+
+type mirrorCmd struct {
+	Source string        `arg:"" help:"SimpleStreams server to copy: https://HOST[/PATH] (trusting the system CAs or SSL_CERT_FILE), a directory, file:///abs/path or s3://bucket[/prefix]."`
+	Filter []string      `short:"f" placeholder:"KEY=VALUE" help:"Copy only matching products: arch=, os=, release=, variant= (exact), product= (glob over the product key). Repeat a key for alternatives; different keys must all match."`
+	Keep   int           `default:"0" help:"Copy only the newest N versions of each product (0: all)."`
+	DryRun bool          `short:"n" help:"Show what would be copied; change nothing."`
+	Stall  time.Duration `default:"60s" help:"Fail a source read that makes no progress for this long."`
+}
+
+func (c *mirrorCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
+	var filters []mirror.Filter
+	for _, s := range c.Filter {
+		f, err := mirror.ParseFilter(s)
+		if err != nil {
+			return usageError{err}
+		}
+		filters = append(filters, f)
+	}
+	if c.Keep < 0 {
+		return usageError{fmt.Errorf("--keep must be 0 or more, got %d", c.Keep)}
+	}
+	src, closeSrc, err := mirror.OpenSource(ctx, c.Source, location.Options{EndpointURL: g.EndpointURL, Region: g.Region, Profile: g.Profile}, c.Stall)
+	if err != nil {
+		return fmt.Errorf("mirror: %w", err)
+	}
+	defer closeSrc()
+	// Bounded memory whatever the size of the files: two 8 MiB S3 parts
+	// in flight, and a soft limit the Go runtime keeps the heap under once
+	// the source catalog is parsed (GOMEMLIMIT wins when set).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(mirrorMemoryLimit)
+	}
+	reg, err := openChange(ctx, g, log, !c.DryRun, func(o *location.Options) { o.S3Concurrency, o.S3PartSize = 2, 8<<20 })
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	rep, err := mirror.Run(ctx, src, reg.Registry, mirror.Options{Filters: filters, Keep: c.Keep, DryRun: c.DryRun, Progress: out.progressFunc("copying")})
+	if err != nil {
+		return fmt.Errorf("mirror: %w", err)
+	}
+	err = reg.finish(ctx, "mirror", rep.Copied > 0 && !rep.DryRun, func() error {
+		return out.result(rep, func(w io.Writer) {
+			for _, f := range rep.Failed {
+				fmt.Fprintf(w, "FAILED   %s version %s: %s\n", f.Product, f.Version, f.Error)
+			}
+			verb := "copied"
+			if rep.DryRun {
+				verb = "would copy"
+			}
+			fmt.Fprintf(w, "%d versions: %d %s (%d files, %s), %d unchanged, %d failed; %d files already there, %d deltas dropped (base not mirrored)\n",
+				rep.Versions, rep.Copied, verb, rep.Files, humanBytes(rep.Bytes), rep.Unchanged, len(rep.Failed), rep.Skipped, rep.DroppedDeltas)
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if len(rep.Failed) > 0 {
+		f := rep.Failed[0]
+		return fmt.Errorf("mirror: %d of %d versions failed (the others are committed; first: %s version %s: %s)", len(rep.Failed), rep.Versions, f.Product, f.Version, f.Error)
+	}
+	return nil
+}
