@@ -12,42 +12,71 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
 // Cache-Control of content-addressed image files: they never change.
 const cacheImmutable = "public, max-age=31536000, immutable"
 
-// handler serves a registry: GET and HEAD of streams/v1/*.json and
-// images/..., plus /healthz and /metrics.
+// handler serves a registry: GET and HEAD of streams/v1/*.json (the
+// catalog files index.json names), images/..., the catalog page at / and
+// /healthz; with tokens, all of it (but /healthz) under /<token>/ only.
 type handler struct {
 	origin        Origin
 	ranger        store.RangeReader // origin's, when it has one
 	cache         *catalogCache
+	gate          *originGate
+	health        *healthCheck
+	disk          *diskCache // nil: image files stream from the origin
+	tokens        *tokenSet  // nil: a public registry
+	rate          *rateLimiter
 	catalogMaxAge time.Duration
-	sem           chan struct{} // caps concurrent origin reads
-	semWait       time.Duration
 	writeTimeout  time.Duration
+	minRate       float64 // bytes/s a download must average after rateGrace
+	rateGrace     time.Duration
+	remoteName    string
 	m             *metrics
 	log           *slog.Logger
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rw := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), timeout: h.writeTimeout}
-	c := h.serve(rw, r)
+	rw := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), timeout: h.writeTimeout,
+		start: start, minRate: h.minRate, grace: h.rateGrace}
+	if r.TLS != nil {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+	}
+	c, tok := h.serve(rw, r)
 	if rw.status == 0 {
 		rw.status = http.StatusOK
 	}
 	h.m.requests.WithLabelValues(string(c), strconv.Itoa(rw.status)).Inc()
 	h.m.bytes.WithLabelValues(string(c)).Add(float64(rw.bytes))
+	if h.tokens != nil && tok.name != "" {
+		h.m.tokenRequests.WithLabelValues(tok.name).Inc()
+	}
 	if !h.log.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
-	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-		slog.String("method", r.Method), slog.String("path", clip(r.URL.Path)), slog.Int("status", rw.status),
+	path := r.URL.Path
+	if h.tokens != nil {
+		// Never the token itself: its name, or nothing for a wrong one.
+		path = "/{" + tok.name + "}" + tok.rest
+		if tok.name == "" {
+			path = "/{no token}"
+		}
+		if r.URL.Path == "/healthz" {
+			path = "/healthz"
+		}
+	}
+	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", clip(path)), slog.Int("status", rw.status),
 		slog.Int64("bytes", rw.bytes), slog.Duration("duration", time.Since(start)), slog.String("class", string(c)),
-		slog.String("remote", r.RemoteAddr), slog.String("proto", r.Proto), slog.String("user_agent", clip(r.UserAgent())))
+		slog.String("remote", r.RemoteAddr), slog.String("proto", r.Proto), slog.String("user_agent", clip(r.UserAgent()))}
+	if tok.name != "" {
+		attrs = append(attrs, slog.String("token", tok.name))
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
 
 func clip(s string) string {
@@ -57,7 +86,14 @@ func clip(s string) string {
 	return s
 }
 
-func (h *handler) serve(w http.ResponseWriter, r *http.Request) class {
+// tokenUse is the token a request came with: its name, the prefix that
+// reaches the registry ("/<token>"), and the path after it.
+type tokenUse struct {
+	name, prefix, rest string
+}
+
+func (h *handler) serve(w http.ResponseWriter, r *http.Request) (class, tokenUse) {
+	var tok tokenUse
 	// No request here has a body. Chunked framing is refused and the
 	// connection closed after the answer: next to a Content-Length it is
 	// the request-smuggling pair, after which RFC 9112 §6.1 wants the
@@ -65,30 +101,49 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) class {
 	if len(r.TransferEncoding) > 0 {
 		w.Header().Set("Connection", "close")
 		http.Error(w, "request bodies are not accepted", http.StatusBadRequest)
-		return classOther
+		return classOther, tok
 	}
-	switch r.URL.Path {
-	case "/healthz":
-		if err := ping(r.Context(), h.origin); err != nil {
+	if h.rate != nil && !h.rate.allow(clientAddr(r.RemoteAddr), time.Now()) {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many requests", http.StatusTooManyRequests)
+		return classOther, tok
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return classOther, tok
+	}
+	raw, status := requestPath(r)
+	if status != 0 {
+		http.Error(w, http.StatusText(status), status)
+		return classOther, tok
+	}
+	if raw == "/healthz" {
+		if err := h.health.check(r.Context()); err != nil {
 			h.log.Warn("health check failed", "err", err)
 			http.Error(w, "origin unreachable", http.StatusServiceUnavailable)
 		} else {
 			io.WriteString(w, "ok\n")
 		}
-		return classOther
-	case "/metrics":
-		h.m.handler().ServeHTTP(w, r)
-		return classOther
+		return classOther, tok
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return classOther
+	if h.tokens != nil {
+		name, prefix, rest, ok := h.tokens.strip(raw)
+		if !ok {
+			http.Error(w, "not found", http.StatusNotFound)
+			return classOther, tok
+		}
+		tok = tokenUse{name: name, prefix: prefix, rest: rest}
+		raw = rest
 	}
-	key, c, status := route(r)
+	if raw == "/" || raw == "" || strings.HasPrefix(raw, "/appliance/") {
+		h.servePage(w, r, tok.prefix, raw)
+		return classPage, tok
+	}
+	key, c, status := route(raw)
 	if status != 0 {
 		http.Error(w, http.StatusText(status), status)
-		return c
+		return c, tok
 	}
 	if rg := r.Header.Get("Range"); rg != "" {
 		if safe := safeRange(rg); safe != rg {
@@ -105,10 +160,23 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) class {
 	} else {
 		h.serveImage(w, r, key)
 	}
-	return c
+	return c, tok
 }
 
 func (h *handler) serveCatalog(w http.ResponseWriter, r *http.Request, key string) {
+	if key != catalog.IndexPath {
+		// Only the catalog files index.json names exist: anything else is
+		// answered without an origin call.
+		ix, err := h.cache.get(r.Context(), catalog.IndexPath)
+		if err != nil {
+			h.originError(w, key, err)
+			return
+		}
+		if !ix.names(key) {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+	}
 	e, err := h.cache.get(r.Context(), key)
 	if err != nil {
 		h.originError(w, key, err)
@@ -191,19 +259,17 @@ func safeRange(rg string) string {
 	return "bytes=" + strings.Join(specs, ",")
 }
 
-// acceptsGzip reports whether the client asked for gzip.
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && !strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") {
-			return true
+func (h *handler) serveImage(w http.ResponseWriter, r *http.Request, key string) {
+	if h.disk != nil {
+		if f, ok := h.catalogFile(r.Context(), key); ok && h.disk.fits(f.size) {
+			h.serveCached(w, r, key, f)
+			return
 		}
 	}
-	return false
-}
-
-func (h *handler) serveImage(w http.ResponseWriter, r *http.Request, key string) {
-	release, err := h.acquire(r.Context())
+	// Not named by the catalog (a file a client may still fetch after its
+	// version left the catalog) or no disk cache: streamed from the
+	// origin, holding an origin slot until done or cut.
+	release, err := h.gate.acquire(r.Context())
 	if err != nil {
 		http.Error(w, "busy, retry later", http.StatusServiceUnavailable)
 		return
@@ -223,6 +289,78 @@ func (h *handler) serveImage(w http.ResponseWriter, r *http.Request, key string)
 	}
 	// Never Content-Encoding: Incus hashes exactly the bytes it receives.
 	http.ServeContent(w, r, "", info.ModTime, obj)
+}
+
+// serveCached serves an image file from the disk cache, fetching it into
+// the cache first (once, at origin speed, verified) when it is not there:
+// a client, however slow, never holds an origin slot.
+func (h *handler) serveCached(w http.ResponseWriter, r *http.Request, key string, f fileInfo) {
+	file, hit, err := h.disk.open(r.Context(), f, func(ctx context.Context, dst io.Writer) error {
+		return h.fetchTo(ctx, key, dst)
+	})
+	if err != nil {
+		if errors.Is(err, errNoSlot) {
+			http.Error(w, "busy, retry later", http.StatusServiceUnavailable)
+			return
+		}
+		h.originError(w, key, err)
+		return
+	}
+	defer file.Close()
+	if hit {
+		h.m.diskCache.WithLabelValues("hit").Inc()
+	} else {
+		h.m.diskCache.WithLabelValues("miss").Inc()
+	}
+	var mod time.Time
+	if fi, err := file.Stat(); err == nil {
+		mod = fi.ModTime()
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Cache-Control", cacheImmutable)
+	hd.Set("ETag", `"`+f.sha256+`"`)
+	http.ServeContent(w, r, "", mod, file)
+}
+
+// fetchTo copies an image file from the origin, holding an origin slot.
+func (h *handler) fetchTo(ctx context.Context, key string, dst io.Writer) error {
+	release, err := h.gate.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	start := time.Now()
+	rc, _, err := h.origin.Get(ctx, key)
+	h.m.originLatency.WithLabelValues("image").Observe(time.Since(start).Seconds())
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if _, err := io.Copy(dst, rc); err != nil {
+		return fmt.Errorf("fetch %s: %w", key, err)
+	}
+	return nil
+}
+
+// catalogFile looks an image file up in the catalog files index.json
+// names (all cached in memory).
+func (h *handler) catalogFile(ctx context.Context, key string) (fileInfo, bool) {
+	ix, err := h.cache.get(ctx, catalog.IndexPath)
+	if err != nil {
+		return fileInfo{}, false
+	}
+	ix.parse()
+	for p := range ix.named {
+		e, err := h.cache.get(ctx, p)
+		if err != nil {
+			continue
+		}
+		if f, ok := e.file(key); ok {
+			return f, true
+		}
+	}
+	return fileInfo{}, false
 }
 
 // open returns a seekable view of an image file. A local file is used as
@@ -250,21 +388,6 @@ func (h *handler) open(r *http.Request, key string) (io.ReadSeekCloser, store.Ob
 		return rsc, info, nil
 	}
 	return &lazyObject{ctx: ctx, ranger: h.ranger, key: key, etag: info.ETag, size: info.Size, body: rc}, info, nil
-}
-
-// acquire takes an origin slot, waiting at most semWait.
-func (h *handler) acquire(ctx context.Context) (func(), error) {
-	t := time.NewTimer(h.semWait)
-	defer t.Stop()
-	select {
-	case h.sem <- struct{}{}:
-		h.m.originInflight.Inc()
-		return func() { <-h.sem; h.m.originInflight.Dec() }, nil
-	case <-t.C:
-		return nil, errors.New("no origin slot")
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 // originError answers an origin failure without leaking it: 404 for a
@@ -303,6 +426,11 @@ type recorder struct {
 	timeout time.Duration
 	status  int
 	bytes   int64
+	// A response must average minRate bytes/s from start+grace on: a
+	// write that would fall behind is cut at the moment it does.
+	start   time.Time
+	minRate float64
+	grace   time.Duration
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -317,7 +445,14 @@ func (r *recorder) Write(p []byte) (int, error) {
 		r.status = http.StatusOK
 	}
 	if r.timeout > 0 {
-		_ = r.rc.SetWriteDeadline(time.Now().Add(r.timeout))
+		d := time.Now().Add(r.timeout)
+		if r.minRate > 0 {
+			due := r.start.Add(r.grace + time.Duration(float64(r.bytes+int64(len(p)))/r.minRate*float64(time.Second)))
+			if due.Before(d) {
+				d = due
+			}
+		}
+		_ = r.rc.SetWriteDeadline(d)
 	}
 	n, err := r.ResponseWriter.Write(p)
 	r.bytes += int64(n)
