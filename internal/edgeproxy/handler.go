@@ -42,6 +42,8 @@ type handler struct {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	h.m.inflight.Inc()
+	defer h.m.inflight.Dec()
 	rw := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), timeout: h.writeTimeout,
 		start: start, minRate: h.minRate, grace: h.rateGrace}
 	if r.TLS != nil {

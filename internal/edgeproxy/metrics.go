@@ -19,6 +19,7 @@ type metrics struct {
 	diskCache      *prometheus.CounterVec // result: hit, miss
 	tokenRequests  *prometheus.CounterVec // token name
 	connsRefused   prometheus.Counter
+	inflight       prometheus.Gauge
 }
 
 func newMetrics(cacheBytes func() float64) *metrics {
@@ -50,7 +51,10 @@ func newMetrics(cacheBytes func() float64) *metrics {
 	m.connsRefused = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "edgeproxy_connections_refused_total", Help: "Connections closed at once: their client address already held the maximum.",
 	})
-	m.reg.MustRegister(m.diskCache, m.tokenRequests, m.connsRefused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	m.inflight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "edgeproxy_requests_inflight", Help: "Requests being answered (downloads included).",
+	})
+	m.reg.MustRegister(m.diskCache, m.tokenRequests, m.connsRefused, m.inflight, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "edgeproxy_image_cache_bytes", Help: "Bytes held by the image disk cache.",
 	}, cacheBytes))
 	m.reg.MustRegister(m.requests, m.bytes, m.originLatency, m.cache, m.originInflight,
