@@ -40,7 +40,8 @@ func runEdgeproxy(t *testing.T, env []string, args ...string) (url, cert string)
 		}
 		close(lines)
 	}()
-	re := regexp.MustCompile(`incus remote add appliance (https://\S+) --protocol simplestreams`)
+	// With --tokens the URL ends in a placeholder: "/<TOKEN>".
+	re := regexp.MustCompile(`incus remote add appliance (https://\S+?)(?:/<TOKEN>)? --protocol simplestreams`)
 	var seen []string
 	timeout := time.After(2 * time.Minute) // generous: a busy machine
 	for {
