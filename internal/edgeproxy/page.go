@@ -32,9 +32,13 @@ type pageAppliance struct {
 type pageVersion struct {
 	Key, ApplianceVersion, Arch, Fingerprint, Description string
 	Size                                                  string
-	Aliases, Profiles                                     []string
+	Aliases                                               []string
+	Profiles                                              []pageLink
 	Latest                                                bool
 }
+
+// pageLink is a file a version ships, by name.
+type pageLink struct{ Name, Path string }
 
 type pageData struct {
 	Remote, URL string // remote name and the URL to add
@@ -58,8 +62,8 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 incus launch {{$.Remote}}:{{.Name}} {{.Name}}-1</pre>
 {{if .Custom}}<h2>Metadata</h2><table>{{range .Custom}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>{{end}}</table>{{end}}
 <h2>Versions (newest first)</h2>
-<table><tr><th>Version</th><th>Appliance version</th><th>Architecture</th><th>Size</th><th>Aliases</th><th>Profiles</th><th>Fingerprint</th></tr>
-{{range .Versions}}<tr class="version"><td>{{.Key}}{{if .Latest}} (latest){{end}}</td><td>{{.ApplianceVersion}}</td><td>{{.Arch}}</td><td>{{.Size}}</td><td>{{range .Aliases}}{{.}} {{end}}</td><td>{{range .Profiles}}{{.}} {{end}}</td><td><code>{{.Fingerprint}}</code></td></tr>
+<table><tr><th>Version</th><th>Appliance version</th><th>Architecture</th><th>Description</th><th>Size</th><th>Aliases</th><th>Profiles</th><th>Fingerprint</th></tr>
+{{range .Versions}}<tr class="version"><td>{{.Key}}{{if .Latest}} (latest){{end}}</td><td>{{.ApplianceVersion}}</td><td>{{.Arch}}</td><td>{{.Description}}</td><td>{{.Size}}</td><td>{{range .Aliases}}{{.}} {{end}}</td><td>{{range .Profiles}}<a href="{{$.Prefix}}/{{.Path}}">{{.Name}}</a> {{end}}</td><td><code>{{.Fingerprint}}</code></td></tr>
 {{end}}</table>
 <p>A given version: <code>incus launch {{$.Remote}}:FINGERPRINT NAME</code></p>
 {{end}}{{else}}
@@ -190,7 +194,7 @@ func addProduct(byName map[string]*pageAppliance, pk string, p *catalog.Product)
 		}
 		for _, ik := range slices.Sorted(maps.Keys(v.Items)) {
 			if it := v.Items[ik]; it.FType == catalog.FTypeProfile {
-				pv.Profiles = append(pv.Profiles, ik)
+				pv.Profiles = append(pv.Profiles, pageLink{Name: strings.TrimPrefix(ik, "profile:"), Path: it.Path})
 			}
 		}
 		a.Versions = append(a.Versions, pv)
