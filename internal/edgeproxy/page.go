@@ -51,7 +51,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{if .One}}{{.One.Name}} · {{end}}Incus appliances</title>
-<style>body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em}pre{background:#eee;padding:.5em;overflow-x:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}</style>
+<style>body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em}pre{background:#eee;padding:.5em;overflow-x:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}code{word-break:break-all}</style>
 </head><body>
 {{if .One}}{{with .One}}
 <p><a href="{{$.Prefix}}/">All appliances</a></p>
