@@ -34,6 +34,9 @@ func tool(t testing.TB, name string) string {
 // slots, other downloads of the same and of another file all complete,
 // byte for byte. Then the minimum transfer rate cuts the stalled ones.
 func TestStalledReadersDoNotStarveDownloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a minute of stalled clients: make test runs it")
+	}
 	nghttp, curl := tool(t, "nghttp"), tool(t, "curl")
 	dir, keys, data := catalogRegistry(t, 64<<20, 4<<20)
 	p := startProxy(t, dirOrigin(t, dir), func(c *Config) {
