@@ -3,13 +3,18 @@
 // origin: what a self-hosted registry puts where production has a CDN.
 //
 // It serves only what a SimpleStreams client needs — GET and HEAD of
-// streams/v1/*.json and images/... — with correct HTTP semantics (Range,
+// streams/v1/index.json, the catalog files it names, images/..., a plain
+// HTML catalog page and /healthz — with correct HTTP semantics (Range,
 // conditional requests, HEAD, content types, Cache-Control by class), a
-// short in-memory cache with request collapsing for the catalog, constant
-// memory per image download, and no origin detail (S3 error bodies,
-// x-amz-* headers) ever reaching a client. TLS comes from certificate
-// files (reloaded when they change), a kept self-signed CA certificate, or
-// ACME.
+// short in-memory cache with request collapsing for the catalog, a
+// verified on-disk LRU cache of the image files the catalog names (one
+// origin read per file; slow clients read the local file, never an origin
+// connection), per-client-address connection and request-rate limits, a
+// minimum transfer rate, one cap on every origin call, optional access
+// tokens in the URL path, and no origin detail (S3 error bodies, x-amz-*
+// headers) ever reaching a client. Metrics are served on a listener of
+// their own. TLS comes from certificate files (reloaded when they change),
+// a kept self-signed CA certificate, or ACME.
 package edgeproxy
 
 import (

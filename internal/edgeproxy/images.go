@@ -1,0 +1,144 @@
+package edgeproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/store"
+)
+
+func (h *handler) serveImage(w http.ResponseWriter, r *http.Request, key string) {
+	if h.disk != nil {
+		if f, ok := h.catalogFile(r.Context(), key); ok && h.disk.fits(f.size) {
+			h.serveCached(w, r, key, f)
+			return
+		}
+	}
+	// Not named by the catalog (a file a client may still fetch after its
+	// version left the catalog) or no disk cache: streamed from the
+	// origin, holding an origin slot until done or cut.
+	release, err := h.gate.acquire(r.Context())
+	if err != nil {
+		http.Error(w, "busy, retry later", http.StatusServiceUnavailable)
+		return
+	}
+	defer release()
+	obj, info, err := h.open(r, key)
+	if err != nil {
+		h.originError(w, key, err)
+		return
+	}
+	defer obj.Close()
+	hd := w.Header()
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Cache-Control", cacheImmutable)
+	if etag := etagOf(info); etag != "" {
+		hd.Set("ETag", etag)
+	}
+	// Never Content-Encoding: Incus hashes exactly the bytes it receives.
+	http.ServeContent(w, r, "", info.ModTime, obj)
+}
+
+// serveCached serves an image file from the disk cache, fetching it into
+// the cache first (once, at origin speed, verified) when it is not there:
+// a client, however slow, never holds an origin slot.
+func (h *handler) serveCached(w http.ResponseWriter, r *http.Request, key string, f fileInfo) {
+	file, hit, err := h.disk.open(r.Context(), f, func(ctx context.Context, dst io.Writer) error {
+		return h.fetchTo(ctx, key, dst)
+	})
+	if err != nil {
+		if errors.Is(err, errNoSlot) {
+			http.Error(w, "busy, retry later", http.StatusServiceUnavailable)
+			return
+		}
+		h.originError(w, key, err)
+		return
+	}
+	defer file.Close()
+	if hit {
+		h.m.diskCache.WithLabelValues("hit").Inc()
+	} else {
+		h.m.diskCache.WithLabelValues("miss").Inc()
+	}
+	var mod time.Time
+	if fi, err := file.Stat(); err == nil {
+		mod = fi.ModTime()
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Cache-Control", cacheImmutable)
+	hd.Set("ETag", `"`+f.sha256+`"`)
+	http.ServeContent(w, r, "", mod, file)
+}
+
+// fetchTo copies an image file from the origin, holding an origin slot.
+func (h *handler) fetchTo(ctx context.Context, key string, dst io.Writer) error {
+	release, err := h.gate.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	start := time.Now()
+	rc, _, err := h.origin.Get(ctx, key)
+	h.m.originLatency.WithLabelValues("image").Observe(time.Since(start).Seconds())
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if _, err := io.Copy(dst, rc); err != nil {
+		return fmt.Errorf("fetch %s: %w", key, err)
+	}
+	return nil
+}
+
+// catalogFile looks an image file up in the catalog files index.json
+// names (all cached in memory).
+func (h *handler) catalogFile(ctx context.Context, key string) (fileInfo, bool) {
+	ix, err := h.cache.get(ctx, catalog.IndexPath)
+	if err != nil {
+		return fileInfo{}, false
+	}
+	ix.parse()
+	for p := range ix.named {
+		e, err := h.cache.get(ctx, p)
+		if err != nil {
+			continue
+		}
+		if f, ok := e.file(key); ok {
+			return f, true
+		}
+	}
+	return fileInfo{}, false
+}
+
+// open returns a seekable view of an image file. A local file is used as
+// is; a remote object is read lazily: a plain GET streams the one body
+// opened here, while HEAD, Range and conditional requests start from a
+// Stat so that no body is fetched for nothing.
+func (h *handler) open(r *http.Request, key string) (io.ReadSeekCloser, store.ObjectInfo, error) {
+	ctx := r.Context()
+	start := time.Now()
+	defer func() { h.m.originLatency.WithLabelValues("image").Observe(time.Since(start).Seconds()) }()
+	light := r.Method == http.MethodHead || r.Header.Get("Range") != "" ||
+		r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != ""
+	if h.ranger != nil && light {
+		info, err := h.origin.Stat(ctx, key)
+		if err != nil {
+			return nil, info, err
+		}
+		return &lazyObject{ctx: ctx, ranger: h.ranger, key: key, etag: info.ETag, size: info.Size}, info, nil
+	}
+	rc, info, err := h.origin.Get(ctx, key)
+	if err != nil {
+		return nil, info, err
+	}
+	if rsc, ok := rc.(io.ReadSeekCloser); ok {
+		return rsc, info, nil
+	}
+	return &lazyObject{ctx: ctx, ranger: h.ranger, key: key, etag: info.ETag, size: info.Size, body: rc}, info, nil
+}
