@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/store"
@@ -206,22 +207,114 @@ type errReader struct{}
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("connection reset by origin") }
 
 // A file the origin sends cut short or with other bytes than the catalog
-// says is never served (502, not a 200 with the wrong or partial bytes)
-// and never kept.
+// says is never served whole: the answer is a 502, or a 200 whose body is
+// cut before its end (the last byte waits for the check); it is never kept.
 func TestImageCacheNeverServesPartialOrWrongFiles(t *testing.T) {
-	dir, keys, _ := catalogRegistry(t, 1<<20)
+	dir, keys, data := catalogRegistry(t, 1<<20)
 	for _, corrupt := range []bool{false, true} {
 		t.Run(fmt.Sprint("corrupt=", corrupt), func(t *testing.T) {
 			cacheDir := t.TempDir()
 			p := startProxy(t, &cuttingOrigin{Origin: dirOrigin(t, dir), key: keys[0], corrupt: corrupt}, func(c *Config) { c.CacheDir = cacheDir })
-			resp, body := p.do(t, "GET", "/"+keys[0])
-			if resp.StatusCode != 502 || len(body) > 100 {
-				t.Errorf("GET: %d with %d bytes, want 502", resp.StatusCode, len(body))
+			for range 3 {
+				resp, err := p.Client.Get(p.URL + "/" + keys[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				t.Logf("%d, %d bytes, %v", resp.StatusCode, len(body), err)
+				if resp.StatusCode == 200 && err == nil {
+					t.Errorf("a whole 200 answer (%d bytes) from a bad fetch", len(body))
+				}
+				if len(body) >= len(data[0]) && !bytes.Equal(body, data[0]) && err == nil {
+					t.Error("wrong bytes served whole")
+				}
 			}
-			if des, _ := os.ReadDir(cacheDir); len(des) != 0 {
+			if !eventually(30*time.Second, func() bool { des, _ := os.ReadDir(cacheDir); return len(des) == 0 }) {
+				des, _ := os.ReadDir(cacheDir)
 				t.Errorf("cache folder holds %v", des)
 			}
 		})
+	}
+}
+
+// gatedOrigin sends the first half of key, then waits for release.
+type gatedOrigin struct {
+	Origin
+	key     string
+	release chan struct{}
+}
+
+func (o *gatedOrigin) Get(ctx context.Context, key string) (io.ReadCloser, store.ObjectInfo, error) {
+	rc, info, err := o.Origin.Get(ctx, key)
+	if err != nil || key != o.key {
+		return rc, info, err
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	return io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), gate{o.release}, bytes.NewReader(b[len(b)/2:]))), info, nil
+}
+
+type gate struct{ c chan struct{} }
+
+func (g gate) Read([]byte) (int, error) { <-g.c; return 0, io.EOF }
+
+// A file not in the cache yet is served as it arrives from the origin (a
+// client sees its first bytes long before the fetch ends: Incus gives up
+// on a server that sends no header for 30 s), and concurrent clients
+// still cause one fetch.
+func TestImageCacheServesWhileFetching(t *testing.T) {
+	dir, keys, data := catalogRegistry(t, 4<<20)
+	o := &gatedOrigin{Origin: dirOrigin(t, dir), key: keys[0], release: make(chan struct{})}
+	ko := &keyCountingOrigin{Origin: o}
+	p := startProxy(t, ko, nil)
+	type got struct {
+		n   int
+		err error
+		ok  bool
+	}
+	half := len(data[0]) / 2
+	results := make(chan got, 3)
+	progress := make(chan int, 3)
+	for range 3 {
+		go func() {
+			resp, err := p.Client.Get(p.URL + "/" + keys[0])
+			if err != nil {
+				results <- got{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			buf := make([]byte, half)
+			n, err := io.ReadFull(resp.Body, buf)
+			progress <- n
+			if err != nil {
+				results <- got{n: n, err: err}
+				return
+			}
+			rest, err := io.ReadAll(resp.Body)
+			results <- got{n: n + len(rest), err: err, ok: bytes.Equal(append(buf, rest...), data[0])}
+		}()
+	}
+	for range 3 {
+		select {
+		case n := <-progress:
+			if n != half {
+				t.Errorf("a client got %d bytes before the fetch went on, want %d", n, half)
+			}
+		case r := <-results:
+			t.Fatalf("a download ended before the origin sent the second half: %+v", r)
+		case <-time.After(2 * time.Minute):
+			t.Fatal("no client got the first half while the fetch was under way")
+		}
+	}
+	close(o.release)
+	for range 3 {
+		if r := <-results; !r.ok || r.err != nil {
+			t.Errorf("download: %d bytes, %v, equal %v", r.n, r.err, r.ok)
+		}
+	}
+	if n := ko.count(keys[0]); n != 1 {
+		t.Errorf("%d origin reads, want 1", n)
 	}
 }
 

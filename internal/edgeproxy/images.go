@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
@@ -44,36 +45,58 @@ func (h *handler) serveImage(w http.ResponseWriter, r *http.Request, key string)
 	http.ServeContent(w, r, "", info.ModTime, obj)
 }
 
-// serveCached serves an image file from the disk cache, fetching it into
-// the cache first (once, at origin speed, verified) when it is not there:
-// a client, however slow, never holds an origin slot.
+// serveCached serves an image file from the disk cache. A file not there
+// yet is fetched into it (once, at origin speed, verified) and served as
+// it arrives; the last byte goes out only once the whole file matched
+// the catalog, so a bad fetch cuts responses short, never completes them.
+// A client, however slow, never holds an origin slot.
 func (h *handler) serveCached(w http.ResponseWriter, r *http.Request, key string, f fileInfo) {
 	file, hit, err := h.disk.open(r.Context(), f, func(ctx context.Context, dst io.Writer) error {
 		return h.fetchTo(ctx, key, dst)
 	})
 	if err != nil {
-		if errors.Is(err, errNoSlot) {
-			http.Error(w, "busy, retry later", http.StatusServiceUnavailable)
-			return
-		}
-		h.originError(w, key, err)
+		h.fetchError(w, key, err)
 		return
 	}
 	defer file.Close()
+	var mod time.Time
+	switch file := file.(type) {
+	case *os.File:
+		if fi, err := file.Stat(); err == nil {
+			mod = fi.ModTime()
+		}
+	case *follower:
+		// An origin error before the first byte still gets a status.
+		if err := file.start(); err != nil {
+			h.fetchError(w, key, err)
+			return
+		}
+		// Time spent waiting for the origin does not count against the
+		// client's minimum transfer rate.
+		if rec, ok := w.(*recorder); ok {
+			rec.waited = &file.waited
+		}
+	}
 	if hit {
 		h.m.diskCache.WithLabelValues("hit").Inc()
 	} else {
 		h.m.diskCache.WithLabelValues("miss").Inc()
-	}
-	var mod time.Time
-	if fi, err := file.Stat(); err == nil {
-		mod = fi.ModTime()
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "application/octet-stream")
 	hd.Set("Cache-Control", cacheImmutable)
 	hd.Set("ETag", `"`+f.sha256+`"`)
 	http.ServeContent(w, r, "", mod, file)
+}
+
+// fetchError answers a failed fetch: 503 when no origin slot freed up in
+// time, else as originError.
+func (h *handler) fetchError(w http.ResponseWriter, key string, err error) {
+	if errors.Is(err, errNoSlot) {
+		http.Error(w, "busy, retry later", http.StatusServiceUnavailable)
+		return
+	}
+	h.originError(w, key, err)
 }
 
 // fetchTo copies an image file from the origin, holding an origin slot.

@@ -19,6 +19,7 @@ type recorder struct {
 	start   time.Time
 	minRate float64
 	grace   time.Duration
+	waited  *time.Duration // time the response waited for the origin, if any
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -36,6 +37,9 @@ func (r *recorder) Write(p []byte) (int, error) {
 		d := time.Now().Add(r.timeout)
 		if r.minRate > 0 {
 			due := r.start.Add(r.grace + time.Duration(float64(r.bytes+int64(len(p)))/r.minRate*float64(time.Second)))
+			if r.waited != nil {
+				due = due.Add(*r.waited)
+			}
 			if due.Before(d) {
 				d = due
 			}
