@@ -84,3 +84,16 @@ func TestIncusPrivateRegistryWithToken(t *testing.T) {
 		t.Errorf("export with a revoked token worked:\n%s", o)
 	}
 }
+
+// Tokens and a plain-HTTP listener do not go together: Incus's first,
+// plain-HTTP request for an image file would hand it the token.
+func TestTokensRefuseAPlainHTTPListener(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(tokens, []byte("e2e-Token-0123456789abcdef\n"), 0o600)
+	cmd := exec.Command(edgeproxyBin, "--bucket", t.TempDir(), "--tokens", tokens, "--acme-domain", "registry.test",
+		"--acme-http-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--state-dir", t.TempDir(), "--metrics-listen=")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--tokens and --acme-http-listen do not go together") || strings.Count(string(out), "\n") != 1 {
+		t.Errorf("edgeproxy --tokens --acme-http-listen: %v\n%s", err, out)
+	}
+}
