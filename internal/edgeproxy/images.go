@@ -113,7 +113,10 @@ func (h *handler) fetchTo(ctx context.Context, key string, dst io.Writer) error 
 		return err
 	}
 	defer rc.Close()
-	if _, err := io.Copy(dst, rc); err != nil {
+	// One fill at a time per file: a large buffer costs little and makes
+	// fewer writes, hash calls and wake-ups of the readers following it.
+	buf := make([]byte, 1<<20)
+	if _, err := io.CopyBuffer(dst, struct{ io.Reader }{rc}, buf); err != nil {
 		return fmt.Errorf("fetch %s: %w", key, err)
 	}
 	return nil
