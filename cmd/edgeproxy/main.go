@@ -62,7 +62,7 @@ type CLI struct {
 	MaxConnsPerClient int           `default:"256" help:"Open connections one client address may hold (-1: no limit)."`
 	ClientRate        float64       `default:"100" help:"Requests a second one client address may make on average (-1: no limit)."`
 	ClientBurst       int           `default:"400" help:"Requests one client address may make in a burst."`
-	MinRate           float64       `default:"16384" placeholder:"BYTES/S" help:"A download must average this many bytes a second (after a 10 s grace) or be cut (-1: no minimum)."`
+	MinRate           float64       `default:"16384" placeholder:"BYTES/S" help:"A client must take downloads at this many bytes a second on average (time blocked writing to it: at most 10 s plus bytes/rate) or be cut (-1: no minimum)."`
 	Tokens            string        `placeholder:"FILE" help:"Private registry: serve only under https://HOST/<token>/ for the tokens in FILE (one 'TOKEN [NAME]' a line; re-read when it changes)."`
 }
 

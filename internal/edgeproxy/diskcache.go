@@ -247,10 +247,9 @@ func (w *fillWriter) Write(p []byte) (int, error) {
 // a whole file that does not match the catalog; a failed fetch cuts its
 // response short instead.
 type follower struct {
-	fl     *fill
-	file   *os.File
-	pos    int64
-	waited time.Duration // time spent waiting for the origin
+	fl   *fill
+	file *os.File
+	pos  int64
 }
 
 // start waits for the fetch's first byte (or its end): an origin error
@@ -295,8 +294,6 @@ func (r *follower) Read(p []byte) (int, error) {
 // wait blocks until the bytes before end may be handed out (all of them,
 // verified, when end is the size), or the fetch failed.
 func (r *follower) wait(end int64) error {
-	start := time.Now()
-	defer func() { r.waited += time.Since(start) }()
 	size := r.fl.f.size
 	r.fl.mu.Lock()
 	defer r.fl.mu.Unlock()

@@ -44,7 +44,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.m.inflight.Inc()
 	defer h.m.inflight.Dec()
 	rw := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), timeout: h.writeTimeout,
-		start: start, minRate: h.minRate, grace: h.rateGrace}
+		minRate: h.minRate, grace: h.rateGrace}
 	if r.TLS != nil {
 		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 	}

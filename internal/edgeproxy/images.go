@@ -71,11 +71,6 @@ func (h *handler) serveCached(w http.ResponseWriter, r *http.Request, key string
 			h.fetchError(w, key, err)
 			return
 		}
-		// Time spent waiting for the origin does not count against the
-		// client's minimum transfer rate.
-		if rec, ok := w.(*recorder); ok {
-			rec.waited = &file.waited
-		}
 	}
 	if hit {
 		h.m.diskCache.WithLabelValues("hit").Inc()

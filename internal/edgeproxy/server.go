@@ -96,8 +96,9 @@ type Config struct {
 	ClientRate        float64
 	ClientBurst       int
 	// MinTransferRate (bytes/s, default 16 KiB/s; negative: none) is what
-	// a response must average once MinRateGrace (default 10s) has passed;
-	// a download falling behind is cut.
+	// a client must take a response at: the time spent blocked writing to
+	// it may not exceed MinRateGrace (default 10s) plus the bytes sent
+	// divided by the rate; a download falling behind is cut.
 	MinTransferRate float64
 	MinRateGrace    time.Duration
 
