@@ -160,3 +160,17 @@ func containsLine(text, line string) bool {
 	}
 	return false
 }
+
+// The minimum rate judges the client, not the proxy: an origin slower to
+// answer than the grace does not get a fast client cut.
+func TestMinimumTransferRateIgnoresOriginWaits(t *testing.T) {
+	dir, imageKey := testRegistry(t, 4<<20)
+	o := &countingOrigin{Origin: dirOrigin(t, dir), delay: 3 * time.Second}
+	p := startProxy(t, o, func(c *Config) {
+		c.MinTransferRate, c.MinRateGrace = 1<<20, 500*time.Millisecond
+	})
+	resp, body := p.do(t, "GET", "/"+imageKey)
+	if resp.StatusCode != 200 || len(body) != 4<<20 {
+		t.Errorf("a fast client behind a slow origin: %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
