@@ -14,7 +14,7 @@ import (
 
 // pageRegistry writes a registry folder whose catalog has two appliances:
 // web (two versions, two architectures, a description holding markup,
-// custom metadata, a profile) and db.
+// custom metadata, a profile) and pgsql.
 func pageRegistry(t *testing.T) string {
 	t.Helper()
 	c := catalog.New()
@@ -38,7 +38,7 @@ func pageRegistry(t *testing.T) string {
 	add("web", "amd64", "old web", t0, nil, custom, nil)
 	add("web", "amd64", evil, t0.Add(48*time.Hour), []string{"www"}, custom, map[string]catalog.FileRef{"webprofile": ref("p")})
 	add("web", "arm64", evil, t0.Add(48*time.Hour), []string{"www"}, custom, nil)
-	add("db", "amd64", "A database", t0, nil, nil, nil)
+	add("pgsql", "amd64", "A database", t0, nil, nil, nil)
 	dir := t.TempDir()
 	for k, v := range map[string][]byte{catalog.IndexPath: catalog.BuildIndex(c.ProductKeys()).Marshal(), catalog.ImagesPath: c.Marshal()} {
 		p := filepath.Join(dir, k)
@@ -64,8 +64,8 @@ func TestCatalogPage(t *testing.T) {
 	}
 	for _, want := range []string{
 		"incus remote add acme " + p.URL + " --protocol simplestreams",
-		"incus launch acme:web web-1", "incus launch acme:db db-1",
-		`href="/appliance/web"`, `href="/appliance/db"`, "A database",
+		"incus launch acme:web web-1", "incus launch acme:pgsql pgsql-1",
+		`href="/appliance/web"`, `href="/appliance/pgsql"`, "A database",
 		"Web &lt;script&gt;document.title=&#34;PWNED&#34;&lt;/script&gt;&lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; &#34;quotes&#34;",
 		"amd64 arm64", "www",
 	} {
