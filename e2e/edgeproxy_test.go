@@ -19,7 +19,7 @@ import (
 func runEdgeproxy(t *testing.T, env []string, args ...string) (url, cert string) {
 	t.Helper()
 	state := t.TempDir()
-	cmd := exec.Command(edgeproxyBin, append(args, "--listen", "127.0.0.1:0", "--self-signed", "--hostname", "127.0.0.1", "--hostname", "localhost", "--state-dir", state, "--quiet")...)
+	cmd := exec.Command(edgeproxyBin, append(args, "--listen", "127.0.0.1:0", "--self-signed", "--hostname", "127.0.0.1", "--hostname", "localhost", "--state-dir", state, "--quiet", "--metrics-listen", "127.0.0.1:0")...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -40,7 +40,8 @@ func runEdgeproxy(t *testing.T, env []string, args ...string) (url, cert string)
 		}
 		close(lines)
 	}()
-	re := regexp.MustCompile(`incus remote add appliance (https://\S+) --protocol simplestreams`)
+	// With --tokens the URL ends in a placeholder: "/<TOKEN>".
+	re := regexp.MustCompile(`incus remote add appliance (https://\S+?)(?:/<TOKEN>)? --protocol simplestreams`)
 	var seen []string
 	timeout := time.After(2 * time.Minute) // generous: a busy machine
 	for {

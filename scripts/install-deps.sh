@@ -2,7 +2,8 @@
 # Installs what the tests need on a fresh Debian bookworm machine: the real
 # Incus client and daemon (bookworm-backports), the LXD client,
 # squashfs-tools, xz-utils, xdelta3, curl, the benchmark peers (rclone, nginx,
-# Caddy, wrk) and distrobuilder (scripts/install-distrobuilder.sh).
+# Caddy, wrk), chromium (the catalog page test), nghttp2-client (a real
+# stalled HTTP/2 client) and distrobuilder (scripts/install-distrobuilder.sh).
 # Idempotent and quick when everything is there; run as root (or with
 # passwordless sudo). Otherwise it says in one line what is missing and
 # how to get it, and exits 1.
@@ -16,7 +17,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 # command:package, and which suite the package comes from.
 backports=(incus:incus-client /usr/libexec/incus/incusd:incus-base dnsmasq:dnsmasq-base incus-simplestreams:incus-extra)
 bookworm=(lxc:lxd-client mksquashfs:squashfs-tools xz:xz-utils curl:curl rclone:rclone nginx:nginx-light caddy:caddy wrk:wrk
-	stress-ng:stress-ng xdelta3:xdelta3)
+	stress-ng:stress-ng xdelta3:xdelta3 chromium:chromium nghttp:nghttp2-client)
 missing() {
 	for t in "$@"; do command -v "${t%%:*}" >/dev/null || echo "${t#*:}"; done
 }

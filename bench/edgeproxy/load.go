@@ -32,7 +32,7 @@ func newClient(certPEM []byte, conns int, h2 bool) *http.Client {
 		MaxIdleConnsPerHost: conns,
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   h2,
-		TLSHandshakeTimeout: 30 * time.Second,
+		TLSHandshakeTimeout: 2 * time.Minute, // 256 handshakes at once on a busy 2-core machine
 	}
 	return &http.Client{Transport: tr}
 }

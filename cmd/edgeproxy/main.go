@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -53,6 +54,16 @@ type CLI struct {
 	ShutdownTimeout   time.Duration `default:"30s" help:"On SIGTERM, how long in-flight downloads may finish."`
 	Quiet             bool          `short:"q" help:"No access logs (JSON on stdout by default)."`
 	MemoryLimit       int64         `default:"48000000" help:"Soft Go memory limit in bytes (GOMEMLIMIT wins when set; 0: none)."`
+
+	MetricsListen     string        `default:"127.0.0.1:9108" placeholder:"ADDR" help:"Serve Prometheus /metrics here (plain HTTP; never on the public port). Empty: nowhere."`
+	HealthInterval    time.Duration `default:"5s" help:"/healthz probes the origin at most this often and answers from the last probe in between."`
+	CacheDir          string        `placeholder:"DIR" help:"On-disk cache of image files (default: <state-dir>/image-cache). Each file the catalog names is read from the origin once, checked against its sha256, and served from disk."`
+	CacheSize         int64         `default:"10737418240" placeholder:"BYTES" help:"Bytes the image cache may hold (least recently used files go first); 0: no cache, image files stream from the origin."`
+	MaxConnsPerClient int           `default:"256" help:"Open connections one client address may hold (-1: no limit)."`
+	ClientRate        float64       `default:"100" help:"Requests a second one client address may make on average (-1: no limit)."`
+	ClientBurst       int           `default:"400" help:"Requests one client address may make in a burst."`
+	MinRate           float64       `default:"16384" placeholder:"BYTES/S" help:"A client must take downloads at this many bytes a second on average (time blocked writing to it: at most 10 s plus bytes/rate) or be cut (-1: no minimum)."`
+	Tokens            string        `placeholder:"FILE" help:"Private registry: serve only under https://HOST/<token>/ for the tokens in FILE (one 'TOKEN [NAME]' a line; re-read when it changes)."`
 }
 
 func main() {
@@ -88,6 +99,15 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 		// hundreds of concurrent downloads.
 		debug.SetMemoryLimit(c.MemoryLimit)
 	}
+	if c.Tokens != "" && c.ACMEHTTPListen != "" {
+		// Incus fetches image files over http:// first: anything answering
+		// on port 80 would receive the token in clear text.
+		return errors.New("--tokens and --acme-http-listen do not go together: Incus first asks for image files over plain HTTP, and a listener there would receive the token in clear text (use TLS-ALPN-01 on the main port)")
+	}
+	cacheDir := c.CacheDir
+	if cacheDir == "" {
+		cacheDir = filepath.Join(c.StateDir, "image-cache")
+	}
 	srv, err := edgeproxy.New(edgeproxy.Config{
 		Origin: origin, Listen: listen,
 		CertFile: c.Cert, KeyFile: c.Key, SelfSigned: c.SelfSigned, Hostnames: c.Hostname,
@@ -95,6 +115,10 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 		PlainHTTP: c.PlainHTTP, StateDir: c.StateDir,
 		CatalogTTL: c.CatalogTTL, CatalogMaxAge: c.CatalogMaxAge, MaxOriginRequests: c.MaxOriginRequests,
 		WriteTimeout: c.WriteTimeout, ShutdownTimeout: c.ShutdownTimeout,
+		MetricsListen: c.MetricsListen, HealthInterval: c.HealthInterval,
+		CacheDir: cacheDir, CacheSize: c.CacheSize,
+		MaxConnsPerClient: c.MaxConnsPerClient, ClientRate: c.ClientRate, ClientBurst: c.ClientBurst,
+		MinTransferRate: c.MinRate, TokensFile: c.Tokens, RemoteName: c.RemoteName,
 		Logger: slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {
@@ -159,5 +183,17 @@ func (c *CLI) announce(w io.Writer, srv *edgeproxy.Server, desc string) {
 		fmt.Fprintf(w, "edgeproxy: SHA-256 fingerprint %s\n", ss.Fingerprint)
 		fmt.Fprintf(w, "edgeproxy: on each Incus client, trust it (copy %s to ~/.config/incus/servercerts/%s.crt, or add it to the system CA store), then:\n", ss.CertFile, c.RemoteName)
 	}
-	fmt.Fprintf(w, "  incus remote add %s %s --protocol simplestreams\n", c.RemoteName, url)
+	if c.Tokens != "" {
+		// The token is never printed: the operator knows it.
+		fmt.Fprintf(w, "edgeproxy: private registry: only under %s/<TOKEN>/ for the tokens in %s\n", url, c.Tokens)
+		fmt.Fprintf(w, "  incus remote add %s %s/<TOKEN> --protocol simplestreams\n", c.RemoteName, url)
+		if port != "443" {
+			fmt.Fprintf(w, "edgeproxy: warning: Incus asks for image files over http://HOST:%s/<TOKEN>/... first, in clear text, before falling back to HTTPS: on any port but 443 (with nothing listening on port 80) the token crosses the network unencrypted\n", port)
+		}
+	} else {
+		fmt.Fprintf(w, "  incus remote add %s %s --protocol simplestreams\n", c.RemoteName, url)
+	}
+	if a := srv.MetricsAddr(); a != nil {
+		fmt.Fprintf(w, "edgeproxy: metrics on http://%s/metrics\n", a)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // maxCatalogBytes bounds a catalog file held in memory.
@@ -27,6 +30,68 @@ type catalogEntry struct {
 
 	gzOnce sync.Once
 	gz     []byte
+
+	parseOnce sync.Once
+	named     map[string]bool     // index.json: the catalog paths it names
+	files     map[string]fileInfo // a catalog file: image file path → sha256 and size
+}
+
+// fileInfo is what a catalog says about one image file.
+type fileInfo struct {
+	sha256 string
+	size   int64
+}
+
+// parse reads, once, what the proxy needs from a catalog file: the paths
+// an index names, and the files a product catalog lists. Decoding is
+// lenient (a catalog some other tool wrote still works); what does not
+// decode names nothing.
+func (e *catalogEntry) parse() {
+	e.parseOnce.Do(func() {
+		e.named, e.files = map[string]bool{}, map[string]fileInfo{}
+		var doc struct {
+			Index map[string]struct {
+				Path string `json:"path"`
+			} `json:"index"`
+			Products map[string]struct {
+				Versions map[string]struct {
+					Items map[string]struct {
+						Path   string `json:"path"`
+						SHA256 string `json:"sha256"`
+						Size   int64  `json:"size"`
+					} `json:"items"`
+				} `json:"versions"`
+			} `json:"products"`
+		}
+		if e.missing || json.Unmarshal(e.data, &doc) != nil {
+			return
+		}
+		for _, ent := range doc.Index {
+			e.named[strings.TrimPrefix(ent.Path, "/")] = true
+		}
+		for _, p := range doc.Products {
+			for _, v := range p.Versions {
+				for _, it := range v.Items {
+					if digest.IsSHA256(it.SHA256) && it.Size >= 0 {
+						e.files[strings.TrimPrefix(it.Path, "/")] = fileInfo{it.SHA256, it.Size}
+					}
+				}
+			}
+		}
+	})
+}
+
+// names reports whether this index names a catalog path.
+func (e *catalogEntry) names(key string) bool {
+	e.parse()
+	return e.named[key]
+}
+
+// file returns what this catalog says about an image file.
+func (e *catalogEntry) file(key string) (fileInfo, bool) {
+	e.parse()
+	f, ok := e.files[key]
+	return f, ok
 }
 
 // gzipped returns the gzip-compressed data, computed once.
@@ -54,6 +119,7 @@ func (e *catalogEntry) gzipETag() string {
 // it keeps serving the previous copy (as Incus itself does).
 type catalogCache struct {
 	origin Origin
+	gate   *originGate
 	ttl    time.Duration
 	group  singleflight.Group
 	m      *metrics
@@ -62,8 +128,8 @@ type catalogCache struct {
 	entries map[string]*catalogEntry
 }
 
-func newCatalogCache(o Origin, ttl time.Duration, m *metrics) *catalogCache {
-	return &catalogCache{origin: o, ttl: ttl, m: m, entries: map[string]*catalogEntry{}}
+func newCatalogCache(o Origin, gate *originGate, ttl time.Duration, m *metrics) *catalogCache {
+	return &catalogCache{origin: o, gate: gate, ttl: ttl, m: m, entries: map[string]*catalogEntry{}}
 }
 
 // get returns the cached entry for key, refreshing it when older than ttl.
@@ -99,6 +165,11 @@ func (c *catalogCache) get(ctx context.Context, key string) (*catalogEntry, erro
 }
 
 func (c *catalogCache) fetch(ctx context.Context, key string) (*catalogEntry, error) {
+	release, err := c.gate.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	start := time.Now()
 	rc, info, err := c.origin.Get(ctx, key)
 	c.m.originLatency.WithLabelValues("catalog").Observe(time.Since(start).Seconds())

@@ -2,7 +2,6 @@ package edgeproxy
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,42 +11,73 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
 // Cache-Control of content-addressed image files: they never change.
 const cacheImmutable = "public, max-age=31536000, immutable"
 
-// handler serves a registry: GET and HEAD of streams/v1/*.json and
-// images/..., plus /healthz and /metrics.
+// handler serves a registry: GET and HEAD of streams/v1/*.json (the
+// catalog files index.json names), images/..., the catalog page at / and
+// /healthz; with tokens, all of it (but /healthz) under /<token>/ only.
 type handler struct {
 	origin        Origin
 	ranger        store.RangeReader // origin's, when it has one
 	cache         *catalogCache
+	gate          *originGate
+	health        *healthCheck
+	disk          *diskCache // nil: image files stream from the origin
+	tokens        *tokenSet  // nil: a public registry
+	rate          *rateLimiter
 	catalogMaxAge time.Duration
-	sem           chan struct{} // caps concurrent origin reads
-	semWait       time.Duration
 	writeTimeout  time.Duration
+	minRate       float64 // bytes/s a download must average after rateGrace
+	rateGrace     time.Duration
+	remoteName    string
 	m             *metrics
 	log           *slog.Logger
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rw := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), timeout: h.writeTimeout}
-	c := h.serve(rw, r)
+	h.m.inflight.Inc()
+	defer h.m.inflight.Dec()
+	rw := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), timeout: h.writeTimeout,
+		minRate: h.minRate, grace: h.rateGrace}
+	if r.TLS != nil {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+	}
+	c, tok := h.serve(rw, r)
 	if rw.status == 0 {
 		rw.status = http.StatusOK
 	}
 	h.m.requests.WithLabelValues(string(c), strconv.Itoa(rw.status)).Inc()
 	h.m.bytes.WithLabelValues(string(c)).Add(float64(rw.bytes))
+	if h.tokens != nil && tok.name != "" {
+		h.m.tokenRequests.WithLabelValues(tok.name).Inc()
+	}
 	if !h.log.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
-	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-		slog.String("method", r.Method), slog.String("path", clip(r.URL.Path)), slog.Int("status", rw.status),
+	path := r.URL.Path
+	if h.tokens != nil {
+		// Never the token itself: its name, or nothing for a wrong one.
+		path = "/{" + tok.name + "}" + tok.rest
+		if tok.name == "" {
+			path = "/{no token}"
+		}
+		if r.URL.Path == "/healthz" {
+			path = "/healthz"
+		}
+	}
+	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", clip(path)), slog.Int("status", rw.status),
 		slog.Int64("bytes", rw.bytes), slog.Duration("duration", time.Since(start)), slog.String("class", string(c)),
-		slog.String("remote", r.RemoteAddr), slog.String("proto", r.Proto), slog.String("user_agent", clip(r.UserAgent())))
+		slog.String("remote", r.RemoteAddr), slog.String("proto", r.Proto), slog.String("user_agent", clip(r.UserAgent()))}
+	if tok.name != "" {
+		attrs = append(attrs, slog.String("token", tok.name))
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
 
 func clip(s string) string {
@@ -57,7 +87,14 @@ func clip(s string) string {
 	return s
 }
 
-func (h *handler) serve(w http.ResponseWriter, r *http.Request) class {
+// tokenUse is the token a request came with: its name, the prefix that
+// reaches the registry ("/<token>"), and the path after it.
+type tokenUse struct {
+	name, prefix, rest string
+}
+
+func (h *handler) serve(w http.ResponseWriter, r *http.Request) (class, tokenUse) {
+	var tok tokenUse
 	// No request here has a body. Chunked framing is refused and the
 	// connection closed after the answer: next to a Content-Length it is
 	// the request-smuggling pair, after which RFC 9112 §6.1 wants the
@@ -65,30 +102,49 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) class {
 	if len(r.TransferEncoding) > 0 {
 		w.Header().Set("Connection", "close")
 		http.Error(w, "request bodies are not accepted", http.StatusBadRequest)
-		return classOther
+		return classOther, tok
 	}
-	switch r.URL.Path {
-	case "/healthz":
-		if err := ping(r.Context(), h.origin); err != nil {
+	if h.rate != nil && !h.rate.allow(clientAddr(r.RemoteAddr), time.Now()) {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many requests", http.StatusTooManyRequests)
+		return classOther, tok
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return classOther, tok
+	}
+	raw, status := requestPath(r)
+	if status != 0 {
+		http.Error(w, http.StatusText(status), status)
+		return classOther, tok
+	}
+	if raw == "/healthz" {
+		if err := h.health.check(r.Context()); err != nil {
 			h.log.Warn("health check failed", "err", err)
 			http.Error(w, "origin unreachable", http.StatusServiceUnavailable)
 		} else {
 			io.WriteString(w, "ok\n")
 		}
-		return classOther
-	case "/metrics":
-		h.m.handler().ServeHTTP(w, r)
-		return classOther
+		return classOther, tok
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return classOther
+	if h.tokens != nil {
+		name, prefix, rest, ok := h.tokens.strip(raw)
+		if !ok {
+			http.Error(w, "not found", http.StatusNotFound)
+			return classOther, tok
+		}
+		tok = tokenUse{name: name, prefix: prefix, rest: rest}
+		raw = rest
 	}
-	key, c, status := route(r)
+	if raw == "/" || raw == "" || strings.HasPrefix(raw, "/appliance/") {
+		h.servePage(w, r, tok.prefix, raw)
+		return classPage, tok
+	}
+	key, c, status := route(raw)
 	if status != 0 {
 		http.Error(w, http.StatusText(status), status)
-		return c
+		return c, tok
 	}
 	if rg := r.Header.Get("Range"); rg != "" {
 		if safe := safeRange(rg); safe != rg {
@@ -105,10 +161,23 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) class {
 	} else {
 		h.serveImage(w, r, key)
 	}
-	return c
+	return c, tok
 }
 
 func (h *handler) serveCatalog(w http.ResponseWriter, r *http.Request, key string) {
+	if key != catalog.IndexPath {
+		// Only the catalog files index.json names exist: anything else is
+		// answered without an origin call.
+		ix, err := h.cache.get(r.Context(), catalog.IndexPath)
+		if err != nil {
+			h.originError(w, key, err)
+			return
+		}
+		if !ix.names(key) {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+	}
 	e, err := h.cache.get(r.Context(), key)
 	if err != nil {
 		h.originError(w, key, err)
@@ -191,82 +260,6 @@ func safeRange(rg string) string {
 	return "bytes=" + strings.Join(specs, ",")
 }
 
-// acceptsGzip reports whether the client asked for gzip.
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && !strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") {
-			return true
-		}
-	}
-	return false
-}
-
-func (h *handler) serveImage(w http.ResponseWriter, r *http.Request, key string) {
-	release, err := h.acquire(r.Context())
-	if err != nil {
-		http.Error(w, "busy, retry later", http.StatusServiceUnavailable)
-		return
-	}
-	defer release()
-	obj, info, err := h.open(r, key)
-	if err != nil {
-		h.originError(w, key, err)
-		return
-	}
-	defer obj.Close()
-	hd := w.Header()
-	hd.Set("Content-Type", "application/octet-stream")
-	hd.Set("Cache-Control", cacheImmutable)
-	if etag := etagOf(info); etag != "" {
-		hd.Set("ETag", etag)
-	}
-	// Never Content-Encoding: Incus hashes exactly the bytes it receives.
-	http.ServeContent(w, r, "", info.ModTime, obj)
-}
-
-// open returns a seekable view of an image file. A local file is used as
-// is; a remote object is read lazily: a plain GET streams the one body
-// opened here, while HEAD, Range and conditional requests start from a
-// Stat so that no body is fetched for nothing.
-func (h *handler) open(r *http.Request, key string) (io.ReadSeekCloser, store.ObjectInfo, error) {
-	ctx := r.Context()
-	start := time.Now()
-	defer func() { h.m.originLatency.WithLabelValues("image").Observe(time.Since(start).Seconds()) }()
-	light := r.Method == http.MethodHead || r.Header.Get("Range") != "" ||
-		r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != ""
-	if h.ranger != nil && light {
-		info, err := h.origin.Stat(ctx, key)
-		if err != nil {
-			return nil, info, err
-		}
-		return &lazyObject{ctx: ctx, ranger: h.ranger, key: key, etag: info.ETag, size: info.Size}, info, nil
-	}
-	rc, info, err := h.origin.Get(ctx, key)
-	if err != nil {
-		return nil, info, err
-	}
-	if rsc, ok := rc.(io.ReadSeekCloser); ok {
-		return rsc, info, nil
-	}
-	return &lazyObject{ctx: ctx, ranger: h.ranger, key: key, etag: info.ETag, size: info.Size, body: rc}, info, nil
-}
-
-// acquire takes an origin slot, waiting at most semWait.
-func (h *handler) acquire(ctx context.Context) (func(), error) {
-	t := time.NewTimer(h.semWait)
-	defer t.Stop()
-	select {
-	case h.sem <- struct{}{}:
-		h.m.originInflight.Inc()
-		return func() { <-h.sem; h.m.originInflight.Dec() }, nil
-	case <-t.C:
-		return nil, errors.New("no origin slot")
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // originError answers an origin failure without leaking it: 404 for a
 // missing object, 502 otherwise (the detail goes to the log only).
 func (h *handler) originError(w http.ResponseWriter, key string, err error) {
@@ -293,36 +286,3 @@ func etagOf(info store.ObjectInfo) string {
 func isNotFound(err error) bool {
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidKey)
 }
-
-// recorder counts what is written and pushes the write deadline forward
-// on every write, so a client that stops reading is cut off after
-// timeout while a slow but steady download is never interrupted.
-type recorder struct {
-	http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	status  int
-	bytes   int64
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(p []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	if r.timeout > 0 {
-		_ = r.rc.SetWriteDeadline(time.Now().Add(r.timeout))
-	}
-	n, err := r.ResponseWriter.Write(p)
-	r.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -72,7 +72,11 @@ func startProxy(t testing.TB, origin Origin, tweak func(*Config)) *proxy {
 	cfg := Config{
 		Origin: origin, Listen: "127.0.0.1:0", SelfSigned: true,
 		Hostnames: []string{"127.0.0.1", "localhost"}, StateDir: t.TempDir(),
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Logger:        slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		MetricsListen: "127.0.0.1:0", CacheDir: t.TempDir(), CacheSize: 1 << 30,
+		// Every test client comes from 127.0.0.1: the per-client limits
+		// are off unless a test sets them.
+		MaxConnsPerClient: -1, ClientRate: -1,
 	}
 	if tweak != nil {
 		tweak(&cfg)
@@ -95,9 +99,51 @@ func startProxy(t testing.TB, origin Origin, tweak func(*Config)) *proxy {
 		pool.AppendCertsFromPEM(pem)
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
 	}
-	p.Client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	p.Client = &http.Client{Transport: tr, Timeout: 2 * time.Minute}
 	t.Cleanup(func() { p.stop(t) })
+	p.waitReady(t)
 	return p
+}
+
+// waitReady returns once the proxy answers HTTP (a path it refuses
+// without any origin call), however loaded the machine.
+func (p *proxy) waitReady(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	// Any certificate will do: this asks whether the server answers, not
+	// whom it claims to be (some tests serve a certificate the client is
+	// not meant to trust yet).
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	for {
+		req, _ := http.NewRequest("HEAD", p.URL+"/not-a-registry-path", nil)
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		// A TLS alert is an answer too (an ACME proxy has no certificate
+		// for 127.0.0.1 until a test asks for its domain).
+		if strings.Contains(err.Error(), "remote error: tls:") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not answering: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// metrics returns the proxy's /metrics page (from its metrics listener).
+func (p *proxy) metrics(t testing.TB) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.srv.MetricsAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func (p *proxy) stop(t testing.TB) {

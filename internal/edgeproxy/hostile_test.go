@@ -192,6 +192,13 @@ type hostileCase struct {
 	check   func(t *testing.T, r rawResult)
 }
 
+// isPage checks an answer is the catalog page, not a listing of keys.
+func isPage(t *testing.T, r rawResult) {
+	if r.header.Get("Content-Type") != "text/html; charset=utf-8" || bytes.Contains(r.body, []byte("ListBucketResult")) || bytes.Contains(r.body, []byte("images/")) {
+		t.Errorf("not the catalog page: %s %.200q", r.header.Get("Content-Type"), r.body)
+	}
+}
+
 func hostileCases(e *hostileEnv) []hostileCase {
 	const (
 		idx = "/streams/v1/index.json"
@@ -264,7 +271,8 @@ func hostileCases(e *hostileEnv) []hostileCase {
 		{name: "trailing-slash", req: rq("GET", "/streams/v1/index.json/"), want: 400},
 		{name: "images-dir", req: rq("GET", "/images/"), want: 400},
 		{name: "streams-dir", req: rq("GET", "/streams/v1/"), want: 400},
-		{name: "root", req: rq("GET", "/"), want: 400},
+		// The catalog page (issue 11), never a listing of keys.
+		{name: "root", req: rq("GET", "/"), want: 200, check: isPage},
 		{name: "no-leading-slash", req: rq("GET", "images/x/y"), want: 400},
 		{name: "asterisk-get", req: rq("GET", "*"), want: 400},
 		// Absolute form: this is no forward proxy. It is refused outright
@@ -279,8 +287,8 @@ func hostileCases(e *hostileEnv) []hostileCase {
 		{name: "images-one-segment", req: rq("GET", "/images/x"), want: 404},
 		{name: "image-missing", req: rq("GET", "/images/abab/missing.squashfs"), want: 404},
 		// Listing attempts: a query string is never forwarded.
-		{name: "list-root", req: rq("GET", "/?list-type=2"), want: 400},
-		{name: "list-prefix", req: rq("GET", "/?prefix=&delimiter=/"), want: 400},
+		{name: "list-root", req: rq("GET", "/?list-type=2"), want: 200, check: isPage},
+		{name: "list-prefix", req: rq("GET", "/?prefix=&delimiter=/"), want: 200, check: isPage},
 		{name: "list-images", req: rq("GET", "/images/?list-type=2&prefix=images/"), want: 400},
 		{name: "list-on-file", req: rq("GET", idx+"?list-type=2&prefix="), want: 200, check: isIndex},
 		// Sizes.

@@ -16,9 +16,13 @@ type metrics struct {
 	originLatency  *prometheus.HistogramVec // class
 	cache          *prometheus.CounterVec   // result: hit, miss, collapsed
 	originInflight prometheus.Gauge
+	diskCache      *prometheus.CounterVec // result: hit, miss
+	tokenRequests  *prometheus.CounterVec // token name
+	connsRefused   prometheus.Counter
+	inflight       prometheus.Gauge
 }
 
-func newMetrics() *metrics {
+func newMetrics(cacheBytes func() float64) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -38,6 +42,21 @@ func newMetrics() *metrics {
 			Name: "edgeproxy_origin_inflight", Help: "Origin reads in progress (image downloads hold one until done).",
 		}),
 	}
+	m.diskCache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeproxy_image_cache_total", Help: "Image file requests served from the disk cache: hit, or miss (fetched from the origin first, once per file).",
+	}, []string{"result"})
+	m.tokenRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeproxy_token_requests_total", Help: "Requests that came with a valid access token, by the token's name.",
+	}, []string{"token"})
+	m.connsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "edgeproxy_connections_refused_total", Help: "Connections closed at once: their client address already held the maximum.",
+	})
+	m.inflight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "edgeproxy_requests_inflight", Help: "Requests being answered (downloads included).",
+	})
+	m.reg.MustRegister(m.diskCache, m.tokenRequests, m.connsRefused, m.inflight, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "edgeproxy_image_cache_bytes", Help: "Bytes held by the image disk cache.",
+	}, cacheBytes))
 	m.reg.MustRegister(m.requests, m.bytes, m.originLatency, m.cache, m.originInflight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/incus-appliance/registry/internal/store"
 )
@@ -39,7 +38,12 @@ func NewHTTPOrigin(base string, client *http.Client) (Origin, error) {
 		tr.DisableCompression = true // bytes are served as stored
 		client = &http.Client{Transport: tr, Timeout: 0}
 	}
-	return &httpOrigin{base: u, client: client}, nil
+	// A redirect is never followed: an origin (or whoever took over its
+	// name) must not point the proxy at other bytes to serve as immutable
+	// image files. The 3xx answer becomes a 502.
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &httpOrigin{base: u, client: &c}, nil
 }
 
 func (o *httpOrigin) do(ctx context.Context, method, key string, header http.Header) (*http.Response, error) {
@@ -105,15 +109,4 @@ func (o *httpOrigin) GetRange(ctx context.Context, key string, offset, length in
 		return nil, fmt.Errorf("GET %s: origin ignored the Range request (%s)", key, resp.Status)
 	}
 	return resp.Body, nil
-}
-
-// ping checks that the origin answers: a missing index is still an answer.
-func ping(ctx context.Context, o Origin) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_, err := o.Stat(ctx, "streams/v1/index.json")
-	if err == nil || isNotFound(err) {
-		return nil
-	}
-	return err
 }

@@ -13,30 +13,36 @@ type class string
 const (
 	classCatalog class = "catalog" // streams/v1/*.json
 	classImage   class = "image"   // images/... (content-addressed, immutable)
-	classOther   class = "other"   // health, metrics, refused requests
+	classPage    class = "page"    // the catalog page
+	classOther   class = "other"   // health, refused requests
 )
 
 // maxURILen bounds the request URI; registry keys are far shorter.
 const maxURILen = 1024
 
-// route checks a request's path before any origin call and returns the
-// store key and class it names, or the status to refuse it with:
-// 414 for an overlong URI; 400 for anything a registry key cannot hold —
-// percent-encoding of any kind (encoded slashes, dots, NUL...), a
-// backslash, control bytes, "." or ".." segments, empty segments,
-// dot-files; 404 for a valid path outside streams/v1/*.json and images/
-// (any key under images/ is served, whatever the tree's layout).
-func route(r *http.Request) (objKey string, c class, status int) {
+// requestPath is the request's raw path (percent-encoding kept, query
+// dropped), or 414 for an overlong URI.
+func requestPath(r *http.Request) (string, int) {
 	raw := r.RequestURI
 	if raw == "" || raw == "*" {
 		raw = r.URL.EscapedPath()
 	}
 	if len(raw) > maxURILen {
-		return "", classOther, http.StatusRequestURITooLong
+		return "", http.StatusRequestURITooLong
 	}
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw = raw[:i] // a query string is ignored, never forwarded
 	}
+	return raw, 0
+}
+
+// route checks a raw request path before any origin call and returns the
+// store key and class it names, or the status to refuse it with: 400 for
+// anything a registry key cannot hold — percent-encoding of any kind
+// (encoded slashes, dots, NUL...), a backslash, control bytes, "." or ".."
+// segments, empty segments, dot-files; 404 for a valid path outside
+// streams/v1/*.json and images/.
+func route(raw string) (objKey string, c class, status int) {
 	if !strings.HasPrefix(raw, "/") || strings.ContainsAny(raw, "%\\") {
 		return "", classOther, http.StatusBadRequest
 	}

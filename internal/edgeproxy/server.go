@@ -3,13 +3,18 @@
 // origin: what a self-hosted registry puts where production has a CDN.
 //
 // It serves only what a SimpleStreams client needs — GET and HEAD of
-// streams/v1/*.json and images/... — with correct HTTP semantics (Range,
+// streams/v1/index.json, the catalog files it names, images/..., a plain
+// HTML catalog page and /healthz — with correct HTTP semantics (Range,
 // conditional requests, HEAD, content types, Cache-Control by class), a
-// short in-memory cache with request collapsing for the catalog, constant
-// memory per image download, and no origin detail (S3 error bodies,
-// x-amz-* headers) ever reaching a client. TLS comes from certificate
-// files (reloaded when they change), a kept self-signed CA certificate, or
-// ACME.
+// short in-memory cache with request collapsing for the catalog, a
+// verified on-disk LRU cache of the image files the catalog names (one
+// origin read per file; slow clients read the local file, never an origin
+// connection), per-client-address connection and request-rate limits, a
+// minimum transfer rate, one cap on every origin call, optional access
+// tokens in the URL path, and no origin detail (S3 error bodies, x-amz-*
+// headers) ever reaching a client. Metrics are served on a listener of
+// their own. TLS comes from certificate files (reloaded when they change),
+// a kept self-signed CA certificate, or ACME.
 package edgeproxy
 
 import (
@@ -69,6 +74,42 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives JSON access logs (default: discard).
 	Logger *slog.Logger
+
+	// MetricsListen is where /metrics is served (plain HTTP, GET and HEAD);
+	// empty: nowhere. Never on the public port.
+	MetricsListen string
+	// HealthInterval is the most often /healthz probes the origin (default
+	// 5s); answers in between are the cached result.
+	HealthInterval time.Duration
+
+	// CacheDir keeps image files named by the catalog, each read from the
+	// origin once and verified against its sha256, up to CacheSize bytes
+	// (least recently used first out). Empty: image files stream from the
+	// origin (each download holding an origin slot).
+	CacheDir  string
+	CacheSize int64
+
+	// Per client address: at most MaxConnsPerClient open connections
+	// (default 256) and ClientRate requests a second on average in bursts
+	// of ClientBurst (defaults 100 and 400); a negative value: no limit.
+	MaxConnsPerClient int
+	ClientRate        float64
+	ClientBurst       int
+	// MinTransferRate (bytes/s, default 16 KiB/s; negative: none) is what
+	// a client must take a response at: the time spent blocked writing to
+	// it may not exceed MinRateGrace (default 10s) plus the bytes sent
+	// divided by the rate; a download falling behind is cut.
+	MinTransferRate float64
+	MinRateGrace    time.Duration
+
+	// TokensFile makes the registry private: reachable only under
+	// /<token>/ for the tokens the file lists (one "TOKEN [NAME]" a line),
+	// read again when it changes (checked every TokenReload, default 1s).
+	TokensFile  string
+	TokenReload time.Duration
+	// RemoteName is the remote name the catalog page's commands use
+	// (default "appliance").
+	RemoteName string
 }
 
 // Server is a running edgeproxy.
@@ -76,6 +117,8 @@ type Server struct {
 	cfg        Config
 	ln         net.Listener
 	srv        *http.Server
+	metricsLn  net.Listener
+	metricsSrv *http.Server
 	acmeSrv    *http.Server
 	selfSigned *SelfSigned
 }
@@ -101,6 +144,24 @@ func (c *Config) defaults() {
 	if c.MaxOriginRequests == 0 {
 		c.MaxOriginRequests = 512
 	}
+	def(&c.HealthInterval, 5*time.Second)
+	def(&c.MinRateGrace, 10*time.Second)
+	def(&c.TokenReload, time.Second)
+	if c.MaxConnsPerClient == 0 {
+		c.MaxConnsPerClient = 256
+	}
+	if c.ClientRate == 0 {
+		c.ClientRate = 100
+	}
+	if c.ClientBurst == 0 {
+		c.ClientBurst = 400
+	}
+	if c.MinTransferRate == 0 {
+		c.MinTransferRate = 16 << 10
+	}
+	if c.RemoteName == "" {
+		c.RemoteName = "appliance"
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
@@ -117,11 +178,36 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("no origin")
 	}
 	s := &Server{cfg: cfg}
-	m := newMetrics()
+	var disk *diskCache
+	if cfg.CacheDir != "" && cfg.CacheSize > 0 {
+		var err error
+		if disk, err = openDiskCache(cfg.CacheDir, cfg.CacheSize); err != nil {
+			return nil, err
+		}
+	}
+	m := newMetrics(func() float64 {
+		if disk == nil {
+			return 0
+		}
+		return float64(disk.size())
+	})
+	gate := newOriginGate(cfg.MaxOriginRequests, 10*time.Second, m.originInflight)
 	h := &handler{
-		origin: cfg.Origin, cache: newCatalogCache(cfg.Origin, cfg.CatalogTTL, m),
-		catalogMaxAge: cfg.CatalogMaxAge, sem: make(chan struct{}, cfg.MaxOriginRequests),
-		semWait: 10 * time.Second, writeTimeout: cfg.WriteTimeout, m: m, log: cfg.Logger,
+		origin: cfg.Origin, gate: gate, cache: newCatalogCache(cfg.Origin, gate, cfg.CatalogTTL, m),
+		health: &healthCheck{origin: cfg.Origin, gate: gate, interval: cfg.HealthInterval},
+		disk:   disk, catalogMaxAge: cfg.CatalogMaxAge, writeTimeout: cfg.WriteTimeout,
+		minRate: max(cfg.MinTransferRate, 0), rateGrace: cfg.MinRateGrace,
+		remoteName: cfg.RemoteName, m: m, log: cfg.Logger,
+	}
+	if cfg.ClientRate > 0 {
+		h.rate = newRateLimiter(cfg.ClientRate, cfg.ClientBurst)
+	}
+	if cfg.TokensFile != "" {
+		ts, err := loadTokens(cfg.TokensFile, cfg.TokenReload)
+		if err != nil {
+			return nil, err
+		}
+		h.tokens = ts
 	}
 	if rr, ok := cfg.Origin.(store.RangeReader); ok {
 		h.ranger = rr
@@ -146,6 +232,19 @@ func New(cfg Config) (*Server, error) {
 		s.srv.TLSConfig = tlsConf
 	}
 	s.ln = ln
+	if cfg.MaxConnsPerClient > 0 {
+		s.ln = newConnLimitListener(ln, cfg.MaxConnsPerClient, m.connsRefused)
+	}
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("metrics listen %s: %w", cfg.MetricsListen, err)
+		}
+		s.metricsLn = mln
+		s.metricsSrv = &http.Server{Handler: getOnly(m.handler()), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
+	}
 	return s, nil
 }
 
@@ -160,7 +259,7 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 	if modes != 1 {
 		return nil, errors.New("choose exactly one of: certificate files (--cert and --key), --self-signed, --acme-domain, --plain-http")
 	}
-	base := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	base := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}, CipherSuites: tls12Suites}
 	switch {
 	case c.PlainHTTP:
 		return nil, nil
@@ -196,8 +295,41 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 	return base, nil
 }
 
+// tls12Suites are the TLS 1.2 cipher suites offered: forward secrecy
+// (ECDHE) and an AEAD (AES-GCM, ChaCha20-Poly1305) only. TLS 1.3 suites
+// are not configurable, and all of them qualify.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// getOnly lets GET and HEAD through to h and answers anything else 405.
+func getOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// MetricsAddr is where /metrics is served (nil when nowhere).
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metricsLn == nil {
+		return nil
+	}
+	return s.metricsLn.Addr()
+}
 
 // SelfSignedCert describes the self-signed certificate in use, if any.
 func (s *Server) SelfSignedCert() *SelfSigned { return s.selfSigned }
@@ -216,6 +348,10 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		errc <- err
 	}()
+	if s.metricsSrv != nil {
+		go s.metricsSrv.Serve(s.metricsLn)
+		defer s.metricsSrv.Close()
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runErr runs the client and returns its output and error (no failure).
+func (c *client) runErr(args ...string) (string, error) {
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env = c.env()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// A private registry with the stock Incus client: the remote URL carries
+// the token; list and export work; without the token nothing is there; a
+// token removed from the file stops working within seconds, for a new
+// client and for one that already cached the catalog.
+func TestIncusPrivateRegistryWithToken(t *testing.T) {
+	const token = "e2e-Token-0123456789abcdef"
+	folder := filepath.Join(t.TempDir(), "registry")
+	meta, root := sampleImage(t, "nginx", t0, 1)
+	fp := fingerprintOf(t, meta, root)
+	mustPublish(t, "nginx", "--bucket", folder, "--metadata", meta, "--rootfs", root)
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte(token+" e2e\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, cert := runEdgeproxy(t, nil, "--bucket", folder, "--tokens", tokens)
+	if strings.Contains(url, token) {
+		t.Fatal("edgeproxy printed the token")
+	}
+
+	incus := newClient(t, "incus", cert)
+	incus.run(t, "remote", "add", "private", url+"/"+token, "--protocol", "simplestreams")
+	if got := incus.list(t, "private"); len(got) != 1 || strings.Join(got[fp], ",") != "nginx,nginx/amd64" {
+		t.Fatalf("incus image list private: = %v", got)
+	}
+	out := t.TempDir()
+	incus.run(t, "image", "export", "private:nginx", out)
+	if f := exportedFingerprint(t, out); f != fp {
+		t.Errorf("exported fingerprint %s, want %s", f, fp)
+	}
+
+	// Without the token (or with another) there is no registry.
+	for name, u := range map[string]string{"bare": url, "wrong": url + "/" + strings.ToUpper(token)} {
+		other := newClient(t, "incus", cert)
+		other.run(t, "remote", "add", name, u, "--protocol", "simplestreams")
+		if o, err := other.runErr("image", "list", name+":"); err == nil {
+			t.Errorf("incus image list %s: worked without the token:\n%s", name, o)
+		}
+	}
+
+	// Revocation.
+	if err := os.WriteFile(tokens+".new", []byte("# revoked\nanother-token-0123456789 other\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tokens+".new", tokens); err != nil {
+		t.Fatal(err)
+	}
+	// Each attempt is a new client: one that listed while the token was
+	// still valid keeps that catalog for 5 minutes.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		fresh := newClient(t, "incus", cert)
+		fresh.run(t, "remote", "add", "private", url+"/"+token, "--protocol", "simplestreams")
+		o, err := fresh.runErr("image", "list", "private:")
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a revoked token still lists the registry 30 s later:\n%s", o)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// The first client still has the catalog cached (5 minutes): the
+	// image files themselves are refused.
+	if o, err := incus.runErr("image", "export", "private:nginx", t.TempDir()); err == nil {
+		t.Errorf("export with a revoked token worked:\n%s", o)
+	}
+}
+
+// Tokens and a plain-HTTP listener do not go together: Incus's first,
+// plain-HTTP request for an image file would hand it the token.
+func TestTokensRefuseAPlainHTTPListener(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(tokens, []byte("e2e-Token-0123456789abcdef\n"), 0o600)
+	cmd := exec.Command(edgeproxyBin, "--bucket", t.TempDir(), "--tokens", tokens, "--acme-domain", "registry.test",
+		"--acme-http-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--state-dir", t.TempDir(), "--metrics-listen=")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--tokens and --acme-http-listen do not go together") || strings.Count(string(out), "\n") != 1 {
+		t.Errorf("edgeproxy --tokens --acme-http-listen: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,348 @@
+package edgeproxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/store"
+)
+
+// catalogRegistry writes a registry folder whose images.json names image
+// files of the given sizes (one product, one version): what the disk
+// cache serves. It returns the folder, the files' keys and their bytes.
+func catalogRegistry(t testing.TB, sizes ...int) (dir string, keys []string, data [][]byte) {
+	t.Helper()
+	dir = t.TempDir()
+	items := map[string]any{}
+	for i, size := range sizes {
+		b := make([]byte, size)
+		for j := range b {
+			b[j] = byte(j*13 + i*7 + j>>11)
+		}
+		sum := sha256.Sum256(b)
+		key := fmt.Sprintf("images/%x/file%d.squashfs", sha256.Sum256([]byte{byte(i)}), i)
+		items[fmt.Sprintf("f%d", i)] = map[string]any{"ftype": "squashfs", "path": key, "sha256": hex.EncodeToString(sum[:]), "size": size}
+		keys, data = append(keys, key), append(data, b)
+		p := filepath.Join(dir, key)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cat := map[string]any{"content_id": "images", "datatype": "image-downloads", "format": "products:1.0", "products": map[string]any{
+		"app:amd64": map[string]any{"aliases": "app", "arch": "amd64", "os": "Debian", "release": "12", "release_title": "12",
+			"versions": map[string]any{"202611200000": map[string]any{"items": items}}},
+	}}
+	catJSON, _ := json.Marshal(cat)
+	for k, v := range map[string][]byte{catalog.IndexPath: catalog.BuildIndex([]string{"app:amd64"}).Marshal(), catalog.ImagesPath: catJSON} {
+		p := filepath.Join(dir, k)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, v, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, keys, data
+}
+
+// getAll fetches path n times at once and checks every body equals want.
+func getAll(t *testing.T, p *proxy, path string, n int, want []byte) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := p.Client.Get(p.URL + path)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil || resp.StatusCode != 200 || !bytes.Equal(b, want) {
+				errs <- fmt.Errorf("%d, %d bytes, %v", resp.StatusCode, len(b), err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// keyCountingOrigin counts origin reads per key.
+type keyCountingOrigin struct {
+	Origin
+	mu   sync.Mutex
+	gets map[string]int
+}
+
+func (o *keyCountingOrigin) Get(ctx context.Context, key string) (io.ReadCloser, store.ObjectInfo, error) {
+	o.mu.Lock()
+	if o.gets == nil {
+		o.gets = map[string]int{}
+	}
+	o.gets[key]++
+	o.mu.Unlock()
+	return o.Origin.Get(ctx, key)
+}
+
+func (o *keyCountingOrigin) count(key string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.gets[key]
+}
+
+// Many clients asking for one image file at once cause one origin read;
+// then it is served from disk (Range and conditional requests included),
+// and a restarted proxy serves it from the same cache without the origin.
+func TestImageCacheOneFetchPerFile(t *testing.T) {
+	dir, keys, data := catalogRegistry(t, 3<<20)
+	o := &keyCountingOrigin{Origin: dirOrigin(t, dir)}
+	cacheDir := t.TempDir()
+	p := startProxy(t, o, func(c *Config) { c.CacheDir = cacheDir })
+	getAll(t, p, "/"+keys[0], 40, data[0])
+	if n := o.count(keys[0]); n != 1 {
+		t.Errorf("40 concurrent downloads made %d origin reads, want 1", n)
+	}
+	sha := sha256.Sum256(data[0])
+	if b, err := os.ReadFile(filepath.Join(cacheDir, hex.EncodeToString(sha[:]))); err != nil || !bytes.Equal(b, data[0]) {
+		t.Errorf("cache file: %v", err)
+	}
+	resp, body := p.do(t, "GET", "/"+keys[0], "Range", "bytes=100-199")
+	if resp.StatusCode != 206 || !bytes.Equal(body, data[0][100:200]) {
+		t.Errorf("Range from the cache: %d", resp.StatusCode)
+	}
+	etag := resp.Header.Get("ETag")
+	if etag != `"`+hex.EncodeToString(sha[:])+`"` || resp.Header.Get("Cache-Control") != cacheImmutable || resp.Header.Get("Content-Encoding") != "" {
+		t.Errorf("cached file headers: %v", resp.Header)
+	}
+	if resp, _ = p.do(t, "GET", "/"+keys[0], "If-None-Match", etag); resp.StatusCode != 304 {
+		t.Errorf("If-None-Match on a cached file: %d", resp.StatusCode)
+	}
+	if resp, body = p.do(t, "HEAD", "/"+keys[0]); resp.StatusCode != 200 || resp.ContentLength != int64(len(data[0])) || len(body) != 0 {
+		t.Errorf("HEAD on a cached file: %d %d", resp.StatusCode, resp.ContentLength)
+	}
+	if n := o.count(keys[0]); n != 1 {
+		t.Errorf("after Range, conditional and HEAD requests: %d origin reads, want 1", n)
+	}
+	if m := p.metrics(t); !strings.Contains(m, `edgeproxy_image_cache_total{result="miss"}`) || !strings.Contains(m, "edgeproxy_image_cache_bytes 3.145728e+06") {
+		t.Errorf("metrics lack the image cache series")
+	}
+	p.stop(t)
+
+	// Restart on the same cache folder: no origin read at all.
+	o2 := &keyCountingOrigin{Origin: dirOrigin(t, dir)}
+	p2 := startProxy(t, o2, func(c *Config) { c.CacheDir = cacheDir })
+	getAll(t, p2, "/"+keys[0], 5, data[0])
+	if n := o2.count(keys[0]); n != 0 {
+		t.Errorf("after a restart: %d origin reads, want 0 (the cache survives)", n)
+	}
+}
+
+// A cache entry corrupted on disk (while the proxy was down) is detected
+// and fetched again; the client gets the right bytes.
+func TestImageCacheCorruptEntryIsRefetched(t *testing.T) {
+	dir, keys, data := catalogRegistry(t, 1<<20)
+	cacheDir := t.TempDir()
+	p := startProxy(t, dirOrigin(t, dir), func(c *Config) { c.CacheDir = cacheDir })
+	getAll(t, p, "/"+keys[0], 1, data[0])
+	p.stop(t)
+	sha := sha256.Sum256(data[0])
+	file := filepath.Join(cacheDir, hex.EncodeToString(sha[:]))
+	b, _ := os.ReadFile(file)
+	b[1000] ^= 0xff
+	os.WriteFile(file, b, 0o644)
+
+	o := &keyCountingOrigin{Origin: dirOrigin(t, dir)}
+	p2 := startProxy(t, o, func(c *Config) { c.CacheDir = cacheDir })
+	getAll(t, p2, "/"+keys[0], 3, data[0])
+	if n := o.count(keys[0]); n != 1 {
+		t.Errorf("corrupt entry: %d origin reads, want 1", n)
+	}
+	if b, _ := os.ReadFile(file); !bytes.Equal(b, data[0]) {
+		t.Error("the corrupt cache file was not replaced")
+	}
+}
+
+// cuttingOrigin serves key with bytes that differ from the catalog's, or
+// cuts the body after half of it.
+type cuttingOrigin struct {
+	Origin
+	key     string
+	corrupt bool
+}
+
+func (o *cuttingOrigin) Get(ctx context.Context, key string) (io.ReadCloser, store.ObjectInfo, error) {
+	rc, info, err := o.Origin.Get(ctx, key)
+	if err != nil || key != o.key {
+		return rc, info, err
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if o.corrupt {
+		b[len(b)/2] ^= 1
+		return io.NopCloser(bytes.NewReader(b)), info, nil
+	}
+	return io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), errReader{})), info, nil
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("connection reset by origin") }
+
+// A file the origin sends cut short or with other bytes than the catalog
+// says is never served whole: the answer is a 502, or a 200 whose body is
+// cut before its end (the last byte waits for the check); it is never kept.
+func TestImageCacheNeverServesPartialOrWrongFiles(t *testing.T) {
+	dir, keys, data := catalogRegistry(t, 1<<20)
+	for _, corrupt := range []bool{false, true} {
+		t.Run(fmt.Sprint("corrupt=", corrupt), func(t *testing.T) {
+			cacheDir := t.TempDir()
+			p := startProxy(t, &cuttingOrigin{Origin: dirOrigin(t, dir), key: keys[0], corrupt: corrupt}, func(c *Config) { c.CacheDir = cacheDir })
+			for range 3 {
+				resp, err := p.Client.Get(p.URL + "/" + keys[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				t.Logf("%d, %d bytes, %v", resp.StatusCode, len(body), err)
+				if resp.StatusCode == 200 && err == nil {
+					t.Errorf("a whole 200 answer (%d bytes) from a bad fetch", len(body))
+				}
+				if len(body) >= len(data[0]) && !bytes.Equal(body, data[0]) && err == nil {
+					t.Error("wrong bytes served whole")
+				}
+			}
+			if !eventually(30*time.Second, func() bool { des, _ := os.ReadDir(cacheDir); return len(des) == 0 }) {
+				des, _ := os.ReadDir(cacheDir)
+				t.Errorf("cache folder holds %v", des)
+			}
+		})
+	}
+}
+
+// gatedOrigin sends the first half of key, then waits for release.
+type gatedOrigin struct {
+	Origin
+	key     string
+	release chan struct{}
+}
+
+func (o *gatedOrigin) Get(ctx context.Context, key string) (io.ReadCloser, store.ObjectInfo, error) {
+	rc, info, err := o.Origin.Get(ctx, key)
+	if err != nil || key != o.key {
+		return rc, info, err
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	return io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), gate{o.release}, bytes.NewReader(b[len(b)/2:]))), info, nil
+}
+
+type gate struct{ c chan struct{} }
+
+func (g gate) Read([]byte) (int, error) { <-g.c; return 0, io.EOF }
+
+// A file not in the cache yet is served as it arrives from the origin (a
+// client sees its first bytes long before the fetch ends: Incus gives up
+// on a server that sends no header for 30 s), and concurrent clients
+// still cause one fetch.
+func TestImageCacheServesWhileFetching(t *testing.T) {
+	dir, keys, data := catalogRegistry(t, 4<<20)
+	o := &gatedOrigin{Origin: dirOrigin(t, dir), key: keys[0], release: make(chan struct{})}
+	ko := &keyCountingOrigin{Origin: o}
+	p := startProxy(t, ko, nil)
+	type got struct {
+		n   int
+		err error
+		ok  bool
+	}
+	half := len(data[0]) / 2
+	results := make(chan got, 3)
+	progress := make(chan int, 3)
+	for range 3 {
+		go func() {
+			resp, err := p.Client.Get(p.URL + "/" + keys[0])
+			if err != nil {
+				results <- got{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			buf := make([]byte, half)
+			n, err := io.ReadFull(resp.Body, buf)
+			progress <- n
+			if err != nil {
+				results <- got{n: n, err: err}
+				return
+			}
+			rest, err := io.ReadAll(resp.Body)
+			results <- got{n: n + len(rest), err: err, ok: bytes.Equal(append(buf, rest...), data[0])}
+		}()
+	}
+	for range 3 {
+		select {
+		case n := <-progress:
+			if n != half {
+				t.Errorf("a client got %d bytes before the fetch went on, want %d", n, half)
+			}
+		case r := <-results:
+			t.Fatalf("a download ended before the origin sent the second half: %+v", r)
+		case <-time.After(2 * time.Minute):
+			t.Fatal("no client got the first half while the fetch was under way")
+		}
+	}
+	close(o.release)
+	for range 3 {
+		if r := <-results; !r.ok || r.err != nil {
+			t.Errorf("download: %d bytes, %v, equal %v", r.n, r.err, r.ok)
+		}
+	}
+	if n := ko.count(keys[0]); n != 1 {
+		t.Errorf("%d origin reads, want 1", n)
+	}
+}
+
+// The cache keeps at most CacheSize bytes, dropping the least recently
+// used file first.
+func TestImageCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	dir, keys, data := catalogRegistry(t, 1<<20, 1<<20, 1<<20)
+	cacheDir := t.TempDir()
+	o := &keyCountingOrigin{Origin: dirOrigin(t, dir)}
+	p := startProxy(t, o, func(c *Config) { c.CacheDir, c.CacheSize = cacheDir, 2<<20+1000 })
+	for _, i := range []int{0, 1, 0, 2, 0} {
+		getAll(t, p, "/"+keys[i], 1, data[i])
+	}
+	// 0 was used last: kept; 1 was the least recently used when 2 came in.
+	if got := []int{o.count(keys[0]), o.count(keys[1]), o.count(keys[2])}; fmt.Sprint(got) != "[1 1 1]" {
+		t.Errorf("origin reads per file: %v, want [1 1 1]", got)
+	}
+	getAll(t, p, "/"+keys[1], 1, data[1])
+	if n := o.count(keys[1]); n != 2 {
+		t.Errorf("evicted file: %d origin reads, want 2", n)
+	}
+	var total int64
+	des, _ := os.ReadDir(cacheDir)
+	for _, de := range des {
+		fi, _ := de.Info()
+		total += fi.Size()
+	}
+	if total > 2<<20+1000 {
+		t.Errorf("cache holds %d bytes, more than its limit", total)
+	}
+}

@@ -1,0 +1,108 @@
+package edgeproxy
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+)
+
+// pageRegistry writes a registry folder whose catalog has two appliances:
+// web (two versions, two architectures, a description holding markup,
+// custom metadata, a profile) and pgsql.
+func pageRegistry(t *testing.T) string {
+	t.Helper()
+	c := catalog.New()
+	ref := func(s string) catalog.FileRef {
+		return catalog.FileRef{SHA256: fmt.Sprintf("%x", sha256.Sum256([]byte(s))), Size: int64(len(s)) * 1000}
+	}
+	add := func(name, arch, desc string, created time.Time, aliases []string, custom map[string]string, profiles map[string]catalog.FileRef) {
+		img := catalog.Image{
+			Name: name, Arch: arch, OS: "Debian", Release: "12", ReleaseTitle: "bookworm", Variant: "default",
+			Description: desc, Created: created, Aliases: aliases, RootKind: catalog.RootSquashfs,
+			Fingerprint: ref(name + arch + desc + created.String()).SHA256, Metadata: ref("m" + name), Root: ref("r" + name + created.String()),
+			ApplianceVersion: "1.2", Custom: custom, Profiles: profiles,
+		}
+		if _, err := c.Add(img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	evil := `Web <script>document.title="PWNED"</script><img src=x onerror="alert(1)"> & "quotes"`
+	custom := map[string]string{"homepage": `https://example.org/?a=1&b=<2>`, "maintainer": "ops@example.org"}
+	add("web", "amd64", "old web", t0, nil, custom, nil)
+	add("web", "amd64", evil, t0.Add(48*time.Hour), []string{"www"}, custom, map[string]catalog.FileRef{"webprofile": ref("p")})
+	add("web", "arm64", evil, t0.Add(48*time.Hour), []string{"www"}, custom, nil)
+	add("pgsql", "amd64", "A database", t0, nil, nil, nil)
+	dir := t.TempDir()
+	for k, v := range map[string][]byte{catalog.IndexPath: catalog.BuildIndex(c.ProductKeys()).Marshal(), catalog.ImagesPath: c.Marshal()} {
+		p := filepath.Join(dir, k)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, v, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// The catalog page at / lists every appliance with its description,
+// architectures, aliases and the commands to copy; /appliance/NAME shows
+// versions newest first, sizes, custom metadata, profiles. Every catalog
+// string is escaped; nothing can run scripts.
+func TestCatalogPage(t *testing.T) {
+	p := startProxy(t, dirOrigin(t, pageRegistry(t)), func(c *Config) { c.RemoteName = "acme" })
+	resp, body := p.do(t, "GET", "/")
+	page := string(body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" ||
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("GET /: %d %v", resp.StatusCode, resp.Header)
+	}
+	for _, want := range []string{
+		"incus remote add acme " + p.URL + " --protocol simplestreams",
+		"incus launch acme:web web-1", "incus launch acme:pgsql pgsql-1",
+		`href="/appliance/web"`, `href="/appliance/pgsql"`, "A database",
+		"Web &lt;script&gt;document.title=&#34;PWNED&#34;&lt;/script&gt;&lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; &#34;quotes&#34;",
+		"amd64 arm64", "www",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/ lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"<script", "<img", "onerror=\"", "javascript:"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("/ holds %q: unescaped", bad)
+		}
+	}
+	resp, body = p.do(t, "GET", "/appliance/web")
+	page = string(body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /appliance/web: %d", resp.StatusCode)
+	}
+	newer, older := strings.Index(page, "20261103_100000"), strings.Index(page, "20261101_100000")
+	if newer < 0 || older < 0 || newer > older {
+		t.Errorf("versions not newest first (at %d and %d)", newer, older)
+	}
+	for _, want := range []string{
+		"incus remote add acme " + p.URL + " --protocol simplestreams", "incus launch acme:web web-1",
+		"homepage", "https://example.org/?a=1&amp;b=&lt;2&gt;", "ops@example.org", "webprofile",
+		"1.2", "arm64", "(latest)", "old web",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/appliance/web lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script") || strings.Contains(page, "<img") {
+		t.Error("/appliance/web holds unescaped markup")
+	}
+	if resp, _ = p.do(t, "GET", "/appliance/nope"); resp.StatusCode != 404 {
+		t.Errorf("unknown appliance: %d", resp.StatusCode)
+	}
+	if resp, body = p.do(t, "HEAD", "/"); resp.StatusCode != 200 || len(body) != 0 {
+		t.Errorf("HEAD /: %d", resp.StatusCode)
+	}
+}

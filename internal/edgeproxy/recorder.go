@@ -1,0 +1,59 @@
+package edgeproxy
+
+import (
+	"net/http"
+	"time"
+)
+
+// recorder counts what is written and pushes the write deadline forward
+// on every write, so a client that stops reading is cut off after
+// timeout while a slow but steady download is never interrupted.
+//
+// With minRate, a client must also take the response at minRate bytes/s
+// on average: the time spent blocked writing to it (the client's doing,
+// not the proxy's: time to first byte, waits for the origin and a busy
+// CPU between writes do not count) may not exceed grace plus the bytes
+// written divided by minRate. A write that would go past that is cut at
+// the moment it does.
+type recorder struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	status  int
+	bytes   int64
+	minRate float64
+	grace   time.Duration
+	blocked time.Duration // time spent in writes so far
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	if r.timeout <= 0 {
+		n, err := r.ResponseWriter.Write(p)
+		r.bytes += int64(n)
+		return n, err
+	}
+	allowed := r.timeout
+	if r.minRate > 0 {
+		budget := r.grace + time.Duration(float64(r.bytes+int64(len(p)))/r.minRate*float64(time.Second)) - r.blocked
+		allowed = min(allowed, budget)
+	}
+	start := time.Now()
+	_ = r.rc.SetWriteDeadline(start.Add(allowed))
+	n, err := r.ResponseWriter.Write(p)
+	r.blocked += time.Since(start)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,140 @@
+package edgeproxy
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+)
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// writeFileAtomic replaces a file as an operator's editor would.
+func writeFileAtomic(t *testing.T, file, content string) {
+	t.Helper()
+	tmp := file + ".new"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With a token file, the registry exists only under /<token>/; tokens are
+// never logged (their names are) and counted per name; a token removed
+// from the file stops working within seconds; a broken file fails closed.
+func TestPrivateRegistryTokens(t *testing.T) {
+	const alice, bob = "Alice-0123456789abcdef", "bob_fedcba9876543210"
+	dir, keys, data := catalogRegistry(t, 64<<10)
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	writeFileAtomic(t, tokens, "# access tokens\n"+alice+" alice\n\n"+bob+" bob\n")
+	var logs syncBuffer
+	p := startProxy(t, dirOrigin(t, dir), func(c *Config) {
+		c.TokensFile = tokens
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	status := func(path string) int {
+		resp, _ := p.do(t, "GET", path)
+		return resp.StatusCode
+	}
+	for path, want := range map[string]int{
+		"/" + alice + "/" + catalog.IndexPath:  200,
+		"/" + alice + "/" + catalog.ImagesPath: 200,
+		"/" + bob + "/" + keys[0]:              200,
+		"/" + alice + "/":                      200,
+		"/" + alice:                            200,
+		"/" + catalog.IndexPath:                404,
+		"/" + keys[0]:                          404,
+		"/":                                    404,
+		"/" + alice[:len(alice)-1] + "X/" + catalog.IndexPath:  404,
+		"/" + strings.ToLower(alice) + "/" + catalog.IndexPath: 404,
+		"/healthz": 200,
+	} {
+		if got := status(path); got != want {
+			t.Errorf("GET %s: %d, want %d", path, got, want)
+		}
+	}
+	resp, body := p.do(t, "GET", "/"+alice+"/"+keys[0])
+	if resp.StatusCode != 200 || !bytes.Equal(body, data[0]) {
+		t.Errorf("image under a token: %d", resp.StatusCode)
+	}
+	_, page := p.do(t, "GET", "/"+alice+"/")
+	if !strings.Contains(string(page), "incus remote add appliance "+p.URL+"/"+alice+" --protocol simplestreams") {
+		t.Errorf("the page under a token does not give the token URL:\n%s", page)
+	}
+	m := p.metrics(t)
+	if metricValue(m, `edgeproxy_token_requests_total{token="alice"}`) < 6 || metricValue(m, `edgeproxy_token_requests_total{token="bob"}`) != 1 {
+		t.Errorf("per-token counters: alice %v, bob %v", metricValue(m, `edgeproxy_token_requests_total{token="alice"}`), metricValue(m, `edgeproxy_token_requests_total{token="bob"}`))
+	}
+	if strings.Contains(m, alice) || strings.Contains(m, bob) {
+		t.Error("a token appears in the metrics")
+	}
+
+	// Revocation: alice's line goes; within seconds her token is dead.
+	writeFileAtomic(t, tokens, bob+" bob\n")
+	if !eventually(30*time.Second, func() bool { return status("/"+alice+"/"+catalog.IndexPath) == 404 }) {
+		t.Error("a revoked token still works 30 s later")
+	}
+	if got := status("/" + bob + "/" + catalog.IndexPath); got != 200 {
+		t.Errorf("bob after alice's revocation: %d", got)
+	}
+	// A file that no longer parses leaves no token valid.
+	writeFileAtomic(t, tokens, "short bob\n")
+	if !eventually(30*time.Second, func() bool { return status("/"+bob+"/"+catalog.IndexPath) == 404 }) {
+		t.Error("a broken token file still lets bob in")
+	}
+	writeFileAtomic(t, tokens, bob+" bob\n")
+	if !eventually(30*time.Second, func() bool { return status("/"+bob+"/"+catalog.IndexPath) == 200 }) {
+		t.Error("a repaired token file does not let bob in")
+	}
+
+	l := logs.String()
+	if strings.Contains(l, alice) || strings.Contains(l, bob) || strings.Contains(l, alice[:len(alice)-1]) {
+		t.Errorf("a token was logged:\n%s", l)
+	}
+	if !strings.Contains(l, `"token":"alice"`) || !strings.Contains(l, `"path":"/{alice}/streams/v1/index.json"`) {
+		t.Errorf("the log does not name the token:\n%.2000s", l)
+	}
+}
+
+func TestTokenFileErrors(t *testing.T) {
+	for content, want := range map[string]string{
+		"":                                     "holds no token",
+		"# only a comment\n":                   "holds no token",
+		"short\n":                              "at least 16 characters",
+		"has/slash/0123456789abcdef x\n":       "at least 16 characters",
+		"0123456789abcdef a b\n":               "want TOKEN [NAME]",
+		"0123456789abcdef\n0123456789abcdef\n": "the same token twice",
+		"0123456789abcdef n{ame}\n":            "a name is made of",
+	} {
+		file := filepath.Join(t.TempDir(), "tokens")
+		os.WriteFile(file, []byte(content), 0o600)
+		_, err := loadTokens(file, time.Second)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "0123456789abcdef") {
+			t.Errorf("%q: %v, want an error saying %q (and not the token)", content, err, want)
+		}
+	}
+}
