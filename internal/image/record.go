@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/incus-appliance/registry/internal/catalog"
 )
 
 // RecordName is the file, beside the image files, that holds their Record.
@@ -23,11 +25,11 @@ const recordVersion = 1
 // only while the files' sizes and modification times are unchanged, and
 // Stream checks every root byte against it while the root is uploaded.
 type Record struct {
-	Version     int          `json:"version"`
-	Fingerprint string       `json:"fingerprint"`
-	RootKind    RootKind     `json:"root_kind"`
-	Metadata    RecordedFile `json:"metadata"`
-	Root        RecordedFile `json:"root"`
+	Version     int              `json:"version"`
+	Fingerprint string           `json:"fingerprint"`
+	RootKind    catalog.RootKind `json:"root_kind"`
+	Metadata    RecordedFile     `json:"metadata"`
+	Root        RecordedFile     `json:"root"`
 	// PartSize is the chunk size of Root.PartSHA256 (0: none recorded).
 	PartSize int64 `json:"part_size,omitempty"`
 }

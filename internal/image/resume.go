@@ -2,17 +2,15 @@ package image
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"slices"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // ErrChanged is wrapped by the errors that say a file no longer matches
@@ -38,7 +36,7 @@ func Resume(ctx context.Context, metadataPath, rootPath string, rec *Record, opt
 			return nil, nil, &Error{f.role, f.path, fmt.Errorf("%w: %w", ErrChanged, err)}
 		}
 	}
-	combined := sha256.New()
+	combined := digest.NewFingerprint()
 	md, mf, err := readMetadata(ctx, metadataPath, combined, opts.Progress)
 	if err != nil {
 		return nil, nil, err
@@ -57,7 +55,7 @@ func Resume(ctx context.Context, metadataPath, rootPath string, rec *Record, opt
 				ErrArchMismatch, md.Arch, want, want)}
 		}
 	}
-	state, err := combined.(encoding.BinaryMarshaler).MarshalBinary()
+	state, err := combined.Hash.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -87,8 +85,8 @@ func (s *Stream) Path() string { return s.path }
 
 // Open opens the root for one read, front to back; each Open starts over.
 func (s *Stream) Open(ctx context.Context) (io.ReadCloser, error) {
-	h := sha256.New()
-	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(s.state); err != nil {
+	h := digest.NewFingerprint()
+	if err := h.Hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(s.state); err != nil {
 		return nil, err
 	}
 	f, err := os.Open(s.path)
@@ -101,7 +99,7 @@ func (s *Stream) Open(ctx context.Context) (io.ReadCloser, error) {
 type streamReader struct {
 	s   *Stream
 	f   *os.File
-	h   hash.Hash
+	h   digest.Fingerprint
 	m   *meter
 	err error // sticky: a mismatch found
 }
@@ -116,7 +114,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		r.err = r.changed(fmt.Sprintf("it is longer than the recorded %d bytes", r.s.size))
 	case err == io.EOF && r.m.n < r.s.size:
 		r.err = r.changed(fmt.Sprintf("it has %d bytes, recorded %d", r.m.n, r.s.size))
-	case err == io.EOF && hex.EncodeToString(r.h.Sum(nil)) != r.s.fingerprint:
+	case err == io.EOF && r.h.Hex() != r.s.fingerprint:
 		r.err = r.changed("its bytes differ from the recorded ones (same size and modification time)")
 	case err != nil && err != io.EOF:
 		r.err = &Error{"rootfs", r.s.path, r.m.problem()}
