@@ -138,7 +138,7 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	if err := writeDeterministicMetadata(work, dir, epoch); err != nil {
 		return nil, fmt.Errorf("build %s/%s: %w", a.Name, opts.Arch, err)
 	}
-	if err := recordDigests(ctx, work); err != nil {
+	if err := RecordDigests(ctx, work); err != nil {
 		return nil, fmt.Errorf("build %s/%s: %w", a.Name, opts.Arch, err)
 	}
 	rec, _ := json.MarshalIndent(record{Inputs: res.Inputs, Distrobuilder: version, Compression: opts.Compression, Built: time.Now().UTC()}, "", "  ")

@@ -9,12 +9,12 @@ import (
 	"github.com/incus-appliance/registry/internal/registry"
 )
 
-// recordDigests inspects the fresh outputs in dir once (SHA-256s, upload
+// RecordDigests inspects the fresh outputs in dir once (SHA-256s, upload
 // part digests, fingerprint) and records them beside the outputs
 // (image.RecordName), so that a publish uploads them without reading them
 // first. Build calls it in its work folder, before the folder replaces the
 // old outputs: the record appears together with the files it describes.
-func recordDigests(ctx context.Context, dir string) error {
+func RecordDigests(ctx context.Context, dir string) error {
 	im, err := image.Inspect(ctx, filepath.Join(dir, "incus.tar.xz"), filepath.Join(dir, "rootfs.squashfs"),
 		image.Options{PartSize: registry.UploadPartSize})
 	if err != nil {

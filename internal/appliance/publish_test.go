@@ -69,7 +69,7 @@ func builtAppliance(t *testing.T) (a *Appliance, out string) {
 	os.MkdirAll(dir, 0o755)
 	imagetest.WriteMetadata(t, dir, imagetest.DefaultSpec("web", built))
 	imagetest.WriteSquashfs(t, dir, rootSize, 7)
-	if err := recordDigests(context.Background(), dir); err != nil {
+	if err := RecordDigests(context.Background(), dir); err != nil {
 		t.Fatal(err)
 	}
 	return a, out
