@@ -1,6 +1,8 @@
 package image
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,8 +24,9 @@ const recordVersion = 1
 // beside them so that a later publish can skip its own inspection pass:
 // each file's size, modification time and SHA-256, the root's part digests
 // and the combined fingerprint. A record is only a hint: Resume trusts it
-// only while the files' sizes and modification times are unchanged, and
-// Stream checks every root byte against it while the root is uploaded.
+// only while the files' sizes and modification times are unchanged and the
+// metadata's bytes are the recorded ones, and the store checks every root
+// byte against the recorded digests while the root is uploaded.
 type Record struct {
 	Version     int              `json:"version"`
 	Fingerprint string           `json:"fingerprint"`
@@ -32,6 +35,19 @@ type Record struct {
 	Root        RecordedFile     `json:"root"`
 	// PartSize is the chunk size of Root.PartSHA256 (0: none recorded).
 	PartSize int64 `json:"part_size,omitempty"`
+	// Check is the SHA-256 of the record's JSON without Check: a record
+	// damaged or edited by hand (digests that do not belong together) is
+	// not used. It does not stop forgery: whoever can write the record
+	// can write the files it describes.
+	Check string `json:"check"`
+}
+
+// checksum returns rec's Check value.
+func (rec Record) checksum() string {
+	rec.Check = ""
+	data, _ := json.Marshal(rec)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 // RecordedFile is one file of a Record, named relative to the record.
@@ -71,7 +87,9 @@ func NewRecord(im *Image, partSize int64) (*Record, error) {
 // WriteRecord writes rec to dir/RecordName atomically (a temporary file
 // renamed over it), so a reader sees the old record, the new one or none.
 func WriteRecord(dir string, rec *Record) error {
-	data, err := json.MarshalIndent(rec, "", "  ")
+	sealed := *rec
+	sealed.Check = sealed.checksum()
+	data, err := json.MarshalIndent(sealed, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -113,6 +131,9 @@ func ReadRecord(dir string) (*Record, error) {
 	}
 	if rec.Version != recordVersion {
 		return nil, fmt.Errorf("%w: %s has version %d, not %d", ErrNoRecord, RecordName, rec.Version, recordVersion)
+	}
+	if rec.Check != rec.checksum() {
+		return nil, fmt.Errorf("%w: %s is damaged (its check does not match its content)", ErrNoRecord, RecordName)
 	}
 	return &rec, nil
 }

@@ -2,7 +2,6 @@ package image
 
 import (
 	"context"
-	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -22,11 +21,16 @@ var ErrChanged = errors.New("changed since its digests were recorded")
 // metadata tarball is read and validated as Inspect does (it is small) and
 // must have the recorded SHA-256; the root's size and modification time
 // must be the recorded ones. The root's digests and the fingerprint are
-// the record's, so the root is not proven yet: read it only through the
-// returned Stream, which checks it against the record as it goes.
+// the record's (whose integrity ReadRecord checked): the root is not
+// proven yet. Upload it only through the returned Stream, with the
+// recorded SHA-256 and part digests as the store's expected digests: every
+// store checks them while it reads the body, before the object becomes
+// visible, so a root changed behind the record's back is refused then.
+// (The fingerprint needs no check of its own: it is sha256(metadata, root)
+// and both files are checked against their recorded digests.)
 //
-// Any mismatch is an error wrapping ErrChanged (a missing file: the
-// os error); the caller then inspects the files instead.
+// Any mismatch found here is an error wrapping ErrChanged (a missing
+// file: the os error); the caller then inspects the files instead.
 func Resume(ctx context.Context, metadataPath, rootPath string, rec *Record, opts Options) (*Image, *Stream, error) {
 	for _, f := range []struct {
 		role, path string
@@ -36,8 +40,7 @@ func Resume(ctx context.Context, metadataPath, rootPath string, rec *Record, opt
 			return nil, nil, &Error{f.role, f.path, fmt.Errorf("%w: %w", ErrChanged, err)}
 		}
 	}
-	combined := digest.NewFingerprint()
-	md, mf, err := readMetadata(ctx, metadataPath, combined, opts.Progress)
+	md, mf, err := readMetadata(ctx, metadataPath, digest.NewFingerprint(), opts.Progress) // the fingerprint is recorded
 	if err != nil {
 		return nil, nil, err
 	}
@@ -55,53 +58,41 @@ func Resume(ctx context.Context, metadataPath, rootPath string, rec *Record, opt
 				ErrArchMismatch, md.Arch, want, want)}
 		}
 	}
-	state, err := combined.Hash.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
 	root := File{Path: rootPath, Size: rec.Root.Size, SHA256: rec.Root.SHA256}
 	if opts.PartSize > 0 && opts.PartSize == rec.PartSize {
 		root.PartSHA256 = slices.Clone(rec.Root.PartSHA256)
 	}
 	im := &Image{Metadata: md, MetadataFile: mf, Root: root, RootKind: rec.RootKind, Fingerprint: rec.Fingerprint}
-	return im, &Stream{path: rootPath, size: rec.Root.Size, fingerprint: rec.Fingerprint, state: state}, nil
+	return im, &Stream{path: rootPath, size: rec.Root.Size}, nil
 }
 
-// Stream reads a resumed image's root for its upload, checking it against
-// the record on the way: every byte goes into the combined fingerprint
-// (continuing from the metadata's bytes), and the end of the file is
-// reported only if the size and fingerprint are the recorded ones;
-// otherwise the last Read fails with an error wrapping ErrChanged, so an
-// upload reading to the end (as every store does before it makes an object
-// visible) never completes with other bytes.
+// Stream reads a resumed image's root once, front to back, for its
+// upload. It hashes nothing itself (the store checks the recorded digests
+// as it reads, see Resume); it names the file and fails the read when the
+// file is shorter or longer than recorded, and it is the one way the
+// root's bytes are read, so a publish from a record reads each byte once.
 type Stream struct {
-	path, fingerprint string
-	size              int64
-	state             []byte // the combined hash after the metadata
+	path string
+	size int64
 }
 
 // Path is the root file's path.
 func (s *Stream) Path() string { return s.path }
 
-// Open opens the root for one read, front to back; each Open starts over.
+// Open opens the root for one read; each Open starts over.
 func (s *Stream) Open(ctx context.Context) (io.ReadCloser, error) {
-	h := digest.NewFingerprint()
-	if err := h.Hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(s.state); err != nil {
-		return nil, err
-	}
 	f, err := os.Open(s.path)
 	if err != nil {
 		return nil, &Error{"rootfs", s.path, fmt.Errorf("cannot open: %w", err)}
 	}
-	return &streamReader{s: s, f: f, h: h, m: &meter{ctx: ctx, r: f, w: h, t: newTicker(nil, s.path, s.size)}}, nil
+	return &streamReader{s: s, f: f, m: &meter{ctx: ctx, r: f, w: io.Discard, t: newTicker(nil, s.path, s.size)}}, nil
 }
 
 type streamReader struct {
 	s   *Stream
 	f   *os.File
-	h   digest.Fingerprint
 	m   *meter
-	err error // sticky: a mismatch found
+	err error // sticky
 }
 
 func (r *streamReader) Read(p []byte) (int, error) {
@@ -114,8 +105,6 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		r.err = r.changed(fmt.Sprintf("it is longer than the recorded %d bytes", r.s.size))
 	case err == io.EOF && r.m.n < r.s.size:
 		r.err = r.changed(fmt.Sprintf("it has %d bytes, recorded %d", r.m.n, r.s.size))
-	case err == io.EOF && r.h.Hex() != r.s.fingerprint:
-		r.err = r.changed("its bytes differ from the recorded ones (same size and modification time)")
 	case err != nil && err != io.EOF:
 		r.err = &Error{"rootfs", r.s.path, r.m.problem()}
 	}
