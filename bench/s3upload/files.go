@@ -33,6 +33,9 @@ func writeRoot(path string, size int64) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
+	if err := f.Sync(); err != nil { // written back before anything is timed
+		return err
+	}
 	return f.Close()
 }
 

@@ -34,13 +34,10 @@ func bareSDK(ctx context.Context, srv *miniotest.Server, path, key string) error
 // guarantees: 16 MiB parts, 4 at once (s3store's defaults), a SHA-256
 // checksum on every part (computed by the SDK: it cannot take digests
 // computed earlier), the whole file's SHA-256 checked before the upload
-// completes (the body fails its last Read on a mismatch, which makes
-// transfermanager abort), and If-None-Match: * on completion.
-func checkedSDK(ctx context.Context, srv *miniotest.Server, path, key string) error {
-	want, err := fileSHA256(path) // publish knows it beforehand (record or inspection); not timed separately
-	if err != nil {
-		return err
-	}
+// completes (want, known beforehand as publish knows it; the body fails
+// its last Read on a mismatch, which makes transfermanager abort), and
+// If-None-Match: * on completion.
+func checkedSDK(ctx context.Context, srv *miniotest.Server, path, want, key string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
