@@ -43,6 +43,8 @@ import (
 type uploader struct {
 	name  string
 	times []time.Duration
+	// CPU time per run: this side (client) and MinIO's (server).
+	client, server []time.Duration
 }
 
 func main() {
@@ -69,6 +71,7 @@ func run() bool {
 	srv, err := miniotest.StartBinary(bin, filepath.Join(dir, "minio"), miniotest.Options{Buckets: []string{"bench"}})
 	check(err)
 	atExit(srv.Stop)
+	minioPID = findPID(filepath.Join(dir, "minio", "data"))
 
 	// The same root (hard links: one file, one page cache) as an arbitrary
 	// file and as a built appliance's output.
@@ -144,17 +147,18 @@ func run() bool {
 	mib := float64(*size) / (1 << 20)
 	rate := func(u *uploader) float64 { return mib / median(u.times).Seconds() }
 	fmt.Printf("\n%s root, median of %d runs, MinIO on loopback\n", human(*size), *runs)
-	fmt.Printf("%-14s %8s %10s   %s\n", "uploader", "time", "MiB/s", "runs")
+	fmt.Printf("%-14s %8s %10s %11s %10s   %s\n", "uploader", "time", "MiB/s", "client CPU", "MinIO CPU", "runs")
 	for _, u := range []*uploader{built, file, rc, sdk, checked} {
 		if len(u.times) == 0 {
-			fmt.Printf("%-14s %8s %10s   (%v: apt-get install rclone)\n", u.name, "-", "-", rcloneErr)
+			fmt.Printf("%-14s %8s %10s %11s %10s   (%v: apt-get install rclone)\n", u.name, "-", "-", "-", "-", rcloneErr)
 			continue
 		}
 		var each []string
 		for _, d := range u.times {
 			each = append(each, fmt.Sprintf("%.2fs", d.Seconds()))
 		}
-		fmt.Printf("%-14s %7.2fs %10.1f   %s\n", u.name, median(u.times).Seconds(), rate(u), strings.Join(each, " "))
+		fmt.Printf("%-14s %7.2fs %10.1f %10.2fs %9.2fs   %s\n", u.name, median(u.times).Seconds(), rate(u),
+			median(u.client).Seconds(), median(u.server).Seconds(), strings.Join(each, " "))
 	}
 	ok := true
 	target := func(what string, r, want float64) {
@@ -188,15 +192,20 @@ type step struct {
 // next uploader down.
 func timeIt(u *uploader, f func() error) {
 	syscall.Sync()
-	start := time.Now()
+	cpu0, start := cpuNow(minioPID), time.Now()
 	if err := f(); err != nil {
 		cleanup()
 		log.Fatalf("%s: %v", u.name, err)
 	}
-	d := time.Since(start)
-	log.Printf("%-14s %6.2fs", u.name, d.Seconds())
+	d, cpu := time.Since(start), cpuNow(minioPID)
+	client, server := cpu.client-cpu0.client, cpu.server-cpu0.server
+	log.Printf("%-14s %6.2fs  CPU: client %5.2fs, MinIO %5.2fs", u.name, d.Seconds(), client.Seconds(), server.Seconds())
 	u.times = append(u.times, d)
+	u.client, u.server = append(u.client, client), append(u.server, server)
 }
+
+// minioPID is the benchmark's MinIO server, whose CPU time is reported.
+var minioPID int
 
 func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
