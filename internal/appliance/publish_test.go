@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/delta/deltatest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 	"github.com/incus-appliance/registry/internal/miniotest"
@@ -63,6 +64,10 @@ func TestBuildRecordsDigestsBesideTheOutputs(t *testing.T) {
 // outputs (a rootSize root) with their digest record, written by the
 // function Build uses.
 func builtAppliance(t *testing.T) (a *Appliance, out string) {
+	return builtApplianceOf(t, rootSize)
+}
+
+func builtApplianceOf(t *testing.T, size int) (a *Appliance, out string) {
 	t.Helper()
 	a, err := Load(writeAppliance(t, validYAML), "web")
 	if err != nil {
@@ -72,7 +77,7 @@ func builtAppliance(t *testing.T) (a *Appliance, out string) {
 	dir, _, _ := Paths(out, "web", "amd64")
 	os.MkdirAll(dir, 0o755)
 	imagetest.WriteMetadata(t, dir, imagetest.DefaultSpec("web", built))
-	imagetest.WriteSquashfs(t, dir, rootSize, 7)
+	imagetest.WriteSquashfs(t, dir, size, 7)
 	if err := RecordDigests(context.Background(), dir); err != nil {
 		t.Fatal(err)
 	}
@@ -272,5 +277,63 @@ func rewrite(t *testing.T, path string, change func([]byte)) {
 	}
 	if err := os.Chtimes(path, st.ModTime(), st.ModTime()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A new version of the product gets a delta, made from the root before the
+// upload: a root changed behind its record is caught there (the delta does
+// not reproduce the recorded digest), with the catalog untouched, and the
+// files' image is published, delta included, after the fallback.
+func TestPublishBuiltNewVersionWithStaleRecordFallsBack(t *testing.T) {
+	deltatest.Require(t)
+	ctx := t.Context()
+	a, out := builtApplianceOf(t, 1<<20)
+	st := memstore.New()
+	reg := &registry.Registry{Store: st}
+	reqs, _, err := PublishRequests(ctx, a, out, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Publish(ctx, reqs[0]); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next build, recorded; then the root changes behind the record.
+	dir, meta, root := Paths(out, "web", "amd64")
+	imagetest.WriteMetadata(t, dir, imagetest.DefaultSpec("web", built.Add(time.Hour)))
+	rewrite(t, root, func(b []byte) { b[100] ^= 0xff })
+	if err := RecordDigests(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	rewrite(t, root, func(b []byte) { b[200] ^= 0xff })
+	catalogBefore := readObject(t, st, catalog.ImagesPath)
+
+	reqs, _, err = PublishRequests(ctx, a, out, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := reqs[0]
+	reinspect, calls := req.Reinspect, 0
+	req.Reinspect = func(ctx context.Context) (registry.PublishRequest, error) {
+		calls++
+		if now := readObject(t, st, catalog.ImagesPath); !bytes.Equal(now, catalogBefore) {
+			t.Error("images.json changed before the refusal")
+		}
+		return reinspect(ctx)
+	}
+	res, err := reg.Publish(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := image.Inspect(ctx, meta, root, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 || !strings.Contains(res.Reinspected, root) || res.Fingerprint != im.Fingerprint || res.Delta == nil || !res.Delta.Listed {
+		t.Errorf("fallback ran %d times (%q); published %s (want %s) with delta %+v", calls, res.Reinspected, res.Fingerprint, im.Fingerprint, res.Delta)
+	}
+	rep, err := reg.Verify(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }
