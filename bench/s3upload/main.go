@@ -95,7 +95,9 @@ func run() bool {
 	)
 	publish := func(args ...string) func() error {
 		return func() error {
-			cmd := exec.Command(*publishBin, append(args, "--bucket", "s3://bench/registry", "--quiet", "--no-progress")...)
+			// --no-delta: every run is a new version of its product, whose
+			// delta (random roots) would be make bench-delta's business.
+			cmd := exec.Command(*publishBin, append(args, "--bucket", "s3://bench/registry", "--no-delta", "--quiet", "--no-progress")...)
 			cmd.Env = append(os.Environ(), srv.Env()...)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
