@@ -107,7 +107,8 @@ minio-start:
 minio-stop:
 	scripts/minio.sh stop .build/minio
 
-# publish vs rclone vs a bare SDK multipart upload, 1 GiB to MinIO.
+# publish (a built appliance with its digest record, and an arbitrary file) vs
+# rclone vs a bare SDK multipart upload vs the SDK with publish's checks, 1 GiB to MinIO.
 bench-s3: build minio
 	$(GO) run ./bench/s3upload -publish $(BIN)/publish -size $${SIZE:-1073741824} -runs $${RUNS:-3}
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/image"
@@ -32,6 +33,9 @@ func writeRoot(path string, size int64) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
+	if err := f.Sync(); err != nil { // written back before anything is timed
+		return err
+	}
 	return f.Close()
 }
 
@@ -46,4 +50,17 @@ func writeMetadata(path string, created time.Time) error {
 		return err
 	}
 	return f.Close()
+}
+
+// writeAppliance writes a minimal appliance folder dir/name (amd64 only).
+func writeAppliance(dir, name string) error {
+	d := filepath.Join(dir, name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return err
+	}
+	yaml := "name: " + name + "\ndescription: upload benchmark\nversion: 1.0.0\narchitectures: [amd64]\nbase: debian/bookworm\nhealthcheck:\n  command: [\"true\"]\n"
+	if err := os.WriteFile(filepath.Join(d, "appliance.yaml"), []byte(yaml), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(d, "image.yaml"), []byte("image: {distribution: debian}\n"), 0o644)
 }

@@ -61,6 +61,9 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", c.Name, err)
 		}
+		if res.Reinspected != "" {
+			out.warn("%s; the files were inspected again and what they hold was published", res.Reinspected)
+		}
 		log.Info("published", "product", res.Product, "version", res.Version, "retries", res.Retries)
 		results = append(results, res)
 		changed = changed || res.Changed && !res.DryRun

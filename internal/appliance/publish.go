@@ -25,23 +25,47 @@ type FileOptions struct {
 	Progress func(path string, done, total int64)
 }
 
-// FileRequest inspects the split image made of the files meta and root
-// (reading each byte once) and returns the request that publishes it as
-// appliance name. It is the one place a publish request is assembled from
-// local files; PublishRequests adds what an appliance folder says.
+// FileRequest describes the split image made of the files meta and root
+// and returns the request that publishes it as appliance name. It is the
+// one place a publish request is assembled from local files;
+// PublishRequests adds what an appliance folder says.
+//
+// When the files are a build's outputs with their digest record still
+// matching them (see resumeRecorded), the root is not read here: the
+// upload reads it once, checking it against the record, and falls back
+// to a full inspection if it differs. Otherwise the files are inspected
+// now, each byte read once.
 func FileRequest(ctx context.Context, name, meta, root string, o FileOptions) (registry.PublishRequest, error) {
-	im, err := image.Inspect(ctx, meta, root, image.Options{Arch: o.Arch, PartSize: registry.UploadPartSize, Progress: o.Progress})
+	return fileRequest(ctx, name, meta, root, o, true)
+}
+
+func fileRequest(ctx context.Context, name, meta, root string, o FileOptions, useRecord bool) (registry.PublishRequest, error) {
+	opts := image.Options{Arch: o.Arch, PartSize: registry.UploadPartSize, Progress: o.Progress}
+	request := func(im *image.Image) registry.PublishRequest {
+		return registry.PublishRequest{
+			Image:        im.CatalogImage(name, o.Aliases, o.Requirements),
+			MetadataPath: meta, RootPath: root, RootPartSHA256: im.Root.PartSHA256,
+		}
+	}
+	if useRecord {
+		if im, stream := resumeRecorded(ctx, meta, root, opts); im != nil {
+			req := request(im)
+			req.OpenRoot = stream.Open
+			req.Reinspect = func(ctx context.Context) (registry.PublishRequest, error) {
+				return fileRequest(ctx, name, meta, root, o, false)
+			}
+			return req, nil
+		}
+	}
+	im, err := image.Inspect(ctx, meta, root, opts)
 	if err != nil {
 		return registry.PublishRequest{}, err
 	}
-	return registry.PublishRequest{
-		Image:        im.CatalogImage(name, o.Aliases, o.Requirements),
-		MetadataPath: meta, RootPath: root, RootPartSHA256: im.Root.PartSHA256,
-	}, nil
+	return request(im), nil
 }
 
-// PublishRequests inspects every built architecture of the appliance (in
-// outDir, as Build left them) and returns what to publish: the image with
+// PublishRequests describes every built architecture of the appliance (in
+// outDir, as Build left them, see FileRequest) and returns what to publish: the image with
 // the appliance's aliases, description, version, custom metadata and
 // profiles. Architectures not built are returned in missing; none built
 // at all is an error.
@@ -70,9 +94,19 @@ func PublishRequests(ctx context.Context, a *Appliance, outDir string, o FileOpt
 		if err != nil {
 			return nil, nil, err
 		}
-		img := &req.Image
-		img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.Custom, profiles
-		req.ProfilePaths = paths
+		complete := func(req *registry.PublishRequest) {
+			img := &req.Image
+			img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.Custom, profiles
+			req.ProfilePaths = paths
+		}
+		complete(&req)
+		if again := req.Reinspect; again != nil {
+			req.Reinspect = func(ctx context.Context) (registry.PublishRequest, error) {
+				req, err := again(ctx)
+				complete(&req)
+				return req, err
+			}
+		}
 		reqs = append(reqs, req)
 	}
 	if len(reqs) == 0 {

@@ -8,6 +8,11 @@
 // once, and computes the sizes, SHA-256 sums and the image fingerprint
 // Incus uses: sha256(metadata bytes followed by root bytes).
 //
+// A [Record] keeps what an Inspect found beside the files (a build writes
+// one); [Resume] then describes the image from it without reading the root,
+// whose upload (through [Stream]) is checked by the store against the
+// recorded digests.
+//
 // [WriteMetadataTarball] builds a metadata tarball; the imagetest
 // subpackage builds whole fake images for tests.
 package image

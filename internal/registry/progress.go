@@ -48,3 +48,35 @@ func (p *progressFile) advance(n int, err error) {
 		p.report(done)
 	}
 }
+
+// progressStream is an upload body read once, front to back (no
+// io.ReaderAt): PublishRequest.OpenRoot's checking reader. It reports how
+// far it has been read and remembers whether a Read failed.
+type progressStream struct {
+	r      io.Reader
+	report func(done int64)
+	done   int64
+	last   time.Time
+	total  int64
+	err    error // the first error other than io.EOF
+}
+
+func newProgressStream(r io.Reader, total int64, report func(done int64)) *progressStream {
+	return &progressStream{r: r, total: total, report: report, last: time.Now()}
+}
+
+func (p *progressStream) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	if err != nil && err != io.EOF && p.err == nil {
+		p.err = err
+	}
+	if now := time.Now(); p.done == p.total || err != nil || now.Sub(p.last) >= 250*time.Millisecond {
+		p.last = now
+		p.report(min(p.done, p.total))
+	}
+	return n, err
+}
+
+// failed reports whether a Read failed (not counting the end of the body).
+func (p *progressStream) failed() bool { return p.err != nil }

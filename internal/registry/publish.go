@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/delta"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -27,6 +29,17 @@ type PublishRequest struct {
 	RootPartSHA256 []string
 	// ProfilePaths are the local files of Image.Profiles, by name.
 	ProfilePaths map[string]string
+	// OpenRoot, when set, opens the root for its upload instead of
+	// RootPath: a reader that checks the bytes as they stream (an image
+	// resumed from its build record, whose digests were not computed from
+	// the file now) and fails its last Read if they are not what Image
+	// says. The upload then fails with ErrSourceChanged before the root
+	// becomes visible and before the catalog is touched.
+	OpenRoot func(ctx context.Context) (io.ReadCloser, error)
+	// Reinspect, when set, is called once if the upload fails with
+	// ErrSourceChanged: it returns the request made again from a full
+	// inspection of the files, which Publish then publishes.
+	Reinspect func(ctx context.Context) (PublishRequest, error)
 	// NoDelta publishes no delta from the product's previous version. By
 	// default a new version of a squashfs product gets one (see Publish).
 	NoDelta bool
@@ -64,7 +77,16 @@ type PublishResult struct {
 	Retries int `json:"retries"`
 	// Delta is the delta from the previous version, when one was due.
 	Delta *DeltaResult `json:"delta,omitempty"`
+	// Reinspected, when not empty, says why the request's recorded digests
+	// were abandoned (a file changed since they were recorded) and the
+	// files inspected and published again.
+	Reinspected string `json:"reinspected,omitempty"`
 }
+
+// ErrSourceChanged is wrapped by Publish's error when a local file was not,
+// while it was read, what the request says (it changed since it was
+// hashed or recorded); nothing of it became visible.
+var ErrSourceChanged = errors.New("local file changed since its digests were computed")
 
 // Publish uploads the image's files content-addressed, then commits it to
 // the catalog:
@@ -76,36 +98,57 @@ type PublishResult struct {
 //     xdelta3 and decoded again, which must give the new root byte for
 //     byte. xdelta3 missing is an error here, before anything is written
 //     (unless NoDelta);
-//  2. record a pending intent (protects the files, delta included, from a
-//     concurrent prune);
-//  3. upload each file "only if absent", the store verifying its SHA-256;
-//     a file already stored with the right digest is not sent again;
+//  2. upload each file "only if absent", the root first, the store
+//     verifying its SHA-256 (and part digests); a file already stored with
+//     the right digest is not sent again;
+//  3. right before the first file becomes visible (its bytes read and
+//     checked: PutOptions.BeforeCommit), or after the uploads if none was
+//     needed, record a pending intent, which protects the files (delta
+//     included) from a concurrent prune (files found stored before it are
+//     checked again);
 //  4. commit the version and drop the intent; then bring index.json up to
 //     date. The delta is listed only if its base is still in the catalog
 //     being written: a delta whose base left is never listed.
 //
 // A publisher stopped at any point leaves a valid registry: before step 4
 // the catalog does not reference the files; index.json lists the product
-// from step 2 on.
+// from step 3 on. A file that is not what the request says fails before
+// anything is visible and before the catalog is touched.
+//
+// A request with Reinspect whose files are found changed
+// (ErrSourceChanged) is made again by Reinspect and published once more.
 func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishResult, error) {
+	res, err := r.publish(ctx, req)
+	if err == nil || req.Reinspect == nil || !errors.Is(err, ErrSourceChanged) || ctx.Err() != nil {
+		return res, err
+	}
+	fresh, ierr := req.Reinspect(ctx)
+	if ierr != nil {
+		return nil, fmt.Errorf("%w; inspecting the files again: %w", err, ierr)
+	}
+	fresh.Reinspect, fresh.DryRun, fresh.Progress, fresh.NoDelta = nil, req.DryRun, req.Progress, req.NoDelta
+	res, ferr := r.publish(ctx, fresh)
+	if ferr != nil {
+		return nil, ferr
+	}
+	res.Reinspected = err.Error()
+	return res, nil
+}
+
+func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishResult, error) {
 	img := req.Image
 	if err := img.Validate(); err != nil {
 		return nil, err
 	}
 	metaKey, rootKey := catalog.ImagePaths(img.Fingerprint, img.RootKind)
 	res := &PublishResult{Fingerprint: img.Fingerprint, DryRun: req.DryRun}
-	type file struct {
-		key, path string
-		ref       catalog.FileRef
-		parts     []string
-	}
-	files := []file{{metaKey, req.MetadataPath, img.Metadata, nil}, {rootKey, req.RootPath, img.Root, req.RootPartSHA256}}
+	files := []upload{{metaKey, req.MetadataPath, img.Metadata, nil, nil}, {rootKey, req.RootPath, img.Root, req.RootPartSHA256, req.OpenRoot}}
 	for _, name := range slices.Sorted(maps.Keys(img.Profiles)) {
 		path, ok := req.ProfilePaths[name]
 		if !ok {
 			return nil, fmt.Errorf("profile %s: no local file given", name)
 		}
-		files = append(files, file{catalog.ProfilePath(img.Fingerprint, name), path, img.Profiles[name], nil})
+		files = append(files, upload{catalog.ProfilePath(img.Fingerprint, name), path, img.Profiles[name], nil, nil})
 	}
 
 	// 1. Does it fit, and is there anything to do?
@@ -159,6 +202,10 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 		}
 		defer os.RemoveAll(dir)
 		d, path, note, err := r.makeDelta(ctx, plan, img, req.RootPath, dir)
+		if errors.Is(err, delta.ErrMismatch) && req.OpenRoot != nil {
+			// The root is not what its recorded digest says.
+			return nil, fmt.Errorf("%w: %s: %w (nothing was published)", ErrSourceChanged, req.RootPath, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w (nothing was published)", err)
 		}
@@ -167,48 +214,88 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 			img.Delta = d
 			key := catalog.DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256)
 			res.Delta.Path, res.Delta.Size = key, d.File.Size
-			files = append(files, file{key, path, d.File, nil})
+			files = append(files, upload{key, path, d.File, nil, nil})
 		}
 	}
 
-	// 2. Announce the upload, starting from the catalog just read.
+	// 2+3. Upload, announcing the publish (the pending intent) right
+	// before the first file becomes visible, so a file that is not what
+	// the request says (a stale build record) stops the publish with
+	// nothing stored and the catalog untouched.
+	if snap.etag == "" { // a new registry: refuse a store without conditions before writing
+		if err := r.probeConditionalWrites(ctx); err != nil {
+			return nil, err
+		}
+	}
 	id := newID()
 	paths := img.Paths()
-	st, err := r.commit(ctx, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
-		im, _ := fitDelta(c, img)
-		if _, err := c.CheckAdd(im); err != nil { // fail before uploading
-			return false, err
+	announced := false
+	announce := func(ctx context.Context) error {
+		if announced {
+			return nil
 		}
-		return true, c.AddPending(catalog.Pending{ID: id, Product: add.Product, Paths: paths, Expires: r.now().Add(PendingLease)})
-	})
-	res.Retries += st.Retries
-	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", catalog.ImagesPath, err)
-	}
-	if add.ProductCreated {
-		n, err := r.syncIndex(ctx)
-		res.Retries += n
+		st, err := r.commit(ctx, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
+			im, _ := fitDelta(c, img)
+			if _, err := c.CheckAdd(im); err != nil { // it must still fit
+				return false, err
+			}
+			return true, c.AddPending(catalog.Pending{ID: id, Product: add.Product, Paths: paths, Expires: r.now().Add(PendingLease)})
+		})
+		res.Retries += st.Retries
 		if err != nil {
+			return fmt.Errorf("commit %s: %w", catalog.ImagesPath, err)
+		}
+		announced = true
+		if add.ProductCreated {
+			n, err := r.syncIndex(ctx)
+			res.Retries += n
+			if err != nil {
+				return err
+			}
+		}
+		// Once any prune that may delete these files is over.
+		return r.waitForPrune(ctx, st.Catalog, paths)
+	}
+	fail := func(err error) (*PublishResult, error) {
+		if announced {
 			return nil, r.abandon(ctx, id, err)
 		}
+		return nil, err
 	}
-
-	// 3. Upload, once any prune that may delete these files is over.
-	if err := r.waitForPrune(ctx, st.Catalog, paths); err != nil {
-		return nil, r.abandon(ctx, id, err)
+	res.Files = make([]FileResult, len(files))
+	var foundEarly []int // already stored, seen before the announcement
+	order := []int{1, 0} // the root first: the big file, the one most likely to fail its check
+	for i := 2; i < len(files); i++ {
+		order = append(order, i)
 	}
-	for _, f := range files {
-		uploaded, err := r.uploadFile(ctx, f.key, f.path, f.ref, f.parts, req.Progress)
+	for _, i := range order {
+		f := files[i]
+		uploaded, err := r.uploadFile(ctx, f, req.Progress, announce)
 		if err != nil {
-			return nil, r.abandon(ctx, id, err)
+			return fail(err)
 		}
-		res.Files = append(res.Files, FileResult{Path: f.key, Size: f.ref.Size, Uploaded: uploaded})
+		if !uploaded && !announced {
+			foundEarly = append(foundEarly, i)
+		}
+		res.Files[i] = FileResult{Path: f.key, Size: f.ref.Size, Uploaded: uploaded}
+	}
+	if err := announce(ctx); err != nil {
+		return fail(err)
+	}
+	// A file found stored before the announcement may have been pruned
+	// since: check again, now that no prune can take it.
+	for _, i := range foundEarly {
+		uploaded, err := r.uploadFile(ctx, files[i], req.Progress, nil)
+		if err != nil {
+			return fail(err)
+		}
+		res.Files[i].Uploaded = uploaded
 	}
 
 	// 4. Commit.
 	var final catalog.AddResult
 	var deltaNote string
-	st, err = r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+	st, err := r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 		im, note := fitDelta(c, img) // the base may have left meanwhile
 		a, err := c.Add(im)
 		if err != nil {
@@ -220,7 +307,7 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 	})
 	res.Retries += st.Retries
 	if err != nil {
-		return nil, r.abandon(ctx, id, fmt.Errorf("commit %s: %w", catalog.ImagesPath, err))
+		return fail(fmt.Errorf("commit %s: %w", catalog.ImagesPath, err))
 	}
 	if st.Catalog != nil {
 		if p := st.Catalog.Products[add.Product]; p != nil {
@@ -280,26 +367,51 @@ func (r *Registry) haveFile(ctx context.Context, key string, want catalog.FileRe
 	return true, nil
 }
 
-// uploadFile sends a local file to key unless the store already has it;
-// it reports whether bytes were sent.
-func (r *Registry) uploadFile(ctx context.Context, key, path string, want catalog.FileRef, parts []string, progress func(string, int64, int64)) (bool, error) {
+// upload is one file of an image to upload.
+type upload struct {
+	key, path string
+	ref       catalog.FileRef
+	parts     []string
+	// open, when set, opens the body instead of path (PublishRequest.OpenRoot).
+	open func(ctx context.Context) (io.ReadCloser, error)
+}
+
+// uploadFile sends a local file unless the store already has it; it
+// reports whether bytes were sent. beforeCommit runs before the object
+// becomes visible.
+func (r *Registry) uploadFile(ctx context.Context, f upload, progress func(string, int64, int64), beforeCommit func(context.Context) error) (bool, error) {
+	key, want := f.key, f.ref
 	have, err := r.haveFile(ctx, key, want)
 	if err != nil || have {
 		return false, err
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return false, fmt.Errorf("upload %s: %w", key, err)
-	}
-	defer f.Close()
-	body := newProgressFile(f, want.Size, func(done int64) {
+	report := func(done int64) {
 		if progress != nil {
 			progress(key, done, want.Size)
 		}
-	})
+	}
+	var body io.Reader
+	var stream *progressStream
+	if f.open != nil {
+		rc, err := f.open(ctx)
+		if err != nil {
+			return false, fmt.Errorf("upload %s: %w", key, err)
+		}
+		defer rc.Close()
+		stream = newProgressStream(rc, want.Size, report)
+		body = stream
+	} else {
+		file, err := os.Open(f.path)
+		if err != nil {
+			return false, fmt.Errorf("upload %s: %w", key, err)
+		}
+		defer file.Close()
+		body = newProgressFile(file, want.Size, report)
+	}
 	_, err = r.Store.Put(ctx, key, body, want.Size, store.PutOptions{
-		IfAbsent: true, SHA256: want.SHA256, PartSHA256: parts, PartSize: UploadPartSize,
+		IfAbsent: true, SHA256: want.SHA256, PartSHA256: f.parts, PartSize: UploadPartSize,
 		ContentType: "application/octet-stream", CacheControl: CacheControlImmutable,
+		BeforeCommit: beforeCommit,
 	})
 	switch {
 	case err == nil:
@@ -311,8 +423,8 @@ func (r *Registry) uploadFile(ctx context.Context, key, path string, want catalo
 			err = fmt.Errorf("upload %s: lost a race and the object then vanished", key)
 		}
 		return false, err
-	case errors.Is(err, store.ErrChecksumMismatch):
-		return false, fmt.Errorf("upload %s: %s changed since it was hashed (or was corrupted in transit): %w", key, path, err)
+	case ctx.Err() == nil && (errors.Is(err, store.ErrChecksumMismatch) || stream != nil && stream.failed()):
+		return false, fmt.Errorf("upload %s: %w: %s (or it was corrupted in transit): %w", key, ErrSourceChanged, f.path, err)
 	}
 	return false, fmt.Errorf("upload %s: %w", key, err)
 }

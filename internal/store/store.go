@@ -82,6 +82,21 @@ type PutOptions struct {
 	// hashed, without hashing the body again; others ignore it.
 	PartSHA256 []string
 	PartSize   int64
+	// BeforeCommit, when set, is called once the whole body has been read
+	// and checked (size, SHA256, part digests), right before the object
+	// becomes visible; its error aborts the Put and nothing is stored. It
+	// runs outside any lock of the store, so it may use the store itself
+	// (the registry records its publish intent there). A body that fails
+	// its last Read never reaches it.
+	BeforeCommit func(ctx context.Context) error
+}
+
+// BeforeCommit runs opts.BeforeCommit, if any: the helper backends call.
+func BeforeCommit(ctx context.Context, opts PutOptions) error {
+	if opts.BeforeCommit == nil {
+		return nil
+	}
+	return opts.BeforeCommit(ctx)
 }
 
 // Store is the object-storage contract. Keys are slash-separated relative

@@ -54,6 +54,9 @@ func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64,
 		return store.ObjectInfo{}, err
 	}
 	info.Key = key
+	if err := store.BeforeCommit(ctx, opts); err != nil {
+		return store.ObjectInfo{}, err
+	}
 
 	unlock, err := lock(rootfd)
 	if err != nil {

@@ -104,6 +104,9 @@ func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64,
 	if opts.SHA256 != "" && opts.SHA256 != digest {
 		return store.ObjectInfo{}, fmt.Errorf("%w: got sha256 %s, want %s", store.ErrChecksumMismatch, digest, opts.SHA256)
 	}
+	if err := store.BeforeCommit(ctx, opts); err != nil {
+		return store.ObjectInfo{}, err
+	}
 	info := store.ObjectInfo{
 		Key:          key,
 		Size:         size,

@@ -34,6 +34,9 @@ type upload struct {
 	id       *string // upload ID
 	partSize int64
 
+	// digests, when set, are the parts' SHA-256s, given by the caller.
+	digests [][]byte
+
 	mu    sync.Mutex
 	parts []types.CompletedPart
 }
@@ -53,11 +56,21 @@ func partSize(size, min int64) int64 {
 	return max(min, need)
 }
 
+// putMultipart uploads src, read once in order into part buffers. When the
+// caller gave part digests (PutOptions.PartSHA256, e.g. from a build's
+// record), the parts have the caller's size and go with those digests,
+// which the store checks, instead of being hashed here; the whole body's
+// SHA-256 is computed while reading either way.
 func (s *Store) putMultipart(ctx context.Context, key, full string, src io.Reader, size int64, opts store.PutOptions) (store.ObjectInfo, error) {
-	u, err := s.createUpload(ctx, full, partSize(size, s.opts.PartSize), opts)
+	ps, digests := partSize(size, s.opts.PartSize), [][]byte(nil)
+	if d, ok := partDigests(size, opts); ok {
+		ps, digests = opts.PartSize, d
+	}
+	u, err := s.createUpload(ctx, full, ps, opts)
 	if err != nil {
 		return store.ObjectInfo{}, err
 	}
+	u.digests = digests
 	info, err := u.run(ctx, key, src, size, opts)
 	if err != nil {
 		return store.ObjectInfo{}, u.abort(ctx, err)
@@ -93,6 +106,9 @@ func (u *upload) run(ctx context.Context, key string, src io.Reader, size int64,
 	digest := hex.EncodeToString(sum)
 	if opts.SHA256 != "" && opts.SHA256 != digest {
 		return store.ObjectInfo{}, digestMismatch(digest, opts.SHA256)
+	}
+	if err := store.BeforeCommit(ctx, opts); err != nil {
+		return store.ObjectInfo{}, err
 	}
 	return u.complete(ctx, key, size, digest, opts)
 }
@@ -187,6 +203,9 @@ func (u *upload) read(ctx context.Context, src io.Reader, size int64, jobs chan<
 
 // sendPart uploads one buffered part with its own SHA-256 checksum.
 func (u *upload) sendPart(ctx context.Context, p part) error {
+	if u.digests != nil {
+		return u.uploadPart(ctx, p.num, bytes.NewReader(p.buf), int64(len(p.buf)), u.digests[p.num-1])
+	}
 	sum := sha256.Sum256(p.buf)
 	return u.uploadPart(ctx, p.num, bytes.NewReader(p.buf), int64(len(p.buf)), sum[:])
 }

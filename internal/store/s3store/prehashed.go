@@ -12,22 +12,32 @@ import (
 )
 
 // prehashed reports whether a Put can use the caller's part digests
-// (PutOptions.PartSHA256): a body with native random access, a part size
-// S3 accepts, and exactly one well-formed digest per part.
+// (PutOptions.PartSHA256) straight from a body with native random access.
 func prehashed(body io.Reader, size int64, opts store.PutOptions) bool {
-	if _, ok := body.(io.ReaderAt); !ok || opts.PartSize < MinPartSize || opts.PartSize > maxSinglePut {
-		return false
+	_, ok := body.(io.ReaderAt)
+	_, valid := partDigests(size, opts)
+	return ok && valid
+}
+
+// partDigests decodes the caller's part digests when they fit: a part size
+// S3 accepts and exactly one well-formed digest per part.
+func partDigests(size int64, opts store.PutOptions) ([][]byte, bool) {
+	if opts.PartSize < MinPartSize || opts.PartSize > maxSinglePut {
+		return nil, false
 	}
 	n := (size + opts.PartSize - 1) / opts.PartSize
 	if n == 0 || n > maxParts || int64(len(opts.PartSHA256)) != n {
-		return false
+		return nil, false
 	}
-	for _, d := range opts.PartSHA256 {
-		if b, err := hex.DecodeString(d); err != nil || len(b) != 32 {
-			return false
+	sums := make([][]byte, n)
+	for i, d := range opts.PartSHA256 {
+		b, err := hex.DecodeString(d)
+		if err != nil || len(b) != 32 {
+			return nil, false
 		}
+		sums[i] = b
 	}
-	return true
+	return sums, true
 }
 
 // putPrehashed uploads a body whose part digests the caller computed when
@@ -45,6 +55,9 @@ func (s *Store) putPrehashed(ctx context.Context, key, full string, ra io.Reader
 		return store.ObjectInfo{}, err
 	}
 	if err := u.sendPrehashed(ctx, ra, base, size, opts.PartSHA256); err != nil {
+		return store.ObjectInfo{}, u.abort(ctx, err)
+	}
+	if err := store.BeforeCommit(ctx, opts); err != nil {
 		return store.ObjectInfo{}, u.abort(ctx, err)
 	}
 	info, err := u.complete(ctx, key, size, opts.SHA256, opts)

@@ -73,6 +73,9 @@ func (s *Store) putObject(ctx context.Context, key, full string, payload io.Read
 	if opts.SHA256 != "" && opts.SHA256 != digest {
 		return store.ObjectInfo{}, digestMismatch(digest, opts.SHA256)
 	}
+	if err := store.BeforeCommit(ctx, opts); err != nil {
+		return store.ObjectInfo{}, err
+	}
 	in := &s3.PutObjectInput{
 		Bucket:         &s.bucket,
 		Key:            &full,

@@ -64,6 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, caps Capabilitie
 		{"CancelledContext", s.testCancelledContext},
 		{"Attributes", s.testAttributes},
 		{"LargeStreamed", s.testLargeStreamed},
+		{"BeforeCommit", s.testBeforeCommit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
