@@ -111,7 +111,7 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	if err != nil {
 		return nil, fmt.Errorf("build %s: %w", a.Name, err)
 	}
-	if res.Inputs, err = inputsHash(a.Dir, version, opts.Arch, opts.Compression, "reproducible-1", fmt.Sprint(epoch)); err != nil {
+	if res.Inputs, err = inputsHash(a.Dir, version, opts.Arch, opts.Compression, fmt.Sprint("reproducible-1", squashfsOptions, epoch)); err != nil {
 		return nil, fmt.Errorf("build %s: %w", a.Name, err)
 	}
 	if !opts.Force && upToDate(dir, res.Inputs) {
@@ -203,7 +203,10 @@ func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karc
 	}
 	cmd := exec.CommandContext(ctx, opts.Distrobuilder, args...)
 	cmd.Dir = a.Dir
-	cmd.Env = append(os.Environ(), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", epoch))
+	if cmd.Env, err = distrobuilderEnv(filepath.Join(work, ".bin"), epoch); err != nil {
+		return err
+	}
+	defer os.RemoveAll(filepath.Join(work, ".bin"))
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {

@@ -28,6 +28,7 @@ for a in "$@"; do
 	prev="$a"
 done
 echo "$SOURCE_DATE_EPOCH" > ` + dir + `/epoch
+cat "$(command -v mksquashfs)" > ` + dir + `/mksquashfs
 # Like distrobuilder: a fresh creation date and file times at every run.
 n=$(wc -l < ` + runs + `)
 printf 'architecture: x86_64\ncreation_date: %d\nexpiry_date: %d\nproperties:\n  os: debian\n  release: bookworm\n  variant: web\n  description: web\n  name: web-%d\n  serial: "%d"\n' $((1764092100 + n*60)) $((1766684100 + n*60)) $n $n > ` + meta + `/metadata.yaml

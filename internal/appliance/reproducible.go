@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -276,4 +277,39 @@ func sameFile(a, b string) bool {
 	ha, na, oka := sum(a)
 	hb, nb, okb := sum(b)
 	return oka && okb && na == nb && bytes.Equal(ha, hb)
+}
+
+// squashfsOptions are added to distrobuilder's mksquashfs command line
+// (which it does not let a template change). -no-fragments gives every
+// file its own blocks: with fragments, small files are packed together in
+// build order, so one file added early shifts the content of every later
+// fragment block and the delta to the next version grows to several per
+// cent of the root; without them unchanged files compress to unchanged
+// blocks wherever they land.
+var squashfsOptions = []string{"-no-fragments"}
+
+// distrobuilderEnv returns the environment distrobuilder runs in:
+// SOURCE_DATE_EPOCH, and a PATH whose first folder (made in dir) holds a
+// mksquashfs that calls the real one with squashfsOptions.
+func distrobuilderEnv(dir string, epoch int64) ([]string, error) {
+	real, err := exec.LookPath("mksquashfs")
+	if err != nil {
+		return nil, fmt.Errorf("mksquashfs not found (apt-get install squashfs-tools): %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	script := "#!/bin/sh\n# publish build: reproducible squashfs, small deltas (internal/appliance/reproducible.go)\nexec " +
+		shellQuote(real) + ` "$@" ` + strings.Join(squashfsOptions, " ") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "mksquashfs"), []byte(script), 0o755); err != nil {
+		return nil, err
+	}
+	return append(os.Environ(),
+		fmt.Sprintf("SOURCE_DATE_EPOCH=%d", epoch),
+		"PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"),
+	), nil
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -56,7 +56,8 @@ func TestRebuildWithUnchangedRootKeepsTheImage(t *testing.T) {
 }
 
 // distrobuilder gets the appliance's template with the cleanup action
-// appended last.
+// appended last, and a mksquashfs with the options it does not let a
+// template set.
 func TestBuildAppendsTheCleanupAction(t *testing.T) {
 	a, err := Load(writeAppliance(t, validYAML), "web")
 	if err != nil {
@@ -80,5 +81,9 @@ func TestBuildAppendsTheCleanupAction(t *testing.T) {
 	n := len(tmpl.Actions)
 	if n == 0 || tmpl.Actions[n-1].Trigger != "post-files" || !strings.Contains(tmpl.Actions[n-1].Action, "find /var/log -type f -delete") || tmpl.Image == nil {
 		t.Errorf("template given to distrobuilder:\n%s", data)
+	}
+	// distrobuilder finds a mksquashfs that adds -no-fragments.
+	if wrapper, _ := os.ReadFile(filepath.Join(filepath.Dir(bin), "mksquashfs")); !strings.Contains(string(wrapper), `"$@" -no-fragments`) {
+		t.Errorf("mksquashfs on distrobuilder's PATH:\n%s", wrapper)
 	}
 }
