@@ -120,8 +120,9 @@ func (c *diskCache) open(ctx context.Context, f fileInfo, fetch func(ctx context
 		}
 		if e != nil {
 			c.lru.MoveToFront(e.elem)
+			verified := e.verified // written under c.mu by verify
 			c.mu.Unlock()
-			if !e.verified {
+			if !verified {
 				if _, err, _ := c.group.Do("verify "+f.sha256, func() (any, error) { return nil, c.verify(e) }); err != nil {
 					continue // dropped: fetch it again
 				}
