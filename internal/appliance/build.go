@@ -141,6 +141,9 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	if err := RecordDigests(ctx, work); err != nil {
 		return nil, fmt.Errorf("build %s/%s: %w", a.Name, opts.Arch, err)
 	}
+	if err := recordPackages(ctx, work); err != nil {
+		return nil, fmt.Errorf("build %s/%s: %w", a.Name, opts.Arch, err)
+	}
 	rec, _ := json.MarshalIndent(record{Inputs: res.Inputs, Distrobuilder: version, Compression: opts.Compression, Built: time.Now().UTC()}, "", "  ")
 	if err := os.WriteFile(filepath.Join(work, "build.json"), rec, 0o644); err != nil {
 		return nil, err
