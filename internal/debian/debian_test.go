@@ -122,7 +122,7 @@ deb-src http://deb.debian.org/debian bookworm main
 // once.
 func TestArchiveNewest(t *testing.T) {
 	indexes := map[string]string{
-		"/debian/dists/bookworm/main/binary-amd64/Packages.xz":          "Package: nginx-light\nVersion: 1.22.1-9\n\nPackage: libc6\nVersion: 2.36-9+deb12u9\n",
+		"/debian/dists/bookworm/main/binary-amd64/Packages.xz":            "Package: nginx-light\nVersion: 1.22.1-9\n\nPackage: libc6\nVersion: 2.36-9+deb12u9\n",
 		"/security/dists/bookworm-security/main/binary-amd64/Packages.xz": "Package: nginx-light\nVersion: 1.22.1-9+deb12u1\n",
 	}
 	hits := map[string]int{}
