@@ -66,8 +66,8 @@ type BuildResult struct {
 	// Unchanged is true when KeepUnchanged kept the previous outputs
 	// after a rebuild that changed nothing.
 	Unchanged bool
-	Inputs  string // hash of the inputs
-	Log     string // the build log
+	Inputs    string // hash of the inputs
+	Log       string // the build log
 }
 
 // record is .build/NAME/ARCH/build.json: what the outputs were built from.
