@@ -78,9 +78,14 @@ type record struct {
 	Built         time.Time `json:"built"`
 }
 
+// BuildDirOf is the folder of the build of name for arch.
+func BuildDirOf(outDir, name, arch string) string {
+	return filepath.Join(outDir, name, arch)
+}
+
 // Paths returns where Build puts an appliance's outputs for arch.
 func Paths(outDir, name, arch string) (dir, metadata, rootfs string) {
-	dir = filepath.Join(outDir, name, arch)
+	dir = BuildDirOf(outDir, name, arch)
 	return dir, filepath.Join(dir, "incus.tar.xz"), filepath.Join(dir, "rootfs.squashfs")
 }
 
