@@ -47,7 +47,7 @@ type releaseItem struct {
 }
 
 type releaseResult struct {
-	Items  []*releaseItem         `json:"items"`
+	Items  []*releaseItem        `json:"items"`
 	Pruned *registry.PruneResult `json:"pruned,omitempty"`
 	DryRun bool                  `json:"dry_run"`
 }
