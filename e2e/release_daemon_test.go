@@ -1,0 +1,278 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/appliance"
+)
+
+// requireRelease gates the release tests on a real daemon:
+// REGISTRY_LAUNCH=release (make test-release).
+func requireRelease(t *testing.T) {
+	t.Helper()
+	if v := os.Getenv("REGISTRY_LAUNCH"); v != "release" {
+		t.Skip("set REGISTRY_LAUNCH=release (make test-release) to release appliances through a real Incus daemon")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the release tests need root (distrobuilder and incusd)")
+	}
+	for _, tool := range []string{"distrobuilder", "incus", "xdelta3", "unsquashfs"} {
+		requireTool(t, tool)
+	}
+}
+
+// accessLog collects edgeproxy's JSON access log.
+type accessLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *accessLog) paths(from int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range l.lines[min(from, len(l.lines)):] {
+		var e struct {
+			Path   string
+			Status int
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Path != "" {
+			out = append(out, e.Path)
+		}
+	}
+	return out
+}
+
+func (l *accessLog) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.lines)
+}
+
+// runEdgeproxyLogged is runEdgeproxy with the access log kept.
+func runEdgeproxyLogged(t *testing.T, args ...string) (url, cert string, log *accessLog) {
+	t.Helper()
+	state := t.TempDir()
+	cmd := exec.Command(edgeproxyBin, append(args, "--listen", "127.0.0.1:0", "--self-signed", "--hostname", "127.0.0.1", "--state-dir", state)...)
+	stdout, _ := cmd.StdoutPipe()
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	log = &accessLog{}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			log.mu.Lock()
+			log.lines = append(log.lines, sc.Text())
+			log.mu.Unlock()
+		}
+	}()
+	re := regexp.MustCompile(`incus remote add appliance (https://\S+) --protocol simplestreams`)
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case url = <-found:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no 'incus remote add' line from edgeproxy")
+	}
+	return url, filepath.Join(state, "selfsigned.crt"), log
+}
+
+// copyAppliance copies appliances/NAME into a fresh appliances folder.
+func copyAppliance(t *testing.T, name string) string {
+	t.Helper()
+	root := t.TempDir()
+	if out, err := exec.Command("cp", "-r", filepath.Join(repoRoot(t), "appliances", name), root).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	return root
+}
+
+// newestItems returns the items (ftype → path) of the newest version of
+// product in the registry folder's catalog.
+func newestItems(t *testing.T, reg, product string) (version string, items map[string]string) {
+	t.Helper()
+	var c struct {
+		Products map[string]struct {
+			Versions map[string]struct {
+				Items map[string]struct{ Ftype, Path string }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(reg, "streams/v1/images.json"))), &c); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range c.Products {
+		if !strings.HasPrefix(name, product+":") {
+			continue
+		}
+		for v := range p.Versions {
+			if v > version {
+				version = v
+			}
+		}
+		items = map[string]string{}
+		for _, it := range p.Versions[version].Items {
+			items[it.Ftype] = it.Path
+		}
+	}
+	return version, items
+}
+
+// localFingerprint is the fingerprint of the local image with alias.
+func localFingerprint(t *testing.T, c *client, alias string) string {
+	t.Helper()
+	var images []listedImage
+	if err := json.Unmarshal([]byte(c.run(t, "image", "list", "local:", "--format", "json")), &images); err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range images {
+		for _, a := range im.Aliases {
+			if a.Name == alias {
+				return im.Fingerprint
+			}
+		}
+	}
+	t.Fatalf("no local image %q", alias)
+	return ""
+}
+
+// forgetCatalog drops the daemon's on-disk copy of remote catalogs (kept
+// an hour), as if that hour had passed.
+func forgetCatalog(t *testing.T) {
+	t.Helper()
+	entries, _ := os.ReadDir("/var/cache/incus")
+	for _, e := range entries {
+		if e.IsDir() {
+			os.RemoveAll(filepath.Join("/var/cache/incus", e.Name()))
+		}
+	}
+}
+
+// The operator's side of a release, with the real daemon: a host copies
+// appliance:nginx with --auto-update; a new version (one changed file) is
+// released through the gate; `incus image refresh` moves the host to it
+// by downloading the delta, not the new root; an instance launched from
+// it is healthy. Then a release whose gate fails (a health check that
+// cannot pass) leaves images.json byte-identical and the host where it was.
+func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
+	requireRelease(t)
+	apps, build, reg := copyAppliance(t, "nginx"), t.TempDir(), filepath.Join(t.TempDir(), "registry")
+	cache := filepath.Join(os.TempDir(), "appliance-release-cache")
+	release := func(wantCode int) result {
+		t.Helper()
+		start := time.Now()
+		r := releaseRun(t, nil, "nginx", "--appliances", apps, "--build-dir", build, "--bucket", reg,
+			"--compression", "gzip-1", "--cache-dir", cache, "--no-update-check")
+		t.Logf("publish release nginx: exit %d in %s\n%s", r.code, time.Since(start).Round(time.Second), r.stdout)
+		if r.code != wantCode {
+			t.Fatalf("publish release: exit %d, want %d\n%s\n%s", r.code, wantCode, r.stdout, r.stderr)
+		}
+		return r
+	}
+
+	incusDaemon(t)
+	release(0)
+	v1, _ := newestItems(t, reg, "nginx")
+	url, cert, log := runEdgeproxyLogged(t, "--bucket", reg)
+	incus := newClient(t, "incus", cert)
+	addRemote(t, incus, "appliance", url, cert)
+	start := time.Now()
+	incus.run(t, "image", "copy", "appliance:nginx", "local:", "--auto-update", "--alias", "nginx")
+	t.Logf("incus image copy --auto-update: %s", time.Since(start).Round(time.Millisecond))
+	fp1 := localFingerprint(t, incus, "nginx")
+	if !strings.Contains(readFile(t, filepath.Join(reg, "streams/v1/images.json")), fp1) {
+		t.Fatalf("the host's image %s is not version %s", fp1, v1)
+	}
+
+	// A new version: one changed file under files/.
+	index := filepath.Join(apps, "nginx/files/index.html")
+	os.WriteFile(index, append([]byte(readFile(t, index)), "<!-- release 2 -->\n"...), 0o644)
+	release(0)
+	v2, items2 := newestItems(t, reg, "nginx")
+	if v2 == v1 {
+		t.Fatalf("no new version after the second release (still %s)", v1)
+	}
+	forgetCatalog(t)
+	from := log.len()
+	start = time.Now()
+	incus.run(t, "image", "refresh", "nginx")
+	t.Logf("incus image refresh: %s", time.Since(start).Round(time.Millisecond))
+	fp2 := localFingerprint(t, incus, "nginx")
+	if fp2 == fp1 || !strings.Contains(readFile(t, filepath.Join(reg, "streams/v1/images.json")), fp2) {
+		t.Fatalf("after refresh the host has %s (was %s), not version %s", fp2, fp1, v2)
+	}
+	fetched := strings.Join(log.paths(from), "\n")
+	t.Logf("refresh fetched:\n%s", fetched)
+	// The delta (h15-delta): downloaded instead of the new root.
+	if delta := items2["squashfs.vcdiff"]; delta == "" {
+		t.Errorf("version %s has no squashfs.vcdiff item: publish made no delta", v2)
+	} else if !strings.Contains(fetched, delta) {
+		t.Errorf("refresh did not download the delta %s", delta)
+	}
+	if root := items2["squashfs"]; root == "" || strings.Contains(fetched, root) {
+		t.Errorf("refresh downloaded the full new root %s", root)
+	}
+	a, err := appliance.Load(apps, "nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	incus.run(t, "launch", "nginx", "web2")
+	if got := baseImage(t, incus, "web2"); got != fp2 {
+		t.Errorf("web2 runs %s, want %s", got, fp2)
+	}
+	healthy(t, incus, "web2", a)
+	incus.run(t, "delete", "--force", "web2")
+
+	// A release whose gate fails: nothing published, the host stays.
+	yml := filepath.Join(apps, "nginx/appliance.yaml")
+	broken := strings.Replace(readFile(t, yml), "path: /healthz", "path: /no-such-page", 1)
+	broken = strings.Replace(broken, "timeout: 90", "timeout: 20", 1)
+	os.WriteFile(yml, []byte(broken), 0o644)
+	before := readFile(t, filepath.Join(reg, "streams/v1/images.json"))
+	r := release(1)
+	if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); !strings.HasPrefix(lines[len(lines)-1], "publish: error: nginx/amd64 failed the gate: health: GET :80/no-such-page did not pass") {
+		t.Errorf("failing gate's error line: %q", lines[len(lines)-1])
+	}
+	if readFile(t, filepath.Join(reg, "streams/v1/images.json")) != before {
+		t.Error("a failed gate changed images.json")
+	}
+	forgetCatalog(t)
+	incus.run(t, "image", "refresh", "nginx")
+	if got := localFingerprint(t, incus, "nginx"); got != fp2 {
+		t.Errorf("after a failed release the host moved to %s", got)
+	}
+	// The gate left no instance and no image behind.
+	if out := incus.run(t, "list", "--format", "csv", "--columns", "n"); strings.TrimSpace(out) != "" {
+		t.Errorf("instances left behind: %s", out)
+	}
+	if out := incus.run(t, "image", "list", "local:", "--format", "csv", "--columns", "f"); len(strings.Fields(out)) != 1 {
+		t.Errorf("images in the daemon: %s, want only the host's copy", out)
+	}
+	mustPublish(t, "verify", "--bucket", reg)
+}
