@@ -276,3 +276,56 @@ func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 	}
 	mustPublish(t, "verify", "--bucket", reg)
 }
+
+// runIn runs an incus command with stdin.
+func (c *client) runIn(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env, cmd.Stdin = c.env(), strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("incus %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// The redis appliance's shipped profile keeps /var/lib/redis on a custom
+// volume: data written before `incus rebuild` is there after it.
+func TestReleaseRedisDataSurvivesRebuild(t *testing.T) {
+	requireRelease(t)
+	root := filepath.Join(repoRoot(t), "appliances")
+	a, err := appliance.Load(root, "redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := t.TempDir()
+	start := time.Now()
+	r := longPublish(t, nil, "build", "redis", "--appliances", root, "--build-dir", build, "--compression", "gzip-1",
+		"--cache-dir", filepath.Join(os.TempDir(), "appliance-release-cache"))
+	if r.code != 0 {
+		t.Fatalf("publish build redis: %s\n%s", r.stderr, r.stdout)
+	}
+	t.Logf("publish build redis: %s", time.Since(start).Round(time.Second))
+	_, meta, rootfs := appliance.Paths(build, "redis", "amd64")
+
+	incusDaemon(t)
+	incus := newClient(t, "incus", "")
+	incus.run(t, "image", "import", meta, rootfs, "--alias", "redis")
+	incus.run(t, "profile", "create", "redis")
+	incus.runIn(t, readFile(t, a.ProfilePath("redis")), "profile", "edit", "redis")
+	incus.run(t, "storage", "volume", "create", "default", "redis-data")
+	incus.run(t, "launch", "redis", "kv1", "--profile", "default", "--profile", "redis")
+	healthy(t, incus, "kv1", a)
+	cli := `REDISCLI_AUTH="$(cat /etc/redis/password)" redis-cli `
+	incus.run(t, "exec", "kv1", "--", "sh", "-c", cli+"set appliance-key kept-across-rebuild && "+cli+"save")
+
+	start = time.Now()
+	incus.run(t, "stop", "kv1")
+	incus.run(t, "rebuild", "redis", "kv1")
+	incus.run(t, "start", "kv1")
+	t.Logf("stop, rebuild, start: %s", time.Since(start).Round(time.Millisecond))
+	healthy(t, incus, "kv1", a)
+	if got := strings.TrimSpace(incus.run(t, "exec", "kv1", "--", "sh", "-c", cli+"get appliance-key")); got != "kept-across-rebuild" {
+		t.Errorf("after incus rebuild, appliance-key = %q", got)
+	}
+}

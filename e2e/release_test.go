@@ -108,9 +108,15 @@ func packagesIndex(t *testing.T, version *string) string {
 // releaseRun runs `publish release` (builds take time: a long deadline).
 func releaseRun(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return longPublish(t, env, append([]string{"release"}, args...)...)
+}
+
+// longPublish runs publish with a deadline long enough for builds.
+func longPublish(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, publishBin, append([]string{"release"}, args...)...)
+	cmd := exec.CommandContext(ctx, publishBin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -119,7 +125,7 @@ func releaseRun(t *testing.T, env []string, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("run publish release %v: %v", args, err)
+		t.Fatalf("run publish %v: %v", args, err)
 	}
 	return result{out.String(), errb.String(), code}
 }
