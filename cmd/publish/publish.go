@@ -50,7 +50,7 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	}
 	defer reg.Close()
 
-	results, changed, err := publishRequests(ctx, reg, c.Name, reqs, c.DryRun, c.NoDelta, out, log)
+	results, changed, err := publishRequests(ctx, reg.Registry, c.Name, reqs, c.DryRun, c.NoDelta, out, log)
 	if err != nil {
 		return err
 	}

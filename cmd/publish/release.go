@@ -57,18 +57,16 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	if err != nil {
 		return err
 	}
-	if err := checkCDN(g); err != nil {
-		return err
-	}
 	var archive appliance.Archive
 	if !c.NoUpdateCheck {
 		archive = &debian.Archive{}
 	}
-	reg, closeStore, err := openRegistry(ctx, g, !c.DryRun)
+	ch, err := openChange(ctx, g, log, !c.DryRun)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer ch.Close()
+	reg := ch.Registry
 	if c.SkipGate && !c.DryRun {
 		fmt.Fprintf(out.stderr, "publish: WARNING: --skip-gate: publishing without launching the builds in Incus: health check, failed units, listening ports, service user, sshd/getty and DHCP are NOT checked\n")
 	}
@@ -115,20 +113,13 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 			return fmt.Errorf("release: published, then prune failed: %w", err)
 		}
 	}
-	var cdnErr error
-	if changed || res.Pruned != nil && len(res.Pruned.Removed) > 0 {
-		cdnErr = invalidateCatalog(ctx, g, log)
-	}
-	if err := out.result(res, func(w io.Writer) { printRelease(w, res, g.Bucket) }); err != nil {
-		return err
-	}
+	err = ch.finish(ctx, "release", changed, func() error {
+		return out.result(res, func(w io.Writer) { printRelease(w, res, g.Bucket.String()) })
+	})
 	if len(failures) > 0 {
 		return errors.New(strings.Join(failures, "; ") + " (nothing of it published; report: BUILD-DIR/NAME/ARCH/gate.json)")
 	}
-	if cdnErr != nil {
-		return fmt.Errorf("release: %w", cdnErr)
-	}
-	return nil
+	return err
 }
 
 // appliances loads the named appliances (every one with --all) and the
