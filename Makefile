@@ -93,9 +93,10 @@ test-launch: build minio
 	MINIO_BIN=$$(scripts/minio.sh install) REGISTRY_LAUNCH=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchNginxEndToEnd$$' ./e2e/
 # publish release through a real Incus daemon (one at a time on a host:
 # flock): gate, publish, `incus image refresh` by delta, failed gate
-# publishes nothing; redis data on its volume survives `incus rebuild`.
+# publishes nothing; release --all (every appliance through the gate, then
+# nothing new); redis data on its volume survives `incus rebuild`.
 test-release: build
-	flock /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestRelease(RefreshThroughIncusDaemon|RedisDataSurvivesRebuild)$$' ./e2e/
+	flock /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon)$$' ./e2e/
 test-appliances: build minio
 	REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 40m -v -run '^TestLaunchEveryAppliance$$' ./e2e/
 test-%: build

@@ -289,45 +289,81 @@ func (c *client) runIn(t *testing.T, stdin string, args ...string) string {
 	return string(out)
 }
 
-// The redis appliance's shipped profile keeps /var/lib/redis on a custom
-// volume: data written before `incus rebuild` is there after it.
-func TestReleaseRedisDataSurvivesRebuild(t *testing.T) {
+// `publish release --all` with the real daemon: every shipped appliance
+// is built, passes the gate (health, units, declared ports only, service
+// not root, no sshd/getty, DHCP) and is published; a second run checks
+// the recorded packages against the real Debian archive and publishes
+// nothing new. Then the redis appliance's shipped profile (its data on a
+// custom volume) keeps data written before `incus rebuild`.
+func TestReleaseAllThroughIncusDaemon(t *testing.T) {
 	requireRelease(t)
 	root := filepath.Join(repoRoot(t), "appliances")
-	a, err := appliance.Load(root, "redis")
+	names, err := appliance.Names(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Released through the gate (which checks redis's ports, user and
-	// health), then the build is imported by hand.
 	incusDaemon(t)
-	build := t.TempDir()
-	start := time.Now()
-	r := releaseRun(t, nil, "redis", "--appliances", root, "--build-dir", build, "--bucket", filepath.Join(t.TempDir(), "registry"),
-		"--compression", "gzip-1", "--cache-dir", filepath.Join(os.TempDir(), "appliance-release-cache"), "--no-update-check")
-	if r.code != 0 || !strings.Contains(r.stdout, "released redis/amd64") {
-		t.Fatalf("publish release redis: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	build, reg := t.TempDir(), filepath.Join(t.TempDir(), "registry")
+	all := func(extra ...string) result {
+		t.Helper()
+		start := time.Now()
+		r := releaseRun(t, nil, append([]string{"--all", "--appliances", root, "--build-dir", build, "--bucket", reg,
+			"--compression", "gzip-1", "--cache-dir", filepath.Join(os.TempDir(), "appliance-release-cache")}, extra...)...)
+		t.Logf("publish release --all %s: exit %d in %s\n%s", strings.Join(extra, " "), r.code, time.Since(start).Round(time.Second), r.stdout)
+		if r.code != 0 {
+			t.Fatalf("publish release --all: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		return r
 	}
-	t.Logf("publish release redis: %s", time.Since(start).Round(time.Second))
-	_, meta, rootfs := appliance.Paths(build, "redis", "amd64")
-
-	incus := newClient(t, "incus", "")
-	incus.run(t, "image", "import", meta, rootfs, "--alias", "redis")
-	incus.run(t, "profile", "create", "redis")
-	incus.runIn(t, readFile(t, a.ProfilePath("redis")), "profile", "edit", "redis")
-	incus.run(t, "storage", "volume", "create", "default", "redis-data")
-	incus.run(t, "launch", "redis", "kv1", "--profile", "default", "--profile", "redis")
-	healthy(t, incus, "kv1", a)
-	cli := `REDISCLI_AUTH="$(cat /etc/redis/password)" redis-cli `
-	incus.run(t, "exec", "kv1", "--", "sh", "-c", cli+"set appliance-key kept-across-rebuild && "+cli+"save")
-
-	start = time.Now()
-	incus.run(t, "stop", "kv1")
-	incus.run(t, "rebuild", "redis", "kv1")
-	incus.run(t, "start", "kv1")
-	t.Logf("stop, rebuild, start: %s", time.Since(start).Round(time.Millisecond))
-	healthy(t, incus, "kv1", a)
-	if got := strings.TrimSpace(incus.run(t, "exec", "kv1", "--", "sh", "-c", cli+"get appliance-key")); got != "kept-across-rebuild" {
-		t.Errorf("after incus rebuild, appliance-key = %q", got)
+	r := all("--no-update-check")
+	for _, n := range names {
+		if !strings.Contains(r.stdout, "released "+n+"/amd64") || !strings.Contains(r.stdout, "gate passed (never built)") {
+			t.Errorf("%s was not released through the gate", n)
+		}
+		var rep struct{ Passed bool }
+		if err := json.Unmarshal([]byte(readFile(t, filepath.Join(build, n, "amd64", "gate.json"))), &rep); err != nil || !rep.Passed {
+			t.Errorf("%s/amd64/gate.json: %+v %v", n, rep, err)
+		}
 	}
+	before := readFile(t, filepath.Join(reg, "streams/v1/images.json"))
+	r = all()
+	for _, n := range names {
+		if !strings.Contains(r.stdout, "unchanged "+n+"/amd64") && !strings.Contains(r.stdout, "released "+n+"/amd64") {
+			t.Errorf("second run: %s neither unchanged nor released (a package update)", n)
+		}
+	}
+	if !strings.Contains(r.stdout, "released") && readFile(t, filepath.Join(reg, "streams/v1/images.json")) != before {
+		t.Error("a release of nothing new changed images.json")
+	}
+
+	t.Run("redis data survives incus rebuild", func(t *testing.T) {
+		a, err := appliance.Load(root, "redis")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, meta, rootfs := appliance.Paths(build, "redis", "amd64")
+		incus := newClient(t, "incus", "")
+		incus.run(t, "image", "import", meta, rootfs, "--alias", "redis")
+		incus.run(t, "profile", "create", "redis")
+		incus.runIn(t, readFile(t, a.ProfilePath("redis")), "profile", "edit", "redis")
+		incus.run(t, "storage", "volume", "create", "default", "redis-data")
+		incus.run(t, "launch", "redis", "kv1", "--profile", "default", "--profile", "redis")
+		healthy(t, incus, "kv1", a)
+		cli := `REDISCLI_AUTH="$(cat /etc/redis/password)" redis-cli `
+		incus.run(t, "exec", "kv1", "--", "sh", "-c", cli+"set appliance-key kept-across-rebuild && "+cli+"save")
+
+		start := time.Now()
+		incus.run(t, "stop", "kv1")
+		incus.run(t, "rebuild", "redis", "kv1")
+		incus.run(t, "start", "kv1")
+		t.Logf("stop, rebuild, start: %s", time.Since(start).Round(time.Millisecond))
+		healthy(t, incus, "kv1", a)
+		if got := strings.TrimSpace(incus.run(t, "exec", "kv1", "--", "sh", "-c", cli+"get appliance-key")); got != "kept-across-rebuild" {
+			t.Errorf("after incus rebuild, appliance-key = %q", got)
+		}
+		// Without the volume the key would be gone: the root was replaced.
+		if out := incus.run(t, "exec", "kv1", "--", "sh", "-c", "findmnt -n -o TARGET /var/lib/redis || grep ' /var/lib/redis ' /proc/mounts"); !strings.Contains(out, "/var/lib/redis") {
+			t.Errorf("/var/lib/redis is not a mount: %q", out)
+		}
+	})
 }
