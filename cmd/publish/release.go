@@ -20,7 +20,7 @@ type releaseCmd struct {
 	Names         []string      `arg:"" optional:"" name:"NAME" help:"Appliances to release (or --all)."`
 	All           bool          `help:"Every appliance in --appliances: each one whose inputs changed or whose installed packages have newer versions in the Debian archive is rebuilt, tested and published."`
 	Arch          []string      `placeholder:"ARCH" help:"Architectures (comma-separated; default: this machine's). The gate runs a build only on its own architecture."`
-	Keep          int           `default:"3" help:"After publishing, keep the newest N versions of each product (0: no prune)."`
+	Keep          int           `default:"3" help:"After publishing, prune the registry: keep the newest N versions of each product (0: no prune)."`
 	Grace         time.Duration `default:"2h" help:"Prune's grace: never delete a file that left the catalog less than this long ago."`
 	SkipGate      bool          `help:"Publish without launching and checking the build (prints a warning naming what was skipped)."`
 	DryRun        bool          `short:"n" help:"Say what would be rebuilt and why; build, test and publish nothing."`
@@ -101,11 +101,11 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 				it.Outcome, it.Reasons = "not-released", append(it.Reasons, "another architecture failed the gate")
 				continue
 			}
-			results, ch, err := publishRequests(ctx, reg, a.Name, it.reqs, false, c.NoDelta, out, log)
+			results, published, err := publishRequests(ctx, reg, a.Name, it.reqs, false, c.NoDelta, out, log)
 			if err != nil {
 				return err
 			}
-			it.Outcome, it.Published, changed = "released", results[0], changed || ch
+			it.Outcome, it.Published, changed = "released", results[0], changed || published
 		}
 	}
 	if changed && c.Keep > 0 {
