@@ -332,6 +332,14 @@ func TestReleaseAllThroughIncusDaemon(t *testing.T) {
 			t.Errorf("second run: %s neither unchanged nor released (a package update)", n)
 		}
 	}
+	// A rebuild for package updates that installs the same versions means
+	// the template does not build from the suites the image uses: every
+	// run would rebuild and never ship the fixes.
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if strings.HasPrefix(line, "unchanged ") && strings.Contains(line, "package update(s)") {
+			t.Errorf("second run rebuilt for updates it did not install: %s", line)
+		}
+	}
 	if !strings.Contains(r.stdout, "released") && readFile(t, filepath.Join(reg, "streams/v1/images.json")) != before {
 		t.Error("a release of nothing new changed images.json")
 	}
