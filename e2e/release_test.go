@@ -31,7 +31,7 @@ set -e
 if [ "$1" = --version ]; then echo 3.2; exit 0; fi
 target=""; prev=""
 for a in "$@"; do
-	if [ "$prev" = image.yaml ]; then target="$a"; fi
+	case "$prev" in *.yaml) target="$a";; esac
 	prev="$a"
 done
 echo 'time="x" level=info msg="Downloading source"'
