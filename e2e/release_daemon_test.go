@@ -249,14 +249,16 @@ func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 	healthy(t, incus, "web2", a)
 	incus.run(t, "delete", "--force", "web2")
 
-	// A release whose gate fails: nothing published, the host stays.
+	// A release whose gate fails (a build whose health endpoint answers
+	// 503; a change to appliance.yaml alone would not change the image,
+	// builds being reproducible): nothing published, the host stays.
+	site := filepath.Join(apps, "nginx/files/site.conf")
+	os.WriteFile(site, []byte(strings.Replace(readFile(t, site), `return 200 "ok\n";`, `return 503 "broken\n";`, 1)), 0o644)
 	yml := filepath.Join(apps, "nginx/appliance.yaml")
-	broken := strings.Replace(readFile(t, yml), "path: /healthz", "path: /no-such-page", 1)
-	broken = strings.Replace(broken, "timeout: 90", "timeout: 20", 1)
-	os.WriteFile(yml, []byte(broken), 0o644)
+	os.WriteFile(yml, []byte(strings.Replace(readFile(t, yml), "timeout: 90", "timeout: 20", 1)), 0o644)
 	before := readFile(t, filepath.Join(reg, "streams/v1/images.json"))
 	r := release(1)
-	if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); !strings.HasPrefix(lines[len(lines)-1], "publish: error: nginx/amd64 failed the gate: health: GET :80/no-such-page did not pass") {
+	if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); !strings.HasPrefix(lines[len(lines)-1], "publish: error: nginx/amd64 failed the gate: health: GET :80/healthz did not pass in 20s: status 503") {
 		t.Errorf("failing gate's error line: %q", lines[len(lines)-1])
 	}
 	if readFile(t, filepath.Join(reg, "streams/v1/images.json")) != before {
