@@ -194,7 +194,11 @@ func (c *releaseCmd) prepare(ctx context.Context, g *Globals, out *output, log *
 	}
 	if !dry[0].Changed {
 		it.Outcome = "unchanged"
-		it.Reasons = append(it.Reasons, fmt.Sprintf("nothing new: inputs and installed package versions unchanged, %s already published", short(dry[0].Fingerprint)))
+		why := "nothing new: inputs and installed package versions unchanged"
+		if it.Build == "built" {
+			why = "nothing new: the rebuild made the same image" // reproducible builds
+		}
+		it.Reasons = append(it.Reasons, fmt.Sprintf("%s, %s already published", why, short(dry[0].Fingerprint)))
 		return it, nil
 	}
 	if c.SkipGate {
