@@ -6,7 +6,7 @@ GO       ?= go
 BIN      := bin
 REGISTRY ?= ./registry
 
-.PHONY: sample pebble all build demo test test-stress serve build-all-arch test-launch test-appliances test-unit vet fmt-check deps minio minio-start minio-stop bench-s3 clean bench-catalog
+.PHONY: sample pebble all build demo test test-stress serve build-all-arch test-launch test-release test-appliances test-unit vet fmt-check deps minio minio-start minio-stop bench-s3 clean bench-catalog
 
 all: build
 
@@ -91,6 +91,12 @@ serve: build
 # version), then each appliance launched and health-checked.
 test-launch: build minio
 	MINIO_BIN=$$(scripts/minio.sh install) REGISTRY_LAUNCH=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchNginxEndToEnd$$' ./e2e/
+# publish release through a real Incus daemon (one at a time on a host:
+# flock): gate, publish, `incus image refresh` by delta, failed gate
+# publishes nothing; release --all (every appliance through the gate, then
+# nothing new); redis data on its volume survives `incus rebuild`.
+test-release: build
+	flock /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon)$$' ./e2e/
 test-appliances: build minio
 	REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 40m -v -run '^TestLaunchEveryAppliance$$' ./e2e/
 test-%: build

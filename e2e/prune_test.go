@@ -89,7 +89,7 @@ func TestRemoveAndPruneThroughTheCLI(t *testing.T) {
 }
 
 func TestHelpOnEveryCommand(t *testing.T) {
-	for _, cmd := range [][]string{{"--help"}, {"list", "--help"}, {"verify", "--help"}, {"remove", "--help"}, {"prune", "--help"}, {"publish", "--help"}, {"mirror", "--help"}} {
+	for _, cmd := range [][]string{{"--help"}, {"list", "--help"}, {"verify", "--help"}, {"remove", "--help"}, {"prune", "--help"}, {"publish", "--help"}, {"mirror", "--help"}, {"release", "--help"}} {
 		r := publish(t, cmd...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage: publish") {
 			t.Errorf("publish %v: exit %d, stdout %q", cmd, r.code, r.stdout)

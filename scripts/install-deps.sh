@@ -17,7 +17,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 # command:package, and which suite the package comes from.
 backports=(incus:incus-client /usr/libexec/incus/incusd:incus-base dnsmasq:dnsmasq-base incus-simplestreams:incus-extra)
 bookworm=(lxc:lxd-client mksquashfs:squashfs-tools xz:xz-utils curl:curl rclone:rclone nginx:nginx-light caddy:caddy wrk:wrk
-	stress-ng:stress-ng xdelta3:xdelta3 chromium:chromium nghttp:nghttp2-client)
+	stress-ng:stress-ng xdelta3:xdelta3 chromium:chromium nghttp:nghttp2-client unsquashfs:squashfs-tools flock:util-linux)
 missing() {
 	for t in "$@"; do command -v "${t%%:*}" >/dev/null || echo "${t#*:}"; done
 }

@@ -35,6 +35,7 @@ type CLI struct {
 	Prune    pruneCmd    `cmd:"" help:"Keep the newest N versions per product and delete files nothing references any more."`
 	Mirror   mirrorCmd   `cmd:"" help:"Copy a SimpleStreams server (https://, a directory, s3://) into the registry: files checked, then the catalog."`
 	Build    buildCmd    `cmd:"" help:"Build appliances with distrobuilder into --build-dir (skipped when nothing changed)."`
+	Release  releaseCmd  `cmd:"" help:"Build, test in Incus (the gate), publish and prune appliances in one go: for CI and cron."`
 	Validate validateCmd `cmd:"" help:"Check appliance folders (appliance.yaml, profiles, template); all when no NAME is given."`
 }
 

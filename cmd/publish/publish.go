@@ -50,23 +50,9 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	}
 	defer reg.Close()
 
-	var results []*registry.PublishResult
-	changed := false
-	for _, req := range reqs {
-		req.DryRun, req.NoDelta, req.Progress = c.DryRun, c.NoDelta, out.progressFunc("uploading")
-		res, err := reg.Publish(ctx, req)
-		if errors.Is(err, registry.ErrUnconditionalStore) {
-			return fmt.Errorf("publish %s: %w; use a store that supports them (AWS S3, MinIO, Cloudflare R2) or pass --allow-unconditional-store if only one publisher ever writes", c.Name, err)
-		}
-		if err != nil {
-			return fmt.Errorf("publish %s: %w", c.Name, err)
-		}
-		if res.Reinspected != "" {
-			out.warn("%s; the files were inspected again and what they hold was published", res.Reinspected)
-		}
-		log.Info("published", "product", res.Product, "version", res.Version, "retries", res.Retries)
-		results = append(results, res)
-		changed = changed || res.Changed && !res.DryRun
+	results, changed, err := publishRequests(ctx, reg.Registry, c.Name, reqs, c.DryRun, c.NoDelta, out, log)
+	if err != nil {
+		return err
 	}
 	var v any = results
 	if !fromFolder {
@@ -79,6 +65,29 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 			}
 		})
 	})
+}
+
+// publishRequests publishes (or with dryRun, checks) what requests
+// returned: the step `publish NAME` and `publish release` share. changed
+// is true when the catalog changed.
+func publishRequests(ctx context.Context, reg *registry.Registry, name string, reqs []registry.PublishRequest, dryRun, noDelta bool, out *output, log *slog.Logger) (results []*registry.PublishResult, changed bool, err error) {
+	for _, req := range reqs {
+		req.DryRun, req.NoDelta, req.Progress = dryRun, noDelta, out.progressFunc("uploading")
+		res, err := reg.Publish(ctx, req)
+		if errors.Is(err, registry.ErrUnconditionalStore) {
+			return nil, false, fmt.Errorf("publish %s: %w; use a store that supports them (AWS S3, MinIO, Cloudflare R2) or pass --allow-unconditional-store if only one publisher ever writes", name, err)
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("publish %s: %w", name, err)
+		}
+		if res.Reinspected != "" {
+			out.warn("%s; the files were inspected again and what they hold was published", res.Reinspected)
+		}
+		log.Info("published", "product", res.Product, "version", res.Version, "retries", res.Retries)
+		results = append(results, res)
+		changed = changed || res.Changed && !res.DryRun
+	}
+	return results, changed, nil
 }
 
 // requests inspects what to publish: the two files given, or every built

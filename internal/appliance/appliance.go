@@ -41,6 +41,12 @@ type Appliance struct {
 	Profiles []string `yaml:"profiles"`
 	// Custom is free-form metadata carried into the catalog.
 	Custom map[string]string `yaml:"custom"`
+	// Ports are the only ports the appliance listens on (e.g. 80/tcp,
+	// 53/udp); the release gate refuses a build listening on others.
+	Ports []string `yaml:"ports"`
+	// Service is the appliance's main systemd service and the non-root
+	// user it runs as (checked by the release gate).
+	Service *Service `yaml:"service"`
 	// Health is how tests check a launched container works.
 	Health HealthCheck `yaml:"healthcheck"`
 
@@ -191,6 +197,7 @@ func (a *Appliance) check(folderName string) []error {
 			bad("custom", "key %q: keys are non-empty words", k)
 		}
 	}
+	a.checkRuntime(bad)
 	errs = append(errs, a.Health.check()...)
 	if _, err := os.Stat(filepath.Join(a.Dir, TemplateName)); err != nil {
 		bad("image", "%s is missing: the distrobuilder template", TemplateName)

@@ -15,8 +15,10 @@ aliases: [www]
 architectures: [amd64, arm64]
 base: debian/bookworm
 profiles: [web]
+ports: [80/tcp, 53/udp]
+service: {unit: nginx.service, user: www-data}
 custom:
-  ports: 80/tcp
+  homepage: https://example.org
 healthcheck:
   http: {port: 80, path: /, status: 200}
 `
@@ -39,7 +41,8 @@ func TestLoadValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Version != "1.2.3" || strings.Join(a.Arches(), ",") != "amd64,arm64" || a.Health.HTTP.Port != 80 || a.Custom["ports"] != "80/tcp" {
+	if a.Version != "1.2.3" || strings.Join(a.Arches(), ",") != "amd64,arm64" || a.Health.HTTP.Port != 80 || a.CatalogCustom()["ports"] != "80/tcp,53/udp" ||
+		a.Service.User != "www-data" || len(a.PortList()) != 2 || a.PortList()[1] != (Port{53, "udp"}) {
 		t.Errorf("loaded %+v", a)
 	}
 }
@@ -62,6 +65,14 @@ func TestLoadReportsEveryBadField(t *testing.T) {
 		{"bad health port", "port: 80", "port: 0", "http.port 0"},
 		{"bad health path", "path: /,", "path: x,", `http.path "x" must start with /`},
 		{"bad health status", "status: 200", "status: 2000", "http.status 2000"},
+		{"bad port", "ports: [80/tcp, 53/udp]", "ports: [80]", `ports: "80" is not PORT/PROTO`},
+		{"bad port protocol", "ports: [80/tcp, 53/udp]", "ports: [80/sctp]", "protocol must be tcp or udp"},
+		{"port out of range", "ports: [80/tcp, 53/udp]", "ports: [70000/tcp]", "is not PORT/PROTO"},
+		{"duplicate port", "ports: [80/tcp, 53/udp]", "ports: [80/tcp, 80/tcp]", "listed twice"},
+		{"ports in custom too", "homepage: https://example.org", "ports: 80/tcp", "custom: ports: declare ports in the ports field only"},
+		{"service as root", "user: www-data", "user: root", "service: user must not be root"},
+		{"service without user", ", user: www-data}", "}", "service: user missing"},
+		{"service unit not a service", "unit: nginx.service", "unit: nginx", `unit "nginx" must be a systemd service name`},
 		{"unknown field", "base: debian/bookworm", "base: debian/bookworm\nbsae: x", "field bsae not found"},
 		{"wrong type", "version: 1.2.3", "version: [1]", "cannot unmarshal"},
 	}

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -50,6 +51,10 @@ type BuildOptions struct {
 	Distrobuilder string
 	// Progress, if set, receives one line per build step.
 	Progress func(step string)
+	// KeepUnchanged keeps the previous outputs when a (forced) rebuild
+	// from the same inputs installed the same package versions: nothing
+	// changed but timestamps, so there is nothing new to publish.
+	KeepUnchanged bool
 }
 
 // BuildResult is what Build produced.
@@ -58,8 +63,11 @@ type BuildResult struct {
 	// Skipped is true when the inputs had not changed since the last
 	// build (nothing was run).
 	Skipped bool
-	Inputs  string // hash of the inputs
-	Log     string // the build log
+	// Unchanged is true when KeepUnchanged kept the previous outputs
+	// after a rebuild that changed nothing.
+	Unchanged bool
+	Inputs    string // hash of the inputs
+	Log       string // the build log
 }
 
 // record is .build/NAME/ARCH/build.json: what the outputs were built from.
@@ -70,9 +78,14 @@ type record struct {
 	Built         time.Time `json:"built"`
 }
 
+// BuildDirOf is the folder of the build of name for arch.
+func BuildDirOf(outDir, name, arch string) string {
+	return filepath.Join(outDir, name, arch)
+}
+
 // Paths returns where Build puts an appliance's outputs for arch.
 func Paths(outDir, name, arch string) (dir, metadata, rootfs string) {
-	dir = filepath.Join(outDir, name, arch)
+	dir = BuildDirOf(outDir, name, arch)
 	return dir, filepath.Join(dir, "incus.tar.xz"), filepath.Join(dir, "rootfs.squashfs")
 }
 
@@ -103,15 +116,16 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	}
 	dir, meta, root := Paths(opts.OutDir, a.Name, opts.Arch)
 	res := &BuildResult{Dir: dir, Metadata: meta, Rootfs: root, Log: filepath.Join(dir, "build.log")}
+	var err error
+	if res.Inputs, err = inputs(ctx, a, opts); err != nil {
+		return nil, err
+	}
 	version, err := toolVersion(ctx, opts.Distrobuilder)
 	if err != nil {
 		return nil, err
 	}
 	epoch, err := sourceDateEpoch()
 	if err != nil {
-		return nil, fmt.Errorf("build %s: %w", a.Name, err)
-	}
-	if res.Inputs, err = inputsHash(a.Dir, version, opts.Arch, opts.Compression, fmt.Sprint("reproducible-1", squashfsOptions, epoch)); err != nil {
 		return nil, fmt.Errorf("build %s: %w", a.Name, err)
 	}
 	if !opts.Force && upToDate(dir, res.Inputs) {
@@ -141,6 +155,13 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	if err := RecordDigests(ctx, work); err != nil {
 		return nil, fmt.Errorf("build %s/%s: %w", a.Name, opts.Arch, err)
 	}
+	if err := recordPackages(ctx, work); err != nil {
+		return nil, fmt.Errorf("build %s/%s: %w", a.Name, opts.Arch, err)
+	}
+	if opts.KeepUnchanged && samePackages(dir, work) && upToDate(dir, res.Inputs) {
+		res.Skipped, res.Unchanged = true, true
+		return res, nil
+	}
 	rec, _ := json.MarshalIndent(record{Inputs: res.Inputs, Distrobuilder: version, Compression: opts.Compression, Built: time.Now().UTC()}, "", "  ")
 	if err := os.WriteFile(filepath.Join(work, "build.json"), rec, 0o644); err != nil {
 		return nil, err
@@ -155,6 +176,38 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 		return nil, err
 	}
 	return res, nil
+}
+
+// inputs is the hash of everything the build of a for opts.Arch depends
+// on (see inputsHash).
+func inputs(ctx context.Context, a *Appliance, opts BuildOptions) (string, error) {
+	if opts.Distrobuilder == "" {
+		opts.Distrobuilder = "distrobuilder"
+	}
+	if opts.Compression == "" {
+		opts.Compression = "xz"
+	}
+	version, err := toolVersion(ctx, opts.Distrobuilder)
+	if err != nil {
+		return "", err
+	}
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", a.Name, err)
+	}
+	h, err := inputsHash(a.Dir, version, opts.Arch, opts.Compression, fmt.Sprint("reproducible-1", squashfsOptions, epoch))
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", a.Name, err)
+	}
+	return h, nil
+}
+
+// samePackages reports whether two build folders recorded the same
+// installed package versions.
+func samePackages(a, b string) bool {
+	pa, err1 := os.ReadFile(filepath.Join(a, PackagesFile))
+	pb, err2 := os.ReadFile(filepath.Join(b, PackagesFile))
+	return err1 == nil && err2 == nil && bytes.Equal(pa, pb)
 }
 
 // stepRe picks distrobuilder's step messages out of its log; errRe its

@@ -18,7 +18,11 @@ func fakeDistrobuilder(t *testing.T) (bin, runs string) {
 	t.Helper()
 	dir := t.TempDir()
 	bin, runs = filepath.Join(dir, "distrobuilder"), filepath.Join(dir, "runs")
-	meta := t.TempDir()
+	meta, rootfs := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(rootfs, "var/lib/dpkg"), 0o755)
+	os.MkdirAll(filepath.Join(rootfs, "etc/apt"), 0o755)
+	os.WriteFile(filepath.Join(rootfs, "var/lib/dpkg/status"), []byte("Package: nginx-light\nStatus: install ok installed\nVersion: 1.22.1-9\n\nPackage: libc6\nStatus: install ok installed\nVersion: 2.36-9+deb12u9\n"), 0o644)
+	os.WriteFile(filepath.Join(rootfs, "etc/apt/sources.list"), []byte("deb http://deb.debian.org/debian bookworm main\n"), 0o644)
 	script := `#!/bin/sh
 if [ "$1" = --version ]; then echo 3.2; exit 0; fi
 echo run >> ` + runs + `
@@ -43,9 +47,11 @@ if [ -e ` + dir + `/fail ]; then
 fi
 echo 'time="x" level=info msg="Creating squashfs"'
 tar -C ` + meta + ` -czf "$target/incus.tar.gz" metadata.yaml
-printf 'hsqs' > "$target/rootfs.squashfs"
-head -c 92 /dev/zero >> "$target/rootfs.squashfs"
-cat ` + dir + `/rootchange >> "$target/rootfs.squashfs" 2>/dev/null || true
+# A real squashfs (the build reads the dpkg status out of it), the same
+# bytes for the same content; $dir/rootchange and $dir/status change it.
+cp -p ` + dir + `/rootchange ` + rootfs + `/rootchange 2>/dev/null || true
+if [ -e ` + dir + `/status ]; then cp ` + dir + `/status ` + rootfs + `/var/lib/dpkg/status; fi
+mksquashfs ` + rootfs + ` "$target/rootfs.squashfs" -noappend -quiet -no-progress >/dev/null
 `
 	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -80,6 +86,13 @@ func TestBuildIsIncrementalAndPublishesXZ(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(res.Dir, "build.log")); err != nil {
 		t.Error("no build log kept")
+	}
+	// The installed packages and APT sources are recorded beside it.
+	if pkgs, err := InstalledPackages(res.Dir); err != nil || pkgs.Format() != "libc6\t2.36-9+deb12u9\nnginx-light\t1.22.1-9\n" {
+		t.Errorf("recorded packages: %v %v", pkgs, err)
+	}
+	if src, err := AptSources(res.Dir); err != nil || len(src) != 1 || src[0].Suite != "bookworm" {
+		t.Errorf("recorded sources: %v %v", src, err)
 	}
 	// Unchanged inputs: not rebuilt.
 	if res, err = Build(context.Background(), a, opts); err != nil || !res.Skipped || runs(t, runFile) != 1 {

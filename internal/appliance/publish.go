@@ -96,7 +96,7 @@ func PublishRequests(ctx context.Context, a *Appliance, outDir string, o FileOpt
 		}
 		complete := func(req *registry.PublishRequest) {
 			img := &req.Image
-			img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.Custom, profiles
+			img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.CatalogCustom(), profiles
 			req.ProfilePaths = paths
 		}
 		complete(&req)
