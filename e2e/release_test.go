@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,8 +88,9 @@ func webAppliance(t *testing.T) string {
 }
 
 // packagesIndex serves an archive whose bookworm main Packages.xz lists
-// nginx-light at *version.
-func packagesIndex(t *testing.T, version *string) string {
+// nginx-light at the version stored in version (the test changes it while
+// the server runs, hence atomic: the requests come from another process).
+func packagesIndex(t *testing.T, version *atomic.Pointer[string]) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/debian/dists/bookworm/main/binary-amd64/Packages.xz" {
@@ -97,7 +99,7 @@ func packagesIndex(t *testing.T, version *string) string {
 		}
 		var b bytes.Buffer
 		xw, _ := xz.NewWriter(&b)
-		xw.Write([]byte("Package: nginx-light\nVersion: " + *version + "\n\nPackage: less\nVersion: 590-2\n"))
+		xw.Write([]byte("Package: nginx-light\nVersion: " + *version.Load() + "\n\nPackage: less\nVersion: 590-2\n"))
 		xw.Close()
 		w.Write(b.Bytes())
 	}))
@@ -148,7 +150,8 @@ func readFile(t *testing.T, path string) string {
 func TestReleaseGateDecidesWhatIsPublished(t *testing.T) {
 	requireTool(t, "mksquashfs")
 	requireTool(t, "unsquashfs")
-	archiveVersion := "1.22.1-9"
+	var archiveVersion atomic.Pointer[string]
+	archiveVersion.Store(ptr("1.22.1-9"))
 	env, mode := fakeBuildTools(t, packagesIndex(t, &archiveVersion))
 	apps, build, reg := webAppliance(t), t.TempDir(), filepath.Join(t.TempDir(), "registry")
 	args := func(extra ...string) []string {
@@ -236,7 +239,7 @@ func TestReleaseGateDecidesWhatIsPublished(t *testing.T) {
 	if out := dry(); !strings.Contains(out, "up to date web/amd64") {
 		t.Errorf("dry run, nothing changed: %s", out)
 	}
-	archiveVersion = "1.22.1-9+deb12u1"
+	archiveVersion.Store(ptr("1.22.1-9+deb12u1"))
 	if out := dry(); !strings.Contains(out, "would rebuild web/amd64 (1 package update(s): nginx-light 1.22.1-9 → 1.22.1-9+deb12u1)") {
 		t.Errorf("dry run, a package update: %s", out)
 	}
@@ -256,3 +259,5 @@ func TestReleaseGateDecidesWhatIsPublished(t *testing.T) {
 		t.Fatalf("release, rebuild with the same packages: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
