@@ -90,7 +90,7 @@ serve: build
 # (build → MinIO → edgeproxy → incus launch → health check → second
 # version), then each appliance launched and health-checked.
 test-launch: build minio
-	MINIO_BIN=$$(scripts/minio.sh install) REGISTRY_LAUNCH=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchNginxEndToEnd$$' ./e2e/
+	MINIO_BIN=$$(scripts/minio.sh install) flock /tmp/incusd.lock env REGISTRY_LAUNCH=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchNginxEndToEnd$$' ./e2e/
 # publish release through a real Incus daemon (one at a time on a host:
 # flock): gate, publish, `incus image refresh` by delta, failed gate
 # publishes nothing; release --all (every appliance through the gate, then
@@ -98,9 +98,9 @@ test-launch: build minio
 test-release: build
 	flock /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon)$$' ./e2e/
 test-appliances: build minio
-	REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 40m -v -run '^TestLaunchEveryAppliance$$' ./e2e/
+	flock /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 40m -v -run '^TestLaunchEveryAppliance$$' ./e2e/
 test-%: build
-	REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchEveryAppliance$$/^$*$$' ./e2e/
+	flock /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchEveryAppliance$$/^$*$$' ./e2e/
 
 # Build (once, cached) the pinned MinIO server.
 minio:
