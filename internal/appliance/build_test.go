@@ -26,11 +26,14 @@ func fakeDistrobuilder(t *testing.T) (bin, runs string) {
 	script := `#!/bin/sh
 if [ "$1" = --version ]; then echo 3.2; exit 0; fi
 echo run >> ` + runs + `
-target=""; prev=""
+target=""; tmpl=""; prev=""; prev2=""
 for a in "$@"; do
-	case "$prev" in *.yaml) target="$a"; cp "$prev" ` + dir + `/template.yaml;; esac
-	prev="$a"
+	if [ "$prev2" = build-incus ]; then target="$a"; fi
+	if [ "$prev" = build-incus ]; then tmpl="$a"; cp "$a" ` + dir + `/template.yaml; fi
+	prev2="$prev"; prev="$a"
 done
+# The template handed over is the base merged with the overlay.
+grep -q systemd-networkd "$tmpl" || { echo "template $tmpl is not merged"; exit 1; }
 echo "$SOURCE_DATE_EPOCH" > ` + dir + `/epoch
 cat "$(command -v mksquashfs)" > ` + dir + `/mksquashfs
 # Like distrobuilder: a fresh creation date and file times at every run.
@@ -79,6 +82,10 @@ func TestBuildIsIncrementalAndPublishesXZ(t *testing.T) {
 	}
 	if res.Skipped || runs(t, runFile) != 1 || strings.Join(steps, "|") != "Downloading source|Managing packages|Creating squashfs" {
 		t.Fatalf("first build: %+v, %d runs, steps %v", res, runs(t, runFile), steps)
+	}
+	// The merged template is kept beside the build log.
+	if tmpl, err := os.ReadFile(filepath.Join(res.Dir, MergedTemplateName)); err != nil || !strings.Contains(string(tmpl), "variant: web") {
+		t.Errorf("merged template beside the log: %v\n%s", err, tmpl)
 	}
 	// The metadata tarball is republished as xz and inspects cleanly.
 	if _, err := image.Inspect(context.Background(), res.Metadata, res.Rootfs, image.Options{Arch: "amd64"}); err != nil {
