@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 
 	"github.com/incus-appliance/registry/internal/catalog"
@@ -90,13 +91,17 @@ func PublishRequests(ctx context.Context, a *Appliance, outDir string, o FileOpt
 		}
 		ao := o
 		ao.Arch, ao.Aliases = arch, append(append([]string(nil), a.Aliases...), o.Aliases...)
+		if len(a.Requirements) > 0 {
+			ao.Requirements = maps.Clone(a.Requirements)
+			maps.Copy(ao.Requirements, o.Requirements)
+		}
 		req, err := FileRequest(ctx, a.Name, meta, root, ao)
 		if err != nil {
 			return nil, nil, err
 		}
 		complete := func(req *registry.PublishRequest) {
 			img := &req.Image
-			img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.CatalogCustom(), profiles
+			img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.CatalogMetadata(), profiles
 			req.ProfilePaths = paths
 		}
 		complete(&req)
