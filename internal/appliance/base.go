@@ -103,6 +103,16 @@ func (a *Appliance) Template() ([]byte, error) {
 	}
 	base["files"] = baseFiles
 
+	// The base's actions run before the appliance's, except its
+	// post-files ones (the clean-up), which run last.
+	var first, last []any
+	for _, act := range asList(base["actions"]) {
+		if m, _ := act.(map[string]any); m != nil && m["trigger"] == "post-files" {
+			last = append(last, act)
+		} else {
+			first = append(first, act)
+		}
+	}
 	for i, act := range ov.Actions {
 		if t, _ := act["trigger"].(string); t == "" {
 			return nil, fmt.Errorf("%s: actions[%d].trigger: missing (post-unpack, post-packages, post-files)", overlayPath, i)
@@ -110,8 +120,9 @@ func (a *Appliance) Template() ([]byte, error) {
 		if s, _ := act["action"].(string); s == "" {
 			return nil, fmt.Errorf("%s: actions[%d].action: missing (the script)", overlayPath, i)
 		}
-		base["actions"] = append(asList(base["actions"]), act)
+		first = append(first, act)
 	}
+	base["actions"] = append(first, last...)
 
 	if len(ov.Packages) > 0 {
 		pk, _ := base["packages"].(map[string]any)

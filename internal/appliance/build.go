@@ -173,6 +173,13 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	if err := recordPackages(ctx, work); err != nil {
 		return nil, fmt.Errorf("build %s/%s: %w", a.Name, opts.Arch, err)
 	}
+	// Every build is checked for what must not ship, and gets its SBOM.
+	if err := CheckClean(ctx, filepath.Join(work, "rootfs.squashfs")); err != nil {
+		return nil, fmt.Errorf("build %s/%s: %w", a.Name, opts.Arch, err)
+	}
+	if err := writeSBOM(ctx, a, opts.Arch, work); err != nil {
+		return nil, fmt.Errorf("build %s/%s: SBOM: %w", a.Name, opts.Arch, err)
+	}
 	if opts.KeepUnchanged && samePackages(dir, work) && upToDate(dir, res.Inputs) {
 		res.Skipped, res.Unchanged = true, true
 		return res, nil
