@@ -99,10 +99,26 @@ func PublishRequests(ctx context.Context, a *Appliance, outDir string, o FileOpt
 		if err != nil {
 			return nil, nil, err
 		}
+		var sbomRef *catalog.FileRef
+		sbomPath := BuiltSBOM(outDir, a.Name, arch)
+		if sbomPath != "" {
+			ref, err := fileRef(sbomPath)
+			if err != nil {
+				return nil, nil, err
+			}
+			sbomRef = &ref
+		}
 		complete := func(req *registry.PublishRequest) {
 			img := &req.Image
 			img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.CatalogMetadata(), profiles
 			req.ProfilePaths = paths
+			if sbomRef != nil {
+				img.SBOM, req.SBOMPath = sbomRef, sbomPath
+				if img.Custom == nil {
+					img.Custom = map[string]string{}
+				}
+				img.Custom["sbom"] = catalog.SBOMPath(img.Fingerprint)
+			}
 		}
 		complete(&req)
 		if again := req.Reinspect; again != nil {

@@ -60,6 +60,8 @@ type Image struct {
 	// Delta, when set, is a delta from the product's previous version to
 	// this image's root, listed with the new version (see checkDelta).
 	Delta *Delta
+	// SBOM is the image's SPDX SBOM (optional), stored beside its files.
+	SBOM *FileRef
 }
 
 // ProductKey is the key of the product holding appliance name on arch.
@@ -107,6 +109,9 @@ func (img Image) Validate() error {
 			return err
 		}
 	}
+	if img.SBOM != nil && (!digest.IsSHA256(img.SBOM.SHA256) || img.SBOM.Size <= 0) {
+		return fmt.Errorf("image %s: SBOM: bad digest or size", img.Name)
+	}
 	for name, ref := range img.Profiles {
 		if err := ValidateName(name); err != nil {
 			return fmt.Errorf("image %s: profile: %w", img.Name, err)
@@ -119,7 +124,7 @@ func (img Image) Validate() error {
 }
 
 // Paths returns the paths of all the image's files: metadata, root,
-// profiles by name, then the delta.
+// profiles by name, the delta, then the SBOM.
 func (img Image) Paths() []string {
 	m, r := ImagePaths(img.Fingerprint, img.RootKind)
 	out := []string{m, r}
@@ -129,7 +134,15 @@ func (img Image) Paths() []string {
 	if d := img.Delta; d != nil {
 		out = append(out, DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256))
 	}
+	if img.SBOM != nil {
+		out = append(out, SBOMPath(img.Fingerprint))
+	}
 	return out
+}
+
+// SBOMPath is where the SBOM of an image is stored.
+func SBOMPath(fingerprint string) string {
+	return "images/" + fingerprint + "/" + FTypeSBOM
 }
 
 // ProfilePath is where a profile shipped with an image is stored.
@@ -171,6 +184,9 @@ func (img Image) version() *Version {
 			FType: FTypeSquashfsDelta, Path: DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256),
 			SHA256: d.File.SHA256, Size: d.File.Size, DeltaBase: d.Base,
 		}
+	}
+	if img.SBOM != nil {
+		v.Items["sbom"] = Item{FType: FTypeSBOM, Path: SBOMPath(img.Fingerprint), SHA256: img.SBOM.SHA256, Size: img.SBOM.Size}
 	}
 	return v
 }

@@ -32,6 +32,8 @@ const (
 	// FTypeProfile is an Incus profile shipped with an appliance; clients
 	// ignore items of types they do not know.
 	FTypeProfile = "incus-profile.yaml"
+	// FTypeSBOM is the image's SPDX software bill of materials (JSON).
+	FTypeSBOM = "sbom.spdx.json"
 )
 
 // Index is streams/v1/index.json: the entry point every client fetches.
