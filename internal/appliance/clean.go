@@ -14,7 +14,8 @@ import (
 
 // CheckClean checks a built root (a squashfs) holds nothing that belongs
 // to the build rather than to an instance: /etc/machine-id is empty (each
-// instance makes its own) and dbus's id is not baked in; no SSH host keys,
+// instance makes its own) and dbus's id is not baked in; no SSH host keys
+// or TLS private keys,
 // no shell history, no non-empty log files, no APT lists or downloaded
 // packages; no account with a password (a default password) or an empty
 // one. It returns every problem found, one per line.
@@ -40,6 +41,8 @@ func CheckClean(ctx context.Context, squashfs string) error {
 		switch {
 		case strings.HasPrefix(p, "/etc/ssh/ssh_host_"):
 			bad("%s: an SSH host key made at build time (every instance would share it)", p)
+		case strings.HasPrefix(p, "/etc/ssl/private/") && fi.regular:
+			bad("%s: a TLS private key made at build time (every instance would share it): make it on first boot", p)
 		case (strings.HasPrefix(p, "/root/") || strings.HasPrefix(p, "/home/")) && isHistory(base):
 			bad("%s: shell history left by the build", p)
 		case strings.HasPrefix(p, "/var/log/") && fi.regular && fi.size > 0:

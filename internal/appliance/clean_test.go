@@ -52,6 +52,7 @@ func TestCheckClean(t *testing.T) {
 		{"machine id", "etc/machine-id", "0123456789abcdef0123456789abcdef\n", "/etc/machine-id: not empty"},
 		{"dbus machine id", "var/lib/dbus/machine-id", "0123456789abcdef0123456789abcdef\n", "/var/lib/dbus/machine-id: dbus's id"},
 		{"ssh host key", "etc/ssh/ssh_host_ed25519_key", "key", "/etc/ssh/ssh_host_ed25519_key: an SSH host key"},
+		{"tls key", "etc/ssl/private/ssl-cert-snakeoil.key", "key", "/etc/ssl/private/ssl-cert-snakeoil.key: a TLS private key"},
 		{"shell history", "root/.bash_history", "ls\n", "/root/.bash_history: shell history"},
 		{"psql history", "home/app/.psql_history", "select 1;\n", "/home/app/.psql_history: shell history"},
 		{"log", "var/log/dpkg.log", "installed\n", "/var/log/dpkg.log: a log file"},
