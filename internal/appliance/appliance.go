@@ -56,6 +56,10 @@ type Appliance struct {
 	Requirements map[string]string `yaml:"requirements"`
 	// Tags are search words shown by publish list.
 	Tags []string `yaml:"tags"`
+	// VersionAliases publishes each MAJOR.MINOR line as its own product so
+	// that NAME/MAJOR and NAME/MAJOR.MINOR keep naming the newest image of
+	// that line (catalog/lines.go).
+	VersionAliases bool `yaml:"version_aliases"`
 	// Health is how tests check a launched container works.
 	Health HealthCheck `yaml:"healthcheck"`
 

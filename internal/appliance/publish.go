@@ -99,6 +99,12 @@ func PublishRequests(ctx context.Context, a *Appliance, outDir string, o FileOpt
 		if err != nil {
 			return nil, nil, err
 		}
+		line := ""
+		if a.VersionAliases {
+			if line, err = catalog.LineOf(a.Version); err != nil {
+				return nil, nil, err
+			}
+		}
 		var sbomRef *catalog.FileRef
 		sbomPath := BuiltSBOM(outDir, a.Name, arch)
 		if sbomPath != "" {
@@ -111,6 +117,7 @@ func PublishRequests(ctx context.Context, a *Appliance, outDir string, o FileOpt
 		complete := func(req *registry.PublishRequest) {
 			img := &req.Image
 			img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.CatalogMetadata(), profiles
+			img.Line = line
 			req.ProfilePaths = paths
 			if sbomRef != nil {
 				img.SBOM, req.SBOMPath = sbomRef, sbomPath

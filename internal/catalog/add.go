@@ -62,6 +62,9 @@ type Image struct {
 	Delta *Delta
 	// SBOM is the image's SPDX SBOM (optional), stored beside its files.
 	SBOM *FileRef
+	// Line, when set, is the version line ("MAJOR.MINOR" of
+	// ApplianceVersion) whose product the image goes into (lines.go).
+	Line string
 }
 
 // ProductKey is the key of the product holding appliance name on arch.
@@ -107,6 +110,11 @@ func (img Image) Validate() error {
 	for _, a := range img.Aliases {
 		if err := ValidateAlias(a); err != nil {
 			return err
+		}
+	}
+	if img.Line != "" {
+		if l, err := LineOf(img.ApplianceVersion); err != nil || l != img.Line {
+			return fmt.Errorf("image %s: line %q is not the MAJOR.MINOR of version %q", img.Name, img.Line, img.ApplianceVersion)
 		}
 	}
 	if img.SBOM != nil && (!digest.IsSHA256(img.SBOM.SHA256) || img.SBOM.Size <= 0) {
@@ -246,6 +254,13 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 		p.Versions[res.Version] = img.version()
 		c.unretire(img.Paths()...)
 	}
+	if img.Line != "" {
+		p.Line = img.Line
+		for pk, as := range c.lineAliases(img.Name, canonicalArch(img.Arch), "", img.Aliases) {
+			c.Products[pk].setAliases(img.Name, as)
+		}
+		return res, nil
+	}
 	p.setAliases(img.Name, append(p.AliasList(), res.AliasesAdded...))
 	return res, nil
 }
@@ -257,13 +272,21 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		return AddResult{}, err
 	}
 	arch := canonicalArch(img.Arch)
-	pk := ProductKey(img.Name, arch)
+	pk := img.productKey(arch)
 	vk := VersionKey(img.Created)
 	res := AddResult{Product: pk, Version: vk}
 	aliases := sortedSet(append([]string{img.Name}, img.Aliases...))
-	for _, a := range aliases {
-		if owner := c.AliasOwner(a, arch, pk); owner != "" {
-			return res, fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", a, owner)
+	if img.Line != "" {
+		assign := c.lineAliases(img.Name, arch, img.Line, img.Aliases)
+		if err := c.checkLineAliases(img.Name, arch, assign); err != nil {
+			return res, err
+		}
+		aliases = assign[pk]
+	} else {
+		for _, a := range aliases {
+			if owner := c.AliasOwner(a, arch, pk); owner != "" {
+				return res, fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", a, owner)
+			}
 		}
 	}
 	if opk, ovk, ok := c.FindFingerprint(img.Fingerprint); ok && (opk != pk || ovk != vk) {

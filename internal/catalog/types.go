@@ -82,7 +82,10 @@ type Product struct {
 	Version string `json:"version,omitempty"`
 	// Custom is the appliance's free-form metadata (appliance.yaml
 	// "custom"); clients ignore it.
-	Custom   map[string]string   `json:"custom,omitempty"`
+	Custom map[string]string `json:"custom,omitempty"`
+	// Line is the version line ("MAJOR.MINOR") of a line product
+	// (lines.go); clients ignore it.
+	Line     string              `json:"appliance_line,omitempty"`
 	Versions map[string]*Version `json:"versions"`
 }
 
