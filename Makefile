@@ -102,9 +102,10 @@ test-release: build
 # are kept: an unchanged appliance is not rebuilt. They are made before the
 # Incus daemon lock is taken (one daemon per machine).
 APPLIANCE_E2E_BUILDS ?= $(or $(TMPDIR),/tmp)/appliance-e2e-builds
-export APPLIANCE_E2E_BUILDS
+APPLIANCE_BUILD_CACHE ?= $(or $(TMPDIR),/tmp)/appliance-build-cache
+export APPLIANCE_E2E_BUILDS APPLIANCE_BUILD_CACHE
 test-appliances: build minio
-	$(BIN)/publish build $(APPLIANCES) --build-dir $(APPLIANCE_E2E_BUILDS) --compression gzip-1 --cache-dir $(or $(TMPDIR),/tmp)/appliance-build-cache
+	$(BIN)/publish build $(APPLIANCES) --build-dir $(APPLIANCE_E2E_BUILDS) --compression gzip-1 --cache-dir $(APPLIANCE_BUILD_CACHE)
 	flock /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestLaunchEveryAppliance$$' ./e2e/
 test-%: build
 	REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchEveryAppliance$$/^$*$$' ./e2e/

@@ -83,7 +83,7 @@ func buildAppliance(t *testing.T, buildDir, name string, force bool) {
 func buildApplianceIn(t *testing.T, root, buildDir, name string, force bool) {
 	t.Helper()
 	args := []string{"build", name, "--appliances", root, "--build-dir", buildDir,
-		"--compression", "gzip-1", "--cache-dir", filepath.Join(os.TempDir(), "appliance-build-cache")}
+		"--compression", "gzip-1", "--cache-dir", buildCache()}
 	if force {
 		args = append(args, "--force")
 	}
@@ -93,6 +93,16 @@ func buildApplianceIn(t *testing.T, root, buildDir, name string, force bool) {
 		t.Fatalf("publish build %s: %s\n%s", name, r.stderr, r.stdout)
 	}
 	t.Logf("publish build %s: %s", name, time.Since(start).Round(time.Second))
+}
+
+// buildCache is distrobuilder's work and download cache of the tests:
+// APPLIANCE_BUILD_CACHE, default $TMPDIR/appliance-build-cache (builds of
+// the same appliance must not share one at the same time).
+func buildCache() string {
+	if d := os.Getenv("APPLIANCE_BUILD_CACHE"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "appliance-build-cache")
 }
 
 // instanceIPv4 waits for the container's eth0 IPv4 address.
