@@ -96,3 +96,37 @@ func TestApplianceMetadataAndSBOM(t *testing.T) {
 		t.Errorf("incus image info reg:web:\n%s", info)
 	}
 }
+
+// Bad appliance folders: publish validate (and build, before running
+// distrobuilder) exits 1 with one error naming the file and the field.
+func TestBadApplianceFolders(t *testing.T) {
+	tests := []struct {
+		name, file, from, to, want string
+	}{
+		{"missing base", "appliance.yaml", "base: debian/trixie\n", "", `appliance.yaml: base: "" must be os/release`},
+		{"unknown base", "appliance.yaml", "base: debian/trixie", "base: debian/sid", `appliance.yaml: base: "debian/sid" has no base file`},
+		{"unknown requirement key", "appliance.yaml", "base: debian/trixie", "base: debian/trixie\nrequirements: {nestin: \"true\"}", `appliance.yaml: requirements: unknown key "nestin"`},
+		{"port 80/xyz", "appliance.yaml", "ports: [80/tcp]", "ports: [80/xyz]", `appliance.yaml: ports: "80/xyz": protocol must be tcp or udp`},
+		{"overlay redefines the network file", "image.yaml", "packages: [nginx-light]", "packages: [nginx-light]\nfiles:\n- {path: /etc/systemd/network/eth0.network, generator: dump, content: x}",
+			"image.yaml: files[0].path: /etc/systemd/network/eth0.network is the base's"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := newApplianceRoot(t)
+			mustPublish(t, "new", "web", "--appliances", root, "--port", "80/tcp", "--package", "nginx-light")
+			path := filepath.Join(root, "web", tt.file)
+			data, _ := os.ReadFile(path)
+			changed := strings.Replace(string(data), tt.from, tt.to, 1)
+			if changed == string(data) {
+				t.Fatalf("%s has no %q:\n%s", tt.file, tt.from, data)
+			}
+			os.WriteFile(path, []byte(changed), 0o644)
+			for _, cmd := range [][]string{{"validate", "web"}, {"build", "web", "--build-dir", t.TempDir()}} {
+				r := publish(t, append(cmd, "--appliances", root)...)
+				if r.code != 1 || !strings.Contains(r.stderr+r.stdout, tt.want) || !strings.Contains(r.stderr+r.stdout, filepath.Join("web", tt.file)) {
+					t.Errorf("publish %s: exit %d\nstdout %s\nstderr %s\nwant %q", cmd[0], r.code, r.stdout, r.stderr, tt.want)
+				}
+			}
+		})
+	}
+}
