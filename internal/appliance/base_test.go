@@ -110,3 +110,25 @@ func TestBaseChangeIsAnInputChange(t *testing.T) {
 		t.Error("changing the base left the inputs hash unchanged")
 	}
 }
+
+// The same appliance and base in another folder are the same inputs.
+func TestInputsDoNotDependOnThePath(t *testing.T) {
+	hash := func(root string) string {
+		a, err := Load(root, "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl, err := a.Template()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := inputsHash(a.Dir, "v", "amd64", "xz", string(tmpl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if hash(writeAppliance(t, validYAML)) != hash(writeAppliance(t, validYAML)) {
+		t.Error("the inputs hash depends on the appliances folder's path")
+	}
+}
