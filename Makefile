@@ -97,8 +97,16 @@ test-launch: build minio
 # nothing new); redis data on its volume survives `incus rebuild`.
 test-release: build
 	flock /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon)$$' ./e2e/
+# Every appliance (and one written by `publish new` on the bookworm base)
+# built, launched and health-checked. Builds go to APPLIANCE_E2E_BUILDS and
+# are kept: an unchanged appliance is not rebuilt. They are made before the
+# Incus daemon lock is taken (one daemon per machine).
+APPLIANCE_E2E_BUILDS ?= $(or $(TMPDIR),/tmp)/appliance-e2e-builds
+APPLIANCE_BUILD_CACHE ?= $(or $(TMPDIR),/tmp)/appliance-build-cache
+export APPLIANCE_E2E_BUILDS APPLIANCE_BUILD_CACHE
 test-appliances: build minio
-	flock /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 40m -v -run '^TestLaunchEveryAppliance$$' ./e2e/
+	$(BIN)/publish build $(APPLIANCES) --build-dir $(APPLIANCE_E2E_BUILDS) --compression gzip-1 --cache-dir $(APPLIANCE_BUILD_CACHE)
+	flock /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestLaunchEveryAppliance$$' ./e2e/
 test-%: build
 	flock /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchEveryAppliance$$/^$*$$' ./e2e/
 

@@ -76,8 +76,14 @@ func incusDaemon(t *testing.T) {
 // buildAppliance runs `publish build` with fast squashfs compression.
 func buildAppliance(t *testing.T, buildDir, name string, force bool) {
 	t.Helper()
-	args := []string{"build", name, "--appliances", filepath.Join(repoRoot(t), "appliances"), "--build-dir", buildDir,
-		"--compression", "gzip-1", "--cache-dir", filepath.Join(os.TempDir(), "appliance-build-cache")}
+	buildApplianceIn(t, filepath.Join(repoRoot(t), "appliances"), buildDir, name, force)
+}
+
+// buildApplianceIn builds an appliance of the appliances folder root.
+func buildApplianceIn(t *testing.T, root, buildDir, name string, force bool) {
+	t.Helper()
+	args := []string{"build", name, "--appliances", root, "--build-dir", buildDir,
+		"--compression", "gzip-1", "--cache-dir", buildCache()}
 	if force {
 		args = append(args, "--force")
 	}
@@ -87,6 +93,16 @@ func buildAppliance(t *testing.T, buildDir, name string, force bool) {
 		t.Fatalf("publish build %s: %s\n%s", name, r.stderr, r.stdout)
 	}
 	t.Logf("publish build %s: %s", name, time.Since(start).Round(time.Second))
+}
+
+// buildCache is distrobuilder's work and download cache of the tests:
+// APPLIANCE_BUILD_CACHE, default $TMPDIR/appliance-build-cache (builds of
+// the same appliance must not share one at the same time).
+func buildCache() string {
+	if d := os.Getenv("APPLIANCE_BUILD_CACHE"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "appliance-build-cache")
 }
 
 // instanceIPv4 waits for the container's eth0 IPv4 address.
@@ -233,7 +249,12 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 }
 
 // Every appliance in the repository builds and passes its health check in
-// a launched container.
+// a launched container, and so does one written by `publish new` on the
+// Debian 12 base (its generated check unchanged). Every build is clean
+// (checked by publish build) and every published image has its SBOM.
+// Builds are kept between runs (APPLIANCE_E2E_BUILDS, default
+// $TMPDIR/appliance-e2e-builds): an appliance whose inputs did not change
+// is not rebuilt.
 func TestLaunchEveryAppliance(t *testing.T) {
 	requireLaunch(t, "all")
 	requireTool(t, "distrobuilder")
@@ -242,24 +263,58 @@ func TestLaunchEveryAppliance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buildDir, reg := t.TempDir(), filepath.Join(t.TempDir(), "registry")
+	buildDir := os.Getenv("APPLIANCE_E2E_BUILDS")
+	if buildDir == "" {
+		buildDir = filepath.Join(os.TempDir(), "appliance-e2e-builds")
+	}
+	reg := filepath.Join(t.TempDir(), "registry")
 	for _, name := range names {
 		buildAppliance(t, buildDir, name, false)
 		mustPublish(t, name, "--bucket", reg, "--build-dir", buildDir, "--appliances", root)
 	}
+	// An appliance written by publish new, on the bookworm base.
+	newRoot := newApplianceRoot(t)
+	mustPublish(t, "new", "hello", "--appliances", newRoot, "--base", "debian/bookworm", "--port", "80/tcp", "--package", "nginx-light", "--arch", "amd64")
+	buildApplianceIn(t, newRoot, buildDir, "hello", false)
+	mustPublish(t, "hello", "--bucket", reg, "--build-dir", buildDir, "--appliances", newRoot)
+	if tmpl, err := os.ReadFile(filepath.Join(buildDir, "hello", "amd64", appliance.MergedTemplateName)); err != nil || !strings.Contains(string(tmpl), "release: bookworm") {
+		t.Errorf("hello's merged template: %v\n%s", err, tmpl)
+	}
 	mustPublish(t, "verify", "--bucket", reg)
+	var entries []struct {
+		Product, SBOM string
+	}
+	if err := json.Unmarshal([]byte(mustPublish(t, "list", "--bucket", reg, "--json")), &entries); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.SBOM == "" {
+			t.Errorf("%s was published without its SBOM", e.Product)
+		}
+	}
+	if doc := mustPublish(t, "sbom", "nginx", "--bucket", reg); !strings.Contains(doc, `"name": "nginx-light"`) || !strings.Contains(doc, `"name": "systemd"`) {
+		t.Errorf("publish sbom nginx:\n%.2000s", doc)
+	}
 	url, cert := runEdgeproxy(t, nil, "--bucket", reg)
 	incusDaemon(t)
 	incus := newClient(t, "incus", cert)
 	addRemote(t, incus, "appliance", url, cert)
-	for _, name := range names {
+	launch := func(root, name string) {
 		t.Run(name, func(t *testing.T) {
 			a, err := appliance.Load(root, name)
 			if err != nil {
 				t.Fatal(err)
 			}
+			start := time.Now()
 			incus.run(t, "launch", "appliance:"+name, name+"-1")
 			healthy(t, incus, name+"-1", a)
+			t.Logf("%s: launched and healthy in %s", name, time.Since(start).Round(time.Second))
+			// One instance at a time: the machine is small.
+			incus.run(t, "delete", "--force", name+"-1")
 		})
 	}
+	for _, name := range names {
+		launch(root, name)
+	}
+	launch(newRoot, "hello")
 }

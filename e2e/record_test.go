@@ -20,10 +20,10 @@ import (
 func TestPublishBuiltApplianceWithRecord(t *testing.T) {
 	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"built"}})
 	env := srv.Env()
-	apps, builds := t.TempDir(), t.TempDir()
+	apps, builds := newApplianceRoot(t), t.TempDir()
 	os.MkdirAll(filepath.Join(apps, "web"), 0o755)
 	os.WriteFile(filepath.Join(apps, "web", "appliance.yaml"), []byte("name: web\ndescription: web server\nversion: 1.0.0\narchitectures: [amd64]\nbase: debian/bookworm\nhealthcheck:\n  command: [\"true\"]\n"), 0o644)
-	os.WriteFile(filepath.Join(apps, "web", "image.yaml"), []byte("image: {distribution: debian}\n"), 0o644)
+	os.WriteFile(filepath.Join(apps, "web", "image.yaml"), []byte("packages: [nginx-light]\n"), 0o644)
 	dir, meta, root := appliance.Paths(builds, "web", "amd64")
 	os.MkdirAll(dir, 0o755)
 	build := func(created time.Time) { // what `publish build` leaves

@@ -71,14 +71,14 @@ exit 0
 // webAppliance writes appliances/web (health: a command; one port).
 func webAppliance(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
+	root := newApplianceRoot(t)
 	dir := filepath.Join(root, "web")
 	os.MkdirAll(filepath.Join(dir, "files"), 0o755)
 	os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
 	files := map[string]string{
 		"appliance.yaml": "name: web\ndescription: a web server\nversion: 1.0.0\narchitectures: [amd64]\nbase: debian/bookworm\n" +
 			"ports: [80/tcp]\nservice: {unit: nginx.service, user: www-data}\nhealthcheck:\n  command: [\"true\"]\n",
-		"image.yaml":       "image: {distribution: debian}\n",
+		"image.yaml":       "packages: [nginx-light]\n",
 		"files/index.html": "v1\n",
 	}
 	for name, body := range files {

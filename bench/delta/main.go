@@ -62,6 +62,7 @@ func main() {
 	apps := filepath.Join(work, "appliances")
 	check(os.MkdirAll(apps, 0o755))
 	check(exec.Command("cp", "-a", filepath.Join(*appliances, *name), apps).Run())
+	check(exec.Command("cp", "-a", filepath.Join(*appliances, "_bases"), apps).Run())
 	app := filepath.Join(apps, *name)
 	abs := func(p string) string { a, err := filepath.Abs(p); check(err); return a }
 	cacheDir, pub := abs(*cache), abs(*publishBin)
@@ -115,9 +116,9 @@ func main() {
 	tmpl := filepath.Join(app, "image.yaml")
 	data, err = os.ReadFile(tmpl)
 	check(err)
-	edited := strings.Replace(string(data), "- packages: [", "- packages: ["+*addPackage+", ", 1)
+	edited := strings.Replace(string(data), "packages: [", "packages: ["+*addPackage+", ", 1)
 	if edited == string(data) {
-		log.Fatalf("%s: no \"- packages: [\" list to add %s to", tmpl, *addPackage)
+		log.Fatalf("%s: no \"packages: [\" list to add %s to", tmpl, *addPackage)
 	}
 	check(os.WriteFile(tmpl, []byte(edited), 0o644))
 	c := build("one package added", false)

@@ -62,5 +62,13 @@ func writeAppliance(dir, name string) error {
 	if err := os.WriteFile(filepath.Join(d, "appliance.yaml"), []byte(yaml), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(d, "image.yaml"), []byte("image: {distribution: debian}\n"), 0o644)
+	// A base of its own (the appliance is never built here).
+	bases := filepath.Join(dir, "_bases")
+	if err := os.MkdirAll(bases, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(bases, "debian-bookworm.yaml"), []byte("image: {distribution: debian, release: bookworm}\n"), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(d, "image.yaml"), []byte("packages: []\n"), 0o644)
 }

@@ -27,7 +27,7 @@ func (c *listCmd) Run(ctx context.Context, g *Globals, out *output) error {
 	}
 	return out.result(entries, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tAPPLIANCE\tVERSION\tARCH\tTYPE\tSIZE\tDESCRIPTION")
+		fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tAPPLIANCE\tVERSION\tARCH\tTYPE\tSIZE\tPORTS\tVOLUMES\tTAGS\tSBOM\tDESCRIPTION")
 		for _, e := range entries {
 			aliases := strings.Join(e.Aliases, ",")
 			if aliases == "" {
@@ -37,8 +37,20 @@ func (c *listCmd) Run(ctx context.Context, g *Globals, out *output) error {
 			if appVersion == "" {
 				appVersion = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], appVersion, e.Version, e.Arch, e.Kind, humanBytes(e.Size), e.Description)
+			sbom := "-"
+			if e.SBOM != "" {
+				sbom = "yes"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], appVersion, e.Version, e.Arch, e.Kind, humanBytes(e.Size),
+				orDash(e.Custom["ports"]), orDash(e.Custom["volumes"]), orDash(e.Custom["tags"]), sbom, e.Description)
 		}
 		tw.Flush()
 	})
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

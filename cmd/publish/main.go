@@ -37,6 +37,8 @@ type CLI struct {
 	Build    buildCmd    `cmd:"" help:"Build appliances with distrobuilder into --build-dir (skipped when nothing changed)."`
 	Release  releaseCmd  `cmd:"" help:"Build, test in Incus (the gate), publish and prune appliances in one go: for CI and cron."`
 	Validate validateCmd `cmd:"" help:"Check appliance folders (appliance.yaml, profiles, template); all when no NAME is given."`
+	SBOM     sbomCmd     `cmd:"" name:"sbom" help:"Print the SPDX SBOM (installed Debian packages) of a published image."`
+	New      newCmd      `cmd:"" help:"Write a new appliance folder (appliance.yaml, image.yaml) that validates, builds and passes its health check."`
 }
 
 // Globals are the flags every command takes.

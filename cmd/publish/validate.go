@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"path/filepath"
 
 	"github.com/incus-appliance/registry/internal/appliance"
 )
@@ -42,9 +41,9 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals, out *output) error {
 		if err != nil {
 			r.Problems = append(r.Problems, splitJoined(err)...)
 		} else if dbErr == nil {
-			// The template itself, as distrobuilder reads it.
-			if msg, err := exec.CommandContext(ctx, db, "validate", filepath.Join(a.Dir, appliance.TemplateName)).CombinedOutput(); err != nil {
-				r.Problems = append(r.Problems, fmt.Sprintf("%s: distrobuilder validate: %s", filepath.Join(a.Dir, appliance.TemplateName), oneLine(string(msg))))
+			// The merged template, as distrobuilder reads it.
+			if err := a.ValidateTemplate(ctx, db); err != nil {
+				r.Problems = append(r.Problems, err.Error())
 			}
 		}
 		r.OK = len(r.Problems) == 0

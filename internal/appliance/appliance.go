@@ -1,6 +1,7 @@
 // Package appliance reads the appliance folders of a repository —
 // appliances/NAME/appliance.yaml (what the appliance is), image.yaml (its
-// distrobuilder template), files/ (what the template injects) and
+// own packages, files and actions, merged into the base template named by
+// base:, see base.go), files/ (what the template injects) and
 // profiles/*.yaml (Incus profiles shipped with it) — checks them, and
 // builds them with distrobuilder.
 package appliance
@@ -47,6 +48,18 @@ type Appliance struct {
 	// Service is the appliance's main systemd service and the non-root
 	// user it runs as (checked by the release gate).
 	Service *Service `yaml:"service"`
+	// Volumes are the paths that hold the appliance's state: a profile can
+	// mount a custom volume on each, so that state survives a rebuild.
+	Volumes []string `yaml:"volumes"`
+	// Requirements are Incus image requirements (requirements.KEY), e.g.
+	// nesting: "true"; only the keys Incus knows (RequirementValues).
+	Requirements map[string]string `yaml:"requirements"`
+	// Tags are search words shown by publish list.
+	Tags []string `yaml:"tags"`
+	// VersionAliases publishes each MAJOR.MINOR line as its own product so
+	// that NAME/MAJOR and NAME/MAJOR.MINOR keep naming the newest image of
+	// that line (catalog/lines.go).
+	VersionAliases bool `yaml:"version_aliases"`
 	// Health is how tests check a launched container works.
 	Health HealthCheck `yaml:"healthcheck"`
 
@@ -100,10 +113,17 @@ func Load(root, name string) (*Appliance, error) {
 		return nil, fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	a.Dir = dir
-	if errs := a.check(name); len(errs) > 0 {
-		for i, e := range errs {
-			errs[i] = fmt.Errorf("%s: %w", path, e)
+	errs := a.check(name)
+	for i, e := range errs {
+		errs[i] = fmt.Errorf("%s: %w", path, e)
+	}
+	if len(errs) == 0 {
+		// The base merged with image.yaml: its errors name their file.
+		if _, err := a.Template(); err != nil {
+			errs = append(errs, err)
 		}
+	}
+	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return &a, nil
@@ -169,7 +189,7 @@ func (a *Appliance) check(folderName string) []error {
 		seen[n] = true
 	}
 	if os, rel, ok := strings.Cut(a.Base, "/"); !ok || os == "" || rel == "" || strings.Contains(rel, "/") {
-		bad("base", "%q must be os/release, e.g. debian/bookworm", a.Base)
+		bad("base", "%q must be os/release, e.g. debian/trixie (a file in %s/)", a.Base, BasesDir)
 	}
 	for _, p := range a.Profiles {
 		if err := catalog.ValidateName(p); err != nil {
@@ -198,10 +218,8 @@ func (a *Appliance) check(folderName string) []error {
 		}
 	}
 	a.checkRuntime(bad)
+	a.checkMetadata(bad)
 	errs = append(errs, a.Health.check()...)
-	if _, err := os.Stat(filepath.Join(a.Dir, TemplateName)); err != nil {
-		bad("image", "%s is missing: the distrobuilder template", TemplateName)
-	}
 	return errs
 }
 

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +33,13 @@ func writeAppliance(t *testing.T, yml string) string {
 	os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
 	os.WriteFile(filepath.Join(dir, FileName), []byte(yml), 0o644)
 	os.WriteFile(filepath.Join(dir, "profiles", "web.yaml"), []byte("description: x\nconfig: {}\ndevices: {}\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, TemplateName), []byte("image: {distribution: debian}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, TemplateName), []byte("packages: [nginx-light]\n"), 0o644)
+	os.MkdirAll(filepath.Join(root, BasesDir), 0o755)
+	base, err := os.ReadFile("../../appliances/_bases/debian-bookworm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, BasesDir, "debian-bookworm.yaml"), base, 0o644)
 	return root
 }
 
@@ -75,6 +82,12 @@ func TestLoadReportsEveryBadField(t *testing.T) {
 		{"service unit not a service", "unit: nginx.service", "unit: nginx", `unit "nginx" must be a systemd service name`},
 		{"unknown field", "base: debian/bookworm", "base: debian/bookworm\nbsae: x", "field bsae not found"},
 		{"wrong type", "version: 1.2.3", "version: [1]", "cannot unmarshal"},
+		{"unknown requirement", "base: debian/bookworm", "base: debian/bookworm\nrequirements: {nestng: \"true\"}", `requirements: unknown key "nestng": Incus knows cdrom_agent, cgroup, nesting, privileged, secureboot`},
+		{"bad requirement value", "base: debian/bookworm", "base: debian/bookworm\nrequirements: {nesting: \"yes\"}", `requirements: nesting: "yes" must be one of true, false`},
+		{"port 80/xyz", "ports: [80/tcp, 53/udp]", "ports: [80/xyz]", `ports: "80/xyz": protocol must be tcp or udp`},
+		{"relative volume", "base: debian/bookworm", "base: debian/bookworm\nvolumes: [var/lib/x]", `volumes: "var/lib/x" must be a clean absolute path`},
+		{"bad tag", "base: debian/bookworm", "base: debian/bookworm\ntags: [Web Server]", `tags: "Web Server" must be a lowercase word`},
+		{"missing base", "base: debian/bookworm\n", "", `base: "" must be os/release`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,8 +128,8 @@ func TestRepositoryAppliances(t *testing.T) {
 			continue
 		}
 		if dbErr == nil {
-			if out, err := exec.Command(db, "validate", filepath.Join(a.Dir, TemplateName)).CombinedOutput(); err != nil {
-				t.Errorf("%s: distrobuilder validate: %v\n%s", name, err, out)
+			if err := a.ValidateTemplate(context.Background(), db); err != nil {
+				t.Errorf("%s: %v", name, err)
 			}
 		}
 	}

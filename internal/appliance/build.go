@@ -23,8 +23,13 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// TemplateName is the distrobuilder template in an appliance folder.
+// TemplateName is the appliance's own part of the distrobuilder template
+// (its overlay on the base).
 const TemplateName = "image.yaml"
+
+// MergedTemplateName is the template distrobuilder built from (base +
+// overlay), kept beside the build log.
+const MergedTemplateName = "template.yaml"
 
 // kernelArch maps canonical architectures to the names distrobuilder's
 // image.architecture takes (it maps them to Debian's with architecture_map).
@@ -128,6 +133,11 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	if err != nil {
 		return nil, fmt.Errorf("build %s: %w", a.Name, err)
 	}
+	// The template distrobuilder gets (base + overlay).
+	tmpl, err := a.Template()
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", a.Name, err)
+	}
 	if !opts.Force && upToDate(dir, res.Inputs) {
 		res.Skipped = true
 		return res, nil
@@ -144,7 +154,12 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	}
 	defer os.RemoveAll(work)
 	logPath := filepath.Join(work, "build.log")
-	if err := runDistrobuilder(ctx, a, opts, karch, work, logPath, epoch); err != nil {
+	// The template distrobuilder builds, kept beside the build log.
+	tmplPath := filepath.Join(work, MergedTemplateName)
+	if err := os.WriteFile(tmplPath, tmpl, 0o644); err != nil {
+		return nil, err
+	}
+	if err := runDistrobuilder(ctx, a, opts, karch, work, logPath, tmplPath, epoch); err != nil {
 		kept := filepath.Join(opts.OutDir, a.Name, opts.Arch+".failed.log")
 		_ = os.Rename(logPath, kept)
 		return nil, fmt.Errorf("build %s/%s: %w (log: %s)", a.Name, opts.Arch, err, kept)
@@ -157,6 +172,13 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	}
 	if err := recordPackages(ctx, work); err != nil {
 		return nil, fmt.Errorf("build %s/%s: %w", a.Name, opts.Arch, err)
+	}
+	// Every build is checked for what must not ship, and gets its SBOM.
+	if err := CheckClean(ctx, filepath.Join(work, "rootfs.squashfs")); err != nil {
+		return nil, fmt.Errorf("build %s/%s: %w", a.Name, opts.Arch, err)
+	}
+	if err := writeSBOM(ctx, a, opts.Arch, work); err != nil {
+		return nil, fmt.Errorf("build %s/%s: SBOM: %w", a.Name, opts.Arch, err)
 	}
 	if opts.KeepUnchanged && samePackages(dir, work) && upToDate(dir, res.Inputs) {
 		res.Skipped, res.Unchanged = true, true
@@ -195,7 +217,13 @@ func inputs(ctx context.Context, a *Appliance, opts BuildOptions) (string, error
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", a.Name, err)
 	}
-	h, err := inputsHash(a.Dir, version, opts.Arch, opts.Compression, fmt.Sprint("reproducible-1", squashfsOptions, epoch))
+	// The merged template stands for the base: a changed base is a
+	// changed input.
+	tmpl, err := a.Template()
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", a.Name, err)
+	}
+	h, err := inputsHash(a.Dir, version, opts.Arch, opts.Compression, fmt.Sprint("reproducible-1", squashfsOptions, epoch), string(tmpl))
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", a.Name, err)
 	}
@@ -217,32 +245,31 @@ var (
 	errRe  = regexp.MustCompile(`level=error msg="[^"]*" err="((?:[^"\\]|\\.)*)"`)
 )
 
-func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karch, work, logPath string, epoch int64) error {
+func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karch, work, logPath, tmplPath string, epoch int64) error {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	// The template with the reproducible-build cleanup appended; relative
-	// paths in it still resolve against the appliance folder.
-	tmpl := filepath.Join(work, ".template.yaml")
-	if err := writeReproducibleTemplate(filepath.Join(a.Dir, TemplateName), tmpl, epoch); err != nil {
+	// The merged template with the reproducible-build cleanup appended
+	// (kept as it was handed over); relative paths in it resolve against
+	// the appliance folder.
+	if err := writeReproducibleTemplate(tmplPath, tmplPath, epoch); err != nil {
 		return err
 	}
-	defer os.Remove(tmpl)
 	cache := opts.CacheDir
 	if cache == "" {
 		cache = filepath.Join(opts.OutDir, ".cache")
 	}
 	args := []string{
 		"--cache-dir", filepath.Join(cache, "work", a.Name+"-"+opts.Arch),
-		"build-incus", tmpl, work,
+		"build-incus", tmplPath, work,
 		"--type", "split", "--compression", opts.Compression,
 		"--sources-dir", filepath.Join(cache, "sources"),
 		"-o", "image.architecture=" + karch,
 		"-o", "image.serial=" + time.Now().UTC().Format("20060102_1504"),
 	}
-	switch mirror, err := templateMirror(filepath.Join(a.Dir, TemplateName)); {
+	switch mirror, err := templateMirror(tmplPath); {
 	case os.Getenv("APPLIANCE_MIRROR") != "": // an apt cache of your own
 		args = append(args, "-o", "source.url="+os.Getenv("APPLIANCE_MIRROR"))
 	case err == nil && strings.HasPrefix(mirror, "http://"):

@@ -26,11 +26,14 @@ func fakeDistrobuilder(t *testing.T) (bin, runs string) {
 	script := `#!/bin/sh
 if [ "$1" = --version ]; then echo 3.2; exit 0; fi
 echo run >> ` + runs + `
-target=""; prev=""
+target=""; tmpl=""; prev=""; prev2=""
 for a in "$@"; do
-	case "$prev" in *.yaml) target="$a"; cp "$prev" ` + dir + `/template.yaml;; esac
-	prev="$a"
+	if [ "$prev2" = build-incus ]; then target="$a"; fi
+	if [ "$prev" = build-incus ]; then tmpl="$a"; cp "$a" ` + dir + `/template.yaml; fi
+	prev2="$prev"; prev="$a"
 done
+# The template handed over is the base merged with the overlay.
+grep -q systemd-networkd "$tmpl" || { echo "template $tmpl is not merged"; exit 1; }
 echo "$SOURCE_DATE_EPOCH" > ` + dir + `/epoch
 cat "$(command -v mksquashfs)" > ` + dir + `/mksquashfs
 # Like distrobuilder: a fresh creation date and file times at every run.
@@ -46,6 +49,7 @@ if [ -e ` + dir + `/fail ]; then
 	exit 1
 fi
 echo 'time="x" level=info msg="Creating squashfs"'
+if [ -e ` + dir + `/dirty ]; then mkdir -p ` + rootfs + `/var/log; echo installed > ` + rootfs + `/var/log/dpkg.log; fi
 tar -C ` + meta + ` -czf "$target/incus.tar.gz" metadata.yaml
 # A real squashfs (the build reads the dpkg status out of it), the same
 # bytes for the same content; $dir/rootchange and $dir/status change it.
@@ -79,6 +83,14 @@ func TestBuildIsIncrementalAndPublishesXZ(t *testing.T) {
 	}
 	if res.Skipped || runs(t, runFile) != 1 || strings.Join(steps, "|") != "Downloading source|Managing packages|Creating squashfs" {
 		t.Fatalf("first build: %+v, %d runs, steps %v", res, runs(t, runFile), steps)
+	}
+	// The SBOM lists the root's packages.
+	if doc, err := os.ReadFile(filepath.Join(res.Dir, "sbom.spdx.json")); err != nil || !strings.Contains(string(doc), `"name": "nginx-light"`) || !strings.Contains(string(doc), `"versionInfo": "1.22.1-9"`) {
+		t.Errorf("SBOM beside the outputs: %v\n%s", err, doc)
+	}
+	// The merged template is kept beside the build log.
+	if tmpl, err := os.ReadFile(filepath.Join(res.Dir, MergedTemplateName)); err != nil || !strings.Contains(string(tmpl), "variant: web") {
+		t.Errorf("merged template beside the log: %v\n%s", err, tmpl)
 	}
 	// The metadata tarball is republished as xz and inspects cleanly.
 	if _, err := image.Inspect(context.Background(), res.Metadata, res.Rootfs, image.Options{Arch: "amd64"}); err != nil {
@@ -153,5 +165,24 @@ func TestBuildFailureNamesTheStepAndKeepsTheLog(t *testing.T) {
 	}
 	if _, _, err := Built(out, "web", "amd64"); err == nil {
 		t.Error("a failed build left outputs")
+	}
+}
+
+// Every build is checked: a root with a leftover log is refused and
+// nothing replaces the previous outputs.
+func TestBuildRefusesADirtyRoot(t *testing.T) {
+	a, err := Load(writeAppliance(t, validYAML), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, _ := fakeDistrobuilder(t)
+	os.WriteFile(filepath.Join(filepath.Dir(bin), "dirty"), nil, 0o644)
+	out := t.TempDir()
+	_, err = Build(context.Background(), a, BuildOptions{OutDir: out, Arch: "amd64", Compression: "gzip-1", Distrobuilder: bin})
+	if err == nil || !strings.Contains(err.Error(), "the built root is not clean: /var/log/dpkg.log: a log file left by the build") {
+		t.Fatalf("error = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "web", "amd64")); err == nil {
+		t.Error("a dirty build left outputs")
 	}
 }

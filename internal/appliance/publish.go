@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 
 	"github.com/incus-appliance/registry/internal/catalog"
@@ -90,14 +91,41 @@ func PublishRequests(ctx context.Context, a *Appliance, outDir string, o FileOpt
 		}
 		ao := o
 		ao.Arch, ao.Aliases = arch, append(append([]string(nil), a.Aliases...), o.Aliases...)
+		if len(a.Requirements) > 0 {
+			ao.Requirements = maps.Clone(a.Requirements)
+			maps.Copy(ao.Requirements, o.Requirements)
+		}
 		req, err := FileRequest(ctx, a.Name, meta, root, ao)
 		if err != nil {
 			return nil, nil, err
 		}
+		line := ""
+		if a.VersionAliases {
+			if line, err = catalog.LineOf(a.Version); err != nil {
+				return nil, nil, err
+			}
+		}
+		var sbomRef *catalog.FileRef
+		sbomPath := BuiltSBOM(outDir, a.Name, arch)
+		if sbomPath != "" {
+			ref, err := fileRef(sbomPath)
+			if err != nil {
+				return nil, nil, err
+			}
+			sbomRef = &ref
+		}
 		complete := func(req *registry.PublishRequest) {
 			img := &req.Image
-			img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.CatalogCustom(), profiles
+			img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.CatalogMetadata(), profiles
+			img.Line = line
 			req.ProfilePaths = paths
+			if sbomRef != nil {
+				img.SBOM, req.SBOMPath = sbomRef, sbomPath
+				if img.Custom == nil {
+					img.Custom = map[string]string{}
+				}
+				img.Custom["sbom"] = catalog.SBOMPath(img.Fingerprint)
+			}
 		}
 		complete(&req)
 		if again := req.Reinspect; again != nil {

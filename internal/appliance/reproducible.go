@@ -72,6 +72,9 @@ rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb /
 rm -f /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old
 rm -f /etc/passwd- /etc/group- /etc/shadow- /etc/gshadow- /etc/subuid- /etc/subgid-
 rm -f /etc/ssh/ssh_host_*
+rm -f /root/.bash_history /root/.ash_history /root/.lesshst /root/.viminfo /root/.python_history
+# Every instance makes its own machine id (CheckClean wants it empty).
+: > /etc/machine-id
 # dbus's postinst generates a random id; every instance gets its own
 # /etc/machine-id at first boot, and dbus reads it through this link.
 if [ -e /var/lib/dbus/machine-id ]; then ln -sf /etc/machine-id /var/lib/dbus/machine-id; fi

@@ -60,6 +60,11 @@ type Image struct {
 	// Delta, when set, is a delta from the product's previous version to
 	// this image's root, listed with the new version (see checkDelta).
 	Delta *Delta
+	// SBOM is the image's SPDX SBOM (optional), stored beside its files.
+	SBOM *FileRef
+	// Line, when set, is the version line ("MAJOR.MINOR" of
+	// ApplianceVersion) whose product the image goes into (lines.go).
+	Line string
 }
 
 // ProductKey is the key of the product holding appliance name on arch.
@@ -107,6 +112,14 @@ func (img Image) Validate() error {
 			return err
 		}
 	}
+	if img.Line != "" {
+		if l, err := LineOf(img.ApplianceVersion); err != nil || l != img.Line {
+			return fmt.Errorf("image %s: line %q is not the MAJOR.MINOR of version %q", img.Name, img.Line, img.ApplianceVersion)
+		}
+	}
+	if img.SBOM != nil && (!digest.IsSHA256(img.SBOM.SHA256) || img.SBOM.Size <= 0) {
+		return fmt.Errorf("image %s: SBOM: bad digest or size", img.Name)
+	}
 	for name, ref := range img.Profiles {
 		if err := ValidateName(name); err != nil {
 			return fmt.Errorf("image %s: profile: %w", img.Name, err)
@@ -119,7 +132,7 @@ func (img Image) Validate() error {
 }
 
 // Paths returns the paths of all the image's files: metadata, root,
-// profiles by name, then the delta.
+// profiles by name, the delta, then the SBOM.
 func (img Image) Paths() []string {
 	m, r := ImagePaths(img.Fingerprint, img.RootKind)
 	out := []string{m, r}
@@ -129,7 +142,15 @@ func (img Image) Paths() []string {
 	if d := img.Delta; d != nil {
 		out = append(out, DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256))
 	}
+	if img.SBOM != nil {
+		out = append(out, SBOMPath(img.Fingerprint))
+	}
 	return out
+}
+
+// SBOMPath is where the SBOM of an image is stored.
+func SBOMPath(fingerprint string) string {
+	return "images/" + fingerprint + "/" + FTypeSBOM
 }
 
 // ProfilePath is where a profile shipped with an image is stored.
@@ -171,6 +192,9 @@ func (img Image) version() *Version {
 			FType: FTypeSquashfsDelta, Path: DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256),
 			SHA256: d.File.SHA256, Size: d.File.Size, DeltaBase: d.Base,
 		}
+	}
+	if img.SBOM != nil {
+		v.Items["sbom"] = Item{FType: FTypeSBOM, Path: SBOMPath(img.Fingerprint), SHA256: img.SBOM.SHA256, Size: img.SBOM.Size}
 	}
 	return v
 }
@@ -230,6 +254,13 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 		p.Versions[res.Version] = img.version()
 		c.unretire(img.Paths()...)
 	}
+	if img.Line != "" {
+		p.Line = img.Line
+		for pk, as := range c.lineAliases(img.Name, canonicalArch(img.Arch), "", img.Aliases) {
+			c.Products[pk].setAliases(img.Name, as)
+		}
+		return res, nil
+	}
 	p.setAliases(img.Name, append(p.AliasList(), res.AliasesAdded...))
 	return res, nil
 }
@@ -241,13 +272,21 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		return AddResult{}, err
 	}
 	arch := canonicalArch(img.Arch)
-	pk := ProductKey(img.Name, arch)
+	pk := img.productKey(arch)
 	vk := VersionKey(img.Created)
 	res := AddResult{Product: pk, Version: vk}
 	aliases := sortedSet(append([]string{img.Name}, img.Aliases...))
-	for _, a := range aliases {
-		if owner := c.AliasOwner(a, arch, pk); owner != "" {
-			return res, fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", a, owner)
+	if img.Line != "" {
+		assign := c.lineAliases(img.Name, arch, img.Line, img.Aliases)
+		if err := c.checkLineAliases(img.Name, arch, assign); err != nil {
+			return res, err
+		}
+		aliases = assign[pk]
+	} else {
+		for _, a := range aliases {
+			if owner := c.AliasOwner(a, arch, pk); owner != "" {
+				return res, fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", a, owner)
+			}
 		}
 	}
 	if opk, ovk, ok := c.FindFingerprint(img.Fingerprint); ok && (opk != pk || ovk != vk) {

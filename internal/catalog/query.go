@@ -118,6 +118,12 @@ type Entry struct {
 	Kind             RootKind `json:"kind"`
 	Size             int64    `json:"size"`
 	Description      string   `json:"description,omitempty"`
+	// Requirements and Custom are the product's (appliance metadata:
+	// ports, volumes, service, tags, ...).
+	Requirements map[string]string `json:"requirements,omitempty"`
+	Custom       map[string]string `json:"custom,omitempty"`
+	// SBOM is the path of the version's SBOM, when it has one.
+	SBOM string `json:"sbom,omitempty"`
 }
 
 // Entries lists every image, by product then newest version first. Only
@@ -136,6 +142,12 @@ func (c *Catalog) Entries() []Entry {
 				}
 				if e.Latest {
 					e.Aliases = p.AliasList()
+				}
+				e.Requirements, e.Custom = p.Requirements, p.Custom
+				for _, it := range p.Versions[vks[i]].Items {
+					if it.FType == FTypeSBOM {
+						e.SBOM = it.Path
+					}
 				}
 				out = append(out, e)
 			}

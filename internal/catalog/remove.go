@@ -125,6 +125,17 @@ func (c *Catalog) dropVersion(pk, vk string, now time.Time) {
 	delete(p.Versions, vk)
 	if len(p.Versions) == 0 {
 		delete(c.Products, pk)
+		if p.Line != "" {
+			// The line's aliases move to the lines that remain.
+			name, _, _ := strings.Cut(pk, ":")
+			var extra []string
+			for _, a := range p.AliasList() {
+				if a != name && !strings.HasPrefix(a, name+"/") {
+					extra = append(extra, a)
+				}
+			}
+			c.relinkLines(name, canonicalArch(p.Arch), extra)
+		}
 	}
 	gone := p.dropDeltasFrom(vk)
 	for _, it := range v.Items {

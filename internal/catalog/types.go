@@ -32,6 +32,8 @@ const (
 	// FTypeProfile is an Incus profile shipped with an appliance; clients
 	// ignore items of types they do not know.
 	FTypeProfile = "incus-profile.yaml"
+	// FTypeSBOM is the image's SPDX software bill of materials (JSON).
+	FTypeSBOM = "sbom.spdx.json"
 )
 
 // Index is streams/v1/index.json: the entry point every client fetches.
@@ -80,7 +82,10 @@ type Product struct {
 	Version string `json:"version,omitempty"`
 	// Custom is the appliance's free-form metadata (appliance.yaml
 	// "custom"); clients ignore it.
-	Custom   map[string]string   `json:"custom,omitempty"`
+	Custom map[string]string `json:"custom,omitempty"`
+	// Line is the version line ("MAJOR.MINOR") of a line product
+	// (lines.go); clients ignore it.
+	Line     string              `json:"appliance_line,omitempty"`
 	Versions map[string]*Version `json:"versions"`
 }
 

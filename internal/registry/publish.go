@@ -43,6 +43,8 @@ type PublishRequest struct {
 	// NoDelta publishes no delta from the product's previous version. By
 	// default a new version of a squashfs product gets one (see Publish).
 	NoDelta bool
+	// SBOMPath is the local file of Image.SBOM.
+	SBOMPath string
 	// DryRun checks everything and reports what would happen, writing
 	// nothing.
 	DryRun bool
@@ -149,6 +151,12 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 			return nil, fmt.Errorf("profile %s: no local file given", name)
 		}
 		files = append(files, upload{catalog.ProfilePath(img.Fingerprint, name), path, img.Profiles[name], nil, nil})
+	}
+	if img.SBOM != nil {
+		if req.SBOMPath == "" {
+			return nil, fmt.Errorf("SBOM: no local file given")
+		}
+		files = append(files, upload{catalog.SBOMPath(img.Fingerprint), req.SBOMPath, *img.SBOM, nil, nil})
 	}
 
 	// 1. Does it fit, and is there anything to do?

@@ -1,0 +1,48 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+)
+
+// SBOM returns the SBOM of the image target names (an alias, fingerprint
+// or prefix, as Resolve reads it; arch narrows it down), checked against
+// its catalog digest.
+func (r *Registry) SBOM(ctx context.Context, target, arch string) ([]byte, string, error) {
+	c, _, err := r.readCatalog(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	found, err := c.Resolve(target, arch)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(found) > 1 {
+		var arches []string
+		for _, f := range found {
+			arches = append(arches, c.Products[f.Product].Arch)
+		}
+		return nil, "", fmt.Errorf("%q names images for %s: give --arch", target, strings.Join(arches, ", "))
+	}
+	v := c.Products[found[0].Product].Versions[found[0].Version]
+	for _, it := range v.Items {
+		if it.FType != catalog.FTypeSBOM {
+			continue
+		}
+		data, _, err := r.readObject(ctx, it.Path)
+		if err != nil {
+			return nil, "", err
+		}
+		sum := sha256.Sum256(data)
+		if got := hex.EncodeToString(sum[:]); got != it.SHA256 {
+			return nil, "", fmt.Errorf("%s: sha256 %s, the catalog says %s", it.Path, got, it.SHA256)
+		}
+		return data, it.Path, nil
+	}
+	return nil, "", fmt.Errorf("%s version %s has no SBOM (published before SBOMs, or not from an appliance build)", found[0].Product, found[0].Version)
+}
