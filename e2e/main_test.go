@@ -53,7 +53,14 @@ func publish(t testing.TB, args ...string) result {
 // publishEnv runs the publish binary with args and extra environment.
 func publishEnv(t testing.TB, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return publishWithin(t, 2*time.Minute, env, args...)
+}
+
+// publishWithin runs the publish binary with args and extra environment,
+// killing it after timeout.
+func publishWithin(t testing.TB, timeout time.Duration, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, publishBin, args...)
 	cmd.Env = append(os.Environ(), env...)
