@@ -3,12 +3,9 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -218,33 +215,10 @@ func TestS3KilledDuringADeltaPublish(t *testing.T) {
 			created = created.Add(time.Minute)
 			meta, root := sampleUpdate(t, "nginx", created, prevRoot, created.String())
 			args := []string{"nginx", "--bucket", "s3://crash", "--metadata", meta, "--rootfs", root}
-			h.requests.Store(0)
-			hold, held := make(chan struct{}), make(chan struct{})
-			var what string
-			h.setDecide(func(i int64, r *http.Request) verdict {
-				if i != n {
-					return verdict{}
-				}
-				what = r.Method + " " + r.URL.Path
-				return verdict{hold: hold, held: held, forwardFirst: forwardFirst}
-			})
-			cmd := exec.Command(publishBin, args...)
-			cmd.Env = append(cmd.Environ(), viaHop...)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			select {
-			case <-held:
-				cmd.Process.Signal(syscall.SIGKILL)
-				<-exited
-				close(hold)
-			case err := <-exited:
-				close(hold)
-				if err != nil {
-					t.Fatalf("publish failed: %v", err)
-				}
+			what, killed := killDuringRequest(t, h, n, forwardFirst, viaHop, args)
+			if !killed {
+				// The publish needed fewer than n requests: every request of
+				// a whole publish has been a kill point.
 				if !betweenUploadAndCommit {
 					t.Fatal("no kill fell between the delta upload and the commit")
 				}

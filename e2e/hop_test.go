@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -177,4 +179,42 @@ func (c *countingReader) Close() error { return c.r.Close() }
 // isCatalogWrite reports whether r writes images.json.
 func isCatalogWrite(r *http.Request) bool {
 	return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/streams/v1/images.json")
+}
+
+// killDuringRequest runs publish args through the hop h (environment
+// viaHop) and SIGKILLs it while the hop holds its n-th request — after
+// the store applied it when forwardFirst. It returns that request, and
+// false when the publish needed fewer than n requests and ran to its end
+// (a failure of that run fails the test).
+func killDuringRequest(t *testing.T, h *hop, n int64, forwardFirst bool, viaHop, args []string) (what string, killed bool) {
+	t.Helper()
+	h.requests.Store(0)
+	hold, held := make(chan struct{}), make(chan struct{})
+	h.setDecide(func(i int64, r *http.Request) verdict {
+		if i != n {
+			return verdict{}
+		}
+		what = r.Method + " " + r.URL.Path
+		return verdict{hold: hold, held: held, forwardFirst: forwardFirst}
+	})
+	cmd := exec.Command(publishBin, args...)
+	cmd.Env = append(cmd.Environ(), viaHop...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-held:
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+		close(hold)
+		return what, true
+	case err := <-exited:
+		close(hold)
+		if err != nil {
+			t.Fatalf("publish failed: %v", err)
+		}
+		return "", false
+	}
 }

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -214,35 +212,10 @@ func TestS3KilledAtTwentyMoments(t *testing.T) {
 			mode := map[bool]string{false: "before", true: "after"}[forwardFirst]
 			name := fmt.Sprintf("crash%02d-%s", n, mode)
 			args := publishArgs(t, "s3://crash", name, t0, 100+n*2+int64(len(mode)))
-			h.requests.Store(0)
-			hold, held := make(chan struct{}), make(chan struct{})
-			var what string
-			h.setDecide(func(i int64, r *http.Request) verdict {
-				if i != n {
-					return verdict{}
-				}
-				what = r.Method + " " + r.URL.Path
-				return verdict{hold: hold, held: held, forwardFirst: forwardFirst}
-			})
-			cmd := exec.Command(publishBin, args...)
-			cmd.Env = append(cmd.Environ(), viaHop...)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			select {
-			case <-held:
-				cmd.Process.Signal(syscall.SIGKILL)
-				<-exited
-				close(hold)
-			case err := <-exited:
+			what, killed := killDuringRequest(t, h, n, forwardFirst, viaHop, args)
+			if !killed {
 				// The publish needed fewer than n requests: every request of
 				// a whole publish has been a kill point.
-				close(hold)
-				if err != nil {
-					t.Fatalf("publish failed: %v", err)
-				}
 				if moments < 20 {
 					t.Fatalf("only %d kill moments in a publish, want 20", moments)
 				}
