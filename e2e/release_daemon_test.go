@@ -103,10 +103,11 @@ func runEdgeproxyLogged(t *testing.T, args ...string) (url, cert string, log *ac
 	return url, filepath.Join(state, "selfsigned.crt"), log
 }
 
-// copyAppliance copies appliances/NAME into a fresh appliances folder.
+// copyAppliance copies appliances/NAME into a fresh appliances folder
+// that has the repository's bases.
 func copyAppliance(t *testing.T, name string) string {
 	t.Helper()
-	root := t.TempDir()
+	root := newApplianceRoot(t)
 	if out, err := exec.Command("cp", "-r", filepath.Join(repoRoot(t), "appliances", name), root).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, out)
 	}
