@@ -197,18 +197,19 @@ func baseImage(t *testing.T, c *client, name string) string {
 func TestLaunchNginxEndToEnd(t *testing.T) {
 	requireLaunch(t, "1")
 	requireTool(t, "distrobuilder")
-	a, err := appliance.Load(filepath.Join(repoRoot(t), "appliances"), "nginx")
+	apps := copyAppliance(t, "nginx") // v2 changes a file of it
+	a, err := appliance.Load(apps, "nginx")
 	if err != nil {
 		t.Fatal(err)
 	}
 	buildDir := t.TempDir()
-	buildAppliance(t, buildDir, "nginx", false)
+	buildApplianceIn(t, apps, buildDir, "nginx", false)
 
 	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"appliances"}})
 	env := srv.Env()
 	pub := func() string {
 		out := mustPublishEnv(t, env, "nginx", "--bucket", "s3://appliances", "--build-dir", buildDir,
-			"--appliances", filepath.Join(repoRoot(t), "appliances"), "--json")
+			"--appliances", apps, "--json")
 		var res []struct{ Fingerprint string }
 		if err := json.Unmarshal([]byte(out), &res); err != nil || len(res) != 1 {
 			t.Fatalf("publish output %q: %v", out, err)
@@ -230,8 +231,13 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 	}
 	healthy(t, incus, "web1", a)
 
-	// A second version: rebuilt (new creation date), published, launched.
-	buildAppliance(t, buildDir, "nginx", true)
+	// A second version: one file changed (builds are reproducible: an
+	// unchanged rebuild is the same image), rebuilt, published, launched.
+	index := filepath.Join(apps, "nginx", "files", "index.html")
+	if err := os.WriteFile(index, append([]byte(readFile(t, index)), "<!-- v2 -->\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	buildApplianceIn(t, apps, buildDir, "nginx", false)
 	fp2 := pub()
 	if fp2 == fp1 {
 		t.Fatal("the rebuild has the same fingerprint")
