@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/delta/deltatest"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 	"github.com/incus-appliance/registry/internal/miniotest"
 )
@@ -95,24 +96,6 @@ func TestDeltaLifecycleS3(t *testing.T) {
 	deltaLifecycle(t, srv.Env(), "s3://deltas/registry")
 }
 
-// fakeXdelta3Dir returns a folder with an xdelta3 that encodes with the
-// real one and then corrupts the delta.
-func fakeXdelta3Dir(t testing.TB) string {
-	real := requireTool(t, "xdelta3")
-	dir := t.TempDir()
-	script := `#!/bin/sh
-"` + real + `" "$@" || exit $?
-if [ "$1" = -e ]; then
-	for out; do :; done
-	printf 'XXXXXXXX' | dd of="$out" bs=1 seek=40 conv=notrunc 2>/dev/null
-fi
-`
-	if err := os.WriteFile(filepath.Join(dir, "xdelta3"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // Bad delta input: each run exits non-zero with one clear line and leaves
 // images.json byte-for-byte as it was; --no-delta publishes without
 // xdelta3.
@@ -125,7 +108,7 @@ func TestBadDeltaInputChangesNothing(t *testing.T) {
 	mustPublish(t, "nginx", "--bucket", reg, "--metadata", m1, "--rootfs", r1)
 	imagesJSON := filepath.Join(reg, "streams/v1/images.json")
 	noTools := "PATH=" + t.TempDir()
-	corrupting := "PATH=" + fakeXdelta3Dir(t) + string(os.PathListSeparator) + os.Getenv("PATH")
+	corrupting := "PATH=" + deltatest.CorruptingXdelta3Dir(t) + string(os.PathListSeparator) + os.Getenv("PATH")
 	v2 := []string{"nginx", "--bucket", reg, "--metadata", m2, "--rootfs", r2}
 
 	expectRefusal := func(t *testing.T, env []string, args []string, want string) {

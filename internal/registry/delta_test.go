@@ -6,7 +6,6 @@ import (
 	"errors"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -152,25 +151,10 @@ func TestPublishWithoutXdelta3(t *testing.T) {
 }
 
 // fakeXdelta3 puts an xdelta3 on PATH that encodes with the real one and
-// then corrupts the delta (a broken encoder, bad memory, a bad disk).
+// then corrupts the delta.
 func fakeXdelta3(t *testing.T) {
 	t.Helper()
-	real, err := exec.LookPath("xdelta3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	script := `#!/bin/sh
-"` + real + `" "$@" || exit $?
-if [ "$1" = -e ]; then
-	for out; do :; done
-	printf 'XXXXXXXX' | dd of="$out" bs=1 seek=40 conv=notrunc 2>/dev/null
-fi
-`
-	if err := os.WriteFile(filepath.Join(dir, "xdelta3"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("PATH", deltatest.CorruptingXdelta3Dir(t)+string(os.PathListSeparator)+os.Getenv("PATH"))
 }
 
 func TestCorruptDeltaIsNeverPublished(t *testing.T) {
