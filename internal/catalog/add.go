@@ -60,11 +60,23 @@ type Image struct {
 	// Delta, when set, is a delta from the product's previous version to
 	// this image's root, listed with the new version (see checkDelta).
 	Delta *Delta
+	// ApplianceVariant is the appliance variant the image is ("" and
+	// "default" are the default one): another variant is its own product,
+	// NAME/VARIANT, whose aliases all end in /VARIANT (see variant.go).
+	ApplianceVariant string
+	// VM, if set, is a virtual-machine disk published in the same version
+	// as the (container) root, sharing its metadata tarball (see vm.go).
+	VM *VMDisk
 }
 
 // ProductKey is the key of the product holding appliance name on arch.
 func ProductKey(name, arch string) string {
 	return name + ":" + canonicalArch(arch)
+}
+
+// productKey is the key of the product the image belongs to.
+func (img Image) productKey(arch string) string {
+	return ProductKey(img.mainAlias(), arch)
 }
 
 // ImagePaths returns the content-addressed paths of an image's metadata
@@ -115,7 +127,10 @@ func (img Image) Validate() error {
 			return fmt.Errorf("image %s: profile %s: bad digest or size", img.Name, name)
 		}
 	}
-	return nil
+	if err := img.validateVariant(); err != nil {
+		return err
+	}
+	return img.validateVM()
 }
 
 // Paths returns the paths of all the image's files: metadata, root,
@@ -123,6 +138,9 @@ func (img Image) Validate() error {
 func (img Image) Paths() []string {
 	m, r := ImagePaths(img.Fingerprint, img.RootKind)
 	out := []string{m, r}
+	if img.VM != nil {
+		out = append(out, img.VM.Path())
+	}
 	for _, name := range slices.Sorted(maps.Keys(img.Profiles)) {
 		out = append(out, ProfilePath(img.Fingerprint, name))
 	}
@@ -163,6 +181,7 @@ func (img Image) version() *Version {
 			rk.itemKey:     {FType: rk.ftype, Path: rootPath, SHA256: img.Root.SHA256, Size: img.Root.Size},
 		},
 	}
+	img.addVM(v)
 	for name, ref := range img.Profiles {
 		v.Items["profile:"+name] = Item{FType: FTypeProfile, Path: ProfilePath(img.Fingerprint, name), SHA256: ref.SHA256, Size: ref.Size}
 	}
@@ -185,15 +204,18 @@ type AddResult struct {
 	// DeltaAdded is true when the new version was listed with img.Delta
 	// (a delta is only ever added together with its version).
 	DeltaAdded bool
+	// VMAdded is true when the version was already published without the
+	// image's VM disk, which Add puts beside its root.
+	VMAdded bool
 }
 
 // Changed reports whether Add modified the catalog.
 func (r AddResult) Changed() bool {
-	return r.VersionAdded || len(r.AliasesAdded) > 0
+	return r.VersionAdded || r.VMAdded || len(r.AliasesAdded) > 0
 }
 
 // Add publishes img as a version of the product ProductKey(img.Name,
-// img.Arch), creating the product when new, and gives the product the
+// img.Arch) (NAME/VARIANT for a non-default appliance variant), creating the product when new, and gives the product the
 // aliases img.Name and img.Aliases. Rules:
 //   - an alias owned by another product on the same architecture is refused,
 //     naming the owner;
@@ -230,7 +252,11 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 		p.Versions[res.Version] = img.version()
 		c.unretire(img.Paths()...)
 	}
-	p.setAliases(img.Name, append(p.AliasList(), res.AliasesAdded...))
+	if res.VMAdded {
+		img.addVM(p.Versions[res.Version]) // its other items, deltas included, stay
+		c.unretire(img.VM.Path())
+	}
+	p.setAliases(img.mainAlias(), append(p.AliasList(), res.AliasesAdded...))
 	return res, nil
 }
 
@@ -241,17 +267,19 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		return AddResult{}, err
 	}
 	arch := canonicalArch(img.Arch)
-	pk := ProductKey(img.Name, arch)
+	pk := img.productKey(arch)
 	vk := VersionKey(img.Created)
 	res := AddResult{Product: pk, Version: vk}
-	aliases := sortedSet(append([]string{img.Name}, img.Aliases...))
+	aliases := img.aliases()
 	for _, a := range aliases {
 		if owner := c.AliasOwner(a, arch, pk); owner != "" {
 			return res, fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", a, owner)
 		}
 	}
-	if opk, ovk, ok := c.FindFingerprint(img.Fingerprint); ok && (opk != pk || ovk != vk) {
-		return res, fmt.Errorf("image %s is already published as product %q version %s: remove it there first", img.Fingerprint, opk, ovk)
+	for _, fp := range img.fingerprints() {
+		if opk, ovk, ok := c.FindFingerprint(fp); ok && (opk != pk || ovk != vk) {
+			return res, fmt.Errorf("image %s is already published as product %q version %s: remove it there first", fp, opk, ovk)
+		}
 	}
 	p := c.Products[pk]
 	if p == nil || p.Versions[vk] == nil {
@@ -268,6 +296,8 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 	}
 	if old := p.Versions[vk]; old == nil {
 		res.VersionAdded = true
+	} else if img.addsVMTo(old) {
+		res.VMAdded = true
 	} else if !sameVersion(old.withoutDeltas(), img.version().withoutDeltas()) {
 		return res, fmt.Errorf("version %s of %s is already published with different content (%s); a published version never changes: rebuild the image so it gets a new creation_date", vk, pk, old.describe())
 	}

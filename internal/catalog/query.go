@@ -116,6 +116,8 @@ type Entry struct {
 	Latest           bool     `json:"latest"`
 	Fingerprint      string   `json:"fingerprint"`
 	Kind             RootKind `json:"kind"`
+	// Type is what Incus makes of it: "container" or "virtual-machine".
+	Type string `json:"type"`
 	Size             int64    `json:"size"`
 	Description      string   `json:"description,omitempty"`
 }
@@ -132,7 +134,7 @@ func (c *Catalog) Entries() []Entry {
 				e := Entry{
 					Product: pk, Arch: p.Arch, OS: p.OS, Release: p.Release, Variant: p.Variant, ApplianceVersion: p.Version,
 					Version: vks[i], Latest: i == len(vks)-1, Fingerprint: vi.Fingerprint,
-					Kind: vi.Kind, Size: vi.Meta.Size + vi.Root.Size, Description: p.Versions[vks[i]].Label,
+					Kind: vi.Kind, Type: vi.Kind.InstanceType(), Size: vi.Meta.Size + vi.Root.Size, Description: p.Versions[vks[i]].Label,
 				}
 				if e.Latest {
 					e.Aliases = p.AliasList()
@@ -142,4 +144,13 @@ func (c *Catalog) Entries() []Entry {
 		}
 	}
 	return out
+}
+
+// InstanceType is the Incus instance type an image with this root runs
+// as: "virtual-machine" for a VM disk, "container" otherwise.
+func (k RootKind) InstanceType() string {
+	if k == RootQCOW2 {
+		return "virtual-machine"
+	}
+	return "container"
 }
