@@ -117,9 +117,9 @@ type Entry struct {
 	Fingerprint      string   `json:"fingerprint"`
 	Kind             RootKind `json:"kind"`
 	// Type is what Incus makes of it: "container" or "virtual-machine".
-	Type string `json:"type"`
-	Size             int64    `json:"size"`
-	Description      string   `json:"description,omitempty"`
+	Type        string `json:"type"`
+	Size        int64  `json:"size"`
+	Description string `json:"description,omitempty"`
 }
 
 // Entries lists every image, by product then newest version first. Only
