@@ -47,6 +47,13 @@ type Appliance struct {
 	// Service is the appliance's main systemd service and the non-root
 	// user it runs as (checked by the release gate).
 	Service *Service `yaml:"service"`
+	// Variants are the appliance's variants: default (the template as
+	// written) and cloud (with cloud-init); default [default].
+	Variants []string `yaml:"variants"`
+	// Types are the instance types it is built for: container, and vm
+	// (a bootable disk published beside the container image); default
+	// [container].
+	Types []string `yaml:"types"`
 	// Health is how tests check a launched container works.
 	Health HealthCheck `yaml:"healthcheck"`
 
@@ -198,6 +205,7 @@ func (a *Appliance) check(folderName string) []error {
 		}
 	}
 	a.checkRuntime(bad)
+	errs = append(errs, a.checkVariantsAndTypes()...)
 	errs = append(errs, a.Health.check()...)
 	if _, err := os.Stat(filepath.Join(a.Dir, TemplateName)); err != nil {
 		bad("image", "%s is missing: the distrobuilder template", TemplateName)

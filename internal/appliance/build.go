@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/aptcache"
+	"github.com/incus-appliance/registry/internal/catalog"
 	"gopkg.in/yaml.v3"
 )
 
@@ -55,6 +56,11 @@ type BuildOptions struct {
 	// from the same inputs installed the same package versions: nothing
 	// changed but timestamps, so there is nothing new to publish.
 	KeepUnchanged bool
+	// Variant is the appliance variant to build (default: "default");
+	// another variant's outputs go to OutDir/NAME/VARIANT/ARCH.
+	Variant string
+
+	template []byte // the generated template of a non-default variant
 }
 
 // BuildResult is what Build produced.
@@ -110,13 +116,16 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	if opts.Distrobuilder == "" {
 		opts.Distrobuilder = "distrobuilder"
 	}
+	var err error
 	karch, ok := kernelArch[opts.Arch]
 	if !ok {
 		return nil, fmt.Errorf("build %s: unsupported architecture %q", a.Name, opts.Arch)
 	}
+	if a, opts.template, err = variantBuild(a, opts.Variant); err != nil {
+		return nil, err
+	}
 	dir, meta, root := Paths(opts.OutDir, a.Name, opts.Arch)
 	res := &BuildResult{Dir: dir, Metadata: meta, Rootfs: root, Log: filepath.Join(dir, "build.log")}
-	var err error
 	if res.Inputs, err = inputs(ctx, a, opts); err != nil {
 		return nil, err
 	}
@@ -195,7 +204,11 @@ func inputs(ctx context.Context, a *Appliance, opts BuildOptions) (string, error
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", a.Name, err)
 	}
-	h, err := inputsHash(a.Dir, version, opts.Arch, opts.Compression, fmt.Sprint("reproducible-1", squashfsOptions, epoch))
+	parts := []string{version, opts.Arch, opts.Compression, fmt.Sprint("reproducible-1", squashfsOptions, epoch)}
+	if !catalog.IsDefaultVariant(opts.Variant) {
+		parts = append(parts, "variant="+opts.Variant)
+	}
+	h, err := inputsHash(a.Dir, parts...)
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", a.Name, err)
 	}
@@ -218,15 +231,39 @@ var (
 )
 
 func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karch, work, logPath string, epoch int64) error {
+	return runDistrobuilderArgs(ctx, a, opts, work, logPath, epoch, func(cache, template string) []string {
+		return []string{
+			"--cache-dir", filepath.Join(cache, "work", strings.ReplaceAll(a.Name, "/", "-")+"-"+opts.Arch),
+			"build-incus", template, work,
+			"--type", "split", "--compression", opts.Compression,
+			"--sources-dir", filepath.Join(cache, "sources"),
+			"-o", "image.architecture=" + karch,
+			"-o", "image.serial=" + time.Now().UTC().Format("20060102_1504"),
+		}
+	})
+}
+
+// runDistrobuilderArgs runs distrobuilder with the arguments mkArgs makes
+// from the cache folder and the template path, logging to logPath and
+// reporting its steps. The template is the appliance's (or the variant's,
+// opts.template) with the reproducible-build cleanup appended, written in
+// work; relative paths in it still resolve against the appliance folder.
+func runDistrobuilderArgs(ctx context.Context, a *Appliance, opts BuildOptions, work, logPath string, epoch int64, mkArgs func(cache, template string) []string) error {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	// The template with the reproducible-build cleanup appended; relative
-	// paths in it still resolve against the appliance folder.
+	src := filepath.Join(a.Dir, TemplateName)
+	if opts.template != nil {
+		src = filepath.Join(work, ".variant.yaml")
+		if err := os.WriteFile(src, opts.template, 0o644); err != nil {
+			return err
+		}
+		defer os.Remove(src)
+	}
 	tmpl := filepath.Join(work, ".template.yaml")
-	if err := writeReproducibleTemplate(filepath.Join(a.Dir, TemplateName), tmpl, epoch); err != nil {
+	if err := writeReproducibleTemplate(src, tmpl, epoch); err != nil {
 		return err
 	}
 	defer os.Remove(tmpl)
@@ -234,14 +271,7 @@ func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karc
 	if cache == "" {
 		cache = filepath.Join(opts.OutDir, ".cache")
 	}
-	args := []string{
-		"--cache-dir", filepath.Join(cache, "work", a.Name+"-"+opts.Arch),
-		"build-incus", tmpl, work,
-		"--type", "split", "--compression", opts.Compression,
-		"--sources-dir", filepath.Join(cache, "sources"),
-		"-o", "image.architecture=" + karch,
-		"-o", "image.serial=" + time.Now().UTC().Format("20060102_1504"),
-	}
+	args := mkArgs(cache, tmpl)
 	switch mirror, err := templateMirror(filepath.Join(a.Dir, TemplateName)); {
 	case os.Getenv("APPLIANCE_MIRROR") != "": // an apt cache of your own
 		args = append(args, "-o", "source.url="+os.Getenv("APPLIANCE_MIRROR"))
@@ -253,6 +283,9 @@ func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karc
 		}
 		defer dl.Close()
 		args = append(args, "-o", "source.url="+dl.URL())
+	}
+	if !catalog.IsDefaultVariant(opts.Variant) {
+		args = append(args, "-o", "image.variant="+opts.Variant)
 	}
 	cmd := exec.CommandContext(ctx, opts.Distrobuilder, args...)
 	cmd.Dir = a.Dir
