@@ -18,6 +18,7 @@ type buildCmd struct {
 	Force       bool     `help:"Rebuild even when nothing changed."`
 	Compression string   `default:"xz" help:"Squashfs compression: xz for releases; gzip-1 or zstd-1 build much faster (tests)."`
 	CacheDir    string   `placeholder:"DIR" help:"distrobuilder work and download cache, shared by builds (default BUILD-DIR/.cache)."`
+	VM          bool     `name:"vm" help:"Also build a bootable VM disk (disk.qcow2, UEFI) beside the container image; the appliance must list vm in its types."`
 	Variant     []string `placeholder:"VARIANT" help:"Variants to build (comma-separated; default: every variant appliance.yaml lists): default, cloud (with cloud-init)."`
 }
 
@@ -29,6 +30,7 @@ type buildResult struct {
 	Skipped  bool   `json:"skipped"`
 	Metadata string `json:"metadata"`
 	Rootfs   string `json:"rootfs"`
+	Disk     string `json:"disk,omitempty"`
 	Log      string `json:"log"`
 }
 
@@ -42,6 +44,9 @@ func (c *buildCmd) Run(ctx context.Context, g *Globals, out *output) error {
 		a, err := appliance.Load(g.Appliances, name)
 		if err != nil {
 			return err
+		}
+		if c.VM && !a.HasVM() {
+			return usageError{fmt.Errorf("build %s --vm: %s does not declare the vm type: add vm to types in %s (types: [container, vm])", a.Name, a.Name, filepath.Join(a.Dir, appliance.FileName))}
 		}
 		apps = append(apps, a)
 	}
@@ -71,7 +76,17 @@ func (c *buildCmd) Run(ctx context.Context, g *Globals, out *output) error {
 				if res.Skipped {
 					out.note("build %s: up to date (inputs unchanged; --force rebuilds)", what)
 				}
-				results = append(results, buildResult{Name: a.Name, Variant: variant, Arch: arch, Skipped: res.Skipped, Metadata: res.Metadata, Rootfs: res.Rootfs, Log: filepath.Join(res.Dir, "build.log")})
+				if c.VM {
+					vm, err := appliance.BuildVM(ctx, a, appliance.BuildOptions{
+						OutDir: g.BuildDir, Arch: arch, Force: c.Force, CacheDir: c.CacheDir, Variant: variant,
+						Progress: func(step string) { out.note("build %s (vm): %s", what, step) },
+					})
+					if err != nil {
+						return err
+					}
+					res.Disk = vm.Disk
+				}
+				results = append(results, buildResult{Name: a.Name, Variant: variant, Arch: arch, Skipped: res.Skipped, Metadata: res.Metadata, Rootfs: res.Rootfs, Disk: res.Disk, Log: filepath.Join(res.Dir, "build.log")})
 			}
 		}
 	}

@@ -27,7 +27,7 @@ func (c *listCmd) Run(ctx context.Context, g *Globals, out *output) error {
 	}
 	return out.result(entries, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tAPPLIANCE\tVERSION\tARCH\tTYPE\tSIZE\tDESCRIPTION")
+		fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tAPPLIANCE\tVARIANT\tVERSION\tARCH\tTYPE\tROOT\tSIZE\tDESCRIPTION")
 		for _, e := range entries {
 			aliases := strings.Join(e.Aliases, ",")
 			if aliases == "" {
@@ -37,7 +37,11 @@ func (c *listCmd) Run(ctx context.Context, g *Globals, out *output) error {
 			if appVersion == "" {
 				appVersion = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], appVersion, e.Version, e.Arch, e.Kind, humanBytes(e.Size), e.Description)
+			variant := e.Variant
+			if variant == "" {
+				variant = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], appVersion, variant, e.Version, e.Arch, e.Type, e.Kind, humanBytes(e.Size), e.Description)
 		}
 		tw.Flush()
 	})

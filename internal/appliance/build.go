@@ -66,6 +66,8 @@ type BuildOptions struct {
 // BuildResult is what Build produced.
 type BuildResult struct {
 	Dir, Metadata, Rootfs string
+	// Disk is the VM disk (BuildVM), or "".
+	Disk string
 	// Skipped is true when the inputs had not changed since the last
 	// build (nothing was run).
 	Skipped bool

@@ -87,6 +87,12 @@ func variantDir(name, variant string) string {
 // generator: user-data, vendor-data, meta-data and network-config, filled
 // from the instance's cloud-init.* keys at creation).
 func cloudTemplate(template []byte) ([]byte, error) {
+	return overlayTemplate(template, cloudOverlay)
+}
+
+// overlayTemplate appends the overlay's package sets and files to the
+// template's.
+func overlayTemplate(template []byte, overlay string) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(template, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", TemplateName, err)
@@ -96,7 +102,7 @@ func cloudTemplate(template []byte) ([]byte, error) {
 	}
 	root := doc.Content[0]
 	var extra yaml.Node
-	if err := yaml.Unmarshal([]byte(cloudOverlay), &extra); err != nil {
+	if err := yaml.Unmarshal([]byte(overlay), &extra); err != nil {
 		return nil, err
 	}
 	ex := extra.Content[0]
