@@ -99,6 +99,18 @@ test-release: build
 	flock /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon)$$' ./e2e/
 test-appliances: build minio
 	REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 40m -v -run '^TestLaunchEveryAppliance$$' ./e2e/
+# The cloud variant (cloud-init) of nginx and redis with a real Incus
+# daemon: user-data configures the site and the password; without it, the
+# same defaults. One daemon per machine: flock.
+.PHONY: test-cloud test-vm
+test-cloud: build
+	flock /tmp/incusd.lock env REGISTRY_LAUNCH=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestLaunchCloudVariant$$' ./e2e/
+# nginx as a VM: publish build --vm makes a bootable UEFI disk (no
+# mounts), publish puts it beside the container image, and QEMU (KVM or
+# TCG) boots it with OVMF until the health check passes through a
+# forwarded port.
+test-vm: build
+	REGISTRY_VM=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestVMBootsAndServes$$' ./e2e/
 test-%: build
 	REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchEveryAppliance$$/^$*$$' ./e2e/
 

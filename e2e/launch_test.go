@@ -76,7 +76,7 @@ func incusDaemon(t *testing.T) {
 // buildAppliance runs `publish build` with fast squashfs compression.
 func buildAppliance(t *testing.T, buildDir, name string, force bool) {
 	t.Helper()
-	args := []string{"build", name, "--appliances", filepath.Join(repoRoot(t), "appliances"), "--build-dir", buildDir,
+	args := []string{"build", name, "--variant", "default", "--appliances", filepath.Join(repoRoot(t), "appliances"), "--build-dir", buildDir,
 		"--compression", "gzip-1", "--cache-dir", filepath.Join(os.TempDir(), "appliance-build-cache")}
 	if force {
 		args = append(args, "--force")
