@@ -18,7 +18,7 @@ build:
 # serve it over HTTPS with edgeproxy (Ctrl-C stops it).
 demo: build
 	@scripts/install-distrobuilder.sh
-	$(BIN)/publish build nginx --compression gzip-1
+	$(BIN)/publish build nginx --variant default --compression gzip-1
 	$(BIN)/publish nginx --bucket $(REGISTRY)
 	$(BIN)/publish list --bucket $(REGISTRY)
 	$(BIN)/publish verify --bucket $(REGISTRY)
