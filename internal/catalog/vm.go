@@ -74,9 +74,3 @@ func (img Image) addsVMTo(old *Version) bool {
 	noVM.VM = nil
 	return sameVersion(old.withoutDeltas(), noVM.version().withoutDeltas())
 }
-
-// DeltaEligible reports whether a root of this kind may get a delta item
-// (a vcdiff against the previous version): squashfs only. Incus looks a
-// delta's source up through combined_squashfs_sha256, so a VM disk delta
-// would never be used, and root.tar.xz has none.
-func DeltaEligible(k RootKind) bool { return k == RootSquashfs }

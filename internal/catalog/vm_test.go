@@ -109,9 +109,3 @@ func TestCloudVariantProduct(t *testing.T) {
 		}
 	}
 }
-
-func TestDeltaEligible(t *testing.T) {
-	if !DeltaEligible(RootSquashfs) || DeltaEligible(RootQCOW2) || DeltaEligible(RootTarXZ) {
-		t.Error("only squashfs roots get deltas")
-	}
-}
