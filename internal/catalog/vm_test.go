@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // withVM gives the image a VM disk whose digests derive from seed.
@@ -107,5 +108,35 @@ func TestCloudVariantProduct(t *testing.T) {
 		if _, err := New().Add(bad); err == nil {
 			t.Errorf("variant %q accepted", v)
 		}
+	}
+}
+
+// A disk added to a version that has a squashfs delta keeps the delta,
+// and gets none of its own.
+func TestVMAddedKeepsTheDelta(t *testing.T) {
+	c := New()
+	mustAdd(t, c, img("nginx", "amd64", t0, "n1"))
+	v2 := img("nginx", "amd64", t0.Add(time.Hour), "n2")
+	withDelta := v2
+	withDelta.Delta = &Delta{Base: VersionKey(t0), BaseFingerprint: hexOf("fpn1"), File: FileRef{SHA256: hexOf("d"), Size: 10}}
+	mustAdd(t, c, withDelta)
+	if r := mustAdd(t, c, withVM(v2, "n2")); !r.VMAdded {
+		t.Fatalf("disk not added: %+v", r)
+	}
+	v := c.Products["nginx:amd64"].Versions[VersionKey(t0.Add(time.Hour))]
+	deltas := 0
+	for _, it := range v.Items {
+		if it.DeltaBase != "" {
+			deltas++
+			if it.FType != FTypeSquashfsDelta {
+				t.Errorf("delta item %+v", it)
+			}
+		}
+	}
+	if deltas != 1 || v.Items["disk-kvm.img"].Path == "" {
+		t.Errorf("version items %v", v.Items)
+	}
+	if p := c.Problems(); len(p) > 0 {
+		t.Errorf("problems: %v", p)
 	}
 }
