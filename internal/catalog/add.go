@@ -74,9 +74,10 @@ func ProductKey(name, arch string) string {
 	return name + ":" + canonicalArch(arch)
 }
 
-// productKey is the key of the product the image belongs to.
-func (img Image) productKey(arch string) string {
-	return ProductKey(img.mainAlias(), arch)
+// ProductKey is the key of the product the image belongs to: its name
+// (NAME/VARIANT for a non-default appliance variant) on its architecture.
+func (img Image) ProductKey() string {
+	return ProductKey(img.mainAlias(), canonicalArch(img.Arch))
 }
 
 // ImagePaths returns the content-addressed paths of an image's metadata
@@ -267,7 +268,7 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		return AddResult{}, err
 	}
 	arch := canonicalArch(img.Arch)
-	pk := img.productKey(arch)
+	pk := img.ProductKey()
 	vk := VersionKey(img.Created)
 	res := AddResult{Product: pk, Version: vk}
 	aliases := img.aliases()

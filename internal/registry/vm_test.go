@@ -138,3 +138,24 @@ func TestPublishVMDiskLater(t *testing.T) {
 		t.Errorf("%d images", rep.Images)
 	}
 }
+
+// The cloud variant is its own product: its first version takes no delta
+// from the default variant's, its second one a delta from its first.
+func TestCloudVariantProductAndDeltas(t *testing.T) {
+	r, _ := newTestRegistry()
+	mustPublish(t, r, makeImage(t, "nginx", t0, 1))
+	cloud := func(created time.Time, seed int64) PublishRequest {
+		req := makeImage(t, "nginx", created, seed)
+		req.Image.ApplianceVariant, req.Image.Variant = "cloud", "cloud"
+		return req
+	}
+	res := mustPublish(t, r, cloud(t0.Add(time.Hour), 2))
+	if res.Product != "nginx/cloud:amd64" || res.Delta != nil {
+		t.Errorf("first cloud version: product %s, delta %+v", res.Product, res.Delta)
+	}
+	res = mustPublish(t, r, cloud(t0.Add(2*time.Hour), 3))
+	if res.Delta == nil || res.Delta.Base != catalog.VersionKey(t0.Add(time.Hour)) {
+		t.Errorf("second cloud version: delta %+v, want one from the first cloud version", res.Delta)
+	}
+	mustVerify(t, r)
+}
