@@ -28,7 +28,7 @@ const (
 // The nginx appliance as a VM: `publish build nginx --vm` makes a
 // bootable disk beside the container image, `publish` puts both in one
 // version (verify checks both fingerprints), and the disk boots under
-// UEFI in QEMU (KVM when usable, otherwise TCG software emulation) with
+// UEFI in QEMU (TCG software emulation; REGISTRY_VM_ACCEL=kvm for KVM) with
 // user-mode networking: the appliance's health check passes through a
 // forwarded port. Run by make test-vm (REGISTRY_VM=1).
 func TestVMBootsAndServes(t *testing.T) {
@@ -84,7 +84,7 @@ func TestVMBootsAndServes(t *testing.T) {
 	port := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, qemu,
-		"-machine", "q35", "-accel", "kvm", "-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "2",
+		"-machine", "q35", "-accel", vmAccel(), "-cpu", "max", "-m", "1024", "-smp", "2",
 		"-drive", "if=pflash,format=raw,readonly=on,file="+ovmfCode, "-drive", "if=pflash,format=raw,file="+vars,
 		"-drive", "if=virtio,format=qcow2,file="+overlay,
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d", port, a.Health.HTTP.Port), "-device", "virtio-net-pci,netdev=n0",
@@ -116,7 +116,7 @@ func TestVMBootsAndServes(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode == a.Health.HTTP.Status && strings.Contains(string(body), a.Health.HTTP.Contains) {
-			t.Logf("VM booted (%s): GET %s → %d %q after %s", accelUsed(filepath.Join(dir, "qemu.log")), url, resp.StatusCode, strings.TrimSpace(string(body)), time.Since(boot).Round(time.Second))
+			t.Logf("VM booted (%s): GET %s → %d %q after %s", vmAccel(), url, resp.StatusCode, strings.TrimSpace(string(body)), time.Since(boot).Round(time.Second))
 			return
 		}
 		last = fmt.Sprintf("status %d, body %q", resp.StatusCode, body)
@@ -142,11 +142,15 @@ func readTail(path string, n int) string {
 	return string(b)
 }
 
-// accelUsed says which accelerator QEMU ended up with: it falls back
-// from KVM to TCG when KVM cannot be initialised, and says so.
-func accelUsed(qemuLog string) string {
-	if l := readTail(qemuLog, 1<<16); strings.Contains(strings.ToLower(l), "failed to initialize kvm") || strings.Contains(l, "Could not access KVM") {
-		return "TCG, KVM unusable: " + strings.TrimSpace(l)
+// vmAccel is the QEMU accelerator: TCG (software emulation) unless
+// REGISTRY_VM_ACCEL=kvm. /dev/kvm exists on the machines this was written
+// on but KVM cannot run a guest there (nested: "failed to set MSR 0x10a"
+// with -cpu max or host, "KVM internal error. Suberror: 1" with qemu64),
+// and QEMU does not fall back to TCG when the failure comes after KVM
+// initialised.
+func vmAccel() string {
+	if a := os.Getenv("REGISTRY_VM_ACCEL"); a != "" {
+		return a
 	}
-	return "KVM"
+	return "tcg"
 }

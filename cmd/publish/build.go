@@ -96,7 +96,7 @@ func (c *buildCmd) Run(ctx context.Context, g *Globals, out *output) error {
 			if r.Skipped {
 				state = "up to date"
 			}
-			fmt.Fprintf(w, "%s/%s/%s %s: %s %s\n", r.Name, r.Variant, r.Arch, state, r.Metadata, r.Rootfs)
+			fmt.Fprintf(w, "%s/%s/%s %s: %s %s %s\n", r.Name, r.Variant, r.Arch, state, r.Metadata, r.Rootfs, r.Disk)
 		}
 	})
 }
