@@ -30,7 +30,8 @@ func testBuildDir(t *testing.T) string {
 // cloud-init.user-data configures the appliance (the site nginx serves,
 // the redis password); without user-data it works with the same secure
 // defaults as the default variant; user-data that is not valid YAML is
-// refused by `publish check-user-data`, while Incus takes it as it is.
+// refused by `publish check-user-data` before launch and by Incus at
+// creation.
 func TestLaunchCloudVariant(t *testing.T) {
 	requireLaunch(t, "1")
 	requireTool(t, "distrobuilder")
@@ -110,14 +111,19 @@ func TestLaunchCloudVariant(t *testing.T) {
 	}
 	wantPorts(t, incus, "kv-plain", "6379")
 
-	// Bad user-data: Incus does not check it (the daemon's validator for
-	// cloud-init.* accepts anything) and the appliance still comes up
-	// with its defaults; cloud-init's verdict is logged.
-	incus.run(t, "launch", "appliance:nginx/cloud", "web-bad", "--config", "cloud-init.user-data="+mustRead(t, bad))
-	healthy(t, incus, "web-bad", apps["nginx"])
-	waitBody(t, incus, "web-bad", "/", "It works.")
-	st, _ := incusExec(incus, "web-bad", "cloud-init", "status", "--long")
-	t.Logf("cloud-init status with bad user-data:\n%s", st)
+	// Bad user-data: Incus 6.0 parses a cloud-config when the instance is
+	// created and refuses one that is not YAML, creating nothing (and
+	// check-user-data said so before launch, above).
+	cmd := exec.Command(incus.bin, "launch", "appliance:nginx/cloud", "web-bad", "--config", "cloud-init.user-data="+mustRead(t, bad))
+	cmd.Env = incus.env()
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "yaml:") {
+		t.Errorf("incus launch with bad user-data: err %v, output %s; want a YAML error", err, out)
+	}
+	if list := incus.run(t, "list", "web-bad", "--format", "csv", "--columns", "n"); strings.TrimSpace(list) != "" {
+		t.Errorf("the refused launch left an instance: %q", list)
+	}
+	t.Logf("incus launch with bad user-data: %s", strings.TrimSpace(string(out)))
 }
 
 // buildVariant runs `publish build NAME --variant V` with fast compression.

@@ -37,8 +37,8 @@ type CLI struct {
 	Build    buildCmd    `cmd:"" help:"Build appliances with distrobuilder into --build-dir (skipped when nothing changed)."`
 	Release  releaseCmd  `cmd:"" help:"Build, test in Incus (the gate), publish and prune appliances in one go: for CI and cron."`
 	Validate validateCmd `cmd:"" help:"Check appliance folders (appliance.yaml, profiles, template); all when no NAME is given."`
-	// CheckUserData checks user-data for a cloud variant: Incus does not.
-	CheckUserData checkUserDataCmd `cmd:"" name:"check-user-data" help:"Check cloud-init user-data before launching a cloud variant with it (Incus passes anything on; cloud-init skips what it cannot parse)."`
+	// CheckUserData checks user-data for a cloud variant before launch.
+	CheckUserData checkUserDataCmd `cmd:"" name:"check-user-data" help:"Check cloud-init user-data before launching a cloud variant with it (YAML, a mapping, a #cloud-config header: what cloud-init needs)."`
 }
 
 // Globals are the flags every command takes.

@@ -1,8 +1,9 @@
 // Package cloudinit checks cloud-init user-data before it reaches an
-// instance. Incus accepts any text in cloud-init.user-data; cloud-init
-// inside the instance then skips a #cloud-config it cannot parse, logging
-// it where the operator does not look, and the instance comes up without
-// the configuration. Checking first turns that into a clear error.
+// instance. Incus 6.0 refuses a cloud-config that is not YAML when it
+// creates the instance, but lets through what cloud-init then ignores
+// (text without a #cloud-config or #! header, a cloud-config that is not
+// a mapping): the instance comes up without the configuration. Checking
+// first turns all of it into one clear error, before any launch.
 package cloudinit
 
 import (
