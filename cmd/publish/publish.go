@@ -23,6 +23,10 @@ type publishCmd struct {
 	Requirement map[string]string `placeholder:"KEY=VALUE" help:"Image requirement for Incus (repeatable), e.g. secureboot=false."`
 	DryRun      bool              `short:"n" help:"Check everything and show what would be uploaded; change nothing."`
 	NoDelta     bool              `help:"Publish no delta from the previous version (by default a new squashfs version gets one, made with xdelta3, that Incus hosts refresh with)."`
+
+	// variant, when set, limits a built appliance's requests to that
+	// variant (release publishes each variant it gated).
+	variant string `kong:"-"`
 }
 
 func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
@@ -117,6 +121,9 @@ func (c *publishCmd) requests(ctx context.Context, g *Globals, out *output, log 
 			return nil, usageError{fmt.Errorf("--arch: %w", err)}
 		}
 		a.Architectures = []string{arch}
+	}
+	if c.variant != "" {
+		a.Variants = []string{c.variant}
 	}
 	opts.Arch = ""
 	reqs, missing, err := appliance.PublishRequests(ctx, a, g.BuildDir, opts)

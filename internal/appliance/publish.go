@@ -111,11 +111,11 @@ func PublishRequests(ctx context.Context, a *Appliance, outDir string, o FileOpt
 		}
 	}
 	for _, variant := range a.VariantList() {
-		name := variantDir(a.Name, variant)
+		name := VariantDir(a.Name, variant)
 		for _, arch := range a.Arches() {
 			meta, root, err := Built(outDir, name, arch)
 			if errors.Is(err, ErrNotBuilt) {
-				missing = append(missing, variantDir(arch, variant)) // amd64, amd64/cloud
+				missing = append(missing, VariantDir(arch, variant)) // amd64, amd64/cloud
 				continue
 			}
 			if err != nil {

@@ -72,8 +72,8 @@ func (a *Appliance) checkVariantsAndTypes() []error {
 	return errs
 }
 
-// variantDir is the build folder name of a variant: NAME, or NAME/VARIANT.
-func variantDir(name, variant string) string {
+// VariantDir is the build folder name of a variant: NAME, or NAME/VARIANT.
+func VariantDir(name, variant string) string {
 	if catalog.IsDefaultVariant(variant) {
 		return name
 	}
@@ -179,6 +179,6 @@ func variantBuild(a *Appliance, variant string) (*Appliance, []byte, error) {
 		return nil, nil, fmt.Errorf("build %s/%s: %w", a.Name, variant, err)
 	}
 	b := *a
-	b.Name = variantDir(a.Name, variant)
+	b.Name = VariantDir(a.Name, variant)
 	return &b, tmpl, nil
 }
