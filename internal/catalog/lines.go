@@ -139,3 +139,8 @@ func (c *Catalog) relinkLines(name, arch string, extra []string) {
 		c.Products[pk].setAliases(name, as)
 	}
 }
+
+// ProductKey is the key of the product img goes into.
+func (img Image) ProductKey() string {
+	return img.productKey(canonicalArch(img.Arch))
+}

@@ -28,12 +28,17 @@ func New() *Catalog {
 // (unknown architectures, duplicate aliases, missing combined hashes) are
 // reported by Problems instead, so an imperfect registry can be repaired.
 func Parse(data []byte) (*Catalog, error) {
+	return ParseFile(ImagesPath, data)
+}
+
+// ParseFile is Parse for the product file at path (errors name it).
+func ParseFile(path string, data []byte) (*Catalog, error) {
 	var c Catalog
 	if err := decodeStrict(data, &c); err != nil {
-		return nil, fmt.Errorf("%s: %w", ImagesPath, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := c.checkStructure(); err != nil {
-		return nil, fmt.Errorf("%s: %w", ImagesPath, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &c, nil
 }
