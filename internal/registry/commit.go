@@ -20,8 +20,13 @@ type commitStats struct {
 	Written bool
 	// Retries counts attempts lost to concurrent writers.
 	Retries int
-	// Catalog is the catalog as written (or as read, when unchanged).
+	// Catalog is the catalog as written (or as read, when unchanged); the
+	// caller must not change it.
 	Catalog *catalog.Catalog
+	// Snapshot is the file as this commit wrote it, when the store told its
+	// new ETag: the next commit or index update of the same publish can
+	// start from it instead of reading and parsing the file again.
+	Snapshot *snapshot
 }
 
 // mutation changes a freshly read catalog; it reports whether anything
@@ -73,11 +78,16 @@ func (r *Registry) commit(ctx context.Context, key, id string, first *snapshot, 
 		}
 		c.RecordCommit(id, r.now())
 		opts := store.PutOptions{IfMatch: etag, IfAbsent: etag == "", ContentType: "application/json", CacheControl: CacheControlCatalog}
-		err = r.putBytes(ctx, key, c.Marshal(), opts)
+		data := c.Marshal()
+		info, err := r.Store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
 		if err == nil {
 			st.Written = true
+			if info.ETag != "" {
+				st.Snapshot = &snapshot{etag: info.ETag, cat: c}
+			}
 			return st, nil
 		}
+		err = fmt.Errorf("write %s: %w", key, err)
 		if !isConflict(err) {
 			return st, err
 		}
@@ -121,8 +131,10 @@ func (r *Registry) putBytes(ctx context.Context, key string, data []byte, opts s
 // file, so what it builds from is at least as new as what the index it
 // replaces was built from, and writes conditionally; the last writer
 // therefore always leaves an index built from the latest files. It
-// returns the index as written (or found up to date).
-func (r *Registry) syncIndex(ctx context.Context, n int, key string) (retries int, ix *catalog.Index, err error) {
+// returns the index as written (or found up to date). known, when not nil,
+// is the file as the caller's last commit wrote it: used instead of
+// reading the file again while the file still has its ETag.
+func (r *Registry) syncIndex(ctx context.Context, n int, key string, known *snapshot) (retries int, ix *catalog.Index, err error) {
 	attempts := r.MaxAttempts
 	if attempts == 0 {
 		attempts = DefaultMaxAttempts
@@ -135,12 +147,12 @@ func (r *Registry) syncIndex(ctx context.Context, n int, key string) (retries in
 			return retries, nil, err
 		}
 		if n <= 1 {
-			c, _, err := r.readCatalogAt(ctx, catalog.ImagesPath)
+			c, err := r.currentFile(ctx, catalog.ImagesPath, known)
 			if err != nil {
 				return retries, nil, err
 			}
 			ix = catalog.BuildIndex(c.IndexProducts(r.now()))
-		} else if ix, err = r.shardedIndex(ctx, n, key, old); err != nil {
+		} else if ix, err = r.shardedIndex(ctx, n, key, old, known); err != nil {
 			return retries, nil, err
 		}
 		want := ix.Marshal()
@@ -168,7 +180,7 @@ func (r *Registry) syncIndex(ctx context.Context, n int, key string) (retries in
 // shardedIndex builds the index of a sharded registry from the index as
 // read (old) with file key's entry read afresh; when old is missing, does
 // not parse or lacks an entry, every entry is rebuilt from its file.
-func (r *Registry) shardedIndex(ctx context.Context, n int, key string, old []byte) (*catalog.Index, error) {
+func (r *Registry) shardedIndex(ctx context.Context, n int, key string, old []byte, known *snapshot) (*catalog.Index, error) {
 	now := r.now()
 	entries := map[string]catalog.IndexEntry{}
 	if ix, err := catalog.ParseIndex(old); err == nil {
@@ -191,11 +203,23 @@ func (r *Registry) shardedIndex(ctx context.Context, n int, key string, old []by
 		return catalog.BuildShardedIndex(n, entries), nil
 	}
 	if key != "" && key != catalog.ImagesPath {
-		c, _, err := r.readCatalogAt(ctx, key)
+		c, err := r.currentFile(ctx, key, known)
 		if err != nil {
 			return nil, err
 		}
 		entries[key] = c.ShardEntry(key, now)
 	}
 	return catalog.BuildShardedIndex(n, entries), nil
+}
+
+// currentFile returns catalog file key as it is now (not to be changed):
+// known's catalog when the file still has known's ETag, else read.
+func (r *Registry) currentFile(ctx context.Context, key string, known *snapshot) (*catalog.Catalog, error) {
+	if known != nil && known.cat != nil {
+		if info, err := r.Store.Stat(ctx, key); err == nil && info.ETag == known.etag {
+			return known.cat, nil
+		}
+	}
+	c, _, err := r.readCatalogAt(ctx, key)
+	return c, err
 }

@@ -166,7 +166,7 @@ func (r *Registry) copyInto(ctx context.Context, l layout, key string, req CopyR
 	}
 	// index.json lists the pending product from now on (a new registry
 	// killed here still has both files).
-	n, ix, err := r.syncIndex(ctx, l.n, key)
+	n, ix, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
 	retries += n
 	if err != nil {
 		return nil, retries, r.abandon(ctx, l.n, key, id, err)
@@ -223,7 +223,7 @@ func (r *Registry) copyInto(ctx context.Context, l layout, key string, req CopyR
 	for i, msg := range failed {
 		results[i].Status, results[i].Error = "failed", msg
 	}
-	n, _, err = r.syncIndex(ctx, l.n, key)
+	n, _, err = r.syncIndex(ctx, l.n, key, st.Snapshot)
 	retries += n
 	if err != nil {
 		return results, retries, fmt.Errorf("versions committed, but %s not updated (the next publish fixes it): %w", catalog.IndexPath, err)
@@ -331,7 +331,8 @@ func (r *Registry) dropClaimed(ctx context.Context, ix *catalog.Index, key strin
 	var keep []int
 	for _, i := range todo {
 		if err := r.checkClaims(ctx, ix, key, claims[i]); err != nil {
-			results[i].Status, results[i].Error, results[i].DroppedDeltas = "failed", err.Error(), nil
+			results[i].Status, results[i].DroppedDeltas = "failed", nil
+			results[i].Error = fmt.Sprintf("alias clash: source product %s: %v: filter one of them out", results[i].Product, err)
 			continue
 		}
 		keep = append(keep, i)

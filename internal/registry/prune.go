@@ -184,7 +184,7 @@ func (r *Registry) endPrune(ctx context.Context, l layout, id string, res *Prune
 	if l.sharded() {
 		return nil // no product changed
 	}
-	n, _, err := r.syncIndex(ctx, l.n, catalog.ImagesPath)
+	n, _, err := r.syncIndex(ctx, l.n, catalog.ImagesPath, nil)
 	res.Retries += n
 	return err
 }

@@ -65,7 +65,7 @@ func (r *Registry) pruneSharded(ctx context.Context, l layout, opts PruneOptions
 		}
 		res.Removed, res.DroppedDeltas = append(res.Removed, rm...), append(res.DroppedDeltas, dd...)
 		if len(rm) > 0 {
-			n, _, err := r.syncIndex(ctx, l.n, key)
+			n, _, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
 			res.Retries += n
 			if err != nil {
 				return nil, err

@@ -253,6 +253,7 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	id := newID()
 	paths := img.Paths()
 	announced := false
+	var written *snapshot // the product's file as the announcement wrote it
 	announce := func(ctx context.Context) error {
 		if announced {
 			return nil
@@ -268,9 +269,9 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 		if err != nil {
 			return fmt.Errorf("commit %s: %w", key, err)
 		}
-		announced = true
+		announced, written = true, st.Snapshot
 		if add.ProductCreated || l.sharded() {
-			n, ix, err := r.syncIndex(ctx, l.n, key)
+			n, ix, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
 			res.Retries += n
 			if err != nil {
 				return err
@@ -327,7 +328,9 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	// 4. Commit.
 	var final catalog.AddResult
 	var deltaNote string
-	st, err := r.commit(ctx, key, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+	// Starting from the file as announced: a conditional write, so if
+	// another writer changed it meanwhile the commit reads it again.
+	st, err := r.commit(ctx, key, newID(), written, func(c *catalog.Catalog) (bool, error) {
 		im, note := fitDelta(c, img) // the base may have left meanwhile
 		a, err := c.Add(im)
 		if err != nil {
@@ -356,7 +359,7 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 			res.Delta.Note = "not listed: another publisher published this version first"
 		}
 	}
-	n, _, err := r.syncIndex(ctx, l.n, key)
+	n, _, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
 	res.Retries += n
 	if err != nil {
 		return nil, fmt.Errorf("image committed, but %s not updated (the next publish fixes it): %w", catalog.IndexPath, err)
@@ -375,7 +378,7 @@ func (r *Registry) abandon(ctx context.Context, n int, key, id string, cause err
 		c.RemovePending(id)
 		return len(c.LivePending(r.now())) != before, nil
 	})
-	_, _, _ = r.syncIndex(ctx, n, key)
+	_, _, _ = r.syncIndex(ctx, n, key, nil)
 	return cause
 }
 

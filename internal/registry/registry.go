@@ -110,11 +110,13 @@ func (r *Registry) backoff(ctx context.Context, n int) error {
 	}
 }
 
-// snapshot is a catalog file as read: its bytes and ETag ("" when
-// absent).
+// snapshot is a catalog file as read (or as just written): its bytes,
+// ETag ("" when absent) and, once parsed, the catalog, which is never
+// changed (parse hands out copies).
 type snapshot struct {
 	data []byte
 	etag string
+	cat  *catalog.Catalog
 }
 
 // readSnapshot reads catalog file key; a missing file yields an empty
@@ -124,19 +126,23 @@ func (r *Registry) readSnapshot(ctx context.Context, key string) (snapshot, erro
 	if errors.Is(err, store.ErrNotFound) {
 		return snapshot{}, nil
 	}
-	return snapshot{data, etag}, err
+	return snapshot{data: data, etag: etag}, err
 }
 
-// parse decodes a fresh catalog from the snapshot of file key.
-func (s snapshot) parse(key string) (*catalog.Catalog, error) {
+// parse returns a fresh catalog of the snapshot of file key, decoding
+// its bytes once.
+func (s *snapshot) parse(key string) (*catalog.Catalog, error) {
 	if s.etag == "" {
 		return catalog.NewShard(key), nil
 	}
-	c, err := catalog.ParseFile(key, s.data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: fix or restore it before publishing", err)
+	if s.cat == nil {
+		c, err := catalog.ParseFile(key, s.data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: fix or restore it before publishing", err)
+		}
+		s.cat, s.data = c, nil
 	}
-	return c, nil
+	return s.cat.Clone(), nil
 }
 
 // maxJSON bounds the size of a catalog file read into memory.

@@ -77,7 +77,7 @@ func (r *Registry) Remove(ctx context.Context, target, arch string, dryRun bool)
 			return nil, err
 		}
 		res.Removed = append(res.Removed, got...)
-		n, _, err := r.syncIndex(ctx, l.n, key)
+		n, _, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
 		res.Retries += n
 		if err != nil {
 			return nil, fmt.Errorf("removed, but %s not updated (the next publish fixes it): %w", catalog.IndexPath, err)
