@@ -310,7 +310,8 @@ func serve(dir, bin string, env []string, loc, key string) (plain, gz float64) {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(bin+"/edgeproxy", "--bucket", loc, "--listen", addr, "--self-signed", "--hostname", "127.0.0.1",
-		"--state-dir", filepath.Join(dir, "edge-"+strings.ReplaceAll(loc, "/", "_")), "--quiet", "--catalog-ttl", "10s", "--memory-limit", "0")
+		"--state-dir", filepath.Join(dir, "edge-"+strings.ReplaceAll(loc, "/", "_")), "--quiet", "--catalog-ttl", "10s", "--memory-limit", "0",
+		"--client-rate=-1") // one client address here: edgeproxy's per-client limit would cap the rate
 	cmd.Env = append(os.Environ(), env...)
 	check(cmd.Start(), "edgeproxy")
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()

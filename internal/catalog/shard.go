@@ -92,6 +92,13 @@ func ProductPaths(n int) []string {
 	return out
 }
 
+// FormatRoot is the format of the root (images.json) of a sharded
+// registry. It is not "products:1.0" on purpose: a tool that knows only
+// one catalog file (an older publish, incus-simplestreams) refuses the root
+// instead of taking it for an empty catalog (and pruning every file).
+// Clients never read it: index.json does not name it.
+const FormatRoot = "registry-root:1.0"
+
 // Shards returns the number of product files of the registry whose root
 // (images.json) this is.
 func (c *Catalog) Shards() int {
@@ -101,8 +108,9 @@ func (c *Catalog) Shards() int {
 	return c.State.Shards
 }
 
-// SetShards records, in a new registry's root, how many product files it
-// has. Only an empty root may change it.
+// SetShards makes c, the images.json of a registry being created, the
+// root of n product files. Only a fresh catalog can: no count chosen yet,
+// no product, no publish in flight.
 func (c *Catalog) SetShards(n int) error {
 	if err := CheckShards(n); err != nil {
 		return err
@@ -110,11 +118,11 @@ func (c *Catalog) SetShards(n int) error {
 	if n == c.Shards() {
 		return nil
 	}
-	if len(c.Products) > 0 {
-		return fmt.Errorf("this registry has %d catalog file(s); the number of catalog files is chosen when the registry is created", c.Shards())
+	if c.Shards() != 1 || len(c.Products) > 0 || c.State != nil && len(c.State.Pending) > 0 {
+		return fmt.Errorf("this registry has %d catalog file(s): the number of catalog files is chosen when the registry is created", c.Shards())
 	}
 	c.state().Shards = n
-	c.tidyState()
+	c.Format = FormatRoot
 	return nil
 }
 

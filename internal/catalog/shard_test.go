@@ -62,3 +62,71 @@ func TestShardOfKeepsFamiliesTogether(t *testing.T) {
 		t.Errorf("200 appliances over 8 files used %d of them", len(seen))
 	}
 }
+
+func TestShardedRootIsFreshOnlyAndUnreadableAsACatalog(t *testing.T) {
+	root := New()
+	if err := root.SetShards(4); err != nil {
+		t.Fatal(err)
+	}
+	if root.Format == FormatProducts {
+		t.Fatal("a sharded root must not look like a one-file catalog to older tools")
+	}
+	if err := root.SetShards(8); err == nil {
+		t.Error("a root of 4 files took another count")
+	}
+	back, err := Parse(root.Marshal())
+	if err != nil || back.Shards() != 4 {
+		t.Fatalf("root read back: %v, %v", back, err)
+	}
+	busy := New()
+	if err := busy.AddPending(Pending{ID: "p", Product: "x:amd64", Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := busy.SetShards(4); err == nil {
+		t.Error("a catalog with a publish in flight became a root")
+	}
+	// A one-file catalog claiming several files, or a root with products.
+	bad := New()
+	bad.state().Shards = 4
+	if _, err := Parse(bad.Marshal()); err == nil {
+		t.Error("products:1.0 with 4 files parsed")
+	}
+	withProducts := New()
+	if _, err := withProducts.Add(img("nginx", "amd64", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), "n")); err != nil {
+		t.Fatal(err)
+	}
+	withProducts.Format = FormatRoot
+	withProducts.state().Shards = 4
+	if _, err := Parse(withProducts.Marshal()); err == nil {
+		t.Error("a root holding products parsed")
+	}
+}
+
+// A root's retirement record of a path some product file references again
+// is dropped: if that file later loses the reference behind publish's
+// back, the path waits a full grace instead of going at once.
+func TestRootForgetsRetirementOfReferencedPaths(t *testing.T) {
+	now := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	root := New()
+	if err := root.SetShards(2); err != nil {
+		t.Fatal(err)
+	}
+	file := New()
+	im := img("nginx", "amd64", now, "n")
+	if _, err := file.Add(im); err != nil {
+		t.Fatal(err)
+	}
+	p := im.Paths()[0]
+	root.retire(p, now.Add(-10*time.Hour))
+	objects := []Object{{Path: p}}
+	if del := root.Deletable(objects, now, time.Hour, file); len(del) != 0 {
+		t.Fatalf("deletable = %v while referenced", del)
+	}
+	if _, ok := root.State.Retired[p]; ok {
+		t.Error("the root kept the old retirement of a referenced path")
+	}
+	// The file forgets the reference without state (another tool).
+	if del := root.Deletable(objects, now, time.Hour, New()); len(del) != 0 {
+		t.Errorf("deletable at once after the reference went: %v", del)
+	}
+}

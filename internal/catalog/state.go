@@ -193,6 +193,11 @@ func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration
 		}
 	}
 	c.state()
+	for p := range c.State.Retired {
+		if refs[p] { // referenced again (from another file of a sharded registry)
+			delete(c.State.Retired, p)
+		}
+	}
 	exists := map[string]bool{}
 	var out []string
 	for _, o := range objects {

@@ -215,10 +215,8 @@ func (r *Registry) shardedIndex(ctx context.Context, n int, key string, old []by
 // currentFile returns catalog file key as it is now (not to be changed):
 // known's catalog when the file still has known's ETag, else read.
 func (r *Registry) currentFile(ctx context.Context, key string, known *snapshot) (*catalog.Catalog, error) {
-	if known != nil && known.cat != nil {
-		if info, err := r.Store.Stat(ctx, key); err == nil && info.ETag == known.etag {
-			return known.cat, nil
-		}
+	if s := r.unchanged(ctx, key, known); s != nil && s.cat != nil {
+		return s.cat, nil
 	}
 	c, _, err := r.readCatalogAt(ctx, key)
 	return c, err

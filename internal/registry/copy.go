@@ -129,7 +129,7 @@ func (r *Registry) copyInto(ctx context.Context, l layout, key string, req CopyR
 		for _, i := range todo {
 			claims[i] = c.PendingAliases(req.Copies[i].Product)
 		}
-		todo = r.dropClaimed(ctx, nil, key, todo, claims, results)
+		todo = r.dropClaimed(ctx, nil, l.n, key, todo, claims, results)
 		paths = nil
 		for _, i := range todo {
 			claims[-1] = append(claims[-1], claims[i]...) // the pending intent's
@@ -157,7 +157,7 @@ func (r *Registry) copyInto(ctx context.Context, l layout, key string, req CopyR
 
 	id := newID()
 	retries := 0
-	st, err := r.commit(ctx, key, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
+	st, err := r.commitIn(ctx, l, key, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
 		return true, c.AddPending(catalog.Pending{ID: id, Product: req.Copies[todo[0]].Product, Paths: paths, Expires: r.now().Add(PendingLease), Aliases: claims[-1]})
 	})
 	retries += st.Retries
@@ -175,7 +175,7 @@ func (r *Registry) copyInto(ctx context.Context, l layout, key string, req CopyR
 	if l.sharded() {
 		// The index carries the claims now: one another file also
 		// claims was claimed first.
-		todo = r.dropClaimed(ctx, ix, key, todo, claims, results)
+		todo = r.dropClaimed(ctx, ix, l.n, key, todo, claims, results)
 		first = nil
 	}
 	if err := r.waitForPrune(ctx, first, paths); err != nil {
@@ -201,7 +201,7 @@ func (r *Registry) copyInto(ctx context.Context, l layout, key string, req CopyR
 	}
 
 	failed := map[int]string{}
-	st, err = r.commit(ctx, key, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+	st, err = r.commitIn(ctx, l, key, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 		clear(failed)
 		batch := make([]catalog.VersionCopy, len(ready))
 		for j, i := range ready {
@@ -226,7 +226,7 @@ func (r *Registry) copyInto(ctx context.Context, l layout, key string, req CopyR
 	n, _, err = r.syncIndex(ctx, l.n, key, st.Snapshot)
 	retries += n
 	if err != nil {
-		return results, retries, fmt.Errorf("versions committed, but %s not updated (the next publish fixes it): %w", catalog.IndexPath, err)
+		return results, retries, fmt.Errorf("versions committed, but %s not updated (the next change to %s fixes it): %w", catalog.IndexPath, key, err)
 	}
 	return results, retries, nil
 }
@@ -327,10 +327,10 @@ func (c *checkedReader) Read(b []byte) (int, error) {
 // dropClaimed marks failed the copies among todo whose alias claims
 // another catalog file than key has in the index (ix, or index.json read
 // now), and returns the others.
-func (r *Registry) dropClaimed(ctx context.Context, ix *catalog.Index, key string, todo []int, claims map[int][]string, results []CopyResult) []int {
+func (r *Registry) dropClaimed(ctx context.Context, ix *catalog.Index, n int, key string, todo []int, claims map[int][]string, results []CopyResult) []int {
 	var keep []int
 	for _, i := range todo {
-		if err := r.checkClaims(ctx, ix, key, claims[i]); err != nil {
+		if err := r.checkClaims(ctx, ix, n, key, claims[i]); err != nil {
 			results[i].Status, results[i].DroppedDeltas = "failed", nil
 			results[i].Error = fmt.Sprintf("alias clash: source product %s: %v: filter one of them out", results[i].Product, err)
 			continue

@@ -118,3 +118,34 @@ func (r *Registry) readCatalog(ctx context.Context) (*catalog.Catalog, string, e
 	}
 	return catalog.MergeShards(root, files), l.root.etag, nil
 }
+
+// errLayoutChanged: a registry read as one catalog file was given several
+// while the command ran.
+var errLayoutChanged = errors.New("the registry was created with several catalog files while this command ran: run it again")
+
+// commitIn is commit for a change to catalog file key of layout l: in a
+// registry read as one file, it refuses to write into what has become the
+// root of a sharded registry (products there would be invisible).
+func (r *Registry) commitIn(ctx context.Context, l layout, key, id string, first *snapshot, m mutation) (commitStats, error) {
+	if l.sharded() {
+		return r.commit(ctx, key, id, first, m)
+	}
+	return r.commit(ctx, key, id, first, func(c *catalog.Catalog) (bool, error) {
+		if c.Shards() > 1 {
+			return false, errLayoutChanged
+		}
+		return m(c)
+	})
+}
+
+// unchanged returns s when catalog file key still has s's ETag (one HEAD
+// instead of reading and parsing the file again), else nil.
+func (r *Registry) unchanged(ctx context.Context, key string, s *snapshot) *snapshot {
+	if s == nil {
+		return nil
+	}
+	if info, err := r.Store.Stat(ctx, key); err == nil && info.ETag == s.etag {
+		return s
+	}
+	return nil
+}

@@ -82,7 +82,7 @@ func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, 
 
 	id := newID()
 	var deadline time.Time
-	st, err := r.commit(ctx, catalog.ImagesPath, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+	st, err := r.commitIn(ctx, l, catalog.ImagesPath, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 		before := c.Marshal()
 		now := r.now()
 		if err := plan(c, now); err != nil {
@@ -100,7 +100,7 @@ func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, 
 	if err != nil {
 		return nil, err
 	}
-	return res, r.deleteDue(ctx, l, id, deadline, res)
+	return res, r.deleteDue(ctx, l, id, deadline, len(res.Deleted) > 0, res)
 }
 
 // tidy drops, in one catalog file, all but the newest keep versions of
@@ -130,10 +130,10 @@ func (r *Registry) listImages(ctx context.Context) ([]catalog.Object, error) {
 	return objects, nil
 }
 
-// deleteDue deletes the files the prune announced (res.Deleted) while its
-// window lasts, then clears the announcement.
-func (r *Registry) deleteDue(ctx context.Context, l layout, id string, deadline time.Time, res *PruneResult) error {
-	if len(res.Deleted) == 0 {
+// deleteDue deletes the files due (res.Deleted) while the prune's window
+// lasts, then clears its announcement, if announced.
+func (r *Registry) deleteDue(ctx context.Context, l layout, id string, deadline time.Time, announced bool, res *PruneResult) error {
+	if !announced {
 		return nil
 	}
 	due := res.Deleted

@@ -102,7 +102,8 @@ func (r *Registry) pruneSharded(ctx context.Context, l layout, opts PruneOptions
 	}
 
 	// 3.
-	if len(res.Deleted) > 0 {
+	announced := len(res.Deleted) > 0
+	if announced {
 		files, err := r.readFiles(ctx, l.n)
 		if err != nil {
 			due := res.Deleted
@@ -117,5 +118,5 @@ func (r *Registry) pruneSharded(ctx context.Context, l layout, opts PruneOptions
 		}
 		res.Deleted = slices.DeleteFunc(res.Deleted, func(p string) bool { return used[p] })
 	}
-	return res, r.deleteDue(ctx, l, id, deadline, res)
+	return res, r.deleteDue(ctx, l, id, deadline, announced, res)
 }

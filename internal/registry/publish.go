@@ -8,7 +8,6 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
@@ -180,13 +179,6 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	if err != nil {
 		return nil, err
 	}
-	var claims []string // the aliases other catalog files must not have
-	if l.sharded() {
-		claims = c.PendingAliases(add.Product)
-		if err := r.checkClaims(ctx, nil, key, claims); err != nil {
-			return nil, err
-		}
-	}
 	p := c.Products[add.Product]
 	res.Product, res.Version, res.Arch, res.Aliases = add.Product, add.Version, p.Arch, p.AliasList()
 	res.ProductCreated, res.AliasesAdded, res.Changed = add.ProductCreated, add.AliasesAdded, add.Changed()
@@ -195,6 +187,18 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 			res.Files = append(res.Files, FileResult{Path: f.key, Size: f.ref.Size})
 		}
 		return res, nil
+	}
+	var claims []string // the aliases other catalog files must not have
+	if l.sharded() {
+		claims = c.PendingAliases(add.Product)
+		if err := r.checkClaims(ctx, nil, l.n, key, claims); err != nil {
+			return nil, err
+		}
+		if add.VersionAdded {
+			if err := r.checkPublishedElsewhere(ctx, img, add.Product); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var plan *deltaPlan
 	if add.VersionAdded {
@@ -258,7 +262,7 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 		if announced {
 			return nil
 		}
-		st, err := r.commit(ctx, key, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
+		st, err := r.commitIn(ctx, l, key, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
 			im, _ := fitDelta(c, img)
 			if _, err := c.CheckAdd(im); err != nil { // it must still fit
 				return false, err
@@ -278,7 +282,7 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 			}
 			// The index now carries this publish's claims: one
 			// another file also claims was claimed first.
-			if err := r.checkClaims(ctx, ix, key, claims); err != nil {
+			if err := r.checkClaims(ctx, ix, l.n, key, claims); err != nil {
 				return err
 			}
 		}
@@ -330,7 +334,7 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	var deltaNote string
 	// Starting from the file as announced: a conditional write, so if
 	// another writer changed it meanwhile the commit reads it again.
-	st, err := r.commit(ctx, key, newID(), written, func(c *catalog.Catalog) (bool, error) {
+	st, err := r.commitIn(ctx, l, key, newID(), r.unchanged(ctx, key, written), func(c *catalog.Catalog) (bool, error) {
 		im, note := fitDelta(c, img) // the base may have left meanwhile
 		a, err := c.Add(im)
 		if err != nil {
@@ -362,7 +366,7 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	n, _, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
 	res.Retries += n
 	if err != nil {
-		return nil, fmt.Errorf("image committed, but %s not updated (the next publish fixes it): %w", catalog.IndexPath, err)
+		return nil, fmt.Errorf("image committed, but %s not updated (the next change to %s fixes it): %w", catalog.IndexPath, key, err)
 	}
 	return res, nil
 }
@@ -380,39 +384,6 @@ func (r *Registry) abandon(ctx context.Context, n int, key, id string, cause err
 	})
 	_, _, _ = r.syncIndex(ctx, n, key, nil)
 	return cause
-}
-
-// checkClaims refuses alias claims (catalog.PendingAliases) that a catalog
-// file other than key has in the index (ix, or index.json read now).
-func (r *Registry) checkClaims(ctx context.Context, ix *catalog.Index, key string, claims []string) error {
-	if len(claims) == 0 {
-		return nil
-	}
-	if ix == nil {
-		data, _, err := r.readObject(ctx, catalog.IndexPath)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if ix, err = catalog.ParseIndex(data); err != nil {
-			return err
-		}
-	}
-	claim, other := ix.AliasClash(key, claims)
-	if claim == "" {
-		return nil
-	}
-	alias, arch, _ := strings.Cut(claim, "@")
-	c, _, err := r.readCatalogAt(ctx, other)
-	if err != nil {
-		return err
-	}
-	if owner := c.AliasOwner(alias, arch, ""); owner != "" {
-		return fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", alias, owner)
-	}
-	return fmt.Errorf("alias %q on %s is being claimed by a publish in flight in %s: choose another alias, or try again when it is done", alias, arch, other)
 }
 
 // haveFile reports whether the store holds key with the expected digest.

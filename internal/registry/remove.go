@@ -67,7 +67,7 @@ func (r *Registry) Remove(ctx context.Context, target, arch string, dryRun bool)
 	}
 	for _, key := range keys {
 		var got []catalog.Removed // of the last attempt
-		st, err := r.commit(ctx, key, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+		st, err := r.commitIn(ctx, l, key, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 			rs, err := c.Remove(target, arch, r.now())
 			got = rs
 			return err == nil, err
@@ -80,7 +80,7 @@ func (r *Registry) Remove(ctx context.Context, target, arch string, dryRun bool)
 		n, _, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
 		res.Retries += n
 		if err != nil {
-			return nil, fmt.Errorf("removed, but %s not updated (the next publish fixes it): %w", catalog.IndexPath, err)
+			return nil, fmt.Errorf("removed, but %s not updated (the next change to %s fixes it): %w", catalog.IndexPath, key, err)
 		}
 	}
 	return res, nil

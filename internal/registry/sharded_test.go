@@ -165,3 +165,105 @@ func TestShardedAliasClaimsAreExclusive(t *testing.T) {
 		mustVerify(t, r)
 	}
 }
+
+// twoFiles returns two appliance names whose products live in different
+// files of a registry of n files.
+func twoFiles(n int) (string, string) {
+	a, b := "alpha", "beta"
+	for i := 0; catalog.ShardOf(catalog.ProductKey(a, "amd64"), n) == catalog.ShardOf(catalog.ProductKey(b, "amd64"), n); i++ {
+		b = fmt.Sprintf("beta%d", i)
+	}
+	return a, b
+}
+
+// A claim left in index.json by a command killed before its index update
+// (here a remove) does not block the alias for other files: the publisher
+// finds the file no longer backs it, rebuilds that entry and goes on.
+func TestShardedStaleClaimIsRepaired(t *testing.T) {
+	ctx := context.Background()
+	fs := &faultStore{Store: memstore.New()}
+	r := &Registry{Store: fs, BackoffBase: time.Millisecond, Shards: 4}
+	a, b := twoFiles(4)
+	mustPublish(t, r, makeImage(t, a, t0, 1, "web"))
+	fs.beforePut = func(key string, _ store.PutOptions) error {
+		if key == catalog.IndexPath {
+			return errKilled
+		}
+		return nil
+	}
+	if _, err := r.Remove(ctx, a, "", false); err == nil {
+		t.Fatal("the remove was not interrupted")
+	}
+	fs.beforePut = nil
+	if rep := mustVerify(t, r); !strings.Contains(strings.Join(rep.Warnings, "\n"), "alias claims") {
+		t.Errorf("verify warnings = %q, want the stale alias claims", rep.Warnings)
+	}
+	res, err := r.Publish(ctx, makeImage(t, b, t0, 2, "web"))
+	if err != nil {
+		t.Fatalf("publish of an alias only a stale claim held: %v", err)
+	}
+	if !slices.Contains(res.Aliases, "web") {
+		t.Errorf("aliases = %v", res.Aliases)
+	}
+	mustVerify(t, r)
+}
+
+// A prune that announced files and then spared them all (a publisher
+// announced it reuses them) clears its announcement: nobody waits for it.
+func TestShardedPruneSparingEverythingClearsItsAnnouncement(t *testing.T) {
+	ctx := context.Background()
+	fs := &faultStore{Store: memstore.New()}
+	r := &Registry{Store: fs, BackoffBase: time.Millisecond, Shards: 4}
+	req := makeImage(t, "nginx", t0, 1)
+	mustPublish(t, r, req)
+	if _, err := r.Remove(ctx, "nginx", "", false); err != nil {
+		t.Fatal(err)
+	}
+	r.Now = func() time.Time { return time.Now().Add(3 * DefaultGrace) }
+	key := catalog.ShardOf(catalog.ProductKey("nginx", "amd64"), 4)
+	fs.afterPut = func(k string, opts store.PutOptions, err error) error {
+		if k != catalog.ImagesPath || err != nil {
+			return err
+		}
+		// Right after the announcement lands, a publisher announces it
+		// reuses the files (in its product's file).
+		fs.afterPut = nil
+		other := &Registry{Store: fs.Store, Now: r.Now}
+		_, cerr := other.commit(ctx, key, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+			return true, c.AddPending(catalog.Pending{ID: "p", Product: "nginx:amd64", Paths: req.Image.Paths(), Expires: r.Now().Add(time.Hour)})
+		})
+		if cerr != nil {
+			t.Error(cerr)
+		}
+		return nil
+	}
+	res, err := r.Prune(ctx, PruneOptions{Grace: DefaultGrace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Deleted) != 0 {
+		t.Errorf("deleted %v although a publish in flight reuses them", res.Deleted)
+	}
+	root, _, err := r.readCatalogAt(ctx, catalog.ImagesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root.LivePruning(r.Now()) != nil {
+		t.Errorf("the prune's announcement is still there: %+v", root.State.Pruning)
+	}
+}
+
+// One image is published once, even as products in different files.
+func TestShardedImagePublishedOnce(t *testing.T) {
+	r := &Registry{Store: memstore.New(), BackoffBase: time.Millisecond, Shards: 4}
+	a, b := twoFiles(4)
+	req := makeImage(t, a, t0, 1)
+	mustPublish(t, r, req)
+	again := req
+	again.Image.Name = b
+	_, err := r.Publish(context.Background(), again)
+	if err == nil || !strings.Contains(err.Error(), "is already published as product") {
+		t.Fatalf("the same image as %s: %v", b, err)
+	}
+	mustVerify(t, r)
+}

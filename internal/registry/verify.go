@@ -96,6 +96,7 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 		return rep, nil
 	}
 	var files []*catalog.Catalog
+	root := c
 	if n := c.Shards(); n > 1 {
 		for _, key := range catalog.ProductPaths(n) {
 			f, _, err := r.readCatalogAt(ctx, key)
@@ -121,7 +122,7 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 		rep.Warnings = append(rep.Warnings, warnings...)
 	}
 	if files != nil {
-		err = r.verifyShards(ctx, files, rep)
+		err = r.verifyShards(ctx, root, files, rep)
 	} else {
 		err = r.verifyIndex(ctx, c, rep)
 	}

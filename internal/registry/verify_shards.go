@@ -4,15 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
-// verifyShards checks index.json of a sharded registry against its
-// product files: one image-downloads entry per file, listing every
-// product of it, and every file still carrying registry_state.
-func (r *Registry) verifyShards(ctx context.Context, files []*catalog.Catalog, rep *VerifyReport) error {
+// verifyShards checks a sharded registry's root (no products, no
+// publishes in flight: they belong in the product files) and index.json
+// against the product files: one image-downloads entry per file, listing
+// every product of it and the alias claims it backs, and every file still
+// carrying registry_state.
+func (r *Registry) verifyShards(ctx context.Context, root *catalog.Catalog, files []*catalog.Catalog, rep *VerifyReport) error {
+	if len(root.Products) > 0 || len(root.LivePending(r.now())) > 0 {
+		rep.problem("%s is the root of %d catalog files but holds products or publishes in flight (a tool that knows only one catalog file wrote it): clients do not see them", catalog.ImagesPath, len(files))
+	}
 	data, _, err := r.readObject(ctx, catalog.IndexPath)
 	if errors.Is(err, store.ErrNotFound) {
 		rep.problem("%s is missing: clients cannot find any image", catalog.IndexPath)
@@ -50,6 +56,9 @@ func (r *Registry) verifyShards(ctx context.Context, files []*catalog.Catalog, r
 			if !listed[pk] {
 				rep.problem("%s does not list product %s of %s", catalog.IndexPath, pk, key)
 			}
+		}
+		if want := c.ClaimedAliases(r.now()); !slices.Equal(e.Aliases, want) {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: the alias claims of %s are not the aliases it holds (an interrupted command; the next change to that file, or a publish needing one of them, repairs it)", catalog.IndexPath, key))
 		}
 		pending := map[string]bool{}
 		for _, p := range c.LivePending(r.now()) {
