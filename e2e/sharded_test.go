@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/incus-appliance/registry/internal/miniotest"
+	"github.com/incus-appliance/registry/internal/simplestreams/sstest"
 )
 
 // A registry created with --catalog-shards keeps its products in several
@@ -84,5 +85,49 @@ func TestIncusClientReadsShardedRegistry(t *testing.T) {
 	incus2.run(t, "remote", "add", "big", url, "--protocol", "simplestreams")
 	if got := incus2.list(t, "big"); len(got) != len(names)-1 {
 		t.Errorf("after removing unbound and keeping 1 version: incus lists %d images, want %d: %v", len(got), len(names)-1, got)
+	}
+}
+
+// A mirror of an images.linuxcontainers.org-shaped tree into a registry of
+// 8 catalog files, served by edgeproxy: the real incus client lists every
+// image of every file and exports one with its fingerprint checked; a
+// second mirror sends nothing.
+func TestShardedMirrorThroughEdgeproxy(t *testing.T) {
+	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"mirror"}})
+	env := srv.Env()
+	dest := "s3://mirror/big"
+	tree := t.TempDir()
+	built := sstest.Build(sstest.Spec{Products: 16, Versions: 2, FileSize: 4096})
+	writeTree(t, tree, built.Files)
+	rep := runMirror(t, env, tree, "--bucket", dest, "--catalog-shards", "8")
+	if rep.Copied != 32 || len(rep.Failed) != 0 {
+		t.Fatalf("mirror into 8 catalog files: %+v", rep)
+	}
+	mustPublishEnv(t, env, "verify", "--bucket", dest)
+	if rep := runMirror(t, env, tree, "--bucket", dest); rep.Files != 0 || rep.Unchanged != 32 {
+		t.Errorf("second mirror: %+v, want 0 files and 32 unchanged", rep)
+	}
+
+	url, cert := runEdgeproxy(t, env, "--bucket", dest)
+	incus := newClient(t, "incus", cert)
+	incus.run(t, "remote", "add", "m", url, "--protocol", "simplestreams")
+	got := incus.list(t, "m")
+	var fp string
+	for pk, p := range built.Catalog.Products {
+		for _, v := range p.Versions {
+			for _, it := range v.Items {
+				if it.FType == "incus.tar.xz" && it.CombinedSquashfsSHA256 != "" {
+					if _, ok := got[it.CombinedSquashfsSHA256]; !ok {
+						t.Errorf("incus does not list %s's image %s", pk, it.CombinedSquashfsSHA256[:12])
+					}
+					fp = it.CombinedSquashfsSHA256
+				}
+			}
+		}
+	}
+	out := t.TempDir()
+	incus.run(t, "image", "export", "m:"+fp, out)
+	if f := exportedFingerprint(t, out); f != fp {
+		t.Errorf("incus image export m:%s wrote fingerprint %s", fp[:12], f)
 	}
 }
