@@ -27,6 +27,7 @@ func open(ctx context.Context, g *Globals, create bool, tweaks ...func(*location
 	}
 	reg := registry.New(s)
 	reg.AllowUnconditionalStore = g.AllowUnconditionalStore
+	reg.Shards = g.CatalogShards
 	return reg, func() { _ = s.Close() }, nil
 }
 

@@ -28,12 +28,17 @@ func New() *Catalog {
 // (unknown architectures, duplicate aliases, missing combined hashes) are
 // reported by Problems instead, so an imperfect registry can be repaired.
 func Parse(data []byte) (*Catalog, error) {
+	return ParseFile(ImagesPath, data)
+}
+
+// ParseFile is Parse for the product file at path (errors name it).
+func ParseFile(path string, data []byte) (*Catalog, error) {
 	var c Catalog
 	if err := decodeStrict(data, &c); err != nil {
-		return nil, fmt.Errorf("%s: %w", ImagesPath, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := c.checkStructure(); err != nil {
-		return nil, fmt.Errorf("%s: %w", ImagesPath, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &c, nil
 }
@@ -117,7 +122,12 @@ func (c *Catalog) checkStructure() error {
 	if c.DataType != DataTypeImages {
 		return fmt.Errorf("datatype is %q, want %q", c.DataType, DataTypeImages)
 	}
-	if c.Format != FormatProducts {
+	switch {
+	case c.Format == FormatRoot && (c.State == nil || c.State.Shards < 2 || len(c.Products) > 0):
+		return fmt.Errorf("format %q is the root of a sharded catalog, but it names no product files or holds products", FormatRoot)
+	case c.Format == FormatProducts && c.State != nil && c.State.Shards > 1:
+		return fmt.Errorf("registry_state names %d product files, but the format is %q, not %q", c.State.Shards, c.Format, FormatRoot)
+	case c.Format != FormatProducts && c.Format != FormatRoot:
 		return fmt.Errorf("format is %q, want %q", c.Format, FormatProducts)
 	}
 	if c.Products == nil {

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -20,7 +21,7 @@ func (c *Catalog) state() *State {
 // tidyState drops an empty State so that it is omitted from the JSON.
 func (c *Catalog) tidyState() {
 	s := c.State
-	if s != nil && len(s.Commits) == 0 && len(s.Pending) == 0 && len(s.Retired) == 0 && s.Pruning == nil {
+	if s != nil && len(s.Commits) == 0 && len(s.Pending) == 0 && len(s.Retired) == 0 && s.Pruning == nil && s.Shards == 0 {
 		c.State = nil
 	}
 }
@@ -167,15 +168,36 @@ type Object struct {
 // that. An upload interrupted long ago therefore also waits one grace
 // period after the first prune that sees it. Deletable also forgets
 // retirement records of files that no longer exist.
-func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration) []string {
-	refs := c.Referenced()
+//
+// In a sharded registry c is the root and others are the product files:
+// what they reference, protect or retired counts too, and c records the
+// files found unaccounted for.
+func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration, others ...*Catalog) []string {
+	all := append([]*Catalog{c}, others...)
+	refs := map[string]bool{}
 	protected := map[string]bool{}
-	for _, p := range c.LivePending(now) {
-		for _, path := range p.Paths {
-			protected[path] = true
+	retired := map[string]time.Time{} // the latest retirement of each path in any file
+	for _, f := range all {
+		maps.Copy(refs, f.Referenced())
+		for _, p := range f.LivePending(now) {
+			for _, path := range p.Paths {
+				protected[path] = true
+			}
+		}
+		if f.State != nil {
+			for p, t := range f.State.Retired {
+				if old, ok := retired[p]; !ok || t.After(old) {
+					retired[p] = t
+				}
+			}
 		}
 	}
 	c.state()
+	for p := range c.State.Retired {
+		if refs[p] { // referenced again (from another file of a sharded registry)
+			delete(c.State.Retired, p)
+		}
+	}
 	exists := map[string]bool{}
 	var out []string
 	for _, o := range objects {
@@ -183,7 +205,7 @@ func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration
 		if !strings.HasPrefix(o.Path, "images/") || refs[o.Path] || protected[o.Path] {
 			continue
 		}
-		since, ok := c.State.Retired[o.Path]
+		since, ok := retired[o.Path]
 		if !ok {
 			c.retire(o.Path, now)
 			since = now.UTC().Truncate(time.Second)

@@ -49,6 +49,9 @@ type IndexEntry struct {
 	Path     string   `json:"path"`
 	Format   string   `json:"format"`
 	Products []string `json:"products"`
+	// Aliases, in a sharded registry, are the "alias@arch" claims of the
+	// file (shard.go); clients ignore them.
+	Aliases []string `json:"registry_aliases,omitempty"`
 }
 
 // Catalog is streams/v1/images.json: every product, its versions and their
@@ -128,6 +131,9 @@ type State struct {
 	Retired map[string]time.Time `json:"retired,omitempty"`
 	// Pruning is the prune currently deleting files, if any.
 	Pruning *Pruning `json:"pruning,omitempty"`
+	// Shards, in the root (images.json) of a sharded registry, is its
+	// number of product files (shard.go).
+	Shards int `json:"shards,omitempty"`
 }
 
 // Commit records one successful catalog write.
@@ -143,6 +149,9 @@ type Pending struct {
 	Product string    `json:"product"`
 	Paths   []string  `json:"paths"`
 	Expires time.Time `json:"expires"`
+	// Aliases, in a sharded registry, are the "alias@arch" claims the
+	// publish makes (shard.go).
+	Aliases []string `json:"aliases,omitempty"`
 }
 
 // Pruning announces that a prune may delete Paths until Deadline. A

@@ -28,16 +28,17 @@ import (
 // CloudFront is global, its API lives in us-east-1.
 const defaultRegion = "us-east-1"
 
-// CatalogPaths returns the viewer paths of the two catalog files of a
-// registry stored under prefix ("" for a whole bucket). The distribution
-// serves the bucket as is (no origin path), so a viewer path is "/"
-// followed by the object key.
+// CatalogPaths returns the viewer paths of the catalog files of a
+// registry stored under prefix ("" for a whole bucket): index.json,
+// images.json and, for a sharded registry, its product files (one
+// wildcard path). The distribution serves the bucket as is (no origin
+// path), so a viewer path is "/" followed by the object key.
 func CatalogPaths(prefix string) []string {
 	base := "/"
 	if p := strings.Trim(prefix, "/"); p != "" {
 		base += p + "/"
 	}
-	return []string{base + catalog.IndexPath, base + catalog.ImagesPath}
+	return []string{base + catalog.IndexPath, base + catalog.ImagesPath, base + catalog.ShardPathPattern}
 }
 
 // Invalidate asks CloudFront distribution distributionID to drop its cached

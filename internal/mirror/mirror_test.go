@@ -47,7 +47,7 @@ func newSource(products, versions int) (*memSource, *sstest.Tree) {
 
 func newRegistry() (*registry.Registry, store.Store) {
 	s := memstore.New()
-	return &registry.Registry{Store: s, BackoffBase: time.Millisecond}, s
+	return &registry.Registry{Store: s, BackoffBase: time.Millisecond, Shards: testShards}, s
 }
 
 func mustVerify(t *testing.T, r *registry.Registry) *registry.VerifyReport {
@@ -59,19 +59,35 @@ func mustVerify(t *testing.T, r *registry.Registry) *registry.VerifyReport {
 	return rep
 }
 
+// readCatalog returns the registry's whole catalog (every file of a
+// sharded one).
 func readCatalog(t *testing.T, s store.Store) *catalog.Catalog {
 	t.Helper()
-	rc, _, err := s.Get(ctx, catalog.ImagesPath)
-	if err != nil {
-		t.Fatal(err)
+	read := func(key string) *catalog.Catalog {
+		rc, _, err := s.Get(ctx, key)
+		if errors.Is(err, store.ErrNotFound) && key != catalog.ImagesPath {
+			return catalog.New()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, _ := io.ReadAll(rc)
+		c, err := catalog.Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	defer rc.Close()
-	b, _ := io.ReadAll(rc)
-	c, err := catalog.Parse(b)
-	if err != nil {
-		t.Fatal(err)
+	root := read(catalog.ImagesPath)
+	if root.Shards() == 1 {
+		return root
 	}
-	return c
+	var files []*catalog.Catalog
+	for _, key := range catalog.ProductPaths(root.Shards()) {
+		files = append(files, read(key))
+	}
+	return catalog.MergeShards(root, files)
 }
 
 // An images.linuxcontainers.org-shaped tree (':' in version keys and paths,
@@ -281,7 +297,7 @@ func TestMirrorResumes(t *testing.T) {
 	for _, n := range []int64{3, 10, 25} {
 		r, s := newRegistry()
 		dying := &dyingStore{Store: s, after: n}
-		_, err := Run(ctx, src, &registry.Registry{Store: dying, BackoffBase: time.Millisecond}, Options{})
+		_, err := Run(ctx, src, &registry.Registry{Store: dying, BackoffBase: time.Millisecond, Shards: testShards}, Options{})
 		if err == nil {
 			t.Fatalf("after %d calls: the killed mirror succeeded", n)
 		}

@@ -20,8 +20,13 @@ type commitStats struct {
 	Written bool
 	// Retries counts attempts lost to concurrent writers.
 	Retries int
-	// Catalog is the catalog as written (or as read, when unchanged).
+	// Catalog is the catalog as written (or as read, when unchanged); the
+	// caller must not change it.
 	Catalog *catalog.Catalog
+	// Snapshot is the file as this commit wrote it, when the store told its
+	// new ETag: the next commit or index update of the same publish can
+	// start from it instead of reading and parsing the file again.
+	Snapshot *snapshot
 }
 
 // mutation changes a freshly read catalog; it reports whether anything
@@ -29,26 +34,27 @@ type commitStats struct {
 // copy, and its error aborts the commit.
 type mutation func(c *catalog.Catalog) (changed bool, err error)
 
-// commit applies m to the current images.json and writes the result back
+// commit applies m to the current catalog file key (images.json, or a
+// product file of a sharded registry) and writes the result back
 // with a conditional put, re-reading and re-applying on conflict. When
 // first is not nil, the first attempt starts from it instead of reading
 // again (the caller has just read the catalog). The
 // commit id recorded in the catalog makes a retry after a lost response
 // (the write landed, the reply did not) end in success instead of a false
 // conflict.
-func (r *Registry) commit(ctx context.Context, id string, first *snapshot, m mutation) (commitStats, error) {
+func (r *Registry) commit(ctx context.Context, key, id string, first *snapshot, m mutation) (commitStats, error) {
 	var st commitStats
 	attempts := r.MaxAttempts
 	if attempts == 0 {
 		attempts = DefaultMaxAttempts
 	}
 	for attempt := 1; ; attempt++ {
-		snap, err := r.readSnapshotOr(ctx, first)
+		snap, err := r.readSnapshotOr(ctx, key, first)
 		first = nil
 		if err != nil {
 			return st, err
 		}
-		c, err := snap.parse()
+		c, err := snap.parse(key)
 		if err != nil {
 			return st, err
 		}
@@ -72,16 +78,21 @@ func (r *Registry) commit(ctx context.Context, id string, first *snapshot, m mut
 		}
 		c.RecordCommit(id, r.now())
 		opts := store.PutOptions{IfMatch: etag, IfAbsent: etag == "", ContentType: "application/json", CacheControl: CacheControlCatalog}
-		err = r.putBytes(ctx, catalog.ImagesPath, c.Marshal(), opts)
+		data := c.Marshal()
+		info, err := r.Store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
 		if err == nil {
 			st.Written = true
+			if info.ETag != "" {
+				st.Snapshot = &snapshot{etag: info.ETag, cat: c}
+			}
 			return st, nil
 		}
+		err = fmt.Errorf("write %s: %w", key, err)
 		if !isConflict(err) {
 			return st, err
 		}
 		if attempt >= attempts {
-			return st, fmt.Errorf("write %s: %w (gave up after %d attempts)", catalog.ImagesPath, ErrTooManyConflicts, attempt)
+			return st, fmt.Errorf("write %s: %w (gave up after %d attempts)", key, ErrTooManyConflicts, attempt)
 		}
 		st.Retries++
 		if err := r.backoff(ctx, attempt); err != nil {
@@ -90,12 +101,12 @@ func (r *Registry) commit(ctx context.Context, id string, first *snapshot, m mut
 	}
 }
 
-// readSnapshotOr returns *s when given, else reads images.json.
-func (r *Registry) readSnapshotOr(ctx context.Context, s *snapshot) (snapshot, error) {
+// readSnapshotOr returns *s when given, else reads catalog file key.
+func (r *Registry) readSnapshotOr(ctx context.Context, key string, s *snapshot) (snapshot, error) {
 	if s != nil {
 		return *s, nil
 	}
-	return r.readSnapshot(ctx)
+	return r.readSnapshot(ctx, key)
 }
 
 // isConflict reports whether a conditional write lost to another writer:
@@ -111,12 +122,19 @@ func (r *Registry) putBytes(ctx context.Context, key string, data []byte, opts s
 	return nil
 }
 
-// syncIndex makes index.json list exactly the products images.json (plus
-// live pending publishes) has. It reads index.json BEFORE images.json, so
-// the catalog it builds from is at least as new as the one behind the
-// index it replaces, and writes conditionally; the last writer therefore
-// always leaves an index built from the latest catalog.
-func (r *Registry) syncIndex(ctx context.Context) (retries int, err error) {
+// syncIndex brings index.json up to date after a change of catalog file
+// key in a registry of n files. With one file it lists exactly the
+// products images.json (plus live pending publishes) has; in a sharded
+// registry key's entry lists the products and alias claims of that file
+// (the other entries stay as they are, or are rebuilt from their files
+// when the index lacks them). It reads index.json BEFORE the catalog
+// file, so what it builds from is at least as new as what the index it
+// replaces was built from, and writes conditionally; the last writer
+// therefore always leaves an index built from the latest files. It
+// returns the index as written (or found up to date). known, when not nil,
+// is the file as the caller's last commit wrote it: used instead of
+// reading the file again while the file still has its ETag.
+func (r *Registry) syncIndex(ctx context.Context, n int, key string, known *snapshot) (retries int, ix *catalog.Index, err error) {
 	attempts := r.MaxAttempts
 	if attempts == 0 {
 		attempts = DefaultMaxAttempts
@@ -126,30 +144,80 @@ func (r *Registry) syncIndex(ctx context.Context) (retries int, err error) {
 		if errors.Is(err, store.ErrNotFound) {
 			old, etag = nil, ""
 		} else if err != nil {
-			return retries, err
+			return retries, nil, err
 		}
-		c, _, err := r.readCatalog(ctx)
-		if err != nil {
-			return retries, err
+		if n <= 1 {
+			c, err := r.currentFile(ctx, catalog.ImagesPath, known)
+			if err != nil {
+				return retries, nil, err
+			}
+			ix = catalog.BuildIndex(c.IndexProducts(r.now()))
+		} else if ix, err = r.shardedIndex(ctx, n, key, old, known); err != nil {
+			return retries, nil, err
 		}
-		want := catalog.BuildIndex(c.IndexProducts(r.now())).Marshal()
+		want := ix.Marshal()
 		if bytes.Equal(old, want) {
-			return retries, nil
+			return retries, ix, nil
 		}
 		opts := store.PutOptions{IfMatch: etag, IfAbsent: etag == "", ContentType: "application/json", CacheControl: CacheControlCatalog}
 		err = r.putBytes(ctx, catalog.IndexPath, want, opts)
 		if err == nil {
-			return retries, nil
+			return retries, ix, nil
 		}
 		if !isConflict(err) {
-			return retries, err
+			return retries, nil, err
 		}
 		if attempt >= attempts {
-			return retries, fmt.Errorf("write %s: %w (gave up after %d attempts)", catalog.IndexPath, ErrTooManyConflicts, attempt)
+			return retries, nil, fmt.Errorf("write %s: %w (gave up after %d attempts)", catalog.IndexPath, ErrTooManyConflicts, attempt)
 		}
 		retries++
 		if err := r.backoff(ctx, attempt); err != nil {
-			return retries, err
+			return retries, nil, err
 		}
 	}
+}
+
+// shardedIndex builds the index of a sharded registry from the index as
+// read (old) with file key's entry read afresh; when old is missing, does
+// not parse or lacks an entry, every entry is rebuilt from its file.
+func (r *Registry) shardedIndex(ctx context.Context, n int, key string, old []byte, known *snapshot) (*catalog.Index, error) {
+	now := r.now()
+	entries := map[string]catalog.IndexEntry{}
+	if ix, err := catalog.ParseIndex(old); err == nil {
+		entries = ix.Entries()
+	}
+	complete := true
+	for _, p := range catalog.ProductPaths(n) {
+		if _, ok := entries[p]; !ok {
+			complete = false
+		}
+	}
+	if !complete {
+		files, err := r.readFiles(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		for i, p := range catalog.ProductPaths(n) {
+			entries[p] = files[i].ShardEntry(p, now)
+		}
+		return catalog.BuildShardedIndex(n, entries), nil
+	}
+	if key != "" && key != catalog.ImagesPath {
+		c, err := r.currentFile(ctx, key, known)
+		if err != nil {
+			return nil, err
+		}
+		entries[key] = c.ShardEntry(key, now)
+	}
+	return catalog.BuildShardedIndex(n, entries), nil
+}
+
+// currentFile returns catalog file key as it is now (not to be changed):
+// known's catalog when the file still has known's ETag, else read.
+func (r *Registry) currentFile(ctx context.Context, key string, known *snapshot) (*catalog.Catalog, error) {
+	if s := r.unchanged(ctx, key, known); s != nil && s.cat != nil {
+		return s.cat, nil
+	}
+	c, _, err := r.readCatalogAt(ctx, key)
+	return c, err
 }

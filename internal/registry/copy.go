@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 
 	"github.com/incus-appliance/registry/internal/catalog"
@@ -50,13 +51,52 @@ type CopyResult struct {
 // (a product-key or alias clash, different content under its key) or
 // whose file is wrong or unreadable fails alone, with its error; the rest
 // goes on. Nothing is referenced before it is stored and checked.
+//
+// In a sharded registry each catalog file's versions go through these
+// steps in turn, and a version whose aliases another file has fails.
 func (r *Registry) Copy(ctx context.Context, req CopyRequest) ([]CopyResult, int, error) {
-	results := make([]CopyResult, len(req.Copies))
-	snap, err := r.readSnapshot(ctx)
+	l, err := r.ensureLayout(ctx, !req.DryRun)
 	if err != nil {
 		return nil, 0, err
 	}
-	c, err := snap.parse()
+	groups := map[string][]int{}
+	for i, vc := range req.Copies {
+		k := l.fileOf(vc.Product)
+		groups[k] = append(groups[k], i)
+	}
+	results := make([]CopyResult, len(req.Copies))
+	retries := 0
+	for _, key := range slices.Sorted(maps.Keys(groups)) {
+		sub := req
+		sub.Copies = nil
+		for _, i := range groups[key] {
+			sub.Copies = append(sub.Copies, req.Copies[i])
+		}
+		res, n, err := r.copyInto(ctx, l, key, sub)
+		retries += n
+		for j, i := range groups[key] {
+			if j < len(res) {
+				results[i] = res[j]
+			}
+		}
+		if err != nil {
+			return results, retries, err
+		}
+	}
+	return results, retries, nil
+}
+
+// copyInto is Copy for the versions of one catalog file key.
+func (r *Registry) copyInto(ctx context.Context, l layout, key string, req CopyRequest) ([]CopyResult, int, error) {
+	results := make([]CopyResult, len(req.Copies))
+	snap := l.root
+	if l.sharded() {
+		var err error
+		if snap, err = r.readSnapshot(ctx, key); err != nil {
+			return nil, 0, err
+		}
+	}
+	c, err := snap.parse(key)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -84,6 +124,20 @@ func (r *Registry) Copy(ctx context.Context, req CopyRequest) ([]CopyResult, int
 			}
 		}
 	}
+	claims := map[int][]string{} // sharded: the aliases each copy claims
+	if l.sharded() {
+		for _, i := range todo {
+			claims[i] = c.PendingAliases(req.Copies[i].Product)
+		}
+		todo = r.dropClaimed(ctx, nil, l.n, key, todo, claims, results)
+		paths = nil
+		for _, i := range todo {
+			claims[-1] = append(claims[-1], claims[i]...) // the pending intent's
+			for _, it := range files[i] {
+				paths = append(paths, it.Path)
+			}
+		}
+	}
 	if len(todo) == 0 {
 		return results, 0, nil
 	}
@@ -103,22 +157,29 @@ func (r *Registry) Copy(ctx context.Context, req CopyRequest) ([]CopyResult, int
 
 	id := newID()
 	retries := 0
-	st, err := r.commit(ctx, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
-		return true, c.AddPending(catalog.Pending{ID: id, Product: req.Copies[todo[0]].Product, Paths: paths, Expires: r.now().Add(PendingLease)})
+	st, err := r.commitIn(ctx, l, key, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
+		return true, c.AddPending(catalog.Pending{ID: id, Product: req.Copies[todo[0]].Product, Paths: paths, Expires: r.now().Add(PendingLease), Aliases: claims[-1]})
 	})
 	retries += st.Retries
 	if err != nil {
-		return nil, retries, fmt.Errorf("commit %s: %w", catalog.ImagesPath, err)
+		return nil, retries, fmt.Errorf("commit %s: %w", key, err)
 	}
 	// index.json lists the pending product from now on (a new registry
 	// killed here still has both files).
-	n, err := r.syncIndex(ctx)
+	n, ix, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
 	retries += n
 	if err != nil {
-		return nil, retries, r.abandon(ctx, id, err)
+		return nil, retries, r.abandon(ctx, l.n, key, id, err)
 	}
-	if err := r.waitForPrune(ctx, st.Catalog, paths); err != nil {
-		return nil, retries, r.abandon(ctx, id, err)
+	first := st.Catalog
+	if l.sharded() {
+		// The index carries the claims now: one another file also
+		// claims was claimed first.
+		todo = r.dropClaimed(ctx, ix, l.n, key, todo, claims, results)
+		first = nil
+	}
+	if err := r.waitForPrune(ctx, first, paths); err != nil {
+		return nil, retries, r.abandon(ctx, l.n, key, id, err)
 	}
 	var ready []int
 	for _, i := range todo {
@@ -127,7 +188,7 @@ func (r *Registry) Copy(ctx context.Context, req CopyRequest) ([]CopyResult, int
 			uploaded, err := r.copyFile(ctx, it, req.Open, req.Progress)
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil, retries, r.abandon(ctx, id, ctx.Err())
+					return nil, retries, r.abandon(ctx, l.n, key, id, ctx.Err())
 				}
 				results[i].Status, results[i].Error, ok = "failed", err.Error(), false
 				break
@@ -140,7 +201,7 @@ func (r *Registry) Copy(ctx context.Context, req CopyRequest) ([]CopyResult, int
 	}
 
 	failed := map[int]string{}
-	st, err = r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+	st, err = r.commitIn(ctx, l, key, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 		clear(failed)
 		batch := make([]catalog.VersionCopy, len(ready))
 		for j, i := range ready {
@@ -157,15 +218,15 @@ func (r *Registry) Copy(ctx context.Context, req CopyRequest) ([]CopyResult, int
 	})
 	retries += st.Retries
 	if err != nil {
-		return nil, retries, r.abandon(ctx, id, fmt.Errorf("commit %s: %w", catalog.ImagesPath, err))
+		return nil, retries, r.abandon(ctx, l.n, key, id, fmt.Errorf("commit %s: %w", key, err))
 	}
 	for i, msg := range failed {
 		results[i].Status, results[i].Error = "failed", msg
 	}
-	n, err = r.syncIndex(ctx)
+	n, _, err = r.syncIndex(ctx, l.n, key, st.Snapshot)
 	retries += n
 	if err != nil {
-		return results, retries, fmt.Errorf("versions committed, but %s not updated (the next publish fixes it): %w", catalog.IndexPath, err)
+		return results, retries, fmt.Errorf("versions committed, but %s not updated (the next change to %s fixes it): %w", catalog.IndexPath, key, err)
 	}
 	return results, retries, nil
 }
@@ -261,4 +322,20 @@ func (c *checkedReader) Read(b []byte) (int, error) {
 		return n, c.err
 	}
 	return n, err
+}
+
+// dropClaimed marks failed the copies among todo whose alias claims
+// another catalog file than key has in the index (ix, or index.json read
+// now), and returns the others.
+func (r *Registry) dropClaimed(ctx context.Context, ix *catalog.Index, n int, key string, todo []int, claims map[int][]string, results []CopyResult) []int {
+	var keep []int
+	for _, i := range todo {
+		if err := r.checkClaims(ctx, ix, n, key, claims[i]); err != nil {
+			results[i].Status, results[i].DroppedDeltas = "failed", nil
+			results[i].Error = fmt.Sprintf("alias clash: source product %s: %v: filter one of them out", results[i].Product, err)
+			continue
+		}
+		keep = append(keep, i)
+	}
+	return keep
 }

@@ -123,7 +123,7 @@ func (f *faultStore) Delete(ctx context.Context, key string) error {
 
 func newTestRegistry() (*Registry, *faultStore) {
 	fs := &faultStore{Store: memstore.New()}
-	return &Registry{Store: fs, BackoffBase: time.Millisecond}, fs
+	return &Registry{Store: fs, BackoffBase: time.Millisecond, Shards: testShards}, fs
 }
 
 func mustPublish(t testing.TB, r *Registry, req PublishRequest) *PublishResult {

@@ -52,30 +52,28 @@ type PruneResult struct {
 // catalog (with a deadline) in the same conditional write that decides it,
 // so a publisher reusing one of those files waits and re-checks.
 func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
+	l, _, err := r.readLayout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l.sharded() {
+		return r.pruneSharded(ctx, l, opts)
+	}
 	res := &PruneResult{DryRun: opts.DryRun}
 	plan := func(c *catalog.Catalog, now time.Time) error {
 		var err error
-		res.Removed = nil
-		if opts.Keep > 0 {
-			if res.Removed, err = c.KeepNewest(opts.Keep, now); err != nil {
-				return err
-			}
+		if res.Removed, res.DroppedDeltas, err = tidy(c, opts.Keep, now); err != nil {
+			return err
 		}
-		res.DroppedDeltas = c.DropDanglingDeltas(now)
-		res.Removed = append(res.Removed, c.DropShells(now)...)
-		objs, err := r.Store.List(ctx, "images/")
+		objects, err := r.listImages(ctx)
 		if err != nil {
-			return fmt.Errorf("list images/: %w", err)
-		}
-		var objects []catalog.Object
-		for _, o := range objs {
-			objects = append(objects, catalog.Object{Path: o.Key, ModTime: o.ModTime})
+			return err
 		}
 		res.Deleted = c.Deletable(objects, now, opts.Grace)
 		return nil
 	}
 	if opts.DryRun {
-		c, _, err := r.readCatalog(ctx)
+		c, _, err := r.readCatalogAt(ctx, catalog.ImagesPath)
 		if err != nil {
 			return nil, err
 		}
@@ -84,7 +82,7 @@ func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, 
 
 	id := newID()
 	var deadline time.Time
-	st, err := r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+	st, err := r.commitIn(ctx, l, catalog.ImagesPath, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 		before := c.Marshal()
 		now := r.now()
 		if err := plan(c, now); err != nil {
@@ -102,10 +100,42 @@ func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, 
 	if err != nil {
 		return nil, err
 	}
-	if len(res.Deleted) == 0 {
-		return res, nil
-	}
+	return res, r.deleteDue(ctx, l, id, deadline, len(res.Deleted) > 0, res)
+}
 
+// tidy drops, in one catalog file, all but the newest keep versions of
+// each product (keep > 0), the deltas whose base another tool removed and
+// the version shells another tool's remove left.
+func tidy(c *catalog.Catalog, keep int, now time.Time) (removed []catalog.Removed, dropped []string, err error) {
+	if keep > 0 {
+		if removed, err = c.KeepNewest(keep, now); err != nil {
+			return nil, nil, err
+		}
+	}
+	dropped = c.DropDanglingDeltas(now)
+	removed = append(removed, c.DropShells(now)...)
+	return removed, dropped, nil
+}
+
+// listImages lists the stored image files.
+func (r *Registry) listImages(ctx context.Context) ([]catalog.Object, error) {
+	objs, err := r.Store.List(ctx, "images/")
+	if err != nil {
+		return nil, fmt.Errorf("list images/: %w", err)
+	}
+	var objects []catalog.Object
+	for _, o := range objs {
+		objects = append(objects, catalog.Object{Path: o.Key, ModTime: o.ModTime})
+	}
+	return objects, nil
+}
+
+// deleteDue deletes the files due (res.Deleted) while the prune's window
+// lasts, then clears its announcement, if announced.
+func (r *Registry) deleteDue(ctx context.Context, l layout, id string, deadline time.Time, announced bool, res *PruneResult) error {
+	if !announced {
+		return nil
+	}
 	due := res.Deleted
 	res.Deleted = nil
 	for i, path := range due {
@@ -116,29 +146,45 @@ func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, 
 		if err := r.Store.Delete(ctx, path); err != nil {
 			res.Postponed = due[i:]
 			err = fmt.Errorf("delete %s: %w", path, err)
-			return res, r.endPrune(ctx, id, res, err)
+			return r.endPrune(ctx, l, id, res, err)
 		}
 		res.Deleted = append(res.Deleted, path)
 	}
-	return res, r.endPrune(ctx, id, res, nil)
+	return r.endPrune(ctx, l, id, res, nil)
 }
 
 // endPrune clears the prune's announcement and the retirement records of
-// the files it deleted, then returns cause (or the commit's own error).
-func (r *Registry) endPrune(ctx context.Context, id string, res *PruneResult, cause error) error {
-	st, err := r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+// the files it deleted (in every catalog file of a sharded registry),
+// then returns cause (or the commit's own error).
+func (r *Registry) endPrune(ctx context.Context, l layout, id string, res *PruneResult, cause error) error {
+	end := func(c *catalog.Catalog) (bool, error) {
 		before := c.Marshal()
 		c.EndPrune(id, res.Deleted)
 		return !bytes.Equal(before, c.Marshal()), nil
-	})
+	}
+	st, err := r.commit(ctx, catalog.ImagesPath, newID(), nil, end)
 	res.Retries += st.Retries
+	if err == nil && l.sharded() && len(res.Deleted) > 0 {
+		var files []*catalog.Catalog
+		files, err = r.readFiles(ctx, l.n)
+		for i, key := range catalog.ProductPaths(l.n) {
+			if err != nil || !files[i].HasRetired(res.Deleted) {
+				continue
+			}
+			st, err = r.commit(ctx, key, newID(), nil, end)
+			res.Retries += st.Retries
+		}
+	}
 	if cause != nil {
 		return cause
 	}
 	if err != nil {
 		return fmt.Errorf("files deleted, but the prune record was not cleared (it expires by itself): %w", err)
 	}
-	n, err := r.syncIndex(ctx)
+	if l.sharded() {
+		return nil // no product changed
+	}
+	n, _, err := r.syncIndex(ctx, l.n, catalog.ImagesPath, nil)
 	res.Retries += n
 	return err
 }

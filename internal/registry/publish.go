@@ -170,11 +170,18 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	}
 
 	// 1. Does it fit, and is there anything to do?
-	snap, err := r.readSnapshot(ctx)
+	l, err := r.ensureLayout(ctx, !req.DryRun)
 	if err != nil {
 		return nil, err
 	}
-	c, err := snap.parse()
+	key := l.fileOf(img.ProductKey())
+	snap := l.root
+	if l.sharded() {
+		if snap, err = r.readSnapshot(ctx, key); err != nil {
+			return nil, err
+		}
+	}
+	c, err := snap.parse(key)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +197,18 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 			res.Files = append(res.Files, FileResult{Path: f.key, Size: f.ref.Size})
 		}
 		return res, nil
+	}
+	var claims []string // the aliases other catalog files must not have
+	if l.sharded() {
+		claims = c.PendingAliases(add.Product)
+		if err := r.checkClaims(ctx, nil, l.n, key, claims); err != nil {
+			return nil, err
+		}
+		if add.VersionAdded {
+			if err := r.checkPublishedElsewhere(ctx, img, add.Product); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var plan *deltaPlan
 	if add.VersionAdded {
@@ -248,35 +267,45 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	id := newID()
 	paths := img.Paths()
 	announced := false
+	var written *snapshot // the product's file as the announcement wrote it
 	announce := func(ctx context.Context) error {
 		if announced {
 			return nil
 		}
-		st, err := r.commit(ctx, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
+		st, err := r.commitIn(ctx, l, key, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
 			im, _ := fitDelta(c, img)
 			if _, err := c.CheckAdd(im); err != nil { // it must still fit
 				return false, err
 			}
-			return true, c.AddPending(catalog.Pending{ID: id, Product: add.Product, Paths: paths, Expires: r.now().Add(PendingLease)})
+			return true, c.AddPending(catalog.Pending{ID: id, Product: add.Product, Paths: paths, Expires: r.now().Add(PendingLease), Aliases: claims})
 		})
 		res.Retries += st.Retries
 		if err != nil {
-			return fmt.Errorf("commit %s: %w", catalog.ImagesPath, err)
+			return fmt.Errorf("commit %s: %w", key, err)
 		}
-		announced = true
-		if add.ProductCreated {
-			n, err := r.syncIndex(ctx)
+		announced, written = true, st.Snapshot
+		if add.ProductCreated || l.sharded() {
+			n, ix, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
 			res.Retries += n
 			if err != nil {
 				return err
 			}
+			// The index now carries this publish's claims: one
+			// another file also claims was claimed first.
+			if err := r.checkClaims(ctx, ix, l.n, key, claims); err != nil {
+				return err
+			}
 		}
 		// Once any prune that may delete these files is over.
-		return r.waitForPrune(ctx, st.Catalog, paths)
+		first := st.Catalog
+		if l.sharded() {
+			first = nil // prunes announce themselves in the root
+		}
+		return r.waitForPrune(ctx, first, paths)
 	}
 	fail := func(err error) (*PublishResult, error) {
 		if announced {
-			return nil, r.abandon(ctx, id, err)
+			return nil, r.abandon(ctx, l.n, key, id, err)
 		}
 		return nil, err
 	}
@@ -313,7 +342,9 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	// 4. Commit.
 	var final catalog.AddResult
 	var deltaNote string
-	st, err := r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+	// Starting from the file as announced: a conditional write, so if
+	// another writer changed it meanwhile the commit reads it again.
+	st, err := r.commitIn(ctx, l, key, newID(), r.unchanged(ctx, key, written), func(c *catalog.Catalog) (bool, error) {
 		im, note := fitDelta(c, img) // the base may have left meanwhile
 		a, err := c.Add(im)
 		if err != nil {
@@ -325,7 +356,7 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	})
 	res.Retries += st.Retries
 	if err != nil {
-		return fail(fmt.Errorf("commit %s: %w", catalog.ImagesPath, err))
+		return fail(fmt.Errorf("commit %s: %w", key, err))
 	}
 	if st.Catalog != nil {
 		if p := st.Catalog.Products[add.Product]; p != nil {
@@ -342,26 +373,26 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 			res.Delta.Note = "not listed: another publisher published this version first"
 		}
 	}
-	n, err := r.syncIndex(ctx)
+	n, _, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
 	res.Retries += n
 	if err != nil {
-		return nil, fmt.Errorf("image committed, but %s not updated (the next publish fixes it): %w", catalog.IndexPath, err)
+		return nil, fmt.Errorf("image committed, but %s not updated (the next change to %s fixes it): %w", catalog.IndexPath, key, err)
 	}
 	return res, nil
 }
 
 // abandon drops the pending intent of a failed publish (best effort: an
 // intent left behind simply expires) and returns the original error.
-func (r *Registry) abandon(ctx context.Context, id string, cause error) error {
+func (r *Registry) abandon(ctx context.Context, n int, key, id string, cause error) error {
 	if ctx.Err() != nil {
 		return cause
 	}
-	_, _ = r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+	_, _ = r.commit(ctx, key, newID(), nil, func(c *catalog.Catalog) (bool, error) {
 		before := len(c.LivePending(r.now()))
 		c.RemovePending(id)
 		return len(c.LivePending(r.now())) != before, nil
 	})
-	_, _ = r.syncIndex(ctx)
+	_, _, _ = r.syncIndex(ctx, n, key, nil)
 	return cause
 }
 
@@ -449,12 +480,13 @@ func (r *Registry) uploadFile(ctx context.Context, f upload, progress func(strin
 
 // waitForPrune waits while a live prune lists any of paths as deletable,
 // so that a file this publish reuses cannot vanish under it.
-// c is the latest catalog the caller has; it is re-read while waiting.
+// c is the latest images.json the caller has (nil: read it); it is re-read
+// while waiting.
 func (r *Registry) waitForPrune(ctx context.Context, c *catalog.Catalog, paths []string) error {
 	for attempt := 1; ; attempt++ {
-		if attempt > 1 {
+		if attempt > 1 || c == nil {
 			var err error
-			if c, _, err = r.readCatalog(ctx); err != nil {
+			if c, _, err = r.readCatalogAt(ctx, catalog.ImagesPath); err != nil {
 				return err
 			}
 		}

@@ -63,6 +63,10 @@ type Registry struct {
 	// AllowUnconditionalStore skips the probe that refuses to create a
 	// registry on a store ignoring conditional writes (ErrUnconditionalStore).
 	AllowUnconditionalStore bool
+	// Shards is the number of catalog product files of a registry this
+	// Registry creates (catalog/shard.go); 0 or 1: images.json alone. For
+	// an existing registry it must be 0 or the count it has.
+	Shards int
 
 	probed atomic.Bool // the conditional-write probe passed
 }
@@ -106,43 +110,39 @@ func (r *Registry) backoff(ctx context.Context, n int) error {
 	}
 }
 
-// snapshot is images.json as read: its bytes and ETag ("" when absent).
+// snapshot is a catalog file as read (or as just written): its bytes,
+// ETag ("" when absent) and, once parsed, the catalog, which is never
+// changed (parse hands out copies).
 type snapshot struct {
 	data []byte
 	etag string
+	cat  *catalog.Catalog
 }
 
-// readSnapshot reads images.json; a registry without one yields an empty
+// readSnapshot reads catalog file key; a missing file yields an empty
 // snapshot.
-func (r *Registry) readSnapshot(ctx context.Context) (snapshot, error) {
-	data, etag, err := r.readObject(ctx, catalog.ImagesPath)
+func (r *Registry) readSnapshot(ctx context.Context, key string) (snapshot, error) {
+	data, etag, err := r.readObject(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return snapshot{}, nil
 	}
-	return snapshot{data, etag}, err
+	return snapshot{data: data, etag: etag}, err
 }
 
-// parse decodes a fresh catalog from the snapshot.
-func (s snapshot) parse() (*catalog.Catalog, error) {
+// parse returns a fresh catalog of the snapshot of file key, decoding
+// its bytes once.
+func (s *snapshot) parse(key string) (*catalog.Catalog, error) {
 	if s.etag == "" {
-		return catalog.New(), nil
+		return catalog.NewShard(key), nil
 	}
-	c, err := catalog.Parse(s.data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: fix or restore it before publishing", err)
+	if s.cat == nil {
+		c, err := catalog.ParseFile(key, s.data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: fix or restore it before publishing", err)
+		}
+		s.cat, s.data = c, nil
 	}
-	return c, nil
-}
-
-// readCatalog returns the current catalog and its ETag; a registry without
-// images.json yields an empty catalog and ETag "".
-func (r *Registry) readCatalog(ctx context.Context) (*catalog.Catalog, string, error) {
-	s, err := r.readSnapshot(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	c, err := s.parse()
-	return c, s.etag, err
+	return s.cat.Clone(), nil
 }
 
 // maxJSON bounds the size of a catalog file read into memory.

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 )
@@ -41,19 +42,46 @@ func (r *Registry) Remove(ctx context.Context, target, arch string, dryRun bool)
 		res.Removed, err = c.Resolve(target, arch)
 		return res, err
 	}
-	st, err := r.commit(ctx, newID(), nil, func(c *catalog.Catalog) (bool, error) {
-		rs, err := c.Remove(target, arch, r.now())
-		res.Removed = rs
-		return err == nil, err
-	})
-	res.Retries = st.Retries
+	l, _, err := r.readLayout(ctx)
 	if err != nil {
 		return nil, err
 	}
-	n, err := r.syncIndex(ctx)
-	res.Retries += n
-	if err != nil {
-		return nil, fmt.Errorf("removed, but %s not updated (the next publish fixes it): %w", catalog.IndexPath, err)
+	keys := []string{catalog.ImagesPath}
+	if l.sharded() {
+		// Resolve on the whole catalog (a fingerprint prefix must be
+		// unique in it), then remove in each file holding a match.
+		c, _, err := r.readCatalog(ctx)
+		if err != nil {
+			return nil, err
+		}
+		found, err := c.Resolve(target, arch)
+		if err != nil {
+			return nil, err
+		}
+		keys = nil
+		for _, rm := range found {
+			keys = append(keys, l.fileOf(rm.Product))
+		}
+		slices.Sort(keys)
+		keys = slices.Compact(keys)
+	}
+	for _, key := range keys {
+		var got []catalog.Removed // of the last attempt
+		st, err := r.commitIn(ctx, l, key, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+			rs, err := c.Remove(target, arch, r.now())
+			got = rs
+			return err == nil, err
+		})
+		res.Retries += st.Retries
+		if err != nil {
+			return nil, err
+		}
+		res.Removed = append(res.Removed, got...)
+		n, _, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
+		res.Retries += n
+		if err != nil {
+			return nil, fmt.Errorf("removed, but %s not updated (the next change to %s fixes it): %w", catalog.IndexPath, key, err)
+		}
 	}
 	return res, nil
 }

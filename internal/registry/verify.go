@@ -95,13 +95,38 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 		rep.problem("%v", err)
 		return rep, nil
 	}
-	rep.Problems = append(rep.Problems, c.Problems()...)
-	if opts.Strict {
-		rep.Problems = append(rep.Problems, c.Warnings()...)
-	} else {
-		rep.Warnings = append(rep.Warnings, c.Warnings()...)
+	var files []*catalog.Catalog
+	root := c
+	if n := c.Shards(); n > 1 {
+		for _, key := range catalog.ProductPaths(n) {
+			f, _, err := r.readCatalogAt(ctx, key)
+			if err != nil {
+				rep.problem("%v", err)
+				return rep, nil
+			}
+			files = append(files, f)
+		}
 	}
-	if err := r.verifyIndex(ctx, c, rep); err != nil {
+	problems, warnings := c.Problems(), c.Warnings()
+	if files != nil {
+		problems, warnings = catalog.ShardProblems(catalog.ProductPaths(len(files)), files), nil
+		for _, f := range files {
+			warnings = append(warnings, f.Warnings()...)
+		}
+		c = catalog.MergeShards(c, files)
+	}
+	rep.Problems = append(rep.Problems, problems...)
+	if opts.Strict {
+		rep.Problems = append(rep.Problems, warnings...)
+	} else {
+		rep.Warnings = append(rep.Warnings, warnings...)
+	}
+	if files != nil {
+		err = r.verifyShards(ctx, root, files, rep)
+	} else {
+		err = r.verifyIndex(ctx, c, rep)
+	}
+	if err != nil {
 		return nil, err
 	}
 	objs, err := r.Store.List(ctx, "images/")

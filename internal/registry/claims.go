@@ -1,0 +1,79 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/store"
+)
+
+// checkClaims refuses alias claims (catalog.PendingAliases) that a catalog
+// file other than key has in the index (ix, or index.json read now) of a
+// registry of n files. A claim the other file no longer backs (a publish
+// killed after claiming, whose intent has expired; a remove killed before
+// its index update) is stale: that file's entry is rebuilt from the file
+// and the check runs again.
+func (r *Registry) checkClaims(ctx context.Context, ix *catalog.Index, n int, key string, claims []string) error {
+	if len(claims) == 0 {
+		return nil
+	}
+	for attempt := 0; ; attempt++ {
+		if ix == nil {
+			data, _, err := r.readObject(ctx, catalog.IndexPath)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if ix, err = catalog.ParseIndex(data); err != nil {
+				return err
+			}
+		}
+		claim, other := ix.AliasClash(key, claims)
+		if claim == "" {
+			return nil
+		}
+		alias, arch, _ := strings.Cut(claim, "@")
+		c, _, err := r.readCatalogAt(ctx, other)
+		if err != nil {
+			return err
+		}
+		if owner := c.AliasOwner(alias, arch, ""); owner != "" {
+			return fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", alias, owner)
+		}
+		if attempt >= 3 || slices.Contains(c.ClaimedAliases(r.now()), claim) {
+			return fmt.Errorf("alias %q on %s is being claimed by a publish in flight in %s: choose another alias, or try again when it is done", alias, arch, other)
+		}
+		if _, ix, err = r.syncIndex(ctx, n, other, nil); err != nil {
+			return err
+		}
+	}
+}
+
+// checkPublishedElsewhere refuses, in a sharded registry, an image that
+// another product (in another catalog file) already has: a fingerprint is
+// published once. Its metadata file is stored as soon as anyone published
+// (or tried to publish) it, so only then is the whole catalog read. Two
+// publishes of one image under two names at the same instant can still
+// both land; verify reports it.
+func (r *Registry) checkPublishedElsewhere(ctx context.Context, img catalog.Image, product string) error {
+	meta, _ := catalog.ImagePaths(img.Fingerprint, img.RootKind)
+	if _, err := r.Store.Stat(ctx, meta); errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("stat %s: %w", meta, err)
+	}
+	c, _, err := r.readCatalog(ctx)
+	if err != nil {
+		return err
+	}
+	if pk, vk, ok := c.FindFingerprint(img.Fingerprint); ok && pk != product {
+		return fmt.Errorf("image %s is already published as product %q version %s: remove it there first", img.Fingerprint, pk, vk)
+	}
+	return nil
+}

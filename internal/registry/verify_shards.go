@@ -1,0 +1,74 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/store"
+)
+
+// verifyShards checks a sharded registry's root (no products, no
+// publishes in flight: they belong in the product files) and index.json
+// against the product files: one image-downloads entry per file, listing
+// every product of it and the alias claims it backs, and every file still
+// carrying registry_state.
+func (r *Registry) verifyShards(ctx context.Context, root *catalog.Catalog, files []*catalog.Catalog, rep *VerifyReport) error {
+	if len(root.Products) > 0 || len(root.LivePending(r.now())) > 0 {
+		rep.problem("%s is the root of %d catalog files but holds products or publishes in flight (a tool that knows only one catalog file wrote it): clients do not see them", catalog.ImagesPath, len(files))
+	}
+	data, _, err := r.readObject(ctx, catalog.IndexPath)
+	if errors.Is(err, store.ErrNotFound) {
+		rep.problem("%s is missing: clients cannot find any image", catalog.IndexPath)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ix, err := catalog.ParseIndex(data)
+	if err != nil {
+		rep.problem("%v", err)
+		return nil
+	}
+	entries := ix.Entries()
+	for i, key := range catalog.ProductPaths(len(files)) {
+		c := files[i]
+		if c.State == nil && len(c.Products) > 0 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s has no registry_state: another tool rewrote it after publish's last commit; prune treats its unreferenced files as retired now", key))
+		}
+		e, ok := entries[key]
+		if !ok {
+			if len(c.Products) > 0 {
+				rep.problem("%s has no entry for %s: clients do not see its %d products", catalog.IndexPath, key, len(c.Products))
+			}
+			continue
+		}
+		if e.DataType != catalog.DataTypeImages || e.Format != catalog.FormatProducts {
+			rep.problem("%s: entry for %s has datatype %q and format %q, want %q and %q", catalog.IndexPath, key, e.DataType, e.Format, catalog.DataTypeImages, catalog.FormatProducts)
+		}
+		listed := map[string]bool{}
+		for _, p := range e.Products {
+			listed[p] = true
+		}
+		for _, pk := range c.ProductKeys() {
+			if !listed[pk] {
+				rep.problem("%s does not list product %s of %s", catalog.IndexPath, pk, key)
+			}
+		}
+		if want := c.ClaimedAliases(r.now()); !slices.Equal(e.Aliases, want) {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: the alias claims of %s are not the aliases it holds (an interrupted command; the next change to that file, or a publish needing one of them, repairs it)", catalog.IndexPath, key))
+		}
+		pending := map[string]bool{}
+		for _, p := range c.LivePending(r.now()) {
+			pending[p.Product] = true
+		}
+		for _, p := range e.Products {
+			if c.Products[p] == nil && !pending[p] {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s lists product %s that %s no longer has (an interrupted remove; the next publish tidies it)", catalog.IndexPath, p, key))
+			}
+		}
+	}
+	return nil
+}
