@@ -13,6 +13,7 @@ import (
 	"github.com/incus-appliance/registry/internal/delta/deltatest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/store"
+	"github.com/incus-appliance/registry/internal/store/memstore"
 )
 
 // withVMDisk adds a VM disk (a qcow2 header padded with seed bytes) to
@@ -184,6 +185,29 @@ func TestLineProductDeltas(t *testing.T) {
 		if res.Delta == nil || res.Delta.Base != catalog.VersionKey(created) {
 			t.Errorf("%s: second version: delta %+v, want one from the line's first version", v, res.Delta)
 		}
+	}
+	mustVerify(t, r)
+}
+
+// In a registry of several catalog files, a VM disk another product (in
+// another file) already published is refused, naming that product: a
+// fingerprint is published once, the disk's too.
+func TestShardedRefusesAVMDiskPublishedElsewhere(t *testing.T) {
+	r := &Registry{Store: memstore.New(), BackoffBase: time.Millisecond, Shards: 8}
+	first := withVMDisk(t, makeImage(t, "nginx", t0, 1), 1)
+	mustPublish(t, r, first)
+	other := ""
+	for _, n := range []string{"web", "redis", "unbound", "postgresql", "mosquitto", "node-exporter"} {
+		if catalog.ShardOf(catalog.ProductKey(n, "amd64"), 8) != catalog.ShardOf(catalog.ProductKey("nginx", "amd64"), 8) {
+			other = n
+			break
+		}
+	}
+	second := makeImage(t, other, t0, 2)
+	second.Image.VM, second.VMDiskPath = first.Image.VM, first.VMDiskPath
+	_, err := r.Publish(context.Background(), second)
+	if err == nil || !strings.Contains(err.Error(), first.Image.VM.Fingerprint) || !strings.Contains(err.Error(), `"nginx:amd64"`) {
+		t.Errorf("publishing nginx's VM disk as %s: %v, want a refusal naming nginx:amd64", other, err)
 	}
 	mustVerify(t, r)
 }
