@@ -66,6 +66,13 @@ func ParseIndex(data []byte) (*Index, error) {
 
 // Marshal encodes the index deterministically.
 func (ix *Index) Marshal() []byte {
+	if ix.compact {
+		b, err := json.Marshal(ix)
+		if err != nil {
+			panic(fmt.Sprintf("catalog: marshal: %v", err))
+		}
+		return append(b, '\n')
+	}
 	return marshal(ix)
 }
 

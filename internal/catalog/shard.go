@@ -185,7 +185,7 @@ func (c *Catalog) ShardEntry(path string, now time.Time) IndexEntry {
 // BuildShardedIndex returns the index of a catalog of n product files
 // whose entries are given by path; a missing entry lists nothing yet.
 func BuildShardedIndex(n int, entries map[string]IndexEntry) *Index {
-	ix := &Index{Format: FormatIndex, Index: map[string]IndexEntry{}}
+	ix := &Index{Format: FormatIndex, Index: map[string]IndexEntry{}, compact: true}
 	for k := 1; k <= n; k++ {
 		p := ShardPath(k)
 		e, ok := entries[p]

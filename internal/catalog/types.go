@@ -40,6 +40,9 @@ const (
 type Index struct {
 	Format string                `json:"format"`
 	Index  map[string]IndexEntry `json:"index"`
+	// compact: written without indentation (the index of a sharded
+	// registry lists every product and alias: megabytes at scale).
+	compact bool
 }
 
 // IndexEntry points at one product file. Clients use it only when DataType

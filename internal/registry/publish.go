@@ -342,9 +342,11 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	// 4. Commit.
 	var final catalog.AddResult
 	var deltaNote string
+	entryChanged := true // what index.json says of the file
 	// Starting from the file as announced: a conditional write, so if
 	// another writer changed it meanwhile the commit reads it again.
 	st, err := r.commitIn(ctx, l, key, newID(), r.unchanged(ctx, key, written), func(c *catalog.Catalog) (bool, error) {
+		before := c.ShardEntry(key, r.now())
 		im, note := fitDelta(c, img) // the base may have left meanwhile
 		a, err := c.Add(im)
 		if err != nil {
@@ -352,6 +354,8 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 		}
 		final, deltaNote = a, note
 		c.RemovePending(id)
+		after := c.ShardEntry(key, r.now())
+		entryChanged = !slices.Equal(before.Products, after.Products) || !slices.Equal(before.Aliases, after.Aliases)
 		return true, nil
 	})
 	res.Retries += st.Retries
@@ -372,6 +376,11 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 		case !final.DeltaAdded:
 			res.Delta.Note = "not listed: another publisher published this version first"
 		}
+	}
+	if l.sharded() && !entryChanged {
+		// The announcement already put the product and its aliases in
+		// the index (as pending): nothing the index says of the file moved.
+		return res, nil
 	}
 	n, _, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
 	res.Retries += n
