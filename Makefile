@@ -18,7 +18,7 @@ build:
 # serve it over HTTPS with edgeproxy (Ctrl-C stops it).
 demo: build
 	@scripts/install-distrobuilder.sh
-	$(BIN)/publish build nginx --compression gzip-1
+	$(BIN)/publish build nginx --variant default --compression gzip-1
 	$(BIN)/publish nginx --bucket $(REGISTRY)
 	$(BIN)/publish list --bucket $(REGISTRY)
 	$(BIN)/publish verify --bucket $(REGISTRY)
@@ -105,8 +105,20 @@ APPLIANCE_E2E_BUILDS ?= $(or $(TMPDIR),/tmp)/appliance-e2e-builds
 APPLIANCE_BUILD_CACHE ?= $(or $(TMPDIR),/tmp)/appliance-build-cache
 export APPLIANCE_E2E_BUILDS APPLIANCE_BUILD_CACHE
 test-appliances: build minio
-	$(BIN)/publish build $(APPLIANCES) --build-dir $(APPLIANCE_E2E_BUILDS) --compression gzip-1 --cache-dir $(APPLIANCE_BUILD_CACHE)
+	$(BIN)/publish build $(APPLIANCES) --variant default --build-dir $(APPLIANCE_E2E_BUILDS) --compression gzip-1 --cache-dir $(APPLIANCE_BUILD_CACHE)
 	flock /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestLaunchEveryAppliance$$' ./e2e/
+# The cloud variant (cloud-init) of nginx and redis with a real Incus
+# daemon: user-data configures the site and the password; without it, the
+# same defaults. One daemon per machine: flock.
+.PHONY: test-cloud test-vm
+test-cloud: build
+	flock /tmp/incusd.lock env REGISTRY_LAUNCH=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestLaunchCloudVariant$$' ./e2e/
+# nginx as a VM: publish build --vm makes a bootable UEFI disk (no
+# mounts), publish puts it beside the container image, and QEMU (KVM or
+# TCG) boots it with OVMF until the health check passes through a
+# forwarded port. No Incus daemon.
+test-vm: build
+	REGISTRY_VM=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestVMBootsAndServes$$' ./e2e/
 test-%: build
 	flock /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchEveryAppliance$$/^$*$$' ./e2e/
 

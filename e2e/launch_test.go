@@ -79,10 +79,11 @@ func buildAppliance(t *testing.T, buildDir, name string, force bool) {
 	buildApplianceIn(t, filepath.Join(repoRoot(t), "appliances"), buildDir, name, force)
 }
 
-// buildApplianceIn builds an appliance of the appliances folder root.
+// buildApplianceIn builds the default variant of an appliance of the
+// appliances folder root.
 func buildApplianceIn(t *testing.T, root, buildDir, name string, force bool) {
 	t.Helper()
-	args := []string{"build", name, "--appliances", root, "--build-dir", buildDir,
+	args := []string{"build", name, "--variant", "default", "--appliances", root, "--build-dir", buildDir,
 		"--compression", "gzip-1", "--cache-dir", buildCache()}
 	if force {
 		args = append(args, "--force")

@@ -246,3 +246,61 @@ func TestReleaseGateDecidesWhatIsPublished(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// `publish release` builds, gates and publishes every variant an
+// appliance lists, like the default one (fake distrobuilder and incus): a
+// passing gate publishes NAME and NAME/cloud, each gate's report beside
+// its build; a gate failing for one variant publishes no variant of the
+// appliance.
+func TestReleaseGatesEveryVariant(t *testing.T) {
+	requireTool(t, "mksquashfs")
+	requireTool(t, "unsquashfs")
+	var archiveVersion atomic.Pointer[string]
+	archiveVersion.Store(ptr("1.22.1-9"))
+	env, mode := fakeBuildTools(t, packagesIndex(t, &archiveVersion))
+	apps, build, reg := webAppliance(t), t.TempDir(), filepath.Join(t.TempDir(), "registry")
+	yml := filepath.Join(apps, "web/appliance.yaml")
+	os.WriteFile(yml, append([]byte(readFile(t, yml)), "variants: [default, cloud]\n"...), 0o644)
+	args := []string{"web", "--appliances", apps, "--build-dir", build, "--bucket", reg, "--compression", "gzip", "--arch", "amd64", "--no-update-check"}
+
+	r := releaseRun(t, env, append(args, "--json")...)
+	var res struct {
+		Items []struct {
+			Variant, Outcome string
+			Gate             struct{ Passed bool }
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); r.code != 0 || err != nil || len(res.Items) != 2 {
+		t.Fatalf("release: exit %d, %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	for i, want := range []string{"", "cloud"} {
+		if it := res.Items[i]; it.Variant != want || it.Outcome != "released" || !it.Gate.Passed {
+			t.Errorf("item %d: %+v, want variant %q released through the gate", i, it, want)
+		}
+	}
+	if !strings.Contains(r.stderr, "gate web/cloud/amd64: pass no-sshd-no-getty") {
+		t.Errorf("the cloud variant's gate checks are not printed:\n%s", r.stderr)
+	}
+	for _, dir := range []string{"web/amd64", "web/cloud/amd64"} {
+		readFile(t, filepath.Join(build, dir, "gate.json"))
+	}
+	products := map[string]bool{}
+	for _, e := range list(t, reg) {
+		products[e.Product] = true
+	}
+	if !products["web:amd64"] || !products["web/cloud:amd64"] || len(products) != 2 {
+		t.Errorf("products %v, want web:amd64 and web/cloud:amd64", products)
+	}
+
+	// A new version whose gate fails: neither variant goes out.
+	os.WriteFile(filepath.Join(apps, "web/files/index.html"), []byte("v2\n"), 0o644)
+	os.WriteFile(mode, []byte("sshd"), 0o644)
+	before := readFile(t, filepath.Join(reg, "streams/v1/images.json"))
+	r = releaseRun(t, env, args...)
+	if r.code != 1 || !strings.Contains(r.stderr, "web/amd64 failed the gate") || !strings.Contains(r.stderr, "web/cloud/amd64 failed the gate") {
+		t.Errorf("release with sshd: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if readFile(t, filepath.Join(reg, "streams/v1/images.json")) != before {
+		t.Error("a failed gate changed images.json")
+	}
+}

@@ -3,7 +3,8 @@
 # Incus client and daemon (bookworm-backports), the LXD client,
 # squashfs-tools, xz-utils, xdelta3, curl, the benchmark peers (rclone, nginx,
 # Caddy, wrk), chromium (the catalog page test), nghttp2-client (a real
-# stalled HTTP/2 client) and distrobuilder (scripts/install-distrobuilder.sh).
+# stalled HTTP/2 client), the VM disk tools and QEMU with OVMF, and
+# distrobuilder (scripts/install-distrobuilder.sh).
 # Idempotent and quick when everything is there; run as root (or with
 # passwordless sudo). Otherwise it says in one line what is missing and
 # how to get it, and exits 1.
@@ -17,9 +18,11 @@ export PATH="$PATH:/usr/sbin:/sbin"
 # command:package, and which suite the package comes from.
 backports=(incus:incus-client /usr/libexec/incus/incusd:incus-base dnsmasq:dnsmasq-base incus-simplestreams:incus-extra)
 bookworm=(lxc:lxd-client mksquashfs:squashfs-tools xz:xz-utils curl:curl rclone:rclone nginx:nginx-light caddy:caddy wrk:wrk
-	stress-ng:stress-ng xdelta3:xdelta3 chromium:chromium nghttp:nghttp2-client unsquashfs:squashfs-tools flock:util-linux)
+	stress-ng:stress-ng xdelta3:xdelta3 chromium:chromium nghttp:nghttp2-client unsquashfs:squashfs-tools flock:util-linux
+	qemu-img:qemu-utils sgdisk:gdisk mkfs.vfat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs
+	qemu-system-x86_64:qemu-system-x86 /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf)
 missing() {
-	for t in "$@"; do command -v "${t%%:*}" >/dev/null || echo "${t#*:}"; done
+	for t in "$@"; do command -v "${t%%:*}" >/dev/null || [ -f "${t%%:*}" ] || echo "${t#*:}"; done
 }
 need_bp=($(missing "${backports[@]}"))
 need=($(missing "${bookworm[@]}"))

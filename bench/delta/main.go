@@ -71,7 +71,7 @@ func main() {
 	n := 0
 	build := func(label string, force bool) buildOut {
 		n++
-		args := []string{"build", *name, "--appliances", apps, "--build-dir", buildDir, "--cache-dir", cacheDir, "--compression", "xz", "--quiet"}
+		args := []string{"build", *name, "--variant", "default", "--appliances", apps, "--build-dir", buildDir, "--cache-dir", cacheDir, "--compression", "xz", "--quiet"}
 		if force {
 			args = append(args, "--force")
 		}

@@ -18,15 +18,19 @@ type buildCmd struct {
 	Force       bool     `help:"Rebuild even when nothing changed."`
 	Compression string   `default:"xz" help:"Squashfs compression: xz for releases; gzip-1 or zstd-1 build much faster (tests)."`
 	CacheDir    string   `placeholder:"DIR" help:"distrobuilder work and download cache, shared by builds (default BUILD-DIR/.cache)."`
+	VM          bool     `name:"vm" help:"Also build a bootable VM disk (disk.qcow2, UEFI) beside the container image; the appliance must list vm in its types."`
+	Variant     []string `placeholder:"VARIANT" help:"Variants to build (comma-separated; default: every variant appliance.yaml lists): default, cloud (with cloud-init)."`
 }
 
 // buildResult is one architecture's build.
 type buildResult struct {
 	Name     string `json:"name"`
+	Variant  string `json:"variant"`
 	Arch     string `json:"arch"`
 	Skipped  bool   `json:"skipped"`
 	Metadata string `json:"metadata"`
 	Rootfs   string `json:"rootfs"`
+	Disk     string `json:"disk,omitempty"`
 	Log      string `json:"log"`
 }
 
@@ -41,26 +45,49 @@ func (c *buildCmd) Run(ctx context.Context, g *Globals, out *output) error {
 		if err != nil {
 			return err
 		}
+		if c.VM && !a.HasVM() {
+			return usageError{fmt.Errorf("build %s --vm: %s does not declare the vm type: add vm to types in %s (types: [container, vm])", a.Name, a.Name, filepath.Join(a.Dir, appliance.FileName))}
+		}
 		apps = append(apps, a)
 	}
 	var results []buildResult
 	for _, a := range apps {
-		for _, arch := range arches {
-			if !contains(a.Arches(), arch) {
-				out.warn("%s does not list %s in its architectures: skipped", a.Name, arch)
-				continue
+		variants, err := c.variants(a)
+		if err != nil {
+			return err
+		}
+		for _, variant := range variants {
+			for _, arch := range arches {
+				if !contains(a.Arches(), arch) {
+					out.warn("%s does not list %s in its architectures: skipped", a.Name, arch)
+					continue
+				}
+				what := a.Name + "/" + arch
+				if variant != appliance.VariantDefault {
+					what = a.Name + "/" + variant + "/" + arch
+				}
+				res, err := appliance.Build(ctx, a, appliance.BuildOptions{
+					OutDir: g.BuildDir, Arch: arch, Compression: c.Compression, Force: c.Force, CacheDir: c.CacheDir, Variant: variant,
+					Progress: func(step string) { out.note("build %s: %s", what, step) },
+				})
+				if err != nil {
+					return err
+				}
+				if res.Skipped {
+					out.note("build %s: up to date (inputs unchanged; --force rebuilds)", what)
+				}
+				if c.VM {
+					vm, err := appliance.BuildVM(ctx, a, appliance.BuildOptions{
+						OutDir: g.BuildDir, Arch: arch, Force: c.Force, CacheDir: c.CacheDir, Variant: variant,
+						Progress: func(step string) { out.note("build %s (vm): %s", what, step) },
+					})
+					if err != nil {
+						return err
+					}
+					res.Disk = vm.Disk
+				}
+				results = append(results, buildResult{Name: a.Name, Variant: variant, Arch: arch, Skipped: res.Skipped, Metadata: res.Metadata, Rootfs: res.Rootfs, Disk: res.Disk, Log: filepath.Join(res.Dir, "build.log")})
 			}
-			res, err := appliance.Build(ctx, a, appliance.BuildOptions{
-				OutDir: g.BuildDir, Arch: arch, Compression: c.Compression, Force: c.Force, CacheDir: c.CacheDir,
-				Progress: func(step string) { out.note("build %s/%s: %s", a.Name, arch, step) },
-			})
-			if err != nil {
-				return err
-			}
-			if res.Skipped {
-				out.note("build %s/%s: up to date (inputs unchanged; --force rebuilds)", a.Name, arch)
-			}
-			results = append(results, buildResult{Name: a.Name, Arch: arch, Skipped: res.Skipped, Metadata: res.Metadata, Rootfs: res.Rootfs, Log: filepath.Join(res.Dir, "build.log")})
 		}
 	}
 	return out.result(results, func(w io.Writer) {
@@ -69,9 +96,26 @@ func (c *buildCmd) Run(ctx context.Context, g *Globals, out *output) error {
 			if r.Skipped {
 				state = "up to date"
 			}
-			fmt.Fprintf(w, "%s/%s %s: %s %s\n", r.Name, r.Arch, state, r.Metadata, r.Rootfs)
+			fmt.Fprintf(w, "%s/%s/%s %s: %s %s %s\n", r.Name, r.Variant, r.Arch, state, r.Metadata, r.Rootfs, r.Disk)
 		}
 	})
+}
+
+// variants are the variants to build of a: --variant, or all it lists.
+func (c *buildCmd) variants(a *appliance.Appliance) ([]string, error) {
+	var in []string
+	for _, v := range c.Variant {
+		in = append(in, strings.Split(v, ",")...)
+	}
+	if len(in) == 0 {
+		return a.VariantList(), nil
+	}
+	for _, v := range in {
+		if !contains(a.VariantList(), v) {
+			return nil, usageError{fmt.Errorf("--variant %s: %s lists only %v in appliance.yaml variants", v, a.Name, a.VariantList())}
+		}
+	}
+	return in, nil
 }
 
 func (c *buildCmd) arches() ([]string, error) {

@@ -27,7 +27,7 @@ func (c *listCmd) Run(ctx context.Context, g *Globals, out *output) error {
 	}
 	return out.result(entries, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tAPPLIANCE\tVERSION\tARCH\tTYPE\tSIZE\tPORTS\tVOLUMES\tTAGS\tSBOM\tDESCRIPTION")
+		fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tAPPLIANCE\tVARIANT\tVERSION\tARCH\tTYPE\tROOT\tSIZE\tPORTS\tVOLUMES\tTAGS\tSBOM\tDESCRIPTION")
 		for _, e := range entries {
 			aliases := strings.Join(e.Aliases, ",")
 			if aliases == "" {
@@ -41,7 +41,7 @@ func (c *listCmd) Run(ctx context.Context, g *Globals, out *output) error {
 			if e.SBOM != "" {
 				sbom = "yes"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], appVersion, e.Version, e.Arch, e.Kind, humanBytes(e.Size),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], appVersion, orDash(e.Variant), e.Version, e.Arch, e.Type, e.Kind, humanBytes(e.Size),
 				orDash(e.Custom["ports"]), orDash(e.Custom["volumes"]), orDash(e.Custom["tags"]), sbom, e.Description)
 		}
 		tw.Flush()

@@ -39,6 +39,8 @@ type CLI struct {
 	Validate validateCmd `cmd:"" help:"Check appliance folders (appliance.yaml, profiles, template); all when no NAME is given."`
 	SBOM     sbomCmd     `cmd:"" name:"sbom" help:"Print the SPDX SBOM (installed Debian packages) of a published image."`
 	New      newCmd      `cmd:"" help:"Write a new appliance folder (appliance.yaml, image.yaml) that validates, builds and passes its health check."`
+	// CheckUserData checks user-data for a cloud variant before launch.
+	CheckUserData checkUserDataCmd `cmd:"" name:"check-user-data" help:"Check cloud-init user-data before launching a cloud variant with it (YAML, a mapping, a #cloud-config header: what cloud-init needs)."`
 }
 
 // Globals are the flags every command takes.

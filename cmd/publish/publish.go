@@ -17,16 +17,24 @@ type publishCmd struct {
 	Name        string            `arg:"" help:"Appliance name (lowercase letters, digits, '-'); it becomes the image's main alias."`
 	Metadata    string            `short:"m" placeholder:"FILE" help:"Metadata tarball (incus.tar.xz) of the split image. Without --metadata/--rootfs, every built architecture of appliances/NAME is published."`
 	Rootfs      string            `short:"r" placeholder:"FILE" help:"Root file: rootfs.squashfs, a VM disk (qcow2) or rootfs.tar.xz."`
+	Disk        string            `placeholder:"FILE" help:"A bootable VM disk (qcow2, UEFI) published beside --rootfs in the same version: incus launch --vm picks it."`
 	Alias       []string          `short:"a" sep:"none" placeholder:"ALIAS" help:"Extra alias (repeatable)."`
 	Arch        string            `help:"Expected architecture; publishing fails if metadata.yaml says otherwise."`
 	Requirement map[string]string `placeholder:"KEY=VALUE" help:"Image requirement for Incus (repeatable), e.g. secureboot=false."`
 	DryRun      bool              `short:"n" help:"Check everything and show what would be uploaded; change nothing."`
 	NoDelta     bool              `help:"Publish no delta from the previous version (by default a new squashfs version gets one, made with xdelta3, that Incus hosts refresh with)."`
+
+	// variant, when set, limits a built appliance's requests to that
+	// variant (release publishes each variant it gated).
+	variant string `kong:"-"`
 }
 
 func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
 	if (c.Metadata == "") != (c.Rootfs == "") {
 		return usageError{fmt.Errorf("publish %s: --metadata FILE and --rootfs FILE go together (or give neither to publish the built appliance %s)", c.Name, c.Name)}
+	}
+	if c.Disk != "" && c.Metadata == "" {
+		return usageError{fmt.Errorf("publish %s: --disk goes with --metadata and --rootfs (a built appliance's disk.qcow2 is published by itself)", c.Name)}
 	}
 	if err := catalog.ValidateName(c.Name); err != nil {
 		return usageError{err}
@@ -93,7 +101,7 @@ func publishRequests(ctx context.Context, reg *registry.Registry, name string, r
 // requests inspects what to publish: the two files given, or every built
 // architecture of appliance NAME (appliances/NAME, built into --build-dir).
 func (c *publishCmd) requests(ctx context.Context, g *Globals, out *output, log *slog.Logger) ([]registry.PublishRequest, error) {
-	opts := appliance.FileOptions{Aliases: c.Alias, Requirements: c.Requirement, Arch: c.Arch, Progress: out.progressFunc("hashing")}
+	opts := appliance.FileOptions{Aliases: c.Alias, Requirements: c.Requirement, Arch: c.Arch, Progress: out.progressFunc("hashing"), VMDisk: c.Disk}
 	if c.Metadata != "" {
 		log.Info("inspecting", "metadata", c.Metadata, "rootfs", c.Rootfs)
 		req, err := appliance.FileRequest(ctx, c.Name, c.Metadata, c.Rootfs, opts)
@@ -114,13 +122,16 @@ func (c *publishCmd) requests(ctx context.Context, g *Globals, out *output, log 
 		}
 		a.Architectures = []string{arch}
 	}
+	if c.variant != "" {
+		a.Variants = []string{c.variant}
+	}
 	opts.Arch = ""
 	reqs, missing, err := appliance.PublishRequests(ctx, a, g.BuildDir, opts)
 	if err != nil {
 		return nil, err
 	}
 	if len(missing) > 0 {
-		out.warn("%s is not built for %s: publishing the other architectures (run `publish build %s --arch %s`)", c.Name, strings.Join(missing, ","), c.Name, strings.Join(missing, ","))
+		out.warn("%s is not built for %s: publishing the rest (run `publish build %s`)", c.Name, strings.Join(missing, ","), c.Name)
 	}
 	return reqs, nil
 }

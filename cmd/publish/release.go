@@ -30,9 +30,12 @@ type releaseCmd struct {
 	CacheDir      string        `placeholder:"DIR" help:"distrobuilder work and download cache (default BUILD-DIR/.cache)."`
 }
 
-// releaseItem is what release did with one appliance and architecture.
+// releaseItem is what release did with one appliance variant and
+// architecture.
 type releaseItem struct {
-	Name    string   `json:"name"`
+	Name string `json:"name"`
+	// Variant is the appliance variant ("" for the default one).
+	Variant string   `json:"variant,omitempty"`
 	Arch    string   `json:"arch"`
 	Outcome string   `json:"outcome"` // released, unchanged, gate-failed, not-released, would-rebuild, up-to-date
 	Reasons []string `json:"reasons,omitempty"`
@@ -44,6 +47,11 @@ type releaseItem struct {
 	Published   *registry.PublishResult `json:"published,omitempty"`
 
 	reqs []registry.PublishRequest
+}
+
+// label names the item: NAME/ARCH, or NAME/VARIANT/ARCH.
+func (it *releaseItem) label() string {
+	return appliance.VariantDir(it.Name, it.Variant) + "/" + it.Arch
 }
 
 type releaseResult struct {
@@ -77,19 +85,22 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	for _, a := range apps {
 		var items []*releaseItem
 		failed := false
-		for _, arch := range arches {
-			if !contains(a.Arches(), arch) {
-				continue
-			}
-			it, err := c.prepare(ctx, g, out, log, reg, archive, a, arch)
-			if err != nil {
-				return err
-			}
-			res.Items, items = append(res.Items, it), append(items, it)
-			if it.Outcome == "gate-failed" {
-				failed = true
-				f := it.Gate.Failed()
-				failures = append(failures, fmt.Sprintf("%s/%s failed the gate: %s: %s", a.Name, arch, f.Name, f.Detail))
+		// Every variant is built, gated and released like the default one.
+		for _, variant := range a.VariantList() {
+			for _, arch := range arches {
+				if !contains(a.Arches(), arch) {
+					continue
+				}
+				it, err := c.prepare(ctx, g, out, log, reg, archive, a, variant, arch)
+				if err != nil {
+					return err
+				}
+				res.Items, items = append(res.Items, it), append(items, it)
+				if it.Outcome == "gate-failed" {
+					failed = true
+					f := it.Gate.Failed()
+					failures = append(failures, fmt.Sprintf("%s failed the gate: %s: %s", it.label(), f.Name, f.Detail))
+				}
 			}
 		}
 		// An appliance goes out whole or not at all.
@@ -152,13 +163,18 @@ func (c *releaseCmd) appliances(g *Globals) ([]*appliance.Appliance, []string, e
 	return apps, arches, nil
 }
 
-// prepare decides, builds and gates one architecture of an appliance; the
-// item carries the publish requests when it is ready to go out.
-func (c *releaseCmd) prepare(ctx context.Context, g *Globals, out *output, log *slog.Logger, reg *registry.Registry, archive appliance.Archive, a *appliance.Appliance, arch string) (*releaseItem, error) {
+// prepare decides, builds and gates one architecture of an appliance
+// variant; the item carries the publish requests when it is ready to go
+// out.
+func (c *releaseCmd) prepare(ctx context.Context, g *Globals, out *output, log *slog.Logger, reg *registry.Registry, archive appliance.Archive, a *appliance.Appliance, variant, arch string) (*releaseItem, error) {
 	it := &releaseItem{Name: a.Name, Arch: arch}
+	if variant != appliance.VariantDefault {
+		it.Variant = variant
+	}
+	what := it.label()
 	opts := appliance.BuildOptions{
-		OutDir: g.BuildDir, Arch: arch, Compression: c.Compression, CacheDir: c.CacheDir, KeepUnchanged: true,
-		Progress: func(step string) { out.note("build %s/%s: %s", a.Name, arch, step) },
+		OutDir: g.BuildDir, Arch: arch, Compression: c.Compression, CacheDir: c.CacheDir, KeepUnchanged: true, Variant: variant,
+		Progress: func(step string) { out.note("build %s: %s", what, step) },
 	}
 	st, err := appliance.CheckStale(ctx, a, opts, archive)
 	if err != nil {
@@ -184,7 +200,7 @@ func (c *releaseCmd) prepare(ctx context.Context, g *Globals, out *output, log *
 			it.Build = "rebuilt, same package versions: kept the previous build"
 		}
 	}
-	reqs, err := (&publishCmd{Name: a.Name, Arch: arch}).requests(ctx, g, out, log)
+	reqs, err := (&publishCmd{Name: a.Name, Arch: arch, variant: variant}).requests(ctx, g, out, log)
 	if err != nil {
 		return nil, err
 	}
@@ -203,21 +219,21 @@ func (c *releaseCmd) prepare(ctx context.Context, g *Globals, out *output, log *
 	}
 	if c.SkipGate {
 		it.GateSkipped = true
-		fmt.Fprintf(out.stderr, "publish: WARNING: %s/%s: gate skipped (--skip-gate): %s goes out untested\n", a.Name, arch, short(dry[0].Fingerprint))
+		fmt.Fprintf(out.stderr, "publish: WARNING: %s: gate skipped (--skip-gate): %s goes out untested\n", what, short(dry[0].Fingerprint))
 	} else {
 		if arch != runtime.GOARCH {
-			return nil, fmt.Errorf("gate %s/%s: this %s host cannot launch a %s build: release it on a %s host, or pass --skip-gate", a.Name, arch, runtime.GOARCH, arch, arch)
+			return nil, fmt.Errorf("gate %s: this %s host cannot launch a %s build: release it on a %s host, or pass --skip-gate", what, runtime.GOARCH, arch, arch)
 		}
-		out.note("gate %s/%s: launching %s in Incus", a.Name, arch, short(dry[0].Fingerprint))
+		out.note("gate %s: launching %s in Incus", what, short(dry[0].Fingerprint))
 		rep, err := gate.Run(ctx, gate.Options{
 			Appliance: a, Arch: arch, Metadata: reqs[0].MetadataPath, Rootfs: reqs[0].RootPath,
-			Progress: func(s string) { out.note("gate %s/%s: %s", a.Name, arch, s) },
+			Progress: func(s string) { out.note("gate %s: %s", what, s) },
 		})
 		if err != nil {
-			return nil, fmt.Errorf("release %s/%s: %w", a.Name, arch, err)
+			return nil, fmt.Errorf("release %s: %w", what, err)
 		}
 		it.Gate = rep
-		if err := rep.Save(appliance.BuildDirOf(g.BuildDir, a.Name, arch)); err != nil {
+		if err := rep.Save(appliance.BuildDirOf(g.BuildDir, appliance.VariantDir(a.Name, variant), arch)); err != nil {
 			return nil, err
 		}
 		for _, ch := range rep.Checks {
@@ -225,7 +241,7 @@ func (c *releaseCmd) prepare(ctx context.Context, g *Globals, out *output, log *
 			if !ch.Passed {
 				mark = "FAIL"
 			}
-			out.note("gate %s/%s: %s %-16s %s", a.Name, arch, mark, ch.Name, ch.Detail)
+			out.note("gate %s: %s %-16s %s", what, mark, ch.Name, ch.Detail)
 		}
 		if !rep.Passed {
 			it.Outcome = "gate-failed"
@@ -248,16 +264,16 @@ func printRelease(w io.Writer, res *releaseResult, bucket string) {
 			if it.GateSkipped {
 				gateNote = "GATE SKIPPED"
 			}
-			fmt.Fprintf(w, "released %s/%s version %s (%s) to %s, %s%s\n", it.Name, it.Arch, it.Published.Version, short(it.Published.Fingerprint), bucket, gateNote, why)
+			fmt.Fprintf(w, "released %s version %s (%s) to %s, %s%s\n", it.label(), it.Published.Version, short(it.Published.Fingerprint), bucket, gateNote, why)
 		case "gate-failed":
 			f := it.Gate.Failed()
-			fmt.Fprintf(w, "not released %s/%s: gate failed: %s: %s\n", it.Name, it.Arch, f.Name, f.Detail)
+			fmt.Fprintf(w, "not released %s: gate failed: %s: %s\n", it.label(), f.Name, f.Detail)
 		case "would-rebuild":
-			fmt.Fprintf(w, "would rebuild %s/%s%s\n", it.Name, it.Arch, why)
+			fmt.Fprintf(w, "would rebuild %s%s\n", it.label(), why)
 		case "up-to-date":
-			fmt.Fprintf(w, "up to date %s/%s (inputs and package versions unchanged)\n", it.Name, it.Arch)
+			fmt.Fprintf(w, "up to date %s (inputs and package versions unchanged)\n", it.label())
 		default:
-			fmt.Fprintf(w, "%s %s/%s%s\n", strings.ReplaceAll(it.Outcome, "-", " "), it.Name, it.Arch, why)
+			fmt.Fprintf(w, "%s %s%s\n", strings.ReplaceAll(it.Outcome, "-", " "), it.label(), why)
 		}
 	}
 	if p := res.Pruned; p != nil {

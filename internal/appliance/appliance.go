@@ -60,6 +60,13 @@ type Appliance struct {
 	// that NAME/MAJOR and NAME/MAJOR.MINOR keep naming the newest image of
 	// that line (catalog/lines.go).
 	VersionAliases bool `yaml:"version_aliases"`
+	// Variants are the appliance's variants: default (the template as
+	// written) and cloud (with cloud-init); default [default].
+	Variants []string `yaml:"variants"`
+	// Types are the instance types it is built for: container, and vm
+	// (a bootable disk published beside the container image); default
+	// [container].
+	Types []string `yaml:"types"`
 	// Health is how tests check a launched container works.
 	Health HealthCheck `yaml:"healthcheck"`
 
@@ -219,6 +226,7 @@ func (a *Appliance) check(folderName string) []error {
 	}
 	a.checkRuntime(bad)
 	a.checkMetadata(bad)
+	errs = append(errs, a.checkVariantsAndTypes()...)
 	errs = append(errs, a.Health.check()...)
 	return errs
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/aptcache"
+	"github.com/incus-appliance/registry/internal/catalog"
 	"gopkg.in/yaml.v3"
 )
 
@@ -60,11 +61,16 @@ type BuildOptions struct {
 	// from the same inputs installed the same package versions: nothing
 	// changed but timestamps, so there is nothing new to publish.
 	KeepUnchanged bool
+	// Variant is the appliance variant to build (default: "default");
+	// another variant's outputs go to OutDir/NAME/VARIANT/ARCH.
+	Variant string
 }
 
 // BuildResult is what Build produced.
 type BuildResult struct {
 	Dir, Metadata, Rootfs string
+	// Disk is the VM disk (BuildVM), or "".
+	Disk string
 	// Skipped is true when the inputs had not changed since the last
 	// build (nothing was run).
 	Skipped bool
@@ -119,22 +125,25 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	if !ok {
 		return nil, fmt.Errorf("build %s: unsupported architecture %q", a.Name, opts.Arch)
 	}
-	dir, meta, root := Paths(opts.OutDir, a.Name, opts.Arch)
-	res := &BuildResult{Dir: dir, Metadata: meta, Rootfs: root, Log: filepath.Join(dir, "build.log")}
-	var err error
-	if res.Inputs, err = inputs(ctx, a, opts); err != nil {
+	// The template distrobuilder gets (base + overlay, plus the
+	// variant's additions); a is the variant from here on (its name is
+	// its build folder, NAME or NAME/VARIANT).
+	va, tmpl, err := variantBuild(a, opts.Variant)
+	if err != nil {
 		return nil, err
 	}
+	in, err := inputs(ctx, a, opts)
+	if err != nil {
+		return nil, err
+	}
+	a = va
+	dir, meta, root := Paths(opts.OutDir, a.Name, opts.Arch)
+	res := &BuildResult{Dir: dir, Metadata: meta, Rootfs: root, Log: filepath.Join(dir, "build.log"), Inputs: in}
 	version, err := toolVersion(ctx, opts.Distrobuilder)
 	if err != nil {
 		return nil, err
 	}
 	epoch, err := sourceDateEpoch()
-	if err != nil {
-		return nil, fmt.Errorf("build %s: %w", a.Name, err)
-	}
-	// The template distrobuilder gets (base + overlay).
-	tmpl, err := a.Template()
 	if err != nil {
 		return nil, fmt.Errorf("build %s: %w", a.Name, err)
 	}
@@ -217,11 +226,11 @@ func inputs(ctx context.Context, a *Appliance, opts BuildOptions) (string, error
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", a.Name, err)
 	}
-	// The merged template stands for the base: a changed base is a
-	// changed input.
-	tmpl, err := a.Template()
+	// The merged template (the variant's) stands for the base: a changed
+	// base is a changed input.
+	_, tmpl, err := variantBuild(a, opts.Variant)
 	if err != nil {
-		return "", fmt.Errorf("build %s: %w", a.Name, err)
+		return "", err
 	}
 	h, err := inputsHash(a.Dir, version, opts.Arch, opts.Compression, fmt.Sprint("reproducible-1", squashfsOptions, epoch), string(tmpl))
 	if err != nil {
@@ -246,14 +255,29 @@ var (
 )
 
 func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karch, work, logPath, tmplPath string, epoch int64) error {
+	return runDistrobuilderArgs(ctx, a, opts, work, logPath, tmplPath, epoch, func(cache string) []string {
+		return []string{
+			"--cache-dir", filepath.Join(cache, "work", strings.ReplaceAll(a.Name, "/", "-")+"-"+opts.Arch),
+			"build-incus", tmplPath, work,
+			"--type", "split", "--compression", opts.Compression,
+			"--sources-dir", filepath.Join(cache, "sources"),
+			"-o", "image.architecture=" + karch,
+			"-o", "image.serial=" + time.Now().UTC().Format("20060102_1504"),
+		}
+	})
+}
+
+// runDistrobuilderArgs runs distrobuilder with the arguments mkArgs makes
+// from the cache folder, logging to logPath and reporting its steps. The
+// template at tmplPath (the merged one, or the variant's) gets the
+// reproducible-build cleanup appended in place (kept as it was handed
+// over); relative paths in it resolve against the appliance folder.
+func runDistrobuilderArgs(ctx context.Context, a *Appliance, opts BuildOptions, work, logPath, tmplPath string, epoch int64, mkArgs func(cache string) []string) error {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	// The merged template with the reproducible-build cleanup appended
-	// (kept as it was handed over); relative paths in it resolve against
-	// the appliance folder.
 	if err := writeReproducibleTemplate(tmplPath, tmplPath, epoch); err != nil {
 		return err
 	}
@@ -261,14 +285,7 @@ func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karc
 	if cache == "" {
 		cache = filepath.Join(opts.OutDir, ".cache")
 	}
-	args := []string{
-		"--cache-dir", filepath.Join(cache, "work", a.Name+"-"+opts.Arch),
-		"build-incus", tmplPath, work,
-		"--type", "split", "--compression", opts.Compression,
-		"--sources-dir", filepath.Join(cache, "sources"),
-		"-o", "image.architecture=" + karch,
-		"-o", "image.serial=" + time.Now().UTC().Format("20060102_1504"),
-	}
+	args := mkArgs(cache)
 	switch mirror, err := templateMirror(tmplPath); {
 	case os.Getenv("APPLIANCE_MIRROR") != "": // an apt cache of your own
 		args = append(args, "-o", "source.url="+os.Getenv("APPLIANCE_MIRROR"))
@@ -280,6 +297,9 @@ func runDistrobuilder(ctx context.Context, a *Appliance, opts BuildOptions, karc
 		}
 		defer dl.Close()
 		args = append(args, "-o", "source.url="+dl.URL())
+	}
+	if !catalog.IsDefaultVariant(opts.Variant) {
+		args = append(args, "-o", "image.variant="+opts.Variant)
 	}
 	cmd := exec.CommandContext(ctx, opts.Distrobuilder, args...)
 	cmd.Dir = a.Dir

@@ -12,6 +12,7 @@ import (
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/registry"
+	"github.com/incus-appliance/registry/internal/vmdisk"
 )
 
 // FileOptions describe how a split image on the local disk is published.
@@ -24,6 +25,9 @@ type FileOptions struct {
 	Arch string
 	// Progress is called while the files are hashed.
 	Progress func(path string, done, total int64)
+	// VMDisk, if set, is a bootable VM disk (qcow2) published beside the
+	// root in the same version, sharing the metadata tarball.
+	VMDisk string
 }
 
 // FileRequest describes the split image made of the files meta and root
@@ -41,6 +45,25 @@ func FileRequest(ctx context.Context, name, meta, root string, o FileOptions) (r
 }
 
 func fileRequest(ctx context.Context, name, meta, root string, o FileOptions, useRecord bool) (registry.PublishRequest, error) {
+	req, err := containerRequest(ctx, name, meta, root, o, useRecord)
+	if err != nil {
+		return req, err
+	}
+	if req.Image.RootKind == catalog.RootQCOW2 {
+		if err := vmdisk.CheckBootable(root, req.Image.Arch); err != nil {
+			return registry.PublishRequest{}, err
+		}
+	}
+	if o.VMDisk != "" {
+		if err := addVMDisk(ctx, &req, o.VMDisk, o.Progress); err != nil {
+			return registry.PublishRequest{}, err
+		}
+	}
+	return req, nil
+}
+
+// containerRequest is fileRequest without the VM disk.
+func containerRequest(ctx context.Context, name, meta, root string, o FileOptions, useRecord bool) (registry.PublishRequest, error) {
 	opts := image.Options{Arch: o.Arch, PartSize: registry.UploadPartSize, Progress: o.Progress}
 	request := func(im *image.Image) registry.PublishRequest {
 		return registry.PublishRequest{
@@ -80,62 +103,73 @@ func PublishRequests(ctx context.Context, a *Appliance, outDir string, o FileOpt
 		}
 		profiles[name], paths[name] = ref, a.ProfilePath(name)
 	}
-	for _, arch := range a.Arches() {
-		meta, root, err := Built(outDir, a.Name, arch)
-		if errors.Is(err, ErrNotBuilt) {
-			missing = append(missing, arch)
-			continue
-		}
-		if err != nil {
+	line := ""
+	if a.VersionAliases {
+		var err error
+		if line, err = catalog.LineOf(a.Version); err != nil {
 			return nil, nil, err
 		}
-		ao := o
-		ao.Arch, ao.Aliases = arch, append(append([]string(nil), a.Aliases...), o.Aliases...)
-		if len(a.Requirements) > 0 {
-			ao.Requirements = maps.Clone(a.Requirements)
-			maps.Copy(ao.Requirements, o.Requirements)
-		}
-		req, err := FileRequest(ctx, a.Name, meta, root, ao)
-		if err != nil {
-			return nil, nil, err
-		}
-		line := ""
-		if a.VersionAliases {
-			if line, err = catalog.LineOf(a.Version); err != nil {
-				return nil, nil, err
+	}
+	for _, variant := range a.VariantList() {
+		name := VariantDir(a.Name, variant)
+		for _, arch := range a.Arches() {
+			meta, root, err := Built(outDir, name, arch)
+			if errors.Is(err, ErrNotBuilt) {
+				missing = append(missing, VariantDir(arch, variant)) // amd64, amd64/cloud
+				continue
 			}
-		}
-		var sbomRef *catalog.FileRef
-		sbomPath := BuiltSBOM(outDir, a.Name, arch)
-		if sbomPath != "" {
-			ref, err := fileRef(sbomPath)
 			if err != nil {
 				return nil, nil, err
 			}
-			sbomRef = &ref
-		}
-		complete := func(req *registry.PublishRequest) {
-			img := &req.Image
-			img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.CatalogMetadata(), profiles
-			img.Line = line
-			req.ProfilePaths = paths
-			if sbomRef != nil {
-				img.SBOM, req.SBOMPath = sbomRef, sbomPath
-				if img.Custom == nil {
-					img.Custom = map[string]string{}
+			ao := o
+			ao.Arch, ao.Aliases = arch, append(append([]string(nil), a.Aliases...), o.Aliases...)
+			if len(a.Requirements) > 0 {
+				ao.Requirements = maps.Clone(a.Requirements)
+				maps.Copy(ao.Requirements, o.Requirements)
+			}
+			if disk := builtDisk(outDir, name, arch); disk != "" && a.HasVM() {
+				ao.VMDisk = disk
+			}
+			req, err := FileRequest(ctx, a.Name, meta, root, ao)
+			if err != nil {
+				return nil, nil, err
+			}
+			var sbomRef *catalog.FileRef
+			sbomPath := BuiltSBOM(outDir, name, arch)
+			if sbomPath != "" {
+				ref, err := fileRef(sbomPath)
+				if err != nil {
+					return nil, nil, err
 				}
-				img.Custom["sbom"] = catalog.SBOMPath(img.Fingerprint)
+				sbomRef = &ref
 			}
-		}
-		complete(&req)
-		if again := req.Reinspect; again != nil {
-			req.Reinspect = func(ctx context.Context) (registry.PublishRequest, error) {
-				req, err := again(ctx)
-				complete(&req)
-				return req, err
+			complete := func(req *registry.PublishRequest) {
+				img := &req.Image
+				img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.CatalogMetadata(), profiles
+				img.ApplianceVariant, img.Variant = variant, variant
+				img.Line = line
+				if img.VM != nil {
+					img.Requirements = vmRequirements(img.Requirements)
+				}
+				req.ProfilePaths = paths
+				if sbomRef != nil {
+					img.SBOM, req.SBOMPath = sbomRef, sbomPath
+					if img.Custom == nil {
+						img.Custom = map[string]string{}
+					}
+					img.Custom["sbom"] = catalog.SBOMPath(img.Fingerprint)
+				}
 			}
+			complete(&req)
+			if again := req.Reinspect; again != nil {
+				req.Reinspect = func(ctx context.Context) (registry.PublishRequest, error) {
+					req, err := again(ctx)
+					complete(&req)
+					return req, err
+				}
+			}
+			reqs = append(reqs, req)
 		}
-		reqs = append(reqs, req)
 	}
 	if len(reqs) == 0 {
 		return nil, missing, fmt.Errorf("appliance %s is not built for any of %v: run `publish build %s` first", a.Name, a.Arches(), a.Name)

@@ -91,6 +91,10 @@ func TestSchemaAgreesWithValidate(t *testing.T) {
 		{"health http and command", "healthcheck:\n", "healthcheck:\n  command: [true]\n"},
 		{"bad health port", "port: 80", "port: 0"},
 		{"bad health path", "path: /,", "path: x,"},
+		{"unknown variant", "base: debian/bookworm", "base: debian/bookworm\nvariants: [default, minimal]"},
+		{"variant twice", "base: debian/bookworm", "base: debian/bookworm\nvariants: [cloud, cloud]"},
+		{"unknown type", "base: debian/bookworm", "base: debian/bookworm\ntypes: [container, pod]"},
+		{"vm without container", "base: debian/bookworm", "base: debian/bookworm\ntypes: [vm]"},
 	}
 	for _, tt := range wrong {
 		t.Run(tt.name, func(t *testing.T) {

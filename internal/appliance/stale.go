@@ -29,14 +29,15 @@ type Staleness struct {
 	Upgrades []debian.Upgrade `json:"upgrades,omitempty"`
 }
 
-// CheckStale compares the build in opts.OutDir with the appliance's
-// current inputs and, when archive is not nil, the packages the build
-// recorded with the newest versions in the archive the image uses —
-// without building anything.
+// CheckStale compares the build (of opts.Variant) in opts.OutDir with the
+// appliance's current inputs and, when archive is not nil, the packages
+// the build recorded with the newest versions in the archive the image
+// uses — without building anything.
 func CheckStale(ctx context.Context, a *Appliance, opts BuildOptions, archive Archive) (*Staleness, error) {
-	dir, _, _ := Paths(opts.OutDir, a.Name, opts.Arch)
+	name := VariantDir(a.Name, opts.Variant)
+	dir, _, _ := Paths(opts.OutDir, name, opts.Arch)
 	st := &Staleness{}
-	if _, _, err := Built(opts.OutDir, a.Name, opts.Arch); err != nil {
+	if _, _, err := Built(opts.OutDir, name, opts.Arch); err != nil {
 		st.Rebuild, st.Reasons = true, []string{"never built"}
 		return st, nil
 	}

@@ -65,11 +65,28 @@ type Image struct {
 	// Line, when set, is the version line ("MAJOR.MINOR" of
 	// ApplianceVersion) whose product the image goes into (lines.go).
 	Line string
+	// ApplianceVariant is the appliance variant the image is ("" and
+	// "default" are the default one): another variant is its own product,
+	// NAME/VARIANT, whose aliases all end in /VARIANT (see variant.go).
+	ApplianceVariant string
+	// VM, if set, is a virtual-machine disk published in the same version
+	// as the (container) root, sharing its metadata tarball (see vm.go).
+	VM *VMDisk
 }
 
 // ProductKey is the key of the product holding appliance name on arch.
 func ProductKey(name, arch string) string {
 	return name + ":" + canonicalArch(arch)
+}
+
+// ProductKey is the key of the product the image belongs to: its name
+// (NAME/VARIANT for a non-default appliance variant) on its architecture,
+// NAME:LINE:ARCH when it has a version line (lines.go).
+func (img Image) ProductKey() string {
+	if img.Line != "" {
+		return LineProductKey(img.mainAlias(), img.Line, img.Arch)
+	}
+	return ProductKey(img.mainAlias(), img.Arch)
 }
 
 // ImagePaths returns the content-addressed paths of an image's metadata
@@ -128,14 +145,20 @@ func (img Image) Validate() error {
 			return fmt.Errorf("image %s: profile %s: bad digest or size", img.Name, name)
 		}
 	}
-	return nil
+	if err := img.validateVariant(); err != nil {
+		return err
+	}
+	return img.validateVM()
 }
 
-// Paths returns the paths of all the image's files: metadata, root,
-// profiles by name, the delta, then the SBOM.
+// Paths returns the paths of all the image's files: metadata, root, the
+// VM disk, profiles by name, the delta, then the SBOM.
 func (img Image) Paths() []string {
 	m, r := ImagePaths(img.Fingerprint, img.RootKind)
 	out := []string{m, r}
+	if img.VM != nil {
+		out = append(out, img.VM.Path())
+	}
 	for _, name := range slices.Sorted(maps.Keys(img.Profiles)) {
 		out = append(out, ProfilePath(img.Fingerprint, name))
 	}
@@ -184,6 +207,7 @@ func (img Image) version() *Version {
 			rk.itemKey:     {FType: rk.ftype, Path: rootPath, SHA256: img.Root.SHA256, Size: img.Root.Size},
 		},
 	}
+	img.addVM(v)
 	for name, ref := range img.Profiles {
 		v.Items["profile:"+name] = Item{FType: FTypeProfile, Path: ProfilePath(img.Fingerprint, name), SHA256: ref.SHA256, Size: ref.Size}
 	}
@@ -209,16 +233,21 @@ type AddResult struct {
 	// DeltaAdded is true when the new version was listed with img.Delta
 	// (a delta is only ever added together with its version).
 	DeltaAdded bool
+	// VMAdded is true when the version was already published without the
+	// image's VM disk, which Add puts beside its root.
+	VMAdded bool
 }
 
 // Changed reports whether Add modified the catalog.
 func (r AddResult) Changed() bool {
-	return r.VersionAdded || len(r.AliasesAdded) > 0
+	return r.VersionAdded || r.VMAdded || len(r.AliasesAdded) > 0
 }
 
-// Add publishes img as a version of the product ProductKey(img.Name,
-// img.Arch), creating the product when new, and gives the product the
-// aliases img.Name and img.Aliases. Rules:
+// Add publishes img as a version of the product img.ProductKey(),
+// creating the product when new, and gives the product the aliases
+// img.Name and img.Aliases (in the variant's form, NAME/VARIANT, for a
+// non-default appliance variant; assigned across the version lines for an
+// image with a Line). Rules:
 //   - an alias owned by another product on the same architecture is refused,
 //     naming the owner;
 //   - the version key is VersionKey(img.Created); a version never changes:
@@ -254,14 +283,18 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 		p.Versions[res.Version] = img.version()
 		c.unretire(img.Paths()...)
 	}
+	if res.VMAdded {
+		img.addVM(p.Versions[res.Version]) // its other items, deltas included, stay
+		c.unretire(img.VM.Path())
+	}
 	if img.Line != "" {
 		p.Line = img.Line
-		for pk, as := range c.lineAliases(img.Name, canonicalArch(img.Arch), "", img.Aliases) {
-			c.Products[pk].setAliases(img.Name, as)
+		for pk, as := range c.lineAliases(img.Name, img.ApplianceVariant, canonicalArch(img.Arch), "", img.Aliases) {
+			c.Products[pk].setAliases(img.mainAlias(), as)
 		}
 		return res, nil
 	}
-	p.setAliases(img.Name, append(p.AliasList(), res.AliasesAdded...))
+	p.setAliases(img.mainAlias(), append(p.AliasList(), res.AliasesAdded...))
 	return res, nil
 }
 
@@ -272,13 +305,13 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		return AddResult{}, err
 	}
 	arch := canonicalArch(img.Arch)
-	pk := img.productKey(arch)
+	pk := img.ProductKey()
 	vk := VersionKey(img.Created)
 	res := AddResult{Product: pk, Version: vk}
-	aliases := sortedSet(append([]string{img.Name}, img.Aliases...))
+	aliases := img.aliases()
 	if img.Line != "" {
-		assign := c.lineAliases(img.Name, arch, img.Line, img.Aliases)
-		if err := c.checkLineAliases(img.Name, arch, assign); err != nil {
+		assign := c.lineAliases(img.Name, img.ApplianceVariant, arch, img.Line, img.Aliases)
+		if err := c.checkLineAliases(img.Name, img.ApplianceVariant, arch, assign); err != nil {
 			return res, err
 		}
 		aliases = assign[pk]
@@ -289,8 +322,10 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 			}
 		}
 	}
-	if opk, ovk, ok := c.FindFingerprint(img.Fingerprint); ok && (opk != pk || ovk != vk) {
-		return res, fmt.Errorf("image %s is already published as product %q version %s: remove it there first", img.Fingerprint, opk, ovk)
+	for _, fp := range img.fingerprints() {
+		if opk, ovk, ok := c.FindFingerprint(fp); ok && (opk != pk || ovk != vk) {
+			return res, fmt.Errorf("image %s is already published as product %q version %s: remove it there first", fp, opk, ovk)
+		}
 	}
 	p := c.Products[pk]
 	if p == nil || p.Versions[vk] == nil {
@@ -307,6 +342,8 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 	}
 	if old := p.Versions[vk]; old == nil {
 		res.VersionAdded = true
+	} else if img.addsVMTo(old) {
+		res.VMAdded = true
 	} else if !sameVersion(old.withoutDeltas(), img.version().withoutDeltas()) {
 		return res, fmt.Errorf("version %s of %s is already published with different content (%s); a published version never changes: rebuild the image so it gets a new creation_date", vk, pk, old.describe())
 	}

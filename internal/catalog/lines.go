@@ -3,7 +3,6 @@ package catalog
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -20,6 +19,11 @@ import (
 //
 // Publishing 1.2.1 after 2.0.0 updates nginx/1.2 (and nginx/1 if 1.2 is
 // the newest 1.x line) and leaves nginx and nginx/2 on 2.0.0.
+//
+// A non-default appliance variant has its own family, NAME/VARIANT:LINE:ARCH,
+// whose aliases are the same with /VARIANT appended (nginx/1.2/cloud,
+// nginx/1/cloud, nginx/cloud), as images.linuxcontainers.org names
+// debian/12/cloud.
 
 var lineRe = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
 
@@ -37,14 +41,6 @@ func LineProductKey(name, line, arch string) string {
 	return name + ":" + line + ":" + canonicalArch(arch)
 }
 
-// productKey is where img goes.
-func (img Image) productKey(arch string) string {
-	if img.Line != "" {
-		return LineProductKey(img.Name, img.Line, arch)
-	}
-	return ProductKey(img.Name, arch)
-}
-
 func lineNumbers(line string) (major, minor int) {
 	a, b, _ := strings.Cut(line, ".")
 	major, _ = strconv.Atoi(a)
@@ -52,33 +48,37 @@ func lineNumbers(line string) (major, minor int) {
 	return major, minor
 }
 
-// lineFamily returns the line products of appliance name on arch, by key.
-func (c *Catalog) lineFamily(name, arch string) map[string]*Product {
+// lineFamily returns the line products of appliance name's variant on
+// arch, by key.
+func (c *Catalog) lineFamily(name, variant, arch string) map[string]*Product {
 	out := map[string]*Product{}
 	for pk, p := range c.Products {
-		if p.Line != "" && canonicalArch(p.Arch) == arch && pk == LineProductKey(name, p.Line, arch) {
+		if p.Line != "" && canonicalArch(p.Arch) == arch && pk == LineProductKey(VariantAlias(name, variant), p.Line, arch) {
 			out[pk] = p
 		}
 	}
 	return out
 }
 
-// lineAliases assigns the aliases of appliance name's line products on
-// arch, with the line plus counted as present and extra aliases added to
-// the ones the family already has.
-func (c *Catalog) lineAliases(name, arch, plus string, extra []string) map[string][]string {
+// lineAliases assigns the aliases of the line products of appliance
+// name's variant on arch, with the line plus counted as present and extra
+// aliases added to the ones the family already has.
+func (c *Catalog) lineAliases(name, variant, arch, plus string, extra []string) map[string][]string {
 	lines := map[string]string{} // product key → line
-	extras := slices.Clone(extra)
-	for pk, p := range c.lineFamily(name, arch) {
+	var extras []string
+	for _, a := range extra {
+		extras = append(extras, variantBase(a, variant))
+	}
+	for pk, p := range c.lineFamily(name, variant, arch) {
 		lines[pk] = p.Line
 		for _, a := range p.AliasList() {
-			if a != name && !strings.HasPrefix(a, name+"/") {
+			if a = variantBase(a, variant); a != name && !strings.HasPrefix(a, name+"/") {
 				extras = append(extras, a)
 			}
 		}
 	}
 	if plus != "" {
-		lines[LineProductKey(name, plus, arch)] = plus
+		lines[LineProductKey(VariantAlias(name, variant), plus, arch)] = plus
 	}
 	newest, newestOfMajor := "", map[int]string{}
 	newer := func(a, b string) bool { // line a newer than line b
@@ -109,15 +109,26 @@ func (c *Catalog) lineAliases(name, arch, plus string, extra []string) map[strin
 			as = append(as, name)
 			as = append(as, extras...)
 		}
+		for i, a := range as {
+			as[i] = VariantAlias(a, variant)
+		}
 		out[pk] = sortedSet(as)
 	}
 	return out
 }
 
+// variantBase is alias a of variant v without its /VARIANT ending.
+func variantBase(a, v string) string {
+	if IsDefaultVariant(v) {
+		return a
+	}
+	return strings.TrimSuffix(a, "/"+v)
+}
+
 // checkLineAliases refuses an assignment taking an alias that a product
 // outside the family owns.
-func (c *Catalog) checkLineAliases(name, arch string, assign map[string][]string) error {
-	fam := c.lineFamily(name, arch)
+func (c *Catalog) checkLineAliases(name, variant, arch string, assign map[string][]string) error {
+	fam := c.lineFamily(name, variant, arch)
 	for pk, as := range assign {
 		for _, a := range as {
 			if err := ValidateAlias(a); err != nil {
@@ -131,16 +142,12 @@ func (c *Catalog) checkLineAliases(name, arch string, assign map[string][]string
 	return nil
 }
 
-// relinkLines reassigns the aliases of appliance name's line products on
-// arch after a line product was deleted; extra are the deleted product's
-// own aliases (the appliance's other aliases move to the newest line).
-func (c *Catalog) relinkLines(name, arch string, extra []string) {
-	for pk, as := range c.lineAliases(name, arch, "", extra) {
-		c.Products[pk].setAliases(name, as)
+// relinkLines reassigns the aliases of the line products of appliance
+// name's variant on arch after a line product was deleted; extra are the
+// deleted product's own aliases (the appliance's other aliases move to the
+// newest line).
+func (c *Catalog) relinkLines(name, variant, arch string, extra []string) {
+	for pk, as := range c.lineAliases(name, variant, arch, "", extra) {
+		c.Products[pk].setAliases(VariantAlias(name, variant), as)
 	}
-}
-
-// ProductKey is the key of the product img goes into.
-func (img Image) ProductKey() string {
-	return img.productKey(canonicalArch(img.Arch))
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +63,48 @@ func TestVersionLines(t *testing.T) {
 	bad.Line = "4.1"
 	if _, err := c.Add(bad); err == nil || !strings.Contains(err.Error(), `line "4.1" is not the MAJOR.MINOR of version "4.0.0"`) {
 		t.Errorf("error = %v", err)
+	}
+}
+
+// A non-default variant's lines are a family of their own,
+// NAME/VARIANT:LINE:ARCH, with the same aliases ending in /VARIANT; the
+// default variant's lines keep theirs.
+func TestVersionLinesOfAVariant(t *testing.T) {
+	c := New()
+	cloud := func(version string, day int, aliases ...string) Image {
+		im := lineImg(version, day, aliases...)
+		im.Fingerprint = hexOf("cloud" + version)
+		im.ApplianceVariant, im.Variant = "cloud", "cloud"
+		return im
+	}
+	mustAdd(t, c, lineImg("1.2.0", 1, "web"))
+	mustAdd(t, c, lineImg("2.0.0", 2))
+	mustAdd(t, c, cloud("1.2.0", 3, "web"))
+	mustAdd(t, c, cloud("2.0.0", 4))
+	want := map[string]string{
+		"nginx:1.2:amd64":       "nginx/1,nginx/1.2",
+		"nginx:2.0:amd64":       "nginx,nginx/2,nginx/2.0,web",
+		"nginx/cloud:1.2:amd64": "nginx/1.2/cloud,nginx/1/cloud",
+		"nginx/cloud:2.0:amd64": "nginx/cloud,nginx/2.0/cloud,nginx/2/cloud,web/cloud",
+	}
+	if got := aliasesOf(c); !maps.Equal(got, want) {
+		t.Fatalf("aliases %v, want %v", got, want)
+	}
+	// The image's own product: where deltas find their base.
+	if pk := cloud("2.0.1", 5).ProductKey(); pk != "nginx/cloud:2.0:amd64" {
+		t.Errorf("product key %s", pk)
+	}
+	if base, _, ok := c.DeltaBase(cloud("2.0.1", 5).ProductKey(), VersionKey(time.Date(2026, 11, 5, 12, 0, 0, 0, time.UTC))); !ok || base != VersionKey(time.Date(2026, 11, 4, 12, 0, 0, 0, time.UTC)) {
+		t.Errorf("delta base of cloud 2.0.1: %q %v, want cloud 2.0.0's version", base, ok)
+	}
+	// Removing the newest cloud line moves its aliases to the other cloud
+	// line only.
+	if _, err := c.Remove("nginx/2.0/cloud", "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	want["nginx/cloud:1.2:amd64"] = "nginx/cloud,nginx/1.2/cloud,nginx/1/cloud,web/cloud"
+	delete(want, "nginx/cloud:2.0:amd64")
+	if got := aliasesOf(c); !maps.Equal(got, want) {
+		t.Errorf("after removing cloud 2.0: %v, want %v", got, want)
 	}
 }

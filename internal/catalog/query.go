@@ -116,8 +116,10 @@ type Entry struct {
 	Latest           bool     `json:"latest"`
 	Fingerprint      string   `json:"fingerprint"`
 	Kind             RootKind `json:"kind"`
-	Size             int64    `json:"size"`
-	Description      string   `json:"description,omitempty"`
+	// Type is what Incus makes of it: "container" or "virtual-machine".
+	Type        string `json:"type"`
+	Size        int64  `json:"size"`
+	Description string `json:"description,omitempty"`
 	// Requirements and Custom are the product's (appliance metadata:
 	// ports, volumes, service, tags, ...).
 	Requirements map[string]string `json:"requirements,omitempty"`
@@ -138,7 +140,7 @@ func (c *Catalog) Entries() []Entry {
 				e := Entry{
 					Product: pk, Arch: p.Arch, OS: p.OS, Release: p.Release, Variant: p.Variant, ApplianceVersion: p.Version,
 					Version: vks[i], Latest: i == len(vks)-1, Fingerprint: vi.Fingerprint,
-					Kind: vi.Kind, Size: vi.Meta.Size + vi.Root.Size, Description: p.Versions[vks[i]].Label,
+					Kind: vi.Kind, Type: vi.Kind.InstanceType(), Size: vi.Meta.Size + vi.Root.Size, Description: p.Versions[vks[i]].Label,
 				}
 				if e.Latest {
 					e.Aliases = p.AliasList()
@@ -154,4 +156,13 @@ func (c *Catalog) Entries() []Entry {
 		}
 	}
 	return out
+}
+
+// InstanceType is the Incus instance type an image with this root runs
+// as: "virtual-machine" for a VM disk, "container" otherwise.
+func (k RootKind) InstanceType() string {
+	if k == RootQCOW2 {
+		return "virtual-machine"
+	}
+	return "container"
 }

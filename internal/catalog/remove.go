@@ -126,15 +126,17 @@ func (c *Catalog) dropVersion(pk, vk string, now time.Time) {
 	if len(p.Versions) == 0 {
 		delete(c.Products, pk)
 		if p.Line != "" {
-			// The line's aliases move to the lines that remain.
-			name, _, _ := strings.Cut(pk, ":")
+			// The line's aliases move to the lines that remain (of the
+			// same variant: the key is NAME[/VARIANT]:LINE:ARCH).
+			main, _, _ := strings.Cut(pk, ":")
+			name, variant, _ := strings.Cut(main, "/")
 			var extra []string
 			for _, a := range p.AliasList() {
 				if a != name && !strings.HasPrefix(a, name+"/") {
 					extra = append(extra, a)
 				}
 			}
-			c.relinkLines(name, canonicalArch(p.Arch), extra)
+			c.relinkLines(name, variant, canonicalArch(p.Arch), extra)
 		}
 	}
 	gone := p.dropDeltasFrom(vk)

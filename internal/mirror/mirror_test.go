@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -312,13 +313,16 @@ func TestMirrorResumes(t *testing.T) {
 	}
 }
 
+// dyingStore fails every call after the first `after` (a process killed
+// then); a sharded registry reads its catalog files concurrently.
 type dyingStore struct {
 	store.Store
-	n, after int64
+	n     atomic.Int64
+	after int64
 }
 
 func (d *dyingStore) tick() error {
-	if d.n++; d.n > d.after {
+	if d.n.Add(1) > d.after {
 		return errors.New("killed")
 	}
 	return nil

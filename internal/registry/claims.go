@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -57,23 +58,33 @@ func (r *Registry) checkClaims(ctx context.Context, ix *catalog.Index, n int, ke
 
 // checkPublishedElsewhere refuses, in a sharded registry, an image that
 // another product (in another catalog file) already has: a fingerprint is
-// published once. Its metadata file is stored as soon as anyone published
-// (or tried to publish) it, so only then is the whole catalog read. Two
-// publishes of one image under two names at the same instant can still
-// both land; verify reports it.
+// published once (the container image's, and its VM disk's). The first
+// file of each (the metadata, the disk) is stored as soon as anyone
+// published (or tried to publish) it, so only then is the whole catalog
+// read. Two publishes of one image under two names at the same instant
+// can still both land; verify reports it.
 func (r *Registry) checkPublishedElsewhere(ctx context.Context, img catalog.Image, product string) error {
 	meta, _ := catalog.ImagePaths(img.Fingerprint, img.RootKind)
-	if _, err := r.Store.Stat(ctx, meta); errors.Is(err, store.ErrNotFound) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("stat %s: %w", meta, err)
+	first := map[string]string{img.Fingerprint: meta}
+	if img.VM != nil {
+		first[img.VM.Fingerprint] = img.VM.Path()
 	}
-	c, _, err := r.readCatalog(ctx)
-	if err != nil {
-		return err
-	}
-	if pk, vk, ok := c.FindFingerprint(img.Fingerprint); ok && pk != product {
-		return fmt.Errorf("image %s is already published as product %q version %s: remove it there first", img.Fingerprint, pk, vk)
+	var c *catalog.Catalog
+	for _, fp := range slices.Sorted(maps.Keys(first)) {
+		if _, err := r.Store.Stat(ctx, first[fp]); errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("stat %s: %w", first[fp], err)
+		}
+		if c == nil {
+			var err error
+			if c, _, err = r.readCatalog(ctx); err != nil {
+				return err
+			}
+		}
+		if pk, vk, ok := c.FindFingerprint(fp); ok && pk != product {
+			return fmt.Errorf("image %s is already published as product %q version %s: remove it there first", fp, pk, vk)
+		}
 	}
 	return nil
 }

@@ -51,7 +51,7 @@ func planDelta(c *catalog.Catalog, img catalog.Image, noDelta bool) (*deltaPlan,
 	if noDelta || img.Delta != nil || img.RootKind != catalog.RootSquashfs {
 		return nil, nil
 	}
-	base, vi, ok := c.DeltaBase(catalog.ProductKey(img.Name, img.Arch), catalog.VersionKey(img.Created))
+	base, vi, ok := c.DeltaBase(img.ProductKey(), catalog.VersionKey(img.Created))
 	if !ok {
 		return nil, nil
 	}
@@ -120,7 +120,7 @@ func fitDelta(c *catalog.Catalog, img catalog.Image) (catalog.Image, string) {
 	if d == nil {
 		return img, ""
 	}
-	if p := c.Products[catalog.ProductKey(img.Name, img.Arch)]; p != nil {
+	if p := c.Products[img.ProductKey()]; p != nil {
 		if v := p.Versions[d.Base]; v != nil {
 			for _, vi := range v.Images() {
 				if vi.Fingerprint == d.BaseFingerprint && vi.Kind == catalog.RootSquashfs {

@@ -27,6 +27,10 @@ type PublishRequest struct {
 	// a multipart upload then sends each part with its digest and the
 	// store checks it, with no second hashing pass.
 	RootPartSHA256 []string
+	// VMDiskPath is the local file of Image.VM (a qcow2), when set;
+	// VMDiskPartSHA256 its part digests, like RootPartSHA256.
+	VMDiskPath       string
+	VMDiskPartSHA256 []string
 	// ProfilePaths are the local files of Image.Profiles, by name.
 	ProfilePaths map[string]string
 	// OpenRoot, when set, opens the root for its upload instead of
@@ -145,6 +149,12 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	metaKey, rootKey := catalog.ImagePaths(img.Fingerprint, img.RootKind)
 	res := &PublishResult{Fingerprint: img.Fingerprint, DryRun: req.DryRun}
 	files := []upload{{metaKey, req.MetadataPath, img.Metadata, nil, nil}, {rootKey, req.RootPath, img.Root, req.RootPartSHA256, req.OpenRoot}}
+	if img.VM != nil {
+		if req.VMDiskPath == "" {
+			return nil, errors.New("VM disk: no local file given")
+		}
+		files = append(files, upload{img.VM.Path(), req.VMDiskPath, img.VM.Disk, req.VMDiskPartSHA256, nil})
+	}
 	for _, name := range slices.Sorted(maps.Keys(img.Profiles)) {
 		path, ok := req.ProfilePaths[name]
 		if !ok {

@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/appliance"
+)
+
+// testBuildDir is where launch tests build: REGISTRY_BUILD_DIR (kept
+// between runs: unchanged appliances are not rebuilt) or a fresh folder.
+func testBuildDir(t *testing.T) string {
+	if d := os.Getenv("REGISTRY_BUILD_DIR"); d != "" {
+		return d
+	}
+	return t.TempDir()
+}
+
+// The cloud variant of nginx and redis, built, published as products
+// NAME/cloud and launched in a real Incus daemon: user-data given with
+// cloud-init.user-data configures the appliance (the site nginx serves,
+// the redis password); without user-data it works with the same secure
+// defaults as the default variant; user-data that is not valid YAML is
+// refused by `publish check-user-data` before launch and by Incus at
+// creation.
+func TestLaunchCloudVariant(t *testing.T) {
+	requireLaunch(t, "1")
+	requireTool(t, "distrobuilder")
+	root := filepath.Join(repoRoot(t), "appliances")
+	buildDir, reg := testBuildDir(t), filepath.Join(t.TempDir(), "registry")
+	apps := map[string]*appliance.Appliance{}
+	for _, name := range []string{"nginx", "redis"} {
+		a, err := appliance.Load(root, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		apps[name] = a
+		buildVariant(t, buildDir, name, "cloud")
+		mustPublish(t, name, "--bucket", reg, "--build-dir", buildDir, "--appliances", root)
+	}
+	mustPublish(t, "verify", "--bucket", reg)
+	var entries []struct {
+		Product, Variant string
+		Aliases          []string
+	}
+	if err := json.Unmarshal([]byte(mustPublish(t, "list", "--bucket", reg, "--json")), &entries); err != nil {
+		t.Fatal(err)
+	}
+	cloudProducts := 0
+	for _, e := range entries {
+		if e.Variant != "cloud" {
+			continue // a default variant already in REGISTRY_BUILD_DIR
+		}
+		cloudProducts++
+		if !slices.Contains(e.Aliases, strings.Split(e.Product, ":")[0]) || !strings.Contains(e.Product, "/cloud:") {
+			t.Errorf("listed %+v: want products NAME/cloud with alias NAME/cloud", e)
+		}
+	}
+	if cloudProducts != 2 {
+		t.Errorf("publish list shows %d cloud-variant images, want 2 (nginx/cloud, redis/cloud): %+v", cloudProducts, entries)
+	}
+
+	site, _ := os.ReadFile("testdata/site.yaml")
+	password, _ := os.ReadFile("testdata/redis-password.yaml")
+	mustPublish(t, "check-user-data", "testdata/site.yaml")
+	mustPublish(t, "check-user-data", "testdata/redis-password.yaml")
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("#cloud-config\nwrite_files:\n- path: /var/www/html/index.html\n content: [not yaml\n"), 0o644)
+	if r := publish(t, "check-user-data", bad); r.code != 1 || !strings.Contains(r.stderr, "not valid YAML") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+		t.Errorf("check-user-data of bad YAML: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	url, cert := runEdgeproxy(t, nil, "--bucket", reg)
+	incusDaemon(t)
+	incus := newClient(t, "incus", cert)
+	addRemote(t, incus, "appliance", url, cert)
+
+	// nginx: the site comes from user-data.
+	incus.run(t, "launch", "appliance:nginx/cloud", "web-cloud", "--config", "cloud-init.user-data="+string(site))
+	healthy(t, incus, "web-cloud", apps["nginx"])
+	waitBody(t, incus, "web-cloud", "/", "Configured by cloud-init")
+	// No user-data: the default site, the same listening ports.
+	incus.run(t, "launch", "appliance:nginx/cloud", "web-plain")
+	healthy(t, incus, "web-plain", apps["nginx"])
+	waitBody(t, incus, "web-plain", "/", "It works.")
+	wantPorts(t, incus, "web-plain", "80")
+
+	// redis: the password comes from user-data.
+	incus.run(t, "launch", "appliance:redis/cloud", "kv-cloud", "--config", "cloud-init.user-data="+string(password))
+	healthy(t, incus, "kv-cloud", apps["redis"])
+	if out := execIn(t, incus, "kv-cloud", "sh", "-c", "REDISCLI_AUTH=CloudInitPassw0rd redis-cli ping"); strings.TrimSpace(out) != "PONG" {
+		t.Errorf("redis-cli ping with the user-data password: %q", out)
+	}
+	// No user-data: a generated 32-character password, nothing without it.
+	incus.run(t, "launch", "appliance:redis/cloud", "kv-plain")
+	healthy(t, incus, "kv-plain", apps["redis"])
+	if pw := execIn(t, incus, "kv-plain", "cat", "/etc/redis/password"); len(strings.TrimSpace(pw)) != 32 {
+		t.Errorf("generated password %q, want 32 characters", pw)
+	}
+	if out := execIn(t, incus, "kv-plain", "redis-cli", "ping"); !strings.Contains(out, "NOAUTH") {
+		t.Errorf("redis-cli ping without a password answered %q, want NOAUTH", out)
+	}
+	wantPorts(t, incus, "kv-plain", "6379")
+
+	// Bad user-data: Incus 6.0 parses a cloud-config when the instance is
+	// created and refuses one that is not YAML, creating nothing (and
+	// check-user-data said so before launch, above).
+	cmd := exec.Command(incus.bin, "launch", "appliance:nginx/cloud", "web-bad", "--config", "cloud-init.user-data="+mustRead(t, bad))
+	cmd.Env = incus.env()
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "yaml:") {
+		t.Errorf("incus launch with bad user-data: err %v, output %s; want a YAML error", err, out)
+	}
+	if list := incus.run(t, "list", "web-bad", "--format", "csv", "--columns", "n"); strings.TrimSpace(list) != "" {
+		t.Errorf("the refused launch left an instance: %q", list)
+	}
+	t.Logf("incus launch with bad user-data: %s", strings.TrimSpace(string(out)))
+}
+
+// buildVariant runs `publish build NAME --variant V` with fast compression.
+func buildVariant(t *testing.T, buildDir, name, variant string) {
+	t.Helper()
+	start := time.Now()
+	r := publish(t, "build", name, "--variant", variant, "--appliances", filepath.Join(repoRoot(t), "appliances"), "--build-dir", buildDir,
+		"--compression", "gzip-1", "--cache-dir", buildCache())
+	if r.code != 0 {
+		t.Fatalf("publish build %s --variant %s: %s\n%s", name, variant, r.stderr, r.stdout)
+	}
+	t.Logf("publish build %s --variant %s: %s", name, variant, time.Since(start).Round(time.Second))
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func incusExec(c *client, name string, args ...string) (string, error) {
+	cmd := exec.Command(c.bin, append([]string{"exec", name, "--"}, args...)...)
+	cmd.Env = c.env()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// execIn runs a command in the instance and returns its output (failing
+// the test only when incus itself cannot run it).
+func execIn(t *testing.T, c *client, name string, args ...string) string {
+	t.Helper()
+	out, err := incusExec(c, name, args...)
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatalf("incus exec %s %v: %v", name, args, err)
+	}
+	return out
+}
+
+// waitBody waits until GET path on the instance's port 80 contains want
+// (cloud-init writes files a few seconds after the network is up).
+func waitBody(t *testing.T, c *client, name, path, want string) {
+	t.Helper()
+	ip := instanceIPv4(t, c, name)
+	var last string
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://%s%s", ip, path))
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if last = string(body); strings.Contains(last, want) {
+			return
+		}
+	}
+	t.Fatalf("%s: GET %s never contained %q; last: %q", name, path, want, last)
+}
+
+// wantPorts checks the TCP ports listening in the instance: only the
+// appliance's own (no sshd, nothing cloud-init added).
+func wantPorts(t *testing.T, c *client, name string, ports ...string) {
+	t.Helper()
+	out := execIn(t, c, name, "ss", "-Hltn")
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		addr := f[3]
+		port := addr[strings.LastIndex(addr, ":")+1:]
+		if !slices.Contains(got, port) {
+			got = append(got, port)
+		}
+	}
+	slices.Sort(got)
+	if strings.Join(got, ",") != strings.Join(ports, ",") {
+		t.Errorf("%s listens on TCP ports %v, want only %v:\n%s", name, got, ports, out)
+	}
+}

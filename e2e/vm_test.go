@@ -1,0 +1,152 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/incus-appliance/registry/internal/vmdisk"
+)
+
+// testDisk assembles a small UEFI-bootable-looking disk (a GPT with an ESP
+// holding EFI/BOOT/BOOTX64.EFI) with the real disk tools; loader is the
+// boot loader's content.
+func testDisk(t *testing.T, loader string) string {
+	t.Helper()
+	for _, tool := range vmdisk.Tools {
+		requireTool(t, tool)
+	}
+	esp := t.TempDir()
+	os.MkdirAll(filepath.Join(esp, "EFI/BOOT"), 0o755)
+	if err := os.WriteFile(filepath.Join(esp, "EFI/BOOT/BOOTX64.EFI"), []byte(loader), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "disk.qcow2")
+	if err := vmdisk.Assemble(context.Background(), vmdisk.DiskOptions{ESPDir: esp, ESPMiB: 34, Out: out, Compress: true}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A version with a container root and a VM disk: the real Incus client
+// lists two images of one alias, the disk as VIRTUAL-MACHINE; it exports
+// the VM image (downloading and checking the disk against the combined
+// fingerprint); publish list shows both types, and verify checks both.
+func TestIncusClientReadsVMImage(t *testing.T) {
+	reg := filepath.Join(t.TempDir(), "registry")
+	meta, root := sampleImage(t, "nginx", t0, 1)
+	disk := testDisk(t, "MZ"+strings.Repeat("\x00", 4096))
+	out := mustPublish(t, "nginx", "--bucket", reg, "--metadata", meta, "--rootfs", root, "--disk", disk, "--json")
+	if !strings.Contains(out, "disk.qcow2") {
+		t.Errorf("publish did not upload the disk: %s", out)
+	}
+	fpC, fpVM := fingerprintOf(t, meta, root), fingerprintOf(t, meta, disk)
+	mustPublish(t, "verify", "--bucket", reg)
+
+	var entries []struct{ Fingerprint, Type string }
+	if err := json.Unmarshal([]byte(mustPublish(t, "list", "--bucket", reg, "--json")), &entries); err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]string{}
+	for _, e := range entries {
+		types[e.Fingerprint] = e.Type
+	}
+	if types[fpC] != "container" || types[fpVM] != "virtual-machine" || len(types) != 2 {
+		t.Errorf("publish list types %v", types)
+	}
+	if table := mustPublish(t, "list", "--bucket", reg); !strings.Contains(table, "virtual-machine") || !strings.Contains(table, "TYPE") {
+		t.Errorf("publish list table:\n%s", table)
+	}
+
+	url, cert := serveHTTPS(t, reg)
+	incus := newClient(t, "incus", cert)
+	incus.run(t, "remote", "add", "reg", url, "--protocol", "simplestreams")
+	var images []struct {
+		Fingerprint string `json:"fingerprint"`
+		Type        string `json:"type"`
+		Aliases     []struct {
+			Name string `json:"name"`
+		} `json:"aliases"`
+	}
+	if err := json.Unmarshal([]byte(incus.run(t, "image", "list", "reg:", "--format", "json")), &images); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, im := range images {
+		got[im.Fingerprint] = im.Type
+		if len(im.Aliases) == 0 {
+			t.Errorf("image %s (%s) has no alias", im.Fingerprint[:12], im.Type)
+		}
+	}
+	if got[fpC] != "container" || got[fpVM] != "virtual-machine" || len(got) != 2 {
+		t.Fatalf("incus image list: %v, want %s container and %s virtual-machine", got, fpC[:12], fpVM[:12])
+	}
+	if table := incus.run(t, "image", "list", "reg:", "--format", "csv", "--columns", "ft"); !strings.Contains(table, "VIRTUAL-MACHINE") {
+		t.Errorf("incus image list does not show VIRTUAL-MACHINE:\n%s", table)
+	}
+	if info := incus.run(t, "image", "info", "reg:"+fpVM); !strings.Contains(info, "virtual-machine") {
+		t.Errorf("incus image info of the VM image:\n%s", info)
+	}
+
+	dir := t.TempDir()
+	incus.run(t, "image", "export", "reg:"+fpVM, dir)
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	var exportedMeta, exportedDisk string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if strings.HasPrefix(string(b), "QFI\xfb") {
+			exportedDisk = f
+		} else {
+			exportedMeta = f
+		}
+	}
+	if len(files) != 2 || exportedDisk == "" {
+		t.Fatalf("export wrote %v, want metadata and a qcow2", files)
+	}
+	if f := fingerprintOf(t, exportedMeta, exportedDisk); f != fpVM {
+		t.Errorf("exported VM image has fingerprint %s, want %s", f, fpVM)
+	}
+	if !sameFile(t, exportedDisk, disk) {
+		t.Error("exported disk differs from the published one")
+	}
+}
+
+// Bad VM input: a disk that cannot boot, or --vm for an appliance without
+// the vm type: one clear line, nothing published.
+func TestBadVMInputChangesNothing(t *testing.T) {
+	reg := filepath.Join(t.TempDir(), "registry")
+	meta, root := sampleImage(t, "nginx", t0, 1)
+	mustPublish(t, "nginx", "--bucket", reg, "--metadata", meta, "--rootfs", root)
+	imagesJSON := filepath.Join(reg, "streams/v1/images.json")
+	before, _ := os.ReadFile(imagesJSON)
+
+	blank := filepath.Join(t.TempDir(), "blank.qcow2")
+	if out, err := exec.Command(requireTool(t, "qemu-img"), "create", "-f", "qcow2", blank, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	notEFI := testDisk(t, "#!/bin/sh\necho not an EFI binary\n")
+	meta2, root2 := sampleImage(t, "nginx", t0.Add(24*3600e9), 2)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nginx", "--bucket", reg, "--metadata", meta2, "--rootfs", root2, "--disk", blank}, "no GPT partition table"},
+		{[]string{"nginx", "--bucket", reg, "--metadata", meta2, "--rootfs", root2, "--disk", notEFI}, "not an EFI executable"},
+		{[]string{"vm", "--bucket", reg, "--metadata", meta2, "--rootfs", blank}, "is not bootable"},
+		{[]string{"nginx", "--bucket", reg, "--metadata", meta2, "--rootfs", root2, "--disk", root}, "not a qcow2"},
+		{[]string{"build", "redis", "--vm", "--appliances", filepath.Join(repoRoot(t), "appliances")}, "does not declare the vm type"},
+	} {
+		r := publish(t, c.args...)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if r.code == 0 || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+			t.Errorf("publish %v: exit %d, stderr %q, want one line containing %q", c.args, r.code, r.stderr, c.want)
+		}
+	}
+	if after, _ := os.ReadFile(imagesJSON); string(after) != string(before) {
+		t.Error("bad VM input changed images.json")
+	}
+}

@@ -1,0 +1,142 @@
+package catalog
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// withVM gives the image a VM disk whose digests derive from seed.
+func withVM(im Image, seed string) Image {
+	im.VM = &VMDisk{Fingerprint: hexOf("vmfp" + seed), Disk: FileRef{SHA256: hexOf("disk" + seed), Size: 300 << 20}}
+	return im
+}
+
+// A container root and a VM disk in one version: one metadata tarball
+// carrying both combined hashes, two images Incus tells apart by type.
+func TestContainerAndVMInOneVersion(t *testing.T) {
+	c := New()
+	mustAdd(t, c, withVM(img("nginx", "amd64", t0, "n1"), "n1"))
+	golden(t, "container-and-vm.json", c.Marshal())
+	v := c.Products["nginx:amd64"].Versions[VersionKey(t0)]
+	meta := v.Items[FTypeIncusMeta]
+	if meta.CombinedSquashfsSHA256 != hexOf("fpn1") || meta.CombinedDiskKVMImgSHA256 != hexOf("vmfpn1") {
+		t.Errorf("metadata item %+v lacks a combined hash", meta)
+	}
+	var kinds []string
+	for _, vi := range v.Images() {
+		kinds = append(kinds, string(vi.Kind)+"="+vi.Fingerprint[:8])
+	}
+	if want := []string{"qcow2=" + hexOf("vmfpn1")[:8], "squashfs=" + hexOf("fpn1")[:8]}; !reflect.DeepEqual(kinds, want) {
+		t.Errorf("images %v, want %v", kinds, want)
+	}
+	types := map[string]string{}
+	for _, e := range c.Entries() {
+		types[e.Type] = e.Fingerprint
+	}
+	if types["container"] != hexOf("fpn1") || types["virtual-machine"] != hexOf("vmfpn1") {
+		t.Errorf("entries by type %v", types)
+	}
+	if p := c.Problems(); len(p) > 0 {
+		t.Errorf("problems: %v", p)
+	}
+}
+
+// The disk built after the container was published joins its version;
+// the same again changes nothing; another disk for it is refused.
+func TestVMAddedToPublishedVersion(t *testing.T) {
+	c := New()
+	mustAdd(t, c, img("nginx", "amd64", t0, "n1"))
+	before := string(c.Marshal())
+	r := mustAdd(t, c, withVM(img("nginx", "amd64", t0, "n1"), "n1"))
+	if !r.VMAdded || r.VersionAdded || !r.Changed() {
+		t.Errorf("adding the disk: %+v", r)
+	}
+	if after := string(c.Marshal()); !strings.Contains(after, `"disk-kvm.img"`) || after == before {
+		t.Error("the version did not get the disk")
+	}
+	if r := mustAdd(t, c, withVM(img("nginx", "amd64", t0, "n1"), "n1")); r.Changed() {
+		t.Errorf("the same again changed the catalog: %+v", r)
+	}
+	snapshot := string(c.Marshal())
+	if _, err := c.Add(withVM(img("nginx", "amd64", t0, "n1"), "other")); err == nil || !strings.Contains(err.Error(), "different content") {
+		t.Errorf("another disk for the version: err %v", err)
+	}
+	if string(c.Marshal()) != snapshot {
+		t.Error("a refused Add changed the catalog")
+	}
+}
+
+func TestBadVMDisk(t *testing.T) {
+	bad := withVM(img("nginx", "amd64", t0, "n1"), "n1")
+	bad.VM.Disk.SHA256 = "nope"
+	same := withVM(img("nginx", "amd64", t0, "n1"), "n1")
+	same.VM.Fingerprint = same.Fingerprint
+	twice := withVM(img("nginx", "amd64", t0, "n1"), "n1")
+	twice.RootKind = RootQCOW2
+	for _, im := range []Image{bad, same, twice} {
+		if _, err := New().Add(im); err == nil {
+			t.Errorf("Add accepted %+v", im.VM)
+		}
+	}
+}
+
+// The cloud variant is its own product, NAME/VARIANT, beside the default
+// one: its aliases end in /cloud and do not collide with the default's.
+func TestCloudVariantProduct(t *testing.T) {
+	c := New()
+	mustAdd(t, c, img("nginx", "amd64", t0, "n1", "web"))
+	cloud := img("nginx", "amd64", t0, "c1", "web")
+	cloud.ApplianceVariant, cloud.Variant = "cloud", "cloud"
+	r := mustAdd(t, c, cloud)
+	if r.Product != "nginx/cloud:amd64" {
+		t.Errorf("product %q", r.Product)
+	}
+	if got := c.Products["nginx/cloud:amd64"].Aliases; got != "nginx/cloud,web/cloud" {
+		t.Errorf("cloud aliases %q", got)
+	}
+	if got := c.Products["nginx:amd64"].Aliases; got != "nginx,web" {
+		t.Errorf("default aliases %q", got)
+	}
+	if p := c.Problems(); len(p) > 0 {
+		t.Errorf("problems: %v", p)
+	}
+	for _, v := range []string{"amd64", "Bad", "x/y"} {
+		bad := cloud
+		bad.ApplianceVariant = v
+		if _, err := New().Add(bad); err == nil {
+			t.Errorf("variant %q accepted", v)
+		}
+	}
+}
+
+// A disk added to a version that has a squashfs delta keeps the delta,
+// and gets none of its own.
+func TestVMAddedKeepsTheDelta(t *testing.T) {
+	c := New()
+	mustAdd(t, c, img("nginx", "amd64", t0, "n1"))
+	v2 := img("nginx", "amd64", t0.Add(time.Hour), "n2")
+	withDelta := v2
+	withDelta.Delta = &Delta{Base: VersionKey(t0), BaseFingerprint: hexOf("fpn1"), File: FileRef{SHA256: hexOf("d"), Size: 10}}
+	mustAdd(t, c, withDelta)
+	if r := mustAdd(t, c, withVM(v2, "n2")); !r.VMAdded {
+		t.Fatalf("disk not added: %+v", r)
+	}
+	v := c.Products["nginx:amd64"].Versions[VersionKey(t0.Add(time.Hour))]
+	deltas := 0
+	for _, it := range v.Items {
+		if it.DeltaBase != "" {
+			deltas++
+			if it.FType != FTypeSquashfsDelta {
+				t.Errorf("delta item %+v", it)
+			}
+		}
+	}
+	if deltas != 1 || v.Items["disk-kvm.img"].Path == "" {
+		t.Errorf("version items %v", v.Items)
+	}
+	if p := c.Problems(); len(p) > 0 {
+		t.Errorf("problems: %v", p)
+	}
+}
