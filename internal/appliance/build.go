@@ -100,6 +100,24 @@ func Paths(outDir, name, arch string) (dir, metadata, rootfs string) {
 	return dir, filepath.Join(dir, "incus.tar.xz"), filepath.Join(dir, "rootfs.squashfs")
 }
 
+// resolve makes the folders absolute (distrobuilder runs in the appliance
+// folder) and fills in the distrobuilder command.
+func (o *BuildOptions) resolve() error {
+	for _, p := range []*string{&o.OutDir, &o.CacheDir} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return err
+			}
+			*p = abs
+		}
+	}
+	if o.Distrobuilder == "" {
+		o.Distrobuilder = "distrobuilder"
+	}
+	return nil
+}
+
 // Build runs distrobuilder for one architecture, unless the inputs (the
 // appliance folder, the tool's version, the architecture and compression)
 // are those of the outputs already there. The log is kept next to the
@@ -108,18 +126,8 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	if opts.Compression == "" {
 		opts.Compression = "xz"
 	}
-	// distrobuilder runs in the appliance folder: hand it absolute paths.
-	for _, p := range []*string{&opts.OutDir, &opts.CacheDir} {
-		if *p != "" {
-			abs, err := filepath.Abs(*p)
-			if err != nil {
-				return nil, err
-			}
-			*p = abs
-		}
-	}
-	if opts.Distrobuilder == "" {
-		opts.Distrobuilder = "distrobuilder"
+	if err := opts.resolve(); err != nil {
+		return nil, err
 	}
 	karch, ok := kernelArch[opts.Arch]
 	if !ok {

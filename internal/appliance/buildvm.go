@@ -55,17 +55,8 @@ func BuildVM(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult
 	if !ok || !ok2 {
 		return nil, fmt.Errorf("build %s --vm: no VM support for %s", a.Name, opts.Arch)
 	}
-	for _, p := range []*string{&opts.OutDir, &opts.CacheDir} {
-		if *p != "" {
-			abs, err := filepath.Abs(*p)
-			if err != nil {
-				return nil, err
-			}
-			*p = abs
-		}
-	}
-	if opts.Distrobuilder == "" {
-		opts.Distrobuilder = "distrobuilder"
+	if err := opts.resolve(); err != nil {
+		return nil, err
 	}
 	va, tmpl, err := variantBuild(a, opts.Variant)
 	if err != nil {

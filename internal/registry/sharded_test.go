@@ -3,10 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,28 +12,18 @@ import (
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/memstore"
+	"github.com/incus-appliance/registry/internal/suitetest"
 )
 
 // testShards is the number of catalog files of the registries the tests
 // create: 1, or REGISTRY_TEST_SHARDS in the run TestShardedSuite starts.
-var testShards = func() int {
-	n, _ := strconv.Atoi(os.Getenv("REGISTRY_TEST_SHARDS"))
-	return max(n, 1)
-}()
+var testShards = suitetest.Count("REGISTRY_TEST_SHARDS")
 
 // TestShardedSuite runs every test of this package again with registries
 // of 4 catalog files (catalog/shard.go): publishing, concurrency, crashes,
 // prune and verify hold the same way when products live in several files.
 func TestShardedSuite(t *testing.T) {
-	if testShards > 1 {
-		t.Skip("this is the sharded run")
-	}
-	cmd := exec.Command(os.Args[0], "-test.count=1", "-test.timeout=20m")
-	cmd.Env = append(os.Environ(), "REGISTRY_TEST_SHARDS=4")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the suite with 4 catalog files failed: %v\n%s", err, out)
-	}
+	suitetest.RunAgain(t, "REGISTRY_TEST_SHARDS", "4")
 }
 
 // isCatalogFile reports whether key is images.json or a product file.

@@ -179,13 +179,18 @@ func (r *Registry) verifyIndex(ctx context.Context, c *catalog.Catalog, rep *Ver
 	if len(c.Products) > 0 && len(entry.Products) == 0 {
 		rep.problem("%s lists no products: clients see no image at all", catalog.IndexPath)
 	}
-	listed := map[string]bool{}
-	for _, p := range entry.Products {
-		listed[p] = true
-	}
+	checkListed(rep, entry.Products, c, catalog.ImagesPath)
+	return nil
+}
+
+// checkListed compares the products an index entry lists with those of
+// catalog file path: one it lacks is a problem (clients may not see it),
+// one it lists that the file has neither as product nor as publish in
+// flight is a warning.
+func checkListed(rep *VerifyReport, listed []string, c *catalog.Catalog, path string) {
 	for _, pk := range c.ProductKeys() {
-		if !listed[pk] {
-			rep.problem("%s does not list product %s of %s", catalog.IndexPath, pk, catalog.ImagesPath)
+		if !slices.Contains(listed, pk) {
+			rep.problem("%s does not list product %s of %s", catalog.IndexPath, pk, path)
 		}
 	}
 	pending := map[string]bool{}
@@ -194,12 +199,11 @@ func (r *Registry) verifyIndex(ctx context.Context, c *catalog.Catalog, rep *Ver
 			pending[p.Product] = true
 		}
 	}
-	for _, p := range entry.Products {
+	for _, p := range listed {
 		if c.Products[p] == nil && !pending[p] {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s lists product %s that %s no longer has (an interrupted remove; the next publish tidies it)", catalog.IndexPath, p, catalog.ImagesPath))
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s lists product %s that %s no longer has (an interrupted remove; the next publish tidies it)", catalog.IndexPath, p, path))
 		}
 	}
-	return nil
 }
 
 // fileSum is a file's digest and size as read from the store.

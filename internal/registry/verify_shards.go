@@ -48,26 +48,9 @@ func (r *Registry) verifyShards(ctx context.Context, root *catalog.Catalog, file
 		if e.DataType != catalog.DataTypeImages || e.Format != catalog.FormatProducts {
 			rep.problem("%s: entry for %s has datatype %q and format %q, want %q and %q", catalog.IndexPath, key, e.DataType, e.Format, catalog.DataTypeImages, catalog.FormatProducts)
 		}
-		listed := map[string]bool{}
-		for _, p := range e.Products {
-			listed[p] = true
-		}
-		for _, pk := range c.ProductKeys() {
-			if !listed[pk] {
-				rep.problem("%s does not list product %s of %s", catalog.IndexPath, pk, key)
-			}
-		}
+		checkListed(rep, e.Products, c, key)
 		if want := c.ClaimedAliases(r.now()); !slices.Equal(e.Aliases, want) {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: the alias claims of %s are not the aliases it holds (an interrupted command; the next change to that file, or a publish needing one of them, repairs it)", catalog.IndexPath, key))
-		}
-		pending := map[string]bool{}
-		for _, p := range c.LivePending(r.now()) {
-			pending[p.Product] = true
-		}
-		for _, p := range e.Products {
-			if c.Products[p] == nil && !pending[p] {
-				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s lists product %s that %s no longer has (an interrupted remove; the next publish tidies it)", catalog.IndexPath, p, key))
-			}
 		}
 	}
 	return nil
