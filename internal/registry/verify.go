@@ -148,19 +148,29 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 	return rep, nil
 }
 
-func (r *Registry) verifyIndex(ctx context.Context, c *catalog.Catalog, rep *VerifyReport) error {
+// verifyReadIndex reads and parses index.json; when it is missing or does
+// not parse, that is a problem of the report and the index is nil.
+func (r *Registry) verifyReadIndex(ctx context.Context, rep *VerifyReport) (*catalog.Index, error) {
 	data, _, err := r.readObject(ctx, catalog.IndexPath)
 	if errors.Is(err, store.ErrNotFound) {
 		rep.problem("%s is missing: clients cannot find any image", catalog.IndexPath)
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ix, err := catalog.ParseIndex(data)
 	if err != nil {
 		rep.problem("%v", err)
-		return nil
+		return nil, nil
+	}
+	return ix, nil
+}
+
+func (r *Registry) verifyIndex(ctx context.Context, c *catalog.Catalog, rep *VerifyReport) error {
+	ix, err := r.verifyReadIndex(ctx, rep)
+	if ix == nil || err != nil {
+		return err
 	}
 	var entry *catalog.IndexEntry
 	for _, e := range ix.Index {

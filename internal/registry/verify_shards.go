@@ -2,12 +2,10 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/incus-appliance/registry/internal/catalog"
-	"github.com/incus-appliance/registry/internal/store"
 )
 
 // verifyShards checks a sharded registry's root (no products, no
@@ -19,18 +17,9 @@ func (r *Registry) verifyShards(ctx context.Context, root *catalog.Catalog, file
 	if len(root.Products) > 0 || len(root.LivePending(r.now())) > 0 {
 		rep.problem("%s is the root of %d catalog files but holds products or publishes in flight (a tool that knows only one catalog file wrote it): clients do not see them", catalog.ImagesPath, len(files))
 	}
-	data, _, err := r.readObject(ctx, catalog.IndexPath)
-	if errors.Is(err, store.ErrNotFound) {
-		rep.problem("%s is missing: clients cannot find any image", catalog.IndexPath)
-		return nil
-	}
-	if err != nil {
+	ix, err := r.verifyReadIndex(ctx, rep)
+	if ix == nil || err != nil {
 		return err
-	}
-	ix, err := catalog.ParseIndex(data)
-	if err != nil {
-		rep.problem("%v", err)
-		return nil
 	}
 	entries := ix.Entries()
 	for i, key := range catalog.ProductPaths(len(files)) {
