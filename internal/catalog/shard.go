@@ -145,10 +145,8 @@ func aliasClaim(alias, arch string) string {
 // product's aliases and those of its live pending publishes.
 func (c *Catalog) ClaimedAliases(now time.Time) []string {
 	var out []string
-	for _, p := range c.Products {
-		for _, a := range p.AliasList() {
-			out = append(out, aliasClaim(a, p.Arch))
-		}
+	for pk := range c.Products {
+		out = append(out, c.PendingAliases(pk)...)
 	}
 	for _, p := range c.LivePending(now) {
 		out = append(out, p.Aliases...)
@@ -271,6 +269,13 @@ func MergeShards(root *Catalog, files []*Catalog) *Catalog {
 // of it protects.
 func (c *Catalog) InUse(now time.Time) map[string]bool {
 	out := c.Referenced()
+	maps.Copy(out, c.pendingPaths(now))
+	return out
+}
+
+// pendingPaths returns the paths live pending publishes protect.
+func (c *Catalog) pendingPaths(now time.Time) map[string]bool {
+	out := map[string]bool{}
 	for _, p := range c.LivePending(now) {
 		for _, path := range p.Paths {
 			out[path] = true

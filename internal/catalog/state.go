@@ -173,24 +173,14 @@ type Object struct {
 // what they reference, protect or retired counts too, and c records the
 // files found unaccounted for.
 func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration, others ...*Catalog) []string {
-	all := append([]*Catalog{c}, others...)
-	refs := map[string]bool{}
-	protected := map[string]bool{}
-	retired := map[string]time.Time{} // the latest retirement of each path in any file
-	for _, f := range all {
-		maps.Copy(refs, f.Referenced())
-		for _, p := range f.LivePending(now) {
-			for _, path := range p.Paths {
-				protected[path] = true
-			}
-		}
-		if f.State != nil {
-			for p, t := range f.State.Retired {
-				if old, ok := retired[p]; !ok || t.After(old) {
-					retired[p] = t
-				}
-			}
-		}
+	view := c // what every file references, protects and retired
+	if len(others) > 0 {
+		view = MergeShards(c, others)
+	}
+	refs, protected := view.Referenced(), view.pendingPaths(now)
+	var retired map[string]time.Time // the latest retirement of each path in any file
+	if view.State != nil {
+		retired = maps.Clone(view.State.Retired)
 	}
 	c.state()
 	for p := range c.State.Retired {

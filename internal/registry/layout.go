@@ -51,12 +51,13 @@ func (r *Registry) ensureLayout(ctx context.Context, create bool) (layout, error
 		return l, nil
 	case l.root.etag != "":
 		return l, fmt.Errorf("this registry has %d catalog file(s): the number of catalog files is chosen when the registry is created", l.n)
-	case !create:
-		l.n = want
-		return l, catalog.CheckShards(want)
 	}
 	if err := catalog.CheckShards(want); err != nil {
 		return l, err
+	}
+	if !create {
+		l.n = want
+		return l, nil
 	}
 	// Created here or by a concurrent publisher: either way it has want.
 	_, err = r.commit(ctx, catalog.ImagesPath, newID(), nil, func(c *catalog.Catalog) (bool, error) {

@@ -42,7 +42,7 @@ func (r *Registry) Remove(ctx context.Context, target, arch string, dryRun bool)
 		res.Removed, err = c.Resolve(target, arch)
 		return res, err
 	}
-	l, _, err := r.readLayout(ctx)
+	l, root, err := r.readLayout(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -50,11 +50,11 @@ func (r *Registry) Remove(ctx context.Context, target, arch string, dryRun bool)
 	if l.sharded() {
 		// Resolve on the whole catalog (a fingerprint prefix must be
 		// unique in it), then remove in each file holding a match.
-		c, _, err := r.readCatalog(ctx)
+		files, err := r.readFiles(ctx, l.n)
 		if err != nil {
 			return nil, err
 		}
-		found, err := c.Resolve(target, arch)
+		found, err := catalog.MergeShards(root, files).Resolve(target, arch)
 		if err != nil {
 			return nil, err
 		}
