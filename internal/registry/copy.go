@@ -89,12 +89,9 @@ func (r *Registry) Copy(ctx context.Context, req CopyRequest) ([]CopyResult, int
 // copyInto is Copy for the versions of one catalog file key.
 func (r *Registry) copyInto(ctx context.Context, l layout, key string, req CopyRequest) ([]CopyResult, int, error) {
 	results := make([]CopyResult, len(req.Copies))
-	snap := l.root
-	if l.sharded() {
-		var err error
-		if snap, err = r.readSnapshot(ctx, key); err != nil {
-			return nil, 0, err
-		}
+	snap, err := r.readFile(ctx, l, key)
+	if err != nil {
+		return nil, 0, err
 	}
 	c, err := snap.parse(key)
 	if err != nil {
@@ -171,14 +168,12 @@ func (r *Registry) copyInto(ctx context.Context, l layout, key string, req CopyR
 	if err != nil {
 		return nil, retries, r.abandon(ctx, l.n, key, id, err)
 	}
-	first := st.Catalog
 	if l.sharded() {
 		// The index carries the claims now: one another file also
 		// claims was claimed first.
 		todo = r.dropClaimed(ctx, ix, l.n, key, todo, claims, results)
-		first = nil
 	}
-	if err := r.waitForPrune(ctx, first, paths); err != nil {
+	if err := r.waitForPrune(ctx, l.announcements(st), paths); err != nil {
 		return nil, retries, r.abandon(ctx, l.n, key, id, err)
 	}
 	var ready []int

@@ -150,3 +150,22 @@ func (r *Registry) unchanged(ctx context.Context, key string, s *snapshot) *snap
 	}
 	return nil
 }
+
+// readFile returns catalog file key as it stands: in a one-file registry
+// the images.json the layout was read from, else read now.
+func (r *Registry) readFile(ctx context.Context, l layout, key string) (snapshot, error) {
+	if !l.sharded() {
+		return l.root, nil
+	}
+	return r.readSnapshot(ctx, key)
+}
+
+// announcements is what waitForPrune starts from after a commit to a
+// product file: that file itself when it is images.json, else nil (prunes
+// announce themselves in the root, which is read then).
+func (l layout) announcements(st commitStats) *catalog.Catalog {
+	if l.sharded() {
+		return nil
+	}
+	return st.Catalog
+}

@@ -175,11 +175,9 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 		return nil, err
 	}
 	key := l.fileOf(img.ProductKey())
-	snap := l.root
-	if l.sharded() {
-		if snap, err = r.readSnapshot(ctx, key); err != nil {
-			return nil, err
-		}
+	snap, err := r.readFile(ctx, l, key)
+	if err != nil {
+		return nil, err
 	}
 	c, err := snap.parse(key)
 	if err != nil {
@@ -297,11 +295,7 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 			}
 		}
 		// Once any prune that may delete these files is over.
-		first := st.Catalog
-		if l.sharded() {
-			first = nil // prunes announce themselves in the root
-		}
-		return r.waitForPrune(ctx, first, paths)
+		return r.waitForPrune(ctx, l.announcements(st), paths)
 	}
 	fail := func(err error) (*PublishResult, error) {
 		if announced {
