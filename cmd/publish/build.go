@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"runtime"
 	"strings"
 
+	"github.com/incus-appliance/registry/internal/osarch"
+
 	"github.com/incus-appliance/registry/internal/appliance"
-	"github.com/incus-appliance/registry/internal/catalog"
 )
 
 type buildCmd struct {
@@ -124,11 +124,11 @@ func (c *buildCmd) arches() ([]string, error) {
 		in = append(in, strings.Split(a, ",")...)
 	}
 	if len(in) == 0 {
-		in = []string{runtime.GOARCH}
+		in = []string{osarch.Host()}
 	}
 	var out []string
 	for _, a := range in {
-		n, err := catalog.NormalizeArch(a)
+		n, err := osarch.Normalize(a)
 		if err != nil {
 			return nil, fmt.Errorf("--arch: %w", err)
 		}

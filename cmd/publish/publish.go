@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/incus-appliance/registry/internal/osarch"
+
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/registry"
@@ -116,7 +118,7 @@ func (c *publishCmd) requests(ctx context.Context, g *Globals, out *output, log 
 		return nil, err
 	}
 	if c.Arch != "" {
-		arch, err := catalog.NormalizeArch(c.Arch)
+		arch, err := osarch.Normalize(c.Arch)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--arch: %w", err)}
 		}

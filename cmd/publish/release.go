@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 	"strings"
 	"time"
+
+	"github.com/incus-appliance/registry/internal/osarch"
 
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/debian"
@@ -221,8 +222,8 @@ func (c *releaseCmd) prepare(ctx context.Context, g *Globals, out *output, log *
 		it.GateSkipped = true
 		fmt.Fprintf(out.stderr, "publish: WARNING: %s: gate skipped (--skip-gate): %s goes out untested\n", what, short(dry[0].Fingerprint))
 	} else {
-		if arch != runtime.GOARCH {
-			return nil, fmt.Errorf("gate %s: this %s host cannot launch a %s build: release it on a %s host, or pass --skip-gate", what, runtime.GOARCH, arch, arch)
+		if arch != osarch.Host() {
+			return nil, fmt.Errorf("gate %s: this %s host cannot launch a %s build: release it on a %s host, or pass --skip-gate", what, osarch.Host(), arch, arch)
 		}
 		out.note("gate %s: launching %s in Incus", what, short(dry[0].Fingerprint))
 		rep, err := gate.Run(ctx, gate.Options{

@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/incus-appliance/registry/internal/osarch"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/incus-appliance/registry/internal/catalog"
@@ -187,7 +189,7 @@ func (a *Appliance) check(folderName string) []error {
 	}
 	seen := map[string]bool{}
 	for _, arch := range a.Architectures {
-		n, err := catalog.NormalizeArch(arch)
+		n, err := osarch.Normalize(arch)
 		if err != nil {
 			bad("architectures", "%v", err)
 		} else if seen[n] {
@@ -262,7 +264,7 @@ func (h HealthCheck) check() []error {
 func (a *Appliance) Arches() []string {
 	var out []string
 	for _, arch := range a.Architectures {
-		if n, err := catalog.NormalizeArch(arch); err == nil && !slices.Contains(out, n) {
+		if n, err := osarch.Normalize(arch); err == nil && !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}

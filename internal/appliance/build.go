@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/osarch"
+
 	"github.com/incus-appliance/registry/internal/aptcache"
 	"github.com/incus-appliance/registry/internal/catalog"
 	"gopkg.in/yaml.v3"
@@ -31,13 +33,6 @@ const TemplateName = "image.yaml"
 // MergedTemplateName is the template distrobuilder built from (base +
 // overlay), kept beside the build log.
 const MergedTemplateName = "template.yaml"
-
-// kernelArch maps canonical architectures to the names distrobuilder's
-// image.architecture takes (it maps them to Debian's with architecture_map).
-var kernelArch = map[string]string{
-	"amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7l", "armel": "armv6l",
-	"i386": "i686", "ppc64el": "ppc64le", "riscv64": "riscv64", "s390x": "s390x",
-}
 
 // BuildOptions control Build.
 type BuildOptions struct {
@@ -129,7 +124,7 @@ func Build(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, 
 	if err := opts.resolve(); err != nil {
 		return nil, err
 	}
-	karch, ok := kernelArch[opts.Arch]
+	karch, ok := osarch.Kernel(opts.Arch)
 	if !ok {
 		return nil, fmt.Errorf("build %s: unsupported architecture %q", a.Name, opts.Arch)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/incus-appliance/registry/internal/osarch"
+
 	"github.com/incus-appliance/registry/internal/vmdisk"
 )
 
@@ -127,7 +129,7 @@ func BuildVM(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult
 // runDistrobuilderDir runs distrobuilder build-dir with the template at
 // tmplPath.
 func runDistrobuilderDir(ctx context.Context, a *Appliance, opts BuildOptions, work, rootfs, logPath, tmplPath string) error {
-	karch := kernelArch[opts.Arch]
+	karch, _ := osarch.Kernel(opts.Arch)
 	epoch, err := sourceDateEpoch()
 	if err != nil {
 		return err

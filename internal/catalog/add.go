@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/osarch"
+
 	"github.com/incus-appliance/registry/internal/digest"
 )
 
@@ -76,7 +78,7 @@ type Image struct {
 
 // ProductKey is the key of the product holding appliance name on arch.
 func ProductKey(name, arch string) string {
-	return name + ":" + canonicalArch(arch)
+	return name + ":" + osarch.Canonical(arch)
 }
 
 // ProductKey is the key of the product the image belongs to: its name
@@ -104,7 +106,7 @@ func (img Image) Validate() error {
 	if err := ValidateAlias(img.Name); err != nil {
 		return fmt.Errorf("appliance name: %w (the name is the image's main alias)", err)
 	}
-	if _, err := NormalizeArch(img.Arch); err != nil {
+	if _, err := osarch.Normalize(img.Arch); err != nil {
 		return err
 	}
 	for field, v := range map[string]string{"os": img.OS, "release": img.Release} {
@@ -272,7 +274,7 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 	}
 	if res.VersionAdded {
 		if len(p.Versions) == 0 || res.Version >= slices.Max(slices.Collect(maps.Keys(p.Versions))) {
-			p.Arch, p.OS, p.Release, p.Variant = canonicalArch(img.Arch), img.OS, img.Release, img.Variant
+			p.Arch, p.OS, p.Release, p.Variant = osarch.Canonical(img.Arch), img.OS, img.Release, img.Variant
 			p.ReleaseTitle = img.ReleaseTitle
 			if p.ReleaseTitle == "" {
 				p.ReleaseTitle = img.Release
@@ -289,7 +291,7 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 	}
 	if img.Line != "" {
 		p.Line = img.Line
-		for pk, as := range c.lineAliases(img.Name, img.ApplianceVariant, canonicalArch(img.Arch), "", img.Aliases) {
+		for pk, as := range c.lineAliases(img.Name, img.ApplianceVariant, osarch.Canonical(img.Arch), "", img.Aliases) {
 			c.Products[pk].setAliases(img.mainAlias(), as)
 		}
 		return res, nil
@@ -304,7 +306,7 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 	if err := img.Validate(); err != nil {
 		return AddResult{}, err
 	}
-	arch := canonicalArch(img.Arch)
+	arch := osarch.Canonical(img.Arch)
 	pk := img.ProductKey()
 	vk := VersionKey(img.Created)
 	res := AddResult{Product: pk, Version: vk}

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/incus-appliance/registry/internal/osarch"
+
 	"github.com/incus-appliance/registry/internal/digest"
 )
 
@@ -38,7 +40,7 @@ func ValidateAlias(a string) error {
 			return fmt.Errorf("alias %q has an empty segment", a)
 		}
 	}
-	if last := segs[len(segs)-1]; len(segs) > 1 && isClientArchName(last) {
+	if last := segs[len(segs)-1]; len(segs) > 1 && osarch.KnownToClient(last) {
 		return fmt.Errorf("alias %q ends in an architecture name: Incus generates \"<alias>/<arch>\" for every alias itself, so %q would collide with the form it makes for alias %q", a, a, strings.Join(segs[:len(segs)-1], "/"))
 	}
 	if isFingerprintPrefix(a) {
@@ -51,27 +53,6 @@ func ValidateAlias(a string) error {
 // digits only, i.e. could be read as (a prefix of) an image fingerprint.
 func isFingerprintPrefix(s string) bool {
 	return len(s) >= 1 && len(s) <= 64 && digest.IsLowerHex(strings.ToLower(s))
-}
-
-// clientArchNames are all the architecture names and aliases the Incus
-// client knows (shared/osarch), beyond the ones this registry accepts for a
-// product: a product written by another tool may use any of them, and the
-// client turns each alias A into "A/<that name>".
-var clientArchNames = map[string]bool{
-	"i686": true, "x86_64": true, "armv6l": true, "armv7l": true, "armv8l": true, "aarch64": true,
-	"ppc": true, "ppc64": true, "ppc64le": true, "s390x": true, "mips": true, "mips64": true,
-	"riscv32": true, "riscv64": true, "loongarch64": true,
-	"i386": true, "i586": true, "386": true, "x86": true, "generic_32": true,
-	"amd64": true, "generic_64": true, "x86_64_v1": true, "x86_64_v2": true, "x86_64_v3": true, "x86_64_v4": true,
-	"armel": true, "arm": true, "armhf": true, "armhfp": true, "armv7a_hardfp": true, "armv7": true,
-	"armv7a_vfpv3_hardfp": true, "arm64": true, "arm64_generic": true, "powerpc": true, "powerpc64": true,
-	"ppc64el": true, "mipsel": true, "mipsle": true, "mips64el": true, "mips64le": true, "loong64": true,
-}
-
-// isClientArchName reports whether s names an architecture for Incus or
-// for this registry.
-func isClientArchName(s string) bool {
-	return isArchName(s) || clientArchNames[strings.ToLower(s)]
 }
 
 // ValidateName checks an appliance name, which becomes the product's main
@@ -125,10 +106,10 @@ func (p *Product) setAliases(main string, aliases []string) {
 // AliasOwner returns the key of the product on arch (any spelling) that
 // lists alias a, excluding product except, or "" when none does.
 func (c *Catalog) AliasOwner(a, arch, except string) string {
-	want := canonicalArch(arch)
+	want := osarch.Canonical(arch)
 	for _, pk := range c.ProductKeys() {
 		p := c.Products[pk]
-		if pk != except && canonicalArch(p.Arch) == want && p.HasAlias(a) {
+		if pk != except && osarch.Canonical(p.Arch) == want && p.HasAlias(a) {
 			return pk
 		}
 	}
@@ -163,15 +144,6 @@ func (c *Catalog) AddAliases(productKey string, aliases []string) ([]string, err
 		p.setAliases(main, append(p.AliasList(), added...))
 	}
 	return added, nil
-}
-
-// canonicalArch maps any known spelling to the canonical name and leaves
-// unknown names as they are (so they still compare equal to themselves).
-func canonicalArch(a string) string {
-	if n, err := NormalizeArch(a); err == nil {
-		return n
-	}
-	return a
 }
 
 func isAlnum(c byte) bool {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/incus-appliance/registry/internal/osarch"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -395,12 +397,12 @@ func TestParseIncusSimplestreamsCatalog(t *testing.T) {
 
 func TestNormalizeArch(t *testing.T) {
 	for in, want := range map[string]string{"x86_64": "amd64", "AMD64": "amd64", "aarch64": "arm64", "armv7l": "armhf", "ppc64le": "ppc64el", "i686": "i386", "riscv64": "riscv64", "s390x": "s390x"} {
-		if got, err := NormalizeArch(in); got != want || err != nil {
-			t.Errorf("NormalizeArch(%q) = %q, %v; want %q", in, got, err, want)
+		if got, err := osarch.Normalize(in); got != want || err != nil {
+			t.Errorf("osarch.Normalize(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := NormalizeArch("mips"); err == nil {
-		t.Error("NormalizeArch(mips) succeeded")
+	if _, err := osarch.Normalize("mips"); err == nil {
+		t.Error("osarch.Normalize(mips) succeeded")
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/incus-appliance/registry/internal/osarch"
 )
 
 // Version lines. SimpleStreams aliases belong to a product and follow its
@@ -38,7 +40,7 @@ func LineOf(version string) (string, error) {
 
 // LineProductKey is the key of the product of a version line.
 func LineProductKey(name, line, arch string) string {
-	return name + ":" + line + ":" + canonicalArch(arch)
+	return name + ":" + line + ":" + osarch.Canonical(arch)
 }
 
 func lineNumbers(line string) (major, minor int) {
@@ -53,7 +55,7 @@ func lineNumbers(line string) (major, minor int) {
 func (c *Catalog) lineFamily(name, variant, arch string) map[string]*Product {
 	out := map[string]*Product{}
 	for pk, p := range c.Products {
-		if p.Line != "" && canonicalArch(p.Arch) == arch && pk == LineProductKey(VariantAlias(name, variant), p.Line, arch) {
+		if p.Line != "" && osarch.Canonical(p.Arch) == arch && pk == LineProductKey(VariantAlias(name, variant), p.Line, arch) {
 			out[pk] = p
 		}
 	}

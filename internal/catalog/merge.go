@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/incus-appliance/registry/internal/osarch"
 )
 
 // VersionCopy is one version of a product taken whole from another
@@ -36,7 +38,7 @@ func (vc VersionCopy) Check() error {
 	if vc.Product == "" {
 		return fmt.Errorf("empty product key")
 	}
-	if _, err := NormalizeArch(vc.Meta.Arch); err != nil {
+	if _, err := osarch.Normalize(vc.Meta.Arch); err != nil {
 		return fmt.Errorf("product %s: %w", vc.Product, err)
 	}
 	for _, a := range vc.Meta.AliasList() {
@@ -113,7 +115,7 @@ func (c *Catalog) newMergeIndex() *mergeIndex {
 
 func (idx *mergeIndex) addProduct(pk string, p *Product) {
 	for _, a := range p.AliasList() {
-		k := canonicalArch(p.Arch) + "\x00" + a
+		k := osarch.Canonical(p.Arch) + "\x00" + a
 		if _, ok := idx.owners[k]; !ok {
 			idx.owners[k] = pk
 		}
@@ -132,10 +134,10 @@ func (c *Catalog) merge(vc VersionCopy, idx *mergeIndex) (MergeResult, error) {
 	if err := vc.Check(); err != nil {
 		return res, err
 	}
-	arch := canonicalArch(vc.Meta.Arch)
+	arch := osarch.Canonical(vc.Meta.Arch)
 	p := c.Products[vc.Product]
 	if p != nil {
-		if canonicalArch(p.Arch) != arch || p.OS != vc.Meta.OS || p.Release != vc.Meta.Release || p.Variant != vc.Meta.Variant {
+		if osarch.Canonical(p.Arch) != arch || p.OS != vc.Meta.OS || p.Release != vc.Meta.Release || p.Variant != vc.Meta.Variant {
 			return res, fmt.Errorf("product key clash: %s is already in the registry as %s/%s/%s on %s, the source's is %s/%s/%s on %s: filter it out or mirror into another registry",
 				vc.Product, p.OS, p.Release, p.Variant, p.Arch, vc.Meta.OS, vc.Meta.Release, vc.Meta.Variant, vc.Meta.Arch)
 		}

@@ -3,6 +3,8 @@ package catalog
 import (
 	"fmt"
 	"slices"
+
+	"github.com/incus-appliance/registry/internal/osarch"
 )
 
 // Problems lists what would make clients hide or mis-resolve images: an
@@ -20,7 +22,7 @@ func (c *Catalog) Problems() []string {
 	fingerprints := map[string]string{}
 	for _, pk := range c.ProductKeys() {
 		p := c.Products[pk]
-		if _, err := NormalizeArch(p.Arch); err != nil {
+		if _, err := osarch.Normalize(p.Arch); err != nil {
 			add("product %s: %v: Incus hides the whole product", pk, err)
 		}
 		aliases := p.AliasList()
@@ -29,7 +31,7 @@ func (c *Catalog) Problems() []string {
 				add("product %s: %v", pk, err)
 				continue
 			}
-			k := canonicalArch(p.Arch) + "\x00" + a
+			k := osarch.Canonical(p.Arch) + "\x00" + a
 			if other, ok := owners[k]; ok {
 				add("alias %q on %s is listed by both %s and %s: Incus resolves it to one of them only", a, p.Arch, other, pk)
 			}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/osarch"
+
 	"github.com/incus-appliance/registry/internal/digest"
 )
 
@@ -25,7 +27,7 @@ func (c *Catalog) Resolve(target, arch string) ([]Removed, error) {
 		return nil, fmt.Errorf("empty image name")
 	}
 	if arch != "" {
-		a, err := NormalizeArch(arch)
+		a, err := osarch.Normalize(arch)
 		if err != nil {
 			return nil, err
 		}
@@ -37,7 +39,7 @@ func (c *Catalog) Resolve(target, arch string) ([]Removed, error) {
 	var out []Removed
 	for _, pk := range c.ProductKeys() {
 		p := c.Products[pk]
-		if arch != "" && canonicalArch(p.Arch) != arch {
+		if arch != "" && osarch.Canonical(p.Arch) != arch {
 			continue
 		}
 		base, medium := strings.CutSuffix(target, "/"+p.Arch)
@@ -136,7 +138,7 @@ func (c *Catalog) dropVersion(pk, vk string, now time.Time) {
 					extra = append(extra, a)
 				}
 			}
-			c.relinkLines(name, variant, canonicalArch(p.Arch), extra)
+			c.relinkLines(name, variant, osarch.Canonical(p.Arch), extra)
 		}
 	}
 	gone := p.dropDeltasFrom(vk)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/incus-appliance/registry/internal/osarch"
 )
 
 // Sharded catalogs. A registry the size of images.linuxcontainers.org
@@ -138,7 +140,7 @@ func NewShard(path string) *Catalog {
 // aliasClaim is how an alias on an architecture is written in
 // registry_aliases and in pending intents.
 func aliasClaim(alias, arch string) string {
-	return alias + "@" + canonicalArch(arch)
+	return alias + "@" + osarch.Canonical(arch)
 }
 
 // ClaimedAliases returns the "alias@arch" claims of the file: every

@@ -3,6 +3,8 @@ package catalog
 import (
 	"fmt"
 	"strings"
+
+	"github.com/incus-appliance/registry/internal/osarch"
 )
 
 // DefaultVariant is the appliance variant published under the appliance's
@@ -47,7 +49,7 @@ func (img Image) validateVariant() error {
 	if err := ValidateName(img.ApplianceVariant); err != nil {
 		return fmt.Errorf("image %s: variant: %w", img.Name, err)
 	}
-	if isArchName(img.ApplianceVariant) {
+	if osarch.Known(img.ApplianceVariant) {
 		return fmt.Errorf("image %s: variant %q is an architecture name: Incus would read %s/%s as an architecture alias", img.Name, img.ApplianceVariant, img.Name, img.ApplianceVariant)
 	}
 	for _, a := range img.aliases() {

@@ -8,7 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/osarch"
+
 	"github.com/incus-appliance/registry/internal/digest"
 )
 
@@ -22,7 +23,7 @@ import (
 func Inspect(ctx context.Context, metadataPath, rootPath string, opts Options) (*Image, error) {
 	var want string
 	if opts.Arch != "" {
-		a, err := catalog.NormalizeArch(opts.Arch)
+		a, err := osarch.Normalize(opts.Arch)
 		if err != nil {
 			return nil, fmt.Errorf("--arch: %w", err)
 		}

@@ -8,7 +8,8 @@ import (
 	"os"
 	"slices"
 
-	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/osarch"
+
 	"github.com/incus-appliance/registry/internal/digest"
 )
 
@@ -48,7 +49,7 @@ func Resume(ctx context.Context, metadataPath, rootPath string, rec *Record, opt
 		return nil, nil, &Error{"metadata", metadataPath, fmt.Errorf("%w: its SHA-256 is not the recorded one", ErrChanged)}
 	}
 	if opts.Arch != "" {
-		want, err := catalog.NormalizeArch(opts.Arch)
+		want, err := osarch.Normalize(opts.Arch)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--arch: %w", err)
 		}

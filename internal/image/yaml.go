@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/incus-appliance/registry/internal/osarch"
 
-	"github.com/incus-appliance/registry/internal/catalog"
+	"gopkg.in/yaml.v3"
 )
 
 // requiredHint names what incus-simplestreams requires of metadata.yaml.
@@ -97,7 +97,7 @@ func checkRequired(md *Metadata) error {
 
 // checkArch normalizes the architecture and checks properties.architecture.
 func checkArch(md *Metadata) error {
-	a, err := catalog.NormalizeArch(md.Architecture)
+	a, err := osarch.Normalize(md.Architecture)
 	if err != nil {
 		return fmt.Errorf("architecture: %w; use one of those names", err)
 	}
@@ -106,7 +106,7 @@ func checkArch(md *Metadata) error {
 	if !ok || strings.TrimSpace(pa) == "" {
 		return nil
 	}
-	n, err := catalog.NormalizeArch(pa)
+	n, err := osarch.Normalize(pa)
 	if err != nil {
 		return fmt.Errorf("properties.architecture: %w; use one of those names or leave it out", err)
 	}

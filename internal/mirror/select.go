@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/incus-appliance/registry/internal/osarch"
+
 	"github.com/incus-appliance/registry/internal/catalog"
 )
 
@@ -31,7 +33,7 @@ func ParseFilter(s string) (Filter, error) {
 		}
 	}
 	if k == "arch" {
-		a, err := catalog.NormalizeArch(v)
+		a, err := osarch.Normalize(v)
 		if err != nil {
 			return Filter{}, fmt.Errorf("filter %q: %v", s, err)
 		}
@@ -43,7 +45,7 @@ func ParseFilter(s string) (Filter, error) {
 func (f Filter) match(pk string, p *catalog.Product) bool {
 	switch f.Key {
 	case "arch":
-		a, err := catalog.NormalizeArch(p.Arch)
+		a, err := osarch.Normalize(p.Arch)
 		return err == nil && a == f.Value
 	case "os":
 		return p.OS == f.Value

@@ -23,7 +23,8 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/osarch"
+
 	"github.com/incus-appliance/registry/internal/image"
 )
 
@@ -67,7 +68,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	case !validName.MatchString(c.name):
 		return c, fmt.Errorf("-name %q: use lowercase letters, digits and '-' (at most 63)", c.name)
 	}
-	arch, err := catalog.NormalizeArch(c.arch)
+	arch, err := osarch.Normalize(c.arch)
 	if err != nil {
 		return c, fmt.Errorf("-arch: %w", err)
 	}
