@@ -1,8 +1,10 @@
 package signing
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -51,4 +53,31 @@ func ReadKeyring(path string) (*Keyring, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
+}
+
+// WriteSecretKeyFile writes an armoured secret key to a new file of mode
+// 0600 (its folder created 0700 when missing); it never replaces a file.
+func WriteSecretKeyFile(path string, armored []byte) (err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s exists: not replacing a key (choose another file, or move it away first)", path)
+	}
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	if _, err := f.Write(armored); err != nil {
+		return err
+	}
+	return f.Sync()
 }
