@@ -181,19 +181,20 @@ func parseBody(data []byte) (body, rest []byte, err error) {
 		if escaped && !bytes.HasPrefix(line, []byte("- ")) {
 			return nil, nil, fmt.Errorf("%w: line %d starts with '-' but is not dash-escaped", ErrMalformed, n)
 		}
-		trimmed := bytes.TrimRight(line, " \t")
+		text := line
+		if escaped {
+			text = line[2:]
+		}
+		text = bytes.TrimRight(text, " \t")
 		rest = next
-		if !escaped && len(trimmed) == len(line) && data[pos+len(line)] == '\n' {
+		if !escaped && len(text) == len(line) && data[pos+len(line)] == '\n' {
 			continue // unchanged
 		}
 		if copied == nil {
 			copied = make([]byte, 0, len(data))
 		}
 		copied = append(copied, data[run:pos]...)
-		if escaped {
-			trimmed = trimmed[2:]
-		}
-		copied = append(append(copied, trimmed...), '\n')
+		copied = append(append(copied, text...), '\n')
 		run = len(data) - len(rest)
 	}
 }

@@ -1,7 +1,6 @@
 package signing_test
 
 import (
-	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -81,9 +80,15 @@ func TestVerifyUnknownKeyNamesIt(t *testing.T) {
 // signature nor reaches the body.
 func TestVerifyTrailingWhitespaceIgnored(t *testing.T) {
 	k := newTestKey(t, "ws")
-	signed := bytes.Replace(k.sign(t, sampleDoc), []byte(`"nginx"`), []byte("\"nginx\"  \t"), 1)
-	v, err := k.keyring(t).Verify(signed, testNow)
-	if err != nil || string(v.Body) != sampleDoc {
-		t.Fatalf("Verify = %q, %v; want the signed document", bodyOf(v), err)
+	for doc, edit := range map[string][2]string{
+		sampleDoc:        {`"nginx"`, "\"nginx\"  \t"},
+		"[\n-1,\n-\n]\n": {"\n- -\n", "\n- -  \n"}, // a dash-escaped line
+		"[\n-1,\n\n]\n":  {"\n\n]", "\n  \n]"},     // an empty line
+	} {
+		signed := replaceOnce(t, k.sign(t, doc), edit[0], edit[1])
+		v, err := k.keyring(t).Verify(signed, testNow)
+		if err != nil || string(v.Body) != doc {
+			t.Errorf("Verify = %q, %v; want the signed %q", bodyOf(v), err, doc)
+		}
 	}
 }
