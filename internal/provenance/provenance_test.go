@@ -52,14 +52,7 @@ func TestGolden(t *testing.T) {
 	outside.Source, outside.Folder = nil, "appliances/nginx"
 	outside.GateReport, outside.InvocationID, outside.StartedOn, outside.FinishedOn = nil, "", time.Time{}, time.Time{}
 	for name, in := range map[string]Inputs{"git.json": sampleInputs(), "no-git-no-gate.json": outside} {
-		st, err := New(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := st.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := mustMarshal(t, in)
 		golden := filepath.Join("testdata", name)
 		if *update {
 			if err := os.WriteFile(golden, got, 0o644); err != nil {
