@@ -39,6 +39,7 @@ type CLI struct {
 	Validate validateCmd `cmd:"" help:"Check appliance folders (appliance.yaml, profiles, template); all when no NAME is given."`
 	SBOM     sbomCmd     `cmd:"" name:"sbom" help:"Print the SPDX SBOM (installed Debian packages) of a published image."`
 	New      newCmd      `cmd:"" help:"Write a new appliance folder (appliance.yaml, image.yaml) that validates, builds and passes its health check."`
+	Key      keyCmd      `cmd:"" help:"Signing keys for a signed catalog: generate one, export its public key."`
 	// CheckUserData checks user-data for a cloud variant before launch.
 	CheckUserData checkUserDataCmd `cmd:"" name:"check-user-data" help:"Check cloud-init user-data before launching a cloud variant with it (YAML, a mapping, a #cloud-config header: what cloud-init needs)."`
 }
@@ -90,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { exited, code = true, c }),
 		kong.UsageOnError(),
+		kong.Vars{"signing_key_file": defaultKeyFile},
 	)
 	if err != nil {
 		panic(err) // the CLI struct is wrong: a programming error

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/url"
 	"sort"
 	"strings"
 )
@@ -136,4 +137,24 @@ func Changes(before, after Packages) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// PackageURL is the package URL (purl, pkg:deb) of a Debian package of
+// distro ("os/release", e.g. "debian/trixie"; the release may be empty),
+// its architecture left out when arch is empty:
+// pkg:deb/debian/libstdc++6@14.2.0-19?arch=amd64&distro=debian-trixie.
+func PackageURL(distro, name, version, arch string) string {
+	osName, release, _ := strings.Cut(distro, "/")
+	q := url.Values{}
+	if arch != "" {
+		q.Set("arch", arch)
+	}
+	if release != "" {
+		q.Set("distro", osName+"-"+release)
+	}
+	purl := "pkg:deb/" + osName + "/" + url.PathEscape(name) + "@" + url.PathEscape(version)
+	if len(q) > 0 {
+		purl += "?" + q.Encode()
+	}
+	return purl
 }

@@ -160,3 +160,16 @@ func TestArchiveNewest(t *testing.T) {
 		t.Errorf("missing index: %v", err)
 	}
 }
+
+func TestPackageURL(t *testing.T) {
+	for _, c := range []struct{ distro, name, version, arch, want string }{
+		{"debian/trixie", "libstdc++6", "14.2.0-19", "amd64", "pkg:deb/debian/libstdc++6@14.2.0-19?arch=amd64&distro=debian-trixie"},
+		{"debian/bookworm", "nginx", "1.22.1-9+deb12u1", "", "pkg:deb/debian/nginx@1.22.1-9+deb12u1?distro=debian-bookworm"},
+		{"debian", "tzdata", "2024a-0+deb12u1", "all", "pkg:deb/debian/tzdata@2024a-0+deb12u1?arch=all"},
+		{"debian/trixie", "libc6", "2:2.41-12", "arm64", "pkg:deb/debian/libc6@2:2.41-12?arch=arm64&distro=debian-trixie"},
+	} {
+		if got := PackageURL(c.distro, c.name, c.version, c.arch); got != c.want {
+			t.Errorf("PackageURL(%q, %q, %q, %q) = %q, want %q", c.distro, c.name, c.version, c.arch, got, c.want)
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -103,7 +102,6 @@ func FromDpkgStatus(status io.Reader, s Subject) ([]byte, error) {
 		}
 		return pkgs[i].arch < pkgs[j].arch
 	})
-	osName, release, _ := strings.Cut(s.Distro, "/")
 	doc := Document{
 		SPDXVersion: "SPDX-2.3", DataLicense: "CC0-1.0", SPDXID: "SPDXRef-DOCUMENT",
 		Name: fmt.Sprintf("%s %s (%s)", s.Name, s.Version, s.Arch),
@@ -116,10 +114,7 @@ func FromDpkgStatus(status io.Reader, s Subject) ([]byte, error) {
 	for i, p := range pkgs {
 		fmt.Fprintf(list, "%s\t%s\t%s\n", p.name, p.version, p.arch)
 		id := fmt.Sprintf("SPDXRef-Package-deb-%s-%d", idUnsafe.ReplaceAllString(p.name, "-"), i)
-		purl := "pkg:deb/" + osName + "/" + url.PathEscape(p.name) + "@" + url.PathEscape(p.version) + "?arch=" + url.QueryEscape(p.arch)
-		if release != "" {
-			purl += "&distro=" + url.QueryEscape(osName+"-"+release)
-		}
+		purl := debian.PackageURL(s.Distro, p.name, p.version, p.arch)
 		sp := Package{
 			Name: p.name, SPDXID: id, VersionInfo: p.version,
 			DownloadLocation: "NOASSERTION", LicenseConcluded: "NOASSERTION", LicenseDeclared: "NOASSERTION", CopyrightText: "NOASSERTION",

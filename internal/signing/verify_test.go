@@ -1,0 +1,94 @@
+package signing_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/incus-appliance/registry/internal/signing"
+)
+
+const sampleDoc = "{\n  \"content_id\": \"images\",\n  \"products\": {\n    \"nginx:amd64\": {\n      \"aliases\": \"nginx\"\n    }\n  }\n}\n"
+
+func TestVerifyErrors(t *testing.T) {
+	k := newTestKey(t, "trusted")
+	stranger := newTestKey(t, "stranger")
+	kr := k.keyring(t)
+	signed := string(k.sign(t, sampleDoc))
+	sigBlock := signed[strings.Index(signed, "-----BEGIN PGP SIGNATURE-----"):]
+	replace := func(old, new string) string {
+		if !strings.Contains(signed, old) {
+			t.Fatalf("%q not in the signed document", old)
+		}
+		return strings.Replace(signed, old, new, 1)
+	}
+	cases := []struct {
+		name string
+		doc  string
+		want error
+	}{
+		{"plain json", sampleDoc, signing.ErrNotSigned},
+		{"nothing", "", signing.ErrNotSigned},
+		{"alias edited", replace(`"aliases": "nginx"`, `"aliases": "evil"`), signing.ErrBadSignature},
+		{"line added", replace("  }\n}\n", "  },\n  \"x\": 1\n}\n"), signing.ErrBadSignature},
+		{"final newline dropped", replace("}\n\n-----BEGIN PGP SIGNATURE", "}\n-----BEGIN PGP SIGNATURE"), signing.ErrBadSignature},
+		{"final newline added", replace("}\n\n-----BEGIN PGP SIGNATURE", "}\n\n\n-----BEGIN PGP SIGNATURE"), signing.ErrBadSignature},
+		{"line dash-escaped into another", replace("  }\n}", "- -  }\n}"), signing.ErrBadSignature},
+		{"signed by an unknown key", string(stranger.sign(t, sampleDoc)), signing.ErrUnknownKey},
+		{"text before", "hello\n" + signed, signing.ErrMalformed},
+		{"text after", signed + "hello\n", signing.ErrMalformed},
+		{"bad first line", strings.Replace(signed, "MESSAGE-----\n", "MESSAGE----- x\n", 1), signing.ErrMalformed},
+		{"no Hash header", replace("Hash: SHA256\n", ""), signing.ErrMalformed},
+		{"Hash header names another hash", replace("Hash: SHA256\n", "Hash: SHA512\n"), signing.ErrMalformed},
+		{"another header", replace("Hash: SHA256\n", "Hash: SHA256\nComment: hi\n"), signing.ErrMalformed},
+		{"no blank line after the header", replace("Hash: SHA256\n\n", "Hash: SHA256\n"), signing.ErrMalformed},
+		{"unescaped dash line", replace("  }\n}", "-x\n  }\n}"), signing.ErrMalformed},
+		{"truncated in the body", signed[:len(signed)/4], signing.ErrMalformed},
+		{"truncated in the signature", signed[:len(signed)-60], signing.ErrMalformed},
+		{"no signature block", strings.TrimSuffix(signed, sigBlock), signing.ErrMalformed},
+		{"signature not base64", replace(sigBlock, "-----BEGIN PGP SIGNATURE-----\n\n!!!!\n-----END PGP SIGNATURE-----\n"), signing.ErrMalformed},
+		{"empty signature", replace(sigBlock, "-----BEGIN PGP SIGNATURE-----\n\n-----END PGP SIGNATURE-----\n"), signing.ErrMalformed},
+		{"two signed messages", signed + signed, signing.ErrMalformed},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := kr.Verify([]byte(c.doc), testNow)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("Verify = %v, %v; want %v", bodyOf(v), err, c.want)
+			}
+			for _, other := range []error{signing.ErrNotSigned, signing.ErrMalformed, signing.ErrUnknownKey, signing.ErrBadSignature} {
+				if other != c.want && errors.Is(err, other) {
+					t.Errorf("Verify error %v is also %v", err, other)
+				}
+			}
+		})
+	}
+}
+
+// TestVerifyUnknownKeyNamesIt: the error says which key signed, so an
+// operator can tell a rotation not yet in the keyring from an attack.
+func TestVerifyUnknownKeyNamesIt(t *testing.T) {
+	k, stranger := newTestKey(t, "trusted"), newTestKey(t, "stranger")
+	_, err := k.keyring(t).Verify(stranger.sign(t, sampleDoc), testNow)
+	if !errors.Is(err, signing.ErrUnknownKey) || !strings.Contains(err.Error(), string(stranger.fpr)) {
+		t.Fatalf("Verify = %v, want ErrUnknownKey naming %s", err, stranger.fpr)
+	}
+}
+
+// TestVerifyTrailingWhitespaceIgnored: trailing whitespace in the clear
+// text is not signed (RFC 9580, 7.1), so an added space neither breaks the
+// signature nor reaches the body.
+func TestVerifyTrailingWhitespaceIgnored(t *testing.T) {
+	k := newTestKey(t, "ws")
+	for doc, edit := range map[string][2]string{
+		sampleDoc:        {`"nginx"`, "\"nginx\"  \t"},
+		"[\n-1,\n-\n]\n": {"\n- -\n", "\n- -  \n"}, // a dash-escaped line
+		"[\n-1,\n\n]\n":  {"\n\n]", "\n  \n]"},     // an empty line
+	} {
+		signed := replaceOnce(t, k.sign(t, doc), edit[0], edit[1])
+		v, err := k.keyring(t).Verify(signed, testNow)
+		if err != nil || string(v.Body) != doc {
+			t.Errorf("Verify = %q, %v; want the signed %q", bodyOf(v), err, doc)
+		}
+	}
+}
