@@ -22,14 +22,13 @@ const (
 	RootQCOW2    RootKind = "qcow2"    // virtual-machine disk
 )
 
-// rootKinds maps a root kind to its item key, ftype, file name and the
-// combined-hash field that must carry the fingerprint. The item keys are
-// the ftypes, as incus-simplestreams names them: its `remove` looks root
-// items up by those keys.
-var rootKinds = map[RootKind]struct{ itemKey, ftype, file string }{
-	RootSquashfs: {FTypeSquashfs, FTypeSquashfs, "rootfs.squashfs"},
-	RootTarXZ:    {"root.tar.xz", FTypeRootTarXZ, "rootfs.tar.xz"},
-	RootQCOW2:    {"disk-kvm.img", FTypeDiskKVMImg, "disk.qcow2"},
+// rootKinds maps a root kind to its item key and ftype (its file name is
+// in paths.go). The item keys are the ftypes, as incus-simplestreams names
+// them: its `remove` looks root items up by those keys.
+var rootKinds = map[RootKind]struct{ itemKey, ftype string }{
+	RootSquashfs: {FTypeSquashfs, FTypeSquashfs},
+	RootTarXZ:    {"root.tar.xz", FTypeRootTarXZ},
+	RootQCOW2:    {"disk-kvm.img", FTypeDiskKVMImg},
 }
 
 // FileRef is the digest and size of one file.
@@ -89,13 +88,6 @@ func (img Image) ProductKey() string {
 		return LineProductKey(img.mainAlias(), img.Line, img.Arch)
 	}
 	return ProductKey(img.mainAlias(), img.Arch)
-}
-
-// ImagePaths returns the content-addressed paths of an image's metadata
-// tarball and root file.
-func ImagePaths(fingerprint string, kind RootKind) (meta, root string) {
-	dir := "images/" + fingerprint + "/"
-	return dir + "incus.tar.xz", dir + rootKinds[kind].file
 }
 
 // Validate checks the image's own fields (not its fit with a catalog).
@@ -171,16 +163,6 @@ func (img Image) Paths() []string {
 		out = append(out, SBOMPath(img.Fingerprint))
 	}
 	return out
-}
-
-// SBOMPath is where the SBOM of an image is stored.
-func SBOMPath(fingerprint string) string {
-	return "images/" + fingerprint + "/" + FTypeSBOM
-}
-
-// ProfilePath is where a profile shipped with an image is stored.
-func ProfilePath(fingerprint, name string) string {
-	return "images/" + fingerprint + "/profiles/" + name + ".yaml"
 }
 
 // version builds the catalog version for the image: the Incus metadata

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/incus-appliance/registry/internal/osarch"
 )
@@ -56,7 +55,7 @@ func (vc VersionCopy) Check() error {
 		if err := it.check(); err != nil {
 			return fmt.Errorf("product %s version %s item %s: %w", vc.Product, vc.Version, ik, err)
 		}
-		if !strings.HasPrefix(it.Path, "images/") {
+		if !IsImageFile(it.Path) {
 			return fmt.Errorf("product %s version %s item %s: path %q is outside images/", vc.Product, vc.Version, ik, it.Path)
 		}
 	}

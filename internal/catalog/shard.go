@@ -36,21 +36,6 @@ import (
 // MaxShards bounds the number of product files.
 const MaxShards = 1024
 
-// ShardPathPattern matches every product file path (a CloudFront
-// invalidation wildcard).
-const ShardPathPattern = "streams/v1/images-*"
-
-// ShardPath is the path of product file k (1-based) of a sharded catalog.
-func ShardPath(k int) string {
-	return fmt.Sprintf("streams/v1/images-%d.json", k)
-}
-
-// shardContentID is the content_id of product file k and the key of its
-// index entry.
-func shardContentID(k int) string {
-	return fmt.Sprintf("images-%d", k)
-}
-
 // CheckShards validates a product-file count.
 func CheckShards(n int) error {
 	if n < 1 || n > MaxShards {
@@ -79,7 +64,7 @@ func ShardOf(productKey string, n int) string {
 	}
 	h := fnv.New32a()
 	h.Write([]byte(ShardFamily(productKey)))
-	return ShardPath(1 + int(h.Sum32()%uint32(n)))
+	return productFilePath(1 + int(h.Sum32()%uint32(n)))
 }
 
 // ProductPaths lists the product files of a catalog of n files.
@@ -89,7 +74,7 @@ func ProductPaths(n int) []string {
 	}
 	out := make([]string, n)
 	for k := range out {
-		out[k] = ShardPath(k + 1)
+		out[k] = productFilePath(k + 1)
 	}
 	return out
 }
@@ -132,7 +117,7 @@ func (c *Catalog) SetShards(n int) error {
 func NewShard(path string) *Catalog {
 	c := New()
 	if path != ImagesPath {
-		c.ContentID = strings.TrimSuffix(strings.TrimPrefix(path, "streams/v1/"), ".json")
+		c.ContentID = contentIDOf(path)
 	}
 	return c
 }
@@ -187,7 +172,7 @@ func (c *Catalog) ShardEntry(path string, now time.Time) IndexEntry {
 func BuildShardedIndex(n int, entries map[string]IndexEntry) *Index {
 	ix := &Index{Format: FormatIndex, Index: map[string]IndexEntry{}, compact: true}
 	for k := 1; k <= n; k++ {
-		p := ShardPath(k)
+		p := productFilePath(k)
 		e, ok := entries[p]
 		if !ok {
 			e = IndexEntry{DataType: DataTypeImages, Path: p, Format: FormatProducts, Products: []string{}}
@@ -195,7 +180,7 @@ func BuildShardedIndex(n int, entries map[string]IndexEntry) *Index {
 		if e.Products == nil {
 			e.Products = []string{}
 		}
-		ix.Index[shardContentID(k)] = e
+		ix.Index[contentIDOf(p)] = e
 	}
 	return ix
 }

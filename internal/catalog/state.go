@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -192,7 +191,7 @@ func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration
 	var out []string
 	for _, o := range objects {
 		exists[o.Path] = true
-		if !strings.HasPrefix(o.Path, "images/") || refs[o.Path] || protected[o.Path] {
+		if !IsImageFile(o.Path) || refs[o.Path] || protected[o.Path] {
 			continue
 		}
 		since, ok := retired[o.Path]

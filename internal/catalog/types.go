@@ -10,10 +10,9 @@ package catalog
 
 import "time"
 
-// Well-known values and paths of a SimpleStreams image registry.
+// Well-known values of a SimpleStreams image registry (its paths are in
+// paths.go).
 const (
-	IndexPath      = "streams/v1/index.json"
-	ImagesPath     = "streams/v1/images.json"
 	FormatIndex    = "index:1.0"
 	FormatProducts = "products:1.0"
 	DataTypeImages = "image-downloads"

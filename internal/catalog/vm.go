@@ -16,13 +16,6 @@ type VMDisk struct {
 	Disk        FileRef
 }
 
-// Path is where the disk is stored (content-addressed by its own
-// fingerprint).
-func (d *VMDisk) Path() string {
-	_, p := ImagePaths(d.Fingerprint, RootQCOW2)
-	return p
-}
-
 // fingerprints are every image fingerprint the image publishes.
 func (img Image) fingerprints() []string {
 	if img.VM == nil {

@@ -119,9 +119,9 @@ func tidy(c *catalog.Catalog, keep int, now time.Time) (removed []catalog.Remove
 
 // listImages lists the stored image files.
 func (r *Registry) listImages(ctx context.Context) ([]catalog.Object, error) {
-	objs, err := r.Store.List(ctx, "images/")
+	objs, err := r.Store.List(ctx, catalog.ImagesDir)
 	if err != nil {
-		return nil, fmt.Errorf("list images/: %w", err)
+		return nil, fmt.Errorf("list %s: %w", catalog.ImagesDir, err)
 	}
 	var objects []catalog.Object
 	for _, o := range objs {

@@ -129,9 +129,9 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 	if err != nil {
 		return nil, err
 	}
-	objs, err := r.Store.List(ctx, "images/")
+	objs, err := r.Store.List(ctx, catalog.ImagesDir)
 	if err != nil {
-		return nil, fmt.Errorf("list images/: %w", err)
+		return nil, fmt.Errorf("list %s: %w", catalog.ImagesDir, err)
 	}
 	if opts.NoFiles {
 		listedFiles(c, objs, rep)
