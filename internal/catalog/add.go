@@ -301,8 +301,8 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		aliases = assign[pk]
 	} else {
 		for _, a := range aliases {
-			if owner := c.AliasOwner(a, arch, pk); owner != "" {
-				return res, fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", a, owner)
+			if err := c.checkAliasOwner(a, arch, pk); err != nil {
+				return res, err
 			}
 		}
 	}
@@ -332,7 +332,7 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		return res, fmt.Errorf("version %s of %s is already published with different content (%s); a published version never changes: rebuild the image so it gets a new creation_date", vk, pk, old.describe())
 	}
 	for _, a := range aliases {
-		if !p.HasAlias(a) {
+		if !p.hasAlias(a) {
 			res.AliasesAdded = append(res.AliasesAdded, a)
 		}
 	}

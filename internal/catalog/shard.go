@@ -24,7 +24,7 @@ import (
 //   - index.json names every product file; clients (Incus, LXD) read every
 //     "image-downloads" entry with products and merge them.
 //
-// A product's file is chosen by hashing its family (ShardFamily), so the
+// A product's file is chosen by hashing its family (shardFamily), so the
 // line products of an appliance, whose aliases move between them, share
 // one file. Aliases must be unique across files: every index entry of a
 // sharded registry lists the aliases its file holds (and the ones its live
@@ -36,6 +36,12 @@ import (
 // MaxShards bounds the number of product files.
 const MaxShards = 1024
 
+// ShardCountFixed refuses to give a registry of have catalog files another
+// count.
+func ShardCountFixed(have int) error {
+	return fmt.Errorf("this registry has %d catalog file(s): the number of catalog files is chosen when the registry is created", have)
+}
+
 // CheckShards validates a product-file count.
 func CheckShards(n int) error {
 	if n < 1 || n > MaxShards {
@@ -44,11 +50,11 @@ func CheckShards(n int) error {
 	return nil
 }
 
-// ShardFamily is what decides a product's file: the appliance name for
+// shardFamily is what decides a product's file: the appliance name for
 // keys this registry writes (NAME:ARCH, NAME:LINE:ARCH), so every line of
 // an appliance lands in one file; the whole key otherwise (other tools'
 // OS:RELEASE:VARIANT:ARCH keys), which spreads them evenly.
-func ShardFamily(productKey string) string {
+func shardFamily(productKey string) string {
 	if strings.Count(productKey, ":") <= 2 {
 		name, _, _ := strings.Cut(productKey, ":")
 		return name
@@ -63,7 +69,7 @@ func ShardOf(productKey string, n int) string {
 		return ImagesPath
 	}
 	h := fnv.New32a()
-	h.Write([]byte(ShardFamily(productKey)))
+	h.Write([]byte(shardFamily(productKey)))
 	return productFilePath(1 + int(h.Sum32()%uint32(n)))
 }
 
@@ -106,7 +112,7 @@ func (c *Catalog) SetShards(n int) error {
 		return nil
 	}
 	if c.Shards() != 1 || len(c.Products) > 0 || c.State != nil && len(c.State.Pending) > 0 {
-		return fmt.Errorf("this registry has %d catalog file(s): the number of catalog files is chosen when the registry is created", c.Shards())
+		return ShardCountFixed(c.Shards())
 	}
 	c.state().Shards = n
 	c.Format = FormatRoot

@@ -45,7 +45,7 @@ func (r *Registry) checkClaims(ctx context.Context, ix *catalog.Index, n int, ke
 			return err
 		}
 		if owner := c.AliasOwner(alias, arch, ""); owner != "" {
-			return fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", alias, owner)
+			return &catalog.AliasOwnedError{Alias: alias, Arch: arch, Owner: owner}
 		}
 		if attempt >= 3 || slices.Contains(c.ClaimedAliases(r.now()), claim) {
 			return fmt.Errorf("alias %q on %s is being claimed by a publish in flight in %s: choose another alias, or try again when it is done", alias, arch, other)

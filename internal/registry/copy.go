@@ -327,7 +327,12 @@ func (r *Registry) dropClaimed(ctx context.Context, ix *catalog.Index, n int, ke
 	for _, i := range todo {
 		if err := r.checkClaims(ctx, ix, n, key, claims[i]); err != nil {
 			results[i].Status, results[i].DroppedDeltas = "failed", nil
-			results[i].Error = fmt.Sprintf("alias clash: source product %s: %v: filter one of them out", results[i].Product, err)
+			if owned := (*catalog.AliasOwnedError)(nil); errors.As(err, &owned) {
+				owned.Source = results[i].Product
+				results[i].Error = owned.Error()
+			} else {
+				results[i].Error = fmt.Sprintf("alias clash: source product %s: %v: filter one of them out", results[i].Product, err)
+			}
 			continue
 		}
 		keep = append(keep, i)

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/incus-appliance/registry/internal/catalog"
@@ -50,7 +49,7 @@ func (r *Registry) ensureLayout(ctx context.Context, create bool) (layout, error
 	case want == 0 || want == l.n:
 		return l, nil
 	case l.root.etag != "":
-		return l, fmt.Errorf("this registry has %d catalog file(s): the number of catalog files is chosen when the registry is created", l.n)
+		return l, catalog.ShardCountFixed(l.n)
 	}
 	if err := catalog.CheckShards(want); err != nil {
 		return l, err
