@@ -145,68 +145,6 @@ func (img Image) Validate() error {
 	return img.validateVM()
 }
 
-// Paths returns the paths of all the image's files: metadata, root, the
-// VM disk, profiles by name, the delta, then the SBOM.
-func (img Image) Paths() []string {
-	m, r := ImagePaths(img.Fingerprint, img.RootKind)
-	out := []string{m, r}
-	if img.VM != nil {
-		out = append(out, img.VM.Path())
-	}
-	for _, name := range slices.Sorted(maps.Keys(img.Profiles)) {
-		out = append(out, ProfilePath(img.Fingerprint, name))
-	}
-	if d := img.Delta; d != nil {
-		out = append(out, DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256))
-	}
-	if img.SBOM != nil {
-		out = append(out, SBOMPath(img.Fingerprint))
-	}
-	return out
-}
-
-// version builds the catalog version for the image: the Incus metadata
-// item, the same file as an LXD metadata item, and the root item; both
-// metadata items carry the fingerprint in the combined field of the root's
-// kind.
-func (img Image) version() *Version {
-	metaPath, rootPath := ImagePaths(img.Fingerprint, img.RootKind)
-	rk := rootKinds[img.RootKind]
-	meta := Item{Path: metaPath, SHA256: img.Metadata.SHA256, Size: img.Metadata.Size}
-	switch img.RootKind {
-	case RootSquashfs:
-		meta.CombinedSquashfsSHA256 = img.Fingerprint
-	case RootTarXZ:
-		meta.CombinedRootXZSHA256 = img.Fingerprint
-	case RootQCOW2:
-		meta.CombinedDiskKVMImgSHA256 = img.Fingerprint
-	}
-	incus, lxd := meta, meta
-	incus.FType, lxd.FType = FTypeIncusMeta, FTypeLXDMeta
-	v := &Version{
-		Label: img.Description,
-		Items: map[string]Item{
-			FTypeIncusMeta: incus,
-			FTypeLXDMeta:   lxd,
-			rk.itemKey:     {FType: rk.ftype, Path: rootPath, SHA256: img.Root.SHA256, Size: img.Root.Size},
-		},
-	}
-	img.addVM(v)
-	for name, ref := range img.Profiles {
-		v.Items["profile:"+name] = Item{FType: FTypeProfile, Path: ProfilePath(img.Fingerprint, name), SHA256: ref.SHA256, Size: ref.Size}
-	}
-	if d := img.Delta; d != nil {
-		v.Items[deltaItemKey(d.Base)] = Item{
-			FType: FTypeSquashfsDelta, Path: DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256),
-			SHA256: d.File.SHA256, Size: d.File.Size, DeltaBase: d.Base,
-		}
-	}
-	if img.SBOM != nil {
-		v.Items["sbom"] = Item{FType: FTypeSBOM, Path: SBOMPath(img.Fingerprint), SHA256: img.SBOM.SHA256, Size: img.SBOM.Size}
-	}
-	return v
-}
-
 // AddResult says what Add changed.
 type AddResult struct {
 	Product        string
