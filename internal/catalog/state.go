@@ -172,10 +172,7 @@ type Object struct {
 // what they reference, protect or retired counts too, and c records the
 // files found unaccounted for.
 func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration, others ...*Catalog) []string {
-	view := c // what every file references, protects and retired
-	if len(others) > 0 {
-		view = MergeShards(c, others)
-	}
+	view := c.Layout().Whole(c, others) // what every file references, protects and retired
 	refs, protected := view.Referenced(), view.pendingPaths(now)
 	var retired map[string]time.Time // the latest retirement of each path in any file
 	if view.State != nil {
@@ -211,4 +208,32 @@ func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration
 	c.tidyState()
 	slices.Sort(out)
 	return out
+}
+
+// InUse returns the paths the file references or a live pending publish
+// of it protects.
+func (c *Catalog) InUse(now time.Time) map[string]bool {
+	out := c.Referenced()
+	maps.Copy(out, c.pendingPaths(now))
+	return out
+}
+
+// pendingPaths returns the paths live pending publishes protect.
+func (c *Catalog) pendingPaths(now time.Time) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range c.LivePending(now) {
+		for _, path := range p.Paths {
+			out[path] = true
+		}
+	}
+	return out
+}
+
+// HasRetired reports whether the file records the retirement of any of
+// paths.
+func (c *Catalog) HasRetired(paths []string) bool {
+	if c.State == nil {
+		return false
+	}
+	return slices.ContainsFunc(paths, func(p string) bool { _, ok := c.State.Retired[p]; return ok })
 }

@@ -381,8 +381,8 @@ func TestVerifyFindsDamage(t *testing.T) {
 		{"index without the product", func(t *testing.T, s store.Store, req PublishRequest) {
 			ix := catalog.BuildIndex([]string{"other:amd64"})
 			if testShards > 1 {
-				e := catalog.IndexEntry{DataType: catalog.DataTypeImages, Format: catalog.FormatProducts, Path: catalog.ShardOf("nginx:amd64", testShards), Products: []string{"other:amd64"}}
-				ix = catalog.BuildShardedIndex(testShards, map[string]catalog.IndexEntry{e.Path: e})
+				e := catalog.IndexEntry{DataType: catalog.DataTypeImages, Format: catalog.FormatProducts, Path: catalog.Layout(testShards).FileOf("nginx:amd64"), Products: []string{"other:amd64"}}
+				ix = catalog.Layout(testShards).Index(map[string]catalog.IndexEntry{e.Path: e})
 			}
 			b := ix.Marshal()
 			s.Put(ctx, catalog.IndexPath, strings.NewReader(string(b)), int64(len(b)), store.PutOptions{})

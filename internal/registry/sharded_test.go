@@ -62,8 +62,8 @@ func TestShardedLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if root.Shards() != 8 || len(root.Products) != 0 {
-		t.Fatalf("root: %d files, %d products; want 8 and none", root.Shards(), len(root.Products))
+	if root.Layout() != 8 || len(root.Products) != 0 {
+		t.Fatalf("root: %d files, %d products; want 8 and none", root.Layout(), len(root.Products))
 	}
 	data, _, err := r.readObject(ctx, catalog.IndexPath)
 	if err != nil {
@@ -78,7 +78,7 @@ func TestShardedLayout(t *testing.T) {
 	}
 	for _, n := range names {
 		pk := catalog.ProductKey(n, "amd64")
-		key := catalog.ShardOf(pk, 8)
+		key := catalog.Layout(8).FileOf(pk)
 		c, _, err := r.readCatalogAt(ctx, key)
 		if err != nil || c.Products[pk] == nil {
 			t.Errorf("%s is not in %s (%v)", pk, key, err)
@@ -102,7 +102,7 @@ func TestShardedLayout(t *testing.T) {
 		return nil
 	}
 	mustPublish(t, r, makeImage(t, "nginx", t0.Add(time.Hour), 99))
-	want := catalog.ShardOf(catalog.ProductKey("nginx", "amd64"), 8)
+	want := catalog.Layout(8).FileOf(catalog.ProductKey("nginx", "amd64"))
 	for _, k := range written {
 		if k != want {
 			t.Errorf("a publish of nginx wrote %s (only %s expected)", k, want)
@@ -122,7 +122,7 @@ func TestShardedLayout(t *testing.T) {
 // registry verifies.
 func TestShardedAliasClaimsAreExclusive(t *testing.T) {
 	a, b := "alpha", "beta"
-	for i := 0; catalog.ShardOf(catalog.ProductKey(a, "amd64"), 4) == catalog.ShardOf(catalog.ProductKey(b, "amd64"), 4); i++ {
+	for i := 0; catalog.Layout(4).FileOf(catalog.ProductKey(a, "amd64")) == catalog.Layout(4).FileOf(catalog.ProductKey(b, "amd64")); i++ {
 		b = fmt.Sprintf("beta%d", i)
 	}
 	for round := 0; round < 10; round++ {
@@ -157,7 +157,7 @@ func TestShardedAliasClaimsAreExclusive(t *testing.T) {
 // files of a registry of n files.
 func twoFiles(n int) (string, string) {
 	a, b := "alpha", "beta"
-	for i := 0; catalog.ShardOf(catalog.ProductKey(a, "amd64"), n) == catalog.ShardOf(catalog.ProductKey(b, "amd64"), n); i++ {
+	for i := 0; catalog.Layout(n).FileOf(catalog.ProductKey(a, "amd64")) == catalog.Layout(n).FileOf(catalog.ProductKey(b, "amd64")); i++ {
 		b = fmt.Sprintf("beta%d", i)
 	}
 	return a, b
@@ -207,7 +207,7 @@ func TestShardedPruneSparingEverythingClearsItsAnnouncement(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Now = func() time.Time { return time.Now().Add(3 * DefaultGrace) }
-	key := catalog.ShardOf(catalog.ProductKey("nginx", "amd64"), 4)
+	key := catalog.Layout(4).FileOf(catalog.ProductKey("nginx", "amd64"))
 	fs.afterPut = func(k string, opts store.PutOptions, err error) error {
 		if k != catalog.ImagesPath || err != nil {
 			return err

@@ -90,45 +90,28 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 	if err != nil {
 		return nil, err
 	}
-	c, err := catalog.Parse(data)
+	root, err := catalog.Parse(data)
 	if err != nil {
 		rep.problem("%v", err)
 		return rep, nil
 	}
-	var files []*catalog.Catalog
-	root := c
-	if n := c.Shards(); n > 1 {
-		for _, key := range catalog.ProductPaths(n) {
-			f, _, err := r.readCatalogAt(ctx, key)
-			if err != nil {
-				rep.problem("%v", err)
-				return rep, nil
-			}
-			files = append(files, f)
-		}
+	l := layout{Layout: root.Layout()}
+	files, err := r.readFiles(ctx, l, root)
+	if err != nil {
+		rep.problem("%v", err)
+		return rep, nil
 	}
-	problems, warnings := c.Problems(), c.Warnings()
-	if files != nil {
-		problems, warnings = catalog.ShardProblems(catalog.ProductPaths(len(files)), files), nil
-		for _, f := range files {
-			warnings = append(warnings, f.Warnings()...)
-		}
-		c = catalog.MergeShards(c, files)
-	}
+	problems, warnings := l.Problems(root, files, r.now())
 	rep.Problems = append(rep.Problems, problems...)
 	if opts.Strict {
 		rep.Problems = append(rep.Problems, warnings...)
 	} else {
 		rep.Warnings = append(rep.Warnings, warnings...)
 	}
-	if files != nil {
-		err = r.verifyShards(ctx, root, files, rep)
-	} else {
-		err = r.verifyIndex(ctx, c, rep)
-	}
-	if err != nil {
+	if err := r.verifyIndex(ctx, l, files, rep); err != nil {
 		return nil, err
 	}
+	c := l.Whole(root, files)
 	objs, err := r.Store.List(ctx, catalog.ImagesDir)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", catalog.ImagesDir, err)
@@ -144,7 +127,7 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 		}
 	}
 	findOrphans(c, objs, rep)
-	foreignChanges(c, rep)
+	foreignChanges(rep)
 	return rep, nil
 }
 
@@ -167,29 +150,40 @@ func (r *Registry) verifyReadIndex(ctx context.Context, rep *VerifyReport) (*cat
 	return ix, nil
 }
 
-func (r *Registry) verifyIndex(ctx context.Context, c *catalog.Catalog, rep *VerifyReport) error {
+// verifyIndex checks index.json against the product files: one
+// image-downloads entry per file, listing every product of it (and, with
+// several files, the alias claims it backs), and every file still
+// carrying registry_state.
+func (r *Registry) verifyIndex(ctx context.Context, l layout, files []*catalog.Catalog, rep *VerifyReport) error {
+	now := r.now()
+	for i, key := range l.Files() {
+		if c := files[i]; c.State == nil && len(c.Products) > 0 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s has no registry_state: another tool (e.g. incus-simplestreams) rewrote it after publish's last commit, "+
+				"so the retirement times of files that left the catalog are lost; prune treats every unreferenced file as retired now and waits the full grace", key))
+		}
+	}
 	ix, err := r.verifyReadIndex(ctx, rep)
 	if ix == nil || err != nil {
 		return err
 	}
-	var entry *catalog.IndexEntry
-	for _, e := range ix.Index {
-		if e.DataType == catalog.DataTypeImages && e.Path == catalog.ImagesPath {
-			entry = &e
-			break
+	entries := ix.Entries()
+	for i, key := range l.Files() {
+		c := files[i]
+		e, ok := entries[key]
+		switch {
+		case !ok:
+			rep.problem("%s has no entry for %s: clients do not see its %d products", catalog.IndexPath, key, len(c.Products))
+			continue
+		case e.DataType != catalog.DataTypeImages || e.Format != catalog.FormatProducts:
+			rep.problem("%s: entry for %s has datatype %q and format %q, want %q and %q", catalog.IndexPath, key, e.DataType, e.Format, catalog.DataTypeImages, catalog.FormatProducts)
+		case len(c.Products) > 0 && len(e.Products) == 0:
+			rep.problem("%s lists no products of %s: clients see none of its images", catalog.IndexPath, key)
+		}
+		checkListed(rep, e.Products, c, key)
+		if want := l.Entry(c, key, now).Aliases; !slices.Equal(e.Aliases, want) {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: the alias claims of %s are not the aliases it holds (an interrupted command; the next change to that file, or a publish needing one of them, repairs it)", catalog.IndexPath, key))
 		}
 	}
-	if entry == nil {
-		rep.problem("%s has no %q entry pointing at %s", catalog.IndexPath, catalog.DataTypeImages, catalog.ImagesPath)
-		return nil
-	}
-	if entry.Format != catalog.FormatProducts {
-		rep.problem("%s: entry format %q, want %q", catalog.IndexPath, entry.Format, catalog.FormatProducts)
-	}
-	if len(c.Products) > 0 && len(entry.Products) == 0 {
-		rep.problem("%s lists no products: clients see no image at all", catalog.IndexPath)
-	}
-	checkListed(rep, entry.Products, c, catalog.ImagesPath)
 	return nil
 }
 

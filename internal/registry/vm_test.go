@@ -198,7 +198,7 @@ func TestShardedRefusesAVMDiskPublishedElsewhere(t *testing.T) {
 	mustPublish(t, r, first)
 	other := ""
 	for _, n := range []string{"web", "redis", "unbound", "postgresql", "mosquitto", "node-exporter"} {
-		if catalog.ShardOf(catalog.ProductKey(n, "amd64"), 8) != catalog.ShardOf(catalog.ProductKey("nginx", "amd64"), 8) {
+		if catalog.Layout(8).FileOf(catalog.ProductKey(n, "amd64")) != catalog.Layout(8).FileOf(catalog.ProductKey("nginx", "amd64")) {
 			other = n
 			break
 		}
