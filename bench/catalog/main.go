@@ -262,7 +262,7 @@ func measure(dir, bin string, srv *miniotest.Server, scale string, n, nfiles, id
 	return r
 }
 
-// layOut returns the catalog files of c stored as n files (catalog/shard.go).
+// layOut returns the catalog files of c stored as n files (catalog/layout.go).
 func layOut(c *catalog.Catalog, n int) map[string][]byte {
 	l := catalog.Layout(n)
 	root := catalog.New()

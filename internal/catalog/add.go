@@ -85,7 +85,7 @@ func ProductKey(name, arch string) string {
 // NAME:LINE:ARCH when it has a version line (lines.go).
 func (img Image) ProductKey() string {
 	if img.Line != "" {
-		return LineProductKey(img.mainAlias(), img.Line, img.Arch)
+		return lineProductKey(img.mainAlias(), img.Line, img.Arch)
 	}
 	return ProductKey(img.mainAlias(), img.Arch)
 }

@@ -117,14 +117,14 @@ func (l Layout) Claims(c *Catalog, productKey string) []string {
 	if l.single() {
 		return nil
 	}
-	return c.PendingAliases(productKey)
+	return c.pendingAliases(productKey)
 }
 
 // Entry returns the index entry of product file path, whose catalog is c:
 // its products (and live pending ones) and, with several files, its alias
 // claims.
 func (l Layout) Entry(c *Catalog, path string, now time.Time) IndexEntry {
-	e := IndexEntry{DataType: DataTypeImages, Path: path, Format: FormatProducts, Products: c.IndexProducts(now)}
+	e := IndexEntry{DataType: DataTypeImages, Path: path, Format: FormatProducts, Products: c.indexProducts(now)}
 	if !l.single() {
 		e.Aliases = c.ClaimedAliases(now)
 	}
@@ -275,7 +275,7 @@ func aliasClaim(alias, arch string) string {
 func (c *Catalog) ClaimedAliases(now time.Time) []string {
 	var out []string
 	for pk := range c.Products {
-		out = append(out, c.PendingAliases(pk)...)
+		out = append(out, c.pendingAliases(pk)...)
 	}
 	for _, p := range c.LivePending(now) {
 		out = append(out, p.Aliases...)
@@ -283,9 +283,9 @@ func (c *Catalog) ClaimedAliases(now time.Time) []string {
 	return sortedSet(out)
 }
 
-// PendingAliases returns the claims a pending intent for product p of c
+// pendingAliases returns the claims a pending intent for product p of c
 // carries: its aliases as they stand in c.
-func (c *Catalog) PendingAliases(productKey string) []string {
+func (c *Catalog) pendingAliases(productKey string) []string {
 	p := c.Products[productKey]
 	if p == nil {
 		return nil

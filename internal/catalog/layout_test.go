@@ -44,8 +44,8 @@ func TestCloneIsDeepAndEqual(t *testing.T) {
 
 func TestFileOfKeepsFamiliesTogether(t *testing.T) {
 	for _, n := range []int{2, 8, 64} {
-		a := Layout(n).FileOf(LineProductKey("nginx", "1.26", "amd64"))
-		for _, pk := range []string{LineProductKey("nginx", "1.28", "amd64"), ProductKey("nginx", "arm64"), LineProductKey("nginx", "2.0", "arm64")} {
+		a := Layout(n).FileOf(lineProductKey("nginx", "1.26", "amd64"))
+		for _, pk := range []string{lineProductKey("nginx", "1.28", "amd64"), ProductKey("nginx", "arm64"), lineProductKey("nginx", "2.0", "arm64")} {
 			if got := Layout(n).FileOf(pk); got != a {
 				t.Errorf("n=%d: %s in %s, nginx:1.26:amd64 in %s: an appliance's products must share a file", n, pk, got, a)
 			}

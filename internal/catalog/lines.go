@@ -38,8 +38,8 @@ func LineOf(version string) (string, error) {
 	return parts[0] + "." + parts[1], nil
 }
 
-// LineProductKey is the key of the product of a version line.
-func LineProductKey(name, line, arch string) string {
+// lineProductKey is the key of the product of a version line.
+func lineProductKey(name, line, arch string) string {
 	return name + ":" + line + ":" + osarch.Canonical(arch)
 }
 
@@ -55,7 +55,7 @@ func lineNumbers(line string) (major, minor int) {
 func (c *Catalog) lineFamily(name, variant, arch string) map[string]*Product {
 	out := map[string]*Product{}
 	for pk, p := range c.Products {
-		if p.Line != "" && osarch.Canonical(p.Arch) == arch && pk == LineProductKey(variantAlias(name, variant), p.Line, arch) {
+		if p.Line != "" && osarch.Canonical(p.Arch) == arch && pk == lineProductKey(variantAlias(name, variant), p.Line, arch) {
 			out[pk] = p
 		}
 	}
@@ -80,7 +80,7 @@ func (c *Catalog) lineAliases(name, variant, arch, plus string, extra []string) 
 		}
 	}
 	if plus != "" {
-		lines[LineProductKey(variantAlias(name, variant), plus, arch)] = plus
+		lines[lineProductKey(variantAlias(name, variant), plus, arch)] = plus
 	}
 	newest, newestOfMajor := "", map[int]string{}
 	newer := func(a, b string) bool { // line a newer than line b

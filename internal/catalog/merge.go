@@ -55,7 +55,7 @@ func (vc VersionCopy) Check() error {
 		if err := it.check(); err != nil {
 			return fmt.Errorf("product %s version %s item %s: %w", vc.Product, vc.Version, ik, err)
 		}
-		if !IsImageFile(it.Path) {
+		if !isImageFile(it.Path) {
 			return fmt.Errorf("product %s version %s item %s: path %q is outside images/", vc.Product, vc.Version, ik, it.Path)
 		}
 	}

@@ -109,6 +109,6 @@ func ProfilePath(fingerprint, name string) string {
 	return imageDir(fingerprint) + "profiles/" + name + ".yaml"
 }
 
-// IsImageFile reports whether path is under images/, the only files a
+// isImageFile reports whether path is under images/, the only files a
 // registry serves and prunes.
-func IsImageFile(path string) bool { return strings.HasPrefix(path, ImagesDir) }
+func isImageFile(path string) bool { return strings.HasPrefix(path, ImagesDir) }

@@ -81,11 +81,11 @@ func (c *Catalog) LivePending(now time.Time) []Pending {
 	return out
 }
 
-// IndexProducts is the product list index.json should carry: every product
+// indexProducts is the product list index.json should carry: every product
 // of the catalog plus those of live pending intents, so that a publisher
 // stopped between its two writes never leaves index.json short of a
 // product that images.json has.
-func (c *Catalog) IndexProducts(now time.Time) []string {
+func (c *Catalog) indexProducts(now time.Time) []string {
 	keys := c.ProductKeys()
 	for _, p := range c.LivePending(now) {
 		keys = append(keys, p.Product)
@@ -188,7 +188,7 @@ func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration
 	var out []string
 	for _, o := range objects {
 		exists[o.Path] = true
-		if !IsImageFile(o.Path) || refs[o.Path] || protected[o.Path] {
+		if !isImageFile(o.Path) || refs[o.Path] || protected[o.Path] {
 			continue
 		}
 		since, ok := retired[o.Path]

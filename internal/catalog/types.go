@@ -52,7 +52,7 @@ type IndexEntry struct {
 	Format   string   `json:"format"`
 	Products []string `json:"products"`
 	// Aliases, in a sharded registry, are the "alias@arch" claims of the
-	// file (shard.go); clients ignore them.
+	// file (layout.go); clients ignore them.
 	Aliases []string `json:"registry_aliases,omitempty"`
 }
 
@@ -134,7 +134,7 @@ type State struct {
 	// Pruning is the prune currently deleting files, if any.
 	Pruning *Pruning `json:"pruning,omitempty"`
 	// Shards, in the root (images.json) of a sharded registry, is its
-	// number of product files (shard.go).
+	// number of product files (layout.go).
 	Shards int `json:"shards,omitempty"`
 }
 
@@ -152,7 +152,7 @@ type Pending struct {
 	Paths   []string  `json:"paths"`
 	Expires time.Time `json:"expires"`
 	// Aliases, in a sharded registry, are the "alias@arch" claims the
-	// publish makes (shard.go).
+	// publish makes (layout.go).
 	Aliases []string `json:"aliases,omitempty"`
 }
 

@@ -64,7 +64,7 @@ type Registry struct {
 	// registry on a store ignoring conditional writes (ErrUnconditionalStore).
 	AllowUnconditionalStore bool
 	// Shards is the number of catalog product files of a registry this
-	// Registry creates (catalog/shard.go); 0 or 1: images.json alone. For
+	// Registry creates (catalog/layout.go); 0 or 1: images.json alone. For
 	// an existing registry it must be 0 or the count it has.
 	Shards int
 

@@ -20,7 +20,7 @@ import (
 var testShards = suitetest.Count("REGISTRY_TEST_SHARDS")
 
 // TestShardedSuite runs every test of this package again with registries
-// of 4 catalog files (catalog/shard.go): publishing, concurrency, crashes,
+// of 4 catalog files (catalog/layout.go): publishing, concurrency, crashes,
 // prune and verify hold the same way when products live in several files.
 func TestShardedSuite(t *testing.T) {
 	suitetest.RunAgain(t, "REGISTRY_TEST_SHARDS", "4")
