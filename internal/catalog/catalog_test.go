@@ -110,24 +110,30 @@ func TestGoldenOperations(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := New()
-			tt.ops(t, c)
-			out := c.Marshal()
-			golden(t, tt.name, out)
-			// Deterministic, parseable, and clean for clients.
-			back, err := Parse(out)
-			if err != nil {
-				t.Fatalf("Parse(Marshal()) = %v", err)
-			}
-			if string(back.Marshal()) != string(out) {
-				t.Error("Marshal is not stable across a Parse round trip")
-			}
-			if p := back.Problems(); len(p) > 0 {
-				t.Errorf("Problems() = %q", p)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkGolden(t, tt.name, tt.ops) })
 	}
+}
+
+// checkGolden runs ops on a new catalog and compares its JSON with golden
+// file name. The JSON must be deterministic, parseable and clean for
+// clients: it returns the catalog parsed back.
+func checkGolden(t *testing.T, name string, ops func(*testing.T, *Catalog)) *Catalog {
+	t.Helper()
+	c := New()
+	ops(t, c)
+	out := c.Marshal()
+	golden(t, name, out)
+	back, err := Parse(out)
+	if err != nil {
+		t.Fatalf("Parse(Marshal()) = %v", err)
+	}
+	if string(back.Marshal()) != string(out) {
+		t.Error("Marshal is not stable across a Parse round trip")
+	}
+	if p := back.Problems(); len(p) > 0 {
+		t.Errorf("Problems() = %q", p)
+	}
+	return back
 }
 
 func TestAddRules(t *testing.T) {

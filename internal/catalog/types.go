@@ -59,13 +59,17 @@ type IndexEntry struct {
 // Catalog is streams/v1/images.json: every product, its versions and their
 // files, plus the registry's own bookkeeping (State), which clients ignore.
 type Catalog struct {
-	ContentID string              `json:"content_id"`
-	DataType  string              `json:"datatype"`
-	Format    string              `json:"format"`
-	License   string              `json:"license,omitempty"`
-	Updated   string              `json:"updated,omitempty"`
-	Products  map[string]*Product `json:"products"`
-	State     *State              `json:"registry_state,omitempty"`
+	// ContentID is the file's name in index.json ("images", "images-K").
+	ContentID string `json:"content_id"`
+	DataType  string `json:"datatype"`
+	// Format is FormatProducts, or FormatRoot for the root of several
+	// catalog files (layout.go).
+	Format  string `json:"format"`
+	License string `json:"license,omitempty"`
+	Updated string `json:"updated,omitempty"`
+	// Products are keyed by product key (ProductKey).
+	Products map[string]*Product `json:"products"`
+	State    *State              `json:"registry_state,omitempty"`
 }
 
 // Product is one image lineage: an appliance on one architecture. Incus

@@ -28,13 +28,15 @@ type CopyRequest struct {
 
 // CopyResult reports one version of a copy.
 type CopyResult struct {
+	// Product and Version name the version, as the source does.
 	Product string `json:"product"`
 	Version string `json:"version"`
 	// Status is "copied", "unchanged" or "failed" (in a dry run "copied"
-	// means would be).
-	Status string       `json:"status"`
-	Error  string       `json:"error,omitempty"`
-	Files  []FileResult `json:"files,omitempty"`
+	// means would be); Error says why it failed.
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// Files are the version's files, sent or found stored.
+	Files []FileResult `json:"files,omitempty"`
 	// DroppedDeltas are delta items left out: their base version is not in
 	// the registry.
 	DroppedDeltas []string `json:"dropped_deltas,omitempty"`

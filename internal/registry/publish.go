@@ -64,15 +64,22 @@ type FileResult struct {
 
 // PublishResult reports a publish.
 type PublishResult struct {
-	Product     string       `json:"product"`
-	Version     string       `json:"version"`
-	Fingerprint string       `json:"fingerprint"`
-	Arch        string       `json:"arch"`
-	Aliases     []string     `json:"aliases"`
-	Files       []FileResult `json:"files"`
+	// Product and Version are the keys the image is published under.
+	Product string `json:"product"`
+	Version string `json:"version"`
+	// Fingerprint is the image's (the container's, when it also has a
+	// VM disk).
+	Fingerprint string `json:"fingerprint"`
+	// Arch and Aliases are the product's, as the catalog has them now.
+	Arch    string   `json:"arch"`
+	Aliases []string `json:"aliases"`
+	// Files are the image's files (catalog.Image.Files), delta included.
+	Files []FileResult `json:"files"`
 	// Changed is false when the registry already had this exact image
 	// with all its aliases: nothing was uploaded or written.
-	Changed        bool     `json:"changed"`
+	Changed bool `json:"changed"`
+	// ProductCreated and AliasesAdded say what the publish added besides
+	// the version.
 	ProductCreated bool     `json:"product_created"`
 	AliasesAdded   []string `json:"aliases_added,omitempty"`
 	DryRun         bool     `json:"dry_run"`

@@ -45,14 +45,20 @@ type VerifyOptions struct {
 // VerifyReport is the outcome of Verify. The registry is sound when
 // Problems is empty; Warnings and Orphans are informational.
 type VerifyReport struct {
+	// Images and Files count the images (container and VM) and the
+	// distinct files checked.
 	Images int `json:"images"`
 	Files  int `json:"files"`
 	// DeltasDecoded counts deltas decoded and checked (Deep only).
-	DeltasDecoded int      `json:"deltas_decoded"`
-	BytesChecked  int64    `json:"bytes_checked"`
-	Problems      []string `json:"problems"`
-	Warnings      []string `json:"warnings"`
-	Orphans       []Orphan `json:"orphans"`
+	DeltasDecoded int `json:"deltas_decoded"`
+	// BytesChecked counts the bytes read and hashed (none with NoFiles).
+	BytesChecked int64 `json:"bytes_checked"`
+	// Problems are what clients would hit; Warnings what is imperfect but
+	// harmless to them.
+	Problems []string `json:"problems"`
+	Warnings []string `json:"warnings"`
+	// Orphans are stored image files nothing references.
+	Orphans []Orphan `json:"orphans"`
 }
 
 // OK reports whether no problem was found.
@@ -83,16 +89,13 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 		}
 	}
 	rep := &VerifyReport{Problems: []string{}, Warnings: []string{}, Orphans: []Orphan{}}
-	data, _, err := r.readObject(ctx, catalog.ImagesPath)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("no registry here: %s does not exist", catalog.ImagesPath)
-	}
-	if err != nil {
+	root, found, err := verifyRead(ctx, r, catalog.ImagesPath, catalog.Parse, rep)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	root, err := catalog.Parse(data)
-	if err != nil {
-		rep.problem("%v", err)
+	case !found:
+		return nil, fmt.Errorf("no registry here: %s does not exist", catalog.ImagesPath)
+	case root == nil:
 		return rep, nil
 	}
 	l := layout{Layout: root.Layout()}
@@ -131,23 +134,21 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 	return rep, nil
 }
 
-// verifyReadIndex reads and parses index.json; when it is missing or does
-// not parse, that is a problem of the report and the index is nil.
-func (r *Registry) verifyReadIndex(ctx context.Context, rep *VerifyReport) (*catalog.Index, error) {
-	data, _, err := r.readObject(ctx, catalog.IndexPath)
+// verifyRead reads catalog file key and parses it. A file that does not
+// parse is a problem of the report, and v is nil; found is false for a
+// missing file.
+func verifyRead[T any](ctx context.Context, r *Registry, key string, parse func([]byte) (*T, error), rep *VerifyReport) (v *T, found bool, err error) {
+	data, _, err := r.readObject(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
-		rep.problem("%s is missing: clients cannot find any image", catalog.IndexPath)
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	ix, err := catalog.ParseIndex(data)
-	if err != nil {
+	if v, err = parse(data); err != nil {
 		rep.problem("%v", err)
-		return nil, nil
 	}
-	return ix, nil
+	return v, true, nil
 }
 
 // verifyIndex checks index.json against the product files: one
@@ -162,7 +163,10 @@ func (r *Registry) verifyIndex(ctx context.Context, l layout, files []*catalog.C
 				"so the retirement times of files that left the catalog are lost; prune treats every unreferenced file as retired now and waits the full grace", key))
 		}
 	}
-	ix, err := r.verifyReadIndex(ctx, rep)
+	ix, found, err := verifyRead(ctx, r, catalog.IndexPath, catalog.ParseIndex, rep)
+	if !found && err == nil {
+		rep.problem("%s is missing: clients cannot find any image", catalog.IndexPath)
+	}
 	if ix == nil || err != nil {
 		return err
 	}
