@@ -126,7 +126,8 @@ func isConflict(err error) bool {
 
 // writeCatalog writes catalog file key (a product file, the root or
 // index.json) if it still has ETag etag ("": only if absent). Every
-// catalog write goes through here.
+// catalog write goes through here: what must accompany each changed
+// catalog file is written here.
 func (r *Registry) writeCatalog(ctx context.Context, key string, data []byte, etag string) (store.ObjectInfo, error) {
 	opts := store.PutOptions{IfMatch: etag, IfAbsent: etag == "", ContentType: "application/json", CacheControl: CacheControlCatalog}
 	info, err := r.Store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)

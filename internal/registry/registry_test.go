@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -281,6 +282,41 @@ func TestPublishWaitsForPruneOfReusedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustVerify(t, r)
+}
+
+// Prune drops old versions in one write of a product file and decides
+// what to delete in another (of the root: with one catalog file, the same
+// file). A publish of the version just dropped, landing between the two
+// writes, keeps its files: the decision is made from the catalog as it
+// is then.
+func TestPruneBetweenItsWritesSparesARepublish(t *testing.T) {
+	s := newScene(t)
+	old, _ := s.twoVersions()
+	republished := false
+	s.fs.afterPut = func(key string, _ store.PutOptions, err error) error {
+		if isCatalogFile(key) && err == nil && !republished {
+			republished = true // right after the prune's first write
+			other := &Registry{Store: s.fs.Store, BackoffBase: time.Millisecond}
+			if _, err := other.Publish(s.ctx, old); err != nil {
+				t.Error(err)
+			}
+		}
+		return err
+	}
+	res := s.prune(PruneOptions{Keep: 1, Grace: 0})
+	s.fs.afterPut = nil
+	if !republished || len(res.Removed) != 1 {
+		t.Fatalf("prune = %+v (republished between its writes: %v); want the old version dropped first", res, republished)
+	}
+	for _, p := range old.Image.Paths() {
+		if slices.Contains(res.Deleted, p) || !s.stored(p) {
+			t.Errorf("prune deleted %s, published again between its writes", p)
+		}
+	}
+	if _, _, ok := readCatalog(t, s.r).FindFingerprint(old.Image.Fingerprint); !ok {
+		t.Error("the version published again is not in the catalog")
+	}
+	mustVerify(t, s.r)
 }
 
 func TestPruneGraceAndDryRun(t *testing.T) {
