@@ -161,8 +161,11 @@ type publishPlan struct {
 
 func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishResult, error) {
 	p, err := r.planPublish(ctx, req)
-	if err != nil || !p.add.Changed() || req.DryRun {
-		return p.result(), err
+	if err != nil {
+		return nil, err
+	}
+	if !p.add.Changed() || req.DryRun {
+		return p.res, nil
 	}
 	uploads, cleanup, err := r.encodeDelta(ctx, p)
 	defer cleanup()
@@ -187,14 +190,6 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 		return nil, t.abandon(ctx, err)
 	}
 	return p.commit(ctx, t)
-}
-
-// result is the plan's result, or nil when there is no plan.
-func (p *publishPlan) result() *PublishResult {
-	if p == nil {
-		return nil
-	}
-	return p.res
 }
 
 // planPublish checks that the image fits the catalog file of its product

@@ -44,9 +44,9 @@ func (r *Registry) put(ctx context.Context, u upload, progress func(string, int6
 	if err != nil || have {
 		return false, err
 	}
-	meter := &meter{total: u.ref.Size}
+	m := &meter{total: u.ref.Size}
 	if progress != nil {
-		meter.report = func(done int64) { progress(u.key, done, u.ref.Size) }
+		m.report = func(done int64) { progress(u.key, done, u.ref.Size) }
 	}
 	var body io.Reader
 	var stream *checkedStream
@@ -56,7 +56,7 @@ func (r *Registry) put(ctx context.Context, u upload, progress func(string, int6
 			return false, fmt.Errorf("upload %s: %w", u.key, err)
 		}
 		defer rc.Close()
-		stream = &checkedStream{r: rc, want: u.ref, name: u.name, meter: meter}
+		stream = &checkedStream{r: rc, want: u.ref, name: u.name, meter: m}
 		if u.hash {
 			stream.h = sha256.New()
 		}
@@ -67,7 +67,7 @@ func (r *Registry) put(ctx context.Context, u upload, progress func(string, int6
 			return false, fmt.Errorf("upload %s: %w", u.key, err)
 		}
 		defer f.Close()
-		body = &fileBody{f: f, meter: meter}
+		body = &fileBody{f: f, meter: m}
 	}
 	_, err = r.Store.Put(ctx, u.key, body, u.ref.Size, store.PutOptions{
 		IfAbsent: true, SHA256: u.ref.SHA256, PartSHA256: u.parts, PartSize: UploadPartSize,
