@@ -239,11 +239,12 @@ func (r *Registry) endPrune(ctx context.Context, l layout, id string, res *Prune
 	}
 	st, err := r.commitIn(ctx, l, catalog.ImagesPath, newID(), nil, end)
 	res.Retries += st.Retries
-	if others := l.Others(catalog.ImagesPath); err == nil && len(others) > 0 && len(res.Deleted) > 0 {
+	if err == nil && len(res.Deleted) > 0 {
+		// (With one file, the root just forgot them.)
 		var files []*catalog.Catalog
 		files, err = r.readFiles(ctx, l, nil)
 		for i, key := range l.Files() {
-			if err != nil || !slices.Contains(others, key) || !files[i].HasRetired(res.Deleted) {
+			if err != nil || !files[i].HasRetired(res.Deleted) {
 				continue
 			}
 			st, err = r.commitIn(ctx, l, key, newID(), nil, end)

@@ -51,8 +51,9 @@ type txn struct {
 }
 
 // begin starts a change of file key (as read: snap) that stores paths for
-// product, claiming claims. A new file is first a new registry: a store
-// ignoring conditional writes is refused before anything is sent.
+// product, claiming claims. When key does not exist yet (a new registry,
+// or a product file never written), a store ignoring conditional writes
+// is refused before anything is sent.
 func (r *Registry) begin(ctx context.Context, l layout, key string, snap snapshot, product string, paths, claims []string) (*txn, error) {
 	if snap.etag == "" {
 		if err := r.probeConditionalWrites(ctx); err != nil {
