@@ -262,27 +262,25 @@ func measure(dir, bin string, srv *miniotest.Server, scale string, n, nfiles, id
 	return r
 }
 
-// layOut returns the catalog files of c stored as n files (catalog/shard.go).
+// layOut returns the catalog files of c stored as n files (catalog/layout.go).
 func layOut(c *catalog.Catalog, n int) map[string][]byte {
-	if n <= 1 {
-		return map[string][]byte{catalog.ImagesPath: c.Marshal(), catalog.IndexPath: catalog.BuildIndex(c.ProductKeys()).Marshal()}
-	}
+	l := catalog.Layout(n)
 	root := catalog.New()
-	check(root.SetShards(n), "shards")
+	check(root.SetShards(l.Count()), "shards")
+	out := map[string][]byte{catalog.ImagesPath: root.Marshal()}
 	byFile := map[string]*catalog.Catalog{}
-	for _, p := range catalog.ProductPaths(n) {
+	for _, p := range l.Files() {
 		byFile[p] = catalog.NewShard(p)
 	}
 	for pk, p := range c.Products {
-		byFile[catalog.ShardOf(pk, n)].Products[pk] = p
+		byFile[l.FileOf(pk)].Products[pk] = p
 	}
-	out := map[string][]byte{catalog.ImagesPath: root.Marshal()}
 	entries := map[string]catalog.IndexEntry{}
 	for p, f := range byFile {
 		out[p] = f.Marshal()
-		entries[p] = f.ShardEntry(p, time.Now())
+		entries[p] = l.Entry(f, p, time.Now())
 	}
-	out[catalog.IndexPath] = catalog.BuildShardedIndex(n, entries).Marshal()
+	out[catalog.IndexPath] = l.Index(entries).Marshal()
 	return out
 }
 

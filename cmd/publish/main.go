@@ -62,7 +62,7 @@ type Globals struct {
 	// writes (found by a probe when a registry is first written).
 	AllowUnconditionalStore bool `help:"Publish even to a store that ignores conditional writes (safe only with a single publisher at a time)."`
 	// CatalogShards is the number of catalog product files of a registry
-	// created by this run (catalog/shard.go).
+	// created by this run (catalog/layout.go).
 	CatalogShards int `name:"catalog-shards" env:"PUBLISH_CATALOG_SHARDS" placeholder:"N" help:"When creating a registry: split its catalog into N product files (streams/v1/images-K.json), so that a publish rewrites one small file; for registries of thousands of products. An existing registry keeps the count it was created with (0: take it)."`
 	// CloudFrontDistribution is told to drop its cached catalog files
 	// after publish, remove or prune changed the catalog.

@@ -22,14 +22,13 @@ const (
 	RootQCOW2    RootKind = "qcow2"    // virtual-machine disk
 )
 
-// rootKinds maps a root kind to its item key, ftype, file name and the
-// combined-hash field that must carry the fingerprint. The item keys are
-// the ftypes, as incus-simplestreams names them: its `remove` looks root
-// items up by those keys.
-var rootKinds = map[RootKind]struct{ itemKey, ftype, file string }{
-	RootSquashfs: {FTypeSquashfs, FTypeSquashfs, "rootfs.squashfs"},
-	RootTarXZ:    {"root.tar.xz", FTypeRootTarXZ, "rootfs.tar.xz"},
-	RootQCOW2:    {"disk-kvm.img", FTypeDiskKVMImg, "disk.qcow2"},
+// rootKinds maps a root kind to its item key and ftype (its file name is
+// in paths.go). The item keys are the ftypes, as incus-simplestreams names
+// them: its `remove` looks root items up by those keys.
+var rootKinds = map[RootKind]struct{ itemKey, ftype string }{
+	RootSquashfs: {FTypeSquashfs, FTypeSquashfs},
+	RootTarXZ:    {"root.tar.xz", FTypeRootTarXZ},
+	RootQCOW2:    {"disk-kvm.img", FTypeDiskKVMImg},
 }
 
 // FileRef is the digest and size of one file.
@@ -86,16 +85,9 @@ func ProductKey(name, arch string) string {
 // NAME:LINE:ARCH when it has a version line (lines.go).
 func (img Image) ProductKey() string {
 	if img.Line != "" {
-		return LineProductKey(img.mainAlias(), img.Line, img.Arch)
+		return lineProductKey(img.mainAlias(), img.Line, img.Arch)
 	}
 	return ProductKey(img.mainAlias(), img.Arch)
-}
-
-// ImagePaths returns the content-addressed paths of an image's metadata
-// tarball and root file.
-func ImagePaths(fingerprint string, kind RootKind) (meta, root string) {
-	dir := "images/" + fingerprint + "/"
-	return dir + "incus.tar.xz", dir + rootKinds[kind].file
 }
 
 // Validate checks the image's own fields (not its fit with a catalog).
@@ -151,78 +143,6 @@ func (img Image) Validate() error {
 		return err
 	}
 	return img.validateVM()
-}
-
-// Paths returns the paths of all the image's files: metadata, root, the
-// VM disk, profiles by name, the delta, then the SBOM.
-func (img Image) Paths() []string {
-	m, r := ImagePaths(img.Fingerprint, img.RootKind)
-	out := []string{m, r}
-	if img.VM != nil {
-		out = append(out, img.VM.Path())
-	}
-	for _, name := range slices.Sorted(maps.Keys(img.Profiles)) {
-		out = append(out, ProfilePath(img.Fingerprint, name))
-	}
-	if d := img.Delta; d != nil {
-		out = append(out, DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256))
-	}
-	if img.SBOM != nil {
-		out = append(out, SBOMPath(img.Fingerprint))
-	}
-	return out
-}
-
-// SBOMPath is where the SBOM of an image is stored.
-func SBOMPath(fingerprint string) string {
-	return "images/" + fingerprint + "/" + FTypeSBOM
-}
-
-// ProfilePath is where a profile shipped with an image is stored.
-func ProfilePath(fingerprint, name string) string {
-	return "images/" + fingerprint + "/profiles/" + name + ".yaml"
-}
-
-// version builds the catalog version for the image: the Incus metadata
-// item, the same file as an LXD metadata item, and the root item; both
-// metadata items carry the fingerprint in the combined field of the root's
-// kind.
-func (img Image) version() *Version {
-	metaPath, rootPath := ImagePaths(img.Fingerprint, img.RootKind)
-	rk := rootKinds[img.RootKind]
-	meta := Item{Path: metaPath, SHA256: img.Metadata.SHA256, Size: img.Metadata.Size}
-	switch img.RootKind {
-	case RootSquashfs:
-		meta.CombinedSquashfsSHA256 = img.Fingerprint
-	case RootTarXZ:
-		meta.CombinedRootXZSHA256 = img.Fingerprint
-	case RootQCOW2:
-		meta.CombinedDiskKVMImgSHA256 = img.Fingerprint
-	}
-	incus, lxd := meta, meta
-	incus.FType, lxd.FType = FTypeIncusMeta, FTypeLXDMeta
-	v := &Version{
-		Label: img.Description,
-		Items: map[string]Item{
-			FTypeIncusMeta: incus,
-			FTypeLXDMeta:   lxd,
-			rk.itemKey:     {FType: rk.ftype, Path: rootPath, SHA256: img.Root.SHA256, Size: img.Root.Size},
-		},
-	}
-	img.addVM(v)
-	for name, ref := range img.Profiles {
-		v.Items["profile:"+name] = Item{FType: FTypeProfile, Path: ProfilePath(img.Fingerprint, name), SHA256: ref.SHA256, Size: ref.Size}
-	}
-	if d := img.Delta; d != nil {
-		v.Items[deltaItemKey(d.Base)] = Item{
-			FType: FTypeSquashfsDelta, Path: DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256),
-			SHA256: d.File.SHA256, Size: d.File.Size, DeltaBase: d.Base,
-		}
-	}
-	if img.SBOM != nil {
-		v.Items["sbom"] = Item{FType: FTypeSBOM, Path: SBOMPath(img.Fingerprint), SHA256: img.SBOM.SHA256, Size: img.SBOM.Size}
-	}
-	return v
 }
 
 // AddResult says what Add changed.
@@ -319,8 +239,8 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		aliases = assign[pk]
 	} else {
 		for _, a := range aliases {
-			if owner := c.AliasOwner(a, arch, pk); owner != "" {
-				return res, fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", a, owner)
+			if err := c.checkAliasOwner(a, arch, pk); err != nil {
+				return res, err
 			}
 		}
 	}
@@ -350,7 +270,7 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		return res, fmt.Errorf("version %s of %s is already published with different content (%s); a published version never changes: rebuild the image so it gets a new creation_date", vk, pk, old.describe())
 	}
 	for _, a := range aliases {
-		if !p.HasAlias(a) {
+		if !p.hasAlias(a) {
 			res.AliasesAdded = append(res.AliasesAdded, a)
 		}
 	}

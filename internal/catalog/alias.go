@@ -83,8 +83,8 @@ func (p *Product) AliasList() []string {
 	return strings.Split(p.Aliases, ",")
 }
 
-// HasAlias reports whether the product lists alias a.
-func (p *Product) HasAlias(a string) bool {
+// hasAlias reports whether the product lists alias a.
+func (p *Product) hasAlias(a string) bool {
 	return slices.Contains(p.AliasList(), a)
 }
 
@@ -109,41 +109,36 @@ func (c *Catalog) AliasOwner(a, arch, except string) string {
 	want := osarch.Canonical(arch)
 	for _, pk := range c.ProductKeys() {
 		p := c.Products[pk]
-		if pk != except && osarch.Canonical(p.Arch) == want && p.HasAlias(a) {
+		if pk != except && osarch.Canonical(p.Arch) == want && p.hasAlias(a) {
 			return pk
 		}
 	}
 	return ""
 }
 
-// AddAliases adds aliases to an existing product, refusing any alias that
-// another product on the same architecture owns. It returns the aliases
-// that were new. On error the catalog is unchanged.
-func (c *Catalog) AddAliases(productKey string, aliases []string) ([]string, error) {
-	p := c.Products[productKey]
-	if p == nil {
-		return nil, fmt.Errorf("no product %q in the catalog", productKey)
+// AliasOwnedError refuses an alias that another product on the same
+// architecture owns.
+type AliasOwnedError struct {
+	Alias, Arch, Owner string
+	// Source, when set, is the product of another catalog (a mirror's
+	// source) that comes with the alias.
+	Source string
+}
+
+func (e *AliasOwnedError) Error() string {
+	if e.Source != "" {
+		return fmt.Sprintf("alias clash: %q of source product %s is already owned by product %s on %s: filter one of them out", e.Alias, e.Source, e.Owner, e.Arch)
 	}
-	var added []string
-	for _, a := range sortedSet(aliases) {
-		if err := ValidateAlias(a); err != nil {
-			return nil, err
-		}
-		if owner := c.AliasOwner(a, p.Arch, productKey); owner != "" {
-			return nil, fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", a, owner)
-		}
-		if !p.HasAlias(a) {
-			added = append(added, a)
-		}
+	return fmt.Sprintf("alias %q is already owned by product %q: remove it from that product first or choose another alias", e.Alias, e.Owner)
+}
+
+// checkAliasOwner refuses alias a on arch when a product other than
+// except owns it.
+func (c *Catalog) checkAliasOwner(a, arch, except string) error {
+	if owner := c.AliasOwner(a, arch, except); owner != "" {
+		return &AliasOwnedError{Alias: a, Arch: osarch.Canonical(arch), Owner: owner}
 	}
-	if len(added) > 0 {
-		main := ""
-		if l := p.AliasList(); len(l) > 0 {
-			main = l[0]
-		}
-		p.setAliases(main, append(p.AliasList(), added...))
-	}
-	return added, nil
+	return nil
 }
 
 func isAlnum(c byte) bool {

@@ -110,24 +110,30 @@ func TestGoldenOperations(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := New()
-			tt.ops(t, c)
-			out := c.Marshal()
-			golden(t, tt.name, out)
-			// Deterministic, parseable, and clean for clients.
-			back, err := Parse(out)
-			if err != nil {
-				t.Fatalf("Parse(Marshal()) = %v", err)
-			}
-			if string(back.Marshal()) != string(out) {
-				t.Error("Marshal is not stable across a Parse round trip")
-			}
-			if p := back.Problems(); len(p) > 0 {
-				t.Errorf("Problems() = %q", p)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkGolden(t, tt.name, tt.ops) })
 	}
+}
+
+// checkGolden runs ops on a new catalog and compares its JSON with golden
+// file name. The JSON must be deterministic, parseable and clean for
+// clients: it returns the catalog parsed back.
+func checkGolden(t *testing.T, name string, ops func(*testing.T, *Catalog)) *Catalog {
+	t.Helper()
+	c := New()
+	ops(t, c)
+	out := c.Marshal()
+	golden(t, name, out)
+	back, err := Parse(out)
+	if err != nil {
+		t.Fatalf("Parse(Marshal()) = %v", err)
+	}
+	if string(back.Marshal()) != string(out) {
+		t.Error("Marshal is not stable across a Parse round trip")
+	}
+	if p := back.Problems(); len(p) > 0 {
+		t.Errorf("Problems() = %q", p)
+	}
+	return back
 }
 
 func TestAddRules(t *testing.T) {
@@ -318,9 +324,9 @@ func TestIndexProducts(t *testing.T) {
 	mustAdd(t, c, img("nginx", "amd64", t0, "n1"))
 	c.AddPending(Pending{ID: "a", Product: "redis:amd64", Expires: t0.Add(time.Hour)})
 	c.AddPending(Pending{ID: "b", Product: "dead:amd64", Expires: t0.Add(-time.Hour)})
-	got := c.IndexProducts(t0)
+	got := c.indexProducts(t0)
 	if strings.Join(got, ",") != "nginx:amd64,redis:amd64" {
-		t.Errorf("IndexProducts = %v", got)
+		t.Errorf("indexProducts = %v", got)
 	}
 	golden(t, "index.json", BuildIndex(got).Marshal())
 	ix, err := ParseIndex(BuildIndex(got).Marshal())
@@ -408,12 +414,12 @@ func TestNormalizeArch(t *testing.T) {
 
 func TestVersionKey(t *testing.T) {
 	k := VersionKey(time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)))
-	if k != "20260102_020405" || !ValidVersionKey(k) {
+	if k != "20260102_020405" || !validVersionKey(k) {
 		t.Errorf("VersionKey = %q", k)
 	}
 	for _, bad := range []string{"2026", "v1.2.3456", "20261345"} {
-		if ValidVersionKey(bad) {
-			t.Errorf("ValidVersionKey(%q) = true", bad)
+		if validVersionKey(bad) {
+			t.Errorf("validVersionKey(%q) = true", bad)
 		}
 	}
 }

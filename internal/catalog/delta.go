@@ -27,16 +27,6 @@ type Delta struct {
 	File FileRef
 }
 
-// DeltaPath is where the delta from base to image fingerprint is stored.
-// It is content-addressed by the delta's own SHA-256, not only by the pair
-// of fingerprints: two publishers (or two xdelta3 versions) can encode
-// different, equally valid deltas for the same pair, and neither may ever
-// overwrite the other's file. The catalog lists one of them; the other is
-// an orphan that prune deletes after the grace period.
-func DeltaPath(fingerprint, baseFingerprint, deltaSHA256 string) string {
-	return "images/" + fingerprint + "/delta-" + baseFingerprint + "-" + deltaSHA256 + ".vcdiff"
-}
-
 // deltaItemKey is the item key of a delta against version base (item keys
 // are free-form; images.linuxcontainers.org uses the same form).
 func deltaItemKey(base string) string { return "delta-" + base }

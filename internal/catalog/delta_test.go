@@ -48,17 +48,7 @@ func TestGoldenDeltas(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cat := New()
-			tt.ops(t, cat)
-			out := cat.Marshal()
-			golden(t, tt.name, out)
-			back, err := Parse(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if p := back.Problems(); len(p) > 0 {
-				t.Errorf("Problems() = %q", p)
-			}
+			back := checkGolden(t, tt.name, tt.ops)
 			// No delta names a version that is not there.
 			for pk, p := range back.Products {
 				for vk, v := range p.Versions {

@@ -38,8 +38,8 @@ func LineOf(version string) (string, error) {
 	return parts[0] + "." + parts[1], nil
 }
 
-// LineProductKey is the key of the product of a version line.
-func LineProductKey(name, line, arch string) string {
+// lineProductKey is the key of the product of a version line.
+func lineProductKey(name, line, arch string) string {
 	return name + ":" + line + ":" + osarch.Canonical(arch)
 }
 
@@ -55,7 +55,7 @@ func lineNumbers(line string) (major, minor int) {
 func (c *Catalog) lineFamily(name, variant, arch string) map[string]*Product {
 	out := map[string]*Product{}
 	for pk, p := range c.Products {
-		if p.Line != "" && osarch.Canonical(p.Arch) == arch && pk == LineProductKey(VariantAlias(name, variant), p.Line, arch) {
+		if p.Line != "" && osarch.Canonical(p.Arch) == arch && pk == lineProductKey(variantAlias(name, variant), p.Line, arch) {
 			out[pk] = p
 		}
 	}
@@ -80,7 +80,7 @@ func (c *Catalog) lineAliases(name, variant, arch, plus string, extra []string) 
 		}
 	}
 	if plus != "" {
-		lines[LineProductKey(VariantAlias(name, variant), plus, arch)] = plus
+		lines[lineProductKey(variantAlias(name, variant), plus, arch)] = plus
 	}
 	newest, newestOfMajor := "", map[int]string{}
 	newer := func(a, b string) bool { // line a newer than line b
@@ -112,7 +112,7 @@ func (c *Catalog) lineAliases(name, variant, arch, plus string, extra []string) 
 			as = append(as, extras...)
 		}
 		for i, a := range as {
-			as[i] = VariantAlias(a, variant)
+			as[i] = variantAlias(a, variant)
 		}
 		out[pk] = sortedSet(as)
 	}
@@ -137,7 +137,7 @@ func (c *Catalog) checkLineAliases(name, variant, arch string, assign map[string
 				return err
 			}
 			if owner := c.AliasOwner(a, arch, pk); owner != "" && fam[owner] == nil {
-				return fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", a, owner)
+				return &AliasOwnedError{Alias: a, Arch: arch, Owner: owner}
 			}
 		}
 	}
@@ -150,6 +150,6 @@ func (c *Catalog) checkLineAliases(name, variant, arch string, assign map[string
 // newest line).
 func (c *Catalog) relinkLines(name, variant, arch string, extra []string) {
 	for pk, as := range c.lineAliases(name, variant, arch, "", extra) {
-		c.Products[pk].setAliases(VariantAlias(name, variant), as)
+		c.Products[pk].setAliases(variantAlias(name, variant), as)
 	}
 }

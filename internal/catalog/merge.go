@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/incus-appliance/registry/internal/osarch"
 )
@@ -56,14 +55,14 @@ func (vc VersionCopy) Check() error {
 		if err := it.check(); err != nil {
 			return fmt.Errorf("product %s version %s item %s: %w", vc.Product, vc.Version, ik, err)
 		}
-		if !strings.HasPrefix(it.Path, "images/") {
+		if !isImageFile(it.Path) {
 			return fmt.Errorf("product %s version %s item %s: path %q is outside images/", vc.Product, vc.Version, ik, it.Path)
 		}
 	}
 	return nil
 }
 
-// MergeResult says what Merge did.
+// MergeResult says what MergeAll did with one copy.
 type MergeResult struct {
 	Changed bool
 	// DroppedDeltas are delta items left out because the product lacks the
@@ -71,7 +70,8 @@ type MergeResult struct {
 	DroppedDeltas []string
 }
 
-// Merge adds a copied version to the catalog:
+// MergeAll adds copied versions to the catalog, in order, each with its
+// own outcome (one failing does not stop the others):
 //   - a product of the same key must describe the same image lineage
 //     (arch, os, release, variant), or it is a product-key clash;
 //   - an alias another product on the same architecture owns is a clash;
@@ -80,14 +80,8 @@ type MergeResult struct {
 //   - delta items whose delta_base version the product does not have are
 //     dropped (merge a product's versions oldest first).
 //
-// The newest version's product fields win; aliases accumulate. On error the
-// catalog is unchanged.
-func (c *Catalog) Merge(vc VersionCopy) (MergeResult, error) {
-	return c.merge(vc, c.newMergeIndex())
-}
-
-// MergeAll merges copies in order (see Merge), each with its own outcome:
-// one failing does not stop the others. It indexes the catalog once, so
+// The newest version's product fields win; aliases accumulate. A copy
+// that fails leaves the catalog unchanged. It indexes the catalog once, so
 // merging many versions into a large catalog costs linear time.
 func (c *Catalog) MergeAll(copies []VersionCopy) ([]MergeResult, []error) {
 	idx := c.newMergeIndex()
@@ -98,7 +92,7 @@ func (c *Catalog) MergeAll(copies []VersionCopy) ([]MergeResult, []error) {
 	return res, errs
 }
 
-// mergeIndex is what Merge looks up across the whole catalog: who owns an
+// mergeIndex is what MergeAll looks up across the whole catalog: who owns an
 // alias on an architecture, where a fingerprint is published.
 type mergeIndex struct {
 	owners map[string]string    // arch + "\x00" + alias → product
@@ -143,11 +137,11 @@ func (c *Catalog) merge(vc VersionCopy, idx *mergeIndex) (MergeResult, error) {
 		}
 	}
 	for _, a := range vc.Meta.AliasList() {
-		if p != nil && p.HasAlias(a) {
+		if p != nil && p.hasAlias(a) {
 			continue // its own already (and so nobody else's)
 		}
 		if owner := idx.owners[arch+"\x00"+a]; owner != "" && owner != vc.Product {
-			return res, fmt.Errorf("alias clash: %q of source product %s is already owned by product %s on %s: filter one of them out", a, vc.Product, owner, arch)
+			return res, &AliasOwnedError{Alias: a, Arch: arch, Owner: owner, Source: vc.Product}
 		}
 	}
 	v := &Version{Items: maps.Clone(vc.Items), Label: vc.Label, PubName: vc.PubName}
@@ -215,7 +209,7 @@ func (c *Catalog) merge(vc VersionCopy, idx *mergeIndex) (MergeResult, error) {
 }
 
 // Copies returns every version of the catalog as a VersionCopy, by product
-// then oldest version first (the order Merge needs for deltas).
+// then oldest version first (the order MergeAll needs for deltas).
 func (c *Catalog) Copies() []VersionCopy {
 	var out []VersionCopy
 	for _, pk := range c.ProductKeys() {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/incus-appliance/registry/internal/digest"
@@ -74,22 +76,6 @@ func (ix *Index) Marshal() []byte {
 		return append(b, '\n')
 	}
 	return marshal(ix)
-}
-
-// BuildIndex returns the index.json that points at images.json and lists
-// the given product keys (sorted, deduplicated).
-func BuildIndex(products []string) *Index {
-	return &Index{
-		Format: FormatIndex,
-		Index: map[string]IndexEntry{
-			ContentID: {
-				DataType: DataTypeImages,
-				Path:     ImagesPath,
-				Format:   FormatProducts,
-				Products: sortedSet(products),
-			},
-		},
-	}
 }
 
 func marshal(v any) []byte {
@@ -196,4 +182,38 @@ func checkPath(p string) error {
 		return fmt.Errorf("not a clean relative path: %w", err)
 	}
 	return nil
+}
+
+// Clone returns a deep copy of the catalog (cheaper than parsing its JSON
+// again: a publish starts several commits from one read).
+func (c *Catalog) Clone() *Catalog {
+	out := *c
+	out.Products = make(map[string]*Product, len(c.Products))
+	for k, p := range c.Products {
+		q := *p
+		q.Requirements, q.Custom = maps.Clone(p.Requirements), maps.Clone(p.Custom)
+		q.Versions = make(map[string]*Version, len(p.Versions))
+		for vk, v := range p.Versions {
+			w := *v
+			w.Items = maps.Clone(v.Items)
+			q.Versions[vk] = &w
+		}
+		out.Products[k] = &q
+	}
+	if c.State != nil {
+		st := *c.State
+		st.Commits = slices.Clone(st.Commits)
+		st.Retired = maps.Clone(st.Retired)
+		st.Pending = slices.Clone(st.Pending)
+		for i, p := range st.Pending {
+			st.Pending[i].Paths, st.Pending[i].Aliases = slices.Clone(p.Paths), slices.Clone(p.Aliases)
+		}
+		if st.Pruning != nil {
+			pr := *st.Pruning
+			pr.Paths = slices.Clone(pr.Paths)
+			st.Pruning = &pr
+		}
+		out.State = &st
+	}
+	return &out
 }

@@ -43,7 +43,7 @@ func (c *Catalog) Resolve(target, arch string) ([]Removed, error) {
 			continue
 		}
 		base, medium := strings.CutSuffix(target, "/"+p.Arch)
-		if !p.HasAlias(target) && !(medium && p.HasAlias(base)) || len(p.Versions) == 0 {
+		if !p.hasAlias(target) && !(medium && p.hasAlias(base)) || len(p.Versions) == 0 {
 			continue
 		}
 		vks := p.VersionKeys()

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -82,11 +81,11 @@ func (c *Catalog) LivePending(now time.Time) []Pending {
 	return out
 }
 
-// IndexProducts is the product list index.json should carry: every product
+// indexProducts is the product list index.json should carry: every product
 // of the catalog plus those of live pending intents, so that a publisher
 // stopped between its two writes never leaves index.json short of a
 // product that images.json has.
-func (c *Catalog) IndexProducts(now time.Time) []string {
+func (c *Catalog) indexProducts(now time.Time) []string {
 	keys := c.ProductKeys()
 	for _, p := range c.LivePending(now) {
 		keys = append(keys, p.Product)
@@ -173,10 +172,7 @@ type Object struct {
 // what they reference, protect or retired counts too, and c records the
 // files found unaccounted for.
 func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration, others ...*Catalog) []string {
-	view := c // what every file references, protects and retired
-	if len(others) > 0 {
-		view = MergeShards(c, others)
-	}
+	view := c.Layout().Whole(c, others) // what every file references, protects and retired
 	refs, protected := view.Referenced(), view.pendingPaths(now)
 	var retired map[string]time.Time // the latest retirement of each path in any file
 	if view.State != nil {
@@ -192,7 +188,7 @@ func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration
 	var out []string
 	for _, o := range objects {
 		exists[o.Path] = true
-		if !strings.HasPrefix(o.Path, "images/") || refs[o.Path] || protected[o.Path] {
+		if !isImageFile(o.Path) || refs[o.Path] || protected[o.Path] {
 			continue
 		}
 		since, ok := retired[o.Path]
@@ -212,4 +208,32 @@ func (c *Catalog) Deletable(objects []Object, now time.Time, grace time.Duration
 	c.tidyState()
 	slices.Sort(out)
 	return out
+}
+
+// InUse returns the paths the file references or a live pending publish
+// of it protects.
+func (c *Catalog) InUse(now time.Time) map[string]bool {
+	out := c.Referenced()
+	maps.Copy(out, c.pendingPaths(now))
+	return out
+}
+
+// pendingPaths returns the paths live pending publishes protect.
+func (c *Catalog) pendingPaths(now time.Time) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range c.LivePending(now) {
+		for _, path := range p.Paths {
+			out[path] = true
+		}
+	}
+	return out
+}
+
+// HasRetired reports whether the file records the retirement of any of
+// paths.
+func (c *Catalog) HasRetired(paths []string) bool {
+	if c.State == nil {
+		return false
+	}
+	return slices.ContainsFunc(paths, func(p string) bool { _, ok := c.State.Retired[p]; return ok })
 }

@@ -10,10 +10,9 @@ package catalog
 
 import "time"
 
-// Well-known values and paths of a SimpleStreams image registry.
+// Well-known values of a SimpleStreams image registry (its paths are in
+// paths.go).
 const (
-	IndexPath      = "streams/v1/index.json"
-	ImagesPath     = "streams/v1/images.json"
 	FormatIndex    = "index:1.0"
 	FormatProducts = "products:1.0"
 	DataTypeImages = "image-downloads"
@@ -53,20 +52,24 @@ type IndexEntry struct {
 	Format   string   `json:"format"`
 	Products []string `json:"products"`
 	// Aliases, in a sharded registry, are the "alias@arch" claims of the
-	// file (shard.go); clients ignore them.
+	// file (layout.go); clients ignore them.
 	Aliases []string `json:"registry_aliases,omitempty"`
 }
 
 // Catalog is streams/v1/images.json: every product, its versions and their
 // files, plus the registry's own bookkeeping (State), which clients ignore.
 type Catalog struct {
-	ContentID string              `json:"content_id"`
-	DataType  string              `json:"datatype"`
-	Format    string              `json:"format"`
-	License   string              `json:"license,omitempty"`
-	Updated   string              `json:"updated,omitempty"`
-	Products  map[string]*Product `json:"products"`
-	State     *State              `json:"registry_state,omitempty"`
+	// ContentID is the file's name in index.json ("images", "images-K").
+	ContentID string `json:"content_id"`
+	DataType  string `json:"datatype"`
+	// Format is FormatProducts, or FormatRoot for the root of several
+	// catalog files (layout.go).
+	Format  string `json:"format"`
+	License string `json:"license,omitempty"`
+	Updated string `json:"updated,omitempty"`
+	// Products are keyed by product key (ProductKey).
+	Products map[string]*Product `json:"products"`
+	State    *State              `json:"registry_state,omitempty"`
 }
 
 // Product is one image lineage: an appliance on one architecture. Incus
@@ -135,7 +138,7 @@ type State struct {
 	// Pruning is the prune currently deleting files, if any.
 	Pruning *Pruning `json:"pruning,omitempty"`
 	// Shards, in the root (images.json) of a sharded registry, is its
-	// number of product files (shard.go).
+	// number of product files (layout.go).
 	Shards int `json:"shards,omitempty"`
 }
 
@@ -153,7 +156,7 @@ type Pending struct {
 	Paths   []string  `json:"paths"`
 	Expires time.Time `json:"expires"`
 	// Aliases, in a sharded registry, are the "alias@arch" claims the
-	// publish makes (shard.go).
+	// publish makes (layout.go).
 	Aliases []string `json:"aliases,omitempty"`
 }
 

@@ -16,9 +16,9 @@ const DefaultVariant = "default"
 // IsDefaultVariant reports whether v names the default variant.
 func IsDefaultVariant(v string) bool { return v == "" || v == DefaultVariant }
 
-// VariantAlias is alias a of variant v: a itself for the default variant,
+// variantAlias is alias a of variant v: a itself for the default variant,
 // a/v otherwise.
-func VariantAlias(a, v string) string {
+func variantAlias(a, v string) string {
 	if IsDefaultVariant(v) {
 		return a
 	}
@@ -27,7 +27,7 @@ func VariantAlias(a, v string) string {
 
 // mainAlias is the image's main alias: its name, with /VARIANT for a
 // non-default variant. It also names the product.
-func (img Image) mainAlias() string { return VariantAlias(img.Name, img.ApplianceVariant) }
+func (img Image) mainAlias() string { return variantAlias(img.Name, img.ApplianceVariant) }
 
 // aliases are every alias the image's product gets, sorted: the main alias
 // and the extra aliases, in the variant's form.
@@ -35,7 +35,7 @@ func (img Image) aliases() []string {
 	out := []string{img.mainAlias()}
 	for _, a := range img.Aliases {
 		if !IsDefaultVariant(img.ApplianceVariant) && !strings.HasSuffix(a, "/"+img.ApplianceVariant) {
-			a = VariantAlias(a, img.ApplianceVariant)
+			a = variantAlias(a, img.ApplianceVariant)
 		}
 		out = append(out, a)
 	}

@@ -15,9 +15,9 @@ func VersionKey(t time.Time) string {
 	return t.UTC().Format(versionLayout)
 }
 
-// ValidVersionKey reports whether Incus will list a version with this key:
+// validVersionKey reports whether Incus will list a version with this key:
 // at least 8 characters, starting with a valid YYYYMMDD date.
-func ValidVersionKey(k string) bool {
+func validVersionKey(k string) bool {
 	if len(k) < 8 {
 		return false
 	}
@@ -25,9 +25,9 @@ func ValidVersionKey(k string) bool {
 	return err == nil
 }
 
-// checkVersionKey is ValidVersionKey with a reason.
+// checkVersionKey is validVersionKey with a reason.
 func checkVersionKey(k string) error {
-	if !ValidVersionKey(k) {
+	if !validVersionKey(k) {
 		return fmt.Errorf("version key %q does not start with a valid YYYYMMDD date: Incus would skip it", k)
 	}
 	return nil

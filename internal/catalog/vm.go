@@ -16,13 +16,6 @@ type VMDisk struct {
 	Disk        FileRef
 }
 
-// Path is where the disk is stored (content-addressed by its own
-// fingerprint).
-func (d *VMDisk) Path() string {
-	_, p := ImagePaths(d.Fingerprint, RootQCOW2)
-	return p
-}
-
 // fingerprints are every image fingerprint the image publishes.
 func (img Image) fingerprints() []string {
 	if img.VM == nil {
@@ -47,20 +40,18 @@ func (img Image) validateVM() error {
 	return nil
 }
 
-// addVM puts the VM disk item into v and its fingerprint on the metadata
-// items.
-func (img Image) addVM(v *Version) {
-	if img.VM == nil {
-		return
-	}
-	for k, it := range v.Items { // by ftype: a version another tool wrote may use other keys
-		if it.FType == FTypeIncusMeta || it.FType == FTypeLXDMeta {
-			it.CombinedDiskKVMImgSHA256 = img.VM.Fingerprint
-			v.Items[k] = it
-		}
-	}
+// file is the disk as a file of its image.
+func (d *VMDisk) file() ImageFile {
 	rk := rootKinds[RootQCOW2]
-	v.Items[rk.itemKey] = Item{FType: rk.ftype, Path: img.VM.Path(), SHA256: img.VM.Disk.SHA256, Size: img.VM.Disk.Size}
+	return ImageFile{Role: RoleVMDisk, Path: d.Path(), FileRef: d.Disk, itemKey: rk.itemKey, item: Item{FType: rk.ftype, Path: d.Path(), SHA256: d.Disk.SHA256, Size: d.Disk.Size}}
+}
+
+// addVM puts the VM disk item into v, a version already published
+// without it, and its fingerprint on the metadata items.
+func (img Image) addVM(v *Version) {
+	f := img.VM.file()
+	v.Items[f.itemKey] = f.item
+	img.combine(v)
 }
 
 // addsVMTo reports whether old is exactly this image's version without

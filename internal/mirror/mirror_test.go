@@ -81,14 +81,11 @@ func readCatalog(t *testing.T, s store.Store) *catalog.Catalog {
 		return c
 	}
 	root := read(catalog.ImagesPath)
-	if root.Shards() == 1 {
-		return root
-	}
 	var files []*catalog.Catalog
-	for _, key := range catalog.ProductPaths(root.Shards()) {
+	for _, key := range root.Layout().Files() {
 		files = append(files, read(key))
 	}
-	return catalog.MergeShards(root, files)
+	return root.Layout().Whole(root, files)
 }
 
 // An images.linuxcontainers.org-shaped tree (':' in version keys and paths,

@@ -11,7 +11,7 @@ import (
 var testShards = suitetest.Count("MIRROR_TEST_SHARDS")
 
 // TestShardedSuite runs every test of this package again mirroring into
-// registries of 4 catalog files (catalog/shard.go).
+// registries of 4 catalog files (catalog/layout.go).
 func TestShardedSuite(t *testing.T) {
 	suitetest.RunAgain(t, "MIRROR_TEST_SHARDS", "4")
 }

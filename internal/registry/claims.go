@@ -12,13 +12,12 @@ import (
 	"github.com/incus-appliance/registry/internal/store"
 )
 
-// checkClaims refuses alias claims (catalog.PendingAliases) that a catalog
-// file other than key has in the index (ix, or index.json read now) of a
-// registry of n files. A claim the other file no longer backs (a publish
+// checkClaims refuses alias claims (catalog.Layout.Claims) that a catalog
+// file other than key has in the index (ix, or index.json read now). A claim the other file no longer backs (a publish
 // killed after claiming, whose intent has expired; a remove killed before
 // its index update) is stale: that file's entry is rebuilt from the file
 // and the check runs again.
-func (r *Registry) checkClaims(ctx context.Context, ix *catalog.Index, n int, key string, claims []string) error {
+func (r *Registry) checkClaims(ctx context.Context, ix *catalog.Index, l layout, key string, claims []string) error {
 	if len(claims) == 0 {
 		return nil
 	}
@@ -45,25 +44,28 @@ func (r *Registry) checkClaims(ctx context.Context, ix *catalog.Index, n int, ke
 			return err
 		}
 		if owner := c.AliasOwner(alias, arch, ""); owner != "" {
-			return fmt.Errorf("alias %q is already owned by product %q: remove it from that product first or choose another alias", alias, owner)
+			return &catalog.AliasOwnedError{Alias: alias, Arch: arch, Owner: owner}
 		}
 		if attempt >= 3 || slices.Contains(c.ClaimedAliases(r.now()), claim) {
 			return fmt.Errorf("alias %q on %s is being claimed by a publish in flight in %s: choose another alias, or try again when it is done", alias, arch, other)
 		}
-		if _, ix, err = r.syncIndex(ctx, n, other, nil); err != nil {
+		if _, ix, err = r.syncIndex(ctx, l, other, nil); err != nil {
 			return err
 		}
 	}
 }
 
-// checkPublishedElsewhere refuses, in a sharded registry, an image that
-// another product (in another catalog file) already has: a fingerprint is
-// published once (the container image's, and its VM disk's). The first
-// file of each (the metadata, the disk) is stored as soon as anyone
-// published (or tried to publish) it, so only then is the whole catalog
-// read. Two publishes of one image under two names at the same instant
-// can still both land; verify reports it.
-func (r *Registry) checkPublishedElsewhere(ctx context.Context, img catalog.Image, product string) error {
+// checkPublishedElsewhere refuses an image that a product in another
+// catalog file than key already has (catalog.Add checks key's own): a
+// fingerprint is published once (the container image's, and its VM
+// disk's). The first file of each (the metadata, the disk) is stored as
+// soon as anyone published (or tried to publish) it, so only then are the
+// other files read. Two publishes of one image under two names at the
+// same instant can still both land; verify reports it.
+func (r *Registry) checkPublishedElsewhere(ctx context.Context, l layout, key string, img catalog.Image, product string) error {
+	if len(l.Others(key)) == 0 {
+		return nil
+	}
 	meta, _ := catalog.ImagePaths(img.Fingerprint, img.RootKind)
 	first := map[string]string{img.Fingerprint: meta}
 	if img.VM != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/store"
@@ -44,10 +45,6 @@ type mutation func(c *catalog.Catalog) (changed bool, err error)
 // conflict.
 func (r *Registry) commit(ctx context.Context, key, id string, first *snapshot, m mutation) (commitStats, error) {
 	var st commitStats
-	attempts := r.MaxAttempts
-	if attempts == 0 {
-		attempts = DefaultMaxAttempts
-	}
 	for attempt := 1; ; attempt++ {
 		snap, err := r.readSnapshotOr(ctx, key, first)
 		first = nil
@@ -77,9 +74,7 @@ func (r *Registry) commit(ctx context.Context, key, id string, first *snapshot, 
 			}
 		}
 		c.RecordCommit(id, r.now())
-		opts := store.PutOptions{IfMatch: etag, IfAbsent: etag == "", ContentType: "application/json", CacheControl: CacheControlCatalog}
-		data := c.Marshal()
-		info, err := r.Store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
+		info, err := r.writeCatalog(ctx, key, c.Marshal(), etag)
 		if err == nil {
 			st.Written = true
 			if info.ETag != "" {
@@ -87,18 +82,32 @@ func (r *Registry) commit(ctx context.Context, key, id string, first *snapshot, 
 			}
 			return st, nil
 		}
-		err = fmt.Errorf("write %s: %w", key, err)
-		if !isConflict(err) {
+		if err := r.retry(ctx, key, err, attempt); err != nil {
 			return st, err
-		}
-		if attempt >= attempts {
-			return st, fmt.Errorf("write %s: %w (gave up after %d attempts)", key, ErrTooManyConflicts, attempt)
 		}
 		st.Retries++
-		if err := r.backoff(ctx, attempt); err != nil {
-			return st, err
-		}
 	}
+}
+
+// retry decides what follows a conditional write of catalog file key
+// that failed with err on attempt n: an error to give up with, or nil
+// after the backoff when the write lost to another writer and may be
+// tried again.
+func (r *Registry) retry(ctx context.Context, key string, err error, n int) error {
+	if !isConflict(err) {
+		return err
+	}
+	if n >= r.maxAttempts() {
+		return fmt.Errorf("write %s: %w (gave up after %d attempts)", key, ErrTooManyConflicts, n)
+	}
+	return r.backoff(ctx, n)
+}
+
+func (r *Registry) maxAttempts() int {
+	if r.MaxAttempts == 0 {
+		return DefaultMaxAttempts
+	}
+	return r.MaxAttempts
 }
 
 // readSnapshotOr returns *s when given, else reads catalog file key.
@@ -115,30 +124,32 @@ func isConflict(err error) bool {
 	return errors.Is(err, store.ErrPreconditionFailed) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict)
 }
 
-func (r *Registry) putBytes(ctx context.Context, key string, data []byte, opts store.PutOptions) error {
-	if _, err := r.Store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts); err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
+// writeCatalog writes catalog file key (a product file, the root or
+// index.json) if it still has ETag etag ("": only if absent). Every
+// catalog write goes through here: what must accompany each changed
+// catalog file is written here.
+func (r *Registry) writeCatalog(ctx context.Context, key string, data []byte, etag string) (store.ObjectInfo, error) {
+	opts := store.PutOptions{IfMatch: etag, IfAbsent: etag == "", ContentType: "application/json", CacheControl: CacheControlCatalog}
+	info, err := r.Store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
+	if err != nil {
+		return info, fmt.Errorf("write %s: %w", key, err)
 	}
-	return nil
+	return info, nil
 }
 
 // syncIndex brings index.json up to date after a change of catalog file
-// key in a registry of n files. With one file it lists exactly the
-// products images.json (plus live pending publishes) has; in a sharded
-// registry key's entry lists the products and alias claims of that file
-// (the other entries stay as they are, or are rebuilt from their files
-// when the index lacks them). It reads index.json BEFORE the catalog
-// file, so what it builds from is at least as new as what the index it
-// replaces was built from, and writes conditionally; the last writer
-// therefore always leaves an index built from the latest files. It
-// returns the index as written (or found up to date). known, when not nil,
-// is the file as the caller's last commit wrote it: used instead of
-// reading the file again while the file still has its ETag.
-func (r *Registry) syncIndex(ctx context.Context, n int, key string, known *snapshot) (retries int, ix *catalog.Index, err error) {
-	attempts := r.MaxAttempts
-	if attempts == 0 {
-		attempts = DefaultMaxAttempts
-	}
+// key: key's entry (catalog.Layout.Entry: its products and live pending
+// ones, and with several files its alias claims) is built afresh from the
+// file, the other entries stay as they are (every entry is rebuilt from
+// its file when the index is missing, does not parse or lacks one). It
+// reads index.json BEFORE the catalog file, so what it builds from is at
+// least as new as what the index it replaces was built from, and writes
+// conditionally; the last writer therefore always leaves an index built
+// from the latest files. It returns the index as written (or found up to
+// date). known, when not nil, is the file as the caller's last commit
+// wrote it: used instead of reading the file again while the file still
+// has its ETag.
+func (r *Registry) syncIndex(ctx context.Context, l layout, key string, known *snapshot) (retries int, ix *catalog.Index, err error) {
 	for attempt := 1; ; attempt++ {
 		old, etag, err := r.readObject(ctx, catalog.IndexPath)
 		if errors.Is(err, store.ErrNotFound) {
@@ -146,70 +157,49 @@ func (r *Registry) syncIndex(ctx context.Context, n int, key string, known *snap
 		} else if err != nil {
 			return retries, nil, err
 		}
-		if n <= 1 {
-			c, err := r.currentFile(ctx, catalog.ImagesPath, known)
-			if err != nil {
-				return retries, nil, err
-			}
-			ix = catalog.BuildIndex(c.IndexProducts(r.now()))
-		} else if ix, err = r.shardedIndex(ctx, n, key, old, known); err != nil {
+		if ix, err = r.buildIndex(ctx, l, key, old, known); err != nil {
 			return retries, nil, err
 		}
 		want := ix.Marshal()
 		if bytes.Equal(old, want) {
 			return retries, ix, nil
 		}
-		opts := store.PutOptions{IfMatch: etag, IfAbsent: etag == "", ContentType: "application/json", CacheControl: CacheControlCatalog}
-		err = r.putBytes(ctx, catalog.IndexPath, want, opts)
+		_, err = r.writeCatalog(ctx, catalog.IndexPath, want, etag)
 		if err == nil {
 			return retries, ix, nil
 		}
-		if !isConflict(err) {
+		if err := r.retry(ctx, catalog.IndexPath, err, attempt); err != nil {
 			return retries, nil, err
-		}
-		if attempt >= attempts {
-			return retries, nil, fmt.Errorf("write %s: %w (gave up after %d attempts)", catalog.IndexPath, ErrTooManyConflicts, attempt)
 		}
 		retries++
-		if err := r.backoff(ctx, attempt); err != nil {
-			return retries, nil, err
-		}
 	}
 }
 
-// shardedIndex builds the index of a sharded registry from the index as
-// read (old) with file key's entry read afresh; when old is missing, does
-// not parse or lacks an entry, every entry is rebuilt from its file.
-func (r *Registry) shardedIndex(ctx context.Context, n int, key string, old []byte, known *snapshot) (*catalog.Index, error) {
+// buildIndex builds the index from the index as read (old) with file
+// key's entry read afresh (see syncIndex).
+func (r *Registry) buildIndex(ctx context.Context, l layout, key string, old []byte, known *snapshot) (*catalog.Index, error) {
 	now := r.now()
 	entries := map[string]catalog.IndexEntry{}
 	if ix, err := catalog.ParseIndex(old); err == nil {
 		entries = ix.Entries()
 	}
-	complete := true
-	for _, p := range catalog.ProductPaths(n) {
-		if _, ok := entries[p]; !ok {
-			complete = false
-		}
-	}
-	if !complete {
-		files, err := r.readFiles(ctx, n)
+	paths := l.Files()
+	if slices.ContainsFunc(paths, func(p string) bool { _, ok := entries[p]; return !ok }) {
+		files, err := r.readFiles(ctx, l, nil)
 		if err != nil {
 			return nil, err
 		}
-		for i, p := range catalog.ProductPaths(n) {
-			entries[p] = files[i].ShardEntry(p, now)
+		for i, p := range paths {
+			entries[p] = l.Entry(files[i], p, now)
 		}
-		return catalog.BuildShardedIndex(n, entries), nil
-	}
-	if key != "" && key != catalog.ImagesPath {
+	} else if slices.Contains(paths, key) {
 		c, err := r.currentFile(ctx, key, known)
 		if err != nil {
 			return nil, err
 		}
-		entries[key] = c.ShardEntry(key, now)
+		entries[key] = l.Entry(c, key, now)
 	}
-	return catalog.BuildShardedIndex(n, entries), nil
+	return l.Index(entries), nil
 }
 
 // currentFile returns catalog file key as it is now (not to be changed):

@@ -1,22 +1,21 @@
 package registry
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
-	"github.com/incus-appliance/registry/internal/store"
 )
 
-// editCatalog rewrites images.json the way another tool does: parse, edit,
-// write back unconditionally (and, like incus-simplestreams, without
-// registry_state when dropState).
-func editCatalog(t *testing.T, s store.Store, dropState bool, edit func(c *catalog.Catalog)) {
+// foreignEdit rewrites the catalog files holding products the way another
+// tool does: parse, edit, write back unconditionally (and, like
+// incus-simplestreams, without registry_state when dropState).
+func (s *scene) foreignEdit(dropState bool, edit func(c *catalog.Catalog)) {
+	t := s.t
 	t.Helper()
-	rewriteCatalog(t, s, func(js string) string {
+	rewriteCatalog(t, s.fs.Store, func(js string) string {
 		c, err := catalog.Parse([]byte(js))
 		if err != nil {
 			t.Fatal(err)
@@ -37,70 +36,60 @@ func editCatalog(t *testing.T, s store.Store, dropState bool, edit func(c *catal
 // Prune records them as retired now and waits the full grace; verify says
 // what changed behind publish's back.
 func TestPruneAfterForeignRewriteWaitsFullGrace(t *testing.T) {
-	r, fs := newTestRegistry()
-	ctx := context.Background()
-	old := makeImage(t, "nginx", t0, 1)
-	mustPublish(t, r, old)
-	mustPublish(t, r, makeImage(t, "nginx", t0.Add(time.Hour), 2))
+	s := newScene(t)
+	old, _ := s.twoVersions()
 	now := time.Now().Add(3 * DefaultGrace) // the files are old
-	r.Now = func() time.Time { return now }
-	editCatalog(t, fs.Store, true, func(c *catalog.Catalog) {
+	s.at(func() time.Time { return now })
+	s.foreignEdit(true, func(c *catalog.Catalog) {
 		delete(c.Products["nginx:amd64"].Versions, catalog.VersionKey(t0))
 	})
 
-	rep := mustVerify(t, r)
-	all := strings.Join(rep.Warnings, "\n")
-	if !strings.Contains(all, "has no registry_state") || !strings.Contains(all, "2 unreferenced files under images/ have no retirement record") {
+	rep := mustVerify(t, s.r)
+	if all := warnings(rep); !strings.Contains(all, "has no registry_state") || !strings.Contains(all, "2 unreferenced files under images/ have no retirement record") {
 		t.Errorf("verify warnings = %q, want the missing registry_state and the 2 unaccounted files", rep.Warnings)
 	}
 
-	res, err := r.Prune(ctx, PruneOptions{Grace: DefaultGrace})
-	if err != nil || len(res.Deleted) != 0 {
-		t.Fatalf("prune right after the foreign rewrite = %+v, %v; want nothing deleted", res, err)
+	if res := s.prune(PruneOptions{Grace: DefaultGrace}); len(res.Deleted) != 0 {
+		t.Fatalf("prune right after the foreign rewrite = %+v; want nothing deleted", res)
 	}
-	c := readCatalog(t, r)
+	c := readCatalog(t, s.r)
 	for _, p := range old.Image.Paths() {
-		if _, _, err := fs.Store.Get(ctx, p); err != nil {
-			t.Errorf("%s left the catalog just now but was deleted: %v", p, err)
+		if !s.stored(p) {
+			t.Errorf("%s left the catalog just now but was deleted", p)
 		}
 		if at := c.State.Retired[p]; !at.Equal(now.UTC().Truncate(time.Second)) {
 			t.Errorf("retired[%s] = %v, want %v", p, at, now)
 		}
 	}
-	r.Now = func() time.Time { return now.Add(DefaultGrace - time.Minute) }
-	if res, err := r.Prune(ctx, PruneOptions{Grace: DefaultGrace}); err != nil || len(res.Deleted) != 0 {
-		t.Fatalf("prune a minute before the grace ends = %+v, %v", res, err)
+	s.at(func() time.Time { return now.Add(DefaultGrace - time.Minute) })
+	if res := s.prune(PruneOptions{Grace: DefaultGrace}); len(res.Deleted) != 0 {
+		t.Fatalf("prune a minute before the grace ends = %+v", res)
 	}
-	r.Now = func() time.Time { return now.Add(DefaultGrace) }
-	res, err = r.Prune(ctx, PruneOptions{Grace: DefaultGrace})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s.at(func() time.Time { return now.Add(DefaultGrace) })
+	res := s.prune(PruneOptions{Grace: DefaultGrace})
 	for _, p := range old.Image.Paths() {
 		if !slices.Contains(res.Deleted, p) {
 			t.Errorf("prune after the full grace did not delete %s: %+v", p, res)
 		}
 	}
-	mustVerify(t, r)
+	mustVerify(t, s.r)
 }
 
 // An image without an lxd.tar.xz item (incus-simplestreams writes none) is
 // a warning, and a problem with Strict.
 func TestVerifyMissingLXDItemIsAWarning(t *testing.T) {
-	r, fs := newTestRegistry()
-	mustPublish(t, r, makeImage(t, "nginx", t0, 1))
-	editCatalog(t, fs.Store, false, func(c *catalog.Catalog) {
+	s := newScene(t)
+	s.publish("nginx", t0, 1)
+	s.foreignEdit(false, func(c *catalog.Catalog) {
 		for _, v := range c.Products["nginx:amd64"].Versions {
 			delete(v.Items, catalog.FTypeLXDMeta)
 		}
 	})
-	rep := mustVerify(t, r)
-	if !strings.Contains(strings.Join(rep.Warnings, "\n"), "LXD clients will not see it") {
+	if rep := mustVerify(t, s.r); !strings.Contains(warnings(rep), "LXD clients will not see it") {
 		t.Errorf("warnings = %q, want the missing lxd.tar.xz item", rep.Warnings)
 	}
-	rep, err := r.VerifyWith(context.Background(), VerifyOptions{Strict: true})
-	if err != nil || rep.OK() || !strings.Contains(strings.Join(rep.Problems, "\n"), "LXD clients will not see it") {
-		t.Errorf("strict verify = %+v, %v; want the missing lxd.tar.xz item as a problem", rep, err)
+	if rep := s.verifyWith(VerifyOptions{Strict: true}); rep.OK() || !strings.Contains(problems(rep), "LXD clients will not see it") {
+		t.Errorf("strict verify = %+v; want the missing lxd.tar.xz item as a problem", rep)
 	}
 }
 
@@ -108,12 +97,9 @@ func TestVerifyMissingLXDItemIsAWarning(t *testing.T) {
 // and file gone, the combined hash blanked, the lxd.tar.xz item kept) is a
 // warning, and prune drops it and retires its metadata file.
 func TestPruneDropsVersionShells(t *testing.T) {
-	r, fs := newTestRegistry()
-	ctx := context.Background()
-	gone := makeImage(t, "nginx", t0, 1)
-	mustPublish(t, r, gone)
-	mustPublish(t, r, makeImage(t, "nginx", t0.Add(time.Hour), 2))
-	editCatalog(t, fs.Store, true, func(c *catalog.Catalog) {
+	s := newScene(t)
+	gone, _ := s.twoVersions()
+	s.foreignEdit(true, func(c *catalog.Catalog) {
 		v := c.Products["nginx:amd64"].Versions[catalog.VersionKey(t0)]
 		for k, it := range v.Items {
 			if it.FType == catalog.FTypeSquashfs {
@@ -125,19 +111,17 @@ func TestPruneDropsVersionShells(t *testing.T) {
 			}
 		}
 	})
-	rep := mustVerify(t, r)
-	if !strings.Contains(strings.Join(rep.Warnings, "\n"), "has metadata but no root item") {
+	if rep := mustVerify(t, s.r); !strings.Contains(warnings(rep), "has metadata but no root item") {
 		t.Errorf("warnings = %q, want the version shell", rep.Warnings)
 	}
-	res, err := r.Prune(ctx, PruneOptions{Grace: DefaultGrace})
-	if err != nil || len(res.Removed) != 1 || res.Removed[0].Version != catalog.VersionKey(t0) {
-		t.Fatalf("prune = %+v, %v; want the shell version removed", res, err)
+	if res := s.prune(PruneOptions{Grace: DefaultGrace}); len(res.Removed) != 1 || res.Removed[0].Version != catalog.VersionKey(t0) {
+		t.Fatalf("prune = %+v; want the shell version removed", res)
 	}
 	meta := gone.Image.Paths()[0]
-	if c := readCatalog(t, r); c.Products["nginx:amd64"].Versions[catalog.VersionKey(t0)] != nil || c.State.Retired[meta].IsZero() {
+	if c := readCatalog(t, s.r); c.Products["nginx:amd64"].Versions[catalog.VersionKey(t0)] != nil || c.State.Retired[meta].IsZero() {
 		t.Errorf("after prune: catalog %s", c.Marshal())
 	}
-	if rep := mustVerify(t, r); len(rep.Warnings) != 0 {
+	if rep := mustVerify(t, s.r); len(rep.Warnings) != 0 {
 		t.Errorf("warnings after prune = %q", rep.Warnings)
 	}
 }
@@ -145,17 +129,13 @@ func TestPruneDropsVersionShells(t *testing.T) {
 // VerifyWith NoFiles checks presence and size from a listing, reading
 // nothing.
 func TestVerifyNoFiles(t *testing.T) {
-	r, fs := newTestRegistry()
-	req := makeImage(t, "nginx", t0, 1)
-	mustPublish(t, r, req)
-	rep, err := r.VerifyWith(context.Background(), VerifyOptions{NoFiles: true})
-	if err != nil || !rep.OK() || rep.BytesChecked != 0 || rep.Images != 1 || rep.Files != 2 {
-		t.Fatalf("verify --no-files = %+v, %v", rep, err)
+	s := newScene(t)
+	req := s.publish("nginx", t0, 1)
+	if rep := s.verifyWith(VerifyOptions{NoFiles: true}); !rep.OK() || rep.BytesChecked != 0 || rep.Images != 1 || rep.Files != 2 {
+		t.Fatalf("verify --no-files = %+v", rep)
 	}
-	root := req.Image.Paths()[1]
-	fs.Store.Put(context.Background(), root, strings.NewReader("short"), 5, store.PutOptions{})
-	rep, err = r.VerifyWith(context.Background(), VerifyOptions{NoFiles: true})
-	if err != nil || rep.OK() || !strings.Contains(strings.Join(rep.Problems, "\n"), "has 5 bytes") {
-		t.Fatalf("verify --no-files after truncating the root = %+v, %v", rep, err)
+	s.replace(req.Image.Paths()[1], []byte("short"))
+	if rep := s.verifyWith(VerifyOptions{NoFiles: true}); rep.OK() || !strings.Contains(problems(rep), "has 5 bytes") {
+		t.Fatalf("verify --no-files after truncating the root = %+v", rep)
 	}
 }

@@ -1,8 +1,15 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +17,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/delta"
+	"github.com/incus-appliance/registry/internal/delta/deltatest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 	"github.com/incus-appliance/registry/internal/store"
@@ -121,9 +129,135 @@ func (f *faultStore) Delete(ctx context.Context, key string) error {
 	return f.Store.Delete(ctx, key)
 }
 
-func newTestRegistry() (*Registry, *faultStore) {
+// scene is the set-up the tests share: a registry of testShards catalog
+// files (or another count) on a fault-injecting store, with helpers for
+// the steps the suite repeats (publish two versions, remove, prune,
+// another tool's edit, verify) that fail the test on error.
+type scene struct {
+	t      testing.TB
+	ctx    context.Context
+	r      *Registry
+	fs     *faultStore
+	shards int
+}
+
+func newScene(t testing.TB) *scene { return newSceneOf(t, testShards) }
+
+// newSceneOf is newScene for a registry created with shards catalog files.
+func newSceneOf(t testing.TB, shards int) *scene {
 	fs := &faultStore{Store: memstore.New()}
-	return &Registry{Store: fs, BackoffBase: time.Millisecond, Shards: testShards}, fs
+	s := &scene{t: t, ctx: context.Background(), fs: fs, shards: shards}
+	s.r = s.another()
+	return s
+}
+
+// another is a second publisher (its own Registry) on the same store.
+func (s *scene) another() *Registry {
+	return &Registry{Store: s.fs, BackoffBase: time.Millisecond, Shards: s.shards}
+}
+
+// publish publishes appliance name created at created (file contents
+// from seed) with aliases, and returns its request.
+func (s *scene) publish(name string, created time.Time, seed int64, aliases ...string) PublishRequest {
+	s.t.Helper()
+	req := makeImage(s.t, name, created, seed, aliases...)
+	mustPublish(s.t, s.r, req)
+	return req
+}
+
+// twoVersions publishes nginx at t0 and an hour later.
+func (s *scene) twoVersions() (old, newer PublishRequest) {
+	s.t.Helper()
+	return s.publish("nginx", t0, 1), s.publish("nginx", t0.Add(time.Hour), 2)
+}
+
+// at sets the registry's clock (nil: the real one).
+func (s *scene) at(now func() time.Time) { s.r.Now = now }
+
+// remove, prune and verifyWith run a step, failing the test when it
+// cannot run (verifyWith's report may still list problems).
+func (s *scene) remove(target string) *RemoveResult {
+	return succeeds[*RemoveResult](s, "remove "+target)(s.r.Remove(s.ctx, target, "", false))
+}
+
+func (s *scene) prune(opts PruneOptions) *PruneResult {
+	return succeeds[*PruneResult](s, fmt.Sprintf("prune %+v", opts))(s.r.Prune(s.ctx, opts))
+}
+
+func (s *scene) verifyWith(opts VerifyOptions) *VerifyReport {
+	return succeeds[*VerifyReport](s, fmt.Sprintf("verify %+v", opts))(s.r.VerifyWith(s.ctx, opts))
+}
+
+// succeeds returns a function that fails the test (what failed) when
+// given an error, and returns the value it is given otherwise.
+func succeeds[T any](s *scene, what string) func(T, error) T {
+	return func(v T, err error) T {
+		s.t.Helper()
+		if err != nil {
+			s.t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+}
+
+// frozen records the store's contents; the function it returns fails
+// the test when they changed since (what: what ran meanwhile).
+func (s *scene) frozen() func(what string) {
+	s.t.Helper()
+	before := storeContents(s.t, s.fs.Store)
+	return func(what string) {
+		s.t.Helper()
+		if now := storeContents(s.t, s.fs.Store); !maps.Equal(before, now) {
+			s.t.Errorf("%s changed the store: %d objects, had %d", what, len(now), len(before))
+		}
+	}
+}
+
+// stored reports whether the store holds key.
+func (s *scene) stored(key string) bool {
+	_, err := s.fs.Store.Stat(s.ctx, key)
+	return err == nil
+}
+
+// replace stores data under key in place of what is there (damage).
+func (s *scene) replace(key string, data []byte) {
+	s.t.Helper()
+	_ = s.fs.Store.Delete(s.ctx, key)
+	if _, err := s.fs.Store.Put(s.ctx, key, bytes.NewReader(data), int64(len(data)), store.PutOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// problems and warnings join a report's lines, to look for one.
+func problems(rep *VerifyReport) string { return strings.Join(rep.Problems, "\n") }
+func warnings(rep *VerifyReport) string { return strings.Join(rep.Warnings, "\n") }
+
+// killedAtEveryInstant publishes next into a registry that first got
+// base, killed at each instant in turn (every store operation after the
+// n-th fails) until the publish completes. After each kill the registry
+// verifies (check sees the report), then publishes after and verifies
+// again. It returns how many instants were tried.
+func killedAtEveryInstant(t *testing.T, base, next, after PublishRequest, check func(*VerifyReport)) int64 {
+	t.Helper()
+	for n := int64(1); ; n++ {
+		s := newScene(t)
+		mustPublish(t, s.r, base)
+		s.fs.ops.Store(0)
+		s.fs.failAfter.Store(n)
+		_, err := s.r.Publish(s.ctx, next)
+		s.fs.failAfter.Store(0)
+		if rep := mustVerify(t, s.r); check != nil {
+			check(rep)
+		}
+		mustPublish(t, s.r, after)
+		mustVerify(t, s.r)
+		if err == nil {
+			return n - 1
+		}
+		if !errors.Is(err, errKilled) {
+			t.Fatalf("kill after %d ops: unexpected error %v", n, err)
+		}
+	}
 }
 
 func mustPublish(t testing.TB, r *Registry, req PublishRequest) *PublishResult {
@@ -176,4 +310,101 @@ func storeContents(t testing.TB, s store.Store) map[string]string {
 		out[o.Key] = string(b)
 	}
 	return out
+}
+
+// withVMDisk adds a VM disk (a qcow2 header padded with seed bytes) to
+// req, sharing its metadata tarball.
+func withVMDisk(t testing.TB, req PublishRequest, seed byte) PublishRequest {
+	t.Helper()
+	disk := filepath.Join(t.TempDir(), "disk.qcow2")
+	b := make([]byte, 64<<10)
+	copy(b, "QFI\xfb\x00\x00\x00\x03")
+	b[len(b)-1] = seed
+	if err := os.WriteFile(disk, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	im, err := image.Inspect(context.Background(), req.MetadataPath, disk, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.RootKind != catalog.RootQCOW2 {
+		t.Fatalf("disk inspected as %s", im.RootKind)
+	}
+	req.Image.VM = &catalog.VMDisk{Fingerprint: im.Fingerprint, Disk: catalog.FileRef{SHA256: im.Root.SHA256, Size: im.Root.Size}}
+	req.VMDiskPath = disk
+	return req
+}
+
+// makeUpdate returns a new version of prev's appliance created at
+// created: prev's root with a few bytes changed (as a rebuild with one
+// changed file), so the delta between them is small.
+func makeUpdate(t testing.TB, prev PublishRequest, created time.Time, change string) PublishRequest {
+	t.Helper()
+	dir := t.TempDir()
+	data, err := os.ReadFile(prev.RootPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(data[len(data)/2:], change)
+	root := filepath.Join(dir, "rootfs.squashfs")
+	if err := os.WriteFile(root, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	meta := imagetest.WriteMetadata(t, dir, imagetest.DefaultSpec(prev.Image.Name, created))
+	im, err := image.Inspect(context.Background(), meta, root, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return PublishRequest{Image: im.CatalogImage(prev.Image.Name, nil, nil), MetadataPath: meta, RootPath: root}
+}
+
+// storedFile copies a stored object into a local file.
+func storedFile(t testing.TB, s store.Store, key string) string {
+	t.Helper()
+	contents := storeContents(t, s)
+	data, ok := contents[key]
+	if !ok {
+		t.Fatalf("%s is not stored", key)
+	}
+	p := filepath.Join(t.TempDir(), filepath.Base(key))
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// updates returns n versions of nginx an hour apart, each the previous
+// one's root with a few bytes changed (so each new version gets a small
+// delta from the one before), not yet published.
+func updates(t testing.TB, n int) []PublishRequest {
+	t.Helper()
+	out := []PublishRequest{makeImage(t, "nginx", t0, 1)}
+	for i := 1; i < n; i++ {
+		out = append(out, makeUpdate(t, out[i-1], t0.Add(time.Duration(i)*time.Hour), strings.Repeat("changed ", i)))
+	}
+	return out
+}
+
+// newDeltaScene is a scene (xdelta3 required) holding the first of n
+// updates; the others are not published yet.
+func newDeltaScene(t *testing.T, n int) (*scene, []PublishRequest) {
+	t.Helper()
+	deltatest.Require(t)
+	s := newScene(t)
+	vs := updates(t, n)
+	mustPublish(t, s.r, vs[0])
+	return s, vs
+}
+
+// vk is the version key of the i-th of updates.
+func vk(i int) string { return catalog.VersionKey(t0.Add(time.Duration(i) * time.Hour)) }
+
+// deltaItems returns version vk's delta items.
+func deltaItems(t testing.TB, r *Registry, vk string) map[string]catalog.Item {
+	t.Helper()
+	v := readCatalog(t, r).Products["nginx:amd64"].Versions[vk]
+	if v == nil {
+		t.Fatalf("no version %s", vk)
+	}
+	return v.Deltas()
 }

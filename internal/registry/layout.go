@@ -3,27 +3,22 @@ package registry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 )
 
-// layout is how the registry's catalog is stored: images.json alone
-// (n = 1), or images.json as the root of n product files
-// (catalog/shard.go).
+// layout is how the registry's catalog is stored (catalog.Layout: its
+// product files, where a product lives, what index.json says of a file)
+// with its root, images.json, as read. With one file the root is also the
+// only product file: reading that product file is the root already read,
+// and a commit to it is a commit to the root.
 type layout struct {
-	n    int
+	catalog.Layout
 	root snapshot
 }
 
-// sharded reports whether products live in their own files.
-func (l layout) sharded() bool { return l.n > 1 }
-
-// fileOf is the catalog file holding productKey.
-func (l layout) fileOf(productKey string) string { return catalog.ShardOf(productKey, l.n) }
-
-// readLayout reads images.json and the number of product files it names.
+// readLayout reads images.json and the layout it names.
 func (r *Registry) readLayout(ctx context.Context) (layout, *catalog.Catalog, error) {
 	snap, err := r.readSnapshot(ctx, catalog.ImagesPath)
 	if err != nil {
@@ -33,38 +28,38 @@ func (r *Registry) readLayout(ctx context.Context) (layout, *catalog.Catalog, er
 	if err != nil {
 		return layout{}, nil, err
 	}
-	return layout{n: c.Shards(), root: snap}, c, nil
+	return layout{Layout: c.Layout(), root: snap}, c, nil
 }
 
-// ensureLayout returns the layout, first creating the root of a sharded
-// registry when the store has no catalog and r.Shards asks for more than
-// one file (only the layout it would have when create is false). Asking
-// an existing registry for another count is an error.
+// ensureLayout returns the layout, first creating the root of a registry
+// of several files when the store has no catalog and r.Shards asks for
+// more than one (only the layout it would have when create is false).
+// Asking an existing registry for another count is an error.
 func (r *Registry) ensureLayout(ctx context.Context, create bool) (layout, error) {
 	l, _, err := r.readLayout(ctx)
 	if err != nil {
 		return l, err
 	}
-	want := r.Shards
+	want := catalog.Layout(r.Shards)
 	switch {
-	case want == 0 || want == l.n:
+	case r.Shards == 0 || want == l.Layout:
 		return l, nil
 	case l.root.etag != "":
-		return l, fmt.Errorf("this registry has %d catalog file(s): the number of catalog files is chosen when the registry is created", l.n)
+		return l, catalog.ShardCountFixed(l.Count())
 	}
-	if err := catalog.CheckShards(want); err != nil {
+	if err := catalog.CheckShards(r.Shards); err != nil {
 		return l, err
 	}
 	if !create {
-		l.n = want
+		l.Layout = want
 		return l, nil
 	}
 	// Created here or by a concurrent publisher: either way it has want.
 	_, err = r.commit(ctx, catalog.ImagesPath, newID(), nil, func(c *catalog.Catalog) (bool, error) {
-		if c.Shards() == want {
+		if c.Layout() == want {
 			return false, nil
 		}
-		return true, c.SetShards(want)
+		return true, c.SetShards(r.Shards)
 	})
 	if err != nil {
 		return l, err
@@ -73,15 +68,28 @@ func (r *Registry) ensureLayout(ctx context.Context, create bool) (layout, error
 	return l, err
 }
 
-// readFiles reads every product file of a sharded registry (a missing
-// one is empty), a few at a time.
-func (r *Registry) readFiles(ctx context.Context, n int) ([]*catalog.Catalog, error) {
-	paths := catalog.ProductPaths(n)
+// readFile returns product file key as it stands: the root the layout was
+// read from when key is the root, else read now.
+func (r *Registry) readFile(ctx context.Context, l layout, key string) (snapshot, error) {
+	if key == catalog.ImagesPath {
+		return l.root, nil
+	}
+	return r.readSnapshot(ctx, key)
+}
+
+// readFiles reads every product file (a missing one is empty), a few at a
+// time, in Files' order; root, when given, stands for images.json.
+func (r *Registry) readFiles(ctx context.Context, l layout, root *catalog.Catalog) ([]*catalog.Catalog, error) {
+	paths := l.Files()
 	out := make([]*catalog.Catalog, len(paths))
 	errs := make([]error, len(paths))
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for i, p := range paths {
+		if p == catalog.ImagesPath && root != nil {
+			out[i] = root
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -105,34 +113,41 @@ func (r *Registry) readCatalogAt(ctx context.Context, key string) (*catalog.Cata
 	return c, s.etag, err
 }
 
-// readCatalog returns the whole catalog and images.json's ETag ("" when
-// there is no registry). For a sharded registry it is a read-only view
-// joining every product file (catalog.MergeShards).
-func (r *Registry) readCatalog(ctx context.Context) (*catalog.Catalog, string, error) {
+// readWhole returns the layout, the root and the product files.
+func (r *Registry) readWhole(ctx context.Context) (layout, *catalog.Catalog, []*catalog.Catalog, error) {
 	l, root, err := r.readLayout(ctx)
-	if err != nil || !l.sharded() {
-		return root, l.root.etag, err
+	if err != nil {
+		return l, nil, nil, err
 	}
-	files, err := r.readFiles(ctx, l.n)
+	files, err := r.readFiles(ctx, l, root)
+	return l, root, files, err
+}
+
+// readCatalog returns the whole catalog (catalog.Layout.Whole: a
+// read-only view joining every product file when there are several) and
+// images.json's ETag ("" when there is no registry).
+func (r *Registry) readCatalog(ctx context.Context) (*catalog.Catalog, string, error) {
+	l, root, files, err := r.readWhole(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	return catalog.MergeShards(root, files), l.root.etag, nil
+	return l.Whole(root, files), l.root.etag, nil
 }
 
 // errLayoutChanged: a registry read as one catalog file was given several
 // while the command ran.
 var errLayoutChanged = errors.New("the registry was created with several catalog files while this command ran: run it again")
 
-// commitIn is commit for a change to catalog file key of layout l: in a
-// registry read as one file, it refuses to write into what has become the
-// root of a sharded registry (products there would be invisible).
+// commitIn is commit for a change to catalog file key of layout l: a
+// change to the root refuses to write into a root whose layout is no
+// longer l (products written into what has become the root of several
+// files would be invisible).
 func (r *Registry) commitIn(ctx context.Context, l layout, key, id string, first *snapshot, m mutation) (commitStats, error) {
-	if l.sharded() {
+	if key != catalog.ImagesPath {
 		return r.commit(ctx, key, id, first, m)
 	}
 	return r.commit(ctx, key, id, first, func(c *catalog.Catalog) (bool, error) {
-		if c.Shards() > 1 {
+		if c.Layout() != l.Layout {
 			return false, errLayoutChanged
 		}
 		return m(c)
@@ -151,21 +166,12 @@ func (r *Registry) unchanged(ctx context.Context, key string, s *snapshot) *snap
 	return nil
 }
 
-// readFile returns catalog file key as it stands: in a one-file registry
-// the images.json the layout was read from, else read now.
-func (r *Registry) readFile(ctx context.Context, l layout, key string) (snapshot, error) {
-	if !l.sharded() {
-		return l.root, nil
+// announcements is what waitForPrune starts from after a commit to
+// product file key: that file itself when it is the root (where prunes
+// announce themselves), else nil (the root is read then).
+func announcements(key string, st commitStats) *catalog.Catalog {
+	if key == catalog.ImagesPath {
+		return st.Catalog
 	}
-	return r.readSnapshot(ctx, key)
-}
-
-// announcements is what waitForPrune starts from after a commit to a
-// product file: that file itself when it is images.json, else nil (prunes
-// announce themselves in the root, which is read then).
-func (l layout) announcements(st commitStats) *catalog.Catalog {
-	if l.sharded() {
-		return nil
-	}
-	return st.Catalog
+	return nil
 }

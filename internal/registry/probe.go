@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
 // ErrUnconditionalStore means the store ignores or rejects conditional
 // writes, so concurrent publishers could silently lose catalog updates.
 var ErrUnconditionalStore = errors.New("the store does not honour conditional writes")
-
-// probeKey is where the probe writes; it is deleted afterwards.
-const probeKey = "registry-probe/"
 
 // probeConditionalWrites checks, before a registry is first written, that
 // the store refuses a write "only if absent" to an existing key and a
@@ -24,7 +22,7 @@ func (r *Registry) probeConditionalWrites(ctx context.Context) error {
 	if r.AllowUnconditionalStore || r.probed.Load() {
 		return nil
 	}
-	key := probeKey + newID()
+	key := catalog.ProbeDir + newID() // deleted afterwards
 	defer r.Store.Delete(context.WithoutCancel(ctx), key)
 	put := func(body string, opts store.PutOptions) error {
 		_, err := r.Store.Put(ctx, key, strings.NewReader(body), int64(len(body)), opts)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
@@ -48,59 +50,135 @@ type PruneResult struct {
 // publishers in flight: it never deletes a file referenced by the catalog,
 // by a live pending publish, or by any catalog revision younger than Grace.
 // A file the catalog's state does not account for (another tool rewrote
-// images.json) is recorded as retired now and waits the full Grace. The set it deletes is announced in the
-// catalog (with a deadline) in the same conditional write that decides it,
-// so a publisher reusing one of those files waits and re-checks.
+// the catalog) is recorded as retired now and waits the full Grace.
+//
+//  1. each product file drops its old versions, shells and dangling
+//     deltas in its own commit, retiring their files there;
+//  2. the root (images.json) decides what to delete from every product
+//     file read after it (references, pending publishes and retirements of
+//     all files; files nobody accounts for are retired now in the root)
+//     and announces it, with a deadline, in one conditional write of the
+//     root (with one file, the product file is the root: the catalog
+//     decided from is the one written);
+//  3. every product file is read again and what became referenced or
+//     pending meanwhile is spared: a publisher writes its pending intent
+//     into its file before it reads the root for announcements, so either
+//     it sees the announcement (and waits, then checks the file again) or
+//     this read sees its intent.
 func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
-	l, _, err := r.readLayout(ctx)
+	l, root, err := r.readLayout(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if l.sharded() {
-		return r.pruneSharded(ctx, l, opts)
-	}
 	res := &PruneResult{DryRun: opts.DryRun}
-	plan := func(c *catalog.Catalog, now time.Time) error {
-		var err error
-		if res.Removed, res.DroppedDeltas, err = tidy(c, opts.Keep, now); err != nil {
-			return err
+	if opts.DryRun {
+		return res, r.planPrune(ctx, l, root, opts, res)
+	}
+	// 1.
+	for _, key := range l.Files() {
+		if err := r.tidyFile(ctx, l, key, opts.Keep, res); err != nil {
+			return nil, err
+		}
+	}
+	// 2.
+	id := newID()
+	var deadline time.Time
+	st, err := r.commitIn(ctx, l, catalog.ImagesPath, newID(), nil, func(root *catalog.Catalog) (bool, error) {
+		before := root.Marshal()
+		files, err := r.readFiles(ctx, l, root)
+		if err != nil {
+			return false, err
 		}
 		objects, err := r.listImages(ctx)
 		if err != nil {
-			return err
-		}
-		res.Deleted = c.Deletable(objects, now, opts.Grace)
-		return nil
-	}
-	if opts.DryRun {
-		c, _, err := r.readCatalogAt(ctx, catalog.ImagesPath)
-		if err != nil {
-			return nil, err
-		}
-		return res, plan(c, r.now())
-	}
-
-	id := newID()
-	var deadline time.Time
-	st, err := r.commitIn(ctx, l, catalog.ImagesPath, newID(), nil, func(c *catalog.Catalog) (bool, error) {
-		before := c.Marshal()
-		now := r.now()
-		if err := plan(c, now); err != nil {
 			return false, err
 		}
+		now := r.now()
+		res.Deleted = root.Deletable(objects, now, opts.Grace, files...)
 		deadline = now.Add(PruneWindow)
 		if len(res.Deleted) > 0 {
-			if err := c.BeginPrune(id, res.Deleted, deadline, now); err != nil {
+			if err := root.BeginPrune(id, res.Deleted, deadline, now); err != nil {
 				return false, err
 			}
 		}
-		return !bytes.Equal(before, c.Marshal()), nil
+		return !bytes.Equal(before, root.Marshal()), nil
 	})
 	res.Retries += st.Retries
 	if err != nil {
 		return nil, err
 	}
-	return res, r.deleteDue(ctx, l, id, deadline, len(res.Deleted) > 0, res)
+	if len(res.Deleted) == 0 {
+		return res, nil
+	}
+	// 3.
+	if err := r.spare(ctx, l, res); err != nil {
+		due := res.Deleted
+		res.Deleted, res.Postponed = nil, due
+		return res, r.endPrune(ctx, l, id, res, err)
+	}
+	return res, r.deleteDue(ctx, l, id, deadline, res)
+}
+
+// planPrune is Prune's dry run: what it would drop and delete now.
+func (r *Registry) planPrune(ctx context.Context, l layout, root *catalog.Catalog, opts PruneOptions, res *PruneResult) error {
+	files, err := r.readFiles(ctx, l, root)
+	if err != nil {
+		return err
+	}
+	now := r.now()
+	for _, c := range files {
+		rm, dd, err := tidy(c, opts.Keep, now)
+		if err != nil {
+			return err
+		}
+		res.Removed, res.DroppedDeltas = append(res.Removed, rm...), append(res.DroppedDeltas, dd...)
+	}
+	objects, err := r.listImages(ctx)
+	if err != nil {
+		return err
+	}
+	res.Deleted = root.Deletable(objects, now, opts.Grace, files...)
+	return nil
+}
+
+// tidyFile is step 1 of Prune for product file key; index.json follows
+// when versions left.
+func (r *Registry) tidyFile(ctx context.Context, l layout, key string, keep int, res *PruneResult) error {
+	var rm []catalog.Removed
+	var dd []string
+	st, err := r.commitIn(ctx, l, key, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+		before := c.Marshal()
+		var err error
+		rm, dd, err = tidy(c, keep, r.now())
+		return !bytes.Equal(before, c.Marshal()), err
+	})
+	res.Retries += st.Retries
+	if err != nil {
+		return err
+	}
+	res.Removed, res.DroppedDeltas = append(res.Removed, rm...), append(res.DroppedDeltas, dd...)
+	if len(rm) == 0 {
+		return nil
+	}
+	n, _, err := r.syncIndex(ctx, l, key, st.Snapshot)
+	res.Retries += n
+	return err
+}
+
+// spare is step 3 of Prune: it takes out of res.Deleted what a product
+// file, read now, references or protects.
+func (r *Registry) spare(ctx context.Context, l layout, res *PruneResult) error {
+	files, err := r.readFiles(ctx, l, nil)
+	if err != nil {
+		return err
+	}
+	now := r.now()
+	used := map[string]bool{}
+	for _, c := range files {
+		maps.Copy(used, c.InUse(now))
+	}
+	res.Deleted = slices.DeleteFunc(res.Deleted, func(p string) bool { return used[p] })
+	return nil
 }
 
 // tidy drops, in one catalog file, all but the newest keep versions of
@@ -119,9 +197,9 @@ func tidy(c *catalog.Catalog, keep int, now time.Time) (removed []catalog.Remove
 
 // listImages lists the stored image files.
 func (r *Registry) listImages(ctx context.Context) ([]catalog.Object, error) {
-	objs, err := r.Store.List(ctx, "images/")
+	objs, err := r.Store.List(ctx, catalog.ImagesDir)
 	if err != nil {
-		return nil, fmt.Errorf("list images/: %w", err)
+		return nil, fmt.Errorf("list %s: %w", catalog.ImagesDir, err)
 	}
 	var objects []catalog.Object
 	for _, o := range objs {
@@ -131,11 +209,8 @@ func (r *Registry) listImages(ctx context.Context) ([]catalog.Object, error) {
 }
 
 // deleteDue deletes the files due (res.Deleted) while the prune's window
-// lasts, then clears its announcement, if announced.
-func (r *Registry) deleteDue(ctx context.Context, l layout, id string, deadline time.Time, announced bool, res *PruneResult) error {
-	if !announced {
-		return nil
-	}
+// lasts, then clears its announcement.
+func (r *Registry) deleteDue(ctx context.Context, l layout, id string, deadline time.Time, res *PruneResult) error {
 	due := res.Deleted
 	res.Deleted = nil
 	for i, path := range due {
@@ -153,8 +228,8 @@ func (r *Registry) deleteDue(ctx context.Context, l layout, id string, deadline 
 	return r.endPrune(ctx, l, id, res, nil)
 }
 
-// endPrune clears the prune's announcement and the retirement records of
-// the files it deleted (in every catalog file of a sharded registry),
+// endPrune clears the prune's announcement in the root and the
+// retirement records of the files it deleted (in every product file),
 // then returns cause (or the commit's own error).
 func (r *Registry) endPrune(ctx context.Context, l layout, id string, res *PruneResult, cause error) error {
 	end := func(c *catalog.Catalog) (bool, error) {
@@ -162,16 +237,17 @@ func (r *Registry) endPrune(ctx context.Context, l layout, id string, res *Prune
 		c.EndPrune(id, res.Deleted)
 		return !bytes.Equal(before, c.Marshal()), nil
 	}
-	st, err := r.commit(ctx, catalog.ImagesPath, newID(), nil, end)
+	st, err := r.commitIn(ctx, l, catalog.ImagesPath, newID(), nil, end)
 	res.Retries += st.Retries
-	if err == nil && l.sharded() && len(res.Deleted) > 0 {
+	if err == nil && len(res.Deleted) > 0 {
+		// (With one file, the root just forgot them.)
 		var files []*catalog.Catalog
-		files, err = r.readFiles(ctx, l.n)
-		for i, key := range catalog.ProductPaths(l.n) {
+		files, err = r.readFiles(ctx, l, nil)
+		for i, key := range l.Files() {
 			if err != nil || !files[i].HasRetired(res.Deleted) {
 				continue
 			}
-			st, err = r.commit(ctx, key, newID(), nil, end)
+			st, err = r.commitIn(ctx, l, key, newID(), nil, end)
 			res.Retries += st.Retries
 		}
 	}
@@ -181,10 +257,5 @@ func (r *Registry) endPrune(ctx context.Context, l layout, id string, res *Prune
 	if err != nil {
 		return fmt.Errorf("files deleted, but the prune record was not cleared (it expires by itself): %w", err)
 	}
-	if l.sharded() {
-		return nil // no product changed
-	}
-	n, _, err := r.syncIndex(ctx, l.n, catalog.ImagesPath, nil)
-	res.Retries += n
-	return err
+	return nil
 }

@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
-	"slices"
-	"time"
+	"strings"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/delta"
-	"github.com/incus-appliance/registry/internal/store"
 )
 
 // PublishRequest is one split image to publish.
@@ -67,15 +64,22 @@ type FileResult struct {
 
 // PublishResult reports a publish.
 type PublishResult struct {
-	Product     string       `json:"product"`
-	Version     string       `json:"version"`
-	Fingerprint string       `json:"fingerprint"`
-	Arch        string       `json:"arch"`
-	Aliases     []string     `json:"aliases"`
-	Files       []FileResult `json:"files"`
+	// Product and Version are the keys the image is published under.
+	Product string `json:"product"`
+	Version string `json:"version"`
+	// Fingerprint is the image's (the container's, when it also has a
+	// VM disk).
+	Fingerprint string `json:"fingerprint"`
+	// Arch and Aliases are the product's, as the catalog has them now.
+	Arch    string   `json:"arch"`
+	Aliases []string `json:"aliases"`
+	// Files are the image's files (catalog.Image.Files), delta included.
+	Files []FileResult `json:"files"`
 	// Changed is false when the registry already had this exact image
 	// with all its aliases: nothing was uploaded or written.
-	Changed        bool     `json:"changed"`
+	Changed bool `json:"changed"`
+	// ProductCreated and AliasesAdded say what the publish added besides
+	// the version.
 	ProductCreated bool     `json:"product_created"`
 	AliasesAdded   []string `json:"aliases_added,omitempty"`
 	DryRun         bool     `json:"dry_run"`
@@ -141,228 +145,255 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 	return res, nil
 }
 
-func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishResult, error) {
-	img := req.Image
-	if err := img.Validate(); err != nil {
-		return nil, err
-	}
-	metaKey, rootKey := catalog.ImagePaths(img.Fingerprint, img.RootKind)
-	res := &PublishResult{Fingerprint: img.Fingerprint, DryRun: req.DryRun}
-	files := []upload{{metaKey, req.MetadataPath, img.Metadata, nil, nil}, {rootKey, req.RootPath, img.Root, req.RootPartSHA256, req.OpenRoot}}
-	if img.VM != nil {
-		if req.VMDiskPath == "" {
-			return nil, errors.New("VM disk: no local file given")
-		}
-		files = append(files, upload{img.VM.Path(), req.VMDiskPath, img.VM.Disk, req.VMDiskPartSHA256, nil})
-	}
-	for _, name := range slices.Sorted(maps.Keys(img.Profiles)) {
-		path, ok := req.ProfilePaths[name]
-		if !ok {
-			return nil, fmt.Errorf("profile %s: no local file given", name)
-		}
-		files = append(files, upload{catalog.ProfilePath(img.Fingerprint, name), path, img.Profiles[name], nil, nil})
-	}
-	if img.SBOM != nil {
-		if req.SBOMPath == "" {
-			return nil, fmt.Errorf("SBOM: no local file given")
-		}
-		files = append(files, upload{catalog.SBOMPath(img.Fingerprint), req.SBOMPath, *img.SBOM, nil, nil})
-	}
+// publishPlan is what a publish is to do, decided from the catalog file
+// of its product before anything is written.
+type publishPlan struct {
+	req    PublishRequest
+	img    catalog.Image // its Delta set once encoded
+	l      layout
+	key    string   // the product's catalog file
+	snap   snapshot // key as read
+	add    catalog.AddResult
+	claims []string // the aliases other catalog files must not have
+	delta  *deltaPlan
+	res    *PublishResult
+}
 
-	// 1. Does it fit, and is there anything to do?
-	l, err := r.ensureLayout(ctx, !req.DryRun)
+func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishResult, error) {
+	p, err := r.planPublish(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	key := l.fileOf(img.ProductKey())
-	snap, err := r.readFile(ctx, l, key)
+	if !p.add.Changed() || req.DryRun {
+		return p.res, nil
+	}
+	uploads, cleanup, err := r.encodeDelta(ctx, p)
+	defer cleanup()
 	if err != nil {
 		return nil, err
 	}
-	c, err := snap.parse(key)
+	t, err := r.begin(ctx, p.l, p.key, p.snap, p.add.Product, p.img.Paths(), p.claims)
 	if err != nil {
 		return nil, err
 	}
-	add, err := c.Add(img) // on this local copy: to report the outcome
+	// The announcement checks that the image still fits, and the claims
+	// against the other files once the index carries them.
+	t.fits = func(c *catalog.Catalog) error {
+		im, _ := fitDelta(c, p.img)
+		_, err := c.CheckAdd(im)
+		return err
+	}
+	t.claimed = func(ctx context.Context, ix *catalog.Index) error {
+		return r.checkClaims(ctx, ix, p.l, p.key, p.claims)
+	}
+	if err := p.upload(ctx, t, uploads); err != nil {
+		return nil, t.abandon(ctx, err)
+	}
+	return p.commit(ctx, t)
+}
+
+// planPublish checks that the image fits the catalog file of its product
+// (alias owners, version rules and, with several files, the aliases and
+// images of the others) and what it changes. A dry run, or an image the
+// catalog already has, is answered here: the files it would send.
+func (r *Registry) planPublish(ctx context.Context, req PublishRequest) (*publishPlan, error) {
+	p := &publishPlan{req: req, img: req.Image, res: &PublishResult{Fingerprint: req.Image.Fingerprint, DryRun: req.DryRun}}
+	if err := p.img.Validate(); err != nil {
+		return nil, err
+	}
+	uploads, err := uploadsFor(req, p.img, "")
 	if err != nil {
 		return nil, err
 	}
-	p := c.Products[add.Product]
-	res.Product, res.Version, res.Arch, res.Aliases = add.Product, add.Version, p.Arch, p.AliasList()
-	res.ProductCreated, res.AliasesAdded, res.Changed = add.ProductCreated, add.AliasesAdded, add.Changed()
-	if !add.Changed() {
-		for _, f := range files {
-			res.Files = append(res.Files, FileResult{Path: f.key, Size: f.ref.Size})
-		}
-		return res, nil
+	if p.l, err = r.ensureLayout(ctx, !req.DryRun); err != nil {
+		return nil, err
 	}
-	var claims []string // the aliases other catalog files must not have
-	if l.sharded() {
-		claims = c.PendingAliases(add.Product)
-		if err := r.checkClaims(ctx, nil, l.n, key, claims); err != nil {
+	p.key = p.l.FileOf(p.img.ProductKey())
+	if p.snap, err = r.readFile(ctx, p.l, p.key); err != nil {
+		return nil, err
+	}
+	c, err := p.snap.parse(p.key)
+	if err != nil {
+		return nil, err
+	}
+	if p.add, err = c.Add(p.img); err != nil { // on this local copy: to report the outcome
+		return nil, err
+	}
+	prod := c.Products[p.add.Product]
+	res := p.res
+	res.Product, res.Version, res.Arch, res.Aliases = p.add.Product, p.add.Version, prod.Arch, prod.AliasList()
+	res.ProductCreated, res.AliasesAdded, res.Changed = p.add.ProductCreated, p.add.AliasesAdded, p.add.Changed()
+	if !p.add.Changed() {
+		res.Files = filesOf(uploads, nil)
+		return p, nil
+	}
+	p.claims = p.l.Claims(c, p.add.Product)
+	if err := r.checkClaims(ctx, nil, p.l, p.key, p.claims); err != nil {
+		return nil, err
+	}
+	if p.add.VersionAdded {
+		if err := r.checkPublishedElsewhere(ctx, p.l, p.key, p.img, p.add.Product); err != nil {
 			return nil, err
 		}
-		if add.VersionAdded {
-			if err := r.checkPublishedElsewhere(ctx, img, add.Product); err != nil {
-				return nil, err
-			}
-		}
-	}
-	var plan *deltaPlan
-	if add.VersionAdded {
-		if plan, err = planDelta(c, img, req.NoDelta); err != nil {
+		if p.delta, err = planDelta(c, p.img, req.NoDelta); err != nil {
 			return nil, err
 		}
 	}
-	if plan != nil {
-		res.Delta = &DeltaResult{Base: plan.base, BaseFingerprint: plan.baseImg.Fingerprint}
+	if p.delta != nil {
+		res.Delta = &DeltaResult{Base: p.delta.base, BaseFingerprint: p.delta.baseImg.Fingerprint}
 	}
 	if req.DryRun {
-		for _, f := range files {
-			have, err := r.haveFile(ctx, f.key, f.ref)
-			if err != nil {
-				return nil, err
-			}
-			res.Files = append(res.Files, FileResult{Path: f.key, Size: f.ref.Size, Uploaded: !have})
-		}
-		if res.Delta != nil {
-			res.Delta.Note = "to encode when publishing"
-		}
-		return res, nil
+		return p, r.dryRun(ctx, p, uploads)
 	}
-	if plan != nil {
+	return p, nil
+}
+
+// dryRun reports the files a publish would send.
+func (r *Registry) dryRun(ctx context.Context, p *publishPlan, uploads []upload) error {
+	sent := make([]bool, len(uploads))
+	for i, u := range uploads {
+		have, err := r.haveFile(ctx, u.key, u.ref)
+		if err != nil {
+			return err
+		}
+		sent[i] = !have
+	}
+	p.res.Files = filesOf(uploads, sent)
+	if p.res.Delta != nil {
+		p.res.Delta.Note = "to encode when publishing"
+	}
+	return nil
+}
+
+// filesOf reports uploads, sent[i] telling whether upload i was sent.
+func filesOf(uploads []upload, sent []bool) []FileResult {
+	out := make([]FileResult, len(uploads))
+	for i, u := range uploads {
+		out[i] = FileResult{Path: u.key, Size: u.ref.Size, Uploaded: sent != nil && sent[i]}
+	}
+	return out
+}
+
+// encodeDelta makes the planned delta (checked by decoding it again) and
+// returns the uploads of the image with it; cleanup removes its local
+// file.
+func (r *Registry) encodeDelta(ctx context.Context, p *publishPlan) (uploads []upload, cleanup func(), err error) {
+	cleanup = func() {}
+	deltaPath := ""
+	if p.delta != nil {
 		dir, err := os.MkdirTemp("", "publish-delta-")
 		if err != nil {
-			return nil, err
+			return nil, cleanup, err
 		}
-		defer os.RemoveAll(dir)
-		d, path, note, err := r.makeDelta(ctx, plan, img, req.RootPath, dir)
-		if errors.Is(err, delta.ErrMismatch) && req.OpenRoot != nil {
+		cleanup = func() { os.RemoveAll(dir) }
+		d, path, note, err := r.makeDelta(ctx, p.delta, p.img, p.req.RootPath, dir)
+		if errors.Is(err, delta.ErrMismatch) && p.req.OpenRoot != nil {
 			// The root is not what its recorded digest says.
-			return nil, fmt.Errorf("%w: %s: %w (nothing was published)", ErrSourceChanged, req.RootPath, err)
+			return nil, cleanup, fmt.Errorf("%w: %s: %w (nothing was published)", ErrSourceChanged, p.req.RootPath, err)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w (nothing was published)", err)
+			return nil, cleanup, fmt.Errorf("%w (nothing was published)", err)
 		}
-		res.Delta.Note = note
+		p.res.Delta.Note = note
 		if d != nil {
-			img.Delta = d
-			key := catalog.DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256)
-			res.Delta.Path, res.Delta.Size = key, d.File.Size
-			files = append(files, upload{key, path, d.File, nil, nil})
+			p.img.Delta, deltaPath = d, path
+			p.res.Delta.Path, p.res.Delta.Size = catalog.DeltaPath(p.img.Fingerprint, d.BaseFingerprint, d.File.SHA256), d.File.Size
 		}
 	}
+	uploads, err = uploadsFor(p.req, p.img, deltaPath)
+	return uploads, cleanup, err
+}
 
-	// 2+3. Upload, announcing the publish (the pending intent) right
-	// before the first file becomes visible, so a file that is not what
-	// the request says (a stale build record) stops the publish with
-	// nothing stored and the catalog untouched.
-	if snap.etag == "" { // a new registry: refuse a store without conditions before writing
-		if err := r.probeConditionalWrites(ctx); err != nil {
-			return nil, err
+// uploadsFor maps the image's files (catalog.Image.Files) to the local
+// files of the request (deltaPath: the encoded delta).
+func uploadsFor(req PublishRequest, img catalog.Image, deltaPath string) ([]upload, error) {
+	var out []upload
+	for _, f := range img.Files() {
+		u := upload{key: f.Path, ref: f.FileRef}
+		switch f.Role {
+		case catalog.RoleMetadata:
+			u.path = req.MetadataPath
+		case catalog.RoleRoot:
+			u.path, u.parts, u.open = req.RootPath, req.RootPartSHA256, req.OpenRoot
+		case catalog.RoleVMDisk:
+			u.path, u.parts = req.VMDiskPath, req.VMDiskPartSHA256
+		case catalog.RoleProfile:
+			u.path = req.ProfilePaths[f.Name]
+		case catalog.RoleSBOM:
+			u.path = req.SBOMPath
+		case catalog.RoleDelta:
+			u.path = deltaPath
 		}
+		if u.path == "" {
+			return nil, fmt.Errorf("%s: no local file given", strings.TrimSpace(roleNames[f.Role]+" "+f.Name))
+		}
+		u.name = u.path
+		u.refused = func(err error) error {
+			return fmt.Errorf("upload %s: %w: %s (or it was corrupted in transit): %w", u.key, ErrSourceChanged, u.path, err)
+		}
+		out = append(out, u)
 	}
-	id := newID()
-	paths := img.Paths()
-	announced := false
-	var written *snapshot // the product's file as the announcement wrote it
-	announce := func(ctx context.Context) error {
-		if announced {
-			return nil
-		}
-		st, err := r.commitIn(ctx, l, key, newID(), &snap, func(c *catalog.Catalog) (bool, error) {
-			im, _ := fitDelta(c, img)
-			if _, err := c.CheckAdd(im); err != nil { // it must still fit
-				return false, err
-			}
-			return true, c.AddPending(catalog.Pending{ID: id, Product: add.Product, Paths: paths, Expires: r.now().Add(PendingLease), Aliases: claims})
-		})
-		res.Retries += st.Retries
-		if err != nil {
-			return fmt.Errorf("commit %s: %w", key, err)
-		}
-		announced, written = true, st.Snapshot
-		if add.ProductCreated || l.sharded() {
-			n, ix, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
-			res.Retries += n
-			if err != nil {
-				return err
-			}
-			// The index now carries this publish's claims: one
-			// another file also claims was claimed first.
-			if err := r.checkClaims(ctx, ix, l.n, key, claims); err != nil {
-				return err
-			}
-		}
-		// Once any prune that may delete these files is over.
-		return r.waitForPrune(ctx, l.announcements(st), paths)
-	}
-	fail := func(err error) (*PublishResult, error) {
-		if announced {
-			return nil, r.abandon(ctx, l.n, key, id, err)
-		}
-		return nil, err
-	}
-	res.Files = make([]FileResult, len(files))
-	var foundEarly []int // already stored, seen before the announcement
-	order := []int{1, 0} // the root first: the big file, the one most likely to fail its check
-	for i := 2; i < len(files); i++ {
+	return out, nil
+}
+
+// roleNames name the files of an image in errors.
+var roleNames = map[catalog.FileRole]string{
+	catalog.RoleMetadata: "metadata", catalog.RoleRoot: "root", catalog.RoleVMDisk: "VM disk",
+	catalog.RoleProfile: "profile", catalog.RoleSBOM: "SBOM", catalog.RoleDelta: "delta",
+}
+
+// upload sends the files, the root first (the big file, the one most
+// likely to fail its check), announcing right before the first becomes
+// visible, so a file that is not what the request says (a stale build
+// record) stops the publish with nothing stored and the catalog
+// untouched.
+func (p *publishPlan) upload(ctx context.Context, t *txn, uploads []upload) error {
+	sent := make([]bool, len(uploads))
+	order := []int{1, 0}
+	for i := 2; i < len(uploads); i++ {
 		order = append(order, i)
 	}
 	for _, i := range order {
-		f := files[i]
-		uploaded, err := r.uploadFile(ctx, f, req.Progress, announce)
-		if err != nil {
-			return fail(err)
+		var err error
+		if sent[i], err = t.upload(ctx, uploads[i], p.req.Progress); err != nil {
+			return err
 		}
-		if !uploaded && !announced {
-			foundEarly = append(foundEarly, i)
-		}
-		res.Files[i] = FileResult{Path: f.key, Size: f.ref.Size, Uploaded: uploaded}
 	}
-	if err := announce(ctx); err != nil {
-		return fail(err)
+	resent, err := t.settle(ctx, p.req.Progress)
+	if err != nil {
+		return err
 	}
-	// A file found stored before the announcement may have been pruned
-	// since: check again, now that no prune can take it.
-	for _, i := range foundEarly {
-		uploaded, err := r.uploadFile(ctx, files[i], req.Progress, nil)
-		if err != nil {
-			return fail(err)
-		}
-		res.Files[i].Uploaded = uploaded
+	for i, u := range uploads {
+		sent[i] = sent[i] || resent[u.key]
 	}
+	p.res.Files = filesOf(uploads, sent)
+	return nil
+}
 
-	// 4. Commit.
+// commit commits the version, listing the delta only if its base is
+// still in the catalog being written.
+func (p *publishPlan) commit(ctx context.Context, t *txn) (*PublishResult, error) {
 	var final catalog.AddResult
 	var deltaNote string
-	entryChanged := true // what index.json says of the file
-	// Starting from the file as announced: a conditional write, so if
-	// another writer changed it meanwhile the commit reads it again.
-	st, err := r.commitIn(ctx, l, key, newID(), r.unchanged(ctx, key, written), func(c *catalog.Catalog) (bool, error) {
-		before := c.ShardEntry(key, r.now())
-		im, note := fitDelta(c, img) // the base may have left meanwhile
+	st, err := t.commit(ctx, func(c *catalog.Catalog) error {
+		im, note := fitDelta(c, p.img) // the base may have left meanwhile
 		a, err := c.Add(im)
-		if err != nil {
-			return false, err
-		}
 		final, deltaNote = a, note
-		c.RemovePending(id)
-		after := c.ShardEntry(key, r.now())
-		entryChanged = !slices.Equal(before.Products, after.Products) || !slices.Equal(before.Aliases, after.Aliases)
-		return true, nil
+		return err
 	})
-	res.Retries += st.Retries
+	res := p.res
+	res.Retries = t.retries
+	if !t.committed {
+		return nil, err
+	}
 	if err != nil {
-		return fail(fmt.Errorf("commit %s: %w", key, err))
+		return nil, fmt.Errorf("image committed, but %w", err)
 	}
-	if st.Catalog != nil {
-		if p := st.Catalog.Products[add.Product]; p != nil {
-			res.Aliases = p.AliasList()
-		}
+	if prod := st.Catalog.Products[p.add.Product]; prod != nil {
+		res.Aliases = prod.AliasList()
 	}
-	res.ProductCreated, res.AliasesAdded = final.ProductCreated || add.ProductCreated, final.AliasesAdded
-	if res.Delta != nil && img.Delta != nil {
+	res.ProductCreated, res.AliasesAdded = final.ProductCreated || p.add.ProductCreated, final.AliasesAdded
+	if res.Delta != nil && p.img.Delta != nil {
 		res.Delta.Listed = final.DeltaAdded
 		switch {
 		case deltaNote != "":
@@ -371,139 +402,5 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 			res.Delta.Note = "not listed: another publisher published this version first"
 		}
 	}
-	if l.sharded() && !entryChanged {
-		// The announcement already put the product and its aliases in
-		// the index (as pending): nothing the index says of the file moved.
-		return res, nil
-	}
-	n, _, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
-	res.Retries += n
-	if err != nil {
-		return nil, fmt.Errorf("image committed, but %s not updated (the next change to %s fixes it): %w", catalog.IndexPath, key, err)
-	}
 	return res, nil
-}
-
-// abandon drops the pending intent of a failed publish (best effort: an
-// intent left behind simply expires) and returns the original error.
-func (r *Registry) abandon(ctx context.Context, n int, key, id string, cause error) error {
-	if ctx.Err() != nil {
-		return cause
-	}
-	_, _ = r.commit(ctx, key, newID(), nil, func(c *catalog.Catalog) (bool, error) {
-		before := len(c.LivePending(r.now()))
-		c.RemovePending(id)
-		return len(c.LivePending(r.now())) != before, nil
-	})
-	_, _, _ = r.syncIndex(ctx, n, key, nil)
-	return cause
-}
-
-// haveFile reports whether the store holds key with the expected digest.
-// A different object under a content address means the registry is
-// damaged: that is an error, never silently overwritten.
-func (r *Registry) haveFile(ctx context.Context, key string, want catalog.FileRef) (bool, error) {
-	info, err := r.Store.Stat(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("stat %s: %w", key, err)
-	}
-	// A backend that cannot tell the digest without reading leaves SHA256
-	// empty: the size must then do (the store verified the digest when the
-	// object was written, and `publish verify` re-reads everything).
-	if info.Size != want.Size || info.SHA256 != "" && info.SHA256 != want.SHA256 {
-		return false, fmt.Errorf("%s is already stored with different content (size %d, sha256 %q; want size %d, sha256 %s): the registry is damaged, run `publish verify`", key, info.Size, info.SHA256, want.Size, want.SHA256)
-	}
-	return true, nil
-}
-
-// upload is one file of an image to upload.
-type upload struct {
-	key, path string
-	ref       catalog.FileRef
-	parts     []string
-	// open, when set, opens the body instead of path (PublishRequest.OpenRoot).
-	open func(ctx context.Context) (io.ReadCloser, error)
-}
-
-// uploadFile sends a local file unless the store already has it; it
-// reports whether bytes were sent. beforeCommit runs before the object
-// becomes visible.
-func (r *Registry) uploadFile(ctx context.Context, f upload, progress func(string, int64, int64), beforeCommit func(context.Context) error) (bool, error) {
-	key, want := f.key, f.ref
-	have, err := r.haveFile(ctx, key, want)
-	if err != nil || have {
-		return false, err
-	}
-	report := func(done int64) {
-		if progress != nil {
-			progress(key, done, want.Size)
-		}
-	}
-	var body io.Reader
-	var stream *progressStream
-	if f.open != nil {
-		rc, err := f.open(ctx)
-		if err != nil {
-			return false, fmt.Errorf("upload %s: %w", key, err)
-		}
-		defer rc.Close()
-		stream = newProgressStream(rc, want.Size, report)
-		body = stream
-	} else {
-		file, err := os.Open(f.path)
-		if err != nil {
-			return false, fmt.Errorf("upload %s: %w", key, err)
-		}
-		defer file.Close()
-		body = newProgressFile(file, want.Size, report)
-	}
-	_, err = r.Store.Put(ctx, key, body, want.Size, store.PutOptions{
-		IfAbsent: true, SHA256: want.SHA256, PartSHA256: f.parts, PartSize: UploadPartSize,
-		ContentType: "application/octet-stream", CacheControl: CacheControlImmutable,
-		BeforeCommit: beforeCommit,
-	})
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, store.ErrPreconditionFailed):
-		// Another publisher stored it first: fine if it is the same.
-		have, err := r.haveFile(ctx, key, want)
-		if err == nil && !have {
-			err = fmt.Errorf("upload %s: lost a race and the object then vanished", key)
-		}
-		return false, err
-	case ctx.Err() == nil && (errors.Is(err, store.ErrChecksumMismatch) || stream != nil && stream.failed()):
-		return false, fmt.Errorf("upload %s: %w: %s (or it was corrupted in transit): %w", key, ErrSourceChanged, f.path, err)
-	}
-	return false, fmt.Errorf("upload %s: %w", key, err)
-}
-
-// waitForPrune waits while a live prune lists any of paths as deletable,
-// so that a file this publish reuses cannot vanish under it.
-// c is the latest images.json the caller has (nil: read it); it is re-read
-// while waiting.
-func (r *Registry) waitForPrune(ctx context.Context, c *catalog.Catalog, paths []string) error {
-	for attempt := 1; ; attempt++ {
-		if attempt > 1 || c == nil {
-			var err error
-			if c, _, err = r.readCatalogAt(ctx, catalog.ImagesPath); err != nil {
-				return err
-			}
-		}
-		now := r.now()
-		pr := c.LivePruning(now.Add(-clockSkew))
-		if pr == nil || !slices.ContainsFunc(paths, func(p string) bool { return slices.Contains(pr.Paths, p) }) {
-			return nil
-		}
-		t := time.NewTimer(min(time.Duration(attempt)*200*time.Millisecond, 5*time.Second))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
 }

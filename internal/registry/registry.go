@@ -1,13 +1,18 @@
 // Package registry implements the registry operations on top of a
-// store.Store and the pure catalog rules: publish, list, verify, remove and
-// prune.
+// store.Store and the pure catalog rules: publish, list, verify, remove,
+// prune and copy (mirror).
 //
-// Every catalog change is a read-modify-write of streams/v1/images.json
-// made with a conditional put (only if the ETag still matches, or only if
-// absent for a new registry), retried with jittered backoff on conflict.
-// Each write carries a commit id, so a retry whose first attempt in fact
-// landed is recognised as success. Image files are uploaded, verified by
-// the store against their SHA-256, before the catalog references them.
+// The catalog is stored as its layout says (layout.go, catalog.Layout):
+// images.json alone, or images.json as the root of several product files.
+// Every catalog change is a read-modify-write of one catalog file made
+// with a conditional put (only if the ETag still matches, or only if
+// absent for a new file), retried with jittered backoff on conflict
+// (commit.go); index.json follows each change the same way. Each write
+// carries a commit id, so a retry whose first attempt in fact landed is
+// recognised as success. Publish and Copy run as one transaction
+// (txn.go): announce the files, upload them, verified by the store
+// against their SHA-256, and only then commit the catalog that references
+// them.
 package registry
 
 import (
@@ -64,7 +69,7 @@ type Registry struct {
 	// registry on a store ignoring conditional writes (ErrUnconditionalStore).
 	AllowUnconditionalStore bool
 	// Shards is the number of catalog product files of a registry this
-	// Registry creates (catalog/shard.go); 0 or 1: images.json alone. For
+	// Registry creates (catalog/layout.go); 0 or 1: images.json alone. For
 	// an existing registry it must be 0 or the count it has.
 	Shards int
 

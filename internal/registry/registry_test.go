@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,8 +18,8 @@ import (
 )
 
 func TestPublishListAndRepublish(t *testing.T) {
-	r, fs := newTestRegistry()
-	ctx := context.Background()
+	s := newScene(t)
+	r, fs, ctx := s.r, s.fs, s.ctx
 	req := makeImage(t, "nginx", t0, 1, "web")
 	res := mustPublish(t, r, req)
 	if !res.Changed || !res.ProductCreated || res.Product != "nginx:amd64" || len(res.Files) != 2 || !res.Files[0].Uploaded || !res.Files[1].Uploaded {
@@ -60,24 +61,22 @@ func TestPublishListAndRepublish(t *testing.T) {
 }
 
 func TestPublishDryRunWritesNothing(t *testing.T) {
-	r, fs := newTestRegistry()
-	mustPublish(t, r, makeImage(t, "nginx", t0, 1))
-	before := storeContents(t, fs.Store)
+	s := newScene(t)
+	s.publish("nginx", t0, 1)
+	unchanged := s.frozen()
 	req := makeImage(t, "nginx", t0.Add(time.Hour), 2)
 	req.DryRun = true
-	res := mustPublish(t, r, req)
+	res := mustPublish(t, s.r, req)
 	if !res.DryRun || !res.Changed || !res.Files[1].Uploaded {
 		t.Errorf("dry-run result = %+v", res)
 	}
-	if !maps.Equal(before, storeContents(t, fs.Store)) {
-		t.Error("dry run changed the store")
-	}
+	unchanged("the dry run")
 }
 
 func TestPublishRefusalsChangeNothing(t *testing.T) {
-	r, fs := newTestRegistry()
-	mustPublish(t, r, makeImage(t, "nginx", t0, 1, "web"))
-	before := storeContents(t, fs.Store)
+	s := newScene(t)
+	s.publish("nginx", t0, 1, "web")
+	unchanged := s.frozen()
 	for _, tc := range []struct {
 		req  PublishRequest
 		want string
@@ -85,20 +84,18 @@ func TestPublishRefusalsChangeNothing(t *testing.T) {
 		{makeImage(t, "caddy", t0, 2, "web"), `alias "web" is already owned by product "nginx:amd64"`},
 		{makeImage(t, "nginx", t0, 3), "already published with different content"},
 	} {
-		_, err := r.Publish(context.Background(), tc.req)
+		_, err := s.r.Publish(s.ctx, tc.req)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Publish error = %v, want %q", err, tc.want)
 		}
 	}
-	if !maps.Equal(before, storeContents(t, fs.Store)) {
-		t.Error("a refused publish changed the store")
-	}
+	unchanged("a refused publish")
 }
 
 // 32 publishers, each with its own Registry, publish 3 versions each into
 // one store at once: every version lands.
 func TestConcurrentPublishersAllLand(t *testing.T) {
-	_, fs := newTestRegistry()
+	s := newScene(t)
 	publishers, versions := 32, 3
 	if raceEnabled {
 		publishers, versions = 12, 2
@@ -109,33 +106,26 @@ func TestConcurrentPublishersAllLand(t *testing.T) {
 			reqs[i] = append(reqs[i], makeImage(t, fmt.Sprintf("app%02d", i), t0.Add(time.Duration(v)*time.Hour), int64(i*10+v)))
 		}
 	}
+	var retries atomic.Int64
+	errs := make([]error, publishers)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	retries := 0
-	errs := make(chan error, publishers*versions)
 	for i := range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := &Registry{Store: fs, BackoffBase: time.Millisecond, Shards: testShards}
+		wg.Go(func() {
+			r := s.another() // each publisher its own Registry
 			for _, req := range reqs[i] {
-				res, err := r.Publish(context.Background(), req)
-				if err != nil {
-					errs <- err
+				res, err := r.Publish(s.ctx, req)
+				if errs[i] = err; err != nil {
 					return
 				}
-				mu.Lock()
-				retries += res.Retries
-				mu.Unlock()
+				retries.Add(int64(res.Retries))
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	r := &Registry{Store: fs, Shards: testShards}
+	r := s.another()
 	c := readCatalog(t, r)
 	for i := range publishers {
 		for _, req := range reqs[i] {
@@ -148,14 +138,15 @@ func TestConcurrentPublishersAllLand(t *testing.T) {
 		t.Errorf("pending intents left behind: %+v", c.State.Pending)
 	}
 	mustVerify(t, r)
-	t.Logf("%d publishers × %d versions: %d catalog writes lost to a concurrent writer and retried", publishers, versions, retries)
+	t.Logf("%d publishers × %d versions: %d catalog writes lost to a concurrent writer and retried", publishers, versions, retries.Load())
 }
 
 // The store applies a catalog write but the reply is lost and the retry
 // answers 412 (the SDK trap): publish still succeeds, exactly once.
 func TestLostResponseIsRecognisedAsSuccess(t *testing.T) {
-	r, fs := newTestRegistry()
-	mustPublish(t, r, makeImage(t, "nginx", t0, 1))
+	s := newScene(t)
+	r, fs := s.r, s.fs
+	s.publish("nginx", t0, 1)
 	lost := 0
 	fs.afterPut = func(key string, opts store.PutOptions, err error) error {
 		if isCatalogFile(key) && err == nil && lost < 2 {
@@ -177,7 +168,8 @@ func TestLostResponseIsRecognisedAsSuccess(t *testing.T) {
 }
 
 func TestConflictsAreBounded(t *testing.T) {
-	r, fs := newTestRegistry()
+	s := newScene(t)
+	r, fs := s.r, s.fs
 	r.MaxAttempts = 3
 	fs.beforePut = func(key string, _ store.PutOptions) error {
 		if isCatalogFile(key) {
@@ -194,33 +186,17 @@ func TestConflictsAreBounded(t *testing.T) {
 // A publisher killed at any instant (every store operation after the n-th
 // fails) leaves a registry that verifies, and the next publish succeeds.
 func TestKilledAtAnyInstantLeavesAValidRegistry(t *testing.T) {
-	base := makeImage(t, "base", t0, 100)
-	for n := int64(1); ; n++ {
-		r, fs := newTestRegistry()
-		mustPublish(t, r, base)
-		fs.ops.Store(0)
-		fs.failAfter.Store(n)
-		_, err := r.Publish(context.Background(), makeImage(t, "nginx", t0, n))
-		fs.failAfter.Store(0)
-		mustVerify(t, r)
-		mustPublish(t, r, makeImage(t, "nginx", t0.Add(time.Hour), 1000+n))
-		mustVerify(t, r)
-		if err == nil {
-			t.Logf("killed at each of the first %d store operations of a publish: registry valid every time", n-1)
-			return
-		}
-		if !errors.Is(err, errKilled) {
-			t.Fatalf("kill after %d ops: unexpected error %v", n, err)
-		}
-	}
+	base, next, after := makeImage(t, "base", t0, 100), makeImage(t, "nginx", t0, 1), makeImage(t, "nginx", t0.Add(time.Hour), 1001)
+	n := killedAtEveryInstant(t, base, next, after, nil)
+	t.Logf("killed at each of the first %d store operations of a publish: registry valid every time", n)
 }
 
 // Prune with --keep 1 --grace 0s racing a publish never deletes a file of
 // the image being published.
 func TestPruneDuringPublishSparesItsFiles(t *testing.T) {
-	r, fs := newTestRegistry()
-	mustPublish(t, r, makeImage(t, "nginx", t0, 1))
-	mustPublish(t, r, makeImage(t, "nginx", t0.Add(time.Hour), 2))
+	s := newScene(t)
+	r, fs := s.r, s.fs
+	s.twoVersions()
 	req := makeImage(t, "nginx", t0.Add(2*time.Hour), 3)
 	metaKey, rootKey := catalog.ImagePaths(req.Image.Fingerprint, req.Image.RootKind)
 
@@ -244,12 +220,12 @@ func TestPruneDuringPublishSparesItsFiles(t *testing.T) {
 	}
 	done := make(chan error)
 	go func() {
-		_, err := (&Registry{Store: fs, BackoffBase: time.Millisecond, Shards: testShards}).Publish(context.Background(), req)
+		_, err := s.another().Publish(s.ctx, req)
 		done <- err
 	}()
 	<-uploaded
 	pr := &Registry{Store: fs.Store, BackoffBase: time.Millisecond}
-	res, err := pr.Prune(context.Background(), PruneOptions{Keep: 1, Grace: 0})
+	res, err := pr.Prune(s.ctx, PruneOptions{Keep: 1, Grace: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,12 +248,10 @@ func TestPruneDuringPublishSparesItsFiles(t *testing.T) {
 // A publish that reuses a file a running prune has announced for deletion
 // waits for the prune, then uploads the file again.
 func TestPublishWaitsForPruneOfReusedFile(t *testing.T) {
-	r, fs := newTestRegistry()
-	req := makeImage(t, "nginx", t0, 1)
-	mustPublish(t, r, req)
-	if _, err := r.Remove(context.Background(), "nginx", "", false); err != nil {
-		t.Fatal(err)
-	}
+	s := newScene(t)
+	r, fs := s.r, s.fs
+	req := s.publish("nginx", t0, 1)
+	s.remove("nginx")
 	deleting, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	fs.beforeDelete = func(string) error {
@@ -286,13 +260,13 @@ func TestPublishWaitsForPruneOfReusedFile(t *testing.T) {
 	}
 	pruned := make(chan error)
 	go func() {
-		_, err := r.Prune(context.Background(), PruneOptions{Grace: 0})
+		_, err := r.Prune(s.ctx, PruneOptions{Grace: 0})
 		pruned <- err
 	}()
 	<-deleting
 	published := make(chan error)
 	go func() {
-		_, err := (&Registry{Store: fs, BackoffBase: time.Millisecond, Shards: testShards}).Publish(context.Background(), req)
+		_, err := s.another().Publish(s.ctx, req)
 		published <- err
 	}()
 	select {
@@ -310,49 +284,74 @@ func TestPublishWaitsForPruneOfReusedFile(t *testing.T) {
 	mustVerify(t, r)
 }
 
-func TestPruneGraceAndDryRun(t *testing.T) {
-	r, fs := newTestRegistry()
-	ctx := context.Background()
-	old := makeImage(t, "nginx", t0, 1)
-	mustPublish(t, r, old)
-	mustPublish(t, r, makeImage(t, "nginx", t0.Add(time.Hour), 2))
-	now := time.Now()
-	r.Now = func() time.Time { return now.Add(-time.Minute) }
-	if _, err := r.Remove(ctx, old.Image.Fingerprint, "", false); err != nil {
-		t.Fatal(err)
+// Prune drops old versions in one write of a product file and decides
+// what to delete in another (of the root: with one catalog file, the same
+// file). A publish of the version just dropped, landing between the two
+// writes, keeps its files: the decision is made from the catalog as it
+// is then.
+func TestPruneBetweenItsWritesSparesARepublish(t *testing.T) {
+	s := newScene(t)
+	old, _ := s.twoVersions()
+	republished := false
+	s.fs.afterPut = func(key string, _ store.PutOptions, err error) error {
+		if isCatalogFile(key) && err == nil && !republished {
+			republished = true // right after the prune's first write
+			other := &Registry{Store: s.fs.Store, BackoffBase: time.Millisecond}
+			if _, err := other.Publish(s.ctx, old); err != nil {
+				t.Error(err)
+			}
+		}
+		return err
 	}
-	r.Now = nil
+	res := s.prune(PruneOptions{Keep: 1, Grace: 0})
+	s.fs.afterPut = nil
+	if !republished || len(res.Removed) != 1 {
+		t.Fatalf("prune = %+v (republished between its writes: %v); want the old version dropped first", res, republished)
+	}
+	for _, p := range old.Image.Paths() {
+		if slices.Contains(res.Deleted, p) || !s.stored(p) {
+			t.Errorf("prune deleted %s, published again between its writes", p)
+		}
+	}
+	if _, _, ok := readCatalog(t, s.r).FindFingerprint(old.Image.Fingerprint); !ok {
+		t.Error("the version published again is not in the catalog")
+	}
+	mustVerify(t, s.r)
+}
+
+func TestPruneGraceAndDryRun(t *testing.T) {
+	s := newScene(t)
+	old, _ := s.twoVersions()
+	now := time.Now()
+	s.at(func() time.Time { return now.Add(-time.Minute) })
+	s.remove(old.Image.Fingerprint)
+	s.at(nil)
 
 	// Dry run: reports the files removed with grace 0 (the old version's
 	// two, and the new version's delta from it), changes nothing.
-	before := storeContents(t, fs.Store)
-	res, err := r.Prune(ctx, PruneOptions{Grace: 0, DryRun: true})
-	if err != nil || len(res.Deleted) != 3 {
-		t.Fatalf("dry-run prune = %+v, %v", res, err)
+	unchanged := s.frozen()
+	if res := s.prune(PruneOptions{Grace: 0, DryRun: true}); len(res.Deleted) != 3 {
+		t.Fatalf("dry-run prune = %+v", res)
 	}
-	if !maps.Equal(before, storeContents(t, fs.Store)) {
-		t.Error("dry-run prune changed the store")
-	}
+	unchanged("a dry-run prune")
 	// Default grace: a file removed a minute ago stays downloadable.
-	res, err = r.Prune(ctx, PruneOptions{Grace: DefaultGrace})
-	if err != nil || len(res.Deleted) != 0 {
-		t.Fatalf("prune with default grace = %+v, %v", res, err)
+	if res := s.prune(PruneOptions{Grace: DefaultGrace}); len(res.Deleted) != 0 {
+		t.Fatalf("prune with default grace = %+v", res)
 	}
 	for _, p := range old.Image.Paths() {
-		if _, _, err := fs.Store.Get(ctx, p); err != nil {
-			t.Errorf("%s removed from the catalog a minute ago is not downloadable: %v", p, err)
+		if !s.stored(p) {
+			t.Errorf("%s removed from the catalog a minute ago is not downloadable", p)
 		}
 	}
 	// Past the grace period it goes, and the retirement record with it.
-	r.Now = func() time.Time { return now.Add(DefaultGrace) }
-	res, err = r.Prune(ctx, PruneOptions{Grace: DefaultGrace})
-	if err != nil || len(res.Deleted) != 3 {
-		t.Fatalf("prune after the grace period = %+v, %v", res, err)
+	s.at(func() time.Time { return now.Add(DefaultGrace) })
+	if res := s.prune(PruneOptions{Grace: DefaultGrace}); len(res.Deleted) != 3 {
+		t.Fatalf("prune after the grace period = %+v", res)
 	}
-	if c := readCatalog(t, r); c.State != nil && (len(c.State.Retired) > 0 || c.State.Pruning != nil) {
+	if c := readCatalog(t, s.r); c.State != nil && (len(c.State.Retired) > 0 || c.State.Pruning != nil) {
 		t.Errorf("state after prune = %+v", c.State)
 	}
-	mustVerify(t, r)
+	mustVerify(t, s.r)
 }
 
 func TestVerifyFindsDamage(t *testing.T) {
@@ -379,12 +378,9 @@ func TestVerifyFindsDamage(t *testing.T) {
 			s.Delete(ctx, catalog.IndexPath)
 		}, "index.json is missing"},
 		{"index without the product", func(t *testing.T, s store.Store, req PublishRequest) {
-			ix := catalog.BuildIndex([]string{"other:amd64"})
-			if testShards > 1 {
-				e := catalog.IndexEntry{DataType: catalog.DataTypeImages, Format: catalog.FormatProducts, Path: catalog.ShardOf("nginx:amd64", testShards), Products: []string{"other:amd64"}}
-				ix = catalog.BuildShardedIndex(testShards, map[string]catalog.IndexEntry{e.Path: e})
-			}
-			b := ix.Marshal()
+			l := catalog.Layout(testShards)
+			e := catalog.IndexEntry{DataType: catalog.DataTypeImages, Format: catalog.FormatProducts, Path: l.FileOf("nginx:amd64"), Products: []string{"other:amd64"}}
+			b := l.Index(map[string]catalog.IndexEntry{e.Path: e}).Marshal()
 			s.Put(ctx, catalog.IndexPath, strings.NewReader(string(b)), int64(len(b)), store.PutOptions{})
 		}, "does not list product nginx:amd64"},
 		{"catalog with a wrong type", func(t *testing.T, s store.Store, req PublishRequest) {
@@ -393,15 +389,10 @@ func TestVerifyFindsDamage(t *testing.T) {
 	}
 	for _, tc := range tamper {
 		t.Run(tc.name, func(t *testing.T) {
-			r, fs := newTestRegistry()
-			req := makeImage(t, "nginx", t0, 1)
-			mustPublish(t, r, req)
-			tc.do(t, fs.Store, req)
-			rep, err := r.Verify(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rep.OK() || !strings.Contains(strings.Join(rep.Problems, "\n"), tc.want) {
+			s := newScene(t)
+			req := s.publish("nginx", t0, 1)
+			tc.do(t, s.fs.Store, req)
+			if rep := s.verifyWith(VerifyOptions{}); rep.OK() || !strings.Contains(problems(rep), tc.want) {
 				t.Errorf("problems = %q, want one containing %q", rep.Problems, tc.want)
 			}
 		})
@@ -409,17 +400,16 @@ func TestVerifyFindsDamage(t *testing.T) {
 }
 
 func TestVerifyReportsOrphans(t *testing.T) {
-	r, fs := newTestRegistry()
-	req := makeImage(t, "nginx", t0, 1)
-	mustPublish(t, r, req)
-	fs.Store.Put(context.Background(), "images/"+strings.Repeat("b", 64)+"/rootfs.squashfs", strings.NewReader("x"), 1, store.PutOptions{})
-	rep := mustVerify(t, r)
+	s := newScene(t)
+	s.publish("nginx", t0, 1)
+	s.replace("images/"+strings.Repeat("b", 64)+"/rootfs.squashfs", []byte("x"))
+	rep := mustVerify(t, s.r)
 	if len(rep.Orphans) != 1 || !strings.Contains(rep.Orphans[0].Reason, "unreferenced") {
 		t.Errorf("orphans = %+v", rep.Orphans)
 	}
 }
 
-func rewriteCatalog(t *testing.T, s store.Store, edit func(string) string) {
+func rewriteCatalog(t testing.TB, s store.Store, edit func(string) string) {
 	t.Helper()
 	ctx := context.Background()
 	changed := false

@@ -34,40 +34,29 @@ type RemoveResult struct {
 // prune deletes them after the grace period.
 func (r *Registry) Remove(ctx context.Context, target, arch string, dryRun bool) (*RemoveResult, error) {
 	res := &RemoveResult{DryRun: dryRun}
-	if dryRun {
-		c, _, err := r.readCatalog(ctx)
-		if err != nil {
-			return nil, err
-		}
-		res.Removed, err = c.Resolve(target, arch)
-		return res, err
-	}
-	l, root, err := r.readLayout(ctx)
+	// Resolve on the whole catalog (a fingerprint prefix must be unique
+	// in it), then remove in each file holding a match.
+	l, root, files, err := r.readWhole(ctx)
 	if err != nil {
 		return nil, err
 	}
-	keys := []string{catalog.ImagesPath}
-	if l.sharded() {
-		// Resolve on the whole catalog (a fingerprint prefix must be
-		// unique in it), then remove in each file holding a match.
-		files, err := r.readFiles(ctx, l.n)
-		if err != nil {
-			return nil, err
-		}
-		found, err := catalog.MergeShards(root, files).Resolve(target, arch)
-		if err != nil {
-			return nil, err
-		}
-		keys = nil
-		for _, rm := range found {
-			keys = append(keys, l.fileOf(rm.Product))
-		}
-		slices.Sort(keys)
-		keys = slices.Compact(keys)
+	found, err := l.Whole(root, files).Resolve(target, arch)
+	if err != nil || dryRun {
+		res.Removed = found
+		return res, err
 	}
-	for _, key := range keys {
+	var keys []string
+	for _, rm := range found {
+		keys = append(keys, l.FileOf(rm.Product))
+	}
+	slices.Sort(keys)
+	for _, key := range slices.Compact(keys) {
+		first, err := r.readFile(ctx, l, key)
+		if err != nil {
+			return nil, err
+		}
 		var got []catalog.Removed // of the last attempt
-		st, err := r.commitIn(ctx, l, key, newID(), nil, func(c *catalog.Catalog) (bool, error) {
+		st, err := r.commitIn(ctx, l, key, newID(), &first, func(c *catalog.Catalog) (bool, error) {
 			rs, err := c.Remove(target, arch, r.now())
 			got = rs
 			return err == nil, err
@@ -77,7 +66,7 @@ func (r *Registry) Remove(ctx context.Context, target, arch string, dryRun bool)
 			return nil, err
 		}
 		res.Removed = append(res.Removed, got...)
-		n, _, err := r.syncIndex(ctx, l.n, key, st.Snapshot)
+		n, _, err := r.syncIndex(ctx, l, key, st.Snapshot)
 		res.Retries += n
 		if err != nil {
 			return nil, fmt.Errorf("removed, but %s not updated (the next change to %s fixes it): %w", catalog.IndexPath, key, err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/store"
-	"github.com/incus-appliance/registry/internal/store/memstore"
 	"github.com/incus-appliance/registry/internal/suitetest"
 )
 
@@ -20,7 +19,7 @@ import (
 var testShards = suitetest.Count("REGISTRY_TEST_SHARDS")
 
 // TestShardedSuite runs every test of this package again with registries
-// of 4 catalog files (catalog/shard.go): publishing, concurrency, crashes,
+// of 4 catalog files (catalog/layout.go): publishing, concurrency, crashes,
 // prune and verify hold the same way when products live in several files.
 func TestShardedSuite(t *testing.T) {
 	suitetest.RunAgain(t, "REGISTRY_TEST_SHARDS", "4")
@@ -51,9 +50,8 @@ func catalogFiles(t testing.TB, s store.Store) []string {
 // the root holds none, index.json names every file with its products, and a
 // publish rewrites one file (not the whole catalog).
 func TestShardedLayout(t *testing.T) {
-	ctx := context.Background()
-	fs := &faultStore{Store: memstore.New()}
-	r := &Registry{Store: fs, BackoffBase: time.Millisecond, Shards: 8}
+	s := newSceneOf(t, 8)
+	ctx, r, fs := s.ctx, s.r, s.fs
 	names := []string{"nginx", "redis", "unbound", "postgresql", "mosquitto", "node-exporter"}
 	for i, n := range names {
 		mustPublish(t, r, makeImage(t, n, t0, int64(i+1)))
@@ -62,8 +60,8 @@ func TestShardedLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if root.Shards() != 8 || len(root.Products) != 0 {
-		t.Fatalf("root: %d files, %d products; want 8 and none", root.Shards(), len(root.Products))
+	if root.Layout() != 8 || len(root.Products) != 0 {
+		t.Fatalf("root: %d files, %d products; want 8 and none", root.Layout(), len(root.Products))
 	}
 	data, _, err := r.readObject(ctx, catalog.IndexPath)
 	if err != nil {
@@ -78,7 +76,7 @@ func TestShardedLayout(t *testing.T) {
 	}
 	for _, n := range names {
 		pk := catalog.ProductKey(n, "amd64")
-		key := catalog.ShardOf(pk, 8)
+		key := catalog.Layout(8).FileOf(pk)
 		c, _, err := r.readCatalogAt(ctx, key)
 		if err != nil || c.Products[pk] == nil {
 			t.Errorf("%s is not in %s (%v)", pk, key, err)
@@ -102,7 +100,7 @@ func TestShardedLayout(t *testing.T) {
 		return nil
 	}
 	mustPublish(t, r, makeImage(t, "nginx", t0.Add(time.Hour), 99))
-	want := catalog.ShardOf(catalog.ProductKey("nginx", "amd64"), 8)
+	want := catalog.Layout(8).FileOf(catalog.ProductKey("nginx", "amd64"))
 	for _, k := range written {
 		if k != want {
 			t.Errorf("a publish of nginx wrote %s (only %s expected)", k, want)
@@ -121,13 +119,9 @@ func TestShardedLayout(t *testing.T) {
 // files at the same time: exactly one gets it, every time, and the
 // registry verifies.
 func TestShardedAliasClaimsAreExclusive(t *testing.T) {
-	a, b := "alpha", "beta"
-	for i := 0; catalog.ShardOf(catalog.ProductKey(a, "amd64"), 4) == catalog.ShardOf(catalog.ProductKey(b, "amd64"), 4); i++ {
-		b = fmt.Sprintf("beta%d", i)
-	}
+	a, b := twoFiles(4, "alpha")
 	for round := 0; round < 10; round++ {
-		fs := &faultStore{Store: memstore.New()}
-		r := &Registry{Store: fs, BackoffBase: time.Millisecond, Shards: 4}
+		r := newSceneOf(t, 4).r
 		reqs := []PublishRequest{makeImage(t, a, t0, int64(2*round+1), "web"), makeImage(t, b, t0, int64(2*round+2), "web")}
 		errs := make([]error, 2)
 		var wg sync.WaitGroup
@@ -153,11 +147,12 @@ func TestShardedAliasClaimsAreExclusive(t *testing.T) {
 	}
 }
 
-// twoFiles returns two appliance names whose products live in different
-// files of a registry of n files.
-func twoFiles(n int) (string, string) {
-	a, b := "alpha", "beta"
-	for i := 0; catalog.ShardOf(catalog.ProductKey(a, "amd64"), n) == catalog.ShardOf(catalog.ProductKey(b, "amd64"), n); i++ {
+// twoFiles returns a and another appliance name whose product (on amd64)
+// lives in another file of a registry of n files.
+func twoFiles(n int, a string) (string, string) {
+	l := catalog.Layout(n)
+	b := "beta"
+	for i := 0; l.FileOf(catalog.ProductKey(a, "amd64")) == l.FileOf(catalog.ProductKey(b, "amd64")); i++ {
 		b = fmt.Sprintf("beta%d", i)
 	}
 	return a, b
@@ -167,11 +162,10 @@ func twoFiles(n int) (string, string) {
 // (here a remove) does not block the alias for other files: the publisher
 // finds the file no longer backs it, rebuilds that entry and goes on.
 func TestShardedStaleClaimIsRepaired(t *testing.T) {
-	ctx := context.Background()
-	fs := &faultStore{Store: memstore.New()}
-	r := &Registry{Store: fs, BackoffBase: time.Millisecond, Shards: 4}
-	a, b := twoFiles(4)
-	mustPublish(t, r, makeImage(t, a, t0, 1, "web"))
+	s := newSceneOf(t, 4)
+	ctx, r, fs := s.ctx, s.r, s.fs
+	a, b := twoFiles(4, "alpha")
+	s.publish(a, t0, 1, "web")
 	fs.beforePut = func(key string, _ store.PutOptions) error {
 		if key == catalog.IndexPath {
 			return errKilled
@@ -182,7 +176,7 @@ func TestShardedStaleClaimIsRepaired(t *testing.T) {
 		t.Fatal("the remove was not interrupted")
 	}
 	fs.beforePut = nil
-	if rep := mustVerify(t, r); !strings.Contains(strings.Join(rep.Warnings, "\n"), "alias claims") {
+	if rep := mustVerify(t, r); !strings.Contains(warnings(rep), "alias claims") {
 		t.Errorf("verify warnings = %q, want the stale alias claims", rep.Warnings)
 	}
 	res, err := r.Publish(ctx, makeImage(t, b, t0, 2, "web"))
@@ -198,16 +192,12 @@ func TestShardedStaleClaimIsRepaired(t *testing.T) {
 // A prune that announced files and then spared them all (a publisher
 // announced it reuses them) clears its announcement: nobody waits for it.
 func TestShardedPruneSparingEverythingClearsItsAnnouncement(t *testing.T) {
-	ctx := context.Background()
-	fs := &faultStore{Store: memstore.New()}
-	r := &Registry{Store: fs, BackoffBase: time.Millisecond, Shards: 4}
-	req := makeImage(t, "nginx", t0, 1)
-	mustPublish(t, r, req)
-	if _, err := r.Remove(ctx, "nginx", "", false); err != nil {
-		t.Fatal(err)
-	}
-	r.Now = func() time.Time { return time.Now().Add(3 * DefaultGrace) }
-	key := catalog.ShardOf(catalog.ProductKey("nginx", "amd64"), 4)
+	s := newSceneOf(t, 4)
+	ctx, r, fs := s.ctx, s.r, s.fs
+	req := s.publish("nginx", t0, 1)
+	s.remove("nginx")
+	s.at(func() time.Time { return time.Now().Add(3 * DefaultGrace) })
+	key := catalog.Layout(4).FileOf(catalog.ProductKey("nginx", "amd64"))
 	fs.afterPut = func(k string, opts store.PutOptions, err error) error {
 		if k != catalog.ImagesPath || err != nil {
 			return err
@@ -224,11 +214,7 @@ func TestShardedPruneSparingEverythingClearsItsAnnouncement(t *testing.T) {
 		}
 		return nil
 	}
-	res, err := r.Prune(ctx, PruneOptions{Grace: DefaultGrace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Deleted) != 0 {
+	if res := s.prune(PruneOptions{Grace: DefaultGrace}); len(res.Deleted) != 0 {
 		t.Errorf("deleted %v although a publish in flight reuses them", res.Deleted)
 	}
 	root, _, err := r.readCatalogAt(ctx, catalog.ImagesPath)
@@ -242,8 +228,8 @@ func TestShardedPruneSparingEverythingClearsItsAnnouncement(t *testing.T) {
 
 // One image is published once, even as products in different files.
 func TestShardedImagePublishedOnce(t *testing.T) {
-	r := &Registry{Store: memstore.New(), BackoffBase: time.Millisecond, Shards: 4}
-	a, b := twoFiles(4)
+	r := newSceneOf(t, 4).r
+	a, b := twoFiles(4, "alpha")
 	req := makeImage(t, a, t0, 1)
 	mustPublish(t, r, req)
 	again := req

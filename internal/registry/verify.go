@@ -45,14 +45,20 @@ type VerifyOptions struct {
 // VerifyReport is the outcome of Verify. The registry is sound when
 // Problems is empty; Warnings and Orphans are informational.
 type VerifyReport struct {
+	// Images and Files count the images (container and VM) and the
+	// distinct files checked.
 	Images int `json:"images"`
 	Files  int `json:"files"`
 	// DeltasDecoded counts deltas decoded and checked (Deep only).
-	DeltasDecoded int      `json:"deltas_decoded"`
-	BytesChecked  int64    `json:"bytes_checked"`
-	Problems      []string `json:"problems"`
-	Warnings      []string `json:"warnings"`
-	Orphans       []Orphan `json:"orphans"`
+	DeltasDecoded int `json:"deltas_decoded"`
+	// BytesChecked counts the bytes read and hashed (none with NoFiles).
+	BytesChecked int64 `json:"bytes_checked"`
+	// Problems are what clients would hit; Warnings what is imperfect but
+	// harmless to them.
+	Problems []string `json:"problems"`
+	Warnings []string `json:"warnings"`
+	// Orphans are stored image files nothing references.
+	Orphans []Orphan `json:"orphans"`
 }
 
 // OK reports whether no problem was found.
@@ -83,55 +89,35 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 		}
 	}
 	rep := &VerifyReport{Problems: []string{}, Warnings: []string{}, Orphans: []Orphan{}}
-	data, _, err := r.readObject(ctx, catalog.ImagesPath)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("no registry here: %s does not exist", catalog.ImagesPath)
-	}
-	if err != nil {
+	root, found, err := verifyRead(ctx, r, catalog.ImagesPath, catalog.Parse, rep)
+	switch {
+	case err != nil:
 		return nil, err
+	case !found:
+		return nil, fmt.Errorf("no registry here: %s does not exist", catalog.ImagesPath)
+	case root == nil:
+		return rep, nil
 	}
-	c, err := catalog.Parse(data)
+	l := layout{Layout: root.Layout()}
+	files, err := r.readFiles(ctx, l, root)
 	if err != nil {
 		rep.problem("%v", err)
 		return rep, nil
 	}
-	var files []*catalog.Catalog
-	root := c
-	if n := c.Shards(); n > 1 {
-		for _, key := range catalog.ProductPaths(n) {
-			f, _, err := r.readCatalogAt(ctx, key)
-			if err != nil {
-				rep.problem("%v", err)
-				return rep, nil
-			}
-			files = append(files, f)
-		}
-	}
-	problems, warnings := c.Problems(), c.Warnings()
-	if files != nil {
-		problems, warnings = catalog.ShardProblems(catalog.ProductPaths(len(files)), files), nil
-		for _, f := range files {
-			warnings = append(warnings, f.Warnings()...)
-		}
-		c = catalog.MergeShards(c, files)
-	}
+	problems, warnings := l.Problems(root, files, r.now())
 	rep.Problems = append(rep.Problems, problems...)
 	if opts.Strict {
 		rep.Problems = append(rep.Problems, warnings...)
 	} else {
 		rep.Warnings = append(rep.Warnings, warnings...)
 	}
-	if files != nil {
-		err = r.verifyShards(ctx, root, files, rep)
-	} else {
-		err = r.verifyIndex(ctx, c, rep)
-	}
-	if err != nil {
+	if err := r.verifyIndex(ctx, l, files, rep); err != nil {
 		return nil, err
 	}
-	objs, err := r.Store.List(ctx, "images/")
+	c := l.Whole(root, files)
+	objs, err := r.Store.List(ctx, catalog.ImagesDir)
 	if err != nil {
-		return nil, fmt.Errorf("list images/: %w", err)
+		return nil, fmt.Errorf("list %s: %w", catalog.ImagesDir, err)
 	}
 	if opts.NoFiles {
 		listedFiles(c, objs, rep)
@@ -144,52 +130,64 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 		}
 	}
 	findOrphans(c, objs, rep)
-	foreignChanges(c, rep)
+	foreignChanges(rep)
 	return rep, nil
 }
 
-// verifyReadIndex reads and parses index.json; when it is missing or does
-// not parse, that is a problem of the report and the index is nil.
-func (r *Registry) verifyReadIndex(ctx context.Context, rep *VerifyReport) (*catalog.Index, error) {
-	data, _, err := r.readObject(ctx, catalog.IndexPath)
+// verifyRead reads catalog file key and parses it. A file that does not
+// parse is a problem of the report, and v is nil; found is false for a
+// missing file.
+func verifyRead[T any](ctx context.Context, r *Registry, key string, parse func([]byte) (*T, error), rep *VerifyReport) (v *T, found bool, err error) {
+	data, _, err := r.readObject(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
-		rep.problem("%s is missing: clients cannot find any image", catalog.IndexPath)
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	ix, err := catalog.ParseIndex(data)
-	if err != nil {
+	if v, err = parse(data); err != nil {
 		rep.problem("%v", err)
-		return nil, nil
 	}
-	return ix, nil
+	return v, true, nil
 }
 
-func (r *Registry) verifyIndex(ctx context.Context, c *catalog.Catalog, rep *VerifyReport) error {
-	ix, err := r.verifyReadIndex(ctx, rep)
+// verifyIndex checks index.json against the product files: one
+// image-downloads entry per file, listing every product of it (and, with
+// several files, the alias claims it backs), and every file still
+// carrying registry_state.
+func (r *Registry) verifyIndex(ctx context.Context, l layout, files []*catalog.Catalog, rep *VerifyReport) error {
+	now := r.now()
+	for i, key := range l.Files() {
+		if c := files[i]; c.State == nil && len(c.Products) > 0 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s has no registry_state: another tool (e.g. incus-simplestreams) rewrote it after publish's last commit, "+
+				"so the retirement times of files that left the catalog are lost; prune treats every unreferenced file as retired now and waits the full grace", key))
+		}
+	}
+	ix, found, err := verifyRead(ctx, r, catalog.IndexPath, catalog.ParseIndex, rep)
+	if !found && err == nil {
+		rep.problem("%s is missing: clients cannot find any image", catalog.IndexPath)
+	}
 	if ix == nil || err != nil {
 		return err
 	}
-	var entry *catalog.IndexEntry
-	for _, e := range ix.Index {
-		if e.DataType == catalog.DataTypeImages && e.Path == catalog.ImagesPath {
-			entry = &e
-			break
+	entries := ix.Entries()
+	for i, key := range l.Files() {
+		c := files[i]
+		e, ok := entries[key]
+		switch {
+		case !ok:
+			rep.problem("%s has no entry for %s: clients do not see its %d products", catalog.IndexPath, key, len(c.Products))
+			continue
+		case e.DataType != catalog.DataTypeImages || e.Format != catalog.FormatProducts:
+			rep.problem("%s: entry for %s has datatype %q and format %q, want %q and %q", catalog.IndexPath, key, e.DataType, e.Format, catalog.DataTypeImages, catalog.FormatProducts)
+		case len(c.Products) > 0 && len(e.Products) == 0:
+			rep.problem("%s lists no products of %s: clients see none of its images", catalog.IndexPath, key)
+		}
+		checkListed(rep, e.Products, c, key)
+		if want := l.Entry(c, key, now).Aliases; !slices.Equal(e.Aliases, want) {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: the alias claims of %s are not the aliases it holds (an interrupted command; the next change to that file, or a publish needing one of them, repairs it)", catalog.IndexPath, key))
 		}
 	}
-	if entry == nil {
-		rep.problem("%s has no %q entry pointing at %s", catalog.IndexPath, catalog.DataTypeImages, catalog.ImagesPath)
-		return nil
-	}
-	if entry.Format != catalog.FormatProducts {
-		rep.problem("%s: entry format %q, want %q", catalog.IndexPath, entry.Format, catalog.FormatProducts)
-	}
-	if len(c.Products) > 0 && len(entry.Products) == 0 {
-		rep.problem("%s lists no products: clients see no image at all", catalog.IndexPath)
-	}
-	checkListed(rep, entry.Products, c, catalog.ImagesPath)
 	return nil
 }
 

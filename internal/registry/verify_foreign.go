@@ -14,14 +14,10 @@ import (
 const untrackedReason = "unreferenced and not accounted for: an interrupted upload, or it left the catalog behind publish's back " +
 	"(another tool rewrote images.json); prune records it as retired at its next run and deletes it a grace period later"
 
-// foreignChanges reports what changed behind the registry's back: a
-// catalog without registry_state (every commit of publish leaves one, so
-// another tool wrote it last) and unreferenced files nobody accounted for.
-func foreignChanges(c *catalog.Catalog, rep *VerifyReport) {
-	if c.State == nil && len(c.Products) > 0 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s has no registry_state: another tool (e.g. incus-simplestreams) rewrote it after publish's last commit, "+
-			"so the retirement times of files that left the catalog are lost; prune treats every unreferenced file as retired now and waits the full grace", catalog.ImagesPath))
-	}
+// foreignChanges reports unreferenced files nobody accounted for: changed
+// behind the registry's back (a catalog file without registry_state, which
+// every commit of publish leaves, is reported by verifyIndex).
+func foreignChanges(rep *VerifyReport) {
 	n := 0
 	for _, o := range rep.Orphans {
 		if o.Reason == untrackedReason {

@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,41 +9,15 @@ import (
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/delta/deltatest"
-	"github.com/incus-appliance/registry/internal/image"
-	"github.com/incus-appliance/registry/internal/store"
-	"github.com/incus-appliance/registry/internal/store/memstore"
 )
-
-// withVMDisk adds a VM disk (a qcow2 header padded with seed bytes) to
-// req, sharing its metadata tarball.
-func withVMDisk(t testing.TB, req PublishRequest, seed byte) PublishRequest {
-	t.Helper()
-	disk := filepath.Join(t.TempDir(), "disk.qcow2")
-	b := make([]byte, 64<<10)
-	copy(b, "QFI\xfb\x00\x00\x00\x03")
-	b[len(b)-1] = seed
-	if err := os.WriteFile(disk, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	im, err := image.Inspect(context.Background(), req.MetadataPath, disk, image.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if im.RootKind != catalog.RootQCOW2 {
-		t.Fatalf("disk inspected as %s", im.RootKind)
-	}
-	req.Image.VM = &catalog.VMDisk{Fingerprint: im.Fingerprint, Disk: catalog.FileRef{SHA256: im.Root.SHA256, Size: im.Root.Size}}
-	req.VMDiskPath = disk
-	return req
-}
 
 // A version with a container root and a VM disk: both uploaded, listed
 // with their types, verified (the disk's combined hash too); damage to
 // the disk or its combined hash is found; prune treats the disk like any
 // root.
 func TestPublishVerifyPruneVMDisk(t *testing.T) {
-	ctx := context.Background()
-	r, fs := newTestRegistry()
+	s := newScene(t)
+	ctx, r, fs := s.ctx, s.r, s.fs
 	old := withVMDisk(t, makeImage(t, "nginx", t0, 1), 1)
 	res := mustPublish(t, r, old)
 	if len(res.Files) != 3 || res.Files[2].Path != old.Image.VM.Path() || !res.Files[2].Uploaded {
@@ -69,17 +41,15 @@ func TestPublishVerifyPruneVMDisk(t *testing.T) {
 
 	// Damage: other bytes in the disk; a wrong combined hash.
 	saved := storeContents(t, fs.Store)[old.Image.VM.Path()]
-	fs.Store.Delete(ctx, old.Image.VM.Path())
-	fs.Store.Put(ctx, old.Image.VM.Path(), strings.NewReader(strings.Repeat("x", len(saved))), int64(len(saved)), store.PutOptions{})
-	if rep, _ := r.Verify(ctx); rep.OK() || !strings.Contains(strings.Join(rep.Problems, "\n"), "disk.qcow2 has sha256") {
+	s.replace(old.Image.VM.Path(), []byte(strings.Repeat("x", len(saved))))
+	if rep := s.verifyWith(VerifyOptions{}); rep.OK() || !strings.Contains(problems(rep), "disk.qcow2 has sha256") {
 		t.Errorf("damaged disk: problems %q", rep.Problems)
 	}
-	fs.Store.Delete(ctx, old.Image.VM.Path())
-	fs.Store.Put(ctx, old.Image.VM.Path(), strings.NewReader(saved), int64(len(saved)), store.PutOptions{})
+	s.replace(old.Image.VM.Path(), []byte(saved))
 	rewriteCatalog(t, fs.Store, func(js string) string {
 		return strings.ReplaceAll(js, `"combined_disk-kvm-img_sha256": "`+old.Image.VM.Fingerprint, `"combined_disk-kvm-img_sha256": "`+strings.Repeat("b", 64))
 	})
-	if rep, _ := r.Verify(ctx); rep.OK() || !strings.Contains(strings.Join(rep.Problems, "\n"), "disk.qcow2") {
+	if rep := s.verifyWith(VerifyOptions{}); rep.OK() || !strings.Contains(problems(rep), "disk.qcow2") {
 		t.Errorf("wrong VM combined hash: problems %q", rep.Problems)
 	}
 	rewriteCatalog(t, fs.Store, func(js string) string {
@@ -100,22 +70,17 @@ func TestPublishVerifyPruneVMDisk(t *testing.T) {
 		}
 	}
 	now := time.Now()
-	r.Now = func() time.Time { return now }
-	if _, err := r.Prune(ctx, PruneOptions{Keep: 1, Grace: DefaultGrace}); err != nil {
-		t.Fatal(err)
-	}
-	r.Now = func() time.Time { return now.Add(DefaultGrace + time.Minute) }
-	pr, err := r.Prune(ctx, PruneOptions{Grace: DefaultGrace})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s.at(func() time.Time { return now })
+	s.prune(PruneOptions{Keep: 1, Grace: DefaultGrace})
+	s.at(func() time.Time { return now.Add(DefaultGrace + time.Minute) })
+	pr := s.prune(PruneOptions{Grace: DefaultGrace})
 	for _, p := range old.Image.Paths() {
 		if !slices.Contains(pr.Deleted, p) {
 			t.Errorf("prune deleted %v, not the old version's %s", pr.Deleted, p)
 		}
 	}
-	if _, err := fs.Store.Stat(ctx, newer.Image.VM.Path()); err != nil {
-		t.Errorf("the current disk is gone: %v", err)
+	if !s.stored(newer.Image.VM.Path()) {
+		t.Errorf("the current disk is gone")
 	}
 	mustVerify(t, r)
 }
@@ -123,9 +88,9 @@ func TestPublishVerifyPruneVMDisk(t *testing.T) {
 // The disk built after the container was published joins its version:
 // only the disk is uploaded.
 func TestPublishVMDiskLater(t *testing.T) {
-	r, _ := newTestRegistry()
-	req := makeImage(t, "nginx", t0, 1)
-	mustPublish(t, r, req)
+	s := newScene(t)
+	r := s.r
+	req := s.publish("nginx", t0, 1)
 	res := mustPublish(t, r, withVMDisk(t, req, 1))
 	uploaded := 0
 	for _, f := range res.Files {
@@ -145,8 +110,9 @@ func TestPublishVMDiskLater(t *testing.T) {
 // from the default variant's, its second one a delta from its first.
 func TestCloudVariantProductAndDeltas(t *testing.T) {
 	deltatest.Require(t)
-	r, _ := newTestRegistry()
-	mustPublish(t, r, makeImage(t, "nginx", t0, 1))
+	s := newScene(t)
+	r := s.r
+	s.publish("nginx", t0, 1)
 	cloud := func(created time.Time, seed int64) PublishRequest {
 		req := makeImage(t, "nginx", created, seed)
 		req.Image.ApplianceVariant, req.Image.Variant = "cloud", "cloud"
@@ -167,7 +133,7 @@ func TestCloudVariantProductAndDeltas(t *testing.T) {
 // its next version takes a delta from the line's previous one.
 func TestLineProductDeltas(t *testing.T) {
 	deltatest.Require(t)
-	r, _ := newTestRegistry()
+	r := newScene(t).r
 	line := func(variant string, created time.Time, seed int64) PublishRequest {
 		req := makeImage(t, "nginx", created, seed)
 		req.Image.ApplianceVersion, req.Image.Line = "1.2.0", "1.2"
@@ -193,16 +159,10 @@ func TestLineProductDeltas(t *testing.T) {
 // another file) already published is refused, naming that product: a
 // fingerprint is published once, the disk's too.
 func TestShardedRefusesAVMDiskPublishedElsewhere(t *testing.T) {
-	r := &Registry{Store: memstore.New(), BackoffBase: time.Millisecond, Shards: 8}
+	r := newSceneOf(t, 8).r
 	first := withVMDisk(t, makeImage(t, "nginx", t0, 1), 1)
 	mustPublish(t, r, first)
-	other := ""
-	for _, n := range []string{"web", "redis", "unbound", "postgresql", "mosquitto", "node-exporter"} {
-		if catalog.ShardOf(catalog.ProductKey(n, "amd64"), 8) != catalog.ShardOf(catalog.ProductKey("nginx", "amd64"), 8) {
-			other = n
-			break
-		}
-	}
+	_, other := twoFiles(8, "nginx")
 	second := makeImage(t, other, t0, 2)
 	second.Image.VM, second.VMDiskPath = first.Image.VM, first.VMDiskPath
 	_, err := r.Publish(context.Background(), second)

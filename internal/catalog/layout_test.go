@@ -42,21 +42,21 @@ func TestCloneIsDeepAndEqual(t *testing.T) {
 	}
 }
 
-func TestShardOfKeepsFamiliesTogether(t *testing.T) {
+func TestFileOfKeepsFamiliesTogether(t *testing.T) {
 	for _, n := range []int{2, 8, 64} {
-		a := ShardOf(LineProductKey("nginx", "1.26", "amd64"), n)
-		for _, pk := range []string{LineProductKey("nginx", "1.28", "amd64"), ProductKey("nginx", "arm64"), LineProductKey("nginx", "2.0", "arm64")} {
-			if got := ShardOf(pk, n); got != a {
+		a := Layout(n).FileOf(lineProductKey("nginx", "1.26", "amd64"))
+		for _, pk := range []string{lineProductKey("nginx", "1.28", "amd64"), ProductKey("nginx", "arm64"), lineProductKey("nginx", "2.0", "arm64")} {
+			if got := Layout(n).FileOf(pk); got != a {
 				t.Errorf("n=%d: %s in %s, nginx:1.26:amd64 in %s: an appliance's products must share a file", n, pk, got, a)
 			}
 		}
 	}
-	if ShardOf("nginx:amd64", 1) != ImagesPath {
+	if Layout(1).FileOf("nginx:amd64") != ImagesPath {
 		t.Error("one file: images.json")
 	}
 	seen := map[string]bool{}
 	for i := 0; i < 200; i++ {
-		seen[ShardOf(ProductKey("app"+string(rune('a'+i%26))+string(rune('a'+i/26)), "amd64"), 8)] = true
+		seen[Layout(8).FileOf(ProductKey("app"+string(rune('a'+i%26))+string(rune('a'+i/26)), "amd64"))] = true
 	}
 	if len(seen) != 8 {
 		t.Errorf("200 appliances over 8 files used %d of them", len(seen))
@@ -75,7 +75,7 @@ func TestShardedRootIsFreshOnlyAndUnreadableAsACatalog(t *testing.T) {
 		t.Error("a root of 4 files took another count")
 	}
 	back, err := Parse(root.Marshal())
-	if err != nil || back.Shards() != 4 {
+	if err != nil || back.Layout() != 4 {
 		t.Fatalf("root read back: %v, %v", back, err)
 	}
 	busy := New()
