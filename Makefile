@@ -86,6 +86,18 @@ build-all-arch: build
 serve: build
 	$(BIN)/edgeproxy --bucket $(REGISTRY) --self-signed
 
+# The daemon targets below (test-launch, test-release, test-appliances,
+# test-cloud, test-vm) build the repository's appliances into one shared
+# build folder, APPLIANCE_E2E_BUILDS, with gzip-1 compression and one
+# distrobuilder cache, APPLIANCE_BUILD_CACHE. The folder is kept: builds
+# are reproducible and `publish build` and `publish release` skip an
+# appliance whose inputs did not change, so each appliance is built once
+# per run of them all (and not at all when unchanged since the last run);
+# a test that changes an appliance works on a copy.
+APPLIANCE_E2E_BUILDS ?= $(or $(TMPDIR),/tmp)/appliance-e2e-builds
+APPLIANCE_BUILD_CACHE ?= $(or $(TMPDIR),/tmp)/appliance-build-cache
+export APPLIANCE_E2E_BUILDS APPLIANCE_BUILD_CACHE
+
 # End to end with a real Incus daemon (root): nginx's whole workflow
 # (build → MinIO → edgeproxy → incus launch → health check → second
 # version), then each appliance launched and health-checked.
@@ -98,12 +110,8 @@ test-launch: build minio
 test-release: build
 	flock /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon)$$' ./e2e/
 # Every appliance (and one written by `publish new` on the bookworm base)
-# built, launched and health-checked. Builds go to APPLIANCE_E2E_BUILDS and
-# are kept: an unchanged appliance is not rebuilt. They are made before the
+# built, launched and health-checked. The builds are made before the
 # Incus daemon lock is taken (one daemon per machine).
-APPLIANCE_E2E_BUILDS ?= $(or $(TMPDIR),/tmp)/appliance-e2e-builds
-APPLIANCE_BUILD_CACHE ?= $(or $(TMPDIR),/tmp)/appliance-build-cache
-export APPLIANCE_E2E_BUILDS APPLIANCE_BUILD_CACHE
 test-appliances: build minio
 	$(BIN)/publish build $(APPLIANCES) --variant default --build-dir $(APPLIANCE_E2E_BUILDS) --compression gzip-1 --cache-dir $(APPLIANCE_BUILD_CACHE)
 	flock /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestLaunchEveryAppliance$$' ./e2e/

@@ -73,39 +73,6 @@ func incusDaemon(t *testing.T) {
 	})
 }
 
-// buildAppliance runs `publish build` with fast squashfs compression.
-func buildAppliance(t *testing.T, buildDir, name string, force bool) {
-	t.Helper()
-	buildApplianceIn(t, filepath.Join(repoRoot(t), "appliances"), buildDir, name, force)
-}
-
-// buildApplianceIn builds the default variant of an appliance of the
-// appliances folder root.
-func buildApplianceIn(t *testing.T, root, buildDir, name string, force bool) {
-	t.Helper()
-	args := []string{"build", name, "--variant", "default", "--appliances", root, "--build-dir", buildDir,
-		"--compression", "gzip-1", "--cache-dir", buildCache()}
-	if force {
-		args = append(args, "--force")
-	}
-	start := time.Now()
-	r := publish(t, args...)
-	if r.code != 0 {
-		t.Fatalf("publish build %s: %s\n%s", name, r.stderr, r.stdout)
-	}
-	t.Logf("publish build %s: %s", name, time.Since(start).Round(time.Second))
-}
-
-// buildCache is distrobuilder's work and download cache of the tests:
-// APPLIANCE_BUILD_CACHE, default $TMPDIR/appliance-build-cache (builds of
-// the same appliance must not share one at the same time).
-func buildCache() string {
-	if d := os.Getenv("APPLIANCE_BUILD_CACHE"); d != "" {
-		return d
-	}
-	return filepath.Join(os.TempDir(), "appliance-build-cache")
-}
-
 // instanceIPv4 waits for the container's eth0 IPv4 address.
 func instanceIPv4(t *testing.T, c *client, name string) string {
 	t.Helper()
@@ -203,8 +170,8 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buildDir := t.TempDir()
-	buildApplianceIn(t, apps, buildDir, "nginx", false)
+	buildDir := builtCopy(t, "nginx", "default")
+	buildIn(t, apps, buildDir, "nginx", []string{"default"}) // the copy is up to date
 
 	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"appliances"}})
 	env := srv.Env()
@@ -238,7 +205,7 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 	if err := os.WriteFile(index, append([]byte(readFile(t, index)), "<!-- v2 -->\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	buildApplianceIn(t, apps, buildDir, "nginx", false)
+	buildIn(t, apps, buildDir, "nginx", []string{"default"})
 	fp2 := pub()
 	if fp2 == fp1 {
 		t.Fatal("the rebuild has the same fingerprint")
@@ -259,9 +226,8 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 // a launched container, and so does one written by `publish new` on the
 // Debian 12 base (its generated check unchanged). Every build is clean
 // (checked by publish build) and every published image has its SBOM.
-// Builds are kept between runs (APPLIANCE_E2E_BUILDS, default
-// $TMPDIR/appliance-e2e-builds): an appliance whose inputs did not change
-// is not rebuilt.
+// Builds go to the shared build folder (kept between runs: an appliance
+// whose inputs did not change is not rebuilt).
 func TestLaunchEveryAppliance(t *testing.T) {
 	requireLaunch(t, "all")
 	requireTool(t, "distrobuilder")
@@ -270,19 +236,15 @@ func TestLaunchEveryAppliance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buildDir := os.Getenv("APPLIANCE_E2E_BUILDS")
-	if buildDir == "" {
-		buildDir = filepath.Join(os.TempDir(), "appliance-e2e-builds")
-	}
-	reg := filepath.Join(t.TempDir(), "registry")
+	buildDir, reg := sharedBuilds(), filepath.Join(t.TempDir(), "registry")
 	for _, name := range names {
-		buildAppliance(t, buildDir, name, false)
+		buildShared(t, name, "default")
 		mustPublish(t, name, "--bucket", reg, "--build-dir", buildDir, "--appliances", root)
 	}
 	// An appliance written by publish new, on the bookworm base.
 	newRoot := newApplianceRoot(t)
 	mustPublish(t, "new", "hello", "--appliances", newRoot, "--base", "debian/bookworm", "--port", "80/tcp", "--package", "nginx-light", "--arch", "amd64")
-	buildApplianceIn(t, newRoot, buildDir, "hello", false)
+	buildIn(t, newRoot, buildDir, "hello", []string{"default"})
 	mustPublish(t, "hello", "--bucket", reg, "--build-dir", buildDir, "--appliances", newRoot)
 	if tmpl, err := os.ReadFile(filepath.Join(buildDir, "hello", "amd64", appliance.MergedTemplateName)); err != nil || !strings.Contains(string(tmpl), "release: bookworm") {
 		t.Errorf("hello's merged template: %v\n%s", err, tmpl)
