@@ -84,25 +84,17 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 }
 
 func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64, opts store.PutOptions) (store.ObjectInfo, error) {
-	if err := store.CheckPut(size, opts); err != nil {
-		return store.ObjectInfo{}, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := store.CheckPut(ctx, size, opts); err != nil {
 		return store.ObjectInfo{}, err
 	}
 	data, err := io.ReadAll(io.LimitReader(store.ContextReader(ctx, body), size+1))
 	if err != nil {
 		return store.ObjectInfo{}, err
 	}
-	if n := int64(len(data)); n > size {
-		return store.ObjectInfo{}, fmt.Errorf("%w: body is longer than the declared %d bytes", store.ErrChecksumMismatch, size)
-	} else if n < size {
-		return store.ObjectInfo{}, fmt.Errorf("%w: body is %d bytes, declared %d", store.ErrChecksumMismatch, n, size)
-	}
 	sum := sha256.Sum256(data)
 	digest := hex.EncodeToString(sum[:])
-	if opts.SHA256 != "" && opts.SHA256 != digest {
-		return store.ObjectInfo{}, fmt.Errorf("%w: got sha256 %s, want %s", store.ErrChecksumMismatch, digest, opts.SHA256)
+	if err := store.CheckBody(int64(len(data)), size, digest, opts); err != nil {
+		return store.ObjectInfo{}, err
 	}
 	if err := store.BeforeCommit(ctx, opts); err != nil {
 		return store.ObjectInfo{}, err
