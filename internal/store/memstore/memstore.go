@@ -29,7 +29,10 @@ type object struct {
 	info store.ObjectInfo
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.RangeReader = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New() *Store {
@@ -43,6 +46,25 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, store.Objec
 		return nil, store.ObjectInfo{}, err
 	}
 	return io.NopCloser(bytes.NewReader(bytes.Clone(obj.data))), obj.info, nil
+}
+
+// GetRange returns a reader over a copy of length bytes of the object
+// from offset (fewer where the object ends sooner), when it still has
+// etag (if given).
+func (s *Store) GetRange(ctx context.Context, key string, offset, length int64, etag string) (io.ReadCloser, error) {
+	obj, err := s.lookup(ctx, "get", key)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case offset < 0 || length <= 0:
+		return nil, fmt.Errorf("get %s: invalid range: offset %d, length %d", key, offset, length)
+	case etag != "" && obj.info.ETag != etag:
+		return nil, fmt.Errorf("get %s: %w: ETag is %s, not %s", key, store.ErrPreconditionFailed, obj.info.ETag, etag)
+	}
+	size := int64(len(obj.data))
+	part := obj.data[min(offset, size):min(offset+length, size)]
+	return io.NopCloser(bytes.NewReader(bytes.Clone(part))), nil
 }
 
 // Stat returns the object's info.

@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, caps Capabilitie
 		{"Attributes", s.testAttributes},
 		{"LargeStreamed", s.testLargeStreamed},
 		{"BeforeCommit", s.testBeforeCommit},
+		{"RangeRead", s.testRangeRead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
