@@ -87,14 +87,11 @@ func TestApplianceMetadataAndSBOM(t *testing.T) {
 	}
 
 	url, cert := serveHTTPS(t, reg)
-	incus := newClient(t, "incus", cert)
-	incus.run(t, "remote", "add", "reg", url, "--protocol", "simplestreams")
+	incus := remoteClient(t, "incus", "reg", url, cert)
 	if got := incus.list(t, "reg"); len(got) != 1 || got[fp] == nil {
 		t.Errorf("incus image list: %v, want only %s", got, fp)
 	}
-	if info := incus.run(t, "image", "info", "reg:web"); !strings.Contains(info, "Fingerprint: "+fp) {
-		t.Errorf("incus image info reg:web:\n%s", info)
-	}
+	incus.wantInfo(t, "reg:web", fp)
 }
 
 // Bad appliance folders: publish validate (and build, before running

@@ -105,7 +105,7 @@ func TestLaunchCloudVariant(t *testing.T) {
 	// Bad user-data: Incus 6.0 parses a cloud-config when the instance is
 	// created and refuses one that is not YAML, creating nothing (and
 	// check-user-data said so before launch, above).
-	cmd := exec.Command(incus.bin, "launch", "appliance:nginx/cloud", "web-bad", "--config", "cloud-init.user-data="+mustRead(t, bad))
+	cmd := exec.Command(incus.bin, "launch", "appliance:nginx/cloud", "web-bad", "--config", "cloud-init.user-data="+readFile(t, bad))
 	cmd.Env = incus.env()
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "yaml:") {
@@ -115,15 +115,6 @@ func TestLaunchCloudVariant(t *testing.T) {
 		t.Errorf("the refused launch left an instance: %q", list)
 	}
 	t.Logf("incus launch with bad user-data: %s", strings.TrimSpace(string(out)))
-}
-
-func mustRead(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func incusExec(c *client, name string, args ...string) (string, error) {

@@ -75,12 +75,9 @@ func TestIncusThroughEdgeproxy(t *testing.T) {
 	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"private"}})
 	env := srv.Env()
 	folder := filepath.Join(t.TempDir(), "registry")
-	meta1, root1 := sampleImage(t, "nginx", t0, 1)
-	meta2, root2 := sampleImage(t, "nginx", t0.Add(time.Hour), 2)
-	fp2 := fingerprintOf(t, meta2, root2)
+	v := versions(t, "nginx", 2)
 	for _, bucket := range []string{"s3://private/reg", folder} {
-		mustPublishEnv(t, env, "nginx", "--bucket", bucket, "--metadata", meta1, "--rootfs", root1)
-		mustPublishEnv(t, env, "nginx", "--bucket", bucket, "--metadata", meta2, "--rootfs", root2, "--alias", "web")
+		publishNginxAndWeb(t, env, v, "--bucket", bucket)
 	}
 	// The bucket really is private.
 	if resp, err := srv.HTTPClient().Get(srv.Endpoint + "/private/reg/streams/v1/index.json"); err != nil || resp.StatusCode != 403 {
@@ -89,21 +86,8 @@ func TestIncusThroughEdgeproxy(t *testing.T) {
 	for _, bucket := range []string{"s3://private/reg", folder} {
 		t.Run(filepath.Base(bucket), func(t *testing.T) {
 			url, cert := runEdgeproxy(t, env, "--bucket", bucket)
-			incus := newClient(t, "incus", cert)
-			incus.run(t, "remote", "add", "appliance", url, "--protocol", "simplestreams")
-			if got := incus.list(t, "appliance"); len(got) != 2 || strings.Join(got[fp2], ",") != "nginx,nginx/amd64,web,web/amd64" {
-				t.Errorf("incus image list = %v", got)
-			}
-			if info := incus.run(t, "image", "info", "appliance:web"); !strings.Contains(info, "Fingerprint: "+fp2) {
-				t.Errorf("incus image info appliance:web:\n%s", info)
-			}
-			out := t.TempDir()
-			start := time.Now()
-			incus.run(t, "image", "export", "appliance:nginx", out)
-			took := time.Since(start)
-			if f := exportedFingerprint(t, out); f != fp2 {
-				t.Errorf("exported fingerprint %s, want %s", f, fp2)
-			}
+			incus := remoteClient(t, "incus", "appliance", url, cert)
+			took := incus.wantNginxAndWeb(t, "appliance", v)
 			if took > 5*time.Second {
 				t.Errorf("export took %s: the plain-HTTP attempt on the TLS port must fail fast", took)
 			}

@@ -136,22 +136,6 @@ func healthy(t *testing.T, c *client, name string, a *appliance.Appliance) {
 	t.Fatalf("%s: health check failed for %s: %s", name, timeout, last)
 }
 
-// addRemote adds a SimpleStreams remote and pins its certificate: the
-// client hands it to the daemon, which does the downloading.
-func addRemote(t *testing.T, c *client, name, url, cert string) {
-	t.Helper()
-	c.run(t, "remote", "add", name, url, "--protocol", "simplestreams")
-	dir := filepath.Join(c.home, ".config/incus/servercerts")
-	pem, err := os.ReadFile(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(dir, 0o755)
-	if err := os.WriteFile(filepath.Join(dir, name+".crt"), pem, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // baseImage is the fingerprint an instance was created from.
 func baseImage(t *testing.T, c *client, name string) string {
 	return strings.TrimSpace(c.run(t, "config", "get", name, "volatile.base_image"))

@@ -106,3 +106,82 @@ func requireTool(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// The daemon targets (make test-release, test-appliances, test-launch,
+// test-cloud, test-vm) build the repository's appliances into one shared
+// folder, kept between runs: builds are reproducible and `publish build`
+// and `publish release` skip an appliance whose inputs did not change, so
+// each appliance is built once per run (not at all when unchanged), with
+// one compression (gzip-1) and one distrobuilder cache. A test that
+// changes an appliance, or adds to its build, works on a copy (builtCopy).
+
+// sharedBuilds is the shared build folder: APPLIANCE_E2E_BUILDS (set by
+// the Makefile), default $TMPDIR/appliance-e2e-builds.
+func sharedBuilds() string {
+	if d := os.Getenv("APPLIANCE_E2E_BUILDS"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "appliance-e2e-builds")
+}
+
+// buildCache is distrobuilder's work and download cache of the tests:
+// APPLIANCE_BUILD_CACHE, default $TMPDIR/appliance-build-cache (builds of
+// the same appliance must not share one at the same time).
+func buildCache() string {
+	if d := os.Getenv("APPLIANCE_BUILD_CACHE"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "appliance-build-cache")
+}
+
+// buildFlags are the flags every test build and release passes: the
+// build folder, the compression and the cache all the daemon targets
+// share.
+func buildFlags(buildDir string) []string {
+	return []string{"--build-dir", buildDir, "--compression", "gzip-1", "--cache-dir", buildCache()}
+}
+
+// repoAppliances is the repository's appliances folder.
+func repoAppliances(t *testing.T) string {
+	return filepath.Join(repoRoot(t), "appliances")
+}
+
+// buildIn runs `publish build NAME` for an appliance of the appliances
+// folder root into buildDir: the given variants, or every variant the
+// appliance lists; extra flags (--vm) follow.
+func buildIn(t *testing.T, root, buildDir, name string, variants []string, extra ...string) {
+	t.Helper()
+	args := append([]string{"build", name, "--appliances", root}, buildFlags(buildDir)...)
+	if len(variants) > 0 {
+		args = append(args, "--variant", strings.Join(variants, ","))
+	}
+	start := time.Now()
+	r := longPublish(t, nil, append(args, extra...)...)
+	if r.code != 0 {
+		t.Fatalf("publish build %s %s: %s\n%s", name, strings.Join(variants, ","), r.stderr, r.stdout)
+	}
+	t.Logf("publish build %s %s %s: %s", name, strings.Join(variants, ","), strings.Join(extra, " "), time.Since(start).Round(time.Second))
+}
+
+// buildShared builds a repository appliance (the given variants, or all)
+// into the shared folder, which it returns.
+func buildShared(t *testing.T, name string, variants ...string) string {
+	t.Helper()
+	buildIn(t, repoAppliances(t), sharedBuilds(), name, variants)
+	return sharedBuilds()
+}
+
+// builtCopy returns a fresh build folder holding a copy of every shared
+// build of the repository appliance name, after building the given
+// variants (or all) there when due: a test that changes the appliance (a
+// second version) or adds to its build (a VM disk) starts from the
+// shared build and leaves it as the repository's appliance makes it.
+func builtCopy(t *testing.T, name string, variants ...string) string {
+	t.Helper()
+	buildShared(t, name, variants...)
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", "-a", filepath.Join(sharedBuilds(), name), dir).CombinedOutput(); err != nil {
+		t.Fatalf("copy the shared build of %s: %v\n%s", name, err, out)
+	}
+	return dir
+}

@@ -278,18 +278,6 @@ func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 	mustPublish(t, "verify", "--bucket", reg)
 }
 
-// runIn runs an incus command with stdin.
-func (c *client) runIn(t *testing.T, stdin string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(c.bin, args...)
-	cmd.Env, cmd.Stdin = c.env(), strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("incus %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // `publish release --all` with the real daemon: every shipped appliance
 // is built, passes the gate (health, units, declared ports only, service
 // not root, no sshd/getty, DHCP) and is published; a second run checks
