@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 // publishBin and edgeproxyBin are the binaries built for this test run.
@@ -93,18 +95,10 @@ func mustPublishEnv(t testing.TB, env []string, args ...string) string {
 }
 
 // requireTool returns the path of a client binary, skipping the test when
-// it is missing unless REGISTRY_E2E=require.
+// it is missing unless REGISTRY_E2E=require (tooltest).
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		msg := fmt.Sprintf("%s not found: install it (see .ci/run) to run this test", name)
-		if os.Getenv("REGISTRY_E2E") == "require" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
+	return tooltest.Require(t, name)[0]
 }
 
 // The daemon targets (make test-release, test-appliances, test-launch,
