@@ -3,25 +3,12 @@ package e2e
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/incus-appliance/registry/internal/sbom"
 )
-
-// newApplianceRoot is an appliances folder with the repository's bases and
-// schema, and nothing else.
-func newApplianceRoot(t *testing.T) string {
-	t.Helper()
-	root := filepath.Join(t.TempDir(), "appliances")
-	os.MkdirAll(root, 0o755)
-	if out, err := exec.Command("cp", "-r", filepath.Join(repoRoot(t), "appliances", "_bases"), root).CombinedOutput(); err != nil {
-		t.Fatalf("copy the bases: %v %s", err, out)
-	}
-	return root
-}
 
 // An appliance made by publish new, with volumes, requirements and tags
 // added, published from a build folder holding an SBOM: publish list

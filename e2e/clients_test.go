@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/image/imagetest"
 )
 
 // client runs an Incus or LXD client with its own fresh configuration and
@@ -67,6 +70,29 @@ func (c *client) list(t testing.TB, remote string) map[string][]string {
 		out[im.Fingerprint] = names
 	}
 	return out
+}
+
+// simplestreams runs the real incus-simplestreams in the tree dir.
+func simplestreams(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(requireTool(t, "incus-simplestreams"), args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("incus-simplestreams %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// foreignImage writes a split image of another distribution (so that
+// incus-simplestreams, which matches products by os/release/variant/arch,
+// keeps it apart from our appliances).
+func foreignImage(t testing.TB, created time.Time, seed int64) (meta, root string) {
+	t.Helper()
+	dir := t.TempDir()
+	spec := imagetest.DefaultSpec("alpine", created)
+	spec.OS, spec.Release, spec.Variant, spec.Description = "alpine", "3.20", "cloud", "Alpine 3.20 cloud"
+	return imagetest.WriteMetadata(t, dir, spec), imagetest.WriteSquashfs(t, dir, 200<<10+int(seed), seed)
 }
 
 // remoteClient is a fresh client of tool (incus, lxc) trusting cert, with

@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,12 +21,37 @@ import (
 // and returns the URL from its announcement and the certificate file.
 func runEdgeproxy(t *testing.T, env []string, args ...string) (url, cert string) {
 	t.Helper()
+	return startEdgeproxy(t, env, nil, append(args, "--quiet")...)
+}
+
+// runEdgeproxyLogged is runEdgeproxy with the access log kept.
+func runEdgeproxyLogged(t *testing.T, args ...string) (url, cert string, log *accessLog) {
+	t.Helper()
+	log = &accessLog{}
+	url, cert = startEdgeproxy(t, nil, log, args...)
+	return url, cert, log
+}
+
+// startEdgeproxy starts edgeproxy on a free port of 127.0.0.1 with a
+// self-signed certificate, its access log (stdout) going to log when not
+// nil, stopped when the test ends; it waits for the announcement (which
+// must give the certificate's fingerprint) and returns its URL and the
+// certificate file.
+func startEdgeproxy(t *testing.T, env []string, log *accessLog, args ...string) (url, cert string) {
+	t.Helper()
 	state := t.TempDir()
-	cmd := exec.Command(edgeproxyBin, append(args, "--listen", "127.0.0.1:0", "--self-signed", "--hostname", "127.0.0.1", "--hostname", "localhost", "--state-dir", state, "--quiet", "--metrics-listen", "127.0.0.1:0")...)
+	cmd := exec.Command(edgeproxyBin, append(args, "--listen", "127.0.0.1:0", "--self-signed", "--hostname", "127.0.0.1", "--hostname", "localhost", "--state-dir", state, "--metrics-listen", "127.0.0.1:0")...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if log != nil {
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go log.collect(stdout)
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -64,6 +92,50 @@ func runEdgeproxy(t *testing.T, env []string, args ...string) (url, cert string)
 		case <-timeout:
 			t.Fatalf("no 'incus remote add' line from edgeproxy: %s", strings.Join(seen, "\n"))
 		}
+	}
+}
+
+// edgeproxyExit runs edgeproxy with args, expecting it to exit (a refused
+// configuration), and returns what it printed and how it ended.
+func edgeproxyExit(args ...string) (string, error) {
+	out, err := exec.Command(edgeproxyBin, args...).CombinedOutput()
+	return string(out), err
+}
+
+// accessLog collects edgeproxy's JSON access log.
+type accessLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *accessLog) paths(from int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range l.lines[min(from, len(l.lines)):] {
+		var e struct {
+			Path   string
+			Status int
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Path != "" {
+			out = append(out, e.Path)
+		}
+	}
+	return out
+}
+
+func (l *accessLog) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.lines)
+}
+
+func (l *accessLog) collect(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		l.mu.Lock()
+		l.lines = append(l.lines, sc.Text())
+		l.mu.Unlock()
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,63 +14,6 @@ import (
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/miniotest"
 )
-
-// The launch tests build real appliances with distrobuilder and run them
-// in a real Incus daemon; they need root, take minutes, and run only when
-// asked: REGISTRY_LAUNCH=1 (make test-launch) for nginx's whole workflow,
-// REGISTRY_LAUNCH=all (make test-appliances) for every appliance.
-func requireLaunch(t *testing.T, level string) {
-	t.Helper()
-	v := os.Getenv("REGISTRY_LAUNCH")
-	if v == "" || level == "all" && v != "all" {
-		t.Skipf("set REGISTRY_LAUNCH=%s (make test-launch / make test-appliances) to build and launch appliances", map[string]string{"1": "1", "all": "all"}[level])
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("the launch tests need root (distrobuilder and incusd)")
-	}
-}
-
-// repoRoot is the repository's top folder.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	abs, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
-}
-
-// incusDaemon starts the throw-away daemon and, at the end of the test,
-// stops it and checks that nothing is left behind.
-func incusDaemon(t *testing.T) {
-	t.Helper()
-	script := filepath.Join(repoRoot(t), "scripts", "incus-daemon.sh")
-	run := func(arg string) {
-		out, err := exec.Command(script, arg).CombinedOutput()
-		if err != nil {
-			t.Fatalf("incus-daemon.sh %s: %v\n%s", arg, err, out)
-		}
-	}
-	run("stop") // a previous run's leftovers
-	run("start")
-	t.Cleanup(func() {
-		run("stop")
-		if out, _ := exec.Command("pgrep", "-f", "/usr/libexec/incus/incusd").Output(); len(strings.TrimSpace(string(out))) > 0 {
-			// A zombie reaped late is not a leftover; a live one is.
-			for _, pid := range strings.Fields(string(out)) {
-				if st, _ := os.ReadFile("/proc/" + pid + "/stat"); !strings.Contains(string(st), ") Z ") {
-					t.Errorf("incusd (pid %s) still running after stop", pid)
-				}
-			}
-		}
-		if _, err := os.Stat("/sys/class/net/incusbr0"); err == nil {
-			t.Error("bridge incusbr0 left behind")
-		}
-		if _, err := os.Stat("/var/lib/incus"); err == nil {
-			t.Error("/var/lib/incus left behind")
-		}
-	})
-}
 
 // instanceIPv4 waits for the container's eth0 IPv4 address.
 func instanceIPv4(t *testing.T, c *client, name string) string {
@@ -124,9 +66,7 @@ func healthy(t *testing.T, c *client, name string, a *appliance.Appliance) {
 			last = fmt.Sprintf("status %d, body %q", resp.StatusCode, body)
 			continue
 		}
-		cmd := exec.Command(c.bin, append([]string{"exec", name, "--"}, a.Health.Command...)...)
-		cmd.Env = c.env()
-		out, err := cmd.CombinedOutput()
+		out, err := c.runErr(append([]string{"exec", name, "--"}, a.Health.Command...)...)
 		if err == nil {
 			t.Logf("%s (%s): health command %q passed", name, ip, a.Health.Command)
 			return

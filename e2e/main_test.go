@@ -101,6 +101,63 @@ func requireTool(t testing.TB, name string) string {
 	return tooltest.Require(t, name)[0]
 }
 
+// The launch tests build real appliances with distrobuilder and run them
+// in a real Incus daemon; they need root, take minutes, and run only when
+// asked: REGISTRY_LAUNCH=1 (make test-launch) for nginx's whole workflow,
+// REGISTRY_LAUNCH=all (make test-appliances) for every appliance.
+func requireLaunch(t *testing.T, level string) {
+	t.Helper()
+	v := os.Getenv("REGISTRY_LAUNCH")
+	if v == "" || level == "all" && v != "all" {
+		t.Skipf("set REGISTRY_LAUNCH=%s (make test-launch / make test-appliances) to build and launch appliances", map[string]string{"1": "1", "all": "all"}[level])
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the launch tests need root (distrobuilder and incusd)")
+	}
+}
+
+// repoRoot is the repository's top folder.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	abs, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// incusDaemon starts the throw-away daemon and, at the end of the test,
+// stops it and checks that nothing is left behind.
+func incusDaemon(t *testing.T) {
+	t.Helper()
+	script := filepath.Join(repoRoot(t), "scripts", "incus-daemon.sh")
+	run := func(arg string) {
+		out, err := exec.Command(script, arg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("incus-daemon.sh %s: %v\n%s", arg, err, out)
+		}
+	}
+	run("stop") // a previous run's leftovers
+	run("start")
+	t.Cleanup(func() {
+		run("stop")
+		if out, _ := exec.Command("pgrep", "-f", "/usr/libexec/incus/incusd").Output(); len(strings.TrimSpace(string(out))) > 0 {
+			// A zombie reaped late is not a leftover; a live one is.
+			for _, pid := range strings.Fields(string(out)) {
+				if st, _ := os.ReadFile("/proc/" + pid + "/stat"); !strings.Contains(string(st), ") Z ") {
+					t.Errorf("incusd (pid %s) still running after stop", pid)
+				}
+			}
+		}
+		if _, err := os.Stat("/sys/class/net/incusbr0"); err == nil {
+			t.Error("bridge incusbr0 left behind")
+		}
+		if _, err := os.Stat("/var/lib/incus"); err == nil {
+			t.Error("/var/lib/incus left behind")
+		}
+	})
+}
+
 // The daemon targets (make test-release, test-appliances, test-launch,
 // test-cloud, test-vm) build the repository's appliances into one shared
 // folder, kept between runs: builds are reproducible and `publish build`
@@ -165,6 +222,36 @@ func buildShared(t *testing.T, name string, variants ...string) string {
 	return sharedBuilds()
 }
 
+// newApplianceRoot is a fresh appliances folder holding a copy of the
+// repository's bases (appliances/_bases).
+func newApplianceRoot(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "appliances")
+	copyInto(t, filepath.Join(repoAppliances(t), "_bases"), root)
+	return root
+}
+
+// copyAppliance copies appliances/NAME into a fresh appliances folder
+// (with the bases) and returns that folder.
+func copyAppliance(t *testing.T, name string) string {
+	t.Helper()
+	root := newApplianceRoot(t)
+	copyInto(t, filepath.Join(repoAppliances(t), name), root)
+	return root
+}
+
+// copyInto copies the file or folder src into the folder dir (made if
+// missing), keeping modes and times.
+func copyInto(t *testing.T, src, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", src, dir).CombinedOutput(); err != nil {
+		t.Fatalf("copy %s into %s: %v\n%s", src, dir, err, out)
+	}
+}
+
 // builtCopy returns a fresh build folder holding a copy of every shared
 // build of the repository appliance name, after building the given
 // variants (or all) there when due: a test that changes the appliance (a
@@ -174,8 +261,6 @@ func builtCopy(t *testing.T, name string, variants ...string) string {
 	t.Helper()
 	buildShared(t, name, variants...)
 	dir := t.TempDir()
-	if out, err := exec.Command("cp", "-a", filepath.Join(sharedBuilds(), name), dir).CombinedOutput(); err != nil {
-		t.Fatalf("copy the shared build of %s: %v\n%s", name, err, out)
-	}
+	copyInto(t, filepath.Join(sharedBuilds(), name), dir)
 	return dir
 }

@@ -1,15 +1,10 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,89 +24,6 @@ func requireRelease(t *testing.T) {
 	for _, tool := range []string{"distrobuilder", "incus", "xdelta3", "unsquashfs"} {
 		requireTool(t, tool)
 	}
-}
-
-// accessLog collects edgeproxy's JSON access log.
-type accessLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *accessLog) paths(from int) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range l.lines[min(from, len(l.lines)):] {
-		var e struct {
-			Path   string
-			Status int
-		}
-		if json.Unmarshal([]byte(line), &e) == nil && e.Path != "" {
-			out = append(out, e.Path)
-		}
-	}
-	return out
-}
-
-func (l *accessLog) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.lines)
-}
-
-// runEdgeproxyLogged is runEdgeproxy with the access log kept.
-func runEdgeproxyLogged(t *testing.T, args ...string) (url, cert string, log *accessLog) {
-	t.Helper()
-	state := t.TempDir()
-	cmd := exec.Command(edgeproxyBin, append(args, "--listen", "127.0.0.1:0", "--self-signed", "--hostname", "127.0.0.1", "--state-dir", state)...)
-	stdout, _ := cmd.StdoutPipe()
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	log = &accessLog{}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			log.mu.Lock()
-			log.lines = append(log.lines, sc.Text())
-			log.mu.Unlock()
-		}
-	}()
-	re := regexp.MustCompile(`incus remote add appliance (https://\S+) --protocol simplestreams`)
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case url = <-found:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no 'incus remote add' line from edgeproxy")
-	}
-	return url, filepath.Join(state, "selfsigned.crt"), log
-}
-
-// copyAppliance copies appliances/NAME into a fresh appliances folder
-// that has the repository's bases.
-func copyAppliance(t *testing.T, name string) string {
-	t.Helper()
-	root := newApplianceRoot(t)
-	if out, err := exec.Command("cp", "-r", filepath.Join(repoRoot(t), "appliances", name), root).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v %s", err, out)
-	}
-	return root
 }
 
 // newestItems returns the items (ftype → path) of the newest version of

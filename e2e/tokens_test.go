@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,10 +74,9 @@ func TestIncusPrivateRegistryWithToken(t *testing.T) {
 func TestTokensRefuseAPlainHTTPListener(t *testing.T) {
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	os.WriteFile(tokens, []byte("e2e-Token-0123456789abcdef\n"), 0o600)
-	cmd := exec.Command(edgeproxyBin, "--bucket", t.TempDir(), "--tokens", tokens, "--acme-domain", "registry.test",
+	out, err := edgeproxyExit("--bucket", t.TempDir(), "--tokens", tokens, "--acme-domain", "registry.test",
 		"--acme-http-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--state-dir", t.TempDir(), "--metrics-listen=")
-	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "--tokens and --acme-http-listen do not go together") || strings.Count(string(out), "\n") != 1 {
+	if err == nil || !strings.Contains(out, "--tokens and --acme-http-listen do not go together") || strings.Count(out, "\n") != 1 {
 		t.Errorf("edgeproxy --tokens --acme-http-listen: %v\n%s", err, out)
 	}
 }
