@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
@@ -252,15 +254,24 @@ func copyInto(t *testing.T, src, dir string) {
 	}
 }
 
-// builtCopy returns a fresh build folder holding a copy of every shared
-// build of the repository appliance name, after building the given
-// variants (or all) there when due: a test that changes the appliance (a
-// second version) or adds to its build (a VM disk) starts from the
-// shared build and leaves it as the repository's appliance makes it.
+// builtCopy returns a fresh build folder holding a copy of the shared
+// builds (this machine's architecture) of the given variants (or all) of
+// the repository appliance name, built there first when due: a test that
+// changes the appliance (a second version) or adds to its build (a VM
+// disk) starts from the shared build and leaves it as the repository's
+// appliance makes it. Only the variants asked for are in the copy: a
+// publish from it publishes nothing else.
 func builtCopy(t *testing.T, name string, variants ...string) string {
 	t.Helper()
 	buildShared(t, name, variants...)
 	dir := t.TempDir()
-	copyInto(t, filepath.Join(sharedBuilds(), name), dir)
+	if len(variants) == 0 {
+		copyInto(t, filepath.Join(sharedBuilds(), name), dir)
+		return dir
+	}
+	for _, v := range variants {
+		rel := appliance.BuildDirOf("", appliance.VariantDir(name, v), osarch.Host())
+		copyInto(t, filepath.Join(sharedBuilds(), rel), filepath.Join(dir, filepath.Dir(rel)))
+	}
 	return dir
 }
