@@ -106,9 +106,11 @@ test-launch: build minio
 # publish release through a real Incus daemon (one at a time on a host:
 # flock): gate, publish, `incus image refresh` by delta, failed gate
 # publishes nothing; release --all (every appliance through the gate, then
-# nothing new); redis data on its volume survives `incus rebuild`.
+# nothing new); redis data on its volume survives `incus rebuild`. It
+# builds whatever is due of every appliance and variant into the shared
+# build folder (all of them on a fresh machine): a generous deadline.
 test-release: build
-	flock /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon)$$' ./e2e/
+	flock /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 90m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon)$$' ./e2e/
 # Every appliance (and one written by `publish new` on the bookworm base)
 # built, launched and health-checked. The builds are made before the
 # Incus daemon lock is taken (one daemon per machine).
