@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/incus-appliance/registry/internal/yamlnode"
 )
 
 // CloudConfigHeader starts a cloud-config document.
@@ -41,19 +43,9 @@ func CheckUserData(data []byte) error {
 		return nil // a header alone: nothing to do
 	}
 	if doc.Content[0].Kind != yaml.MappingNode {
-		return fmt.Errorf("user-data line %d: a cloud-config is a mapping of modules (write_files:, runcmd:, ...), not a %s", doc.Content[0].Line, kind(doc.Content[0]))
+		return fmt.Errorf("user-data line %d: a cloud-config is a mapping of modules (write_files:, runcmd:, ...), not %s", doc.Content[0].Line, yamlnode.Kind(doc.Content[0]))
 	}
 	return nil
-}
-
-func kind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.SequenceNode:
-		return "list"
-	case yaml.ScalarNode:
-		return "single value"
-	}
-	return "YAML node"
 }
 
 func truncate(s string, n int) string {
