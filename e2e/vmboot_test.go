@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/vmdisk"
 )
 
@@ -61,8 +62,8 @@ func TestVMBootsAndServes(t *testing.T) {
 		t.Fatalf("publish build nginx --vm: %s\n%s", r.stderr, r.stdout)
 	}
 	t.Logf("publish build nginx --vm: %s", time.Since(start).Round(time.Second))
-	disk := filepath.Join(buildDir, "nginx", "amd64", appliance.DiskName)
-	meta := filepath.Join(buildDir, "nginx", "amd64", "incus.tar.xz")
+	built := builder.Target{Root: buildDir, Name: "nginx", Arch: "amd64"}
+	disk, meta := built.Disk(), built.Metadata()
 	if err := vmdisk.CheckBootable(disk, "amd64"); err != nil {
 		t.Fatal(err)
 	}

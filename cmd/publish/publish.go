@@ -8,9 +8,8 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/incus-appliance/registry/internal/osarch"
-
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/registry"
 )
@@ -103,10 +102,10 @@ func publishRequests(ctx context.Context, reg *registry.Registry, name string, r
 // requests inspects what to publish: the two files given, or every built
 // architecture of appliance NAME (appliances/NAME, built into --build-dir).
 func (c *publishCmd) requests(ctx context.Context, g *Globals, out *output, log *slog.Logger) ([]registry.PublishRequest, error) {
-	opts := appliance.FileOptions{Aliases: c.Alias, Requirements: c.Requirement, Arch: c.Arch, Progress: out.progressFunc("hashing"), VMDisk: c.Disk}
+	opts := builder.FileOptions{Aliases: c.Alias, Requirements: c.Requirement, Arch: c.Arch, Progress: out.progressFunc("hashing"), VMDisk: c.Disk}
 	if c.Metadata != "" {
 		log.Info("inspecting", "metadata", c.Metadata, "rootfs", c.Rootfs)
-		req, err := appliance.FileRequest(ctx, c.Name, c.Metadata, c.Rootfs, opts)
+		req, err := builder.FileRequest(ctx, c.Name, c.Metadata, c.Rootfs, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -117,23 +116,30 @@ func (c *publishCmd) requests(ctx context.Context, g *Globals, out *output, log 
 	if err != nil {
 		return nil, err
 	}
+	var arches, variants []string
 	if c.Arch != "" {
-		arch, err := osarch.Normalize(c.Arch)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("--arch: %w", err)}
+		if arches, err = parseArches([]string{c.Arch}); err != nil {
+			return nil, usageError{err}
 		}
-		a.Architectures = []string{arch}
 	}
 	if c.variant != "" {
-		a.Variants = []string{c.variant}
+		variants = []string{c.variant}
+	}
+	targets, unlisted := builder.Targets(g.BuildDir, a, variants, arches)
+	if len(unlisted) > 0 {
+		return nil, usageError{fmt.Errorf("publish %s --arch %s: %s does not list it in its architectures (%s)", c.Name, c.Arch, c.Name, appliance.FileName)}
 	}
 	opts.Arch = ""
-	reqs, missing, err := appliance.PublishRequests(ctx, a, g.BuildDir, opts)
+	reqs, missing, err := builder.Requests(ctx, a, targets, opts)
 	if err != nil {
 		return nil, err
 	}
 	if len(missing) > 0 {
-		out.warn("%s is not built for %s: publishing the rest (run `publish build %s`)", c.Name, strings.Join(missing, ","), c.Name)
+		var labels []string
+		for _, t := range missing {
+			labels = append(labels, t.Label())
+		}
+		out.warn("%s not built: publishing the rest (run `publish build %s`)", strings.Join(labels, ", "), c.Name)
 	}
 	return reqs, nil
 }

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/incus-appliance/registry/internal/osarch"
-
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/debian"
 	"github.com/incus-appliance/registry/internal/gate"
+	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/registry"
 )
 
@@ -52,7 +52,7 @@ type releaseItem struct {
 
 // label names the item: NAME/ARCH, or NAME/VARIANT/ARCH.
 func (it *releaseItem) label() string {
-	return appliance.VariantDir(it.Name, it.Variant) + "/" + it.Arch
+	return builder.Target{Name: it.Name, Variant: it.Variant, Arch: it.Arch}.Label()
 }
 
 type releaseResult struct {
@@ -66,7 +66,7 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	if err != nil {
 		return err
 	}
-	var archive appliance.Archive
+	var archive builder.Archive
 	if !c.NoUpdateCheck {
 		archive = &debian.Archive{}
 	}
@@ -87,21 +87,17 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 		var items []*releaseItem
 		failed := false
 		// Every variant is built, gated and released like the default one.
-		for _, variant := range a.VariantList() {
-			for _, arch := range arches {
-				if !contains(a.Arches(), arch) {
-					continue
-				}
-				it, err := c.prepare(ctx, g, out, log, reg, archive, a, variant, arch)
-				if err != nil {
-					return err
-				}
-				res.Items, items = append(res.Items, it), append(items, it)
-				if it.Outcome == "gate-failed" {
-					failed = true
-					f := it.Gate.Failed()
-					failures = append(failures, fmt.Sprintf("%s failed the gate: %s: %s", it.label(), f.Name, f.Detail))
-				}
+		targets, _ := builder.Targets(g.BuildDir, a, nil, arches)
+		for _, t := range targets {
+			it, err := c.prepare(ctx, g, out, log, reg, archive, a, t)
+			if err != nil {
+				return err
+			}
+			res.Items, items = append(res.Items, it), append(items, it)
+			if it.Outcome == "gate-failed" {
+				failed = true
+				f := it.Gate.Failed()
+				failures = append(failures, fmt.Sprintf("%s failed the gate: %s: %s", it.label(), f.Name, f.Detail))
 			}
 		}
 		// An appliance goes out whole or not at all.
@@ -143,41 +139,33 @@ func (c *releaseCmd) appliances(g *Globals) ([]*appliance.Appliance, []string, e
 	if c.Keep < 0 {
 		return nil, nil, usageError{fmt.Errorf("--keep must be 0 or more, got %d", c.Keep)}
 	}
-	arches, err := (&buildCmd{Arch: c.Arch}).arches()
+	arches, err := parseArches(c.Arch)
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
 	names := c.Names
 	if c.All {
-		if names, err = appliance.Names(g.Appliances); err != nil {
-			return nil, nil, err
-		}
+		names = nil
 	}
-	var apps []*appliance.Appliance
-	for _, n := range names {
-		a, err := appliance.Load(g.Appliances, n)
-		if err != nil {
-			return nil, nil, err
-		}
-		apps = append(apps, a)
-	}
-	return apps, arches, nil
+	apps, err := loadAppliances(g, names)
+	return apps, arches, err
 }
 
 // prepare decides, builds and gates one architecture of an appliance
 // variant; the item carries the publish requests when it is ready to go
 // out.
-func (c *releaseCmd) prepare(ctx context.Context, g *Globals, out *output, log *slog.Logger, reg *registry.Registry, archive appliance.Archive, a *appliance.Appliance, variant, arch string) (*releaseItem, error) {
+func (c *releaseCmd) prepare(ctx context.Context, g *Globals, out *output, log *slog.Logger, reg *registry.Registry, archive builder.Archive, a *appliance.Appliance, t builder.Target) (*releaseItem, error) {
+	variant, arch := t.Variant, t.Arch
 	it := &releaseItem{Name: a.Name, Arch: arch}
-	if variant != appliance.VariantDefault {
+	if !t.IsDefault() {
 		it.Variant = variant
 	}
 	what := it.label()
-	opts := appliance.BuildOptions{
-		OutDir: g.BuildDir, Arch: arch, Compression: c.Compression, CacheDir: c.CacheDir, KeepUnchanged: true, Variant: variant,
+	opts := builder.Options{
+		Compression: c.Compression, CacheDir: c.CacheDir, KeepUnchanged: true,
 		Progress: func(step string) { out.note("build %s: %s", what, step) },
 	}
-	st, err := appliance.CheckStale(ctx, a, opts, archive)
+	st, err := builder.CheckStale(ctx, a, t, opts, archive)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +180,7 @@ func (c *releaseCmd) prepare(ctx context.Context, g *Globals, out *output, log *
 	it.Build = "up to date"
 	if st.Rebuild {
 		opts.Force = st.Force
-		b, err := appliance.Build(ctx, a, opts)
+		b, err := builder.Container(ctx, a, t, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -234,7 +222,7 @@ func (c *releaseCmd) prepare(ctx context.Context, g *Globals, out *output, log *
 			return nil, fmt.Errorf("release %s: %w", what, err)
 		}
 		it.Gate = rep
-		if err := rep.Save(appliance.BuildDirOf(g.BuildDir, appliance.VariantDir(a.Name, variant), arch)); err != nil {
+		if err := rep.Save(t.Dir()); err != nil {
 			return nil, err
 		}
 		for _, ch := range rep.Checks {

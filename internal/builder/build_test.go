@@ -1,14 +1,33 @@
-package appliance
+package builder
 
 import (
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/appliance/appliancetest"
 	"github.com/incus-appliance/registry/internal/image"
 )
+
+const validYAML = appliancetest.ValidYAML
+
+// web loads appliance web, written with yml as its appliance.yaml.
+func web(t *testing.T, yml string) *appliance.Appliance {
+	t.Helper()
+	a, err := appliance.Load(appliancetest.Write(t, yml), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// webAmd64 is web's default variant for amd64, built in root.
+func webAmd64(root string) Target { return Target{Root: root, Name: "web", Arch: "amd64"} }
 
 // fakeDistrobuilder writes a script that behaves like distrobuilder
 // build-incus --compression gzip: it logs steps, counts its runs and writes
@@ -69,15 +88,12 @@ func runs(t *testing.T, file string) int {
 }
 
 func TestBuildIsIncrementalAndPublishesXZ(t *testing.T) {
-	a, err := Load(writeAppliance(t, validYAML), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := web(t, validYAML)
 	bin, runFile := fakeDistrobuilder(t)
-	out := t.TempDir()
+	target := webAmd64(t.TempDir())
 	var steps []string
-	opts := BuildOptions{OutDir: out, Arch: "amd64", Compression: "gzip-1", Distrobuilder: bin, Progress: func(s string) { steps = append(steps, s) }}
-	res, err := Build(context.Background(), a, opts)
+	opts := Options{Compression: "gzip-1", Distrobuilder: bin, Progress: func(s string) { steps = append(steps, s) }}
+	res, err := Container(context.Background(), a, target, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +105,7 @@ func TestBuildIsIncrementalAndPublishesXZ(t *testing.T) {
 		t.Errorf("SBOM beside the outputs: %v\n%s", err, doc)
 	}
 	// The merged template is kept beside the build log.
-	if tmpl, err := os.ReadFile(filepath.Join(res.Dir, MergedTemplateName)); err != nil || !strings.Contains(string(tmpl), "variant: web") {
+	if tmpl, err := os.ReadFile(target.Template()); err != nil || !strings.Contains(string(tmpl), "variant: web") {
 		t.Errorf("merged template beside the log: %v\n%s", err, tmpl)
 	}
 	// The metadata tarball is republished as xz and inspects cleanly.
@@ -100,30 +116,32 @@ func TestBuildIsIncrementalAndPublishesXZ(t *testing.T) {
 		t.Error("no build log kept")
 	}
 	// The installed packages and APT sources are recorded beside it.
-	if pkgs, err := InstalledPackages(res.Dir); err != nil || pkgs.Format() != "libc6\t2.36-9+deb12u9\nnginx-light\t1.22.1-9\n" {
+	if pkgs, err := installedPackages(res.Dir); err != nil || pkgs.Format() != "libc6\t2.36-9+deb12u9\nnginx-light\t1.22.1-9\n" {
 		t.Errorf("recorded packages: %v %v", pkgs, err)
 	}
-	if src, err := AptSources(res.Dir); err != nil || len(src) != 1 || src[0].Suite != "bookworm" {
+	if src, err := aptSources(res.Dir); err != nil || len(src) != 1 || src[0].Suite != "bookworm" {
 		t.Errorf("recorded sources: %v %v", src, err)
 	}
 	// Unchanged inputs: not rebuilt.
-	if res, err = Build(context.Background(), a, opts); err != nil || !res.Skipped || runs(t, runFile) != 1 {
+	if res, err = Container(context.Background(), a, target, opts); err != nil || !res.Skipped || runs(t, runFile) != 1 {
 		t.Fatalf("second build: %+v %v, %d runs; want skipped", res, err, runs(t, runFile))
 	}
 	// --force, another compression, or a changed file: rebuilt.
 	opts.Force = true
-	if res, _ = Build(context.Background(), a, opts); res.Skipped || runs(t, runFile) != 2 {
+	if res, _ = Container(context.Background(), a, target, opts); res.Skipped || runs(t, runFile) != 2 {
 		t.Errorf("forced build skipped")
 	}
 	opts.Force = false
 	os.WriteFile(filepath.Join(a.Dir, "profiles", "web.yaml"), []byte("description: y\nconfig: {}\ndevices: {}\n"), 0o644)
-	if res, _ = Build(context.Background(), a, opts); res.Skipped || runs(t, runFile) != 3 {
+	if res, _ = Container(context.Background(), a, target, opts); res.Skipped || runs(t, runFile) != 3 {
 		t.Errorf("build after a change skipped")
 	}
-	if m, r, err := Built(out, "web", "amd64"); err != nil || m != res.Metadata || r != res.Rootfs {
-		t.Errorf("Built = %s %s %v", m, r, err)
+	if err := target.Built(); err != nil || target.Metadata() != res.Metadata || target.Rootfs() != res.Rootfs {
+		t.Errorf("Built = %v, outputs %s %s", err, res.Metadata, res.Rootfs)
 	}
-	if _, _, err := Built(out, "web", "arm64"); err == nil || !strings.Contains(err.Error(), "run `publish build web`") {
+	arm64 := target
+	arm64.Arch = "arm64"
+	if err := arm64.Built(); !errors.Is(err, ErrNotBuilt) || !strings.Contains(err.Error(), "web/arm64: not built") || !strings.Contains(err.Error(), "run `publish build web`") {
 		t.Errorf("Built(arm64) = %v", err)
 	}
 }
@@ -131,30 +149,24 @@ func TestBuildIsIncrementalAndPublishesXZ(t *testing.T) {
 // --build-dir is usually relative (".build"), while distrobuilder runs in
 // the appliance folder.
 func TestBuildWithRelativeOutDir(t *testing.T) {
-	a, err := Load(writeAppliance(t, validYAML), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := web(t, validYAML)
 	bin, _ := fakeDistrobuilder(t)
 	t.Chdir(t.TempDir())
-	res, err := Build(context.Background(), a, BuildOptions{OutDir: ".build", Arch: "amd64", Distrobuilder: bin})
+	res, err := Container(context.Background(), a, webAmd64(".build"), Options{Distrobuilder: bin})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Built(".build", "web", "amd64"); err != nil || !filepath.IsAbs(res.Dir) {
+	if err := webAmd64(".build").Built(); err != nil || !filepath.IsAbs(res.Dir) {
 		t.Errorf("Built(.build) = %v (outputs in %s)", err, res.Dir)
 	}
 }
 
 func TestBuildFailureNamesTheStepAndKeepsTheLog(t *testing.T) {
-	a, err := Load(writeAppliance(t, validYAML), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := web(t, validYAML)
 	bin, _ := fakeDistrobuilder(t)
 	os.WriteFile(filepath.Join(filepath.Dir(bin), "fail"), nil, 0o644)
 	out := t.TempDir()
-	_, err = Build(context.Background(), a, BuildOptions{OutDir: out, Arch: "amd64", Distrobuilder: bin})
+	_, err := Container(context.Background(), a, webAmd64(out), Options{Distrobuilder: bin})
 	if err == nil || !strings.Contains(err.Error(), `failed during step "Managing packages": Failed to manage packages: exit status 100`) {
 		t.Fatalf("error = %v", err)
 	}
@@ -163,7 +175,7 @@ func TestBuildFailureNamesTheStepAndKeepsTheLog(t *testing.T) {
 	if rerr != nil || !strings.Contains(string(data), "Unable to locate package") || !strings.Contains(err.Error(), log) {
 		t.Errorf("failed build log %s: %v %q", log, rerr, data)
 	}
-	if _, _, err := Built(out, "web", "amd64"); err == nil {
+	if err := webAmd64(out).Built(); err == nil {
 		t.Error("a failed build left outputs")
 	}
 }
@@ -171,18 +183,87 @@ func TestBuildFailureNamesTheStepAndKeepsTheLog(t *testing.T) {
 // Every build is checked: a root with a leftover log is refused and
 // nothing replaces the previous outputs.
 func TestBuildRefusesADirtyRoot(t *testing.T) {
-	a, err := Load(writeAppliance(t, validYAML), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := web(t, validYAML)
 	bin, _ := fakeDistrobuilder(t)
 	os.WriteFile(filepath.Join(filepath.Dir(bin), "dirty"), nil, 0o644)
 	out := t.TempDir()
-	_, err = Build(context.Background(), a, BuildOptions{OutDir: out, Arch: "amd64", Compression: "gzip-1", Distrobuilder: bin})
+	_, err := Container(context.Background(), a, webAmd64(out), Options{Compression: "gzip-1", Distrobuilder: bin})
 	if err == nil || !strings.Contains(err.Error(), "the built root is not clean: /var/log/dpkg.log: a log file left by the build") {
 		t.Fatalf("error = %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(out, "web", "amd64")); err == nil {
 		t.Error("a dirty build left outputs")
+	}
+}
+
+// A change to the base is a change to the build's inputs.
+func TestBaseChangeIsAnInputChange(t *testing.T) {
+	root := appliancetest.Write(t, validYAML)
+	a, err := appliance.Load(root, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := func() string {
+		tmpl, err := a.Template()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := inputsHash(a.Dir, "v", "amd64", "xz", string(tmpl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	before := hash()
+	basePath := filepath.Join(root, appliance.BasesDir, "debian-bookworm.yaml")
+	data, _ := os.ReadFile(basePath)
+	os.WriteFile(basePath, []byte(strings.Replace(string(data), "iproute2", "iproute2, less", 1)), 0o644)
+	if hash() == before {
+		t.Error("changing the base left the inputs hash unchanged")
+	}
+}
+
+// The same appliance and base in another folder are the same inputs.
+func TestInputsDoNotDependOnThePath(t *testing.T) {
+	hash := func(root string) string {
+		a, err := appliance.Load(root, "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl, err := a.Template()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := inputsHash(a.Dir, "v", "amd64", "xz", string(tmpl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if hash(appliancetest.Write(t, validYAML)) != hash(appliancetest.Write(t, validYAML)) {
+		t.Error("the inputs hash depends on the appliances folder's path")
+	}
+}
+
+// Every appliance in the repository's template validates with
+// distrobuilder, when it is installed.
+func TestRepositoryTemplatesValidate(t *testing.T) {
+	db, err := exec.LookPath("distrobuilder")
+	if err != nil {
+		t.Skip("distrobuilder not installed: templates checked by appliance.yaml rules only")
+	}
+	root := filepath.Join(appliancetest.Repository(), "appliances")
+	names, err := appliance.Names(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		a, err := appliance.Load(root, name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := ValidateTemplate(context.Background(), a, db); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

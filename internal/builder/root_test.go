@@ -1,4 +1,4 @@
-package appliance
+package builder
 
 import (
 	"context"
@@ -43,7 +43,7 @@ var cleanRoot = map[string]string{
 }
 
 func TestCheckClean(t *testing.T) {
-	if err := CheckClean(context.Background(), squash(t, cleanRoot)); err != nil {
+	if err := checkClean(context.Background(), squash(t, cleanRoot)); err != nil {
 		t.Fatalf("a clean root: %v", err)
 	}
 	tests := []struct {
@@ -68,7 +68,7 @@ func TestCheckClean(t *testing.T) {
 				files[k] = v
 			}
 			files[tt.path] = tt.content
-			err := CheckClean(context.Background(), squash(t, files))
+			err := checkClean(context.Background(), squash(t, files))
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "the built root is not clean") {
 				t.Errorf("error = %v, want %q", err, tt.want)
 			}
