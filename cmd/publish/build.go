@@ -149,9 +149,9 @@ func splitList(list []string) []string {
 }
 
 // loadAppliances loads the named appliances (every one in --appliances
-// when names is nil).
+// when none is named).
 func loadAppliances(g *Globals, names []string) ([]*appliance.Appliance, error) {
-	if names == nil {
+	if len(names) == 0 {
 		var err error
 		if names, err = appliance.Names(g.Appliances); err != nil {
 			return nil, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/registry"
+	"github.com/incus-appliance/registry/internal/release"
 )
 
 type publishCmd struct {
@@ -24,10 +24,6 @@ type publishCmd struct {
 	Requirement map[string]string `placeholder:"KEY=VALUE" help:"Image requirement for Incus (repeatable), e.g. secureboot=false."`
 	DryRun      bool              `short:"n" help:"Check everything and show what would be uploaded; change nothing."`
 	NoDelta     bool              `help:"Publish no delta from the previous version (by default a new squashfs version gets one, made with xdelta3, that Incus hosts refresh with)."`
-
-	// variant, when set, limits a built appliance's requests to that
-	// variant (release publishes each variant it gated).
-	variant string `kong:"-"`
 }
 
 func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
@@ -59,9 +55,14 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	}
 	defer reg.Close()
 
-	results, changed, err := publishRequests(ctx, reg.Registry, c.Name, reqs, c.DryRun, c.NoDelta, out, log)
+	results, changed, err := release.Publish(ctx, reg.Registry, c.Name, reqs, release.PublishOptions{
+		DryRun: c.DryRun, NoDelta: c.NoDelta, Upload: out.progressFunc("uploading"), Warn: func(s string) { out.warn("%s", s) },
+	})
 	if err != nil {
 		return err
+	}
+	for _, res := range results {
+		log.Info("published", "product", res.Product, "version", res.Version, "retries", res.Retries)
 	}
 	var v any = results
 	if !fromFolder {
@@ -74,29 +75,6 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 			}
 		})
 	})
-}
-
-// publishRequests publishes (or with dryRun, checks) what requests
-// returned: the step `publish NAME` and `publish release` share. changed
-// is true when the catalog changed.
-func publishRequests(ctx context.Context, reg *registry.Registry, name string, reqs []registry.PublishRequest, dryRun, noDelta bool, out *output, log *slog.Logger) (results []*registry.PublishResult, changed bool, err error) {
-	for _, req := range reqs {
-		req.DryRun, req.NoDelta, req.Progress = dryRun, noDelta, out.progressFunc("uploading")
-		res, err := reg.Publish(ctx, req)
-		if errors.Is(err, registry.ErrUnconditionalStore) {
-			return nil, false, fmt.Errorf("publish %s: %w; use a store that supports them (AWS S3, MinIO, Cloudflare R2) or pass --allow-unconditional-store if only one publisher ever writes", name, err)
-		}
-		if err != nil {
-			return nil, false, fmt.Errorf("publish %s: %w", name, err)
-		}
-		if res.Reinspected != "" {
-			out.warn("%s; the files were inspected again and what they hold was published", res.Reinspected)
-		}
-		log.Info("published", "product", res.Product, "version", res.Version, "retries", res.Retries)
-		results = append(results, res)
-		changed = changed || res.Changed && !res.DryRun
-	}
-	return results, changed, nil
 }
 
 // requests inspects what to publish: the two files given, or every built
@@ -116,16 +94,13 @@ func (c *publishCmd) requests(ctx context.Context, g *Globals, out *output, log 
 	if err != nil {
 		return nil, err
 	}
-	var arches, variants []string
+	var arches []string
 	if c.Arch != "" {
 		if arches, err = parseArches([]string{c.Arch}); err != nil {
 			return nil, usageError{err}
 		}
 	}
-	if c.variant != "" {
-		variants = []string{c.variant}
-	}
-	targets, unlisted := builder.Targets(g.BuildDir, a, variants, arches)
+	targets, unlisted := builder.Targets(g.BuildDir, a, nil, arches)
 	if len(unlisted) > 0 {
 		return nil, usageError{fmt.Errorf("publish %s --arch %s: %s does not list it in its architectures (%s)", c.Name, c.Arch, c.Name, appliance.FileName)}
 	}
