@@ -254,7 +254,7 @@ func upToDate(t Target, inputs string) bool {
 		return false
 	}
 	var r record
-	return json.Unmarshal(data, &r) == nil && r.Inputs == inputs && t.Built() == nil
+	return json.Unmarshal(data, &r) == nil && r.Inputs == inputs && t.built() == nil
 }
 
 // samePackages reports whether two build folders recorded the same

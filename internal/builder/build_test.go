@@ -136,12 +136,12 @@ func TestBuildIsIncrementalAndPublishesXZ(t *testing.T) {
 	if res, _ = Container(context.Background(), a, target, opts); res.Skipped || runs(t, runFile) != 3 {
 		t.Errorf("build after a change skipped")
 	}
-	if err := target.Built(); err != nil || target.Metadata() != res.Metadata || target.Rootfs() != res.Rootfs {
+	if err := target.built(); err != nil || target.Metadata() != res.Metadata || target.Rootfs() != res.Rootfs {
 		t.Errorf("Built = %v, outputs %s %s", err, res.Metadata, res.Rootfs)
 	}
 	arm64 := target
 	arm64.Arch = "arm64"
-	if err := arm64.Built(); !errors.Is(err, ErrNotBuilt) || !strings.Contains(err.Error(), "web/arm64: not built") || !strings.Contains(err.Error(), "run `publish build web`") {
+	if err := arm64.built(); !errors.Is(err, errNotBuilt) || !strings.Contains(err.Error(), "web/arm64: not built") || !strings.Contains(err.Error(), "run `publish build web`") {
 		t.Errorf("Built(arm64) = %v", err)
 	}
 }
@@ -156,7 +156,7 @@ func TestBuildWithRelativeOutDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := webAmd64(".build").Built(); err != nil || !filepath.IsAbs(res.Dir) {
+	if err := webAmd64(".build").built(); err != nil || !filepath.IsAbs(res.Dir) {
 		t.Errorf("Built(.build) = %v (outputs in %s)", err, res.Dir)
 	}
 }
@@ -175,7 +175,7 @@ func TestBuildFailureNamesTheStepAndKeepsTheLog(t *testing.T) {
 	if rerr != nil || !strings.Contains(string(data), "Unable to locate package") || !strings.Contains(err.Error(), log) {
 		t.Errorf("failed build log %s: %v %q", log, rerr, data)
 	}
-	if err := webAmd64(out).Built(); err == nil {
+	if err := webAmd64(out).built(); err == nil {
 		t.Error("a failed build left outputs")
 	}
 }

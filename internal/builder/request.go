@@ -102,7 +102,7 @@ func Requests(ctx context.Context, a *appliance.Appliance, targets []Target, o F
 		return nil, nil, err
 	}
 	for _, t := range targets {
-		if err := t.Built(); errors.Is(err, ErrNotBuilt) {
+		if err := t.built(); errors.Is(err, errNotBuilt) {
 			missing = append(missing, t)
 			continue
 		}
@@ -121,7 +121,7 @@ func Requests(ctx context.Context, a *appliance.Appliance, targets []Target, o F
 // Request describes the build of one target of a (see Requests); not
 // built is an error.
 func Request(ctx context.Context, a *appliance.Appliance, t Target, o FileOptions) (registry.PublishRequest, error) {
-	if err := t.Built(); err != nil {
+	if err := t.built(); err != nil {
 		return registry.PublishRequest{}, err
 	}
 	app, err := describe(a)

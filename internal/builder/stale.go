@@ -36,7 +36,7 @@ type Staleness struct {
 // without building anything.
 func CheckStale(ctx context.Context, a *appliance.Appliance, t Target, opts Options, archive Archive) (*Staleness, error) {
 	st := &Staleness{}
-	if t.Built() != nil {
+	if t.built() != nil {
 		st.Rebuild, st.Reasons = true, []string{"never built"}
 		return st, nil
 	}

@@ -117,14 +117,14 @@ func (t Target) failedLog(kind string) string {
 	return filepath.Join(t.Root, t.variantName(), t.Arch+kind+".failed.log")
 }
 
-// ErrNotBuilt is returned by Built when a target has no outputs.
-var ErrNotBuilt = errors.New("not built")
+// errNotBuilt is returned by built when a target has no outputs.
+var errNotBuilt = errors.New("not built")
 
-// Built reports whether the target's outputs are there (ErrNotBuilt
+// built reports whether the target's outputs are there (errNotBuilt
 // when they are not).
-func (t Target) Built() error {
+func (t Target) built() error {
 	if !exist(t.Metadata(), t.Rootfs()) {
-		return fmt.Errorf("%s: %w (no %s): run `publish build %s`", t.Label(), ErrNotBuilt, t.Dir(), t.Name)
+		return fmt.Errorf("%s: %w (no %s): run `publish build %s`", t.Label(), errNotBuilt, t.Dir(), t.Name)
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func TestCloudVariantBuildAndVMDiskPublish(t *testing.T) {
 	if kept, _ := os.ReadFile(cloud.Template()); !strings.Contains(string(kept), "cloud-init") {
 		t.Errorf("the cloud build kept no template with cloud-init beside its log:\n%s", kept)
 	}
-	if err := cloud.Built(); err != nil {
+	if err := cloud.built(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Container(ctx, a, Target{Root: out, Name: "web", Variant: "minimal", Arch: "amd64"}, Options{Distrobuilder: bin}); err == nil {

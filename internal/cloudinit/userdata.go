@@ -17,8 +17,8 @@ import (
 	"github.com/incus-appliance/registry/internal/yamlnode"
 )
 
-// CloudConfigHeader starts a cloud-config document.
-const CloudConfigHeader = "#cloud-config"
+// cloudConfigHeader starts a cloud-config document.
+const cloudConfigHeader = "#cloud-config"
 
 // CheckUserData checks user-data as cloud-init reads it: a #cloud-config
 // document must be a YAML mapping; a script (#!) or a MIME multi-part
@@ -31,7 +31,7 @@ func CheckUserData(data []byte) error {
 		return errors.New("user-data is empty: start it with #cloud-config")
 	case bytes.HasPrefix(trimmed, []byte("#!")), bytes.HasPrefix(trimmed, []byte("Content-Type: multipart/")):
 		return nil
-	case !bytes.HasPrefix(trimmed, []byte(CloudConfigHeader)):
+	case !bytes.HasPrefix(trimmed, []byte(cloudConfigHeader)):
 		first, _, _ := strings.Cut(string(trimmed), "\n")
 		return fmt.Errorf("user-data starts with %q: cloud-init ignores it; start a cloud-config with #cloud-config (or a script with #!)", truncate(first, 40))
 	}
