@@ -36,11 +36,7 @@ type buildResult struct {
 }
 
 func (c *buildCmd) Run(ctx context.Context, g *Globals, out *output) error {
-	arches, err := parseArches(c.Arch)
-	if err != nil {
-		return usageError{err}
-	}
-	apps, err := loadAppliances(g, c.Names)
+	apps, arches, err := selected(g, c.Names, c.Arch)
 	if err != nil {
 		return err
 	}
@@ -148,22 +144,25 @@ func splitList(list []string) []string {
 	return out
 }
 
-// loadAppliances loads the named appliances (every one in --appliances
-// when none is named).
-func loadAppliances(g *Globals, names []string) ([]*appliance.Appliance, error) {
+// selected loads the named appliances (every one in --appliances when
+// none is named) and reads --arch (see parseArches).
+func selected(g *Globals, names, archFlags []string) ([]*appliance.Appliance, []string, error) {
+	arches, err := parseArches(archFlags)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
 	if len(names) == 0 {
-		var err error
 		if names, err = appliance.Names(g.Appliances); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	var apps []*appliance.Appliance
 	for _, n := range names {
 		a, err := appliance.Load(g.Appliances, n)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		apps = append(apps, a)
 	}
-	return apps, nil
+	return apps, arches, nil
 }

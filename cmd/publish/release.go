@@ -35,11 +35,7 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	if c.Keep < 0 {
 		return usageError{fmt.Errorf("--keep must be 0 or more, got %d", c.Keep)}
 	}
-	arches, err := parseArches(c.Arch)
-	if err != nil {
-		return usageError{err}
-	}
-	apps, err := loadAppliances(g, c.Names)
+	apps, arches, err := selected(g, c.Names, c.Arch)
 	if err != nil {
 		return err
 	}

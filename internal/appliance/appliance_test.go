@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,22 +77,4 @@ func TestLoadReportsEveryBadField(t *testing.T) {
 			t.Errorf("error = %v", err)
 		}
 	})
-}
-
-// Every appliance in the repository is valid (build's tests check its
-// template with distrobuilder).
-func TestRepositoryAppliances(t *testing.T) {
-	root := filepath.Join("..", "..", "appliances")
-	names, err := Names(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(names) < 3 {
-		t.Fatalf("only %d appliances in %s, want at least 3", len(names), root)
-	}
-	for _, name := range names {
-		if _, err := Load(root, name); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
 }

@@ -175,7 +175,7 @@ func TestPublishBuiltWithStaleRecordFallsBack(t *testing.T) {
 			catalogBefore := readObject(t, st, catalog.ImagesPath)
 
 			root := target.Rootfs()
-			rewrite(t, root, func(b []byte) { b[rootSize/2] ^= 0xff })
+			imagetest.Rewrite(t, root, func(b []byte) { b[rootSize/2] ^= 0xff })
 			reqs, _, err := Requests(ctx, a, []Target{target}, FileOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -254,26 +254,6 @@ func readObject(t *testing.T, st store.Store, key string) []byte {
 	return buf.Bytes()
 }
 
-// rewrite changes a file's bytes in place, keeping its size and mtime.
-func rewrite(t *testing.T, path string, change func([]byte)) {
-	t.Helper()
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	change(data)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(path, st.ModTime(), st.ModTime()); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A new version of the product gets a delta, made from the root before the
 // upload: a root changed behind its record is caught there (the delta does
 // not reproduce the recorded digest), with the catalog untouched, and the
@@ -295,11 +275,11 @@ func TestPublishBuiltNewVersionWithStaleRecordFallsBack(t *testing.T) {
 	// The next build, recorded; then the root changes behind the record.
 	dir, meta, root := target.Dir(), target.Metadata(), target.Rootfs()
 	imagetest.WriteMetadata(t, dir, imagetest.DefaultSpec("web", built.Add(time.Hour)))
-	rewrite(t, root, func(b []byte) { b[100] ^= 0xff })
+	imagetest.Rewrite(t, root, func(b []byte) { b[100] ^= 0xff })
 	if err := RecordDigests(ctx, dir); err != nil {
 		t.Fatal(err)
 	}
-	rewrite(t, root, func(b []byte) { b[200] ^= 0xff })
+	imagetest.Rewrite(t, root, func(b []byte) { b[200] ^= 0xff })
 	catalogBefore := readObject(t, st, catalog.ImagesPath)
 
 	reqs, _, err = Requests(ctx, a, []Target{target}, FileOptions{})

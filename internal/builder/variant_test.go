@@ -3,12 +3,12 @@ package builder
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/suitetest"
 	"github.com/incus-appliance/registry/internal/vmdisk"
 )
 
@@ -87,14 +87,7 @@ func TestCloudVariantBuildAndVMDiskPublish(t *testing.T) {
 	}
 
 	// A VM disk beside the default build.
-	for _, tool := range vmdisk.Tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("REGISTRY_E2E") == "require" {
-				t.Fatalf("%s not found", tool)
-			}
-			t.Skipf("%s not found", tool)
-		}
-	}
+	suitetest.RequireTools(t, vmdisk.Tools...)
 	esp := t.TempDir()
 	os.MkdirAll(filepath.Join(esp, "EFI/BOOT"), 0o755)
 	os.WriteFile(filepath.Join(esp, "EFI/BOOT/BOOTX64.EFI"), []byte("MZ fake loader"), 0o644)
