@@ -5,7 +5,7 @@
 // template injects) and profiles/*.yaml (Incus profiles shipped with it)
 // — checks them, gives each variant's distrobuilder template and the
 // catalog metadata, and writes new ones (New). It neither builds
-// (internal/build) nor publishes.
+// (internal/builder) nor publishes.
 package appliance
 
 import (

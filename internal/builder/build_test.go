@@ -149,7 +149,7 @@ func TestBuildIsIncrementalAndPublishesXZ(t *testing.T) {
 
 // --build-dir is usually relative (".build"), while distrobuilder runs in
 // the appliance folder.
-func TestBuildWithRelativeOutDir(t *testing.T) {
+func TestBuildWithRelativeBuildDir(t *testing.T) {
 	a := web(t, validYAML)
 	bin, _ := fakeDistrobuilder(t)
 	t.Chdir(t.TempDir())

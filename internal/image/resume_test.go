@@ -84,7 +84,7 @@ func TestResumeRefusesChangedFiles(t *testing.T) {
 	})
 	t.Run("root bytes, same size and mtime", func(t *testing.T) {
 		// Not noticed here (the root is not read): the store checks the
-		// recorded digests while it uploads (appliance's tests).
+		// recorded digests while it uploads (builder's tests).
 		meta, root, im, rec := recorded(t)
 		imagetest.Rewrite(t, root, func(b []byte) { b[len(b)-10] ^= 1 })
 		got, _, err := image.Resume(ctx, meta, root, rec, image.Options{})
