@@ -106,10 +106,10 @@ const fillTimeout = 30 * time.Minute
 
 // open returns the file with the given sha256 and size: the cached file,
 // or, while it is being fetched (one fetch per file however many callers
-// ask, with fetch writing the whole file to w), a reader that follows the
-// fetch as bytes arrive. The fetch is detached from ctx: a client hanging
-// up does not cut a fetch others wait for. hit reports whether the file
-// was already there.
+// ask, with fetch writing the whole file to w), a follower that hands out
+// its bytes once the whole file is verified. The fetch is detached from
+// ctx: a client hanging up does not cut a fetch others wait for. hit
+// reports whether the file was already there.
 func (c *diskCache) open(ctx context.Context, f fileInfo, fetch func(ctx context.Context, w io.Writer) error) (rsc io.ReadSeekCloser, hit bool, err error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		c.mu.Lock()
@@ -149,7 +149,7 @@ func (c *diskCache) open(ctx context.Context, f fileInfo, fetch func(ctx context
 		if err != nil {
 			return nil, false, fmt.Errorf("cache: %w", err)
 		}
-		return &follower{fl: fl, file: file}, false, nil
+		return &follower{ctx: ctx, fl: fl, file: file}, false, nil
 	}
 	return nil, false, fmt.Errorf("cache: %s vanished while in use", f.sha256)
 }
@@ -159,11 +159,8 @@ type fill struct {
 	f    fileInfo
 	path string // the temporary file
 
-	mu   sync.Mutex
-	cond *sync.Cond
-	n    int64 // bytes written so far
-	done bool  // verified and in place (err nil), or failed (err set)
-	err  error
+	done chan struct{} // closed when the fetch ended: verified and in place, or failed
+	err  error         // why it failed (set before done is closed)
 }
 
 // startFill creates the temporary file and starts the fetch; c.mu is held.
@@ -172,8 +169,7 @@ func (c *diskCache) startFill(ctx context.Context, f fileInfo, fetch func(contex
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	fl := &fill{f: f, path: tmp.Name()}
-	fl.cond = sync.NewCond(&fl.mu)
+	fl := &fill{f: f, path: tmp.Name(), done: make(chan struct{})}
 	c.fills[f.sha256] = fl
 	go func() {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fillTimeout)
@@ -182,10 +178,8 @@ func (c *diskCache) startFill(ctx context.Context, f fileInfo, fetch func(contex
 		c.mu.Lock()
 		delete(c.fills, f.sha256)
 		c.mu.Unlock()
-		fl.mu.Lock()
-		fl.done, fl.err = true, err
-		fl.cond.Broadcast()
-		fl.mu.Unlock()
+		fl.err = err
+		close(fl.done)
 	}()
 	return fl, nil
 }
@@ -195,7 +189,7 @@ func (c *diskCache) runFill(ctx context.Context, fl *fill, tmp *os.File, fetch f
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	defer tmp.Close()
 	h := sha256.New()
-	w := &fillWriter{fl: fl, w: io.MultiWriter(tmp, h)}
+	w := &fillWriter{size: fl.f.size, w: io.MultiWriter(tmp, h)}
 	if err := fetch(ctx, w); err != nil {
 		return err
 	}
@@ -222,91 +216,82 @@ func (c *diskCache) runFill(ctx context.Context, fl *fill, tmp *os.File, fetch f
 	return nil
 }
 
-// fillWriter writes a fetch to the temporary file and wakes the readers
-// following it. More bytes than the catalog says fail the fetch.
+// fillWriter writes a fetch to the temporary file and the hash. More
+// bytes than the catalog says fail the fetch.
 type fillWriter struct {
-	fl *fill
-	w  io.Writer
-	n  int64
+	size int64
+	w    io.Writer
+	n    int64
 }
 
 func (w *fillWriter) Write(p []byte) (int, error) {
-	if w.n+int64(len(p)) > w.fl.f.size {
-		return 0, fmt.Errorf("origin sends more than the catalog's %d bytes: %w", w.fl.f.size, errCorrupt)
+	if w.n+int64(len(p)) > w.size {
+		return 0, fmt.Errorf("origin sends more than the catalog's %d bytes: %w", w.size, errCorrupt)
 	}
 	n, err := w.w.Write(p)
 	w.n += int64(n)
-	w.fl.mu.Lock()
-	w.fl.n = w.n
-	w.fl.cond.Broadcast()
-	w.fl.mu.Unlock()
 	return n, err
 }
 
-// follower reads a file while it is being fetched. It never hands out the
-// last byte before the whole file is verified: a client can never receive
-// a whole file that does not match the catalog; a failed fetch cuts its
-// response short instead.
+// follower reads a file being fetched into the cache, and hands out no
+// byte before the whole file matched the catalog: its first Read waits
+// for the check (calling beforeWait first, when set), then it reads the
+// verified file; a failed fetch is a failed Read.
 type follower struct {
-	fl   *fill
-	file *os.File
-	pos  int64
+	ctx        context.Context
+	fl         *fill
+	file       *os.File
+	pos        int64
+	verified   bool
+	beforeWait func()
 }
 
-// start waits for the fetch's first byte (or its end): an origin error
-// before any byte can still be answered with a status.
-func (r *follower) start() error {
-	r.fl.mu.Lock()
-	defer r.fl.mu.Unlock()
-	for r.fl.n == 0 && !r.fl.done && r.fl.f.size > 0 {
-		r.fl.cond.Wait()
-	}
-	if r.fl.n == 0 && r.fl.err != nil {
+// waitFor waits up to d for the fetch to end, returning its error, or
+// errFetching when it is still under way.
+func (r *follower) waitFor(d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.fl.done:
 		return r.fl.err
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	case <-t.C:
+		return errFetching
 	}
-	return nil
 }
+
+// errFetching is a fetch still under way.
+var errFetching = errors.New("still being fetched")
 
 func (r *follower) Read(p []byte) (int, error) {
-	size := r.fl.f.size
-	if r.pos >= size {
-		if err := r.wait(size); err != nil {
-			return 0, err
+	if !r.verified {
+		select {
+		case <-r.fl.done:
+		default:
+			if r.beforeWait != nil {
+				r.beforeWait()
+			}
+			select {
+			case <-r.fl.done:
+			case <-r.ctx.Done():
+				return 0, r.ctx.Err()
+			}
 		}
+		if r.fl.err != nil {
+			return 0, r.fl.err
+		}
+		r.verified = true
+	}
+	if r.pos >= r.fl.f.size {
 		return 0, io.EOF
 	}
-	if err := r.wait(r.pos + 1); err != nil {
-		return 0, err
-	}
-	r.fl.mu.Lock()
-	avail := r.fl.n
-	if !r.fl.done {
-		avail = min(avail, size-1)
-	}
-	r.fl.mu.Unlock()
-	n, err := r.file.ReadAt(p[:min(int64(len(p)), avail-r.pos)], r.pos)
+	n, err := r.file.ReadAt(p[:min(int64(len(p)), r.fl.f.size-r.pos)], r.pos)
 	r.pos += int64(n)
 	if err == io.EOF && n > 0 {
 		err = nil
 	}
 	return n, err
-}
-
-// wait blocks until the bytes before end may be handed out (all of them,
-// verified, when end is the size), or the fetch failed.
-func (r *follower) wait(end int64) error {
-	size := r.fl.f.size
-	r.fl.mu.Lock()
-	defer r.fl.mu.Unlock()
-	for {
-		if r.fl.err != nil {
-			return r.fl.err
-		}
-		if r.fl.done || (end < size && r.fl.n >= end) {
-			return nil
-		}
-		r.fl.cond.Wait()
-	}
 }
 
 func (r *follower) Seek(offset int64, whence int) (int64, error) {

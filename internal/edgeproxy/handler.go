@@ -32,7 +32,8 @@ type handler struct {
 	rate          *rateLimiter
 	catalogMaxAge time.Duration
 	writeTimeout  time.Duration
-	minRate       float64 // bytes/s a download must average after rateGrace
+	headerWait    time.Duration // how long a request waits for a fetch's check with nothing sent
+	minRate       float64       // bytes/s a download must average after rateGrace
 	rateGrace     time.Duration
 	remoteName    string
 	m             *metrics

@@ -12,10 +12,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -813,4 +815,126 @@ func oldTLS(t *testing.T, e *hostileEnv) {
 		t.Fatal("TLS 1.1 handshake succeeded")
 	}
 	t.Logf("refused: %v", err)
+}
+
+// fault is how the hostile origin lies about one file.
+type fault int
+
+const (
+	faultNone    fault = iota
+	faultCorrupt       // the first byte flipped
+	faultShort         // the last byte missing (a consistent, shorter file)
+	faultLong          // one byte more than the catalog says
+	faultStall         // half the file, then nothing until the proxy hangs up
+)
+
+// hostileOrigin is an HTTP origin in front of a registry folder that lies
+// about chosen files — it corrupts, shortens, lengthens or stalls them —
+// and can hold a file's last byte back until the test lets it go. It
+// counts the GETs of every key.
+type hostileOrigin struct {
+	srv *httptest.Server
+	dir string
+
+	mu      sync.Mutex
+	faults  map[string]fault
+	held    map[string]bool
+	release chan struct{} // closed: held files go on
+	gets    map[string]int
+}
+
+func newHostileOrigin(t testing.TB, dir string) *hostileOrigin {
+	t.Helper()
+	o := &hostileOrigin{dir: dir, faults: map[string]fault{}, held: map[string]bool{}, release: make(chan struct{}), gets: map[string]int{}}
+	o.srv = httptest.NewServer(o)
+	t.Cleanup(func() { o.letGo(); o.srv.Close() })
+	return o
+}
+
+// origin is the proxy's view of it (as --origin URL).
+func (o *hostileOrigin) origin(t testing.TB) Origin {
+	t.Helper()
+	web, err := NewHTTPOrigin(o.srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return web
+}
+
+// set makes key lie with f; hold keeps its last byte back until letGo.
+func (o *hostileOrigin) set(key string, f fault, hold bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.faults[key], o.held[key] = f, hold
+}
+
+// letGo sends the held bytes (once).
+func (o *hostileOrigin) letGo() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	select {
+	case <-o.release:
+	default:
+		close(o.release)
+	}
+}
+
+// count is the number of GETs of key so far.
+func (o *hostileOrigin) count(key string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.gets[key]
+}
+
+func (o *hostileOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key := strings.TrimPrefix(r.URL.Path, "/")
+	body, err := os.ReadFile(filepath.Join(o.dir, filepath.FromSlash(key)))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	o.mu.Lock()
+	f, hold, release := o.faults[key], o.held[key], o.release
+	if r.Method == http.MethodGet {
+		o.gets[key]++
+	}
+	o.mu.Unlock()
+	switch f {
+	case faultCorrupt:
+		body = append([]byte{body[0] ^ 0xff}, body[1:]...)
+	case faultShort:
+		body = body[:len(body)-1]
+	case faultLong:
+		body = append(body, 'x')
+	}
+	if r.Header.Get("Range") != "" || r.Header.Get("If-None-Match") != "" {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	head := body
+	switch {
+	case f == faultStall:
+		head = body[:len(body)/2]
+	case hold:
+		head = body[:len(body)-1]
+	}
+	w.Write(head)
+	w.(http.Flusher).Flush()
+	if len(head) == len(body) {
+		return
+	}
+	select {
+	case <-r.Context().Done():
+		return
+	case <-release:
+	}
+	if f != faultStall {
+		w.Write(body[len(head):])
+		return
+	}
+	<-r.Context().Done()
 }

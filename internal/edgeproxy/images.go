@@ -46,10 +46,13 @@ func (h *handler) serveImage(w http.ResponseWriter, r *http.Request, key string)
 }
 
 // serveCached serves an image file from the disk cache. A file not there
-// yet is fetched into it (once, at origin speed, verified) and served as
-// it arrives; the last byte goes out only once the whole file matched
-// the catalog, so a bad fetch cuts responses short, never completes them.
-// A client, however slow, never holds an origin slot.
+// yet is fetched into it (once, at origin speed, verified), and no byte
+// of it goes to any client, ranged or not, before the whole file matched
+// the catalog: a request waits for the check — up to headerWait with
+// nothing sent, so that a bad fetch is a clean 502; past that the header
+// goes out (clients give up on a server that sends none), the body once
+// the check passed, and a bad fetch cuts the response before its first
+// byte. A client, however slow, never holds an origin slot.
 func (h *handler) serveCached(w http.ResponseWriter, r *http.Request, key string, f fileInfo) {
 	file, hit, err := h.disk.open(r.Context(), f, func(ctx context.Context, dst io.Writer) error {
 		return h.fetchTo(ctx, key, dst)
@@ -66,11 +69,12 @@ func (h *handler) serveCached(w http.ResponseWriter, r *http.Request, key string
 			mod = fi.ModTime()
 		}
 	case *follower:
-		// An origin error before the first byte still gets a status.
-		if err := file.start(); err != nil {
+		if err := file.waitFor(h.headerWait); err != nil && !errors.Is(err, errFetching) {
 			h.fetchError(w, key, err)
 			return
 		}
+		rc := http.NewResponseController(w)
+		file.beforeWait = func() { rc.Flush() }
 	}
 	if hit {
 		h.m.diskCache.WithLabelValues("hit").Inc()

@@ -88,6 +88,12 @@ type Config struct {
 	// origin (each download holding an origin slot).
 	CacheDir  string
 	CacheSize int64
+	// HeaderWait is how long a request for an image file being fetched
+	// into the cache waits for the fetch's sha256 check with nothing sent
+	// (default 10s): a fetch that fails meanwhile is a clean 502. Past it,
+	// the response header goes out (Incus gives up on a server that sends
+	// none for 30 s); the body always waits for the check.
+	HeaderWait time.Duration
 
 	// Per client address: at most MaxConnsPerClient open connections
 	// (default 256) and ClientRate requests a second on average in bursts
@@ -145,6 +151,7 @@ func (c *Config) defaults() {
 		c.MaxOriginRequests = 512
 	}
 	def(&c.HealthInterval, 5*time.Second)
+	def(&c.HeaderWait, 10*time.Second)
 	def(&c.MinRateGrace, 10*time.Second)
 	def(&c.TokenReload, time.Second)
 	if c.MaxConnsPerClient == 0 {
@@ -195,7 +202,7 @@ func New(cfg Config) (*Server, error) {
 	h := &handler{
 		origin: cfg.Origin, gate: gate, cache: newCatalogCache(cfg.Origin, gate, cfg.CatalogTTL, m),
 		health: &healthCheck{origin: cfg.Origin, gate: gate, interval: cfg.HealthInterval},
-		disk:   disk, catalogMaxAge: cfg.CatalogMaxAge, writeTimeout: cfg.WriteTimeout,
+		disk:   disk, catalogMaxAge: cfg.CatalogMaxAge, writeTimeout: cfg.WriteTimeout, headerWait: cfg.HeaderWait,
 		minRate: max(cfg.MinTransferRate, 0), rateGrace: cfg.MinRateGrace,
 		remoteName: cfg.RemoteName, m: m, log: cfg.Logger,
 	}
