@@ -59,6 +59,8 @@ type CLI struct {
 	HealthInterval    time.Duration `default:"5s" help:"/healthz probes the origin at most this often and answers from the last probe in between."`
 	CacheDir          string        `placeholder:"DIR" help:"On-disk cache of image files (default: <state-dir>/image-cache). Each file the catalog names is read from the origin once, checked against its sha256, and served from disk."`
 	CacheSize         int64         `default:"10737418240" placeholder:"BYTES" help:"Bytes the image cache may hold (least recently used files go first); 0: no cache, image files stream from the origin."`
+	MaxFills          int           `default:"8" help:"Image files fetched into the cache at once (at most half of --max-origin-requests); one client address may start a quarter of them."`
+	OriginIdleTimeout time.Duration `default:"30s" help:"A fetch into the cache whose origin sends nothing for this long fails (the file is then refused for a back-off period)."`
 	MaxConnsPerClient int           `default:"256" help:"Open connections one client address may hold (-1: no limit)."`
 	ClientRate        float64       `default:"100" help:"Requests a second one client address may make on average (-1: no limit)."`
 	ClientBurst       int           `default:"400" help:"Requests one client address may make in a burst."`
@@ -116,7 +118,7 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 		CatalogTTL: c.CatalogTTL, CatalogMaxAge: c.CatalogMaxAge, MaxOriginRequests: c.MaxOriginRequests,
 		WriteTimeout: c.WriteTimeout, ShutdownTimeout: c.ShutdownTimeout,
 		MetricsListen: c.MetricsListen, HealthInterval: c.HealthInterval,
-		CacheDir: cacheDir, CacheSize: c.CacheSize,
+		CacheDir: cacheDir, CacheSize: c.CacheSize, MaxFills: c.MaxFills, OriginIdleTimeout: c.OriginIdleTimeout,
 		MaxConnsPerClient: c.MaxConnsPerClient, ClientRate: c.ClientRate, ClientBurst: c.ClientBurst,
 		MinTransferRate: c.MinRate, TokensFile: c.Tokens, RemoteName: c.RemoteName,
 		Logger: slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level})),

@@ -33,6 +33,7 @@ type handler struct {
 	catalogMaxAge time.Duration
 	writeTimeout  time.Duration
 	headerWait    time.Duration // how long a request waits for a fetch's check with nothing sent
+	originIdle    time.Duration // a fill whose origin sends nothing this long fails
 	minRate       float64       // bytes/s a download must average after rateGrace
 	rateGrace     time.Duration
 	remoteName    string
@@ -50,9 +51,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 	}
 	c, tok := h.serve(rw, r)
-	if rw.status == 0 {
-		rw.status = http.StatusOK
-	}
+	rw.finish()
 	h.m.requests.WithLabelValues(string(c), strconv.Itoa(rw.status)).Inc()
 	h.m.bytes.WithLabelValues(string(c)).Add(float64(rw.bytes))
 	if h.tokens != nil && tok.name != "" {
@@ -94,7 +93,7 @@ type tokenUse struct {
 	name, prefix, rest string
 }
 
-func (h *handler) serve(w http.ResponseWriter, r *http.Request) (class, tokenUse) {
+func (h *handler) serve(w *recorder, r *http.Request) (class, tokenUse) {
 	var tok tokenUse
 	// No request here has a body. Chunked framing is refused and the
 	// connection closed after the answer: next to a Content-Length it is
@@ -105,7 +104,8 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) (class, tokenUse
 		http.Error(w, "request bodies are not accepted", http.StatusBadRequest)
 		return classOther, tok
 	}
-	if h.rate != nil && !h.rate.allow(clientAddr(r.RemoteAddr), time.Now()) {
+	client := clientAddr(r.RemoteAddr)
+	if h.rate != nil && !h.rate.allow(client, time.Now()) {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many requests", http.StatusTooManyRequests)
 		return classOther, tok
@@ -160,7 +160,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) (class, tokenUse
 	if c == classCatalog {
 		h.serveCatalog(w, r, key)
 	} else {
-		h.serveImage(w, r, key)
+		h.serveImage(w, r, key, client)
 	}
 	return c, tok
 }

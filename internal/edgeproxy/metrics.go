@@ -17,6 +17,9 @@ type metrics struct {
 	cache          *prometheus.CounterVec   // result: hit, miss, collapsed
 	originInflight prometheus.Gauge
 	diskCache      *prometheus.CounterVec // result: hit, miss
+	fills          prometheus.Gauge
+	fillsRefused   *prometheus.CounterVec // reason: bad, busy, client, full
+	fillFailures   prometheus.Counter
 	tokenRequests  *prometheus.CounterVec // token name
 	connsRefused   prometheus.Counter
 	inflight       prometheus.Gauge
@@ -45,6 +48,16 @@ func newMetrics(cacheBytes func() float64) *metrics {
 	m.diskCache = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edgeproxy_image_cache_total", Help: "Image file requests served from the disk cache: hit, or miss (fetched from the origin first, once per file).",
 	}, []string{"result"})
+	m.fills = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "edgeproxy_image_fills", Help: "Image files being fetched into the disk cache.",
+	})
+	m.fillsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgeproxy_image_fills_refused_total",
+		Help: "Fetches into the disk cache not started: bad (the file failed its last fetch, refused for a back-off period), busy (every fill in use), client (the client's share in use), full (no room beside the fills under way).",
+	}, []string{"reason"})
+	m.fillFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "edgeproxy_image_fill_failures_total", Help: "Fetches into the disk cache that failed (origin error, stall, or bytes not matching the catalog): the file is then refused for a back-off period.",
+	})
 	m.tokenRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edgeproxy_token_requests_total", Help: "Requests that came with a valid access token, by the token's name.",
 	}, []string{"token"})
@@ -54,7 +67,7 @@ func newMetrics(cacheBytes func() float64) *metrics {
 	m.inflight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "edgeproxy_requests_inflight", Help: "Requests being answered (downloads included).",
 	})
-	m.reg.MustRegister(m.diskCache, m.tokenRequests, m.connsRefused, m.inflight, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	m.reg.MustRegister(m.diskCache, m.fills, m.fillsRefused, m.fillFailures, m.tokenRequests, m.connsRefused, m.inflight, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "edgeproxy_image_cache_bytes", Help: "Bytes held by the image disk cache.",
 	}, cacheBytes))
 	m.reg.MustRegister(m.requests, m.bytes, m.originLatency, m.cache, m.originInflight,

@@ -15,28 +15,69 @@ import (
 // CPU between writes do not count) may not exceed grace plus the bytes
 // written divided by minRate. A write that would go past that is cut at
 // the moment it does.
+//
+// The response header is held until the first body byte, a flush or the
+// end of the handler, so that a handler may still take back the header
+// it set (discardHeader) and answer an error instead.
 type recorder struct {
 	http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	status  int
-	bytes   int64
-	minRate float64
-	grace   time.Duration
-	blocked time.Duration // time spent in writes so far
+	rc         *http.ResponseController
+	timeout    time.Duration
+	status     int
+	headerSent bool
+	bytes      int64
+	minRate    float64
+	grace      time.Duration
+	blocked    time.Duration // time spent in writes so far
 }
 
 func (r *recorder) WriteHeader(code int) {
+	if code >= 100 && code < 200 {
+		r.ResponseWriter.WriteHeader(code) // informational: not the answer
+		return
+	}
 	if r.status == 0 {
 		r.status = code
 	}
-	r.ResponseWriter.WriteHeader(code)
 }
 
-func (r *recorder) Write(p []byte) (int, error) {
+// sendHeader writes the held header.
+func (r *recorder) sendHeader() {
+	if r.headerSent {
+		return
+	}
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
+	r.headerSent = true
+	r.ResponseWriter.WriteHeader(r.status)
+}
+
+// discardHeader takes back the status and the entity headers set so far,
+// when they have not gone out yet (false when they have).
+func (r *recorder) discardHeader() bool {
+	if r.headerSent {
+		return false
+	}
+	r.status = 0
+	hd := r.Header()
+	for _, k := range []string{"Content-Length", "Content-Range", "Content-Type", "ETag", "Cache-Control", "Last-Modified", "Accept-Ranges"} {
+		hd.Del(k)
+	}
+	return true
+}
+
+// FlushError sends the held header and what is buffered.
+func (r *recorder) FlushError() error {
+	r.sendHeader()
+	return r.rc.Flush()
+}
+
+// finish sends the header of an answer without a body.
+func (r *recorder) finish() { r.sendHeader() }
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.sendHeader()
 	if r.timeout <= 0 {
 		n, err := r.ResponseWriter.Write(p)
 		r.bytes += int64(n)

@@ -88,6 +88,17 @@ type Config struct {
 	// origin (each download holding an origin slot).
 	CacheDir  string
 	CacheSize int64
+	// MaxFills caps the image files fetched into the cache at once
+	// (default 8, and never more than half of MaxOriginRequests); one
+	// client address may start a quarter of them (at least one). A fill
+	// holds its file's size against CacheSize from its start; a file whose
+	// fill failed (origin error, stall, bytes not matching the catalog) is
+	// refused for a back-off period (30 s, doubling with each failure in
+	// a row, up to 30 min). Requests that find no fill free get 503.
+	MaxFills int
+	// OriginIdleTimeout fails a fill whose origin sends nothing for this
+	// long (default 30s).
+	OriginIdleTimeout time.Duration
 	// HeaderWait is how long a request for an image file being fetched
 	// into the cache waits for the fetch's sha256 check with nothing sent
 	// (default 10s): a fetch that fails meanwhile is a clean 502. Past it,
@@ -152,6 +163,10 @@ func (c *Config) defaults() {
 	}
 	def(&c.HealthInterval, 5*time.Second)
 	def(&c.HeaderWait, 10*time.Second)
+	def(&c.OriginIdleTimeout, 30*time.Second)
+	if c.MaxFills == 0 {
+		c.MaxFills = 8
+	}
 	def(&c.MinRateGrace, 10*time.Second)
 	def(&c.TokenReload, time.Second)
 	if c.MaxConnsPerClient == 0 {
@@ -186,24 +201,26 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg}
 	var disk *diskCache
-	if cfg.CacheDir != "" && cfg.CacheSize > 0 {
-		var err error
-		if disk, err = openDiskCache(cfg.CacheDir, cfg.CacheSize); err != nil {
-			return nil, err
-		}
-	}
 	m := newMetrics(func() float64 {
 		if disk == nil {
 			return 0
 		}
 		return float64(disk.size())
 	})
+	if cfg.CacheDir != "" && cfg.CacheSize > 0 {
+		var err error
+		limits := newFillLimits(cfg.MaxFills, cfg.MaxOriginRequests)
+		if disk, err = openDiskCache(cfg.CacheDir, cfg.CacheSize, limits, m); err != nil {
+			return nil, err
+		}
+	}
 	gate := newOriginGate(cfg.MaxOriginRequests, 10*time.Second, m.originInflight)
 	h := &handler{
 		origin: cfg.Origin, gate: gate, cache: newCatalogCache(cfg.Origin, gate, cfg.CatalogTTL, m),
 		health: &healthCheck{origin: cfg.Origin, gate: gate, interval: cfg.HealthInterval},
 		disk:   disk, catalogMaxAge: cfg.CatalogMaxAge, writeTimeout: cfg.WriteTimeout, headerWait: cfg.HeaderWait,
-		minRate: max(cfg.MinTransferRate, 0), rateGrace: cfg.MinRateGrace,
+		originIdle: cfg.OriginIdleTimeout,
+		minRate:    max(cfg.MinTransferRate, 0), rateGrace: cfg.MinRateGrace,
 		remoteName: cfg.RemoteName, m: m, log: cfg.Logger,
 	}
 	if cfg.ClientRate > 0 {
