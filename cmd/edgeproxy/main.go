@@ -64,7 +64,8 @@ type CLI struct {
 	MaxConnsPerClient int           `default:"256" help:"Open connections one client address may hold (-1: no limit)."`
 	ClientRate        float64       `default:"100" help:"Requests a second one client address may make on average (-1: no limit)."`
 	ClientBurst       int           `default:"400" help:"Requests one client address may make in a burst."`
-	MinRate           float64       `default:"16384" placeholder:"BYTES/S" help:"A client must take downloads at this many bytes a second on average (time blocked writing to it: at most 10 s plus bytes/rate) or be cut (-1: no minimum)."`
+	MinRate           float64       `default:"16384" placeholder:"BYTES/S" help:"A client must take downloads at this many bytes a second on average (time blocked writing to it: at most 10 s plus the bytes it acknowledged / rate) or be cut, its connection reset (-1: no minimum)."`
+	SendBuffer        int           `placeholder:"BYTES" help:"Cap each client socket's send buffer (default: the kernel's autotuning): less kernel memory per stalled client, but at most this much in flight per round trip."`
 	Tokens            string        `placeholder:"FILE" help:"Private registry: serve only under https://HOST/<token>/ for the tokens in FILE (one 'TOKEN [NAME]' a line; re-read when it changes)."`
 }
 
@@ -120,7 +121,7 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 		MetricsListen: c.MetricsListen, HealthInterval: c.HealthInterval,
 		CacheDir: cacheDir, CacheSize: c.CacheSize, MaxFills: c.MaxFills, OriginIdleTimeout: c.OriginIdleTimeout,
 		MaxConnsPerClient: c.MaxConnsPerClient, ClientRate: c.ClientRate, ClientBurst: c.ClientBurst,
-		MinTransferRate: c.MinRate, TokensFile: c.Tokens, RemoteName: c.RemoteName,
+		MinTransferRate: c.MinRate, SendBuffer: c.SendBuffer, TokensFile: c.Tokens, RemoteName: c.RemoteName,
 		Logger: slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {

@@ -36,6 +36,7 @@ type handler struct {
 	originIdle    time.Duration // a fill whose origin sends nothing this long fails
 	minRate       float64       // bytes/s a download must average after rateGrace
 	rateGrace     time.Duration
+	maxQueue      int64 // the most a socket's send queue can hold
 	remoteName    string
 	m             *metrics
 	log           *slog.Logger
@@ -46,7 +47,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.m.inflight.Inc()
 	defer h.m.inflight.Dec()
 	rw := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), timeout: h.writeTimeout,
-		minRate: h.minRate, grace: h.rateGrace}
+		minRate: h.minRate, grace: h.rateGrace, conn: connOf(r), maxQueue: h.maxQueue}
 	if r.TLS != nil {
 		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 	}

@@ -4,8 +4,6 @@ import (
 	"net"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // clientAddr is the address part of a remote "host:port".
@@ -15,69 +13,6 @@ func clientAddr(remote string) string {
 		return remote
 	}
 	return host
-}
-
-// connLimitListener closes, right after accepting it, a connection from an
-// address that already holds max open connections.
-type connLimitListener struct {
-	net.Listener
-	max     int
-	refused prometheus.Counter
-
-	mu    sync.Mutex
-	count map[string]int
-}
-
-func newConnLimitListener(ln net.Listener, max int, refused prometheus.Counter) *connLimitListener {
-	return &connLimitListener{Listener: ln, max: max, refused: refused, count: map[string]int{}}
-}
-
-func (l *connLimitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		addr := clientAddr(c.RemoteAddr().String())
-		l.mu.Lock()
-		n := l.count[addr]
-		if n < l.max {
-			l.count[addr] = n + 1
-		}
-		l.mu.Unlock()
-		if n >= l.max {
-			l.refused.Inc()
-			c.Close()
-			continue
-		}
-		return &limitedConn{Conn: c, release: func() { l.release(addr) }}, nil
-	}
-}
-
-func (l *connLimitListener) release(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.count[addr]--; l.count[addr] <= 0 {
-		delete(l.count, addr)
-	}
-}
-
-// open is the number of connections an address holds.
-func (l *connLimitListener) open(addr string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.count[addr]
-}
-
-type limitedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitedConn) Close() error {
-	c.once.Do(c.release)
-	return c.Conn.Close()
 }
 
 // rateLimiter is a token bucket per client address: rate requests a

@@ -43,7 +43,7 @@ func TestConnectionsPerClientAddress(t *testing.T) {
 	}
 	// The readiness probe's connection may still be counted until the
 	// server notices it closed: wait for the address to hold none.
-	l := p.srv.ln.(*connLimitListener)
+	l := p.srv.ln.(*clientListener)
 	if !eventually(30*time.Second, func() bool { return l.open("127.0.0.1") == 0 }) {
 		t.Fatalf("127.0.0.1 still holds %d connections", l.open("127.0.0.1"))
 	}

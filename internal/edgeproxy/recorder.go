@@ -13,8 +13,11 @@ import (
 // on average: the time spent blocked writing to it (the client's doing,
 // not the proxy's: time to first byte, waits for the origin and a busy
 // CPU between writes do not count) may not exceed grace plus the bytes
-// written divided by minRate. A write that would go past that is cut at
-// the moment it does.
+// it took divided by minRate. Over HTTP/1 the bytes it took are those it
+// acknowledged: what waits in the socket's send queue (megabytes, which
+// a client that stops reading would otherwise be credited with) does not
+// count. A write that would go past that is cut at the moment it does
+// (and its connection reset: see clientConn).
 //
 // The response header is held until the first body byte, a flush or the
 // end of the handler, so that a handler may still take back the header
@@ -29,6 +32,8 @@ type recorder struct {
 	minRate    float64
 	grace      time.Duration
 	blocked    time.Duration // time spent in writes so far
+	conn       *clientConn   // HTTP/1: the response's own connection (nil: HTTP/2)
+	maxQueue   int64         // the most a send queue can hold, in bytes
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -85,8 +90,7 @@ func (r *recorder) Write(p []byte) (int, error) {
 	}
 	allowed := r.timeout
 	if r.minRate > 0 {
-		budget := r.grace + time.Duration(float64(r.bytes+int64(len(p)))/r.minRate*float64(time.Second)) - r.blocked
-		allowed = min(allowed, budget)
+		allowed = min(allowed, r.rateBudget(int64(len(p))))
 	}
 	start := time.Now()
 	_ = r.rc.SetWriteDeadline(start.Add(allowed))
@@ -94,6 +98,23 @@ func (r *recorder) Write(p []byte) (int, error) {
 	r.blocked += time.Since(start)
 	r.bytes += int64(n)
 	return n, err
+}
+
+// rateBudget is how long a write of n more bytes may block under the
+// minimum rate.
+func (r *recorder) rateBudget(n int64) time.Duration {
+	budget := func(took int64) time.Duration {
+		return r.grace + time.Duration(float64(took)/r.minRate*float64(time.Second)) - r.blocked
+	}
+	b := budget(r.bytes + n)
+	// What the send queue holds is not taken yet; asked only while it can
+	// make the budget shorter than the timeout.
+	if r.conn != nil && budget(r.bytes+n-r.maxQueue) < r.timeout {
+		if q, ok := r.conn.unacked(); ok {
+			b = budget(r.bytes - q)
+		}
+	}
+	return b
 }
 
 // Unwrap lets http.ResponseController reach the connection.

@@ -114,10 +114,17 @@ type Config struct {
 	ClientBurst       int
 	// MinTransferRate (bytes/s, default 16 KiB/s; negative: none) is what
 	// a client must take a response at: the time spent blocked writing to
-	// it may not exceed MinRateGrace (default 10s) plus the bytes sent
-	// divided by the rate; a download falling behind is cut.
+	// it may not exceed MinRateGrace (default 10s) plus the bytes it took
+	// (over HTTP/1: acknowledged) divided by the rate; a download falling
+	// behind is cut, its connection reset.
 	MinTransferRate float64
 	MinRateGrace    time.Duration
+	// SendBuffer caps each client socket's send buffer, in bytes (0: the
+	// kernel's autotuning, up to tcp_wmem's maximum): what a client that
+	// stops reading can keep in kernel memory until it is cut, and what
+	// a download can have in flight (a throughput cap of SendBuffer per
+	// round trip).
+	SendBuffer int
 
 	// TokensFile makes the registry private: reachable only under
 	// /<token>/ for the tokens the file lists (one "TOKEN [NAME]" a line),
@@ -221,7 +228,7 @@ func New(cfg Config) (*Server, error) {
 		disk:   disk, catalogMaxAge: cfg.CatalogMaxAge, writeTimeout: cfg.WriteTimeout, headerWait: cfg.HeaderWait,
 		originIdle: cfg.OriginIdleTimeout,
 		minRate:    max(cfg.MinTransferRate, 0), rateGrace: cfg.MinRateGrace,
-		remoteName: cfg.RemoteName, m: m, log: cfg.Logger,
+		remoteName: cfg.RemoteName, m: m, log: cfg.Logger, maxQueue: max(maxSendQueue(), 2*int64(cfg.SendBuffer)),
 	}
 	if cfg.ClientRate > 0 {
 		h.rate = newRateLimiter(cfg.ClientRate, cfg.ClientBurst)
@@ -242,6 +249,7 @@ func New(cfg Config) (*Server, error) {
 		ReadTimeout:       cfg.ReadHeaderTimeout + 10*time.Second, // requests carry no body
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
+		ConnContext:       withConn,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	tlsConf, err := s.tlsConfig()
@@ -255,10 +263,7 @@ func New(cfg Config) (*Server, error) {
 	if tlsConf != nil {
 		s.srv.TLSConfig = tlsConf
 	}
-	s.ln = ln
-	if cfg.MaxConnsPerClient > 0 {
-		s.ln = newConnLimitListener(ln, cfg.MaxConnsPerClient, m.connsRefused)
-	}
+	s.ln = newClientListener(ln, cfg.MaxConnsPerClient, cfg.SendBuffer, m.connsRefused)
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {

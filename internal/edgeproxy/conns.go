@@ -1,0 +1,167 @@
+package edgeproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+)
+
+// clientListener accepts the connections the server serves: it closes at
+// once a connection from a client address that already holds max open
+// ones (max ≤ 0: no limit), and caps each socket's send buffer at
+// sendBuffer bytes when set (0: the kernel's autotuning).
+type clientListener struct {
+	net.Listener
+	max        int
+	sendBuffer int
+	refused    prometheus.Counter
+
+	mu    sync.Mutex
+	count map[string]int
+}
+
+func newClientListener(ln net.Listener, max, sendBuffer int, refused prometheus.Counter) *clientListener {
+	return &clientListener{Listener: ln, max: max, sendBuffer: sendBuffer, refused: refused, count: map[string]int{}}
+}
+
+func (l *clientListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		addr := clientAddr(c.RemoteAddr().String())
+		if !l.admit(addr) {
+			l.refused.Inc()
+			c.Close()
+			continue
+		}
+		cc := &clientConn{Conn: c, release: func() { l.release(addr) }}
+		if tc, ok := c.(*net.TCPConn); ok {
+			if l.sendBuffer > 0 {
+				tc.SetWriteBuffer(l.sendBuffer)
+			}
+			cc.raw, _ = tc.SyscallConn()
+		}
+		return cc, nil
+	}
+}
+
+// admit counts a connection from addr, unless it holds max already.
+func (l *clientListener) admit(addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.count[addr]
+	if l.max > 0 && n >= l.max {
+		return false
+	}
+	l.count[addr] = n + 1
+	return true
+}
+
+func (l *clientListener) release(addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.count[addr]--; l.count[addr] <= 0 {
+		delete(l.count, addr)
+	}
+}
+
+// open is the number of connections an address holds.
+func (l *clientListener) open(addr string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.count[addr]
+}
+
+// clientConn is an accepted connection. Closing it gives its place back.
+// A write that times out (the client took too little, too slowly) makes
+// the close a reset (SO_LINGER 0): the kernel drops at once what it still
+// holds for the client, where a plain close would keep it, and the socket,
+// in FIN-WAIT-1 for as long as the client keeps acknowledging, however
+// slowly. unacked tells how much of what was written the client has not
+// acknowledged.
+type clientConn struct {
+	net.Conn
+	raw     syscall.RawConn // the TCP socket (nil if not TCP)
+	once    sync.Once
+	release func()
+}
+
+func (c *clientConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		if tc, ok := c.Conn.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+	}
+	return n, err
+}
+
+func (c *clientConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+// NetConn is the accepted connection.
+func (c *clientConn) NetConn() net.Conn { return c.Conn }
+
+// unacked is the number of bytes in the socket's send queue (not sent
+// yet, or not acknowledged by the client).
+func (c *clientConn) unacked() (int64, bool) {
+	if c.raw == nil {
+		return 0, false
+	}
+	var n int
+	var err error
+	if cerr := c.raw.Control(func(fd uintptr) { n, err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); cerr != nil || err != nil {
+		return 0, false
+	}
+	return int64(n), true
+}
+
+type connKey struct{}
+
+// withConn is the server's ConnContext: requests can reach their
+// connection.
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if cc, ok := c.(*clientConn); ok {
+		return context.WithValue(ctx, connKey{}, cc)
+	}
+	return ctx
+}
+
+// connOf is the connection of an HTTP/1 request: one whose response is
+// the only thing written to it (nil for HTTP/2, where streams share it).
+func connOf(r *http.Request) *clientConn {
+	if r.ProtoMajor != 1 {
+		return nil
+	}
+	cc, _ := r.Context().Value(connKey{}).(*clientConn)
+	return cc
+}
+
+// maxSendQueue bounds the bytes a socket's send queue can hold: the
+// kernel's largest send buffer (tcp_wmem's maximum) or the one set.
+var maxSendQueue = sync.OnceValue(func() int64 {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_wmem")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 3 {
+		if n, err := strconv.ParseInt(f[2], 10, 64); err == nil {
+			return n
+		}
+	}
+	return 64 << 20
+})
