@@ -61,8 +61,8 @@ type CLI struct {
 	CacheSize         int64         `default:"10737418240" placeholder:"BYTES" help:"Bytes the image cache may hold (least recently used files go first); 0: no cache, image files stream from the origin."`
 	MaxFills          int           `default:"8" help:"Image files fetched into the cache at once (at most half of --max-origin-requests); one client address may start a quarter of them."`
 	OriginIdleTimeout time.Duration `default:"30s" help:"A fetch into the cache whose origin sends nothing for this long fails (the file is then refused for a back-off period)."`
-	MaxConnsPerClient int           `default:"256" help:"Open connections one client address may hold (-1: no limit)."`
-	ClientRate        float64       `default:"100" help:"Requests a second one client address may make on average (-1: no limit)."`
+	MaxConnsPerClient int           `default:"256" help:"Open connections one client (an IPv4 address, an IPv6 /64) may hold (-1: no limit)."`
+	ClientRate        float64       `default:"100" help:"Requests a second one client (an IPv4 address, an IPv6 /64) may make on average (-1: no limit)."`
 	ClientBurst       int           `default:"400" help:"Requests one client address may make in a burst."`
 	MinRate           float64       `default:"16384" placeholder:"BYTES/S" help:"A client must take downloads at this many bytes a second on average (time blocked writing to it: at most 10 s plus the bytes it acknowledged / rate) or be cut, its connection reset (-1: no minimum)."`
 	SendBuffer        int           `placeholder:"BYTES" help:"Cap each client socket's send buffer (default: the kernel's autotuning): less kernel memory per stalled client, but at most this much in flight per round trip."`

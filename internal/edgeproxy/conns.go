@@ -17,8 +17,8 @@ import (
 )
 
 // clientListener accepts the connections the server serves: it closes at
-// once a connection from a client address that already holds max open
-// ones (max ≤ 0: no limit), and caps each socket's send buffer at
+// once a connection from a client (an IPv4 address, an IPv6 /64: see
+// clientKey) that already holds max open ones (max ≤ 0: no limit), and caps each socket's send buffer at
 // sendBuffer bytes when set (0: the kernel's autotuning).
 type clientListener struct {
 	net.Listener
@@ -40,7 +40,7 @@ func (l *clientListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		addr := clientAddr(c.RemoteAddr().String())
+		addr := clientKey(c.RemoteAddr().String())
 		if !l.admit(addr) {
 			l.refused.Inc()
 			c.Close()
@@ -77,7 +77,7 @@ func (l *clientListener) release(addr string) {
 	}
 }
 
-// open is the number of connections an address holds.
+// open is the number of connections a client (clientKey) holds.
 func (l *clientListener) open(addr string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()

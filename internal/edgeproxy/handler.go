@@ -105,7 +105,7 @@ func (h *handler) serve(w *recorder, r *http.Request) (class, tokenUse) {
 		http.Error(w, "request bodies are not accepted", http.StatusBadRequest)
 		return classOther, tok
 	}
-	client := clientAddr(r.RemoteAddr)
+	client := clientKey(r.RemoteAddr)
 	if h.rate != nil && !h.rate.allow(client, time.Now()) {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many requests", http.StatusTooManyRequests)

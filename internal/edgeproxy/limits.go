@@ -1,18 +1,29 @@
 package edgeproxy
 
 import (
-	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
 
-// clientAddr is the address part of a remote "host:port".
-func clientAddr(remote string) string {
-	host, _, err := net.SplitHostPort(remote)
+// clientKey is what the per-client limits count a remote "host:port"
+// (or bare address) as: an IPv4 address, or the /64 an IPv6 address is in
+// — one host is routinely given a whole /64, so counting its addresses
+// apart would give it billions of quotas.
+func clientKey(remote string) string {
+	a, err := netip.ParseAddr(remote)
 	if err != nil {
-		return remote
+		ap, perr := netip.ParseAddrPort(remote)
+		if perr != nil {
+			return remote
+		}
+		a = ap.Addr()
 	}
-	return host
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return a.String()
 }
 
 // rateLimiter is a token bucket per client address: rate requests a

@@ -106,9 +106,10 @@ type Config struct {
 	// none for 30 s); the body always waits for the check.
 	HeaderWait time.Duration
 
-	// Per client address: at most MaxConnsPerClient open connections
-	// (default 256) and ClientRate requests a second on average in bursts
-	// of ClientBurst (defaults 100 and 400); a negative value: no limit.
+	// Per client (an IPv4 address, an IPv6 /64): at most
+	// MaxConnsPerClient open connections (default 256) and ClientRate
+	// requests a second on average in bursts of ClientBurst (defaults 100
+	// and 400); a negative value: no limit.
 	MaxConnsPerClient int
 	ClientRate        float64
 	ClientBurst       int
