@@ -67,6 +67,10 @@ type CLI struct {
 	MinRate           float64       `default:"16384" placeholder:"BYTES/S" help:"A client must take downloads at this many bytes a second on average (time blocked writing to it: at most 10 s plus the bytes it acknowledged / rate) or be cut, its connection reset (-1: no minimum)."`
 	SendBuffer        int           `placeholder:"BYTES" help:"Cap each client socket's send buffer (default: the kernel's autotuning): less kernel memory per stalled client, but at most this much in flight per round trip."`
 	Tokens            string        `placeholder:"FILE" help:"Private registry: serve only under https://HOST/<token>/ for the tokens in FILE (one 'TOKEN [NAME]' a line; re-read when it changes)."`
+
+	TrustedProxies []string `name:"trusted-proxies" sep:"," placeholder:"CIDR" help:"Load balancers, reverse proxies or CDNs in front (CIDRs or addresses): from them only, the client address is read from --client-header, or from the PROXY protocol v2 header with --proxy-protocol; limits and access logs use it."`
+	ClientHeader   string   `default:"X-Forwarded-For" enum:"X-Forwarded-For,x-forwarded-for,Forwarded,forwarded" help:"The header the trusted proxies write the client address in: X-Forwarded-For or Forwarded (RFC 7239)."`
+	ProxyProtocol  bool     `name:"proxy-protocol" help:"Trusted proxies open each connection with a PROXY protocol v2 header (HAProxy send-proxy-v2, AWS NLB); HTTP headers are then not read."`
 }
 
 func main() {
@@ -111,6 +115,10 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if cacheDir == "" {
 		cacheDir = filepath.Join(c.StateDir, "image-cache")
 	}
+	trusted, err := edgeproxy.ParseTrustedProxies(c.TrustedProxies)
+	if err != nil {
+		return err
+	}
 	srv, err := edgeproxy.New(edgeproxy.Config{
 		Origin: origin, Listen: listen,
 		CertFile: c.Cert, KeyFile: c.Key, SelfSigned: c.SelfSigned, Hostnames: c.Hostname,
@@ -122,6 +130,7 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 		CacheDir: cacheDir, CacheSize: c.CacheSize, MaxFills: c.MaxFills, OriginIdleTimeout: c.OriginIdleTimeout,
 		MaxConnsPerClient: c.MaxConnsPerClient, ClientRate: c.ClientRate, ClientBurst: c.ClientBurst,
 		MinTransferRate: c.MinRate, SendBuffer: c.SendBuffer, TokensFile: c.Tokens, RemoteName: c.RemoteName,
+		TrustedProxies: trusted, ClientHeader: c.ClientHeader, ProxyProtocol: c.ProxyProtocol,
 		Logger: slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -18,20 +19,23 @@ import (
 
 // clientListener accepts the connections the server serves: it closes at
 // once a connection from a client (an IPv4 address, an IPv6 /64: see
-// clientKey) that already holds max open ones (max ≤ 0: no limit), and caps each socket's send buffer at
-// sendBuffer bytes when set (0: the kernel's autotuning).
+// clientKey) that already holds max open ones (max ≤ 0: no limit), and
+// caps each socket's send buffer at sendBuffer bytes when set (0: the
+// kernel's autotuning). Connections from exempt peers (trusted proxies,
+// whose connections carry many clients' requests) are not counted.
 type clientListener struct {
 	net.Listener
 	max        int
 	sendBuffer int
+	exempt     func(netip.Addr) bool
 	refused    prometheus.Counter
 
 	mu    sync.Mutex
 	count map[string]int
 }
 
-func newClientListener(ln net.Listener, max, sendBuffer int, refused prometheus.Counter) *clientListener {
-	return &clientListener{Listener: ln, max: max, sendBuffer: sendBuffer, refused: refused, count: map[string]int{}}
+func newClientListener(ln net.Listener, max, sendBuffer int, exempt func(netip.Addr) bool, refused prometheus.Counter) *clientListener {
+	return &clientListener{Listener: ln, max: max, sendBuffer: sendBuffer, exempt: exempt, refused: refused, count: map[string]int{}}
 }
 
 func (l *clientListener) Accept() (net.Conn, error) {
@@ -40,20 +44,37 @@ func (l *clientListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		addr := clientKey(c.RemoteAddr().String())
-		if !l.admit(addr) {
-			l.refused.Inc()
-			c.Close()
-			continue
+		cc := &clientConn{Conn: c, release: func() {}}
+		if peer, err := netip.ParseAddrPort(c.RemoteAddr().String()); err != nil || !l.exempt(peer.Addr()) {
+			addr := clientKey(c.RemoteAddr().String())
+			if !l.admit(addr) {
+				l.refused.Inc()
+				c.Close()
+				continue
+			}
+			cc.release = func() { l.release(addr) }
 		}
-		cc := &clientConn{Conn: c, release: func() { l.release(addr) }}
-		if tc, ok := c.(*net.TCPConn); ok {
+		if tc := tcpOf(c); tc != nil {
 			if l.sendBuffer > 0 {
 				tc.SetWriteBuffer(l.sendBuffer)
 			}
 			cc.raw, _ = tc.SyscallConn()
 		}
 		return cc, nil
+	}
+}
+
+// tcpOf is the TCP connection under c, if any.
+func tcpOf(c net.Conn) *net.TCPConn {
+	for {
+		switch x := c.(type) {
+		case *net.TCPConn:
+			return x
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return nil
+		}
 	}
 }
 
@@ -101,7 +122,7 @@ type clientConn struct {
 func (c *clientConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		if tc, ok := c.Conn.(*net.TCPConn); ok {
+		if tc := tcpOf(c.Conn); tc != nil {
 			tc.SetLinger(0)
 		}
 	}

@@ -38,6 +38,7 @@ type handler struct {
 	rateGrace     time.Duration
 	maxQueue      int64 // the most a socket's send queue can hold
 	remoteName    string
+	clients       *clients
 	m             *metrics
 	log           *slog.Logger
 }
@@ -51,7 +52,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 	}
-	c, tok := h.serve(rw, r)
+	client := h.clients.ofRequest(r)
+	c, tok := h.serve(rw, r, client)
 	rw.finish()
 	h.m.requests.WithLabelValues(string(c), strconv.Itoa(rw.status)).Inc()
 	h.m.bytes.WithLabelValues(string(c)).Add(float64(rw.bytes))
@@ -75,6 +77,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", clip(path)), slog.Int("status", rw.status),
 		slog.Int64("bytes", rw.bytes), slog.Duration("duration", time.Since(start)), slog.String("class", string(c)),
 		slog.String("remote", r.RemoteAddr), slog.String("proto", r.Proto), slog.String("user_agent", clip(r.UserAgent()))}
+	if client != hostOf(r.RemoteAddr) { // named by a trusted proxy's header
+		attrs[6] = slog.String("remote", client)
+		attrs = append(attrs, slog.String("via", r.RemoteAddr))
+	}
 	if tok.name != "" {
 		attrs = append(attrs, slog.String("token", tok.name))
 	}
@@ -94,7 +100,7 @@ type tokenUse struct {
 	name, prefix, rest string
 }
 
-func (h *handler) serve(w *recorder, r *http.Request) (class, tokenUse) {
+func (h *handler) serve(w *recorder, r *http.Request, clientAddr string) (class, tokenUse) {
 	var tok tokenUse
 	// No request here has a body. Chunked framing is refused and the
 	// connection closed after the answer: next to a Content-Length it is
@@ -105,7 +111,7 @@ func (h *handler) serve(w *recorder, r *http.Request) (class, tokenUse) {
 		http.Error(w, "request bodies are not accepted", http.StatusBadRequest)
 		return classOther, tok
 	}
-	client := clientKey(r.RemoteAddr)
+	client := clientKey(clientAddr)
 	if h.rate != nil && !h.rate.allow(client, time.Now()) {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many requests", http.StatusTooManyRequests)

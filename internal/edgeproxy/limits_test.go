@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -249,7 +250,7 @@ func TestIPv6ConnectionsCountPerSlash64(t *testing.T) {
 	}
 	fl.remotes = append(fl.remotes, "[2001:db8:1:3::1]:4000")
 	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: "refused"})
-	l := newClientListener(fl, 4, 0, refused)
+	l := newClientListener(fl, 4, 0, func(netip.Addr) bool { return false }, refused)
 	defer l.Close()
 	var got []string
 	for range 5 {

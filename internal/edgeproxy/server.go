@@ -9,8 +9,9 @@
 // short in-memory cache with request collapsing for the catalog, a
 // verified on-disk LRU cache of the image files the catalog names (one
 // origin read per file; slow clients read the local file, never an origin
-// connection), per-client-address connection and request-rate limits, a
-// minimum transfer rate, one cap on every origin call, optional access
+// connection), per-client connection and request-rate limits (the client
+// named by trusted load balancers' X-Forwarded-For, Forwarded or PROXY
+// protocol header when behind them), a minimum transfer rate, one cap on every origin call, optional access
 // tokens in the URL path, and no origin detail (S3 error bodies, x-amz-*
 // headers) ever reaching a client. Metrics are served on a listener of
 // their own. TLS comes from certificate files (reloaded when they change),
@@ -26,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"time"
 
@@ -127,6 +129,18 @@ type Config struct {
 	// round trip).
 	SendBuffer int
 
+	// TrustedProxies are the load balancers, reverse proxies or CDNs in
+	// front of the proxy. From them only, the client address is taken from
+	// ClientHeader — X-Forwarded-For (the default) or Forwarded (RFC 7239)
+	// — or, with ProxyProtocol, from the PROXY protocol v2 header that
+	// starts each connection (HTTP headers are then not read); from anyone
+	// else those are ignored. Limits and access logs use that address;
+	// connections from a trusted proxy itself are not counted against the
+	// per-client connection cap.
+	TrustedProxies []netip.Prefix
+	ClientHeader   string
+	ProxyProtocol  bool
+
 	// TokensFile makes the registry private: reachable only under
 	// /<token>/ for the tokens the file lists (one "TOKEN [NAME]" a line),
 	// read again when it changes (checked every TokenReload, default 1s).
@@ -207,6 +221,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Origin == nil {
 		return nil, errors.New("no origin")
 	}
+	clients, err := newClients(cfg.TrustedProxies, cfg.ClientHeader, cfg.ProxyProtocol)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg}
 	var disk *diskCache
 	m := newMetrics(func() float64 {
@@ -229,7 +247,7 @@ func New(cfg Config) (*Server, error) {
 		disk:   disk, catalogMaxAge: cfg.CatalogMaxAge, writeTimeout: cfg.WriteTimeout, headerWait: cfg.HeaderWait,
 		originIdle: cfg.OriginIdleTimeout,
 		minRate:    max(cfg.MinTransferRate, 0), rateGrace: cfg.MinRateGrace,
-		remoteName: cfg.RemoteName, m: m, log: cfg.Logger, maxQueue: max(maxSendQueue(), 2*int64(cfg.SendBuffer)),
+		remoteName: cfg.RemoteName, m: m, log: cfg.Logger, clients: clients, maxQueue: max(maxSendQueue(), 2*int64(cfg.SendBuffer)),
 	}
 	if cfg.ClientRate > 0 {
 		h.rate = newRateLimiter(cfg.ClientRate, cfg.ClientBurst)
@@ -264,7 +282,10 @@ func New(cfg Config) (*Server, error) {
 	if tlsConf != nil {
 		s.srv.TLSConfig = tlsConf
 	}
-	s.ln = newClientListener(ln, cfg.MaxConnsPerClient, cfg.SendBuffer, m.connsRefused)
+	if cfg.ProxyProtocol {
+		ln = newProxyListener(ln, clients.isTrusted, cfg.ReadHeaderTimeout)
+	}
+	s.ln = newClientListener(ln, cfg.MaxConnsPerClient, cfg.SendBuffer, clients.isTrusted, m.connsRefused)
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
