@@ -15,7 +15,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +41,7 @@ type CLI struct {
 	PlainHTTP      bool     `help:"Serve plain HTTP (only behind a TLS-terminating load balancer: Incus needs HTTPS)."`
 	StateDir       string   `default:"edgeproxy-state" placeholder:"DIR" help:"Where the self-signed certificate and ACME data are kept."`
 	RemoteName     string   `default:"appliance" help:"Remote name used in the printed 'incus remote add' line."`
+	PublicURL      string   `name:"public-url" placeholder:"URL" help:"The URL clients add the registry as, shown on the catalog page (default: https://HOST:PORT from the ACME domain or the first --hostname and the listen port); behind a load balancer, its URL."`
 
 	EndpointURL string `name:"endpoint-url" placeholder:"URL" help:"S3 endpoint (MinIO, ...); default: AWS_ENDPOINT_URL or AWS."`
 	Region      string `placeholder:"REGION" help:"S3 region; default: AWS_REGION."`
@@ -123,7 +123,7 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 		Origin: origin, Listen: listen,
 		CertFile: c.Cert, KeyFile: c.Key, SelfSigned: c.SelfSigned, Hostnames: c.Hostname,
 		ACMEDomains: c.ACMEDomain, ACMEDirectory: c.ACMEDirectory, ACMEEmail: c.ACMEEmail,
-		PlainHTTP: c.PlainHTTP, StateDir: c.StateDir,
+		PlainHTTP: c.PlainHTTP, StateDir: c.StateDir, PublicURL: c.PublicURL,
 		CatalogTTL: c.CatalogTTL, CatalogMaxAge: c.CatalogMaxAge, MaxOriginRequests: c.MaxOriginRequests,
 		WriteTimeout: c.WriteTimeout, ShutdownTimeout: c.ShutdownTimeout,
 		MetricsListen: c.MetricsListen, HealthInterval: c.HealthInterval,
@@ -169,26 +169,8 @@ func (c *CLI) origin(ctx context.Context) (edgeproxy.Origin, string, error) {
 
 // announce tells the operator where the registry is and how to add it.
 func (c *CLI) announce(w io.Writer, srv *edgeproxy.Server, desc string) {
-	scheme := "https"
-	if c.PlainHTTP {
-		scheme = "http"
-	}
-	host := "HOST"
+	url := srv.PublicURL()
 	_, port, _ := net.SplitHostPort(srv.Addr().String())
-	switch {
-	case len(c.ACMEDomain) > 0:
-		host = c.ACMEDomain[0]
-	case len(c.Hostname) > 0:
-		host = c.Hostname[0]
-	default:
-		if h, err := os.Hostname(); err == nil {
-			host = h
-		}
-	}
-	if ip := net.ParseIP(host); ip != nil && strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	url := fmt.Sprintf("%s://%s:%s", scheme, host, port)
 	fmt.Fprintf(w, "edgeproxy: serving %s on %s (listening on %s)\n", desc, url, srv.Addr())
 	if ss := srv.SelfSignedCert(); ss != nil {
 		fmt.Fprintf(w, "edgeproxy: self-signed certificate %s\n", ss.CertFile)

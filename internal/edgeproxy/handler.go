@@ -38,6 +38,7 @@ type handler struct {
 	rateGrace     time.Duration
 	maxQueue      int64 // the most a socket's send queue can hold
 	remoteName    string
+	publicURL     string // what the catalog page tells clients to add
 	clients       *clients
 	m             *metrics
 	log           *slog.Logger

@@ -28,7 +28,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/store"
@@ -146,6 +148,11 @@ type Config struct {
 	// read again when it changes (checked every TokenReload, default 1s).
 	TokensFile  string
 	TokenReload time.Duration
+	// PublicURL is the URL clients add the registry as, which the catalog
+	// page shows (default: https://, or http:// with PlainHTTP, then the
+	// first ACME domain or host name, then the port listened on unless it
+	// is the scheme's own). Behind a load balancer, its URL.
+	PublicURL string
 	// RemoteName is the remote name the catalog page's commands use
 	// (default "appliance").
 	RemoteName string
@@ -160,6 +167,7 @@ type Server struct {
 	metricsSrv *http.Server
 	acmeSrv    *http.Server
 	selfSigned *SelfSigned
+	publicURL  string
 }
 
 func (c *Config) defaults() {
@@ -282,6 +290,11 @@ func New(cfg Config) (*Server, error) {
 	if tlsConf != nil {
 		s.srv.TLSConfig = tlsConf
 	}
+	if s.publicURL, err = publicURL(cfg, ln.Addr()); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	h.publicURL = s.publicURL
 	if cfg.ProxyProtocol {
 		ln = newProxyListener(ln, clients.isTrusted, cfg.ReadHeaderTimeout)
 	}
@@ -380,6 +393,39 @@ func (s *Server) MetricsAddr() net.Addr {
 		return nil
 	}
 	return s.metricsLn.Addr()
+}
+
+// PublicURL is the URL clients add the registry as (Config.PublicURL).
+func (s *Server) PublicURL() string { return s.publicURL }
+
+// publicURL is cfg.PublicURL checked, or the one made of the scheme, the
+// first ACME domain or host name, and the port ln listens on.
+func publicURL(cfg Config, ln net.Addr) (string, error) {
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return "", fmt.Errorf("public URL %q: want https://HOST[:PORT][/PATH]", cfg.PublicURL)
+		}
+		return strings.TrimSuffix(u.String(), "/"), nil
+	}
+	scheme, host := "https", cfg.Hostnames[0]
+	if cfg.PlainHTTP {
+		scheme = "http"
+	}
+	if len(cfg.ACMEDomains) > 0 {
+		host = cfg.ACMEDomains[0]
+	}
+	_, port, _ := net.SplitHostPort(ln.String())
+	if port == "443" && scheme == "https" || port == "80" && scheme == "http" {
+		port = ""
+	}
+	u := url.URL{Scheme: scheme, Host: host}
+	if port != "" {
+		u.Host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		u.Host = "[" + host + "]"
+	}
+	return u.String(), nil
 }
 
 // SelfSignedCert describes the self-signed certificate in use, if any.
