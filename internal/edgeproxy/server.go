@@ -277,7 +277,9 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ConnContext:       withConn,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		// "OPTIONS *" is answered by the handler (405) like any method.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	tlsConf, err := s.tlsConfig()
 	if err != nil {
@@ -306,7 +308,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("metrics listen %s: %w", cfg.MetricsListen, err)
 		}
 		s.metricsLn = mln
-		s.metricsSrv = &http.Server{Handler: getOnly(m.handler()), ReadHeaderTimeout: 10 * time.Second,
+		s.metricsSrv = &http.Server{Handler: getOnly(m.handler()), ReadHeaderTimeout: 10 * time.Second, DisableGeneralOptionsHandler: true,
 			ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
 	}
 	return s, nil
