@@ -32,7 +32,7 @@ type CLI struct {
 
 	Cert           string   `placeholder:"FILE" help:"TLS certificate (PEM), reloaded when it changes."`
 	Key            string   `placeholder:"FILE" help:"TLS private key (PEM)."`
-	SelfSigned     bool     `help:"Create (once, kept in --state-dir) a self-signed CA certificate Incus accepts."`
+	SelfSigned     bool     `help:"Create (kept in --state-dir, renewed 30 days before its year is up) a self-signed certificate for the --hostname names only: no CA, constrained to those names."`
 	Hostname       []string `placeholder:"NAME" help:"Host names/addresses the self-signed certificate covers (repeatable; default: this host, localhost, 127.0.0.1, ::1)."`
 	ACMEDomain     []string `name:"acme-domain" placeholder:"DOMAIN" help:"Get certificates for DOMAIN with ACME (repeatable)."`
 	ACMEDirectory  string   `name:"acme-directory" placeholder:"URL" help:"ACME directory (default Let's Encrypt production)."`
@@ -173,9 +173,10 @@ func (c *CLI) announce(w io.Writer, srv *edgeproxy.Server, desc string) {
 	_, port, _ := net.SplitHostPort(srv.Addr().String())
 	fmt.Fprintf(w, "edgeproxy: serving %s on %s (listening on %s)\n", desc, url, srv.Addr())
 	if ss := srv.SelfSignedCert(); ss != nil {
-		fmt.Fprintf(w, "edgeproxy: self-signed certificate %s\n", ss.CertFile)
+		fmt.Fprintf(w, "edgeproxy: self-signed certificate %s (valid until %s; a new one is made 30 days before, to be pinned again)\n",
+			ss.CertFile, ss.NotAfter.UTC().Format(time.DateOnly))
 		fmt.Fprintf(w, "edgeproxy: SHA-256 fingerprint %s\n", ss.Fingerprint)
-		fmt.Fprintf(w, "edgeproxy: on each Incus client, trust it (copy %s to ~/.config/incus/servercerts/%s.crt, or add it to the system CA store), then:\n", ss.CertFile, c.RemoteName)
+		fmt.Fprintf(w, "edgeproxy: on each Incus client, pin it for this remote only (copy %s to ~/.config/incus/servercerts/%s.crt), then:\n", ss.CertFile, c.RemoteName)
 	}
 	if c.Tokens != "" {
 		// The token is never printed: the operator knows it.
