@@ -124,6 +124,9 @@ func (h *handler) serve(w *recorder, r *http.Request, clientAddr string) (class,
 		return classOther, tok
 	}
 	raw, status := requestPath(r)
+	if status == 0 {
+		status = checkPath(raw)
+	}
 	if status != 0 {
 		http.Error(w, http.StatusText(status), status)
 		return classOther, tok
