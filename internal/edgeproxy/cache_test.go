@@ -339,3 +339,21 @@ func TestImageCacheEvictsLeastRecentlyUsed(t *testing.T) {
 		t.Errorf("cache holds %d bytes, more than its limit", total)
 	}
 }
+
+// Over plain HTTP (behind a TLS-terminating load balancer), a cached file
+// goes from the file to the socket by sendfile: whole and ranged
+// downloads are byte for byte the file, and a file being fetched still
+// waits for its check.
+func TestPlainHTTPServesCachedFilesWhole(t *testing.T) {
+	dir, keys, data := catalogRegistry(t, 9<<20+123)
+	p := startProxy(t, dirOrigin(t, dir), func(c *Config) { c.PlainHTTP, c.SelfSigned = true, false })
+	getAll(t, p, "/"+keys[0], 3, data[0]) // the fill, then from the cache
+	getAll(t, p, "/"+keys[0], 3, data[0])
+	resp, body := p.do(t, "GET", "/"+keys[0], "Range", "bytes=5000000-")
+	if resp.StatusCode != 206 || !bytes.Equal(body, data[0][5000000:]) {
+		t.Errorf("range over plain HTTP: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if resp, body = p.do(t, "GET", "/"+keys[0], "Range", "bytes=10-19,100-109"); resp.StatusCode != 206 || !bytes.Contains(body, data[0][100:110]) {
+		t.Errorf("two ranges over plain HTTP: %d", resp.StatusCode)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -115,17 +116,35 @@ func (l *clientListener) open(addr string) int {
 type clientConn struct {
 	net.Conn
 	raw     syscall.RawConn // the TCP socket (nil if not TCP)
+	tls     bool            // served over TLS (set by the server's ConnContext)
 	once    sync.Once
 	release func()
 }
 
-func (c *clientConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
+// ReadFrom sends what r reads straight to the socket (sendfile for a
+// file): net/http uses it for plain HTTP/1 responses.
+func (c *clientConn) ReadFrom(r io.Reader) (int64, error) {
+	tc := tcpOf(c.Conn)
+	if tc == nil {
+		return io.Copy(struct{ io.Writer }{c}, r)
+	}
+	n, err := tc.ReadFrom(r)
+	c.resetOnTimeout(err)
+	return n, err
+}
+
+// resetOnTimeout makes the close a reset after a write timed out.
+func (c *clientConn) resetOnTimeout(err error) {
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		if tc := tcpOf(c.Conn); tc != nil {
 			tc.SetLinger(0)
 		}
 	}
+}
+
+func (c *clientConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.resetOnTimeout(err)
 	return n, err
 }
 
@@ -156,10 +175,12 @@ type connKey struct{}
 // withConn is the server's ConnContext: requests can reach their
 // connection.
 func withConn(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(*tls.Conn); ok {
+	tc, isTLS := c.(*tls.Conn)
+	if isTLS {
 		c = tc.NetConn()
 	}
 	if cc, ok := c.(*clientConn); ok {
+		cc.tls = isTLS
 		return context.WithValue(ctx, connKey{}, cc)
 	}
 	return ctx

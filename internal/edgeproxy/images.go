@@ -136,6 +136,9 @@ func (c *cachedImage) openFile() error {
 	if c.file != nil {
 		return nil
 	}
+	if err := c.failure(); err != nil {
+		return err
+	}
 	file, err := c.open()
 	if err != nil {
 		return c.fail(err)
