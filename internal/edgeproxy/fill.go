@@ -273,17 +273,11 @@ func (r *follower) Read(p []byte) (int, error) {
 }
 
 func (r *follower) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		offset += r.pos
-	case io.SeekEnd:
-		offset += r.fl.f.size
+	pos, err := seekPos(r.pos, r.fl.f.size, offset, whence)
+	if err == nil {
+		r.pos = pos
 	}
-	if offset < 0 {
-		return 0, errors.New("negative position")
-	}
-	r.pos = offset
-	return offset, nil
+	return pos, err
 }
 
 func (r *follower) Close() error { return r.file.Close() }

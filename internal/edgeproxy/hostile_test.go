@@ -743,14 +743,33 @@ func truncatedBody(t *testing.T, e *hostileEnv) {
 	}
 }
 
-// plainHTTP speaks plain HTTP to the TLS port (as Incus does first): it
-// gets a quick 400 and a closed connection.
-func plainHTTP(t *testing.T, e *hostileEnv) {
+// dialRaw opens a plain TCP connection to the proxy, closed with the test.
+func (e *hostileEnv) dialRaw(t *testing.T) net.Conn {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", e.addr, hostileMargin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// sendRaw writes payload on a plain TCP connection and waits for the
+// server to hang up (failing the test after within); it returns the bytes
+// answered and how long the server took to hang up.
+func (e *hostileEnv) sendRaw(t *testing.T, payload []byte, within time.Duration) (int64, time.Duration) {
+	t.Helper()
+	conn := e.dialRaw(t)
+	start := time.Now()
+	conn.Write(payload)
+	n, _, at := waitClosed(t, conn, start.Add(within))
+	return n, at.Sub(start)
+}
+
+// plainHTTP speaks plain HTTP to the TLS port (as Incus does first): it
+// gets a quick 400 and a closed connection.
+func plainHTTP(t *testing.T, e *hostileEnv) {
+	conn := e.dialRaw(t)
 	start := time.Now()
 	conn.SetDeadline(start.Add(hostileMargin))
 	conn.Write([]byte(rq("GET", "/streams/v1/index.json")))
@@ -768,15 +787,7 @@ func plainHTTP(t *testing.T, e *hostileEnv) {
 // garbageFirstByte sends bytes that are neither TLS nor HTTP: the server
 // hangs up at once, not after a timeout.
 func garbageFirstByte(t *testing.T, e *hostileEnv) {
-	conn, err := net.DialTimeout("tcp", e.addr, hostileMargin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	start := time.Now()
-	conn.Write([]byte("\x00\xffGARBAGE\r\n\r\n"))
-	n, _, at := waitClosed(t, conn, start.Add(hostileMargin))
-	took := at.Sub(start)
+	n, took := e.sendRaw(t, []byte("\x00\xffGARBAGE\r\n\r\n"), hostileMargin)
 	t.Logf("cut after %s, %d bytes answered", took.Round(time.Millisecond), n)
 	if took >= hostileReadHeader {
 		t.Errorf("garbage cut after %s: only by the timeout", took)
@@ -786,15 +797,7 @@ func garbageFirstByte(t *testing.T, e *hostileEnv) {
 // stalledTLS starts a TLS record and stops: the handshake is cut after the
 // server's handshake timeout (its smallest of ReadHeaderTimeout...).
 func stalledTLS(t *testing.T, e *hostileEnv) {
-	conn, err := net.DialTimeout("tcp", e.addr, hostileMargin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	start := time.Now()
-	conn.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01})
-	_, _, at := waitClosed(t, conn, start.Add(hostileReadHeader+hostileMargin))
-	took := at.Sub(start)
+	_, took := e.sendRaw(t, []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01}, hostileReadHeader+hostileMargin)
 	t.Logf("cut after %s", took.Round(time.Millisecond))
 	if took < hostileReadHeader-time.Second {
 		t.Errorf("cut after %s, before the handshake timeout", took)
@@ -822,6 +825,7 @@ const (
 	faultShort         // the last byte missing (a consistent, shorter file)
 	faultLong          // one byte more than the catalog says
 	faultStall         // half the file, then nothing until the proxy hangs up
+	faultCut           // half the file, then the connection drops
 )
 
 // hostileOrigin is an HTTP origin in front of a registry folder that lies
@@ -913,13 +917,16 @@ func (o *hostileOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	head := body
 	switch {
-	case f == faultStall:
+	case f == faultStall || f == faultCut:
 		head = body[:len(body)/2]
 	case hold:
 		head = body[:len(body)-1]
 	}
 	w.Write(head)
 	w.(http.Flusher).Flush()
+	if f == faultCut {
+		panic(http.ErrAbortHandler)
+	}
 	if len(head) == len(body) {
 		return
 	}

@@ -163,20 +163,15 @@ func (c *cachedImage) Read(p []byte) (int, error) {
 }
 
 func (c *cachedImage) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		offset += c.pos
-	case io.SeekEnd:
-		offset += c.size
+	pos, err := seekPos(c.pos, c.size, offset, whence)
+	if err != nil {
+		return 0, err
 	}
-	if offset < 0 {
-		return 0, errors.New("negative position")
-	}
-	c.pos = offset
+	c.pos = pos
 	if c.file != nil {
-		return c.file.Seek(offset, io.SeekStart)
+		return c.file.Seek(pos, io.SeekStart)
 	}
-	return offset, nil
+	return pos, nil
 }
 
 func (c *cachedImage) fail(err error) error {
