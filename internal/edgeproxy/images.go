@@ -262,7 +262,8 @@ func (r *idleReader) Read(p []byte) (int, error) {
 }
 
 // catalogFile looks an image file up in the catalog files index.json
-// names (all cached in memory).
+// names (all cached in memory): the one place an image file's expected
+// size and sha256 come from.
 func (h *handler) catalogFile(ctx context.Context, key string) (fileInfo, bool) {
 	ix, err := h.cache.get(ctx, catalog.IndexPath)
 	if err != nil {
