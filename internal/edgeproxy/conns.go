@@ -112,11 +112,13 @@ func (l *clientListener) open(addr string) int {
 // holds for the client, where a plain close would keep it, and the socket,
 // in FIN-WAIT-1 for as long as the client keeps acknowledging, however
 // slowly. unacked tells how much of what was written the client has not
-// acknowledged.
+// acknowledged. While batched runs, writes are gathered and sent as one.
 type clientConn struct {
 	net.Conn
 	raw     syscall.RawConn // the TCP socket (nil if not TCP)
 	tls     bool            // served over TLS (set by the server's ConnContext)
+	wmu     sync.Mutex
+	batch   *[]byte // while set, writes are gathered there (batched); under wmu
 	once    sync.Once
 	release func()
 }
@@ -143,9 +145,57 @@ func (c *clientConn) resetOnTimeout(err error) {
 }
 
 func (c *clientConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if bp := c.batch; bp != nil {
+		if len(*bp)+len(p) > cap(*bp) {
+			if err := c.flushBatch(); err != nil {
+				return 0, err
+			}
+		}
+		if len(p) <= cap(*bp) {
+			*bp = append(*bp, p...)
+			return len(p), nil
+		}
+	}
 	n, err := c.Conn.Write(p)
 	c.resetOnTimeout(err)
 	return n, err
+}
+
+// batchBufs hold a large write's TLS records: a copy chunk, each record's
+// header and tag, and what net/http had buffered.
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, bigCopy+8<<10); return &b }}
+
+// batched runs write, gathering everything written meanwhile (the TLS
+// records of one large write) to send it in one system call rather than
+// one a record: measured, a fifth less server CPU per GiB.
+func (c *clientConn) batched(write func() error) error {
+	bp := batchBufs.Get().(*[]byte)
+	c.wmu.Lock()
+	c.batch = bp
+	c.wmu.Unlock()
+	err := write()
+	c.wmu.Lock()
+	if ferr := c.flushBatch(); err == nil {
+		err = ferr
+	}
+	c.batch = nil
+	c.wmu.Unlock()
+	batchBufs.Put(bp)
+	return err
+}
+
+// flushBatch sends what was gathered; c.wmu is held.
+func (c *clientConn) flushBatch() error {
+	b := *c.batch
+	*c.batch = b[:0]
+	if len(b) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(b)
+	c.resetOnTimeout(err)
+	return err
 }
 
 func (c *clientConn) Close() error {

@@ -88,6 +88,14 @@ func (r *recorder) Write(p []byte) (int, error) {
 	var n int
 	err := r.timed(int64(len(p)), func() (int64, error) {
 		var err error
+		if r.conn != nil && r.conn.tls && len(p) > smallCopy {
+			err = r.conn.batched(func() error {
+				var werr error
+				n, werr = r.ResponseWriter.Write(p)
+				return werr
+			})
+			return int64(n), err
+		}
 		n, err = r.ResponseWriter.Write(p)
 		return int64(n), err
 	})
