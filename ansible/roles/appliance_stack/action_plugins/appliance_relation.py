@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.plugins.loader import connection_loader
 
@@ -61,7 +62,9 @@ class ActionModule(ActionBase):
 
     def _provider_connection(self, provider):
         """A connection of the consumer's plugin, remote and project to the provider."""
-        conn = connection_loader.get(self._connection._load_name, self._play_context, None)
+        conn = connection_loader.get(self._connection.ansible_name, self._play_context, "/dev/null")
+        if conn is None:
+            raise AnsibleActionFail("cannot load the connection plugin %s for %s" % (self._connection.ansible_name, provider))
         options = {"remote_addr": provider}
         for key in ("remote", "project", "executable", "remote_user"):
             options[key] = self._connection.get_option(key)
