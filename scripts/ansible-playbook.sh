@@ -20,7 +20,7 @@ if [ ! -S "$socket" ]; then
 	echo "ansible-playbook.sh: no Incus daemon socket at $socket (start one: scripts/incus-daemon.sh start)" >&2
 	exit 1
 fi
-env=(PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 INCUS_SOCKET=/run/host-incus.socket)
+env=(PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 INCUS_SOCKET=/run/host-incus.socket)
 [ -z "${INCUS_CONF:-}" ] || env+=("INCUS_CONF=$INCUS_CONF")
 while IFS= read -r v; do env+=("$v"); done < <(env | grep '^ANSIBLE_' || true)
 exec unshare --mount --propagation private -- bash -euc '
