@@ -342,7 +342,9 @@ func wireToProviders(t *testing.T, incus *client, root string, names []string, c
 	bootedClean(t, incus, consumer, a)
 	for _, r := range a.Requires {
 		name, p := providerFor(t, root, names, r.Interface)
-		inst := consumer + "-" + r.Name
+		// Not named after the consumer: incus list NAME matches every
+		// instance whose name starts with NAME.
+		inst := r.Name + "-provider"
 		pa, err := appliance.Load(root, name)
 		if err != nil {
 			t.Fatal(err)
