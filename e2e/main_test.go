@@ -236,6 +236,16 @@ func newApplianceRoot(t *testing.T) string {
 	return root
 }
 
+// newWebAppliance makes appliance NAME with publish new (nginx-light
+// serving 80/tcp, amd64) in a fresh appliances folder; it returns the
+// folder and the appliance's appliance.yaml.
+func newWebAppliance(t *testing.T, name string) (root, yml string) {
+	t.Helper()
+	root = newApplianceRoot(t)
+	mustPublish(t, "new", name, "--appliances", root, "--port", "80/tcp", "--package", "nginx-light", "--arch", "amd64")
+	return root, filepath.Join(root, name, "appliance.yaml")
+}
+
 // copyAppliance copies appliances/NAME into a fresh appliances folder
 // (with the bases) and returns that folder.
 func copyAppliance(t *testing.T, name string) string {
