@@ -14,12 +14,9 @@ type sbomCmd struct {
 }
 
 func (c *sbomCmd) Run(ctx context.Context, g *Globals, out *output) error {
-	reg, closeStore, err := openRegistry(ctx, g)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	return printSBOM(ctx, reg, c.Name, c.Arch, out)
+	return readRegistry(ctx, g, func(reg *registry.Registry) error {
+		return printSBOM(ctx, reg, c.Name, c.Arch, out)
+	})
 }
 
 // printSBOM prints the SPDX document as stored (it is JSON already, so
