@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,15 +37,20 @@ func (c *client) env() []string {
 		"INCUS_CONF="+filepath.Join(c.home, ".config/incus"), "LXD_CONF="+filepath.Join(c.home, ".config/lxc"))
 }
 
-func (c *client) run(t testing.TB, args ...string) string {
-	t.Helper()
+// command is the client run with args in its own environment.
+func (c *client) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = c.env()
-	out, err := cmd.CombinedOutput()
+	return cmd
+}
+
+func (c *client) run(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := c.runErr(args...)
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", filepath.Base(c.bin), strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
 }
 
 type listedImage struct {
@@ -106,17 +114,15 @@ func remoteClient(t testing.TB, tool, name, url, cert string) *client {
 
 // runErr runs the client and returns its output and error (no failure).
 func (c *client) runErr(args ...string) (string, error) {
-	cmd := exec.Command(c.bin, args...)
-	cmd.Env = c.env()
-	out, err := cmd.CombinedOutput()
+	out, err := c.command(args...).CombinedOutput()
 	return string(out), err
 }
 
 // runIn runs an incus command with stdin.
 func (c *client) runIn(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(c.bin, args...)
-	cmd.Env, cmd.Stdin = c.env(), strings.NewReader(stdin)
+	cmd := c.command(args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("incus %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -170,4 +176,65 @@ func exportedFingerprint(t testing.TB, dir string) string {
 		t.Fatalf("export wrote %v, want 2 files", files)
 	}
 	return fingerprintOf(t, files...)
+}
+
+// incusExec runs a command in the instance and returns its output and
+// error (no failure).
+func incusExec(c *client, name string, args ...string) (string, error) {
+	return c.runErr(append([]string{"exec", name, "--"}, args...)...)
+}
+
+// execIn runs a command in the instance and returns its output (failing
+// the test only when incus itself cannot run it).
+func execIn(t *testing.T, c *client, name string, args ...string) string {
+	t.Helper()
+	out, err := incusExec(c, name, args...)
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatalf("incus exec %s %v: %v", name, args, err)
+	}
+	return out
+}
+
+// waitBody waits until GET path on the instance's port 80 contains want
+// (cloud-init writes files a few seconds after the network is up).
+func waitBody(t *testing.T, c *client, name, path, want string) {
+	t.Helper()
+	ip := instanceIPv4(t, c, name)
+	var last string
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://%s%s", ip, path))
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if last = string(body); strings.Contains(last, want) {
+			return
+		}
+	}
+	t.Fatalf("%s: GET %s never contained %q; last: %q", name, path, want, last)
+}
+
+// wantPorts checks the TCP ports listening in the instance: only the
+// appliance's own (no sshd, nothing cloud-init added).
+func wantPorts(t *testing.T, c *client, name string, ports ...string) {
+	t.Helper()
+	out := execIn(t, c, name, "ss", "-Hltn")
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		addr := f[3]
+		port := addr[strings.LastIndex(addr, ":")+1:]
+		if !slices.Contains(got, port) {
+			got = append(got, port)
+		}
+	}
+	slices.Sort(got)
+	if strings.Join(got, ",") != strings.Join(ports, ",") {
+		t.Errorf("%s listens on TCP ports %v, want only %v:\n%s", name, got, ports, out)
+	}
 }
