@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,14 +43,9 @@ func TestApplianceMetadataAndSBOM(t *testing.T) {
 	mustPublish(t, "verify", "--bucket", reg)
 	fp := fingerprintOf(t, meta, rootfs)
 
-	var entries []struct {
-		Fingerprint  string
-		Requirements map[string]string
-		Custom       map[string]string
-		SBOM         string
-	}
-	if err := json.Unmarshal([]byte(mustPublish(t, "list", "--bucket", reg, "--json")), &entries); err != nil || len(entries) != 1 {
-		t.Fatalf("list --json: %v %+v", err, entries)
+	entries := list(t, nil, reg)
+	if len(entries) != 1 {
+		t.Fatalf("list --json: %+v", entries)
 	}
 	e := entries[0]
 	wantSBOM := "images/" + fp + "/sbom.spdx.json"

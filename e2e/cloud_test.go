@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,13 +33,7 @@ func TestLaunchCloudVariant(t *testing.T) {
 		mustPublish(t, name, "--bucket", reg, "--build-dir", buildDir, "--appliances", root)
 	}
 	mustPublish(t, "verify", "--bucket", reg)
-	var entries []struct {
-		Product, Variant string
-		Aliases          []string
-	}
-	if err := json.Unmarshal([]byte(mustPublish(t, "list", "--bucket", reg, "--json")), &entries); err != nil {
-		t.Fatal(err)
-	}
+	entries := list(t, nil, reg)
 	cloudProducts := 0
 	for _, e := range entries {
 		if e.Variant != "cloud" {

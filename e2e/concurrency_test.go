@@ -11,23 +11,6 @@ import (
 	"time"
 )
 
-type listEntry struct {
-	Product     string   `json:"product"`
-	Fingerprint string   `json:"fingerprint"`
-	Aliases     []string `json:"aliases"`
-	Version     string   `json:"version"`
-	Latest      bool     `json:"latest"`
-}
-
-func list(t testing.TB, reg string) []listEntry {
-	t.Helper()
-	var es []listEntry
-	if err := json.Unmarshal([]byte(mustPublish(t, "list", "--bucket", reg, "--json")), &es); err != nil {
-		t.Fatal(err)
-	}
-	return es
-}
-
 // 16 publish processes started at once against one registry folder: all 16
 // images land and the registry verifies.
 func TestSixteenPublishProcessesAtOnce(t *testing.T) {
@@ -67,7 +50,7 @@ func TestSixteenPublishProcessesAtOnce(t *testing.T) {
 		json.Unmarshal([]byte(outs[i].String()), &res)
 		retries += res.Retries
 	}
-	es := list(t, reg)
+	es := list(t, nil, reg)
 	for _, e := range es {
 		delete(want, e.Fingerprint)
 	}
@@ -129,7 +112,7 @@ func TestPruneAlongsidePublishProcesses(t *testing.T) {
 	}
 	mustPublish(t, "verify", "--bucket", reg)
 	latest := 0
-	for _, e := range list(t, reg) {
+	for _, e := range list(t, nil, reg) {
 		if e.Latest && e.Version == "20261120_150000" {
 			latest++
 		}

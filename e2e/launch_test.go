@@ -110,12 +110,7 @@ func TestLaunchEveryAppliance(t *testing.T) {
 		t.Errorf("hello's merged template: %v\n%s", err, tmpl)
 	}
 	mustPublish(t, "verify", "--bucket", reg)
-	var entries []struct {
-		Product, SBOM string
-	}
-	if err := json.Unmarshal([]byte(mustPublish(t, "list", "--bucket", reg, "--json")), &entries); err != nil {
-		t.Fatal(err)
-	}
+	entries := list(t, nil, reg)
 	for _, e := range entries {
 		if e.SBOM == "" {
 			t.Errorf("%s was published without its SBOM", e.Product)

@@ -8,6 +8,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/builder"
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/tooltest"
 )
@@ -94,6 +96,17 @@ func mustPublishEnv(t testing.TB, env []string, args ...string) string {
 		t.Fatalf("publish %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	}
 	return r.stdout
+}
+
+// list returns `publish list --json` of the registry at bucket, run with
+// extra environment env.
+func list(t testing.TB, env []string, bucket string) []catalog.Entry {
+	t.Helper()
+	var es []catalog.Entry
+	if err := json.Unmarshal([]byte(mustPublishEnv(t, env, "list", "--bucket", bucket, "--json")), &es); err != nil {
+		t.Fatal(err)
+	}
+	return es
 }
 
 // requireTool returns the path of a client binary, skipping the test when
