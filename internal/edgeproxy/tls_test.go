@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/tlsutil"
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 // servedCert returns the leaf certificate the proxy presents for sni.
@@ -125,7 +127,7 @@ func TestSelfSignedCertificateIsConstrained(t *testing.T) {
 			t.Errorf("a leaf for %s signed with its key verifies", name)
 		}
 	}
-	curl := tool(t, "curl")
+	curl := tooltest.Require(t, "curl")[0]
 	if out, err := exec.Command(curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", p.Cert, p.URL+"/"+catalog.IndexPath).CombinedOutput(); err != nil || string(out) != "200" {
 		t.Errorf("curl trusting the certificate: %s %v", out, err)
 	}
@@ -216,11 +218,7 @@ func pebbleBinary(t *testing.T) string {
 	if m, _ := filepath.Glob(filepath.Join(home, ".cache", "appliance-registry", "pebble-*", "pebble")); len(m) > 0 {
 		return m[len(m)-1]
 	}
-	msg := "pebble not found: run `make pebble` (or set PEBBLE_BIN)"
-	if os.Getenv("REGISTRY_E2E") == "require" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	tooltest.Missing(t, errors.New("pebble not found: run `make pebble` (or set PEBBLE_BIN)"))
 	return ""
 }
 
