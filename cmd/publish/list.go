@@ -8,41 +8,43 @@ import (
 	"text/tabwriter"
 
 	"github.com/incus-appliance/registry/internal/catalog"
-	"github.com/incus-appliance/registry/internal/registry"
 )
 
 type listCmd struct{}
 
 func (c *listCmd) Run(ctx context.Context, g *Globals, out *output) error {
-	return readRegistry(ctx, g, func(reg *registry.Registry) error {
-		entries, err := reg.List(ctx)
-		if err != nil {
-			return err
-		}
-		if entries == nil {
-			entries = []catalog.Entry{}
-		}
-		return out.result(entries, func(w io.Writer) {
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tAPPLIANCE\tVARIANT\tVERSION\tARCH\tTYPE\tROOT\tSIZE\tPORTS\tVOLUMES\tTAGS\tSBOM\tDESCRIPTION")
-			for _, e := range entries {
-				aliases := strings.Join(e.Aliases, ",")
-				if aliases == "" {
-					aliases = "-"
-				}
-				appVersion := e.ApplianceVersion
-				if appVersion == "" {
-					appVersion = "-"
-				}
-				sbom := "-"
-				if e.SBOM != "" {
-					sbom = "yes"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], appVersion, orDash(e.Variant), e.Version, e.Arch, e.Type, e.Kind, humanBytes(e.Size),
-					orDash(e.Custom["ports"]), orDash(e.Custom["volumes"]), orDash(e.Custom["tags"]), sbom, e.Description)
+	reg, closeStore, err := openRegistry(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	entries, err := reg.List(ctx)
+	if err != nil {
+		return err
+	}
+	if entries == nil {
+		entries = []catalog.Entry{}
+	}
+	return out.result(entries, func(w io.Writer) {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tAPPLIANCE\tVARIANT\tVERSION\tARCH\tTYPE\tROOT\tSIZE\tPORTS\tVOLUMES\tTAGS\tSBOM\tDESCRIPTION")
+		for _, e := range entries {
+			aliases := strings.Join(e.Aliases, ",")
+			if aliases == "" {
+				aliases = "-"
 			}
-			tw.Flush()
-		})
+			appVersion := e.ApplianceVersion
+			if appVersion == "" {
+				appVersion = "-"
+			}
+			sbom := "-"
+			if e.SBOM != "" {
+				sbom = "yes"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], appVersion, orDash(e.Variant), e.Version, e.Arch, e.Type, e.Kind, humanBytes(e.Size),
+				orDash(e.Custom["ports"]), orDash(e.Custom["volumes"]), orDash(e.Custom["tags"]), sbom, e.Description)
+		}
+		tw.Flush()
 	})
 }
 

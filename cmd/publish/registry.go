@@ -9,16 +9,11 @@ import (
 	"github.com/incus-appliance/registry/internal/registry"
 )
 
-// readRegistry opens the registry at --bucket for reading, runs f on it
-// and closes it. A missing registry directory is an error, so a mistyped
-// location is not taken for an empty registry.
-func readRegistry(ctx context.Context, g *Globals, f func(*registry.Registry) error) error {
-	reg, closeStore, err := open(ctx, g, false)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	return f(reg)
+// openRegistry opens the registry at --bucket for reading. A missing
+// registry directory is an error, so a mistyped location is not taken
+// for an empty registry.
+func openRegistry(ctx context.Context, g *Globals) (*registry.Registry, func(), error) {
+	return open(ctx, g, false)
 }
 
 func open(ctx context.Context, g *Globals, create bool, tweaks ...func(*location.Options)) (*registry.Registry, func(), error) {

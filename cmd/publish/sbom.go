@@ -14,9 +14,12 @@ type sbomCmd struct {
 }
 
 func (c *sbomCmd) Run(ctx context.Context, g *Globals, out *output) error {
-	return readRegistry(ctx, g, func(reg *registry.Registry) error {
-		return printSBOM(ctx, reg, c.Name, c.Arch, out)
-	})
+	reg, closeStore, err := openRegistry(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	return printSBOM(ctx, reg, c.Name, c.Arch, out)
 }
 
 // printSBOM prints the SPDX document as stored (it is JSON already, so

@@ -15,33 +15,36 @@ type verifyCmd struct {
 }
 
 func (c *verifyCmd) Run(ctx context.Context, g *Globals, out *output) error {
-	return readRegistry(ctx, g, func(reg *registry.Registry) error {
-		rep, err := reg.VerifyWith(ctx, registry.VerifyOptions{Deep: c.Deep, Strict: c.Strict, NoFiles: c.NoFiles})
-		if err != nil {
-			return fmt.Errorf("verify: %w", err)
+	reg, closeStore, err := openRegistry(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	rep, err := reg.VerifyWith(ctx, registry.VerifyOptions{Deep: c.Deep, Strict: c.Strict, NoFiles: c.NoFiles})
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	err = out.result(rep, func(w io.Writer) {
+		for _, p := range rep.Problems {
+			fmt.Fprintf(w, "PROBLEM  %s\n", p)
 		}
-		err = out.result(rep, func(w io.Writer) {
-			for _, p := range rep.Problems {
-				fmt.Fprintf(w, "PROBLEM  %s\n", p)
-			}
-			for _, m := range rep.Warnings {
-				fmt.Fprintf(w, "warning  %s\n", m)
-			}
-			for _, o := range rep.Orphans {
-				fmt.Fprintf(w, "orphan   %s (%s): %s\n", o.Path, humanBytes(o.Size), o.Reason)
-			}
-			fmt.Fprintf(w, "%d images, %d files, %s checked: %d problems, %d orphan files\n",
-				rep.Images, rep.Files, humanBytes(rep.BytesChecked), len(rep.Problems), len(rep.Orphans))
-			if c.Deep {
-				fmt.Fprintf(w, "%d deltas decoded and checked\n", rep.DeltasDecoded)
-			}
-		})
-		if err != nil {
-			return err
+		for _, m := range rep.Warnings {
+			fmt.Fprintf(w, "warning  %s\n", m)
 		}
-		if !rep.OK() {
-			return fmt.Errorf("verify: %d problems found in %s (first: %s)", len(rep.Problems), g.Bucket, rep.Problems[0])
+		for _, o := range rep.Orphans {
+			fmt.Fprintf(w, "orphan   %s (%s): %s\n", o.Path, humanBytes(o.Size), o.Reason)
 		}
-		return nil
+		fmt.Fprintf(w, "%d images, %d files, %s checked: %d problems, %d orphan files\n",
+			rep.Images, rep.Files, humanBytes(rep.BytesChecked), len(rep.Problems), len(rep.Orphans))
+		if c.Deep {
+			fmt.Fprintf(w, "%d deltas decoded and checked\n", rep.DeltasDecoded)
+		}
 	})
+	if err != nil {
+		return err
+	}
+	if !rep.OK() {
+		return fmt.Errorf("verify: %d problems found in %s (first: %s)", len(rep.Problems), g.Bucket, rep.Problems[0])
+	}
+	return nil
 }
