@@ -43,7 +43,7 @@ func TestApplianceMetadataAndSBOM(t *testing.T) {
 	mustPublish(t, "verify", "--bucket", reg)
 	fp := fingerprintOf(t, meta, rootfs)
 
-	entries := list(t, nil, reg)
+	entries := list(t, reg)
 	if len(entries) != 1 {
 		t.Fatalf("list --json: %+v", entries)
 	}

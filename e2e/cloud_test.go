@@ -33,7 +33,7 @@ func TestLaunchCloudVariant(t *testing.T) {
 		mustPublish(t, name, "--bucket", reg, "--build-dir", buildDir, "--appliances", root)
 	}
 	mustPublish(t, "verify", "--bucket", reg)
-	entries := list(t, nil, reg)
+	entries := list(t, reg)
 	cloudProducts := 0
 	for _, e := range entries {
 		if e.Variant != "cloud" {

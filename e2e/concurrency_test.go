@@ -50,7 +50,7 @@ func TestSixteenPublishProcessesAtOnce(t *testing.T) {
 		json.Unmarshal([]byte(outs[i].String()), &res)
 		retries += res.Retries
 	}
-	es := list(t, nil, reg)
+	es := list(t, reg)
 	for _, e := range es {
 		delete(want, e.Fingerprint)
 	}
@@ -112,7 +112,7 @@ func TestPruneAlongsidePublishProcesses(t *testing.T) {
 	}
 	mustPublish(t, "verify", "--bucket", reg)
 	latest := 0
-	for _, e := range list(t, nil, reg) {
+	for _, e := range list(t, reg) {
 		if e.Latest && e.Version == "20261120_150000" {
 			latest++
 		}

@@ -110,7 +110,7 @@ func TestLaunchEveryAppliance(t *testing.T) {
 		t.Errorf("hello's merged template: %v\n%s", err, tmpl)
 	}
 	mustPublish(t, "verify", "--bucket", reg)
-	entries := list(t, nil, reg)
+	entries := list(t, reg)
 	for _, e := range entries {
 		if e.SBOM == "" {
 			t.Errorf("%s was published without its SBOM", e.Product)

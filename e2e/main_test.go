@@ -98,9 +98,15 @@ func mustPublishEnv(t testing.TB, env []string, args ...string) string {
 	return r.stdout
 }
 
-// list returns `publish list --json` of the registry at bucket, run with
-// extra environment env.
-func list(t testing.TB, env []string, bucket string) []catalog.Entry {
+// list returns `publish list --json` of the registry folder reg.
+func list(t testing.TB, reg string) []catalog.Entry {
+	t.Helper()
+	return listEnv(t, nil, reg)
+}
+
+// listEnv returns `publish list --json` of the registry at bucket, run
+// with extra environment env.
+func listEnv(t testing.TB, env []string, bucket string) []catalog.Entry {
 	t.Helper()
 	var es []catalog.Entry
 	if err := json.Unmarshal([]byte(mustPublishEnv(t, env, "list", "--bucket", bucket, "--json")), &es); err != nil {

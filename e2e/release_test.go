@@ -194,8 +194,8 @@ func TestReleaseGateDecidesWhatIsPublished(t *testing.T) {
 		t.Errorf("the gate's checks are not printed:\n%s", r.stderr)
 	}
 	v2 := readFile(t, catalog)
-	if v2 == v1 || len(list(t, nil, reg)) != 1 {
-		t.Errorf("after release: %v", list(t, nil, reg))
+	if v2 == v1 || len(list(t, reg)) != 1 {
+		t.Errorf("after release: %v", list(t, reg))
 	}
 
 	// Nothing changed: nothing new, exit 0.
@@ -301,7 +301,7 @@ func TestReleaseGatesEveryVariant(t *testing.T) {
 		readFile(t, filepath.Join(build, dir, "gate.json"))
 	}
 	products := map[string]bool{}
-	for _, e := range list(t, nil, reg) {
+	for _, e := range list(t, reg) {
 		products[e.Product] = true
 	}
 	if !products["web:amd64"] || !products["web/cloud:amd64"] || len(products) != 2 {

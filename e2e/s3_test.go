@@ -87,7 +87,7 @@ func TestS3ConcurrentPublishersWithSeparateClients(t *testing.T) {
 		t.Error(err)
 	}
 	env := srv.Env()
-	es := list(t, env, "s3://concurrent")
+	es := listEnv(t, env, "s3://concurrent")
 	if len(es) != publishers*versions {
 		t.Errorf("catalog has %d images, want %d", len(es), publishers*versions)
 	}
@@ -126,7 +126,7 @@ func TestS3EightPublishProcesses(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if es := list(t, env, "s3://procs"); len(es) != procs*versions {
+	if es := listEnv(t, env, "s3://procs"); len(es) != procs*versions {
 		t.Errorf("catalog has %d images, want %d", len(es), procs*versions)
 	}
 	mustPublishEnv(t, env, "verify", "--bucket", "s3://procs")
@@ -178,7 +178,7 @@ func TestS3LostResponseOfCatalogWrite(t *testing.T) {
 	if len(dropped) < 2 || saw412 < 2 {
 		t.Fatalf("dropped %v (of catalog writes %v), %d retried into 412: the trap was not reproduced", dropped, writes, saw412)
 	}
-	es := list(t, env, "s3://lost")
+	es := listEnv(t, env, "s3://lost")
 	if len(es) != 2 {
 		t.Errorf("catalog has %d images, want 2 (the new image exactly once): %+v", len(es), es)
 	}

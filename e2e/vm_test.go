@@ -47,7 +47,7 @@ func TestIncusClientReadsVMImage(t *testing.T) {
 	fpC, fpVM := fingerprintOf(t, meta, root), fingerprintOf(t, meta, disk)
 	mustPublish(t, "verify", "--bucket", reg)
 
-	entries := list(t, nil, reg)
+	entries := list(t, reg)
 	types := map[string]string{}
 	for _, e := range entries {
 		types[e.Fingerprint] = e.Type
