@@ -14,6 +14,8 @@ package builder
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -23,7 +25,6 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
-	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/osarch"
 )
 
@@ -218,7 +219,7 @@ func inputs(ctx context.Context, a *appliance.Appliance, t Target, opts Options)
 // appliance folder (names and contents) and parts (the tool version,
 // arch, compression, template).
 func inputsHash(dir string, parts ...string) (string, error) {
-	h := digest.New()
+	h := sha256.New()
 	for _, p := range parts {
 		fmt.Fprintf(h, "%s\x00", p)
 	}
@@ -242,7 +243,7 @@ func inputsHash(dir string, parts ...string) (string, error) {
 		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(data))
 		h.Write(data)
 	}
-	return digest.Hex(h), nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // upToDate reports whether the target's folder holds outputs built from

@@ -40,7 +40,7 @@ func NewFingerprint() Fingerprint { return Fingerprint{sha256.New()} }
 func (f Fingerprint) Hex() string { return Hex(f.Hash) }
 
 // New returns an empty SHA-256, the one hash the registry uses (files,
-// objects, records, build inputs); read it with Hex.
+// objects, records); read it with Hex.
 func New() hash.Hash { return sha256.New() }
 
 // Hex returns h's digest as lowercase hex.
