@@ -40,6 +40,12 @@ type Verified struct {
 	SignedAt time.Time
 }
 
+// MaxClockSkew is how far in the future of a verifier's clock a signature
+// may have been made: the publisher's clock may run ahead of the
+// verifier's by that much (keys are checked that much later, too: one
+// expiring or revoked within it is already refused).
+const MaxClockSkew = 5 * time.Minute
+
 // Verify checks that signed is a clear-signed document signed by a key of
 // the keyring, valid at now, and returns its body. Errors wrap
 // ErrNotSigned, ErrMalformed, ErrUnknownKey or ErrBadSignature.
@@ -48,7 +54,7 @@ func (k *Keyring) Verify(signed []byte, now time.Time) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &packet.Config{Time: func() time.Time { return now }}
+	cfg := &packet.Config{Time: func() time.Time { return now.Add(MaxClockSkew) }}
 	sig, signer, err := openpgp.VerifyDetachedSignature(k.entities, bytes.NewReader(cs.body), bytes.NewReader(cs.signature), cfg)
 	if err != nil {
 		return nil, classify(err, cs.sigs)
@@ -260,4 +266,16 @@ func nextLine(data []byte) (line, rest []byte, ok bool) {
 		line = line[:i-1]
 	}
 	return line, data[i+1:], true
+}
+
+// Unverified returns the text of a clear-signed document without checking
+// its signature: for a writer deciding whether a stored document is newer
+// than the one it is about to store, never for trusting what it says.
+// Errors wrap ErrNotSigned or ErrMalformed.
+func Unverified(signed []byte) ([]byte, error) {
+	cs, err := parseClearSigned(signed)
+	if err != nil {
+		return nil, err
+	}
+	return cs.body, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/incus-appliance/registry/internal/signing"
 )
@@ -89,6 +90,63 @@ func TestVerifyTrailingWhitespaceIgnored(t *testing.T) {
 		v, err := k.keyring(t).Verify(signed, testNow)
 		if err != nil || string(v.Body) != doc {
 			t.Errorf("Verify = %q, %v; want the signed %q", bodyOf(v), err, doc)
+		}
+	}
+}
+
+// TestUnverified: the text of a signed document comes back whatever its
+// signature (a tampered one, a stranger's), and plain or broken documents
+// are refused the way Verify refuses them; a Signer's own keyring
+// verifies what it signs and nothing a stranger signs.
+func TestUnverified(t *testing.T) {
+	k, stranger := newTestKey(t, "writer"), newTestKey(t, "stranger")
+	tampered := replaceOnce(t, k.sign(t, sampleDoc), `"nginx"`, `"evil!"`)
+	for name, c := range map[string]struct {
+		doc  []byte
+		want string
+	}{
+		"own":      {k.sign(t, sampleDoc), sampleDoc},
+		"stranger": {stranger.sign(t, sampleDoc), sampleDoc},
+		"tampered": {tampered, strings.Replace(sampleDoc, `"nginx"`, `"evil!"`, 1)},
+	} {
+		if body, err := signing.Unverified(c.doc); err != nil || string(body) != c.want {
+			t.Errorf("%s: Unverified = %q, %v; want %q", name, body, err, c.want)
+		}
+	}
+	if _, err := signing.Unverified([]byte(sampleDoc)); !errors.Is(err, signing.ErrNotSigned) {
+		t.Errorf("Unverified(plain) = %v, want ErrNotSigned", err)
+	}
+	if _, err := signing.Unverified([]byte("hello\n" + string(k.sign(t, sampleDoc)))); !errors.Is(err, signing.ErrMalformed) {
+		t.Errorf("Unverified(text before) = %v, want ErrMalformed", err)
+	}
+	own := k.signer.Keyring()
+	if v, err := own.Verify(k.sign(t, sampleDoc), testNow); err != nil || v.Signer != k.fpr {
+		t.Errorf("the signer's keyring: %v, %v", v, err)
+	}
+	if _, err := own.Verify(stranger.sign(t, sampleDoc), testNow); !errors.Is(err, signing.ErrUnknownKey) {
+		t.Errorf("the signer's keyring accepts a stranger's signature: %v", err)
+	}
+	if _, err := own.Verify(tampered, testNow); !errors.Is(err, signing.ErrBadSignature) {
+		t.Errorf("the signer's keyring accepts a tampered document: %v", err)
+	}
+}
+
+// TestVerifyClockSkew: a signature made a minute ahead of the verifier's
+// clock (the publisher's clock runs ahead) verifies; one made an hour
+// ahead does not.
+func TestVerifyClockSkew(t *testing.T) {
+	k := newTestKey(t, "skew")
+	for ahead, ok := range map[time.Duration]bool{time.Minute: true, time.Hour: false} {
+		signed, err := k.signer.Sign([]byte(sampleDoc), testNow.Add(ahead))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = k.keyring(t).Verify(signed, testNow)
+		if (err == nil) != ok {
+			t.Errorf("signed %s ahead: Verify = %v, want ok=%v", ahead, err, ok)
+		}
+		if !ok && !errors.Is(err, signing.ErrBadSignature) {
+			t.Errorf("signed %s ahead: Verify = %v, want ErrBadSignature", ahead, err)
 		}
 	}
 }
