@@ -71,8 +71,8 @@ func TestVerifyErrors(t *testing.T) {
 func TestVerifyUnknownKeyNamesIt(t *testing.T) {
 	k, stranger := newTestKey(t, "trusted"), newTestKey(t, "stranger")
 	_, err := k.keyring(t).Verify(stranger.sign(t, sampleDoc), testNow)
-	if !errors.Is(err, signing.ErrUnknownKey) || !strings.Contains(err.Error(), string(stranger.fpr)) {
-		t.Fatalf("Verify = %v, want ErrUnknownKey naming %s", err, stranger.fpr)
+	if !errors.Is(err, signing.ErrUnknownKey) || !strings.Contains(err.Error(), string(stranger.Fingerprint)) {
+		t.Fatalf("Verify = %v, want ErrUnknownKey naming %s", err, stranger.Fingerprint)
 	}
 }
 
@@ -119,8 +119,8 @@ func TestUnverified(t *testing.T) {
 	if _, err := signing.Unverified([]byte("hello\n" + string(k.sign(t, sampleDoc)))); !errors.Is(err, signing.ErrMalformed) {
 		t.Errorf("Unverified(text before) = %v, want ErrMalformed", err)
 	}
-	own := k.signer.Keyring()
-	if v, err := own.Verify(k.sign(t, sampleDoc), testNow); err != nil || v.Signer != k.fpr {
+	own := k.Signer.Keyring()
+	if v, err := own.Verify(k.sign(t, sampleDoc), testNow); err != nil || v.Signer != k.Fingerprint {
 		t.Errorf("the signer's keyring: %v, %v", v, err)
 	}
 	if _, err := own.Verify(stranger.sign(t, sampleDoc), testNow); !errors.Is(err, signing.ErrUnknownKey) {
@@ -137,7 +137,7 @@ func TestUnverified(t *testing.T) {
 func TestVerifyClockSkew(t *testing.T) {
 	k := newTestKey(t, "skew")
 	for ahead, ok := range map[time.Duration]bool{time.Minute: true, time.Hour: false} {
-		signed, err := k.signer.Sign([]byte(sampleDoc), testNow.Add(ahead))
+		signed, err := k.Signer.Sign([]byte(sampleDoc), testNow.Add(ahead))
 		if err != nil {
 			t.Fatal(err)
 		}
