@@ -15,6 +15,7 @@ import (
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/delta"
 	"github.com/incus-appliance/registry/internal/digest"
+	"github.com/incus-appliance/registry/internal/signing"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -40,6 +41,9 @@ type VerifyOptions struct {
 	// listing of images/ instead of reading and hashing them (a quick check
 	// of a large registry; combined fingerprints are not checked).
 	NoFiles bool
+	// Keyring, when set, checks the signed catalog with it
+	// (verify_signed.go); without it the signatures are not checked.
+	Keyring *signing.Keyring
 }
 
 // VerifyReport is the outcome of Verify. The registry is sound when
@@ -59,6 +63,8 @@ type VerifyReport struct {
 	Warnings []string `json:"warnings"`
 	// Orphans are stored image files nothing references.
 	Orphans []Orphan `json:"orphans"`
+	// Signed are the signed catalog documents checked (with a keyring).
+	Signed []SignedDocument `json:"signed,omitempty"`
 }
 
 // OK reports whether no problem was found.
@@ -112,6 +118,9 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 		rep.Warnings = append(rep.Warnings, warnings...)
 	}
 	if err := r.verifyIndex(ctx, l, files, rep); err != nil {
+		return nil, err
+	}
+	if err := r.verifySignatures(ctx, l, opts.Keyring, rep); err != nil {
 		return nil, err
 	}
 	c := l.Whole(root, files)
