@@ -255,3 +255,43 @@ func TestSignedLostResponses(t *testing.T) {
 		s.mustVerifySigned(signingtest.Keyring(t, s.key))
 	})
 }
+
+// TestVerifySignedStatuses: verify --keyring warns before the signed
+// catalog expires and refuses it once expired; a product file edited by
+// hand (the .sjson no longer holds it) is a mismatch; a .sjson deleted is
+// missing.
+func TestVerifySignedStatuses(t *testing.T) {
+	s := newSignedScene(t, testShards)
+	s.r.Signing.Validity = 12 * time.Hour
+	kr := signingtest.Keyring(t, s.key)
+	s.publish("nginx", t0, 1)
+	rep := s.mustVerifySigned(kr)
+	if !strings.Contains(warnings(rep), "publish sign") {
+		t.Errorf("no warning 12 hours before expiry: %q", rep.Warnings)
+	}
+	key := catalog.Layout(s.shards).FileOf("nginx:amd64")
+	statuses := func() map[string]string {
+		out := map[string]string{}
+		for _, d := range s.verifyWith(VerifyOptions{Keyring: kr, NoFiles: true}).Signed {
+			out[d.Path] = d.Status
+		}
+		return out
+	}
+	s.at(func() time.Time { return time.Now().Add(13 * time.Hour) })
+	if st := statuses(); st[catalog.SignedIndexPath] != "expired" || st[catalog.SignedPath(key)] != "expired" {
+		t.Errorf("13 hours later: %v", st)
+	}
+	s.at(nil)
+	data := storeContents(t, s.fs.Store)
+	s.replace(key, []byte(strings.Replace(data[key], `"nginx"`, `"nginx,evil"`, 1)))
+	if st := statuses(); st[catalog.SignedPath(key)] != "mismatch" {
+		t.Errorf("product file edited by hand: %v", st)
+	}
+	s.replace(key, []byte(data[key]))
+	if err := s.fs.Store.Delete(s.ctx, catalog.SignedIndexPath); err != nil {
+		t.Fatal(err)
+	}
+	if st := statuses(); st[catalog.SignedIndexPath] != "missing" {
+		t.Errorf("index.sjson deleted: %v", st)
+	}
+}
