@@ -35,6 +35,10 @@ import (
 //	    delta-<base>-<sha256>.vcdiff     a delta from the image whose fingerprint is
 //	                                     <base>, named by its own digest (DeltaPath)
 //	    sbom.spdx.json                   its SPDX SBOM (SBOMPath)
+//	    provenance-<sha256>.intoto.json  its build provenance, an in-toto Statement,
+//	                                     named by its own digest: two builds of one
+//	                                     image (another run, another gate report) make
+//	                                     different statements (ProvenancePath)
 //	    profiles/<name>.yaml             the Incus profiles shipped with it
 //	                                     (ProfilePath)
 //	registry-probe/<id>                a probe object written and deleted before a
@@ -119,6 +123,12 @@ func DeltaPath(fingerprint, baseFingerprint, deltaSHA256 string) string {
 // SBOMPath is where the SBOM of an image is stored.
 func SBOMPath(fingerprint string) string {
 	return imageDir(fingerprint) + FTypeSBOM
+}
+
+// ProvenancePath is where a provenance statement of image fingerprint is
+// stored, content-addressed by its own SHA-256 (like a delta).
+func ProvenancePath(fingerprint, sha256 string) string {
+	return imageDir(fingerprint) + "provenance-" + sha256 + ".intoto.json"
 }
 
 // ProfilePath is where a profile shipped with an image is stored.

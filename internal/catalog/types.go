@@ -33,6 +33,9 @@ const (
 	FTypeProfile = "incus-profile.yaml"
 	// FTypeSBOM is the image's SPDX software bill of materials (JSON).
 	FTypeSBOM = "sbom.spdx.json"
+	// FTypeProvenance is the image's build provenance: an in-toto
+	// Statement with a SLSA Provenance predicate (JSON).
+	FTypeProvenance = "provenance.intoto.json"
 )
 
 // Index is streams/v1/index.json: the entry point every client fetches.
