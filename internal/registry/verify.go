@@ -78,7 +78,8 @@ func (v *VerifyReport) problem(format string, args ...any) {
 // and agree (index.json lists every product of images.json), the catalog
 // has no problem clients would hit (catalog.Problems), every referenced
 // file exists with the right size and sha256, and every combined
-// fingerprint equals sha256(metadata bytes followed by root bytes). It also
+// fingerprint equals sha256(metadata bytes followed by root bytes), and
+// each provenance statement's subjects are the version's files. It also
 // reports orphan files. Deltas are checked like every file (size, sha256)
 // and for a delta_base that is an older squashfs version of the product
 // (catalog.Problems). The error is for failures that stop verification
@@ -131,6 +132,8 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 	if opts.NoFiles {
 		listedFiles(c, objs, rep)
 	} else if err := r.verifyFiles(ctx, c, rep); err != nil {
+		return nil, err
+	} else if err := r.verifyProvenance(ctx, c, rep); err != nil {
 		return nil, err
 	}
 	if opts.Deep {
