@@ -12,7 +12,9 @@
 // recognised as success. Publish and Copy run as one transaction
 // (txn.go): announce the files, upload them, verified by the store
 // against their SHA-256, and only then commit the catalog that references
-// them.
+// them. With a signing key (Signing, seal.go) every catalog write, through
+// the one write path (writeCatalog), is stamped and followed by its
+// signed form (catalog/stamp.go).
 package registry
 
 import (

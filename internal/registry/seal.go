@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
@@ -152,14 +153,9 @@ func (s sealed) follow(ctx context.Context, key string, doc document, data []byt
 	skey := catalog.SignedPath(key)
 	var signed []byte
 	for attempt := 1; ; attempt++ {
-		cur, etag, err := s.r.readObject(ctx, skey)
-		if errors.Is(err, store.ErrNotFound) {
-			cur, etag = nil, ""
-		} else if err != nil {
+		newer, etag, err := s.stored(ctx, skey, serial)
+		if err != nil || newer {
 			return err
-		}
-		if cur != nil && s.holdsNewer(cur, serial) {
-			return nil
 		}
 		if signed == nil {
 			if signed, err = s.Signer.Sign(doc.signed(data), s.r.now()); err != nil {
@@ -177,18 +173,48 @@ func (s sealed) follow(ctx context.Context, key string, doc document, data []byt
 	}
 }
 
-// holdsNewer reports whether cur, a stored .sjson, must stay: it is
-// signed with this registry's key and its serial is serial or more. One
-// that does not verify (damaged, or signed by another key) is replaced.
-func (s sealed) holdsNewer(cur []byte, serial int64) bool {
-	body, err := signing.Unverified(cur)
+// signedHead is how much of a stored .sjson is read to find its serial
+// (near the start of what this registry signs): a large one is read
+// whole only when it may have to stay.
+const signedHead = 64 << 10
+
+// stored reads the .sjson skey: its ETag ("" when absent), and whether it
+// must stay, being signed with this registry's key with a serial of
+// serial or more. One that does not verify (damaged, or signed by another
+// key) is replaced.
+func (s sealed) stored(ctx context.Context, skey string, serial int64) (newer bool, etag string, err error) {
+	rc, info, err := s.r.Store.Get(ctx, skey)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, "", nil
+	}
 	if err != nil {
-		return false
+		return false, "", fmt.Errorf("read %s: %w", skey, err)
 	}
-	st, err := catalog.ReadStamp(body)
-	if err != nil || st.Serial < serial {
-		return false
+	defer rc.Close()
+	cur, err := io.ReadAll(io.LimitReader(rc, signedHead))
+	if err != nil {
+		return false, "", fmt.Errorf("read %s: %w", skey, err)
 	}
+	if text, err := signing.UnverifiedPrefix(cur); err == nil {
+		if st, err := catalog.ReadStamp(text); err == nil && st.Serial < serial {
+			return false, info.ETag, nil
+		}
+	}
+	rest, err := io.ReadAll(io.LimitReader(rc, maxJSON))
+	if err != nil {
+		return false, "", fmt.Errorf("read %s: %w", skey, err)
+	}
+	cur = append(cur, rest...)
 	_, err = s.Signer.Keyring().Verify(cur, s.r.now())
-	return err == nil
+	return err == nil && s.serialOf(cur) >= serial, info.ETag, nil
+}
+
+// serialOf is the serial of a stored .sjson (0 when it has none).
+func (sealed) serialOf(signed []byte) int64 {
+	text, err := signing.Unverified(signed)
+	if err != nil {
+		return 0
+	}
+	st, _ := catalog.ReadStamp(text)
+	return st.Serial
 }

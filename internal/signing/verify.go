@@ -121,32 +121,11 @@ type clearSigned struct {
 // (then only blank space); the only header is Hash; every body line
 // starting with '-' is dash-escaped. Lines may end in \n or \r\n.
 func parseClearSigned(data []byte) (*clearSigned, error) {
-	line, rest, ok := nextLine(data)
-	if !ok || string(line) != beginSigned {
-		switch {
-		case bytes.HasPrefix(data, []byte(beginSigned)):
-			return nil, fmt.Errorf("%w: bad first line", ErrMalformed)
-		case bytes.Contains(data, []byte(beginSigned)):
-			return nil, fmt.Errorf("%w: text before %s", ErrMalformed, beginSigned)
-		}
-		return nil, ErrNotSigned
+	hashes, rest, err := parseHeader(data)
+	if err != nil {
+		return nil, err
 	}
-	cs := &clearSigned{}
-	for {
-		if line, rest, ok = nextLine(rest); !ok {
-			return nil, fmt.Errorf("%w: no end of the header", ErrMalformed)
-		}
-		if len(line) == 0 {
-			break
-		}
-		name, value, found := strings.Cut(string(line), ":")
-		if !found || strings.TrimSpace(name) != "Hash" {
-			return nil, fmt.Errorf("%w: header %.40q: only Hash is allowed", ErrMalformed, line)
-		}
-		for _, h := range strings.Split(value, ",") {
-			cs.hashes = append(cs.hashes, strings.ToUpper(strings.TrimSpace(h)))
-		}
-	}
+	cs := &clearSigned{hashes: hashes}
 	body, armored, err := parseBody(rest)
 	if err != nil {
 		return nil, err
@@ -159,6 +138,37 @@ func parseClearSigned(data []byte) (*clearSigned, error) {
 		return nil, err
 	}
 	return cs, nil
+}
+
+// parseHeader reads the BEGIN line and the header of a clear-signed
+// document: the hashes its Hash header names, and what follows the blank
+// line ending it.
+func parseHeader(data []byte) (hashes []string, rest []byte, err error) {
+	line, rest, ok := nextLine(data)
+	if !ok || string(line) != beginSigned {
+		switch {
+		case bytes.HasPrefix(data, []byte(beginSigned)):
+			return nil, nil, fmt.Errorf("%w: bad first line", ErrMalformed)
+		case bytes.Contains(data, []byte(beginSigned)):
+			return nil, nil, fmt.Errorf("%w: text before %s", ErrMalformed, beginSigned)
+		}
+		return nil, nil, ErrNotSigned
+	}
+	for {
+		if line, rest, ok = nextLine(rest); !ok {
+			return nil, nil, fmt.Errorf("%w: no end of the header", ErrMalformed)
+		}
+		if len(line) == 0 {
+			return hashes, rest, nil
+		}
+		name, value, found := strings.Cut(string(line), ":")
+		if !found || strings.TrimSpace(name) != "Hash" {
+			return nil, nil, fmt.Errorf("%w: header %.40q: only Hash is allowed", ErrMalformed, line)
+		}
+		for _, h := range strings.Split(value, ",") {
+			hashes = append(hashes, strings.ToUpper(strings.TrimSpace(h)))
+		}
+	}
 }
 
 // parseBody reads the dash-escaped text up to the BEGIN PGP SIGNATURE
@@ -278,4 +288,34 @@ func Unverified(signed []byte) ([]byte, error) {
 		return nil, err
 	}
 	return cs.body, nil
+}
+
+// UnverifiedPrefix is Unverified for prefix, the first bytes of a
+// clear-signed document (a large one not read whole): the start of its
+// text, its lines' dash-escapes removed, up to the end of prefix or of the
+// text. Only the header is checked.
+func UnverifiedPrefix(prefix []byte) ([]byte, error) {
+	_, rest, err := parseHeader(prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for len(rest) > 0 {
+		line, next, ok := nextLine(rest)
+		if !ok {
+			line, next = rest, nil // the last line, cut short
+		}
+		if string(line) == beginSignature {
+			break
+		}
+		if bytes.HasPrefix(line, []byte("- ")) {
+			line = line[2:]
+		}
+		out = append(out, line...)
+		if ok {
+			out = append(out, '\n')
+		}
+		rest = next
+	}
+	return out, nil
 }

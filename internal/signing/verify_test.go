@@ -150,3 +150,28 @@ func TestVerifyClockSkew(t *testing.T) {
 		}
 	}
 }
+
+// TestUnverifiedPrefix: the first bytes of a signed document give the
+// start of its text (dash-escapes removed), whatever the cut; a prefix
+// ending in the header, or not clear-signed, is refused.
+func TestUnverifiedPrefix(t *testing.T) {
+	k := newTestKey(t, "writer")
+	doc := "{\n-1,\n  \"registry_serial\": 7\n}\n"
+	signed := k.sign(t, doc)
+	start := strings.Index(string(signed), "\n\n") + 2
+	for cut := start; cut <= len(signed); cut++ {
+		got, err := signing.UnverifiedPrefix(signed[:cut])
+		if err != nil || !strings.HasPrefix(doc, string(got)) && !strings.HasPrefix(string(got), doc) {
+			t.Fatalf("cut at %d: %q, %v; want a prefix of %q", cut, got, err, doc)
+		}
+	}
+	if got, _ := signing.UnverifiedPrefix(signed); !strings.HasPrefix(string(got), doc) {
+		t.Errorf("whole document: %q", got)
+	}
+	if _, err := signing.UnverifiedPrefix(signed[:start-1]); !errors.Is(err, signing.ErrMalformed) {
+		t.Errorf("cut in the header: %v, want ErrMalformed", err)
+	}
+	if _, err := signing.UnverifiedPrefix([]byte(doc)); !errors.Is(err, signing.ErrNotSigned) {
+		t.Errorf("plain text: %v, want ErrNotSigned", err)
+	}
+}
