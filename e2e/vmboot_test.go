@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/vmdisk"
 )
 
@@ -53,16 +54,11 @@ func TestVMBootsAndServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buildDir, reg := testBuildDir(t), filepath.Join(t.TempDir(), "registry")
-	start := time.Now()
-	r := publish(t, "build", "nginx", "--variant", "default", "--vm", "--appliances", root, "--build-dir", buildDir,
-		"--compression", "gzip-1", "--cache-dir", buildCache())
-	if r.code != 0 {
-		t.Fatalf("publish build nginx --vm: %s\n%s", r.stderr, r.stdout)
-	}
-	t.Logf("publish build nginx --vm: %s", time.Since(start).Round(time.Second))
-	disk := filepath.Join(buildDir, "nginx", "amd64", appliance.DiskName)
-	meta := filepath.Join(buildDir, "nginx", "amd64", "incus.tar.xz")
+	// The disk is built beside a copy of the shared container build.
+	buildDir, reg := builtCopy(t, "nginx", "default"), filepath.Join(t.TempDir(), "registry")
+	buildIn(t, root, buildDir, "nginx", []string{"default"}, "--vm")
+	built := builder.Target{Root: buildDir, Name: "nginx", Arch: "amd64"}
+	disk, meta := built.Disk(), built.Metadata()
 	if err := vmdisk.CheckBootable(disk, "amd64"); err != nil {
 		t.Fatal(err)
 	}

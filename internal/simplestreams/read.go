@@ -83,9 +83,9 @@ func ReadCatalog(ctx context.Context, src Source) (*catalog.Catalog, error) {
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", src, err)
 		}
-		c, err := catalog.Parse(data)
+		c, err := catalog.ParseFile(e.Path, data)
 		if err != nil {
-			return nil, fmt.Errorf("source %s: %s: %w", src, e.Path, err)
+			return nil, fmt.Errorf("source %s: %w", src, err)
 		}
 		for pk, p := range c.Products {
 			if out.Products[pk] != nil {
