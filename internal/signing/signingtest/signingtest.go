@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/signing"
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 // KeyTime is when test keys are made: before any clock a test sets.
@@ -104,12 +105,12 @@ type Reference struct {
 }
 
 // NewReference finds the reference tools; without gpgv or python3 the
-// test is skipped (failed under REGISTRY_E2E=require).
+// test is skipped (failed under REGISTRY_E2E=require: tooltest).
 func NewReference(t testing.TB) *Reference {
 	t.Helper()
 	return &Reference{
-		gpgv:      requireTool(t, "gpgv"),
-		python:    requireTool(t, "/usr/bin/python3", "python3"),
+		gpgv:      tooltest.Require(t, "gpgv")[0],
+		python:    python(t),
 		client:    simplestreamsClient(t),
 		gnupgHome: t.TempDir(),
 	}
@@ -133,20 +134,14 @@ func (r *Reference) run(name string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// requireTool returns the path of the first of candidates found, skipping
-// (or, under REGISTRY_E2E=require, failing) the test without any.
-func requireTool(t testing.TB, candidates ...string) string {
+// python is Debian's python3 (the reference client's interpreter), or
+// the first python3 on PATH.
+func python(t testing.TB) string {
 	t.Helper()
-	for _, c := range candidates {
-		if p, err := exec.LookPath(c); err == nil {
-			return p
-		}
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
 	}
-	if os.Getenv("REGISTRY_E2E") == "require" {
-		t.Fatalf("%s not found (REGISTRY_E2E=require)", candidates[len(candidates)-1])
-	}
-	t.Skipf("%s not found", candidates[len(candidates)-1])
-	return ""
+	return tooltest.Require(t, "python3")[0]
 }
 
 // simplestreamsClient finds the vendored reference client from the
