@@ -138,10 +138,14 @@ func TestSignedConcurrentWritersKilledAtEveryInstant(t *testing.T) {
 			step = 5
 		}
 		images := signedImages(t, 8)
+		base, next := makeImage(t, "nginx", t0, 1), makeImage(t, "nginx", t0.Add(24*time.Hour), 999)
+		key := signingtest.NewKey(t, "registry")
+		kr := signingtest.Keyring(t, key)
 		for n := int64(1); ; n += step {
-			s := newSignedScene(t, shards)
-			kr := signingtest.Keyring(t, s.key)
-			s.publish("nginx", t0, 1)
+			s := newSceneOf(t, shards)
+			s.key = key
+			s.r = s.another()
+			mustPublish(t, s.r, base)
 			watchSignedWrites(t, s.fs)
 			errs := runAll(signedWorkload(s, images), func(int) *Registry {
 				r := s.another()
@@ -175,7 +179,7 @@ func TestSignedConcurrentWritersKilledAtEveryInstant(t *testing.T) {
 			} else {
 				// With one catalog file the next publish rewrites it all;
 				// with several it repairs only its own file and the index.
-				s.publish("nginx", t0.Add(24*time.Hour), 999)
+				mustPublish(t, s.r, next)
 			}
 			s.mustVerifySigned(kr)
 			if killed == 0 {
