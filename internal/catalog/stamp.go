@@ -33,7 +33,12 @@ import (
 //
 // A product file is written before its .sjson, and both before the index
 // and its .sjson; a .sjson is only ever replaced by one of a higher
-// serial.
+// serial (or when it does not verify with the writer's own key: damaged,
+// or signed with a key being rotated out). The stamp and registry_sha256
+// are written with a key only; a registry that has index.sjson refuses
+// changes without one. index.sjson never names a missing file: the first
+// signed index of a registry of several files writes (and signs) every
+// product file no publish has written yet, empty.
 
 // Stamp is what a signed catalog document carries besides its content.
 // Clients ignore it.
