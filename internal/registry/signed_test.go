@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -276,18 +277,18 @@ func (s *scene) mustRefuseOldSigned(both, nextOnly *signing.Keyring, old *signin
 func TestSignedLostResponses(t *testing.T) {
 	eachLayout(t, func(t *testing.T, shards int) {
 		s := newSignedScene(t, shards)
-		lost := 0
+		var lost atomic.Int64 // the product files of a commit are written at once
 		s.fs.afterPut = func(key string, _ store.PutOptions, err error) error {
 			if strings.HasPrefix(key, "streams/") && err == nil {
-				lost++
+				lost.Add(1)
 				return fmt.Errorf("lost response: %w", store.ErrPreconditionFailed)
 			}
 			return err
 		}
 		s.twoVersions()
 		s.fs.afterPut = nil
-		if lost < 8 {
-			t.Errorf("only %d writes lost their reply", lost)
+		if n := lost.Load(); n < 8 {
+			t.Errorf("only %d writes lost their reply", n)
 		}
 		s.mustVerifySigned(signingtest.Keyring(t, s.key))
 	})
