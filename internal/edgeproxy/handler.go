@@ -275,6 +275,12 @@ func safeRange(rg string) string {
 // originError answers an origin failure without leaking it: 404 for a
 // missing object, 502 otherwise (the detail goes to the log only).
 func (h *handler) originError(w http.ResponseWriter, key string, err error) {
+	if errors.Is(err, errNoVerifiedCatalog) {
+		// Logged once by the verified catalog, not at each request.
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, "no verified catalog", http.StatusServiceUnavailable)
+		return
+	}
 	if isNotFound(err) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
