@@ -313,3 +313,54 @@ func eventuallyE2E(within time.Duration, ok func() bool) bool {
 	}
 	return true
 }
+
+// The reference SimpleStreams client through edgeproxy: sstream-query and
+// sstream-mirror --keyring read a signed registry through edgeproxy with
+// and without --keyring. Once a bucket writer edits the signed text of the
+// product file, the reference client refuses what the plain edgeproxy
+// passes on, and still reads the last signed catalog through the
+// verifying one.
+func TestReferenceClientThroughEdgeproxy(t *testing.T) {
+	ref := signingtest.NewReference(t)
+	key := signingtest.NewKey(t, "ci")
+	env := []string{"PUBLISH_SIGNING_KEY=" + signingtest.WriteSecret(t, key)}
+	keyring := signingtest.WriteKeyring(t, key)
+	reg := filepath.Join(t.TempDir(), "registry")
+	v := versions(t, "nginx", 2)
+	for _, s := range v {
+		publishSample(t, env, s, "--bucket", reg, "--no-delta")
+	}
+	verifying := launchEdgeproxy(t, nil, nil, t.TempDir(), "--bucket", reg, "--keyring", keyring, "--catalog-ttl", "50ms", "--quiet")
+	plain := launchEdgeproxy(t, nil, nil, t.TempDir(), "--bucket", reg, "--catalog-ttl", "50ms", "--quiet")
+	_, root := catalog.ImagePaths(v[1].fp, catalog.RootSquashfs)
+	query := func(run edgeRun) (string, error) {
+		t.Setenv("SSL_CERT_FILE", run.cert)
+		return ref.SStream("sstream-query", "--keyring", keyring, "--output-format", "%(path)s", run.url+"/"+catalog.SignedIndexPath)
+	}
+	for name, run := range map[string]edgeRun{"verifying": verifying, "plain": plain} {
+		if out, err := query(run); err != nil || !strings.Contains(out, root) {
+			t.Errorf("sstream-query through the %s edgeproxy: %v\n%s", name, err, out)
+		}
+		t.Setenv("SSL_CERT_FILE", run.cert)
+		dest := t.TempDir()
+		if out, err := ref.SStream("sstream-mirror", "--keyring", keyring, run.url+"/"+catalog.SignedIndexPath, dest); err != nil {
+			t.Errorf("sstream-mirror through the %s edgeproxy: %v\n%s", name, err, out)
+		} else if !sameFile(t, filepath.Join(dest, filepath.FromSlash(root)), filepath.Join(reg, filepath.FromSlash(root))) {
+			t.Errorf("sstream-mirror through the %s edgeproxy: %s differs", name, root)
+		}
+	}
+	good := readStreams(t, reg)
+	edited := withoutVersion(t, good[catalog.ImagesPath], v[1].fp)
+	sp := catalog.SignedPath(catalog.ImagesPath)
+	writeStreams(t, reg, map[string][]byte{catalog.ImagesPath: edited,
+		sp: bytes.Replace(good[sp], bytes.TrimSpace(good[catalog.ImagesPath]), bytes.TrimSpace(edited), 1)})
+	if !eventuallyE2E(2*time.Minute, func() bool {
+		_, err := query(plain)
+		return err != nil
+	}) {
+		t.Error("sstream-query accepts the edited product file through the plain edgeproxy")
+	}
+	if out, err := query(verifying); err != nil || !strings.Contains(out, root) {
+		t.Errorf("sstream-query through the verifying edgeproxy after the edit: %v\n%s", err, out)
+	}
+}

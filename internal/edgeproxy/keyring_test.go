@@ -151,12 +151,22 @@ func signedProxy(t *testing.T, tr *signedTree, state string) *proxy {
 	})
 }
 
-// served is what p serves of the catalog: index.json and each product
-// file, with their status codes folded in.
+// paths are the catalog paths clients read: index.json, each product file,
+// and their signed forms.
+func (tr *signedTree) paths() []string {
+	var out []string
+	for _, p := range append([]string{catalog.IndexPath}, tr.files...) {
+		out = append(out, p, catalog.SignedPath(p))
+	}
+	return out
+}
+
+// served is what p serves of the catalog (paths), with the status codes
+// folded in.
 func (p *proxy) served(t testing.TB, tr *signedTree) string {
 	t.Helper()
 	var out strings.Builder
-	for _, path := range append([]string{catalog.IndexPath}, tr.files...) {
+	for _, path := range tr.paths() {
 		resp, body := p.do(t, "GET", "/"+path)
 		fmt.Fprintf(&out, "%s %d\n%s", path, resp.StatusCode, body)
 	}
@@ -164,12 +174,12 @@ func (p *proxy) served(t testing.TB, tr *signedTree) string {
 }
 
 // want is what a proxy serves of moment m: index.json as signed, its
-// entries naming the product files again, and each product file as
-// signed.
+// entries naming the product files again, each product file as signed,
+// and the signed documents themselves.
 func (tr *signedTree) want(m moment) string {
 	tr.t.Helper()
 	var out strings.Builder
-	for _, path := range append([]string{catalog.IndexPath}, tr.files...) {
+	for _, path := range tr.paths() {
 		body := m[path]
 		if path == catalog.IndexPath {
 			ix, err := catalog.ParseIndex(m[path])
@@ -214,10 +224,13 @@ func TestKeyringServesOnlyTheSignedCatalog(t *testing.T) {
 			if resp, _ := p.do(t, "GET", "/"+tr.key["B"]); resp.StatusCode != 404 {
 				t.Errorf("GET image B, which the signed catalog does not name: %d, want 404", resp.StatusCode)
 			}
-			for _, sp := range []string{"/" + catalog.SignedIndexPath, "/" + catalog.SignedPath(tr.files[0])} {
-				if resp, _ := p.do(t, "GET", sp); resp.StatusCode != 404 {
-					t.Errorf("GET %s: %d, want 404 (only the catalog clients read is served)", sp, resp.StatusCode)
+			for _, sp := range []string{catalog.SignedIndexPath, catalog.SignedPath(tr.files[0])} {
+				if resp, body := p.do(t, "GET", "/"+sp); resp.StatusCode != 200 || !bytes.Equal(body, good[sp]) {
+					t.Errorf("GET %s: %d, want 200 and the signed document verified", sp, resp.StatusCode)
 				}
+			}
+			if resp, _ := p.do(t, "GET", "/streams/v1/images-9.sjson"); resp.StatusCode != 404 {
+				t.Errorf("GET a .sjson the index does not name: %d, want 404", resp.StatusCode)
 			}
 			plain := startProxy(t, dirOrigin(t, tr.dir), nil)
 			if _, body := plain.do(t, "GET", "/"+tr.files[0]); !bytes.Equal(body, forged[tr.files[0]]) {

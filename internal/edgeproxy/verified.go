@@ -24,7 +24,9 @@ import (
 // With a keyring the proxy serves the catalog only as extracted from
 // signed documents (catalog/stamp.go): index.json from index.sjson whose
 // signature verified (its entries naming the product files again), each
-// product file from its .sjson, never the stored .json. What it serves is
+// product file from its .sjson, never the stored .json; the .sjson
+// themselves as verified (for clients that verify, such as the reference
+// SimpleStreams client). What it serves is
 // a snapshot: an index and every product file it names, each verified,
 // stamped, not expired, no older than the last of its path verified
 // (remembered in the state folder across restarts), and each product
@@ -193,6 +195,7 @@ func (v *verifiedCatalog) read(ctx context.Context) (*snapshot, error) {
 	}
 	snap := &snapshot{entries: map[string]*catalogEntry{}, docs: map[string]*signedDoc{catalog.SignedIndexPath: ixDoc}, expires: ixDoc.expires}
 	snap.entries[catalog.IndexPath] = v.entry(held, catalog.IndexPath, ixDoc, func() []byte { return ix.Marshal() }, now)
+	snap.entries[catalog.SignedIndexPath] = v.entry(held, catalog.SignedIndexPath, ixDoc, func() []byte { return ixDoc.raw }, now)
 	for _, name := range slices.Sorted(maps.Keys(ix.Index)) {
 		e := ix.Index[name]
 		path := strings.TrimPrefix(e.Path, "/")
@@ -212,6 +215,7 @@ func (v *verifiedCatalog) read(ctx context.Context) (*snapshot, error) {
 		}
 		snap.docs[spath] = doc
 		snap.entries[path] = v.entry(held, path, doc, func() []byte { return doc.body }, now)
+		snap.entries[spath] = v.entry(held, spath, doc, func() []byte { return doc.raw }, now)
 		if doc.expires.Before(snap.expires) {
 			snap.expires = doc.expires
 		}
@@ -222,7 +226,7 @@ func (v *verifiedCatalog) read(ctx context.Context) (*snapshot, error) {
 // entry is the catalog entry of path served from doc: the held snapshot's
 // when doc is unchanged (its parse and gzip kept), else a new one.
 func (v *verifiedCatalog) entry(held *snapshot, path string, doc *signedDoc, data func() []byte, now time.Time) *catalogEntry {
-	if held != nil && held.docs[catalog.SignedPath(path)] == doc {
+	if held != nil && held.docs[catalog.SignedPath(unsignedPath(path))] == doc {
 		if e, ok := held.entries[path]; ok {
 			return e
 		}
