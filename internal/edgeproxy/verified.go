@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/incus-appliance/registry/internal/catalog"
@@ -181,7 +182,11 @@ func (v *verifiedCatalog) refresh(ctx context.Context) error {
 func (v *verifiedCatalog) read(ctx context.Context) (*snapshot, error) {
 	now := v.now()
 	held := v.current()
-	ixDoc, err := v.document(ctx, catalog.SignedIndexPath, held, now)
+	raw, err := v.readOrigin(ctx, catalog.SignedIndexPath)
+	if err != nil {
+		return nil, err
+	}
+	ixDoc, err := v.document(catalog.SignedIndexPath, raw, held, now)
 	if err != nil {
 		return nil, err
 	}
@@ -196,14 +201,22 @@ func (v *verifiedCatalog) read(ctx context.Context) (*snapshot, error) {
 	snap := &snapshot{entries: map[string]*catalogEntry{}, docs: map[string]*signedDoc{catalog.SignedIndexPath: ixDoc}, expires: ixDoc.expires}
 	snap.entries[catalog.IndexPath] = v.entry(held, catalog.IndexPath, ixDoc, func() []byte { return ix.Marshal() }, now)
 	snap.entries[catalog.SignedIndexPath] = v.entry(held, catalog.SignedIndexPath, ixDoc, func() []byte { return ixDoc.raw }, now)
-	for _, name := range slices.Sorted(maps.Keys(ix.Index)) {
+	names := slices.Sorted(maps.Keys(ix.Index))
+	for _, name := range names {
+		path := strings.TrimPrefix(ix.Index[name].Path, "/")
+		if _, c, status := route("/" + path); status != 0 || c != classCatalog || path != unsignedPath(path) || path == catalog.IndexPath {
+			return nil, refuse(refusedMalformed, catalog.SignedIndexPath, ixDoc.raw, "entry %q names %q, not a product file", name, ix.Index[name].Path)
+		}
+	}
+	raws, err := v.readAll(ctx, names, ix)
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range names {
 		e := ix.Index[name]
 		path := strings.TrimPrefix(e.Path, "/")
 		spath := catalog.SignedPath(path)
-		if _, c, status := route("/" + path); status != 0 || c != classCatalog || path == catalog.IndexPath {
-			return nil, refuse(refusedMalformed, catalog.SignedIndexPath, ixDoc.raw, "entry %q names %q, not a catalog file", name, e.Path)
-		}
-		doc, err := v.document(ctx, spath, held, now)
+		doc, err := v.document(spath, raws[i], held, now)
 		if err != nil {
 			return nil, err
 		}
@@ -235,14 +248,26 @@ func (v *verifiedCatalog) entry(held *snapshot, path string, doc *signedDoc, dat
 	return &catalogEntry{data: b, etag: `"` + sha256Hex(b) + `"`, modTime: doc.updated, fetched: now}
 }
 
-// document reads the signed document at path and checks it: unchanged
-// since the held snapshot, or verified now (verify). A document refused
-// for what its bytes are is not verified again.
-func (v *verifiedCatalog) document(ctx context.Context, path string, held *snapshot, now time.Time) (*signedDoc, error) {
-	raw, err := v.readOrigin(ctx, path)
-	if err != nil {
-		return nil, err
+// readAll reads the signed product files of the index's entries names, a
+// few at a time.
+func (v *verifiedCatalog) readAll(ctx context.Context, names []string, ix *catalog.Index) ([][]byte, error) {
+	raws := make([][]byte, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, name := range names {
+		g.Go(func() error {
+			var err error
+			raws[i], err = v.readOrigin(gctx, catalog.SignedPath(strings.TrimPrefix(ix.Index[name].Path, "/")))
+			return err
+		})
 	}
+	return raws, g.Wait()
+}
+
+// document checks the signed document raw read at path: unchanged since
+// the held snapshot, or verified now (verify). A document refused for what
+// its bytes are is not verified again.
+func (v *verifiedCatalog) document(path string, raw []byte, held *snapshot, now time.Time) (*signedDoc, error) {
 	if held != nil {
 		if d := held.docs[path]; d != nil && bytes.Equal(d.raw, raw) {
 			if !now.Before(d.expires) {
