@@ -60,7 +60,9 @@ func verifyJSON(t *testing.T, args ...string) (*registry.VerifyReport, int) {
 // TestSignedCommands: publish, remove, prune and mirror with
 // --signing-key (or PUBLISH_SIGNING_KEY, a file or the armoured key
 // itself) sign the catalog; verify --keyring (armoured or binary) checks
-// it; publish sign gives every document a new serial.
+// it; publish sign gives every document a new serial, and with a new key
+// rotates the registry to it (a keyring of both keys accepts it throughout,
+// the new key alone only once signed with it, the old key alone no more).
 func TestSignedCommands(t *testing.T) {
 	key := signingtest.NewKey(t, "ci")
 	keyFile := signingtest.WriteSecret(t, key)
@@ -104,6 +106,26 @@ func TestSignedCommands(t *testing.T) {
 	stranger := signingtest.WriteKeyring(t, signingtest.NewKey(t, "stranger"))
 	if rep, code := verifyJSON(t, "--bucket", reg, "--keyring", stranger); code != 1 || rep.Signed[0].Status != "unknown-key" {
 		t.Errorf("verify with a stranger's keyring = %d, %+v", code, rep.Signed)
+	}
+
+	// Rotation: publish sign with the new key; a keyring of both keys
+	// accepts the registry before and after, the new key alone only after.
+	next := signingtest.NewKey(t, "next")
+	nextFile, nextOnly, both := signingtest.WriteSecret(t, next), signingtest.WriteKeyring(t, next), signingtest.WriteKeyring(t, key, next)
+	if rep, code := verifyJSON(t, "--bucket", reg, "--keyring", nextOnly); code != 1 || rep.Signed[0].Status != "unknown-key" {
+		t.Errorf("verify with the new key alone before publish sign = %d, %+v", code, rep.Signed)
+	}
+	for _, signer := range []string{keyFile, nextFile} {
+		mustRun(t, "sign", "--bucket", reg, "--signing-key", signer)
+		if rep, code := verifyJSON(t, "--bucket", reg, "--keyring", both); code != 0 || len(rep.Signed) != 2 {
+			t.Errorf("verify with both keys after publish sign --signing-key %s = %d, %+v", signer, code, rep.Signed)
+		}
+	}
+	if rep, code := verifyJSON(t, "--bucket", reg, "--keyring", nextOnly); code != 0 || rep.Signed[0].Signer != string(next.Fingerprint) {
+		t.Errorf("verify with the new key alone after publish sign with it = %d, %+v", code, rep.Signed)
+	}
+	if rep, code := verifyJSON(t, "--bucket", reg, "--keyring", binary); code != 1 || rep.Signed[0].Status != "unknown-key" {
+		t.Errorf("verify with the old key alone after the rotation = %d, %+v", code, rep.Signed)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,22 +201,29 @@ func TestSignRepairsHalfSigned(t *testing.T) {
 // TestKeyRotation: a registry signed with the old key moves to a new one
 // as the README says: verifiers get a keyring with both keys, which
 // accepts the registry throughout (signed by the old key, part by each
-// after a publish with the new one, all by the new one after Sign); then
-// the old key leaves the keyring, which the new one alone satisfies, and
-// a keyring of the old key alone refuses every document (unknown key).
+// after a publish with the new one, all by the new one after Sign); a
+// keyring of the new key alone (the old key dropped too early) refuses
+// each document still signed by the old key (unknown key) until Sign
+// re-signs it; then the old key leaves the keyring, which the new one
+// alone satisfies, and a keyring of the old key alone refuses every
+// document (unknown key).
 func TestKeyRotation(t *testing.T) {
 	eachLayout(t, func(t *testing.T, shards int) {
 		s := newSignedScene(t, shards)
 		old, next := s.key, signingtest.NewKey(t, "next")
-		both := signingtest.Keyring(t, old, next)
+		both, nextOnly := signingtest.Keyring(t, old, next), signingtest.Keyring(t, next)
 		s.twoVersions()
 		s.publish("redis", t0, 3)
 		s.mustVerifySigned(both)
+		s.mustRefuseOldSigned(both, nextOnly, old)
 
 		s.key = next
 		s.r = s.another()
 		s.publish("nginx", t0.Add(2*time.Hour), 4)
 		s.mustVerifySigned(both)
+		if stillOld := s.mustRefuseOldSigned(both, nextOnly, old); shards > 1 && stillOld == 0 {
+			t.Errorf("a publish with the new key re-signed all %d catalog files: want only the one it wrote and the index", shards)
+		}
 
 		succeeds[*SignResult](s, "sign")(s.r.Sign(s.ctx))
 		for _, d := range s.mustVerifySigned(both).Signed {
@@ -233,24 +241,54 @@ func TestKeyRotation(t *testing.T) {
 	})
 }
 
+// mustRefuseOldSigned checks the registry with nextOnly, a keyring without
+// the old key: each document both (holding both keys) finds signed by old
+// is unknown-key, every other one ok; it returns how many are refused.
+func (s *scene) mustRefuseOldSigned(both, nextOnly *signing.Keyring, old *signingtest.Key) int {
+	s.t.Helper()
+	signers := map[string]string{}
+	for _, d := range s.verifyWith(VerifyOptions{Keyring: both, NoFiles: true}).Signed {
+		signers[d.Path] = d.Signer
+	}
+	rep := s.verifyWith(VerifyOptions{Keyring: nextOnly, NoFiles: true})
+	refused := 0
+	for _, d := range rep.Signed {
+		want := "ok"
+		if signers[d.Path] == string(old.Fingerprint) {
+			want = "unknown-key"
+			refused++
+		}
+		if d.Status != want {
+			s.t.Errorf("without the old key: %s (signed by %s) is %s, want %s", d.Path, signers[d.Path], d.Status, want)
+		}
+	}
+	if len(rep.Signed) != len(signers) {
+		s.t.Errorf("without the old key: %d documents checked, with it %d", len(rep.Signed), len(signers))
+	}
+	if rep.OK() != (refused == 0) {
+		s.t.Errorf("without the old key: verify OK = %v with %d documents refused: %q", rep.OK(), refused, rep.Problems)
+	}
+	return refused
+}
+
 // TestSignedLostResponses: the reply of every catalog write is lost (it
 // landed; the retry finds it): publishes still succeed, and each file
 // found written is signed, so the registry is fully signed.
 func TestSignedLostResponses(t *testing.T) {
 	eachLayout(t, func(t *testing.T, shards int) {
 		s := newSignedScene(t, shards)
-		lost := 0
+		var lost atomic.Int64 // the product files of a commit are written at once
 		s.fs.afterPut = func(key string, _ store.PutOptions, err error) error {
 			if strings.HasPrefix(key, "streams/") && err == nil {
-				lost++
+				lost.Add(1)
 				return fmt.Errorf("lost response: %w", store.ErrPreconditionFailed)
 			}
 			return err
 		}
 		s.twoVersions()
 		s.fs.afterPut = nil
-		if lost < 8 {
-			t.Errorf("only %d writes lost their reply", lost)
+		if n := lost.Load(); n < 8 {
+			t.Errorf("only %d writes lost their reply", n)
 		}
 		s.mustVerifySigned(signingtest.Keyring(t, s.key))
 	})
