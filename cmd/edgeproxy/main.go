@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -150,7 +151,7 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 		go acme.ListenAndServe()
 		defer acme.Close()
 	}
-	c.announce(stderr, srv, desc)
+	c.announce(stderr, srv, desc, keyring)
 	return srv.Run(ctx)
 }
 
@@ -177,7 +178,7 @@ func (c *CLI) origin(ctx context.Context) (edgeproxy.Origin, string, error) {
 }
 
 // announce tells the operator where the registry is and how to add it.
-func (c *CLI) announce(w io.Writer, srv *edgeproxy.Server, desc string) {
+func (c *CLI) announce(w io.Writer, srv *edgeproxy.Server, desc string, keyring *signing.Keyring) {
 	url := srv.PublicURL()
 	_, port, _ := net.SplitHostPort(srv.Addr().String())
 	fmt.Fprintf(w, "edgeproxy: serving %s on %s (listening on %s)\n", desc, url, srv.Addr())
@@ -197,8 +198,13 @@ func (c *CLI) announce(w io.Writer, srv *edgeproxy.Server, desc string) {
 	} else {
 		fmt.Fprintf(w, "  incus remote add %s %s --protocol simplestreams\n", c.RemoteName, url)
 	}
-	if c.Keyring != "" {
-		fmt.Fprintf(w, "edgeproxy: the catalog is served only as signed by the keys of %s (refusals logged, and counted in edgeproxy_catalog_refusals_total)\n", c.Keyring)
+	if keyring != nil {
+		var keys []string
+		for _, f := range keyring.Fingerprints() {
+			keys = append(keys, string(f))
+		}
+		fmt.Fprintf(w, "edgeproxy: the catalog is served only as signed by the keys of %s (%s); refusals are logged and counted in edgeproxy_catalog_refusals_total\n",
+			c.Keyring, strings.Join(keys, ", "))
 	}
 	if a := srv.MetricsAddr(); a != nil {
 		fmt.Fprintf(w, "edgeproxy: metrics on http://%s/metrics\n", a)

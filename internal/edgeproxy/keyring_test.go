@@ -295,6 +295,12 @@ func TestKeyringRefusesEachTamper(t *testing.T) {
 			next[catalog.SignedIndexPath] = next[catalog.IndexPath]
 			tr.write(next)
 		}},
+		{"malformed", func(t *testing.T, tr *signedTree) {
+			// Clear-signed, with text after the signature block.
+			next := tr.moment(3, time.Now().Add(hour), "B", testKey(t))
+			next[catalog.SignedIndexPath] = append(next[catalog.SignedIndexPath], "\n{\"more\": true}\n"...)
+			tr.write(next)
+		}},
 		{"unstamped", func(t *testing.T, tr *signedTree) {
 			tr.write(tr.moment(0, time.Time{}, "B", testKey(t)))
 		}},
