@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,9 +144,16 @@ func (tr *signedTree) put(key string, data []byte) {
 // new folder).
 func signedProxy(t *testing.T, tr *signedTree, state string) *proxy {
 	t.Helper()
+	return signedProxyLogged(t, tr, state, io.Discard)
+}
+
+// signedProxyLogged is signedProxy with its log written to log.
+func signedProxyLogged(t *testing.T, tr *signedTree, state string, log io.Writer) *proxy {
+	t.Helper()
 	kr := signingtest.Keyring(t, testKey(t))
 	return startProxy(t, dirOrigin(t, tr.dir), func(c *Config) {
 		c.Keyring, c.CatalogTTL = kr, time.Nanosecond
+		c.Logger = slog.New(slog.NewJSONHandler(log, nil))
 		if state != "" {
 			c.StateDir = state
 		}
@@ -362,11 +371,15 @@ func TestKeyringRefusesEachTamper(t *testing.T) {
 func TestKeyringServesNothingUnverified(t *testing.T) {
 	tr := newSignedTree(t, 1)
 	tr.write(tr.moment(2, time.Now().Add(time.Hour), "B", stranger(t)))
-	p := signedProxy(t, tr, "")
+	var log syncBuffer
+	p := signedProxyLogged(t, tr, "", &log)
 	for _, path := range []string{catalog.IndexPath, catalog.ImagesPath} {
 		if resp, body := p.do(t, "GET", "/"+path); resp.StatusCode != 503 {
 			t.Errorf("GET %s with no verified catalog: %d %s, want 503", path, resp.StatusCode, body)
 		}
+	}
+	if got := log.String(); strings.Count(got, `"msg":"signed catalog refused","reason":"unknown-key"`) != 1 || !strings.Contains(got, "no verified catalog: catalog paths answer 503") {
+		t.Errorf("the log does not say once that nothing verified and catalog paths answer 503:\n%s", got)
 	}
 	if resp, _ := p.do(t, "GET", "/"+tr.key["B"]); resp.StatusCode != 404 {
 		t.Errorf("image B with no verified catalog: %d, want 404", resp.StatusCode)
