@@ -210,4 +210,5 @@ bench-catalog: minio
 .PHONY: bench-signing
 bench-signing: minio
 	$(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-3x} ./internal/signing
+	$(GO) test -run '^$$' -bench BenchmarkVerifiedCatalog -benchtime $${BENCHTIME:-3x} ./internal/edgeproxy
 	MINIO_BIN=$$(scripts/minio.sh install) $(GO) run ./bench/catalog -signing $(BENCH_FLAGS)

@@ -117,7 +117,7 @@ func (r *Registry) checkSigned(ctx context.Context, kr *signing.Keyring, key str
 	}
 	v, err := kr.Verify(signed, now)
 	if err != nil {
-		doc.Status = signatureStatus(err)
+		doc.Status = signing.Reason(err)
 		rep.problem("%s: %v", skey, err)
 		return doc, nil
 	}
@@ -163,20 +163,4 @@ func sameIndex(ix *catalog.Index, body []byte) bool {
 	}
 	back, err := signed.Unsigned()
 	return err == nil && bytes.Equal(back.Marshal(), ix.Marshal())
-}
-
-// signatureStatus names the reason a signature was refused.
-func signatureStatus(err error) string {
-	for _, s := range []struct {
-		err    error
-		status string
-	}{
-		{signing.ErrNotSigned, "not-signed"}, {signing.ErrMalformed, "malformed"},
-		{signing.ErrUnknownKey, "unknown-key"}, {signing.ErrBadSignature, "bad-signature"},
-	} {
-		if errors.Is(err, s.err) {
-			return s.status
-		}
-	}
-	return "bad-signature"
 }
