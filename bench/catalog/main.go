@@ -26,7 +26,10 @@
 // -mirror-mem runs the mirror memory benchmark instead: mirroring a 2 GiB
 // root and a ~20 MB catalog from a directory into MinIO, peak RSS < 100 MB.
 //
-//	go run ./bench/catalog [-products 1500] [-versions 3] [-runs 3] [-duration 3s] [-mirror-mem]
+// -signing measures what signing the catalog costs instead (signing.go):
+// publishes with and without a key, publish sign, verify --keyring.
+//
+//	go run ./bench/catalog [-products 1500] [-versions 3] [-runs 3] [-duration 3s] [-mirror-mem | -signing]
 package main
 
 import (
@@ -68,6 +71,7 @@ var (
 	mirrorMem = flag.Bool("mirror-mem", false, "run the mirror memory benchmark (2 GiB root, ~20 MB catalog) instead")
 	rootSize  = flag.Int64("root-size", 2<<30, "root file size for -mirror-mem")
 	shards    = flag.Int("shards", 64, "catalog files of the sharded 10× registry (publish --catalog-shards)")
+	signing   = flag.Bool("signing", false, "measure the cost of signing (publish with and without a key) instead")
 )
 
 func check(err error, what string) {
@@ -175,6 +179,9 @@ func main() {
 	defer srv.Stop()
 	if *mirrorMem {
 		os.Exit(mirrorMemory(dir, bin, srv))
+	}
+	if *signing {
+		os.Exit(signingCost(dir, bin, srv))
 	}
 	var rows []row
 	for i, scale := range []int{1, 10} {
