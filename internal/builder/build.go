@@ -14,8 +14,6 @@ package builder
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -25,6 +23,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/gitrepo"
 	"github.com/incus-appliance/registry/internal/osarch"
 )
@@ -232,7 +231,7 @@ func inputs(ctx context.Context, a *appliance.Appliance, t Target, opts Options)
 // appliance folder (names and contents) and parts (the tool version,
 // arch, compression, template).
 func inputsHash(dir string, parts ...string) (string, error) {
-	h := sha256.New()
+	h := digest.New()
 	for _, p := range parts {
 		fmt.Fprintf(h, "%s\x00", p)
 	}
@@ -256,7 +255,7 @@ func inputsHash(dir string, parts ...string) (string, error) {
 		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(data))
 		h.Write(data)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return digest.Hex(h), nil
 }
 
 // upToDate reports whether the target's folder holds outputs built from

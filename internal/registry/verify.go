@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -246,7 +244,7 @@ func (r *Registry) verifyFiles(ctx context.Context, c *catalog.Catalog, rep *Ver
 			return fileSum{}, fmt.Errorf("read %s: %w", key, err)
 		}
 		defer rc.Close()
-		h := sha256.New()
+		h := digest.New()
 		var w io.Writer = h
 		if combined != nil {
 			w = io.MultiWriter(h, combined)
@@ -256,7 +254,7 @@ func (r *Registry) verifyFiles(ctx context.Context, c *catalog.Catalog, rep *Ver
 			return fileSum{}, fmt.Errorf("read %s: %w", key, err)
 		}
 		rep.BytesChecked += n
-		s := fileSum{sha: hex.EncodeToString(h.Sum(nil)), size: n}
+		s := fileSum{sha: digest.Hex(h), size: n}
 		if _, seen := sums[key]; !seen {
 			rep.Files++
 		}
