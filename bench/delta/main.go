@@ -89,18 +89,18 @@ func main() {
 		out.fingerprint, out.size = fingerprint(out.meta, out.root)
 		var res []struct {
 			Changed bool `json:"changed"`
-			Delta   *struct {
+			Deltas  []struct {
 				Size   int64 `json:"size"`
 				Listed bool  `json:"listed"`
-			} `json:"delta"`
+			} `json:"deltas"`
 		}
 		check(json.Unmarshal([]byte(run(pub, *name, "--appliances", apps, "--build-dir", buildDir, "--bucket", reg, "--json", "--no-progress")), &res))
 		switch {
 		case len(res) == 0:
 		case !res[0].Changed:
 			out.published = "nothing to publish"
-		case res[0].Delta != nil && res[0].Delta.Listed:
-			out.published = fmt.Sprintf("published with a %d-byte delta", res[0].Delta.Size)
+		case len(res[0].Deltas) > 0 && res[0].Deltas[0].Listed:
+			out.published = fmt.Sprintf("published with a %d-byte delta from the previous version", res[0].Deltas[0].Size)
 		default:
 			out.published = "published, no delta"
 		}

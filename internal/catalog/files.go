@@ -15,7 +15,7 @@ const (
 	RoleVMDisk   FileRole = "vm-disk"  // a VM disk beside a container root (vm.go)
 	RoleProfile  FileRole = "profile"  // an Incus profile shipped with it
 	RoleSBOM     FileRole = "sbom"     // its SPDX SBOM
-	RoleDelta    FileRole = "delta"    // a delta from an older version's root (delta.go)
+	RoleDelta    FileRole = "delta"    // a delta from an older version's root (delta.go); several per image
 )
 
 // ImageFile is one file of an image: what it is, where it is stored
@@ -33,7 +33,7 @@ type ImageFile struct {
 
 // Files lists every file of the image, in the order a publish uploads
 // them after the root: the metadata, the root, the VM disk, the profiles
-// by name, the SBOM, then the delta. It is the one list of what a version
+// by name, the SBOM, then the deltas. It is the one list of what a version
 // of the image stores: its paths (Paths), its items (Add) and the uploads
 // of a publish come from it.
 func (img Image) Files() []ImageFile {
@@ -53,9 +53,9 @@ func (img Image) Files() []ImageFile {
 	if img.SBOM != nil {
 		out = append(out, ImageFile{Role: RoleSBOM, Path: SBOMPath(img.Fingerprint), FileRef: *img.SBOM, itemKey: "sbom", item: Item{FType: FTypeSBOM}})
 	}
-	if d := img.Delta; d != nil {
+	for _, d := range img.Deltas {
 		out = append(out, ImageFile{Role: RoleDelta, Path: DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256), FileRef: d.File,
-			itemKey: deltaItemKey(d.Base), item: Item{FType: FTypeSquashfsDelta, DeltaBase: d.Base}})
+			itemKey: deltaItemKey(d.Base), item: Item{FType: deltaFTypes[img.RootKind], DeltaBase: d.Base}})
 	}
 	for i, f := range out {
 		out[i].item.Path, out[i].item.SHA256, out[i].item.Size = f.Path, f.SHA256, f.Size

@@ -118,7 +118,7 @@ func TestVMAddedKeepsTheDelta(t *testing.T) {
 	mustAdd(t, c, img("nginx", "amd64", t0, "n1"))
 	v2 := img("nginx", "amd64", t0.Add(time.Hour), "n2")
 	withDelta := v2
-	withDelta.Delta = &Delta{Base: VersionKey(t0), BaseFingerprint: hexOf("fpn1"), File: FileRef{SHA256: hexOf("d"), Size: 10}}
+	withDelta.Deltas = []Delta{{Base: VersionKey(t0), BaseFingerprint: hexOf("fpn1"), File: FileRef{SHA256: hexOf("d"), Size: 10}}}
 	mustAdd(t, c, withDelta)
 	if r := mustAdd(t, c, withVM(v2, "n2")); !r.VMAdded {
 		t.Fatalf("disk not added: %+v", r)

@@ -119,12 +119,12 @@ func TestCloudVariantProductAndDeltas(t *testing.T) {
 		return req
 	}
 	res := mustPublish(t, r, cloud(t0.Add(time.Hour), 2))
-	if res.Product != "nginx/cloud:amd64" || res.Delta != nil {
-		t.Errorf("first cloud version: product %s, delta %+v", res.Product, res.Delta)
+	if res.Product != "nginx/cloud:amd64" || res.Deltas != nil {
+		t.Errorf("first cloud version: product %s, deltas %+v", res.Product, res.Deltas)
 	}
 	res = mustPublish(t, r, cloud(t0.Add(2*time.Hour), 3))
-	if res.Delta == nil || res.Delta.Base != catalog.VersionKey(t0.Add(time.Hour)) {
-		t.Errorf("second cloud version: delta %+v, want one from the first cloud version", res.Delta)
+	if len(res.Deltas) != 1 || res.Deltas[0].Base != catalog.VersionKey(t0.Add(time.Hour)) {
+		t.Errorf("second cloud version: deltas %+v, want one from the first cloud version", res.Deltas)
 	}
 	mustVerify(t, r)
 }
@@ -144,12 +144,12 @@ func TestLineProductDeltas(t *testing.T) {
 		created := t0.Add(time.Duration(i) * time.Minute)
 		res := mustPublish(t, r, line(v, created, int64(10+i)))
 		want := map[string]string{"default": "nginx:1.2:amd64", "cloud": "nginx/cloud:1.2:amd64"}[v]
-		if res.Product != want || res.Delta != nil {
-			t.Errorf("%s: first version: product %s, delta %+v", v, res.Product, res.Delta)
+		if res.Product != want || res.Deltas != nil {
+			t.Errorf("%s: first version: product %s, deltas %+v", v, res.Product, res.Deltas)
 		}
 		res = mustPublish(t, r, line(v, created.Add(time.Hour), int64(20+i)))
-		if res.Delta == nil || res.Delta.Base != catalog.VersionKey(created) {
-			t.Errorf("%s: second version: delta %+v, want one from the line's first version", v, res.Delta)
+		if len(res.Deltas) != 1 || res.Deltas[0].Base != catalog.VersionKey(created) {
+			t.Errorf("%s: second version: deltas %+v, want one from the line's first version", v, res.Deltas)
 		}
 	}
 	mustVerify(t, r)
