@@ -210,6 +210,9 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 		img.addVM(p.Versions[res.Version]) // its other items, deltas included, stay
 		c.unretire(img.VM.Path())
 	}
+	if (res.VersionAdded || res.VMAdded) && img.vmImage() != "" {
+		p.Versions[anchorKey(res.Version)] = img.anchor()
+	}
 	if img.Line != "" {
 		p.Line = img.Line
 		for pk, as := range c.lineAliases(img.Name, img.ApplianceVariant, osarch.Canonical(img.Arch), "", img.Aliases) {

@@ -14,11 +14,20 @@ import (
 // holds the base image); clients that cannot use it take the full root.
 const FTypeSquashfsDelta = "squashfs.vcdiff"
 
+// FTypeDiskDelta is a VCDIFF delta turning a VM disk (disk-kvm.img)
+// into this version's; its delta_base is a VM delta anchor (anchor.go).
+const FTypeDiskDelta = "disk-kvm.img.vcdiff"
+
 // deltaFTypes are the delta ftypes by the kind of root they rebuild: the
 // kinds Incus applies deltas to (its root ftype followed by ".vcdiff").
 var deltaFTypes = map[RootKind]string{
 	RootSquashfs: FTypeSquashfsDelta,
+	RootQCOW2:    FTypeDiskDelta,
 }
+
+// DeltaFType is the ftype of deltas to a root of kind ("" when Incus
+// applies none).
+func DeltaFType(kind RootKind) string { return deltaFTypes[kind] }
 
 // isDeltaFType reports whether ftype is a delta Incus applies.
 func isDeltaFType(ftype string) bool {
@@ -49,17 +58,18 @@ func deltaItemKey(base string) string { return "delta-" + base }
 
 // DeltaBase is a version a new version can take a delta from.
 type DeltaBase struct {
-	// Version is its version key.
+	// Version is the key the delta names as delta_base: the version, or
+	// for a VM image its anchor (anchor.go).
 	Version string
 	// Image is its image of the new version's root kind.
 	Image VersionImage
 }
 
-// DeltaBases returns the versions a new version vk of product pk, whose
-// root is of kind, takes deltas from: the product's newest depth versions
-// older than vk that have a usable base image of that kind
-// (deltaSource), newest first. A host holding any of them refreshes with
-// a delta; one holding an older version downloads the full root.
+// DeltaBases returns the versions a new version vk of product pk takes
+// deltas to a root of kind from: the product's newest depth versions
+// older than vk with an image of that kind that a delta can name as its
+// base (deltaBase), newest first. A host holding any of them refreshes
+// with a delta; one holding an older version downloads the full root.
 func (c *Catalog) DeltaBases(pk, vk string, kind RootKind, depth int) []DeltaBase {
 	p := c.Products[pk]
 	if p == nil || deltaFTypes[kind] == "" {
@@ -73,21 +83,28 @@ func (c *Catalog) DeltaBases(pk, vk string, kind RootKind, depth int) []DeltaBas
 		if k >= vk {
 			continue
 		}
-		if vi, ok := p.Versions[k].deltaSource(kind); ok {
+		if kind == RootQCOW2 {
+			k = anchorKey(k)
+		}
+		if vi, ok := p.deltaBase(k, kind); ok {
 			out = append(out, DeltaBase{Version: k, Image: vi})
 		}
 	}
 	return out
 }
 
-// deltaSource returns the version's image of kind that a delta naming the
-// version as delta_base rebuilds from, as Incus resolves it: the
-// fingerprint in the combined_squashfs_sha256 field of the version's
-// incus.tar.xz item (Incus reads the first one it meets, whatever the
-// delta's root kind), which must be the fingerprint of the version's one
-// image of that kind. ok is false when Incus would resolve no base, or
-// another image's.
-func (v *Version) deltaSource(kind RootKind) (VersionImage, bool) {
+// deltaBase returns the image of kind that a delta naming version key as
+// its delta_base rebuilds from, as Incus resolves it: the fingerprint in
+// the combined_squashfs_sha256 field of the version's incus.tar.xz item
+// (Incus reads the first one it meets, whatever the delta's root kind),
+// which must be the fingerprint of the version's image of that kind (of
+// its owner's, for an anchor). ok is false when Incus would resolve no
+// base, or another image.
+func (p *Product) deltaBase(key string, kind RootKind) (VersionImage, bool) {
+	v := p.Versions[key]
+	if v == nil {
+		return VersionImage{}, false
+	}
 	src := ""
 	for _, it := range v.Items {
 		if it.FType != FTypeIncusMeta {
@@ -98,6 +115,10 @@ func (v *Version) deltaSource(kind RootKind) (VersionImage, bool) {
 		}
 		src = it.CombinedSquashfsSHA256
 	}
+	if p.isAnchor(key) {
+		owner, _ := anchorOwner(key)
+		v = p.Versions[owner]
+	}
 	for _, vi := range v.Images() {
 		if vi.Kind == kind && vi.Fingerprint == src {
 			return vi, true
@@ -106,36 +127,53 @@ func (v *Version) deltaSource(kind RootKind) (VersionImage, bool) {
 	return VersionImage{}, false
 }
 
+// baseVersion is the version whose age a delta_base stands for: the
+// version itself, or an anchor's owner.
+func baseVersion(key string) string {
+	if owner, ok := anchorOwner(key); ok {
+		return owner
+	}
+	return key
+}
+
 // checkDeltas applies the delta rules to an image about to become version
-// vk of product p (nil when new): a root kind Incus applies deltas to,
-// valid digests, and each base an older version of the same product,
-// still in the catalog, whose image the delta was made from is what
-// Incus resolves delta_base to (deltaSource); one delta per base.
+// vk of product p (nil when new): deltas of its root only for a kind
+// Incus applies deltas to, valid digests, and each base an older version
+// of the same product, still in the catalog, whose image the delta was
+// made from is what Incus resolves delta_base to (deltaBase); one delta
+// per base.
 func (img Image) checkDeltas(pk string, p *Product, vk string) error {
 	if len(img.Deltas) > 0 && deltaFTypes[img.RootKind] == "" {
-		return fmt.Errorf("image %s: a delta needs a squashfs root, not %s", img.Name, img.RootKind)
+		return fmt.Errorf("image %s: a delta needs a squashfs root or a VM disk, not %s", img.Name, img.RootKind)
 	}
+	if err := checkDeltaList(img.Name, pk, p, vk, img.RootKind, img.Deltas); err != nil {
+		return err
+	}
+	if img.VM != nil {
+		return checkDeltaList(img.Name, pk, p, vk, RootQCOW2, img.VM.Deltas)
+	}
+	return nil
+}
+
+// checkDeltaList checks the deltas to an image's root of kind.
+func checkDeltaList(name, pk string, p *Product, vk string, kind RootKind, deltas []Delta) error {
 	seen := map[string]bool{}
-	for _, d := range img.Deltas {
+	for _, d := range deltas {
 		if !digest.IsSHA256(d.BaseFingerprint) || !digest.IsSHA256(d.File.SHA256) || d.File.Size <= 0 {
-			return fmt.Errorf("image %s: delta: base fingerprint and file digest must be 64 lowercase hex digits, size positive", img.Name)
+			return fmt.Errorf("image %s: delta: base fingerprint and file digest must be 64 lowercase hex digits, size positive", name)
 		}
 		if seen[d.Base] {
-			return fmt.Errorf("image %s: two deltas from version %s", img.Name, d.Base)
+			return fmt.Errorf("image %s: two deltas from version %s", name, d.Base)
 		}
 		seen[d.Base] = true
-		if d.Base >= vk {
-			return fmt.Errorf("image %s: delta_base %s is not older than version %s", img.Name, d.Base, vk)
+		if baseVersion(d.Base) >= vk {
+			return fmt.Errorf("image %s: delta_base %s is not older than version %s", name, d.Base, vk)
 		}
-		var base *Version
-		if p != nil {
-			base = p.Versions[d.Base]
+		if p == nil || p.Versions[d.Base] == nil {
+			return fmt.Errorf("image %s: delta_base %s names a version that %s does not have", name, d.Base, pk)
 		}
-		if base == nil {
-			return fmt.Errorf("image %s: delta_base %s names a version that %s does not have", img.Name, d.Base, pk)
-		}
-		if vi, ok := base.deltaSource(img.RootKind); !ok || vi.Fingerprint != d.BaseFingerprint {
-			return fmt.Errorf("image %s: delta_base %s of %s is not the %s image %s the delta was made from", img.Name, d.Base, pk, img.RootKind, d.BaseFingerprint)
+		if vi, ok := p.deltaBase(d.Base, kind); !ok || vi.Fingerprint != d.BaseFingerprint {
+			return fmt.Errorf("image %s: delta_base %s of %s is not the %s image %s the delta was made from", name, d.Base, pk, kind, d.BaseFingerprint)
 		}
 	}
 	return nil
@@ -173,19 +211,19 @@ func deltaKind(ftype string) RootKind {
 
 // DeltaImages returns, for the delta item it of version vk, the image
 // the delta rebuilds and the base image it applies to, as Incus resolves
-// them (deltaSource); ok is false when either is missing (Problems says
+// them (deltaBase); ok is false when either is missing (Problems says
 // why).
 func (p *Product) DeltaImages(vk string, it Item) (base, target VersionImage, ok bool) {
 	kind := deltaKind(it.FType)
-	v, bv := p.Versions[vk], p.Versions[it.DeltaBase]
-	if v == nil || bv == nil || kind == "" {
+	v := p.Versions[vk]
+	if v == nil || kind == "" {
 		return base, target, false
 	}
 	i := slices.IndexFunc(v.Images(), func(vi VersionImage) bool { return vi.Kind == kind })
 	if i < 0 {
 		return base, target, false
 	}
-	base, ok = bv.deltaSource(kind)
+	base, ok = p.deltaBase(it.DeltaBase, kind)
 	return base, v.Images()[i], ok
 }
 
@@ -223,13 +261,11 @@ func (p *Product) deltaProblems(pk, vk string, foreign bool) []string {
 			// warning (Warnings); Incus ignores the delta, prune drops it.
 		case base == nil:
 			out = append(out, fmt.Sprintf("%s: delta_base %s names a version that is not in the catalog (Incus ignores the delta)", where, it.DeltaBase))
-		case it.DeltaBase >= vk:
+		case baseVersion(it.DeltaBase) >= vk:
 			out = append(out, fmt.Sprintf("%s: delta_base %s is not older than the version", where, it.DeltaBase))
-		case !slices.ContainsFunc(base.Images(), func(vi VersionImage) bool { return vi.Kind == kind }):
-			out = append(out, fmt.Sprintf("%s: delta_base %s has no %s image", where, it.DeltaBase, kind))
 		default:
-			if _, ok := base.deltaSource(kind); !ok {
-				out = append(out, fmt.Sprintf("%s: Incus resolves delta_base %s (its incus.tar.xz's combined_squashfs_sha256) to no %s image of it: a host holding the base would apply the delta to another image", where, it.DeltaBase, kind))
+			if _, ok := p.deltaBase(it.DeltaBase, kind); !ok {
+				out = append(out, fmt.Sprintf("%s: Incus resolves delta_base %s (its incus.tar.xz's combined_squashfs_sha256) to no %s image: a host would apply the delta to another image, or never", where, it.DeltaBase, kind))
 			}
 		}
 		if !slices.ContainsFunc(v.Images(), func(vi VersionImage) bool { return vi.Kind == kind }) {

@@ -33,9 +33,9 @@ type ImageFile struct {
 
 // Files lists every file of the image, in the order a publish uploads
 // them after the root: the metadata, the root, the VM disk, the profiles
-// by name, the SBOM, then the deltas. It is the one list of what a version
-// of the image stores: its paths (Paths), its items (Add) and the uploads
-// of a publish come from it.
+// by name, the SBOM, then the deltas (to the root, then to the VM disk).
+// It is the one list of what a version of the image stores: its paths
+// (Paths), its items (Add) and the uploads of a publish come from it.
 func (img Image) Files() []ImageFile {
 	meta, root := ImagePaths(img.Fingerprint, img.RootKind)
 	rk := rootKinds[img.RootKind]
@@ -53,12 +53,23 @@ func (img Image) Files() []ImageFile {
 	if img.SBOM != nil {
 		out = append(out, ImageFile{Role: RoleSBOM, Path: SBOMPath(img.Fingerprint), FileRef: *img.SBOM, itemKey: "sbom", item: Item{FType: FTypeSBOM}})
 	}
-	for _, d := range img.Deltas {
-		out = append(out, ImageFile{Role: RoleDelta, Path: DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256), FileRef: d.File,
-			itemKey: deltaItemKey(d.Base), item: Item{FType: deltaFTypes[img.RootKind], DeltaBase: d.Base}})
+	out = append(out, deltaFiles(img.Fingerprint, img.RootKind, img.Deltas)...)
+	if img.VM != nil {
+		out = append(out, deltaFiles(img.VM.Fingerprint, RootQCOW2, img.VM.Deltas)...)
 	}
 	for i, f := range out {
 		out[i].item.Path, out[i].item.SHA256, out[i].item.Size = f.Path, f.SHA256, f.Size
+	}
+	return out
+}
+
+// deltaFiles are the files of deltas to the root of kind of image
+// fingerprint.
+func deltaFiles(fingerprint string, kind RootKind, deltas []Delta) []ImageFile {
+	var out []ImageFile
+	for _, d := range deltas {
+		out = append(out, ImageFile{Role: RoleDelta, Path: DeltaPath(fingerprint, d.BaseFingerprint, d.File.SHA256), FileRef: d.File,
+			itemKey: deltaItemKey(d.Base), item: Item{FType: deltaFTypes[kind], DeltaBase: d.Base}})
 	}
 	return out
 }

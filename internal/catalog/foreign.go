@@ -78,7 +78,7 @@ func (p *Product) danglingDelta(it Item) bool {
 		return false
 	}
 	base := p.Versions[it.DeltaBase]
-	return base == nil || base.IsShell()
+	return base == nil || base.IsShell() && !p.isAnchor(it.DeltaBase)
 }
 
 // DropDanglingDeltas removes the delta items whose base is gone (see
