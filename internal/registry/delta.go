@@ -27,8 +27,12 @@ const DefaultDeltaDepth = 3
 // DeltaResult says what Publish did about the delta from one older
 // version.
 type DeltaResult struct {
-	// Base is the version key the delta starts from; BaseFingerprint its
-	// image.
+	// FType is the delta's: squashfs.vcdiff (to the root) or
+	// disk-kvm.img.vcdiff (to the VM disk).
+	FType string `json:"ftype"`
+	// Base is the version key the delta names as its delta_base (a VM
+	// delta names the version's anchor, K-vm); BaseFingerprint is the
+	// image it starts from.
 	Base            string `json:"base"`
 	BaseFingerprint string `json:"base_fingerprint"`
 	// Path and Size describe the delta file (empty in a dry run, which
@@ -41,51 +45,70 @@ type DeltaResult struct {
 	Note string `json:"note,omitempty"`
 }
 
+// deltaPlan is one delta a publish makes: from base to the image's root
+// of kind, whose local file is path.
+type deltaPlan struct {
+	kind catalog.RootKind
+	base catalog.DeltaBase
+	path string
+	ref  catalog.FileRef
+}
+
 // planDeltas decides which deltas publishing img (a new version of its
-// product in c, the catalog before the image is added) makes: one from
-// each of the product's last depth versions with an image of the same
-// root kind (catalog.DeltaBases). Deltas needed but impossible (no
-// xdelta3) are an error, before anything is written.
-func planDeltas(c *catalog.Catalog, img catalog.Image, depth int) ([]catalog.DeltaBase, error) {
-	if len(img.Deltas) > 0 {
-		return nil, nil
+// product in c, the catalog before the image is added) makes: to its
+// root and to its VM disk, one from each of the product's last depth
+// versions with an image of that kind (catalog.DeltaBases). Deltas needed
+// but impossible (no xdelta3) are an error, before anything is written.
+func planDeltas(c *catalog.Catalog, req PublishRequest, img catalog.Image, depth int) ([]deltaPlan, error) {
+	pk, vk := img.ProductKey(), catalog.VersionKey(img.Created)
+	var plans []deltaPlan
+	add := func(kind catalog.RootKind, path string, ref catalog.FileRef) {
+		for _, b := range c.DeltaBases(pk, vk, kind, depth) {
+			plans = append(plans, deltaPlan{kind: kind, base: b, path: path, ref: ref})
+		}
 	}
-	bases := c.DeltaBases(img.ProductKey(), catalog.VersionKey(img.Created), img.RootKind, depth)
-	if len(bases) == 0 {
+	if len(img.Deltas) == 0 {
+		add(img.RootKind, req.RootPath, img.Root)
+	}
+	if img.VM != nil && len(img.VM.Deltas) == 0 {
+		add(catalog.RootQCOW2, req.VMDiskPath, img.VM.Disk)
+	}
+	if len(plans) == 0 {
 		return nil, nil
 	}
 	if err := delta.Available(); err != nil {
-		return nil, fmt.Errorf("%w; it makes the delta from version %s that clients refresh with: install it, or publish without deltas (--no-delta)", err, bases[0].Version)
+		return nil, fmt.Errorf("%w; it makes the delta from version %s that clients refresh with: install it, or publish without deltas (--no-delta)", err, plans[0].base.Version)
 	}
-	return bases, nil
+	return plans, nil
 }
 
 // maxDeltaShare is the largest delta worth publishing, as a share of the
 // root: a client downloading a bigger one saves too little over the root.
 const maxDeltaShare = 0.5
 
-// makeDelta fetches the root of base from the store into dir (checking
-// its digest), encodes the delta from it to the local root as dir/name
-// and checks that decoding gives the root byte for byte. It returns the
-// delta; a base that cannot be read intact, or a delta larger than half
-// the root, yields none and a note (the publish goes on without it).
-func (r *Registry) makeDelta(ctx context.Context, base catalog.DeltaBase, img catalog.Image, rootPath, dir, name string) (*catalog.Delta, string, error) {
+// makeDelta fetches the base root of plan from the store into dir
+// (checking its digest), encodes the delta from it to the local root as
+// dir/name and checks that decoding gives the root byte for byte. It
+// returns the delta; a base that cannot be read intact, or a delta larger
+// than half the root, yields none and a note (the publish goes on
+// without it).
+func (r *Registry) makeDelta(ctx context.Context, plan deltaPlan, dir, name string) (*catalog.Delta, string, error) {
 	basePath := filepath.Join(dir, "base")
 	defer os.Remove(basePath)
-	note, err := r.fetchVerified(ctx, base.Image.Root, basePath)
+	note, err := r.fetchVerified(ctx, plan.base.Image.Root, basePath)
 	if err != nil || note != "" {
 		return nil, note, err
 	}
 	out := filepath.Join(dir, name)
-	res, err := delta.Make(ctx, basePath, rootPath, out, img.Root.SHA256)
+	res, err := delta.Make(ctx, basePath, plan.path, out, plan.ref.SHA256)
 	if err != nil {
-		return nil, "", fmt.Errorf("delta from version %s: %w", base.Version, err)
+		return nil, "", fmt.Errorf("delta from version %s: %w", plan.base.Version, err)
 	}
-	if float64(res.Size) > maxDeltaShare*float64(img.Root.Size) {
+	if float64(res.Size) > maxDeltaShare*float64(plan.ref.Size) {
 		_ = os.Remove(out)
-		return nil, fmt.Sprintf("not published: %d bytes, more than half the root (%d bytes): a client would save too little over downloading the root", res.Size, img.Root.Size), nil
+		return nil, fmt.Sprintf("not published: %d bytes, more than half the root (%d bytes): a client would save too little over downloading the root", res.Size, plan.ref.Size), nil
 	}
-	return &catalog.Delta{Base: base.Version, BaseFingerprint: base.Image.Fingerprint, File: catalog.FileRef{SHA256: res.SHA256, Size: res.Size}}, "", nil
+	return &catalog.Delta{Base: plan.base.Version, BaseFingerprint: plan.base.Image.Fingerprint, File: catalog.FileRef{SHA256: res.SHA256, Size: res.Size}}, "", nil
 }
 
 // fetchVerified streams a stored file into path and checks its size and
@@ -120,23 +143,25 @@ func (r *Registry) fetchVerified(ctx context.Context, it catalog.Item, path stri
 
 // fitDeltas returns img as it can be added to c: without the deltas
 // whose base is no longer in the catalog (removed or pruned while this
-// publish ran), and the reason by base version.
+// publish ran), and the reason by delta_base.
 func fitDeltas(c *catalog.Catalog, img catalog.Image) (catalog.Image, map[string]string) {
 	notes := map[string]string{}
-	var p *catalog.Product
-	if p = c.Products[img.ProductKey()]; p == nil {
-		p = &catalog.Product{}
+	p := c.Products[img.ProductKey()]
+	fit := func(deltas []catalog.Delta) []catalog.Delta {
+		return slices.DeleteFunc(slices.Clone(deltas), func(d catalog.Delta) bool {
+			if p != nil && p.Versions[d.Base] != nil {
+				return false
+			}
+			notes[d.Base] = fmt.Sprintf("not listed: its base version %s left the catalog during the publish", d.Base)
+			return true
+		})
 	}
-	fit := slices.DeleteFunc(slices.Clone(img.Deltas), func(d catalog.Delta) bool {
-		if v := p.Versions[d.Base]; v != nil && slices.ContainsFunc(v.Images(), func(vi catalog.VersionImage) bool {
-			return vi.Fingerprint == d.BaseFingerprint && vi.Kind == img.RootKind
-		}) {
-			return false
-		}
-		notes[d.Base] = fmt.Sprintf("not listed: its base version %s left the catalog during the publish", d.Base)
-		return true
-	})
-	img.Deltas = fit
+	img.Deltas = fit(img.Deltas)
+	if img.VM != nil {
+		vm := *img.VM
+		vm.Deltas = fit(vm.Deltas)
+		img.VM = &vm
+	}
 	return img, notes
 }
 

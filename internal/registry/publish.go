@@ -158,8 +158,8 @@ type publishPlan struct {
 	key    string   // the product's catalog file
 	snap   snapshot // key as read
 	add    catalog.AddResult
-	claims []string            // the aliases other catalog files must not have
-	bases  []catalog.DeltaBase // the deltas to make
+	claims []string    // the aliases other catalog files must not have
+	deltas []deltaPlan // the deltas to make
 	res    *PublishResult
 }
 
@@ -239,12 +239,12 @@ func (r *Registry) planPublish(ctx context.Context, req PublishRequest) (*publis
 		if err := r.checkPublishedElsewhere(ctx, p.l, p.key, p.img, p.add.Product); err != nil {
 			return nil, err
 		}
-		if p.bases, err = planDeltas(c, p.img, req.DeltaDepth); err != nil {
+		if p.deltas, err = planDeltas(c, req, p.img, req.DeltaDepth); err != nil {
 			return nil, err
 		}
 	}
-	for _, b := range p.bases {
-		res.Deltas = append(res.Deltas, DeltaResult{Base: b.Version, BaseFingerprint: b.Image.Fingerprint})
+	for _, d := range p.deltas {
+		res.Deltas = append(res.Deltas, DeltaResult{FType: catalog.DeltaFType(d.kind), Base: d.base.Version, BaseFingerprint: d.base.Image.Fingerprint})
 	}
 	if req.DryRun {
 		return p, r.dryRun(ctx, p, uploads)
@@ -284,29 +284,40 @@ func filesOf(uploads []upload, sent []bool) []FileResult {
 func (r *Registry) encodeDeltas(ctx context.Context, p *publishPlan) (uploads []upload, cleanup func(), err error) {
 	cleanup = func() {}
 	local := map[string]string{} // delta path in the store → local file
-	if len(p.bases) > 0 {
+	if len(p.deltas) > 0 {
 		dir, err := os.MkdirTemp("", "publish-delta-")
 		if err != nil {
 			return nil, cleanup, err
 		}
 		cleanup = func() { os.RemoveAll(dir) }
-		for i, b := range p.bases {
+		var vm *catalog.VMDisk
+		if p.img.VM != nil {
+			c := *p.img.VM
+			vm, p.img.VM = &c, &c
+		}
+		for i, plan := range p.deltas {
 			name := fmt.Sprintf("delta-%d.vcdiff", i)
-			d, note, err := r.makeDelta(ctx, b, p.img, p.req.RootPath, dir, name)
+			d, note, err := r.makeDelta(ctx, plan, dir, name)
 			if errors.Is(err, delta.ErrMismatch) && p.req.OpenRoot != nil {
 				// The root is not what its recorded digest says.
-				return nil, cleanup, fmt.Errorf("%w: %s: %w (nothing was published)", ErrSourceChanged, p.req.RootPath, err)
+				return nil, cleanup, fmt.Errorf("%w: %s: %w (nothing was published)", ErrSourceChanged, plan.path, err)
 			}
 			if err != nil {
 				return nil, cleanup, fmt.Errorf("%w (nothing was published)", err)
 			}
 			res := &p.res.Deltas[i]
 			res.Note = note
-			if d != nil {
-				p.img.Deltas = append(p.img.Deltas, *d)
-				res.Path, res.Size = catalog.DeltaPath(p.img.Fingerprint, d.BaseFingerprint, d.File.SHA256), d.File.Size
-				local[res.Path] = filepath.Join(dir, name)
+			if d == nil {
+				continue
 			}
+			fp := p.img.Fingerprint
+			if plan.kind == catalog.RootQCOW2 && vm != nil {
+				vm.Deltas, fp = append(vm.Deltas, *d), vm.Fingerprint
+			} else {
+				p.img.Deltas = append(p.img.Deltas, *d)
+			}
+			res.Path, res.Size = catalog.DeltaPath(fp, d.BaseFingerprint, d.File.SHA256), d.File.Size
+			local[res.Path] = filepath.Join(dir, name)
 		}
 	}
 	uploads, err = uploadsFor(p.req, p.img, local)

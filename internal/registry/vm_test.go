@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -61,13 +62,26 @@ func TestPublishVerifyPruneVMDisk(t *testing.T) {
 	// grace period, the new disk stays.
 	newer := withVMDisk(t, makeImage(t, "nginx", t0.Add(time.Hour), 2), 2)
 	mustPublish(t, r, newer)
-	// Deltas: the squashfs root gets one, the VM disk never does.
-	for _, v := range readCatalog(t, r).Products["nginx:amd64"].Versions {
-		for k, it := range v.Items {
-			if it.DeltaBase != "" && it.FType != catalog.FTypeSquashfsDelta || strings.Contains(it.FType, "disk-kvm.img.") {
-				t.Errorf("item %s: %+v: only squashfs roots get deltas", k, it)
-			}
+	// Deltas: the VM disk gets one naming the old version's anchor (whose
+	// incus.tar.xz names the old VM image, where Incus looks for any
+	// delta's base); verify --deep decodes it. (The two squashfs roots are
+	// unrelated random bytes: their delta is skipped as too big.)
+	p := readCatalog(t, r).Products["nginx:amd64"]
+	ko := catalog.VersionKey(t0)
+	got := map[string]string{}
+	for _, it := range p.Versions[catalog.VersionKey(newer.Image.Created)].Items {
+		if it.DeltaBase != "" {
+			got[it.FType] = it.DeltaBase
 		}
+	}
+	if want := map[string]string{catalog.FTypeDiskDelta: ko + "-vm"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("deltas by ftype %v, want %v", got, want)
+	}
+	if a := p.Versions[ko+"-vm"]; a == nil || a.Items[catalog.FTypeIncusMeta].CombinedSquashfsSHA256 != old.Image.VM.Fingerprint {
+		t.Errorf("the old version's anchor %+v does not name its VM image", a)
+	}
+	if rep := s.verifyWith(VerifyOptions{Deep: true}); !rep.OK() || rep.DeltasDecoded != 1 {
+		t.Errorf("verify --deep: %d deltas decoded, problems %q", rep.DeltasDecoded, rep.Problems)
 	}
 	now := time.Now()
 	s.at(func() time.Time { return now })
