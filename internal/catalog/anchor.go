@@ -25,6 +25,16 @@ func anchorKey(vk string) string { return vk + anchorSuffix }
 // anchorOwner returns the version an anchor key belongs to.
 func anchorOwner(k string) (string, bool) { return strings.CutSuffix(k, anchorSuffix) }
 
+// VersionOf is the version a version key or delta_base stands for: an
+// anchor's owner, or the key itself.
+func (p *Product) VersionOf(key string) string {
+	if p.isAnchor(key) {
+		owner, _ := anchorOwner(key)
+		return owner
+	}
+	return key
+}
+
 // isAnchor reports whether version k of the product is an anchor: a
 // version with no root item whose key is an existing version's key
 // followed by "-vm".

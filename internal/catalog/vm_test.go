@@ -224,3 +224,35 @@ func TestVMDeltasNameTheAnchor(t *testing.T) {
 		t.Errorf("products left: %v", c.Products)
 	}
 }
+
+// A mirror carries VM deltas: Copies lists each version's anchor right
+// after it, and merging the copies into an empty catalog gives the same
+// catalog, VM deltas and anchors included.
+func TestCopiesCarryVMDeltaAnchors(t *testing.T) {
+	a := withVM(img("nginx", "amd64", t0, "a"), "a")
+	b := withVMDelta(withVM(img("nginx", "amd64", t0.Add(time.Hour), "b"), "b"), a, anchorKey(VersionKey(t0)))
+	c := New()
+	mustAdd(t, c, a)
+	mustAdd(t, c, b)
+	var keys []string
+	for _, vc := range c.Copies() {
+		keys = append(keys, vc.Version)
+	}
+	ka, kb := VersionKey(t0), VersionKey(b.Created)
+	if want := []string{ka, anchorKey(ka), kb, anchorKey(kb)}; !reflect.DeepEqual(keys, want) {
+		t.Fatalf("copies %v, want %v", keys, want)
+	}
+	m := New()
+	res, errs := m.MergeAll(c.Copies())
+	for i, err := range errs {
+		if err != nil || len(res[i].DroppedDeltas) > 0 {
+			t.Fatalf("copy %s: %v, dropped %v", keys[i], err, res[i].DroppedDeltas)
+		}
+	}
+	if !reflect.DeepEqual(m.Products, c.Products) {
+		t.Errorf("merged products differ:\n%s\nwant\n%s", m.Marshal(), c.Marshal())
+	}
+	if p := m.Products["nginx:amd64"]; p.VersionOf(anchorKey(ka)) != ka || p.VersionOf(kb) != kb {
+		t.Errorf("VersionOf")
+	}
+}
