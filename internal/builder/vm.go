@@ -40,7 +40,7 @@ files:
 
 // vmDiskFormat names how makeDisk lays the disk out; it is one of the VM
 // build's inputs, so a disk made another way is built again.
-const vmDiskFormat = "reproducible, uncompressed"
+const vmDiskFormat = "reproducible"
 
 // VM builds the appliance's bootable VM disk for target t beside its
 // container build, which must exist (its metadata tarball is shared):
@@ -124,14 +124,14 @@ func makeDisk(ctx context.Context, a *appliance.Appliance, t Target, opts Option
 	}
 	esp := filepath.Join(work, "esp")
 	// The disk is reproducible (vmdisk): its identifiers come from the
-	// target, its times are the build's epoch, and it is not compressed,
-	// so a small change to the appliance makes a small delta.
+	// target and its times are the build's epoch, so a small change to
+	// the appliance makes a small delta, compressed clusters or not.
 	identity := "appliance " + t.Label()
 	if err := espTree(rootfs, esp, loader, vmdisk.RootPartUUID(identity)); err != nil {
 		return err
 	}
 	disk := filepath.Join(work, diskFile)
-	if err := vmdisk.Assemble(ctx, vmdisk.DiskOptions{ESPDir: esp, RootDir: rootfs, Identity: identity, Epoch: epoch, Out: disk}); err != nil {
+	if err := vmdisk.Assemble(ctx, vmdisk.DiskOptions{ESPDir: esp, RootDir: rootfs, Identity: identity, Epoch: epoch, Out: disk, Compress: opts.Compression == "xz"}); err != nil {
 		return err
 	}
 	return vmdisk.CheckBootable(disk, t.Arch)

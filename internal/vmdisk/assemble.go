@@ -37,8 +37,8 @@ type DiskOptions struct {
 	Epoch    int64
 	// Out is the qcow2 file written.
 	Out string
-	// Compress writes zlib-compressed qcow2 clusters: smaller, but a
-	// small change to the trees then changes much of the file.
+	// Compress writes zlib-compressed qcow2 clusters (smaller; each
+	// cluster on its own, so a small change still makes a small delta).
 	Compress bool
 }
 

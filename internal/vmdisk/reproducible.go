@@ -29,8 +29,11 @@ import (
 //     E2FSPROGS_FAKE_TIME;
 //   - the root file system's size is rounded up (rootSizeStep), so a
 //     small change to the tree does not move the file system's layout;
-//   - the qcow2 is not compressed (Compress false): a compressed cluster
-//     shifts every later one, so a small change would scatter.
+//   - compression (Compress) keeps that: qemu-img compresses each qcow2
+//     cluster on its own, deterministically, so a changed file changes its
+//     clusters only; the later ones move, and a VCDIFF delta copies them
+//     from their old place (nginx's disk, one changed file: a 6.4 KB delta
+//     compressed, 275 MB; 1.6 KB uncompressed, 420 MB).
 
 // guid derives a GUID in RFC 4122 version 4 form from identity and role.
 func guid(identity, role string) string {

@@ -96,13 +96,13 @@ const testEpoch = 1767225600
 
 // reproducible assembles a disk with an identity from a fresh tree of
 // files.
-func reproducible(t *testing.T, files map[string]string) (disk, raw string) {
+func reproducible(t *testing.T, files map[string]string, compress bool) (disk, raw string) {
 	t.Helper()
 	dir := t.TempDir()
 	disk = filepath.Join(dir, "disk.qcow2")
 	esp := writeTree(t, map[string]string{"EFI/BOOT/BOOTX64.EFI": efiBinary, "loader/loader.conf": "timeout 0\n"})
 	if err := Assemble(context.Background(), DiskOptions{ESPDir: esp, ESPMiB: 40, RootDir: writeTree(t, files), FreeMiB: 8, Out: disk,
-		Identity: "nginx/default/amd64", Epoch: testEpoch}); err != nil {
+		Identity: "nginx/default/amd64", Epoch: testEpoch, Compress: compress}); err != nil {
 		t.Fatal(err)
 	}
 	raw = filepath.Join(dir, "disk.raw")
@@ -113,17 +113,20 @@ func reproducible(t *testing.T, files map[string]string) (disk, raw string) {
 }
 
 // Assembled with an identity, the same trees (written at other times)
-// give the same disk byte for byte: GUIDs and UUIDs from the identity,
+// give the same disk byte for byte, compressed or not: GUIDs and UUIDs from the identity,
 // every time the disk records no later than the epoch (the ext4 inodes'
 // change times included, which mke2fs copies from the tree). One changed
 // file changes few bytes of it.
 func TestAssembleReproducible(t *testing.T) {
 	requireTools(t)
 	files := map[string]string{"sbin/init": "#!/bin/sh\n", "etc/hostname": "vm\n", "var/www/index.html": strings.Repeat("<p>hello</p>\n", 500)}
-	disk1, raw1 := reproducible(t, files)
-	disk2, _ := reproducible(t, files)
+	disk1, raw1 := reproducible(t, files, false)
+	disk2, _ := reproducible(t, files, false)
 	if !sameBytes(t, disk1, disk2) {
 		t.Fatal("the same trees gave two different disks")
+	}
+	if c1, _ := reproducible(t, files, true); !sameBytes(t, c1, diskOf(reproducible(t, files, true))) {
+		t.Fatal("the same trees gave two different compressed disks")
 	}
 	if id := RootPartUUID("nginx/default/amd64"); len(id) != 36 || id == RootPartUUID("nginx/default/arm64") {
 		t.Errorf("RootPartUUID %q", id)
@@ -149,11 +152,14 @@ func TestAssembleReproducible(t *testing.T) {
 	}
 	// One changed file: the disk differs in a few blocks.
 	files["var/www/index.html"] += "<!-- changed -->\n"
-	disk3, _ := reproducible(t, files)
+	disk3, _ := reproducible(t, files, false)
 	if n := differingBytes(t, disk1, disk3); n == 0 || n > 16<<10 {
 		t.Errorf("one changed file changed %d bytes of the disk", n)
 	}
 }
+
+// diskOf is the disk of reproducible's results.
+func diskOf(disk, _ string) string { return disk }
 
 func sameBytes(t *testing.T, a, b string) bool {
 	return differingBytes(t, a, b) == 0
