@@ -11,10 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/alecthomas/kong"
 	"github.com/incus-appliance/registry/internal/location"
+	"github.com/incus-appliance/registry/internal/registry"
 )
 
 // Exit codes scripts can rely on.
@@ -94,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { exited, code = true, c }),
 		kong.UsageOnError(),
-		kong.Vars{"signing_key_file": defaultKeyFile},
+		kong.Vars{"signing_key_file": defaultKeyFile, "delta_depth": strconv.Itoa(registry.DefaultDeltaDepth)},
 	)
 	if err != nil {
 		panic(err) // the CLI struct is wrong: a programming error

@@ -30,7 +30,7 @@ func TestProvenanceCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := registry.PublishRequest{Image: im.CatalogImage("nginx", nil, nil), MetadataPath: meta, RootPath: root, NoDelta: true,
+	req := registry.PublishRequest{Image: im.CatalogImage("nginx", nil, nil), MetadataPath: meta, RootPath: root, DeltaDepth: 0,
 		Provenance: &provenance.Inputs{Appliance: "nginx", Arch: "amd64", Folder: "appliances/nginx", BuilderID: "https://ci.example.org"}}
 	if _, err := registry.New(st).Publish(context.Background(), req); err != nil {
 		t.Fatal(err)

@@ -25,9 +25,9 @@ type releaseCmd struct {
 	SkipGate      bool          `help:"Publish without launching and checking the build (prints a warning naming what was skipped)."`
 	DryRun        bool          `short:"n" help:"Say what would be rebuilt and why; build, test and publish nothing."`
 	NoUpdateCheck bool          `help:"Do not ask the Debian archive for package updates: rebuild only when the inputs changed."`
-	NoDelta       bool          `help:"Publish without a delta from the previous version (as publish NAME --no-delta)."`
-	Compression   string        `default:"xz" help:"Squashfs compression: xz for releases; gzip-1 builds much faster (tests)."`
-	CacheDir      string        `placeholder:"DIR" help:"distrobuilder work and download cache (default BUILD-DIR/.cache)."`
+	deltaFlags    `embed:""`
+	Compression   string `default:"xz" help:"Squashfs compression: xz for releases; gzip-1 builds much faster (tests)."`
+	CacheDir      string `placeholder:"DIR" help:"distrobuilder work and download cache (default BUILD-DIR/.cache)."`
 }
 
 func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
@@ -36,6 +36,10 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	}
 	if c.Keep < 0 {
 		return usageError{fmt.Errorf("--keep must be 0 or more, got %d", c.Keep)}
+	}
+	depth, err := c.depth()
+	if err != nil {
+		return err
 	}
 	apps, arches, err := selected(g, c.Names, c.Arch)
 	if err != nil {
@@ -54,7 +58,7 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 		out.loud("--skip-gate: publishing without launching the builds in Incus: health check, failed units, listening ports, service user, sshd/getty and DHCP are NOT checked")
 	}
 	p := &release.Pipeline{Builder: builds, Gate: release.Incus{}, Registry: ch.Registry, Options: release.Options{
-		BuildDir: g.BuildDir, DryRun: c.DryRun, SkipGate: c.SkipGate, NoDelta: c.NoDelta, Keep: c.Keep, Grace: c.Grace,
+		BuildDir: g.BuildDir, DryRun: c.DryRun, SkipGate: c.SkipGate, DeltaDepth: depth, Keep: c.Keep, Grace: c.Grace,
 		Note: func(s string) { out.note("%s", s) }, Warn: out.loud, Upload: out.progressFunc("uploading"),
 	}}
 	res, err := p.Run(ctx, apps, arches)

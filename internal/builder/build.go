@@ -183,7 +183,7 @@ func makeContainer(ctx context.Context, a *appliance.Appliance, t Target, opts O
 		func() error { return recordPackages(ctx, work) },
 		// Every build is checked for what must not ship, and gets its SBOM.
 		func() error { return checkClean(ctx, filepath.Join(work, rootfsFile)) },
-		func() error { return writeSBOM(ctx, a, t, work) },
+		func() error { return writeSBOM(ctx, a, t, work, in.epoch) },
 	} {
 		if err := step(); err != nil {
 			return fmt.Errorf("build %s: %w", t.Label(), err)

@@ -56,7 +56,7 @@ func TestBuildProvenance(t *testing.T) {
 			t.Errorf("outside git: source %+v, folder %s, base %s", in.Source, in.Folder, in.BasePath)
 		}
 		reg := registry.New(memstore.New())
-		req.NoDelta = true
+		req.DeltaDepth = 0
 		if _, err := reg.Publish(context.Background(), req); err != nil {
 			t.Fatal(err)
 		}

@@ -58,9 +58,10 @@ type Image struct {
 	Custom           map[string]string
 	// Profiles are Incus profiles shipped with the image, by name.
 	Profiles map[string]FileRef
-	// Delta, when set, is a delta from the product's previous version to
-	// this image's root, listed with the new version (see checkDelta).
-	Delta *Delta
+	// Deltas are deltas from older versions of the product (DeltaBases)
+	// to this image's root, listed with the new version (see
+	// checkDeltas), newest base first.
+	Deltas []Delta
 	// SBOM is the image's SPDX SBOM (optional), stored beside its files.
 	SBOM *FileRef
 	// Provenance is the image's build provenance (optional): an in-toto
@@ -158,7 +159,7 @@ type AddResult struct {
 	ProductCreated bool
 	VersionAdded   bool
 	AliasesAdded   []string
-	// DeltaAdded is true when the new version was listed with img.Delta
+	// DeltaAdded is true when the new version was listed with img.Deltas
 	// (a delta is only ever added together with its version).
 	DeltaAdded bool
 	// VMAdded is true when the version was already published without the
@@ -183,10 +184,10 @@ func (r AddResult) Changed() bool {
 //     its deltas and provenance do not count: see sameImage), different
 //     content under an existing key is refused;
 //   - a fingerprint is published at most once in the whole catalog;
-//   - img.Delta, added with a new version only, must name an older version
-//     of the same product that is in the catalog with the squashfs image
-//     the delta was made from (a version already published keeps the
-//     deltas it has).
+//   - img.Deltas, added with a new version only, must each name a
+//     different older version of the same product that is in the catalog
+//     with the image the delta was made from, as Incus resolves it (a
+//     version already published keeps the deltas it has).
 //
 // On error the catalog is unchanged.
 func (c *Catalog) Add(img Image) (AddResult, error) {
@@ -215,6 +216,9 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 	if res.VMAdded {
 		img.addVM(p.Versions[res.Version]) // its other items, deltas included, stay
 		c.unretire(img.VM.Path())
+	}
+	if (res.VersionAdded || res.VMAdded) && img.vmImage() != "" {
+		p.Versions[anchorKey(res.Version)] = img.anchor()
 	}
 	if img.Line != "" {
 		p.Line = img.Line
@@ -258,12 +262,10 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 	}
 	p := c.Products[pk]
 	if p == nil || p.Versions[vk] == nil {
-		if img.Delta != nil {
-			if err := img.checkDelta(pk, p, vk); err != nil {
-				return res, err
-			}
-			res.DeltaAdded = true
+		if err := img.checkDeltas(pk, p, vk); err != nil {
+			return res, err
 		}
+		res.DeltaAdded = len(img.Deltas) > 0
 	}
 	if p == nil {
 		res.ProductCreated, res.VersionAdded, res.AliasesAdded = true, true, aliases

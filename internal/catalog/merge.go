@@ -209,7 +209,9 @@ func (c *Catalog) merge(vc VersionCopy, idx *mergeIndex) (MergeResult, error) {
 }
 
 // Copies returns every version of the catalog as a VersionCopy, by product
-// then oldest version first (the order MergeAll needs for deltas).
+// then oldest version first (the order MergeAll needs for deltas), each
+// followed by its VM delta anchor if it has one (anchor.go: the VM deltas
+// of later versions name it).
 func (c *Catalog) Copies() []VersionCopy {
 	var out []VersionCopy
 	for _, pk := range c.ProductKeys() {
@@ -217,8 +219,11 @@ func (c *Catalog) Copies() []VersionCopy {
 		meta := *p
 		meta.Versions = nil
 		for _, vk := range p.VersionKeys() {
-			v := p.Versions[vk]
-			out = append(out, VersionCopy{Product: pk, Meta: meta, Version: vk, Items: v.Items, Label: v.Label, PubName: v.PubName})
+			for _, k := range []string{vk, anchorKey(vk)} {
+				if v := p.Versions[k]; v != nil && (k == vk || p.isAnchor(k)) {
+					out = append(out, VersionCopy{Product: pk, Meta: meta, Version: k, Items: v.Items, Label: v.Label, PubName: v.PubName})
+				}
+			}
 		}
 	}
 	return out

@@ -43,6 +43,7 @@ func (c *Catalog) Problems() []string {
 		if len(p.Versions) == 0 {
 			add("product %s has no versions", pk)
 		}
+		out = append(out, p.anchorProblems(pk)...)
 		for _, vk := range p.VersionKeys() {
 			v := p.Versions[vk]
 			if err := checkVersionKey(vk); err != nil {

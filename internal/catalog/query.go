@@ -83,9 +83,11 @@ func (c *Catalog) ProductKeys() []string {
 	return slices.Sorted(maps.Keys(c.Products))
 }
 
-// VersionKeys returns the product's version keys, oldest first.
+// VersionKeys returns the product's version keys, oldest first; its VM
+// delta anchors (anchor.go) are not versions.
 func (p *Product) VersionKeys() []string {
-	return slices.Sorted(maps.Keys(p.Versions))
+	keys := slices.Sorted(maps.Keys(p.Versions))
+	return slices.DeleteFunc(keys, p.isAnchor)
 }
 
 // Referenced returns every file path any item of the catalog points at.

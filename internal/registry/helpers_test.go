@@ -41,7 +41,11 @@ func makeImage(t testing.TB, name string, created time.Time, seed int64, aliases
 	// Deltas need xdelta3: without it (outside CI) the tests that are not
 	// about deltas run without them; the delta tests fail or skip
 	// (deltatest.Require).
-	return PublishRequest{Image: im.CatalogImage(name, aliases, nil), MetadataPath: meta, RootPath: root, NoDelta: delta.Available() != nil}
+	req := PublishRequest{Image: im.CatalogImage(name, aliases, nil), MetadataPath: meta, RootPath: root}
+	if delta.Available() == nil {
+		req.DeltaDepth = 1
+	}
+	return req
 }
 
 // faultStore wraps a store to count and intercept operations.
@@ -183,10 +187,14 @@ func (s *scene) publish(name string, created time.Time, seed int64, aliases ...s
 	return req
 }
 
-// twoVersions publishes nginx at t0 and an hour later.
+// twoVersions publishes nginx at t0 and, an hour later, an update of it
+// (with a delta from it when xdelta3 is there).
 func (s *scene) twoVersions() (old, newer PublishRequest) {
 	s.t.Helper()
-	return s.publish("nginx", t0, 1), s.publish("nginx", t0.Add(time.Hour), 2)
+	old = s.publish("nginx", t0, 1)
+	newer = makeUpdate(s.t, old, t0.Add(time.Hour), "changed")
+	mustPublish(s.t, s.r, newer)
+	return old, newer
 }
 
 // at sets the registry's clock (nil: the real one).
@@ -373,7 +381,7 @@ func makeUpdate(t testing.TB, prev PublishRequest, created time.Time, change str
 	if err != nil {
 		t.Fatal(err)
 	}
-	return PublishRequest{Image: im.CatalogImage(prev.Image.Name, nil, nil), MetadataPath: meta, RootPath: root}
+	return PublishRequest{Image: im.CatalogImage(prev.Image.Name, nil, nil), MetadataPath: meta, RootPath: root, DeltaDepth: max(prev.DeltaDepth, 1)}
 }
 
 // storedFile copies a stored object into a local file.

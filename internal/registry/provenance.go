@@ -14,15 +14,20 @@ import (
 
 // statementOf makes the provenance statement of img from in (none when in
 // is nil): its subject is every file of the image as it will be stored
-// (catalog path and sha256), the delta aside (made at publish, from
-// another version). It returns the statement's digest and its bytes.
+// (catalog path and sha256), the deltas aside (made at publish, from
+// other versions). It returns the statement's digest and its bytes.
 func statementOf(in *provenance.Inputs, img catalog.Image) (*catalog.FileRef, []byte, error) {
 	if in == nil {
 		return nil, nil, nil
 	}
 	inputs := *in
 	inputs.Files = nil
-	img.Delta, img.Provenance = nil, nil
+	img.Deltas, img.Provenance = nil, nil
+	if img.VM != nil {
+		vm := *img.VM
+		vm.Deltas = nil
+		img.VM = &vm
+	}
 	for _, f := range img.Files() {
 		inputs.Files = append(inputs.Files, provenance.File{Name: f.Path, SHA256: f.SHA256})
 	}

@@ -63,7 +63,7 @@ func signedImages(t testing.TB, publishers int) []PublishRequest {
 		if i%2 == 0 {
 			req = makeImage(t, "nginx", t0.Add(time.Duration(i+1)*time.Hour), int64(200+i))
 		}
-		req.NoDelta = true
+		req.DeltaDepth = 0
 		out = append(out, req)
 	}
 	return out
