@@ -31,11 +31,11 @@ func (vc VersionCopy) Paths() []string {
 }
 
 // Check applies the rules that do not depend on a destination: a valid
-// architecture, aliases and version key, and item paths under images/
+// product key, architecture, aliases and version key, and item paths under images/
 // (the only files a registry serves and prunes).
 func (vc VersionCopy) Check() error {
-	if vc.Product == "" {
-		return fmt.Errorf("empty product key")
+	if err := ValidateProductKey(vc.Product); err != nil {
+		return err
 	}
 	if _, err := osarch.Normalize(vc.Meta.Arch); err != nil {
 		return fmt.Errorf("product %s: %w", vc.Product, err)

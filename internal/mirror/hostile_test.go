@@ -1,9 +1,11 @@
 package mirror
 
 import (
+	"bytes"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -140,4 +142,80 @@ func TestMirrorRefusesRedirectsLeavingHTTPS(t *testing.T) {
 			t.Errorf("a refused mirror wrote %d objects", len(objs))
 		}
 	})
+}
+
+// A source whose product keys break the key rule (a 100 KB key, one with a
+// NUL byte, "..", a backslash) gets those products refused, each with one
+// short line; nothing of them is stored; the rest is mirrored. verify
+// flags such a key in a catalog that has one (written by an older mirror).
+func TestMirrorRefusesBadProductKeys(t *testing.T) {
+	files, tree := newSource(3, 1)
+	c := tree.Catalog
+	pks := c.ProductKeys()
+	bad := map[string]string{pks[0]: strings.Repeat("k", 100<<10), pks[1]: "a\x00b/..\\c"}
+	for old, k := range bad {
+		c.Products[k] = c.Products[old]
+		delete(c.Products, old)
+	}
+	files.files[catalog.ImagesPath] = c.Marshal()
+	files.files[catalog.IndexPath] = catalog.BuildIndex(c.ProductKeys()).Marshal()
+	src := httpsSource(t, serveFiles(files.files))
+	r, s := newRegistry()
+	rep, err := Run(ctx, src, r, Options{})
+	if err != nil || rep.Copied != 1 || len(rep.Failed) != 2 {
+		t.Fatalf("mirror = %+v, %v; want the two bad keys failed, the other copied", rep, err)
+	}
+	for _, f := range rep.Failed {
+		if !strings.Contains(f.Error, "product key") || len(f.Error) > 400 || strings.ContainsAny(f.Error, "\n\x00") {
+			t.Errorf("failure %.200q: want one short line about the product key", f.Error)
+		}
+	}
+	got := readCatalog(t, s)
+	if len(got.Products) != 1 || got.Products[pks[2]] == nil {
+		t.Errorf("products = %.200q, want only %s", got.ProductKeys(), pks[2])
+	}
+	for _, p := range []string{pks[0], pks[1]} {
+		for _, v := range tree.Catalog.Products[bad[p]].Versions {
+			for _, it := range v.Items {
+				if _, err := s.Stat(ctx, it.Path); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("%s of a refused product was stored: %v", it.Path, err)
+				}
+			}
+		}
+	}
+	mustVerify(t, r)
+
+	// A registry holding such a key (as an older mirror wrote it): verify
+	// reports it.
+	objs, err := s.List(ctx, "streams/v1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.Key == catalog.IndexPath {
+			continue
+		}
+		rc, _, err := s.Get(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		f, err := catalog.ParseFile(o.Key, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := f.Products[pks[2]]; p != nil {
+			f.Products["a\x00b/..\\c"] = p
+			delete(f.Products, pks[2])
+			b = f.Marshal()
+			if _, err := s.Put(ctx, o.Key, bytes.NewReader(b), int64(len(b)), store.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	vr, err := r.Verify(ctx)
+	if err != nil || vr.OK() || !strings.Contains(strings.Join(vr.Problems, "\n"), `product key: invalid key "a\x00b/..\\c"`) {
+		t.Errorf("verify of a catalog holding a bad product key: %v, problems %q", err, vr.Problems)
+	}
 }
