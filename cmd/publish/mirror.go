@@ -17,11 +17,12 @@ import (
 const mirrorMemoryLimit = 64 << 20
 
 type mirrorCmd struct {
-	Source string        `arg:"" help:"SimpleStreams server to copy: https://HOST[/PATH] (trusting the system CAs or SSL_CERT_FILE), a directory, file:///abs/path or s3://bucket[/prefix]."`
-	Filter []string      `short:"f" placeholder:"KEY=VALUE" help:"Copy only matching products: arch=, os=, release=, variant= (exact), product= (glob over the product key). Repeat a key for alternatives; different keys must all match."`
-	Keep   int           `default:"0" help:"Copy only the newest N versions of each product (0: all)."`
-	DryRun bool          `short:"n" help:"Show what would be copied; change nothing."`
-	Stall  time.Duration `default:"60s" help:"Fail a source read that makes no progress for this long."`
+	Source       string        `arg:"" help:"SimpleStreams server to copy: https://HOST[/PATH] (trusting the system CAs or SSL_CERT_FILE), a directory, file:///abs/path or s3://bucket[/prefix]."`
+	Filter       []string      `short:"f" placeholder:"KEY=VALUE" help:"Copy only matching products: arch=, os=, release=, variant= (exact), product= (glob over the product key). Repeat a key for alternatives; different keys must all match."`
+	Keep         int           `default:"0" help:"Copy only the newest N versions of each product (0: all)."`
+	IntoExisting bool          `help:"Also add the source's versions to products another writer wrote (publish, a mirror of another source) or that record no writer (written before products recorded theirs; this mirror then records itself); each is reported. Without it they fail."`
+	DryRun       bool          `short:"n" help:"Show what would be copied; change nothing."`
+	Stall        time.Duration `default:"60s" help:"Fail a source read that makes no progress for this long."`
 }
 
 func (c *mirrorCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
@@ -52,7 +53,7 @@ func (c *mirrorCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.
 		return err
 	}
 	defer reg.Close()
-	rep, err := mirror.Run(ctx, src, reg.Registry, mirror.Options{Filters: filters, Keep: c.Keep, DryRun: c.DryRun, Progress: out.progressFunc("copying")})
+	rep, err := mirror.Run(ctx, src, reg.Registry, mirror.Options{Filters: filters, Keep: c.Keep, IntoExisting: c.IntoExisting, DryRun: c.DryRun, Progress: out.progressFunc("copying")})
 	if err != nil {
 		return fmt.Errorf("mirror: %w", err)
 	}
@@ -61,9 +62,12 @@ func (c *mirrorCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.
 			for _, f := range rep.Failed {
 				fmt.Fprintf(w, "FAILED   %s version %s: %s\n", f.Product, f.Version, f.Error)
 			}
-			verb := "copied"
+			verb, added := "copied", "added"
 			if rep.DryRun {
-				verb = "would copy"
+				verb, added = "would copy", "would be added"
+			}
+			for _, j := range rep.Joined {
+				fmt.Fprintf(w, "INTO     %s version %s: %s to a product %s wrote (--into-existing)\n", j.Product, j.Version, added, j.Writer)
 			}
 			fmt.Fprintf(w, "%d versions: %d %s (%d files, %s), %d unchanged, %d failed; %d files already there, %d deltas dropped (base not mirrored)\n",
 				rep.Versions, rep.Copied, verb, rep.Files, humanBytes(rep.Bytes), rep.Unchanged, len(rep.Failed), rep.Skipped, rep.DroppedDeltas)

@@ -187,7 +187,8 @@ func (r AddResult) Changed() bool {
 }
 
 // Add publishes img as a version of the product img.ProductKey(),
-// creating the product when new, and gives the product the aliases
+// creating the product when new (a product it changes records publish
+// as its writer: writer.go), and gives the product the aliases
 // img.Name and img.Aliases (in the variant's form, NAME/VARIANT, for a
 // non-default appliance variant; assigned across the version lines for an
 // image with a Line). Rules:
@@ -212,6 +213,9 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 	if p == nil {
 		p = &Product{Versions: map[string]*Version{}}
 		c.Products[res.Product] = p
+	}
+	if res.Changed() {
+		p.Writer = WriterPublish
 	}
 	if res.VersionAdded {
 		if len(p.Versions) == 0 || res.Version >= slices.Max(slices.Collect(maps.Keys(p.Versions))) {

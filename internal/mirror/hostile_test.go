@@ -6,15 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/image"
+	"github.com/incus-appliance/registry/internal/image/imagetest"
+	"github.com/incus-appliance/registry/internal/registry"
 	"github.com/incus-appliance/registry/internal/simplestreams"
+	"github.com/incus-appliance/registry/internal/simplestreams/sstest"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -187,6 +193,22 @@ func TestMirrorRefusesBadProductKeys(t *testing.T) {
 
 	// A registry holding such a key (as an older mirror wrote it): verify
 	// reports it.
+	editCatalogFiles(t, s, func(f *catalog.Catalog) {
+		if p := f.Products[pks[2]]; p != nil {
+			f.Products["a\x00b/..\\c"] = p
+			delete(f.Products, pks[2])
+		}
+	})
+	vr, err := r.Verify(ctx)
+	if err != nil || vr.OK() || !strings.Contains(strings.Join(vr.Problems, "\n"), `product key: invalid key "a\x00b/..\\c"`) {
+		t.Errorf("verify of a catalog holding a bad product key: %v, problems %q", err, vr.Problems)
+	}
+}
+
+// editCatalogFiles applies edit to every catalog file of the registry in
+// s (not index.json), as another tool would, and writes them back.
+func editCatalogFiles(t *testing.T, s store.Store, edit func(f *catalog.Catalog)) {
+	t.Helper()
 	objs, err := s.List(ctx, "streams/v1/")
 	if err != nil {
 		t.Fatal(err)
@@ -205,17 +227,148 @@ func TestMirrorRefusesBadProductKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p := f.Products[pks[2]]; p != nil {
-			f.Products["a\x00b/..\\c"] = p
-			delete(f.Products, pks[2])
-			b = f.Marshal()
-			if _, err := s.Put(ctx, o.Key, bytes.NewReader(b), int64(len(b)), store.PutOptions{}); err != nil {
-				t.Fatal(err)
-			}
+		edit(f)
+		b = f.Marshal()
+		if _, err := s.Put(ctx, o.Key, bytes.NewReader(b), int64(len(b)), store.PutOptions{}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	vr, err := r.Verify(ctx)
-	if err != nil || vr.OK() || !strings.Contains(strings.Join(vr.Problems, "\n"), `product key: invalid key "a\x00b/..\\c"`) {
-		t.Errorf("verify of a catalog holding a bad product key: %v, problems %q", err, vr.Problems)
+}
+
+// catalogBytes returns every catalog file of the registry in s by path.
+func catalogBytes(t *testing.T, s store.Store) map[string]string {
+	t.Helper()
+	objs, err := s.List(ctx, "streams/v1/")
+	if err != nil {
+		t.Fatal(err)
 	}
+	out := map[string]string{}
+	for _, o := range objs {
+		rc, _, err := s.Get(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		out[o.Key] = string(b)
+	}
+	return out
+}
+
+// publishHello publishes an appliance "hello" created at created.
+func publishHello(t *testing.T, r *registry.Registry, created time.Time) {
+	t.Helper()
+	dir := t.TempDir()
+	meta := imagetest.WriteMetadata(t, dir, imagetest.DefaultSpec("hello", created))
+	root := imagetest.WriteSquashfs(t, dir, 64<<10, 1)
+	im, err := image.Inspect(ctx, meta, root, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Publish(ctx, registry.PublishRequest{Image: im.CatalogImage("hello", nil, nil), MetadataPath: meta, RootPath: root}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hijackingTree is a source reusing product key pk of c, with the same
+// lineage (arch, os, release, variant) and aliases, and one version newer
+// than any of c's: merged, it would take the product's aliases.
+func hijackingTree(c *catalog.Catalog, pk string) map[string][]byte {
+	tree := sstest.Build(sstest.Spec{Products: 1, Versions: 1, FileSize: 300})
+	ours := c.Products[pk]
+	for _, p := range tree.Catalog.Products {
+		p.Arch, p.OS, p.Release, p.Variant, p.Aliases = ours.Arch, ours.OS, ours.Release, ours.Variant, ours.Aliases
+		tree.Catalog.Products = map[string]*catalog.Product{pk: p}
+	}
+	tree.Files[catalog.ImagesPath] = tree.Catalog.Marshal()
+	tree.Files[catalog.IndexPath] = catalog.BuildIndex(tree.Catalog.ProductKeys()).Marshal()
+	return tree.Files
+}
+
+// A source reusing the key of a product publish wrote (same lineage, a
+// newer version, the same aliases) does not get its version in: the
+// version fails, naming the product's writer, and the catalog is
+// unchanged, so the aliases still resolve to the published image. With
+// IntoExisting it goes in, and the report says so.
+func TestMirrorCannotTakeOverAPublishedProduct(t *testing.T) {
+	r, s := newRegistry()
+	publishHello(t, r, time.Date(2026, 10, 1, 12, 0, 0, 0, time.UTC))
+	c := readCatalog(t, s)
+	pk := catalog.ProductKey("hello", "amd64")
+	if c.Products[pk] == nil || c.Products[pk].Writer != catalog.WriterPublish {
+		t.Fatalf("published product %s = %+v, want it recording publish as its writer", pk, c.Products[pk])
+	}
+	files := hijackingTree(c, pk)
+	src := httpsSource(t, serveFiles(files))
+	before := catalogBytes(t, s)
+
+	rep, err := Run(ctx, src, r, Options{})
+	if err != nil || rep.Copied != 0 || len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0].Error, "was written by publish") {
+		t.Fatalf("mirror = %+v, %v; want the version refused as written by publish", rep, err)
+	}
+	if after := catalogBytes(t, s); !maps.Equal(before, after) {
+		t.Errorf("the refused mirror changed the catalog")
+	}
+	for path := range files {
+		if _, err := s.Stat(ctx, path); strings.HasPrefix(path, catalog.ImagesDir) && !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s of the refused source was stored: %v", path, err)
+		}
+	}
+	mustVerify(t, r)
+
+	rep, err = Run(ctx, src, r, Options{IntoExisting: true})
+	if err != nil || rep.Copied != 1 || len(rep.Failed) != 0 || len(rep.Joined) != 1 || rep.Joined[0].Product != pk || rep.Joined[0].Writer != catalog.WriterPublish {
+		t.Fatalf("mirror --into-existing = %+v, %v; want the version copied into %s and reported", rep, err, pk)
+	}
+	p := readCatalog(t, s).Products[pk]
+	if len(p.Versions) != 2 || p.Writer != catalog.WriterPublish {
+		t.Errorf("product after --into-existing: %d versions, writer %q; want 2, still publish", len(p.Versions), p.Writer)
+	}
+	mustVerify(t, r)
+}
+
+// A mirror adds to the products it wrote (a later run with --keep 2 adds
+// the older versions), not to those a mirror of another source wrote, nor
+// to products recording no writer (written before products recorded
+// theirs, or rewritten by a tool that drops the field) unless told to: it
+// then records itself, and its later runs need nothing more.
+func TestMirrorAddsOnlyToItsOwnProducts(t *testing.T) {
+	tree, _ := newSource(3, 2)
+	a, b := httpsSource(t, serveFiles(tree.files)), httpsSource(t, serveFiles(tree.files))
+	r, s := newRegistry()
+	if rep, err := Run(ctx, a, r, Options{Keep: 1}); err != nil || rep.Copied != 3 {
+		t.Fatalf("mirror A --keep 1 = %+v, %v", rep, err)
+	}
+	for pk, p := range readCatalog(t, s).Products {
+		if p.Writer != catalog.MirrorWriter(a.String()) {
+			t.Errorf("product %s records writer %q, want %q", pk, p.Writer, catalog.MirrorWriter(a.String()))
+		}
+	}
+	if rep, err := Run(ctx, b, r, Options{Keep: 2}); err != nil || rep.Copied != 0 || len(rep.Failed) != 3 || !strings.Contains(rep.Failed[0].Error, "was written by mirror "+a.String()) {
+		t.Fatalf("mirror B --keep 2 = %+v, %v; want the 3 older versions refused as written by mirror A", rep, err)
+	}
+
+	editCatalogFiles(t, s, func(f *catalog.Catalog) {
+		for _, p := range f.Products {
+			p.Writer = ""
+		}
+	})
+	if rep, err := Run(ctx, a, r, Options{Keep: 2}); err != nil || rep.Copied != 0 || len(rep.Failed) != 3 || !strings.Contains(rep.Failed[0].Error, "written by a writer it does not record") {
+		t.Fatalf("mirror A --keep 2 into products recording no writer = %+v, %v; want them refused", rep, err)
+	}
+	rep, err := Run(ctx, a, r, Options{Keep: 2, IntoExisting: true})
+	// 6 copied: the 3 older versions, then the newest ones gain their
+	// deltas; 3 reported, as the products record this mirror from the first.
+	if err != nil || rep.Copied != 6 || len(rep.Joined) != 3 {
+		t.Fatalf("mirror A --keep 2 --into-existing = %+v, %v; want 6 copied, 3 reported", rep, err)
+	}
+	for pk, p := range readCatalog(t, s).Products {
+		if p.Writer != catalog.MirrorWriter(a.String()) || len(p.Versions) != 2 {
+			t.Errorf("product %s: writer %q, %d versions; want mirror A, 2", pk, p.Writer, len(p.Versions))
+		}
+	}
+	if rep, err := Run(ctx, a, r, Options{}); err != nil || rep.Unchanged != 6 || len(rep.Failed) != 0 {
+		t.Fatalf("mirror A again = %+v, %v; want all unchanged", rep, err)
+	}
+	mustVerify(t, r)
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/location"
 	"github.com/incus-appliance/registry/internal/registry"
 	"github.com/incus-appliance/registry/internal/simplestreams"
@@ -24,8 +25,11 @@ import (
 type Options struct {
 	Filters []Filter
 	// Keep, when > 0, copies only the newest Keep versions per product.
-	Keep   int
-	DryRun bool
+	Keep int
+	// IntoExisting lets the source's versions into products another
+	// writer wrote (catalog/writer.go); each such version is reported.
+	IntoExisting bool
+	DryRun       bool
 	// Progress, when set, is called while a file uploads.
 	Progress func(key string, done, total int64)
 }
@@ -35,6 +39,14 @@ type Failure struct {
 	Product string `json:"product"`
 	Version string `json:"version"`
 	Error   string `json:"error"`
+}
+
+// Joined is a version added to a product another writer wrote
+// (Options.IntoExisting).
+type Joined struct {
+	Product string `json:"product"`
+	Version string `json:"version"`
+	Writer  string `json:"writer"`
 }
 
 // Report is the outcome of a mirror.
@@ -52,15 +64,20 @@ type Report struct {
 	Skipped       int       `json:"skipped"`
 	DroppedDeltas int       `json:"dropped_deltas"`
 	Failed        []Failure `json:"failed"`
-	DryRun        bool      `json:"dry_run"`
-	Retries       int       `json:"retries"`
+	// Joined are the copied versions that went into products another
+	// writer wrote.
+	Joined  []Joined `json:"into_existing"`
+	DryRun  bool     `json:"dry_run"`
+	Retries int      `json:"retries"`
 }
 
-// Run mirrors src into reg. The error is for what stops the whole mirror
+// Run mirrors src into reg, as the writer catalog.MirrorWriter(src): it
+// adds versions only to the products it wrote, unless opts.IntoExisting.
+// The error is for what stops the whole mirror
 // (an unreadable or invalid source catalog, the registry unreachable);
 // versions that fail alone are in Report.Failed.
 func Run(ctx context.Context, src simplestreams.Source, reg *registry.Registry, opts Options) (*Report, error) {
-	rep := &Report{Source: src.String(), DryRun: opts.DryRun, Failed: []Failure{}}
+	rep := &Report{Source: src.String(), DryRun: opts.DryRun, Failed: []Failure{}, Joined: []Joined{}}
 	c, err := simplestreams.ReadCatalog(ctx, src)
 	if err != nil {
 		return nil, err
@@ -74,6 +91,7 @@ func Run(ctx context.Context, src simplestreams.Source, reg *registry.Registry, 
 	debug.FreeOSMemory()
 	results, retries, err := reg.Copy(ctx, registry.CopyRequest{
 		Copies: copies, DryRun: opts.DryRun, Progress: opts.Progress,
+		By:   catalog.Merger{Writer: catalog.MirrorWriter(src.String()), IntoExisting: opts.IntoExisting},
 		Open: src.Open,
 	})
 	rep.Retries = retries
@@ -81,6 +99,9 @@ func Run(ctx context.Context, src simplestreams.Source, reg *registry.Registry, 
 		switch r.Status {
 		case "copied":
 			rep.Copied++
+			if r.Joined != "" {
+				rep.Joined = append(rep.Joined, Joined{r.Product, r.Version, r.Joined})
+			}
 		case "unchanged":
 			rep.Unchanged++
 		case "failed":

@@ -73,7 +73,9 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-func (h *HTTPS) String() string { return h.Base.String() }
+// String is the base URL (a password in it masked): the source's name in
+// messages and in the products a mirror of it writes.
+func (h *HTTPS) String() string { return h.Base.Redacted() }
 
 // Open GETs path below the base URL.
 func (h *HTTPS) Open(ctx context.Context, path string) (io.ReadCloser, error) {
