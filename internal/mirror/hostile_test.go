@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -369,6 +370,156 @@ func TestMirrorAddsOnlyToItsOwnProducts(t *testing.T) {
 	}
 	if rep, err := Run(ctx, a, r, Options{}); err != nil || rep.Unchanged != 6 || len(rep.Failed) != 0 {
 		t.Fatalf("mirror A again = %+v, %v; want all unchanged", rep, err)
+	}
+	mustVerify(t, r)
+}
+
+// splitSource is a tree of products × versions whose catalog is split
+// into n products files (streams/v1/images-K.json), as a registry of n
+// catalog files serves it.
+func splitSource(products, versions, n int) (*memSource, *sstest.Tree) {
+	src, tree := newSource(products, versions)
+	l := catalog.Layout(n)
+	files := map[string]*catalog.Catalog{}
+	for _, path := range l.Files() {
+		files[path] = catalog.NewShard(path)
+	}
+	for pk, p := range tree.Catalog.Products {
+		files[l.FileOf(pk)].Products[pk] = p
+	}
+	entries := map[string]catalog.IndexEntry{}
+	for path, f := range files {
+		src.files[path] = f.Marshal()
+		entries[path] = l.Entry(f, path, time.Now())
+	}
+	delete(src.files, catalog.ImagesPath)
+	src.files[catalog.IndexPath] = l.Index(entries).Marshal()
+	return src, tree
+}
+
+// An index.json larger than MaxIndexJSON (a valid one, naming nothing to
+// copy) is refused, with or without a Content-Length, before it is read
+// whole: the index cannot make the mirror hold an unbounded document.
+func TestMirrorRefusesAnOversizedIndex(t *testing.T) {
+	head := `{"format":"index:1.0","index":{"other":{"datatype":"other","format":"products:1.0","path":"x.json","products":[`
+	tail := `"last"]}}}`
+	item := `"product-0000000000000:amd64",`
+	size := int64(simplestreams.MaxIndexJSON + len(item))
+	for _, withLength := range []bool{true, false} {
+		t.Run(fmt.Sprintf("Content-Length %v", withLength), func(t *testing.T) {
+			src := httpsSource(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/"+catalog.IndexPath {
+					http.NotFound(w, r)
+					return
+				}
+				n := (size - int64(len(head)+len(tail))) / int64(len(item))
+				if withLength {
+					w.Header().Set("Content-Length", fmt.Sprint(int64(len(head)+len(tail))+n*int64(len(item))))
+				}
+				body := io.MultiReader(strings.NewReader(head), io.LimitReader(&repeatReader{s: item}, n*int64(len(item))), strings.NewReader(tail))
+				_, _ = io.Copy(w, body)
+			}))
+			r, s := newRegistry()
+			rep, err := Run(ctx, src, r, Options{})
+			if err == nil || !strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), catalog.IndexPath) {
+				t.Fatalf("mirror of a %d-byte index.json = %+v, %v; want it refused as too large", size, rep, err)
+			}
+			if objs, _ := s.List(ctx, ""); len(objs) != 0 {
+				t.Errorf("a refused mirror wrote %d objects", len(objs))
+			}
+		})
+	}
+}
+
+// repeatReader repeats s without end.
+type repeatReader struct {
+	s   string
+	off int
+}
+
+func (r *repeatReader) Read(b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		c := copy(b[n:], r.s[r.off:])
+		n, r.off = n+c, (r.off+c)%len(r.s)
+	}
+	return n, nil
+}
+
+// A catalog of several products files is copied one file at a time: the
+// files of the first products file's versions are sent before the next
+// products file is read again, so memory follows the largest products
+// file, not their sum. Every products file is checked before anything is
+// written: one bad file stops the mirror with nothing written.
+func TestMirrorCopiesOneProductsFileAtATime(t *testing.T) {
+	src, tree := splitSource(12, 2, 3)
+	var mu sync.Mutex
+	var opens []string
+	src.hook = func(path string, r io.Reader) io.Reader {
+		mu.Lock()
+		defer mu.Unlock()
+		opens = append(opens, path)
+		return r
+	}
+	r, s := newRegistry()
+	rep, err := Run(ctx, src, r, Options{})
+	if err != nil || rep.Copied != 24 || len(rep.Failed) != 0 {
+		t.Fatalf("mirror = %+v, %v; want 24 versions copied", rep, err)
+	}
+	reads, firstItem, readAfterItems := map[string]int{}, -1, false
+	for i, path := range opens {
+		if strings.HasPrefix(path, "streams/") {
+			reads[path]++
+			readAfterItems = readAfterItems || (firstItem >= 0 && path != catalog.IndexPath)
+		} else if firstItem < 0 {
+			firstItem = i
+		}
+	}
+	if !readAfterItems {
+		t.Errorf("every products file was read before the first file was copied: %q", opens)
+	}
+	for path, n := range reads {
+		if n > 2 || (path == catalog.IndexPath && n != 1) {
+			t.Errorf("%s read %d times", path, n)
+		}
+	}
+	if len(readCatalog(t, s).Products) != len(tree.Catalog.Products) {
+		t.Errorf("products = %d, want %d", len(readCatalog(t, s).Products), len(tree.Catalog.Products))
+	}
+	mustVerify(t, r)
+
+	bad, _ := splitSource(12, 2, 3)
+	bad.files["streams/v1/images-3.json"] = []byte(`{"content_id": "images-3", "datatype": "image-downloads", "format": "products:1.0", "products": {"x": 1}}`)
+	r, s = newRegistry()
+	if _, err := Run(ctx, bad, r, Options{}); err == nil || !strings.Contains(err.Error(), "images-3.json") {
+		t.Fatalf("mirror with a bad third products file: %v, want an error naming it", err)
+	}
+	if objs, _ := s.List(ctx, ""); len(objs) != 0 {
+		t.Errorf("a refused mirror wrote %d objects", len(objs))
+	}
+}
+
+// A products file that changes between its check and its copy (a source
+// published meanwhile, or one that shows the check another file) stops
+// the mirror at that file, with one line; what was copied before it is
+// committed and valid.
+func TestMirrorSourceChangingDuringTheMirror(t *testing.T) {
+	src, _ := splitSource(12, 2, 3)
+	other, _ := splitSource(12, 3, 3)
+	var reads atomic.Int32
+	src.hook = func(path string, r io.Reader) io.Reader {
+		if path == "streams/v1/images-3.json" && reads.Add(1) == 2 {
+			return bytes.NewReader(other.files[path])
+		}
+		return r
+	}
+	r, _ := newRegistry()
+	rep, err := Run(ctx, src, r, Options{})
+	if err == nil || !strings.Contains(err.Error(), "images-3.json changed while it was being mirrored") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("mirror = %+v, %v; want one line saying images-3.json changed", rep, err)
+	}
+	if rep == nil || rep.Copied == 0 {
+		t.Errorf("report = %+v, want the versions of the files before it copied", rep)
 	}
 	mustVerify(t, r)
 }

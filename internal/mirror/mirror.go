@@ -73,28 +73,47 @@ type Report struct {
 
 // Run mirrors src into reg, as the writer catalog.MirrorWriter(src): it
 // adds versions only to the products it wrote, unless opts.IntoExisting.
-// The error is for what stops the whole mirror
-// (an unreadable or invalid source catalog, the registry unreachable);
-// versions that fail alone are in Report.Failed.
+// The error is for what stops the whole mirror (an unreadable or invalid
+// source catalog, the registry unreachable); versions that fail alone are
+// in Report.Failed.
+//
+// The source catalog is checked whole first (simplestreams.Open), then
+// copied one products file at a time: memory follows the largest products
+// file, not the sum of them.
 func Run(ctx context.Context, src simplestreams.Source, reg *registry.Registry, opts Options) (*Report, error) {
 	rep := &Report{Source: src.String(), DryRun: opts.DryRun, Failed: []Failure{}, Joined: []Joined{}}
-	c, err := simplestreams.ReadCatalog(ctx, src)
+	cat, err := simplestreams.Open(ctx, src)
 	if err != nil {
 		return nil, err
 	}
-	copies := Select(c, opts.Filters, opts.Keep)
-	rep.Versions = len(copies)
-	// The source catalog (tens of MB for images.linuxcontainers.org) is
-	// not needed any more: give its memory back before the files stream,
-	// so the peak is the larger of the two phases, not their sum.
-	c = nil
-	debug.FreeOSMemory()
-	results, retries, err := reg.Copy(ctx, registry.CopyRequest{
-		Copies: copies, DryRun: opts.DryRun, Progress: opts.Progress,
-		By:   catalog.Merger{Writer: catalog.MirrorWriter(src.String()), IntoExisting: opts.IntoExisting},
-		Open: src.Open,
-	})
-	rep.Retries = retries
+	by := catalog.Merger{Writer: catalog.MirrorWriter(src.String()), IntoExisting: opts.IntoExisting}
+	for i := range cat.Len() {
+		c, err := cat.Read(ctx, i)
+		if err != nil {
+			return rep, err
+		}
+		copies := Select(c, opts.Filters, opts.Keep)
+		rep.Versions += len(copies)
+		// The products file (tens of MB for images.linuxcontainers.org)
+		// is not needed any more: give its memory back before the files
+		// stream, so the peak is the larger of the two phases, not their
+		// sum.
+		c = nil
+		debug.FreeOSMemory()
+		results, retries, err := reg.Copy(ctx, registry.CopyRequest{
+			Copies: copies, DryRun: opts.DryRun, Progress: opts.Progress, By: by, Open: src.Open,
+		})
+		rep.add(results, retries)
+		if err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// add counts the results of one copy.
+func (rep *Report) add(results []registry.CopyResult, retries int) {
+	rep.Retries += retries
 	for _, r := range results {
 		switch r.Status {
 		case "copied":
@@ -117,10 +136,6 @@ func Run(ctx context.Context, src simplestreams.Source, reg *registry.Registry, 
 			}
 		}
 	}
-	if err != nil {
-		return rep, err
-	}
-	return rep, nil
 }
 
 // OpenSource opens a source given as an https:// URL, a directory,
