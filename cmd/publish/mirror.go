@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/location"
 	"github.com/incus-appliance/registry/internal/mirror"
+	"github.com/incus-appliance/registry/internal/signing"
 )
 
 // mirrorMemoryLimit is the soft heap limit of a mirror (see Run). A limit
@@ -23,6 +25,7 @@ type mirrorCmd struct {
 	Source       string        `arg:"" help:"SimpleStreams server to copy: https://HOST[/PATH] (trusting the system CAs or SSL_CERT_FILE), a directory, file:///abs/path or s3://bucket[/prefix]."`
 	Filter       []string      `short:"f" placeholder:"KEY=VALUE" help:"Copy only matching products: arch=, os=, release=, variant= (exact), product= (glob over the product key). Repeat a key for alternatives; different keys must all match."`
 	Keep         int           `default:"0" help:"Copy only the newest N versions of each product (0: all)."`
+	Keyring      string        `placeholder:"FILE" help:"Take only a signed source, through its signatures: streams/v1/index.sjson and the .sjson products files it names, each signed by a key of FILE (an OpenPGP keyring, armoured or binary), not expired, each products file the one the signed index names. The unsigned .json files are not read. An unsigned, badly signed or expired source is refused, nothing written."`
 	IntoExisting bool          `help:"Also add the source's versions to products another writer wrote (publish, a mirror of another source) or that record no writer (written before products recorded theirs; this mirror then records itself); each is reported. Without it they fail."`
 	DryRun       bool          `short:"n" help:"Show what would be copied; change nothing."`
 	Stall        time.Duration `default:"60s" help:"Fail a source read that makes no progress for this long."`
@@ -40,6 +43,13 @@ func (c *mirrorCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.
 	if c.Keep < 0 {
 		return usageError{fmt.Errorf("--keep must be 0 or more, got %d", c.Keep)}
 	}
+	var keyring *signing.Keyring
+	if c.Keyring != "" {
+		var err error
+		if keyring, err = signing.ReadKeyring(c.Keyring); err != nil {
+			return usageError{fmt.Errorf("--keyring: %w", err)}
+		}
+	}
 	src, closeSrc, err := mirror.OpenSource(ctx, c.Source, location.Options{EndpointURL: g.EndpointURL, Region: g.Region, Profile: g.Profile}, c.Stall)
 	if err != nil {
 		return fmt.Errorf("mirror: %w", err)
@@ -56,7 +66,7 @@ func (c *mirrorCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.
 		return err
 	}
 	defer reg.Close()
-	rep, err := mirror.Run(ctx, src, reg.Registry, mirror.Options{Filters: filters, Keep: c.Keep, IntoExisting: c.IntoExisting, DryRun: c.DryRun, Progress: out.progressFunc("copying")})
+	rep, err := mirror.Run(ctx, src, reg.Registry, mirror.Options{Filters: filters, Keep: c.Keep, Keyring: keyring, IntoExisting: c.IntoExisting, DryRun: c.DryRun, Progress: out.progressFunc("copying")})
 	if err != nil {
 		return fmt.Errorf("mirror: %w", err)
 	}
@@ -68,6 +78,9 @@ func (c *mirrorCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.
 			verb, added := "copied", "added"
 			if rep.DryRun {
 				verb, added = "would copy", "would be added"
+			}
+			if len(rep.SignedBy) > 0 {
+				fmt.Fprintf(w, "source catalog verified: signed by %s\n", strings.Join(rep.SignedBy, ", "))
 			}
 			for _, j := range rep.Joined {
 				fmt.Fprintf(w, "INTO     %s version %s: %s to a product %s wrote (--into-existing)\n", j.Product, j.Version, added, j.Writer)

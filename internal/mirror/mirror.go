@@ -17,6 +17,7 @@ import (
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/location"
 	"github.com/incus-appliance/registry/internal/registry"
+	"github.com/incus-appliance/registry/internal/signing"
 	"github.com/incus-appliance/registry/internal/simplestreams"
 	"github.com/incus-appliance/registry/internal/store"
 )
@@ -26,6 +27,9 @@ type Options struct {
 	Filters []Filter
 	// Keep, when > 0, copies only the newest Keep versions per product.
 	Keep int
+	// Keyring, when set, makes the mirror take only a signed source,
+	// through its verified signatures (simplestreams.Trust).
+	Keyring *signing.Keyring
 	// IntoExisting lets the source's versions into products another
 	// writer wrote (catalog/writer.go); each such version is reported.
 	IntoExisting bool
@@ -52,6 +56,9 @@ type Joined struct {
 // Report is the outcome of a mirror.
 type Report struct {
 	Source string `json:"source"`
+	// SignedBy are the keys whose signatures the source's catalog was
+	// taken through (none without Options.Keyring).
+	SignedBy []string `json:"signed_by,omitempty"`
 	// Versions are the versions selected; Copied, Unchanged and Failed
 	// partition them.
 	Versions  int `json:"versions"`
@@ -82,9 +89,12 @@ type Report struct {
 // file, not the sum of them.
 func Run(ctx context.Context, src simplestreams.Source, reg *registry.Registry, opts Options) (*Report, error) {
 	rep := &Report{Source: src.String(), DryRun: opts.DryRun, Failed: []Failure{}, Joined: []Joined{}}
-	cat, err := simplestreams.Open(ctx, src)
+	cat, err := simplestreams.Open(ctx, src, simplestreams.Trust{Keyring: opts.Keyring})
 	if err != nil {
 		return nil, err
+	}
+	for _, fpr := range cat.SignedBy() {
+		rep.SignedBy = append(rep.SignedBy, string(fpr))
 	}
 	by := catalog.Merger{Writer: catalog.MirrorWriter(src.String()), IntoExisting: opts.IntoExisting}
 	for i := range cat.Len() {
