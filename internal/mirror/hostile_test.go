@@ -236,8 +236,9 @@ func editCatalogFiles(t *testing.T, s store.Store, edit func(f *catalog.Catalog)
 	}
 }
 
-// catalogBytes returns every catalog file of the registry in s by path.
-func catalogBytes(t *testing.T, s store.Store) map[string]string {
+// catalogETags returns the ETag of every catalog file of the registry in
+// s: the same ETags mean the same bytes (the store contract).
+func catalogETags(t *testing.T, s store.Store) map[string]string {
 	t.Helper()
 	objs, err := s.List(ctx, "streams/v1/")
 	if err != nil {
@@ -245,13 +246,7 @@ func catalogBytes(t *testing.T, s store.Store) map[string]string {
 	}
 	out := map[string]string{}
 	for _, o := range objs {
-		rc, _, err := s.Get(ctx, o.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(rc)
-		rc.Close()
-		out[o.Key] = string(b)
+		out[o.Key] = o.ETag
 	}
 	return out
 }
@@ -301,13 +296,13 @@ func TestMirrorCannotTakeOverAPublishedProduct(t *testing.T) {
 	}
 	files := hijackingTree(c, pk)
 	src := httpsSource(t, serveFiles(files))
-	before := catalogBytes(t, s)
+	before := catalogETags(t, s)
 
 	rep, err := Run(ctx, src, r, Options{})
 	if err != nil || rep.Copied != 0 || len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0].Error, "was written by publish") {
 		t.Fatalf("mirror = %+v, %v; want the version refused as written by publish", rep, err)
 	}
-	if after := catalogBytes(t, s); !maps.Equal(before, after) {
+	if after := catalogETags(t, s); !maps.Equal(before, after) {
 		t.Errorf("the refused mirror changed the catalog")
 	}
 	for path := range files {
