@@ -86,33 +86,47 @@ build-all-arch: build
 serve: build
 	$(BIN)/edgeproxy --bucket $(REGISTRY) --self-signed
 
+# The daemon targets below (test-launch, test-release, test-appliances,
+# test-cloud, test-vm) build the repository's appliances into one shared
+# build folder, APPLIANCE_E2E_BUILDS, with gzip-1 compression and one
+# distrobuilder cache, APPLIANCE_BUILD_CACHE. The folder is kept: builds
+# are reproducible and `publish build` and `publish release` skip an
+# appliance whose inputs did not change, so each appliance is built once
+# per run of them all (and not at all when unchanged since the last run);
+# a test that changes an appliance works on a copy.
+# One Incus daemon per host: each target holds /tmp/incusd.lock while its
+# tests run, with `flock -o` so that the daemon a test starts does not
+# inherit the lock (a test killed at its deadline would leave the lock
+# held by its orphaned daemon, and every other daemon target waiting).
+APPLIANCE_E2E_BUILDS ?= $(or $(TMPDIR),/tmp)/appliance-e2e-builds
+APPLIANCE_BUILD_CACHE ?= $(or $(TMPDIR),/tmp)/appliance-build-cache
+export APPLIANCE_E2E_BUILDS APPLIANCE_BUILD_CACHE
+
 # End to end with a real Incus daemon (root): nginx's whole workflow
 # (build → MinIO → edgeproxy → incus launch → health check → second
 # version), then each appliance launched and health-checked.
 test-launch: build minio
-	MINIO_BIN=$$(scripts/minio.sh install) flock /tmp/incusd.lock env REGISTRY_LAUNCH=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchNginxEndToEnd$$' ./e2e/
+	MINIO_BIN=$$(scripts/minio.sh install) flock -o /tmp/incusd.lock env REGISTRY_LAUNCH=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchNginxEndToEnd$$' ./e2e/
 # publish release through a real Incus daemon (one at a time on a host:
 # flock): gate, publish, `incus image refresh` by delta, failed gate
 # publishes nothing; release --all (every appliance through the gate, then
-# nothing new); redis data on its volume survives `incus rebuild`.
+# nothing new); redis data on its volume survives `incus rebuild`. It
+# builds whatever is due of every appliance and variant into the shared
+# build folder (all of them on a fresh machine): a generous deadline.
 test-release: build
-	flock /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon)$$' ./e2e/
+	flock -o /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 90m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon)$$' ./e2e/
 # Every appliance (and one written by `publish new` on the bookworm base)
-# built, launched and health-checked. Builds go to APPLIANCE_E2E_BUILDS and
-# are kept: an unchanged appliance is not rebuilt. They are made before the
+# built, launched and health-checked. The builds are made before the
 # Incus daemon lock is taken (one daemon per machine).
-APPLIANCE_E2E_BUILDS ?= $(or $(TMPDIR),/tmp)/appliance-e2e-builds
-APPLIANCE_BUILD_CACHE ?= $(or $(TMPDIR),/tmp)/appliance-build-cache
-export APPLIANCE_E2E_BUILDS APPLIANCE_BUILD_CACHE
 test-appliances: build minio
 	$(BIN)/publish build $(APPLIANCES) --variant default --build-dir $(APPLIANCE_E2E_BUILDS) --compression gzip-1 --cache-dir $(APPLIANCE_BUILD_CACHE)
-	flock /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestLaunchEveryAppliance$$' ./e2e/
+	flock -o /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestLaunchEveryAppliance$$' ./e2e/
 # The cloud variant (cloud-init) of nginx and redis with a real Incus
 # daemon: user-data configures the site and the password; without it, the
 # same defaults. One daemon per machine: flock.
 .PHONY: test-cloud test-vm
 test-cloud: build
-	flock /tmp/incusd.lock env REGISTRY_LAUNCH=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestLaunchCloudVariant$$' ./e2e/
+	flock -o /tmp/incusd.lock env REGISTRY_LAUNCH=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestLaunchCloudVariant$$' ./e2e/
 # nginx as a VM: publish build --vm makes a bootable UEFI disk (no
 # mounts), publish puts it beside the container image, and QEMU (KVM or
 # TCG) boots it with OVMF until the health check passes through a
@@ -120,7 +134,7 @@ test-cloud: build
 test-vm: build
 	REGISTRY_VM=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 60m -v -run '^TestVMBootsAndServes$$' ./e2e/
 test-%: build
-	flock /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchEveryAppliance$$/^$*$$' ./e2e/
+	flock -o /tmp/incusd.lock env REGISTRY_LAUNCH=all REGISTRY_E2E=require $(GO) test -count=1 -timeout 30m -v -run '^TestLaunchEveryAppliance$$/^$*$$' ./e2e/
 
 # Build (once, cached) the pinned MinIO server.
 minio:

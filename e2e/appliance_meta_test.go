@@ -3,25 +3,12 @@ package e2e
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/incus-appliance/registry/internal/sbom"
 )
-
-// newApplianceRoot is an appliances folder with the repository's bases and
-// schema, and nothing else.
-func newApplianceRoot(t *testing.T) string {
-	t.Helper()
-	root := filepath.Join(t.TempDir(), "appliances")
-	os.MkdirAll(root, 0o755)
-	if out, err := exec.Command("cp", "-r", filepath.Join(repoRoot(t), "appliances", "_bases"), root).CombinedOutput(); err != nil {
-		t.Fatalf("copy the bases: %v %s", err, out)
-	}
-	return root
-}
 
 // An appliance made by publish new, with volumes, requirements and tags
 // added, published from a build folder holding an SBOM: publish list
@@ -87,14 +74,11 @@ func TestApplianceMetadataAndSBOM(t *testing.T) {
 	}
 
 	url, cert := serveHTTPS(t, reg)
-	incus := newClient(t, "incus", cert)
-	incus.run(t, "remote", "add", "reg", url, "--protocol", "simplestreams")
+	incus := remoteClient(t, "incus", "reg", url, cert)
 	if got := incus.list(t, "reg"); len(got) != 1 || got[fp] == nil {
 		t.Errorf("incus image list: %v, want only %s", got, fp)
 	}
-	if info := incus.run(t, "image", "info", "reg:web"); !strings.Contains(info, "Fingerprint: "+fp) {
-		t.Errorf("incus image info reg:web:\n%s", info)
-	}
+	incus.wantInfo(t, "reg:web", fp)
 }
 
 // Bad appliance folders: publish validate (and build, before running

@@ -16,15 +16,6 @@ import (
 	"github.com/incus-appliance/registry/internal/appliance"
 )
 
-// testBuildDir is where launch tests build: REGISTRY_BUILD_DIR (kept
-// between runs: unchanged appliances are not rebuilt) or a fresh folder.
-func testBuildDir(t *testing.T) string {
-	if d := os.Getenv("REGISTRY_BUILD_DIR"); d != "" {
-		return d
-	}
-	return t.TempDir()
-}
-
 // The cloud variant of nginx and redis, built, published as products
 // NAME/cloud and launched in a real Incus daemon: user-data given with
 // cloud-init.user-data configures the appliance (the site nginx serves,
@@ -36,7 +27,7 @@ func TestLaunchCloudVariant(t *testing.T) {
 	requireLaunch(t, "1")
 	requireTool(t, "distrobuilder")
 	root := filepath.Join(repoRoot(t), "appliances")
-	buildDir, reg := testBuildDir(t), filepath.Join(t.TempDir(), "registry")
+	buildDir, reg := sharedBuilds(), filepath.Join(t.TempDir(), "registry")
 	apps := map[string]*appliance.Appliance{}
 	for _, name := range []string{"nginx", "redis"} {
 		a, err := appliance.Load(root, name)
@@ -44,7 +35,7 @@ func TestLaunchCloudVariant(t *testing.T) {
 			t.Fatal(err)
 		}
 		apps[name] = a
-		buildVariant(t, buildDir, name, "cloud")
+		buildShared(t, name, "cloud")
 		mustPublish(t, name, "--bucket", reg, "--build-dir", buildDir, "--appliances", root)
 	}
 	mustPublish(t, "verify", "--bucket", reg)
@@ -58,7 +49,7 @@ func TestLaunchCloudVariant(t *testing.T) {
 	cloudProducts := 0
 	for _, e := range entries {
 		if e.Variant != "cloud" {
-			continue // a default variant already in REGISTRY_BUILD_DIR
+			continue // the default variant, in the shared build folder too
 		}
 		cloudProducts++
 		if !slices.Contains(e.Aliases, strings.Split(e.Product, ":")[0]) || !strings.Contains(e.Product, "/cloud:") {
@@ -114,7 +105,7 @@ func TestLaunchCloudVariant(t *testing.T) {
 	// Bad user-data: Incus 6.0 parses a cloud-config when the instance is
 	// created and refuses one that is not YAML, creating nothing (and
 	// check-user-data said so before launch, above).
-	cmd := exec.Command(incus.bin, "launch", "appliance:nginx/cloud", "web-bad", "--config", "cloud-init.user-data="+mustRead(t, bad))
+	cmd := exec.Command(incus.bin, "launch", "appliance:nginx/cloud", "web-bad", "--config", "cloud-init.user-data="+readFile(t, bad))
 	cmd.Env = incus.env()
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "yaml:") {
@@ -124,27 +115,6 @@ func TestLaunchCloudVariant(t *testing.T) {
 		t.Errorf("the refused launch left an instance: %q", list)
 	}
 	t.Logf("incus launch with bad user-data: %s", strings.TrimSpace(string(out)))
-}
-
-// buildVariant runs `publish build NAME --variant V` with fast compression.
-func buildVariant(t *testing.T, buildDir, name, variant string) {
-	t.Helper()
-	start := time.Now()
-	r := publish(t, "build", name, "--variant", variant, "--appliances", filepath.Join(repoRoot(t), "appliances"), "--build-dir", buildDir,
-		"--compression", "gzip-1", "--cache-dir", buildCache())
-	if r.code != 0 {
-		t.Fatalf("publish build %s --variant %s: %s\n%s", name, variant, r.stderr, r.stdout)
-	}
-	t.Logf("publish build %s --variant %s: %s", name, variant, time.Since(start).Round(time.Second))
-}
-
-func mustRead(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func incusExec(c *client, name string, args ...string) (string, error) {

@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,12 +21,37 @@ import (
 // and returns the URL from its announcement and the certificate file.
 func runEdgeproxy(t *testing.T, env []string, args ...string) (url, cert string) {
 	t.Helper()
+	return startEdgeproxy(t, env, nil, append(args, "--quiet")...)
+}
+
+// runEdgeproxyLogged is runEdgeproxy with the access log kept.
+func runEdgeproxyLogged(t *testing.T, args ...string) (url, cert string, log *accessLog) {
+	t.Helper()
+	log = &accessLog{}
+	url, cert = startEdgeproxy(t, nil, log, args...)
+	return url, cert, log
+}
+
+// startEdgeproxy starts edgeproxy on a free port of 127.0.0.1 with a
+// self-signed certificate, its access log (stdout) going to log when not
+// nil, stopped when the test ends; it waits for the announcement (which
+// must give the certificate's fingerprint) and returns its URL and the
+// certificate file.
+func startEdgeproxy(t *testing.T, env []string, log *accessLog, args ...string) (url, cert string) {
+	t.Helper()
 	state := t.TempDir()
-	cmd := exec.Command(edgeproxyBin, append(args, "--listen", "127.0.0.1:0", "--self-signed", "--hostname", "127.0.0.1", "--hostname", "localhost", "--state-dir", state, "--quiet", "--metrics-listen", "127.0.0.1:0")...)
+	cmd := exec.Command(edgeproxyBin, append(args, "--listen", "127.0.0.1:0", "--self-signed", "--hostname", "127.0.0.1", "--hostname", "localhost", "--state-dir", state, "--metrics-listen", "127.0.0.1:0")...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if log != nil {
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go log.collect(stdout)
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -67,6 +95,50 @@ func runEdgeproxy(t *testing.T, env []string, args ...string) (url, cert string)
 	}
 }
 
+// edgeproxyExit runs edgeproxy with args, expecting it to exit (a refused
+// configuration), and returns what it printed and how it ended.
+func edgeproxyExit(args ...string) (string, error) {
+	out, err := exec.Command(edgeproxyBin, args...).CombinedOutput()
+	return string(out), err
+}
+
+// accessLog collects edgeproxy's JSON access log.
+type accessLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *accessLog) paths(from int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range l.lines[min(from, len(l.lines)):] {
+		var e struct {
+			Path   string
+			Status int
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Path != "" {
+			out = append(out, e.Path)
+		}
+	}
+	return out
+}
+
+func (l *accessLog) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.lines)
+}
+
+func (l *accessLog) collect(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		l.mu.Lock()
+		l.lines = append(l.lines, sc.Text())
+		l.mu.Unlock()
+	}
+}
+
 // The real incus client through edgeproxy, in front of (a) a private MinIO
 // bucket read with signed requests and (b) a local registry folder: list,
 // info, and export with fingerprint check. Incus first tries plain HTTP on
@@ -75,12 +147,9 @@ func TestIncusThroughEdgeproxy(t *testing.T) {
 	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"private"}})
 	env := srv.Env()
 	folder := filepath.Join(t.TempDir(), "registry")
-	meta1, root1 := sampleImage(t, "nginx", t0, 1)
-	meta2, root2 := sampleImage(t, "nginx", t0.Add(time.Hour), 2)
-	fp2 := fingerprintOf(t, meta2, root2)
+	v := versions(t, "nginx", 2)
 	for _, bucket := range []string{"s3://private/reg", folder} {
-		mustPublishEnv(t, env, "nginx", "--bucket", bucket, "--metadata", meta1, "--rootfs", root1)
-		mustPublishEnv(t, env, "nginx", "--bucket", bucket, "--metadata", meta2, "--rootfs", root2, "--alias", "web")
+		publishNginxAndWeb(t, env, v, "--bucket", bucket)
 	}
 	// The bucket really is private.
 	if resp, err := srv.HTTPClient().Get(srv.Endpoint + "/private/reg/streams/v1/index.json"); err != nil || resp.StatusCode != 403 {
@@ -89,21 +158,8 @@ func TestIncusThroughEdgeproxy(t *testing.T) {
 	for _, bucket := range []string{"s3://private/reg", folder} {
 		t.Run(filepath.Base(bucket), func(t *testing.T) {
 			url, cert := runEdgeproxy(t, env, "--bucket", bucket)
-			incus := newClient(t, "incus", cert)
-			incus.run(t, "remote", "add", "appliance", url, "--protocol", "simplestreams")
-			if got := incus.list(t, "appliance"); len(got) != 2 || strings.Join(got[fp2], ",") != "nginx,nginx/amd64,web,web/amd64" {
-				t.Errorf("incus image list = %v", got)
-			}
-			if info := incus.run(t, "image", "info", "appliance:web"); !strings.Contains(info, "Fingerprint: "+fp2) {
-				t.Errorf("incus image info appliance:web:\n%s", info)
-			}
-			out := t.TempDir()
-			start := time.Now()
-			incus.run(t, "image", "export", "appliance:nginx", out)
-			took := time.Since(start)
-			if f := exportedFingerprint(t, out); f != fp2 {
-				t.Errorf("exported fingerprint %s, want %s", f, fp2)
-			}
+			incus := remoteClient(t, "incus", "appliance", url, cert)
+			took := incus.wantNginxAndWeb(t, "appliance", v)
 			if took > 5*time.Second {
 				t.Errorf("export took %s: the plain-HTTP attempt on the TLS port must fail fast", took)
 			}

@@ -3,38 +3,12 @@ package e2e
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
-	"github.com/incus-appliance/registry/internal/image/imagetest"
 )
-
-// simplestreams runs the real incus-simplestreams in the tree dir.
-func simplestreams(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(requireTool(t, "incus-simplestreams"), args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("incus-simplestreams %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// foreignImage writes a split image of another distribution (so that
-// incus-simplestreams, which matches products by os/release/variant/arch,
-// keeps it apart from our appliances).
-func foreignImage(t testing.TB, created time.Time, seed int64) (meta, root string) {
-	t.Helper()
-	dir := t.TempDir()
-	spec := imagetest.DefaultSpec("alpine", created)
-	spec.OS, spec.Release, spec.Variant, spec.Description = "alpine", "3.20", "cloud", "Alpine 3.20 cloud"
-	return imagetest.WriteMetadata(t, dir, spec), imagetest.WriteSquashfs(t, dir, 200<<10+int(seed), seed)
-}
 
 func readImagesJSON(t testing.TB, reg string) *catalog.Catalog {
 	t.Helper()
@@ -56,11 +30,8 @@ func readImagesJSON(t testing.TB, reg string) *catalog.Catalog {
 // still lists both tools' images.
 func TestIncusSimplestreamsOnOurTree(t *testing.T) {
 	reg := filepath.Join(t.TempDir(), "registry")
-	m1, r1 := sampleImage(t, "nginx", t0, 1)
-	m2, r2 := sampleImage(t, "nginx", t0.Add(time.Hour), 2)
-	mustPublish(t, "nginx", "--bucket", reg, "--metadata", m1, "--rootfs", r1)
-	mustPublish(t, "nginx", "--bucket", reg, "--metadata", m2, "--rootfs", r2)
-	fp1, fp2 := fingerprintOf(t, m1, r1), fingerprintOf(t, m2, r2)
+	v := publishVersions(t, nil, "nginx", 2, "--bucket", reg)
+	fp1, fp2 := v[0].fp, v[1].fp
 
 	// incus-simplestreams reads our tree.
 	var listed []struct {
@@ -106,8 +77,7 @@ func TestIncusSimplestreamsOnOurTree(t *testing.T) {
 
 	url, cert := serveHTTPS(t, reg)
 	for _, name := range []string{"incus", "lxc"} {
-		cl := newClient(t, name, cert)
-		cl.run(t, "remote", "add", "reg", url, "--protocol", "simplestreams")
+		cl := remoteClient(t, name, "reg", url, cert)
 		got := cl.list(t, "reg")
 		if _, ok := got[fp1]; ok {
 			t.Errorf("%s still lists the image incus-simplestreams removed", name)
@@ -148,14 +118,9 @@ func TestIncusSimplestreamsTreeThroughEdgeproxy(t *testing.T) {
 	simplestreams(t, tree, "add", fm, fr)
 	fp := fingerprintOf(t, fm, fr)
 	url, cert := runEdgeproxy(t, nil, "--bucket", tree)
-	incus := newClient(t, "incus", cert)
-	incus.run(t, "remote", "add", "ss", url, "--protocol", "simplestreams")
+	incus := remoteClient(t, "incus", "ss", url, cert)
 	if _, ok := incus.list(t, "ss")[fp]; !ok {
 		t.Fatalf("incus does not list the incus-simplestreams image %s", fp[:12])
 	}
-	out := t.TempDir()
-	incus.run(t, "image", "export", "ss:alpine/3.20/cloud", out)
-	if got := exportedFingerprint(t, out); got != fp {
-		t.Errorf("export wrote fingerprint %s, want %s", got, fp)
-	}
+	incus.wantExport(t, "ss:alpine/3.20/cloud", fp)
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,96 +14,6 @@ import (
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/miniotest"
 )
-
-// The launch tests build real appliances with distrobuilder and run them
-// in a real Incus daemon; they need root, take minutes, and run only when
-// asked: REGISTRY_LAUNCH=1 (make test-launch) for nginx's whole workflow,
-// REGISTRY_LAUNCH=all (make test-appliances) for every appliance.
-func requireLaunch(t *testing.T, level string) {
-	t.Helper()
-	v := os.Getenv("REGISTRY_LAUNCH")
-	if v == "" || level == "all" && v != "all" {
-		t.Skipf("set REGISTRY_LAUNCH=%s (make test-launch / make test-appliances) to build and launch appliances", map[string]string{"1": "1", "all": "all"}[level])
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("the launch tests need root (distrobuilder and incusd)")
-	}
-}
-
-// repoRoot is the repository's top folder.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	abs, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
-}
-
-// incusDaemon starts the throw-away daemon and, at the end of the test,
-// stops it and checks that nothing is left behind.
-func incusDaemon(t *testing.T) {
-	t.Helper()
-	script := filepath.Join(repoRoot(t), "scripts", "incus-daemon.sh")
-	run := func(arg string) {
-		out, err := exec.Command(script, arg).CombinedOutput()
-		if err != nil {
-			t.Fatalf("incus-daemon.sh %s: %v\n%s", arg, err, out)
-		}
-	}
-	run("stop") // a previous run's leftovers
-	run("start")
-	t.Cleanup(func() {
-		run("stop")
-		if out, _ := exec.Command("pgrep", "-f", "/usr/libexec/incus/incusd").Output(); len(strings.TrimSpace(string(out))) > 0 {
-			// A zombie reaped late is not a leftover; a live one is.
-			for _, pid := range strings.Fields(string(out)) {
-				if st, _ := os.ReadFile("/proc/" + pid + "/stat"); !strings.Contains(string(st), ") Z ") {
-					t.Errorf("incusd (pid %s) still running after stop", pid)
-				}
-			}
-		}
-		if _, err := os.Stat("/sys/class/net/incusbr0"); err == nil {
-			t.Error("bridge incusbr0 left behind")
-		}
-		if _, err := os.Stat("/var/lib/incus"); err == nil {
-			t.Error("/var/lib/incus left behind")
-		}
-	})
-}
-
-// buildAppliance runs `publish build` with fast squashfs compression.
-func buildAppliance(t *testing.T, buildDir, name string, force bool) {
-	t.Helper()
-	buildApplianceIn(t, filepath.Join(repoRoot(t), "appliances"), buildDir, name, force)
-}
-
-// buildApplianceIn builds the default variant of an appliance of the
-// appliances folder root.
-func buildApplianceIn(t *testing.T, root, buildDir, name string, force bool) {
-	t.Helper()
-	args := []string{"build", name, "--variant", "default", "--appliances", root, "--build-dir", buildDir,
-		"--compression", "gzip-1", "--cache-dir", buildCache()}
-	if force {
-		args = append(args, "--force")
-	}
-	start := time.Now()
-	r := publish(t, args...)
-	if r.code != 0 {
-		t.Fatalf("publish build %s: %s\n%s", name, r.stderr, r.stdout)
-	}
-	t.Logf("publish build %s: %s", name, time.Since(start).Round(time.Second))
-}
-
-// buildCache is distrobuilder's work and download cache of the tests:
-// APPLIANCE_BUILD_CACHE, default $TMPDIR/appliance-build-cache (builds of
-// the same appliance must not share one at the same time).
-func buildCache() string {
-	if d := os.Getenv("APPLIANCE_BUILD_CACHE"); d != "" {
-		return d
-	}
-	return filepath.Join(os.TempDir(), "appliance-build-cache")
-}
 
 // instanceIPv4 waits for the container's eth0 IPv4 address.
 func instanceIPv4(t *testing.T, c *client, name string) string {
@@ -157,9 +66,7 @@ func healthy(t *testing.T, c *client, name string, a *appliance.Appliance) {
 			last = fmt.Sprintf("status %d, body %q", resp.StatusCode, body)
 			continue
 		}
-		cmd := exec.Command(c.bin, append([]string{"exec", name, "--"}, a.Health.Command...)...)
-		cmd.Env = c.env()
-		out, err := cmd.CombinedOutput()
+		out, err := c.runErr(append([]string{"exec", name, "--"}, a.Health.Command...)...)
 		if err == nil {
 			t.Logf("%s (%s): health command %q passed", name, ip, a.Health.Command)
 			return
@@ -167,22 +74,6 @@ func healthy(t *testing.T, c *client, name string, a *appliance.Appliance) {
 		last = fmt.Sprintf("%v: %s", err, out)
 	}
 	t.Fatalf("%s: health check failed for %s: %s", name, timeout, last)
-}
-
-// addRemote adds a SimpleStreams remote and pins its certificate: the
-// client hands it to the daemon, which does the downloading.
-func addRemote(t *testing.T, c *client, name, url, cert string) {
-	t.Helper()
-	c.run(t, "remote", "add", name, url, "--protocol", "simplestreams")
-	dir := filepath.Join(c.home, ".config/incus/servercerts")
-	pem, err := os.ReadFile(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(dir, 0o755)
-	if err := os.WriteFile(filepath.Join(dir, name+".crt"), pem, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // baseImage is the fingerprint an instance was created from.
@@ -203,8 +94,8 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buildDir := t.TempDir()
-	buildApplianceIn(t, apps, buildDir, "nginx", false)
+	buildDir := builtCopy(t, "nginx", "default")
+	buildIn(t, apps, buildDir, "nginx", []string{"default"}) // the copy is up to date
 
 	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"appliances"}})
 	env := srv.Env()
@@ -238,7 +129,7 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 	if err := os.WriteFile(index, append([]byte(readFile(t, index)), "<!-- v2 -->\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	buildApplianceIn(t, apps, buildDir, "nginx", false)
+	buildIn(t, apps, buildDir, "nginx", []string{"default"})
 	fp2 := pub()
 	if fp2 == fp1 {
 		t.Fatal("the rebuild has the same fingerprint")
@@ -259,9 +150,8 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 // a launched container, and so does one written by `publish new` on the
 // Debian 12 base (its generated check unchanged). Every build is clean
 // (checked by publish build) and every published image has its SBOM.
-// Builds are kept between runs (APPLIANCE_E2E_BUILDS, default
-// $TMPDIR/appliance-e2e-builds): an appliance whose inputs did not change
-// is not rebuilt.
+// Builds go to the shared build folder (kept between runs: an appliance
+// whose inputs did not change is not rebuilt).
 func TestLaunchEveryAppliance(t *testing.T) {
 	requireLaunch(t, "all")
 	requireTool(t, "distrobuilder")
@@ -270,19 +160,15 @@ func TestLaunchEveryAppliance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buildDir := os.Getenv("APPLIANCE_E2E_BUILDS")
-	if buildDir == "" {
-		buildDir = filepath.Join(os.TempDir(), "appliance-e2e-builds")
-	}
-	reg := filepath.Join(t.TempDir(), "registry")
+	buildDir, reg := sharedBuilds(), filepath.Join(t.TempDir(), "registry")
 	for _, name := range names {
-		buildAppliance(t, buildDir, name, false)
+		buildShared(t, name, "default")
 		mustPublish(t, name, "--bucket", reg, "--build-dir", buildDir, "--appliances", root)
 	}
 	// An appliance written by publish new, on the bookworm base.
 	newRoot := newApplianceRoot(t)
 	mustPublish(t, "new", "hello", "--appliances", newRoot, "--base", "debian/bookworm", "--port", "80/tcp", "--package", "nginx-light", "--arch", "amd64")
-	buildApplianceIn(t, newRoot, buildDir, "hello", false)
+	buildIn(t, newRoot, buildDir, "hello", []string{"default"})
 	mustPublish(t, "hello", "--bucket", reg, "--build-dir", buildDir, "--appliances", newRoot)
 	if tmpl, err := os.ReadFile(filepath.Join(buildDir, "hello", "amd64", appliance.MergedTemplateName)); err != nil || !strings.Contains(string(tmpl), "release: bookworm") {
 		t.Errorf("hello's merged template: %v\n%s", err, tmpl)

@@ -15,6 +15,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/osarch"
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 // publishBin and edgeproxyBin are the binaries built for this test run.
@@ -93,16 +97,181 @@ func mustPublishEnv(t testing.TB, env []string, args ...string) string {
 }
 
 // requireTool returns the path of a client binary, skipping the test when
-// it is missing unless REGISTRY_E2E=require.
+// it is missing unless REGISTRY_E2E=require (tooltest).
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		msg := fmt.Sprintf("%s not found: install it (see .ci/run) to run this test", name)
-		if os.Getenv("REGISTRY_E2E") == "require" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+	return tooltest.Require(t, name)[0]
+}
+
+// The launch tests build real appliances with distrobuilder and run them
+// in a real Incus daemon; they need root, take minutes, and run only when
+// asked: REGISTRY_LAUNCH=1 (make test-launch) for nginx's whole workflow,
+// REGISTRY_LAUNCH=all (make test-appliances) for every appliance.
+func requireLaunch(t *testing.T, level string) {
+	t.Helper()
+	v := os.Getenv("REGISTRY_LAUNCH")
+	if v == "" || level == "all" && v != "all" {
+		t.Skipf("set REGISTRY_LAUNCH=%s (make test-launch / make test-appliances) to build and launch appliances", map[string]string{"1": "1", "all": "all"}[level])
 	}
-	return p
+	if os.Geteuid() != 0 {
+		t.Fatal("the launch tests need root (distrobuilder and incusd)")
+	}
+}
+
+// repoRoot is the repository's top folder.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	abs, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// incusDaemon starts the throw-away daemon and, at the end of the test,
+// stops it and checks that nothing is left behind.
+func incusDaemon(t *testing.T) {
+	t.Helper()
+	script := filepath.Join(repoRoot(t), "scripts", "incus-daemon.sh")
+	run := func(arg string) {
+		out, err := exec.Command(script, arg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("incus-daemon.sh %s: %v\n%s", arg, err, out)
+		}
+	}
+	run("stop") // a previous run's leftovers
+	run("start")
+	t.Cleanup(func() {
+		run("stop")
+		if out, _ := exec.Command("pgrep", "-f", "/usr/libexec/incus/incusd").Output(); len(strings.TrimSpace(string(out))) > 0 {
+			// A zombie reaped late is not a leftover; a live one is.
+			for _, pid := range strings.Fields(string(out)) {
+				if st, _ := os.ReadFile("/proc/" + pid + "/stat"); !strings.Contains(string(st), ") Z ") {
+					t.Errorf("incusd (pid %s) still running after stop", pid)
+				}
+			}
+		}
+		if _, err := os.Stat("/sys/class/net/incusbr0"); err == nil {
+			t.Error("bridge incusbr0 left behind")
+		}
+		if _, err := os.Stat("/var/lib/incus"); err == nil {
+			t.Error("/var/lib/incus left behind")
+		}
+	})
+}
+
+// The daemon targets (make test-release, test-appliances, test-launch,
+// test-cloud, test-vm) build the repository's appliances into one shared
+// folder, kept between runs: builds are reproducible and `publish build`
+// and `publish release` skip an appliance whose inputs did not change, so
+// each appliance is built once per run (not at all when unchanged), with
+// one compression (gzip-1) and one distrobuilder cache. A test that
+// changes an appliance, or adds to its build, works on a copy (builtCopy).
+
+// sharedBuilds is the shared build folder: APPLIANCE_E2E_BUILDS (set by
+// the Makefile), default $TMPDIR/appliance-e2e-builds.
+func sharedBuilds() string {
+	if d := os.Getenv("APPLIANCE_E2E_BUILDS"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "appliance-e2e-builds")
+}
+
+// buildCache is distrobuilder's work and download cache of the tests:
+// APPLIANCE_BUILD_CACHE, default $TMPDIR/appliance-build-cache (builds of
+// the same appliance must not share one at the same time).
+func buildCache() string {
+	if d := os.Getenv("APPLIANCE_BUILD_CACHE"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "appliance-build-cache")
+}
+
+// buildFlags are the flags every test build and release passes: the
+// build folder, the compression and the cache all the daemon targets
+// share.
+func buildFlags(buildDir string) []string {
+	return []string{"--build-dir", buildDir, "--compression", "gzip-1", "--cache-dir", buildCache()}
+}
+
+// repoAppliances is the repository's appliances folder.
+func repoAppliances(t *testing.T) string {
+	return filepath.Join(repoRoot(t), "appliances")
+}
+
+// buildIn runs `publish build NAME` for an appliance of the appliances
+// folder root into buildDir: the given variants, or every variant the
+// appliance lists; extra flags (--vm) follow.
+func buildIn(t *testing.T, root, buildDir, name string, variants []string, extra ...string) {
+	t.Helper()
+	args := append([]string{"build", name, "--appliances", root}, buildFlags(buildDir)...)
+	if len(variants) > 0 {
+		args = append(args, "--variant", strings.Join(variants, ","))
+	}
+	start := time.Now()
+	r := longPublish(t, nil, append(args, extra...)...)
+	if r.code != 0 {
+		t.Fatalf("publish build %s %s: %s\n%s", name, strings.Join(variants, ","), r.stderr, r.stdout)
+	}
+	t.Logf("publish build %s %s %s: %s", name, strings.Join(variants, ","), strings.Join(extra, " "), time.Since(start).Round(time.Second))
+}
+
+// buildShared builds a repository appliance (the given variants, or all)
+// into the shared folder, which it returns.
+func buildShared(t *testing.T, name string, variants ...string) string {
+	t.Helper()
+	buildIn(t, repoAppliances(t), sharedBuilds(), name, variants)
+	return sharedBuilds()
+}
+
+// newApplianceRoot is a fresh appliances folder holding a copy of the
+// repository's bases (appliances/_bases).
+func newApplianceRoot(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "appliances")
+	copyInto(t, filepath.Join(repoAppliances(t), "_bases"), root)
+	return root
+}
+
+// copyAppliance copies appliances/NAME into a fresh appliances folder
+// (with the bases) and returns that folder.
+func copyAppliance(t *testing.T, name string) string {
+	t.Helper()
+	root := newApplianceRoot(t)
+	copyInto(t, filepath.Join(repoAppliances(t), name), root)
+	return root
+}
+
+// copyInto copies the file or folder src into the folder dir (made if
+// missing), keeping modes and times.
+func copyInto(t *testing.T, src, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", src, dir).CombinedOutput(); err != nil {
+		t.Fatalf("copy %s into %s: %v\n%s", src, dir, err, out)
+	}
+}
+
+// builtCopy returns a fresh build folder holding a copy of the shared
+// builds (this machine's architecture) of the given variants (or all) of
+// the repository appliance name, built there first when due: a test that
+// changes the appliance (a second version) or adds to its build (a VM
+// disk) starts from the shared build and leaves it as the repository's
+// appliance makes it. Only the variants asked for are in the copy: a
+// publish from it publishes nothing else.
+func builtCopy(t *testing.T, name string, variants ...string) string {
+	t.Helper()
+	buildShared(t, name, variants...)
+	dir := t.TempDir()
+	if len(variants) == 0 {
+		copyInto(t, filepath.Join(sharedBuilds(), name), dir)
+		return dir
+	}
+	for _, v := range variants {
+		rel := appliance.BuildDirOf("", appliance.VariantDir(name, v), osarch.Host())
+		copyInto(t, filepath.Join(sharedBuilds(), rel), filepath.Join(dir, filepath.Dir(rel)))
+	}
+	return dir
 }

@@ -103,42 +103,18 @@ func TestMirrorServesIncusThroughEdgeproxy(t *testing.T) {
 
 	// Served by edgeproxy to the real incus client.
 	url, cert := runEdgeproxy(t, env, "--bucket", dest)
-	incus := newClient(t, "incus", cert)
-	incus.run(t, "remote", "add", "m", url, "--protocol", "simplestreams")
+	incus := remoteClient(t, "incus", "m", url, cert)
 	got := incus.list(t, "m")
-	var lxcFP string
-	for pk, p := range built.Catalog.Products {
-		if p.Arch != "amd64" {
-			continue
-		}
-		for _, v := range p.Versions {
-			for _, it := range v.Items {
-				if it.FType == "incus.tar.xz" {
-					if _, ok := got[it.CombinedSquashfsSHA256]; !ok {
-						t.Errorf("incus does not list %s's squashfs image %s", pk, it.CombinedSquashfsSHA256[:12])
-					}
-					lxcFP = it.CombinedSquashfsSHA256
-				}
-			}
-		}
-	}
+	lxcFP := wantTreeListed(t, got, built.Catalog, "amd64")
 	for _, fp := range []string{fpForeign, fpOurs} {
 		if _, ok := got[fp]; !ok {
 			t.Errorf("incus does not list mirrored image %s: %v", fp[:12], got)
 		}
 	}
-	if info := incus.run(t, "image", "info", "m:web"); !strings.Contains(info, "Fingerprint: "+fpOurs) {
-		t.Errorf("incus image info m:web:\n%s", info)
-	}
-	if info := incus.run(t, "image", "info", "m:alpine/3.20/cloud"); !strings.Contains(info, "Fingerprint: "+fpForeign) {
-		t.Errorf("incus image info m:alpine/3.20/cloud:\n%s", info)
-	}
+	incus.wantInfo(t, "m:web", fpOurs)
+	incus.wantInfo(t, "m:alpine/3.20/cloud", fpForeign)
 	for _, fp := range []string{fpForeign, lxcFP} {
-		out := t.TempDir()
-		incus.run(t, "image", "export", "m:"+fp, out)
-		if got := exportedFingerprint(t, out); got != fp {
-			t.Errorf("incus image export m:%s wrote fingerprint %s", fp[:12], got)
-		}
+		incus.wantExport(t, "m:"+fp, fp)
 	}
 }
 

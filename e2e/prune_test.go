@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // treeSnapshot returns every file under dir with its content.
@@ -30,11 +29,8 @@ func treeSnapshot(t testing.TB, dir string) map[string]string {
 // keeps the removed files downloadable → prune --grace 0s deletes them.
 func TestRemoveAndPruneThroughTheCLI(t *testing.T) {
 	reg := filepath.Join(t.TempDir(), "registry")
-	m1, r1 := sampleImage(t, "nginx", t0, 1)
-	m2, r2 := sampleImage(t, "nginx", t0.Add(time.Hour), 2)
-	mustPublish(t, "nginx", "--bucket", reg, "--metadata", m1, "--rootfs", r1)
-	mustPublish(t, "nginx", "--bucket", reg, "--metadata", m2, "--rootfs", r2)
-	fp1 := fingerprintOf(t, m1, r1)
+	v := publishVersions(t, nil, "nginx", 2, "--bucket", reg)
+	fp1 := v[0].fp
 
 	out := mustPublish(t, "remove", "--bucket", reg, fp1[:12])
 	if !strings.Contains(out, "removed nginx:amd64 version 20261120_120000") {
@@ -71,7 +67,7 @@ func TestRemoveAndPruneThroughTheCLI(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	want, _ := os.ReadFile(r1)
+	want, _ := os.ReadFile(v[0].root)
 	if resp.StatusCode != 200 || string(body) != string(want) {
 		t.Errorf("removed image's root: HTTP %d, %d bytes; want 200 and the file", resp.StatusCode, len(body))
 	}

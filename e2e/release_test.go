@@ -133,17 +133,9 @@ func readFile(t *testing.T, path string) string {
 // unchanged appliance publishes nothing new; --dry-run says why it would
 // rebuild (inputs changed, package updates in the archive).
 func TestReleaseGateDecidesWhatIsPublished(t *testing.T) {
-	requireTool(t, "mksquashfs")
-	requireTool(t, "unsquashfs")
-	var archiveVersion atomic.Pointer[string]
-	archiveVersion.Store(ptr("1.22.1-9"))
-	env, mode := fakeBuildTools(t, packagesIndex(t, &archiveVersion))
-	apps, build, reg := webAppliance(t), t.TempDir(), filepath.Join(t.TempDir(), "registry")
-	args := func(extra ...string) []string {
-		return append([]string{"--appliances", apps, "--build-dir", build, "--bucket", reg, "--compression", "gzip", "--arch", "amd64"}, extra...)
-	}
+	f := newFakeRelease(t)
+	env, apps, build, reg, args := f.env, f.apps, f.build, f.reg, f.args
 	catalog := filepath.Join(reg, "streams/v1/images.json")
-	setMode := func(m string) { os.WriteFile(mode, []byte(m), 0o644) }
 
 	if r := releaseRun(t, env, args()...); r.code != 2 || !strings.Contains(r.stderr, "name the appliances to release, or give --all") {
 		t.Errorf("release without names: exit %d, %s", r.code, r.stderr)
@@ -158,7 +150,7 @@ func TestReleaseGateDecidesWhatIsPublished(t *testing.T) {
 
 	// v2 (a changed file) with sshd running: nothing published.
 	os.WriteFile(filepath.Join(apps, "web/files/index.html"), []byte("v2\n"), 0o644)
-	setMode("sshd")
+	f.setMode("sshd")
 	r = releaseRun(t, env, args("web")...)
 	errLines := strings.Split(strings.TrimSpace(r.stderr), "\n")
 	if r.code != 1 || !strings.HasPrefix(errLines[len(errLines)-1], "publish: error: web/amd64 failed the gate: no-sshd-no-getty: running: sshd") {
@@ -176,7 +168,7 @@ func TestReleaseGateDecidesWhatIsPublished(t *testing.T) {
 	}
 
 	// No daemon: a failure, not a skip.
-	setMode("nodaemon")
+	f.setMode("nodaemon")
 	r = releaseRun(t, env, args("web")...)
 	if r.code != 1 || !strings.Contains(r.stderr, "no Incus daemon reachable") || !strings.Contains(r.stderr, "--skip-gate") {
 		t.Fatalf("release without a daemon: exit %d\n%s", r.code, r.stderr)
@@ -186,7 +178,7 @@ func TestReleaseGateDecidesWhatIsPublished(t *testing.T) {
 	}
 
 	// The gate passes: v2 goes out, and --keep 1 prunes v1 from the catalog.
-	setMode("ok")
+	f.setMode("ok")
 	r = releaseRun(t, env, args("web", "--keep", "1", "--json")...)
 	var res struct {
 		Items []struct {
@@ -224,7 +216,7 @@ func TestReleaseGateDecidesWhatIsPublished(t *testing.T) {
 	if out := dry(); !strings.Contains(out, "up to date web/amd64") {
 		t.Errorf("dry run, nothing changed: %s", out)
 	}
-	archiveVersion.Store(ptr("1.22.1-9+deb12u1"))
+	f.archive.Store(ptr("1.22.1-9+deb12u1"))
 	if out := dry(); !strings.Contains(out, "would rebuild web/amd64 (1 package update(s): nginx-light 1.22.1-9 → 1.22.1-9+deb12u1)") {
 		t.Errorf("dry run, a package update: %s", out)
 	}
@@ -247,21 +239,45 @@ func TestReleaseGateDecidesWhatIsPublished(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+// fakeRelease is the set-up of the release tests without Incus: fake
+// build tools (fakeBuildTools) whose gate answers as setMode says, a
+// Debian archive offering the version in archive (1.22.1-9 at first), the
+// web appliance, a build folder and a registry folder.
+type fakeRelease struct {
+	env                        []string
+	apps, build, reg, modeFile string
+	archive                    *atomic.Pointer[string]
+}
+
+func newFakeRelease(t *testing.T) *fakeRelease {
+	t.Helper()
+	requireTool(t, "mksquashfs")
+	requireTool(t, "unsquashfs")
+	f := &fakeRelease{apps: webAppliance(t), build: t.TempDir(), reg: filepath.Join(t.TempDir(), "registry"), archive: &atomic.Pointer[string]{}}
+	f.archive.Store(ptr("1.22.1-9"))
+	f.env, f.modeFile = fakeBuildTools(t, packagesIndex(t, f.archive))
+	return f
+}
+
+// args are publish release's flags for the set-up, then extra.
+func (f *fakeRelease) args(extra ...string) []string {
+	return append([]string{"--appliances", f.apps, "--build-dir", f.build, "--bucket", f.reg, "--compression", "gzip", "--arch", "amd64"}, extra...)
+}
+
+// setMode sets how the fake gate answers: "ok", "nodaemon" or "sshd".
+func (f *fakeRelease) setMode(m string) { os.WriteFile(f.modeFile, []byte(m), 0o644) }
+
 // `publish release` builds, gates and publishes every variant an
 // appliance lists, like the default one (fake distrobuilder and incus): a
 // passing gate publishes NAME and NAME/cloud, each gate's report beside
 // its build; a gate failing for one variant publishes no variant of the
 // appliance.
 func TestReleaseGatesEveryVariant(t *testing.T) {
-	requireTool(t, "mksquashfs")
-	requireTool(t, "unsquashfs")
-	var archiveVersion atomic.Pointer[string]
-	archiveVersion.Store(ptr("1.22.1-9"))
-	env, mode := fakeBuildTools(t, packagesIndex(t, &archiveVersion))
-	apps, build, reg := webAppliance(t), t.TempDir(), filepath.Join(t.TempDir(), "registry")
+	f := newFakeRelease(t)
+	env, apps, build, reg := f.env, f.apps, f.build, f.reg
 	yml := filepath.Join(apps, "web/appliance.yaml")
 	os.WriteFile(yml, append([]byte(readFile(t, yml)), "variants: [default, cloud]\n"...), 0o644)
-	args := []string{"web", "--appliances", apps, "--build-dir", build, "--bucket", reg, "--compression", "gzip", "--arch", "amd64", "--no-update-check"}
+	args := f.args("web", "--no-update-check")
 
 	r := releaseRun(t, env, append(args, "--json")...)
 	var res struct {
@@ -294,7 +310,7 @@ func TestReleaseGatesEveryVariant(t *testing.T) {
 
 	// A new version whose gate fails: neither variant goes out.
 	os.WriteFile(filepath.Join(apps, "web/files/index.html"), []byte("v2\n"), 0o644)
-	os.WriteFile(mode, []byte("sshd"), 0o644)
+	f.setMode("sshd")
 	before := readFile(t, filepath.Join(reg, "streams/v1/images.json"))
 	r = releaseRun(t, env, args...)
 	if r.code != 1 || !strings.Contains(r.stderr, "web/amd64 failed the gate") || !strings.Contains(r.stderr, "web/cloud/amd64 failed the gate") {

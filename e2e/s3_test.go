@@ -306,31 +306,15 @@ func TestIncusClientReadsRegistryFromMinIO(t *testing.T) {
 		{"s3://public", srv.Endpoint + "/public"},
 		{"s3://public/team/registry", srv.Endpoint + "/public/team/registry"},
 	} {
-		meta1, root1 := sampleImage(t, "nginx", t0, 1)
-		meta2, root2 := sampleImage(t, "nginx", t0.Add(time.Hour), 2)
-		mustPublishEnv(t, env, "nginx", "--bucket", loc.bucket, "--metadata", meta1, "--rootfs", root1)
-		mustPublishEnv(t, env, "nginx", "--bucket", loc.bucket, "--metadata", meta2, "--rootfs", root2, "--alias", "web")
-		fp2 := fingerprintOf(t, meta2, root2)
-
-		incus := newClient(t, "incus", srv.CertFile)
-		incus.run(t, "remote", "add", "minio", loc.url, "--protocol", "simplestreams")
-		got := incus.list(t, "minio")
-		if len(got) != 2 || strings.Join(got[fp2], ",") != "nginx,nginx/amd64,web,web/amd64" {
-			t.Errorf("%s: incus image list = %v", loc.url, got)
-		}
-		if info := incus.run(t, "image", "info", "minio:web"); !strings.Contains(info, "Fingerprint: "+fp2) {
-			t.Errorf("%s: incus image info minio:web:\n%s", loc.url, info)
-		}
-		out := t.TempDir()
-		incus.run(t, "image", "export", "minio:nginx", out)
-		if f := exportedFingerprint(t, out); f != fp2 {
-			t.Errorf("%s: exported image has fingerprint %s, want %s", loc.url, f, fp2)
-		}
-		lxc := newClient(t, "lxc", srv.CertFile)
-		lxc.run(t, "remote", "add", "minio", loc.url, "--protocol", "simplestreams")
-		if got := lxc.list(t, "minio"); len(got) != 2 {
-			t.Errorf("%s: lxc image list = %v", loc.url, got)
-		}
+		t.Run(strings.TrimPrefix(loc.bucket, "s3://"), func(t *testing.T) {
+			v := versions(t, "nginx", 2)
+			publishNginxAndWeb(t, env, v, "--bucket", loc.bucket)
+			remoteClient(t, "incus", "minio", loc.url, srv.CertFile).wantNginxAndWeb(t, "minio", v)
+			lxc := remoteClient(t, "lxc", "minio", loc.url, srv.CertFile)
+			if got := lxc.list(t, "minio"); len(got) != 2 {
+				t.Errorf("%s: lxc image list = %v", loc.url, got)
+			}
+		})
 	}
 }
 

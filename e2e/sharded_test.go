@@ -54,8 +54,7 @@ func TestIncusClientReadsShardedRegistry(t *testing.T) {
 	}
 	mustPublishEnv(t, env, "verify", "--bucket", bucket)
 
-	incus := newClient(t, "incus", srv.CertFile)
-	incus.run(t, "remote", "add", "big", url, "--protocol", "simplestreams")
+	incus := remoteClient(t, "incus", "big", url, srv.CertFile)
 	got := incus.list(t, "big")
 	if len(got) != len(names)+1 {
 		t.Errorf("incus image list shows %d images, want %d: %v", len(got), len(names)+1, got)
@@ -63,16 +62,9 @@ func TestIncusClientReadsShardedRegistry(t *testing.T) {
 	if strings.Join(got[fps["redis"]], ",") != "cache,cache/amd64,redis,redis/amd64" {
 		t.Errorf("redis aliases = %v", got[fps["redis"]])
 	}
-	if info := incus.run(t, "image", "info", "big:cache"); !strings.Contains(info, "Fingerprint: "+fps["redis"]) {
-		t.Errorf("incus image info big:cache:\n%s", info)
-	}
-	out := t.TempDir()
-	incus.run(t, "image", "export", "big:nginx", out)
-	if f := exportedFingerprint(t, out); f != fps["nginx"] {
-		t.Errorf("exported image has fingerprint %s, want %s", f, fps["nginx"])
-	}
-	lxc := newClient(t, "lxc", srv.CertFile)
-	lxc.run(t, "remote", "add", "big", url, "--protocol", "simplestreams")
+	incus.wantInfo(t, "big:cache", fps["redis"])
+	incus.wantExport(t, "big:nginx", fps["nginx"])
+	lxc := remoteClient(t, "lxc", "big", url, srv.CertFile)
 	if got := lxc.list(t, "big"); len(got) != len(names)+1 {
 		t.Errorf("lxc image list = %v", got)
 	}
@@ -81,8 +73,7 @@ func TestIncusClientReadsShardedRegistry(t *testing.T) {
 	mustPublishEnv(t, env, "remove", "unbound", "--bucket", bucket)
 	mustPublishEnv(t, env, "prune", "--keep", "1", "--grace", "0s", "--bucket", bucket)
 	mustPublishEnv(t, env, "verify", "--bucket", bucket)
-	incus2 := newClient(t, "incus", srv.CertFile)
-	incus2.run(t, "remote", "add", "big", url, "--protocol", "simplestreams")
+	incus2 := remoteClient(t, "incus", "big", url, srv.CertFile)
 	if got := incus2.list(t, "big"); len(got) != len(names)-1 {
 		t.Errorf("after removing unbound and keeping 1 version: incus lists %d images, want %d: %v", len(got), len(names)-1, got)
 	}
@@ -109,25 +100,8 @@ func TestShardedMirrorThroughEdgeproxy(t *testing.T) {
 	}
 
 	url, cert := runEdgeproxy(t, env, "--bucket", dest)
-	incus := newClient(t, "incus", cert)
-	incus.run(t, "remote", "add", "m", url, "--protocol", "simplestreams")
+	incus := remoteClient(t, "incus", "m", url, cert)
 	got := incus.list(t, "m")
-	var fp string
-	for pk, p := range built.Catalog.Products {
-		for _, v := range p.Versions {
-			for _, it := range v.Items {
-				if it.FType == "incus.tar.xz" && it.CombinedSquashfsSHA256 != "" {
-					if _, ok := got[it.CombinedSquashfsSHA256]; !ok {
-						t.Errorf("incus does not list %s's image %s", pk, it.CombinedSquashfsSHA256[:12])
-					}
-					fp = it.CombinedSquashfsSHA256
-				}
-			}
-		}
-	}
-	out := t.TempDir()
-	incus.run(t, "image", "export", "m:"+fp, out)
-	if f := exportedFingerprint(t, out); f != fp {
-		t.Errorf("incus image export m:%s wrote fingerprint %s", fp[:12], f)
-	}
+	fp := wantTreeListed(t, got, built.Catalog, "")
+	incus.wantExport(t, "m:"+fp, fp)
 }

@@ -2,20 +2,11 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
-
-// runErr runs the client and returns its output and error (no failure).
-func (c *client) runErr(args ...string) (string, error) {
-	cmd := exec.Command(c.bin, args...)
-	cmd.Env = c.env()
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
 
 // A private registry with the stock Incus client: the remote URL carries
 // the token; list and export work; without the token nothing is there; a
@@ -36,21 +27,15 @@ func TestIncusPrivateRegistryWithToken(t *testing.T) {
 		t.Fatal("edgeproxy printed the token")
 	}
 
-	incus := newClient(t, "incus", cert)
-	incus.run(t, "remote", "add", "private", url+"/"+token, "--protocol", "simplestreams")
+	incus := remoteClient(t, "incus", "private", url+"/"+token, cert)
 	if got := incus.list(t, "private"); len(got) != 1 || strings.Join(got[fp], ",") != "nginx,nginx/amd64" {
 		t.Fatalf("incus image list private: = %v", got)
 	}
-	out := t.TempDir()
-	incus.run(t, "image", "export", "private:nginx", out)
-	if f := exportedFingerprint(t, out); f != fp {
-		t.Errorf("exported fingerprint %s, want %s", f, fp)
-	}
+	incus.wantExport(t, "private:nginx", fp)
 
 	// Without the token (or with another) there is no registry.
 	for name, u := range map[string]string{"bare": url, "wrong": url + "/" + strings.ToUpper(token)} {
-		other := newClient(t, "incus", cert)
-		other.run(t, "remote", "add", name, u, "--protocol", "simplestreams")
+		other := remoteClient(t, "incus", name, u, cert)
 		if o, err := other.runErr("image", "list", name+":"); err == nil {
 			t.Errorf("incus image list %s: worked without the token:\n%s", name, o)
 		}
@@ -67,8 +52,7 @@ func TestIncusPrivateRegistryWithToken(t *testing.T) {
 	// still valid keeps that catalog for 5 minutes.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		fresh := newClient(t, "incus", cert)
-		fresh.run(t, "remote", "add", "private", url+"/"+token, "--protocol", "simplestreams")
+		fresh := remoteClient(t, "incus", "private", url+"/"+token, cert)
 		o, err := fresh.runErr("image", "list", "private:")
 		if err != nil {
 			break
@@ -90,10 +74,9 @@ func TestIncusPrivateRegistryWithToken(t *testing.T) {
 func TestTokensRefuseAPlainHTTPListener(t *testing.T) {
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	os.WriteFile(tokens, []byte("e2e-Token-0123456789abcdef\n"), 0o600)
-	cmd := exec.Command(edgeproxyBin, "--bucket", t.TempDir(), "--tokens", tokens, "--acme-domain", "registry.test",
+	out, err := edgeproxyExit("--bucket", t.TempDir(), "--tokens", tokens, "--acme-domain", "registry.test",
 		"--acme-http-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--state-dir", t.TempDir(), "--metrics-listen=")
-	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "--tokens and --acme-http-listen do not go together") || strings.Count(string(out), "\n") != 1 {
+	if err == nil || !strings.Contains(out, "--tokens and --acme-http-listen do not go together") || strings.Count(out, "\n") != 1 {
 		t.Errorf("edgeproxy --tokens --acme-http-listen: %v\n%s", err, out)
 	}
 }

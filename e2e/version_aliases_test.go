@@ -37,8 +37,7 @@ func TestVersionAliasesWithIncusClient(t *testing.T) {
 	mustPublish(t, "verify", "--bucket", reg)
 
 	url, cert := serveHTTPS(t, reg)
-	incus := newClient(t, "incus", cert)
-	incus.run(t, "remote", "add", "reg", url, "--protocol", "simplestreams")
+	incus := remoteClient(t, "incus", "reg", url, cert)
 	got := incus.list(t, "reg")
 	want := map[string]string{
 		fps["1.2.1"]: "nginx/1.2,nginx/1.2/amd64",
@@ -55,8 +54,6 @@ func TestVersionAliasesWithIncusClient(t *testing.T) {
 		}
 	}
 	for alias, version := range map[string]string{"nginx": "2.0.0", "nginx/2": "2.0.0", "nginx/2.0": "2.0.0", "nginx/1": "1.3.0", "nginx/1.3": "1.3.0", "nginx/1.2": "1.2.1"} {
-		if info := incus.run(t, "image", "info", "reg:"+alias); !strings.Contains(info, "Fingerprint: "+fps[version]) {
-			t.Errorf("incus image info reg:%s does not resolve to %s (%s):\n%s", alias, version, fps[version][:12], info)
-		}
+		incus.wantInfo(t, "reg:"+alias, fps[version])
 	}
 }

@@ -63,8 +63,7 @@ func TestIncusClientReadsVMImage(t *testing.T) {
 	}
 
 	url, cert := serveHTTPS(t, reg)
-	incus := newClient(t, "incus", cert)
-	incus.run(t, "remote", "add", "reg", url, "--protocol", "simplestreams")
+	incus := remoteClient(t, "incus", "reg", url, cert)
 	var images []struct {
 		Fingerprint string `json:"fingerprint"`
 		Type        string `json:"type"`

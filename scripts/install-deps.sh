@@ -4,8 +4,9 @@
 # squashfs-tools, xz-utils, xdelta3, curl, the benchmark peers (rclone, nginx,
 # Caddy, wrk), chromium (the catalog page test), nghttp2-client (a real
 # stalled HTTP/2 client), the VM disk tools and QEMU with OVMF, gpgv and
-# python3 (the reference SimpleStreams client checks signed catalogs with
-# them), and distrobuilder (scripts/install-distrobuilder.sh).
+# Debian's own python3 (the reference SimpleStreams client checks signed
+# streams with them; /usr/bin/python3, whatever else is first on PATH),
+# and distrobuilder (scripts/install-distrobuilder.sh).
 # Idempotent and quick when everything is there; run as root (or with
 # passwordless sudo). Otherwise it says in one line what is missing and
 # how to get it, and exits 1.
@@ -21,7 +22,8 @@ backports=(incus:incus-client /usr/libexec/incus/incusd:incus-base dnsmasq:dnsma
 bookworm=(lxc:lxd-client mksquashfs:squashfs-tools xz:xz-utils curl:curl rclone:rclone nginx:nginx-light caddy:caddy wrk:wrk
 	stress-ng:stress-ng xdelta3:xdelta3 chromium:chromium nghttp:nghttp2-client unsquashfs:squashfs-tools flock:util-linux
 	qemu-img:qemu-utils sgdisk:gdisk mkfs.vfat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs
-	qemu-system-x86_64:qemu-system-x86 /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf gpgv:gpgv /usr/bin/python3:python3)
+	qemu-system-x86_64:qemu-system-x86 /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf
+	gpgv:gpgv /usr/bin/python3:python3)
 missing() {
 	for t in "$@"; do command -v "${t%%:*}" >/dev/null || [ -f "${t%%:*}" ] || echo "${t#*:}"; done
 }

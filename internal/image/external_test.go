@@ -13,13 +13,12 @@ import (
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 // TestInspectRealSquashfs checks a squashfs made by mksquashfs.
 func TestInspectRealSquashfs(t *testing.T) {
-	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("mksquashfs not installed")
-	}
+	tooltest.Require(t, "mksquashfs")
 	dir, src := t.TempDir(), t.TempDir()
 	os.MkdirAll(filepath.Join(src, "etc"), 0o755)
 	writeFile(t, src, "etc/os-release", []byte("ID=test\n"))
@@ -40,12 +39,7 @@ func TestInspectRealSquashfs(t *testing.T) {
 // TestInspectTarCLI checks metadata tarballs made by GNU tar, with
 // "./"-prefixed names, and a root tarball made by tar -cJf.
 func TestInspectTarCLI(t *testing.T) {
-	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("tar not installed")
-	}
-	if _, err := exec.LookPath("xz"); err != nil {
-		t.Skip("xz not installed")
-	}
+	tooltest.Require(t, "tar", "xz")
 	src, dir := t.TempDir(), t.TempDir()
 	writeFile(t, src, "metadata.yaml", spec().YAML())
 	os.Mkdir(filepath.Join(src, "templates"), 0o755)
@@ -72,12 +66,7 @@ func TestInspectTarCLI(t *testing.T) {
 // TestWriteMetadataTarballCLI checks xz and tar read what
 // WriteMetadataTarball writes.
 func TestWriteMetadataTarballCLI(t *testing.T) {
-	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("tar not installed")
-	}
-	if _, err := exec.LookPath("xz"); err != nil {
-		t.Skip("xz not installed")
-	}
+	tooltest.Require(t, "tar", "xz")
 	meta := imagetest.WriteMetadata(t, t.TempDir(), spec())
 	out, err := exec.Command("tar", "-tvJf", meta).CombinedOutput()
 	if err != nil {

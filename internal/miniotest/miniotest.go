@@ -1,7 +1,7 @@
 // Package miniotest starts real MinIO servers for tests: the pinned binary
 // that scripts/minio.sh builds, on 127.0.0.1 with a temp data directory and
 // random credentials, optionally with TLS. A missing binary skips the test,
-// or fails it when REGISTRY_E2E=require (as in CI).
+// or fails it when REGISTRY_E2E=require (tooltest).
 package miniotest
 
 import (
@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/incus-appliance/registry/internal/tlsutil"
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 // Region is the region the servers report.
@@ -81,10 +82,7 @@ func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
-		if os.Getenv("REGISTRY_E2E") == "require" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		tooltest.Missing(t, err)
 	}
 	s, err := StartBinary(bin, t.TempDir(), opts)
 	if err != nil {

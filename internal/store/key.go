@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/incus-appliance/registry/internal/key"
@@ -19,19 +18,6 @@ const MaxKeyLen = key.MaxLen
 func ValidateKey(k string) error {
 	if err := key.Check(k); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidKey, err)
-	}
-	return nil
-}
-
-// CheckPut checks the arguments of Store.Put every backend must refuse
-// with a plain error, as the contract says: a negative size, and both
-// IfAbsent and IfMatch.
-func CheckPut(size int64, opts PutOptions) error {
-	switch {
-	case opts.IfAbsent && opts.IfMatch != "":
-		return errors.New("IfAbsent and IfMatch are mutually exclusive")
-	case size < 0:
-		return fmt.Errorf("negative size %d", size)
 	}
 	return nil
 }

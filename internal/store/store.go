@@ -143,11 +143,14 @@ type Store interface {
 
 // RangeReader is implemented by backends that can read part of an object
 // without fetching the rest (S3's ranged GET). Backends whose Get already
-// returns an io.ReadSeeker (a local file) need not implement it.
+// returns an io.ReadSeeker (a local file) need not implement it; a
+// backend has one or the other.
 type RangeReader interface {
 	// GetRange returns length bytes of key starting at offset. When etag
 	// is non-empty the read succeeds only while the object still has
 	// that ETag (ErrPreconditionFailed otherwise), so two ranges of one
-	// response never come from two versions. Missing key: ErrNotFound.
+	// response never come from two versions. Missing key: ErrNotFound;
+	// invalid key: ErrInvalidKey; a negative offset or a length below 1:
+	// a plain error.
 	GetRange(ctx context.Context, key string, offset, length int64, etag string) (io.ReadCloser, error)
 }

@@ -10,12 +10,11 @@ import (
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/image"
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 func TestRun(t *testing.T) {
-	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("mksquashfs not installed")
-	}
+	tooltest.Require(t, "mksquashfs")
 	out := filepath.Join(t.TempDir(), "img")
 	var stdout, stderr bytes.Buffer
 	err := run([]string{"-out", out, "-name", "demo", "-arch", "aarch64", "-created", "2026-11-25T12:00:00Z"}, &stdout, &stderr)

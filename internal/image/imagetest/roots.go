@@ -20,10 +20,7 @@ import (
 // It returns the path. It is fast (no mksquashfs) but not mountable.
 func WriteSquashfs(t testing.TB, dir string, size int, seed int64) string {
 	t.Helper()
-	if size < 96 {
-		t.Fatalf("imagetest: WriteSquashfs: size %d is smaller than a 96-byte superblock", size)
-	}
-	return writeRandom(t, filepath.Join(dir, "rootfs.squashfs"), size, seed, func(h []byte) {
+	return writeRandom(t, filepath.Join(dir, "rootfs.squashfs"), size, 96, seed, func(h []byte) {
 		le := binary.LittleEndian
 		copy(h, "hsqs")
 		le.PutUint32(h[4:], 1)        // inode count
@@ -42,10 +39,7 @@ func WriteSquashfs(t testing.TB, dir string, size int, seed int64) string {
 // determined by seed. It returns the path.
 func WriteQCOW2(t testing.TB, dir string, size int, seed int64) string {
 	t.Helper()
-	if size < 72 {
-		t.Fatalf("imagetest: WriteQCOW2: size %d is smaller than a 72-byte header", size)
-	}
-	return writeRandom(t, filepath.Join(dir, "disk.qcow2"), size, seed, func(h []byte) {
+	return writeRandom(t, filepath.Join(dir, "disk.qcow2"), size, 72, seed, func(h []byte) {
 		be := binary.BigEndian
 		clear(h[:104])
 		copy(h, "QFI\xfb")
@@ -105,10 +99,13 @@ func newRand(seed int64) *rand.ChaCha8 {
 	return rand.NewChaCha8(s)
 }
 
-// writeRandom streams size pseudo-random bytes to path, letting header
-// overwrite the first 128 (or fewer) of them.
-func writeRandom(t testing.TB, path string, size int, seed int64, header func([]byte)) string {
+// writeRandom streams size pseudo-random bytes to path, at least
+// headerSize of them, letting header overwrite the first 128 (or fewer).
+func writeRandom(t testing.TB, path string, size, headerSize int, seed int64, header func([]byte)) string {
 	t.Helper()
+	if size < headerSize {
+		t.Fatalf("imagetest: %s: size %d is smaller than its %d-byte header", filepath.Base(path), size, headerSize)
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatalf("imagetest: %v", err)

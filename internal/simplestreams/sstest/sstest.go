@@ -2,13 +2,18 @@
 // images.linuxcontainers.org's for tests and benchmarks: version keys and
 // paths with ':', split images with squashfs, root.tar.xz and disk-kvm.img
 // roots, squashfs.vcdiff deltas against the previous version, an
-// lxd_combined.tar.gz item and requirements.
+// lxd_combined.tar.gz item and requirements. A Tree is also an
+// http.Handler serving its files, as such a server does (start it with
+// httptest.NewTLSServer).
 package sstest
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
@@ -119,4 +124,18 @@ func Build(spec Spec) *Tree {
 	t.Files[catalog.ImagesPath] = t.Catalog.Marshal()
 	t.Files[catalog.IndexPath] = catalog.BuildIndex(t.Catalog.ProductKeys()).Marshal()
 	return t
+}
+
+// ServeHTTP serves the tree's files by path (GET and HEAD, with their
+// length); anything else is a 404.
+func (t *Tree) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, ok := t.Files[strings.TrimPrefix(r.URL.Path, "/")]
+	if !ok || r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(b)
+	}
 }

@@ -25,10 +25,7 @@ func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64,
 	if err := validateKey(key); err != nil {
 		return store.ObjectInfo{}, err
 	}
-	if err := store.CheckPut(size, opts); err != nil {
-		return store.ObjectInfo{}, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := store.CheckPut(ctx, size, opts); err != nil {
 		return store.ObjectInfo{}, err
 	}
 	rootfd, release, err := s.acquire()
@@ -155,15 +152,9 @@ func (t *temp) fill(ctx context.Context, body io.Reader, size int64, opts store.
 	if err != nil {
 		return store.ObjectInfo{}, err
 	}
-	if n > size {
-		return store.ObjectInfo{}, fmt.Errorf("%w: body is longer than the declared %d bytes", store.ErrChecksumMismatch, size)
-	}
-	if n < size {
-		return store.ObjectInfo{}, fmt.Errorf("%w: body is %d bytes, declared %d", store.ErrChecksumMismatch, n, size)
-	}
 	digest := hexSum(h.Sum(nil))
-	if opts.SHA256 != "" && opts.SHA256 != digest {
-		return store.ObjectInfo{}, fmt.Errorf("%w: got sha256 %s, want %s", store.ErrChecksumMismatch, digest, opts.SHA256)
+	if err := store.CheckBody(n, size, digest, opts); err != nil {
+		return store.ObjectInfo{}, err
 	}
 	if err := t.f.Sync(); err != nil {
 		return store.ObjectInfo{}, err

@@ -29,7 +29,10 @@ type object struct {
 	info store.ObjectInfo
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.RangeReader = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New() *Store {
@@ -43,6 +46,25 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, store.Objec
 		return nil, store.ObjectInfo{}, err
 	}
 	return io.NopCloser(bytes.NewReader(bytes.Clone(obj.data))), obj.info, nil
+}
+
+// GetRange returns a reader over a copy of length bytes of the object
+// from offset (fewer where the object ends sooner), when it still has
+// etag (if given).
+func (s *Store) GetRange(ctx context.Context, key string, offset, length int64, etag string) (io.ReadCloser, error) {
+	obj, err := s.lookup(ctx, "get", key)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case offset < 0 || length <= 0:
+		return nil, fmt.Errorf("get %s: invalid range: offset %d, length %d", key, offset, length)
+	case etag != "" && obj.info.ETag != etag:
+		return nil, fmt.Errorf("get %s: %w: ETag is %s, not %s", key, store.ErrPreconditionFailed, obj.info.ETag, etag)
+	}
+	size := int64(len(obj.data))
+	part := obj.data[min(offset, size):min(offset+length, size)]
+	return io.NopCloser(bytes.NewReader(bytes.Clone(part))), nil
 }
 
 // Stat returns the object's info.
@@ -84,25 +106,17 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 }
 
 func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64, opts store.PutOptions) (store.ObjectInfo, error) {
-	if err := store.CheckPut(size, opts); err != nil {
-		return store.ObjectInfo{}, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := store.CheckPut(ctx, size, opts); err != nil {
 		return store.ObjectInfo{}, err
 	}
 	data, err := io.ReadAll(io.LimitReader(store.ContextReader(ctx, body), size+1))
 	if err != nil {
 		return store.ObjectInfo{}, err
 	}
-	if n := int64(len(data)); n > size {
-		return store.ObjectInfo{}, fmt.Errorf("%w: body is longer than the declared %d bytes", store.ErrChecksumMismatch, size)
-	} else if n < size {
-		return store.ObjectInfo{}, fmt.Errorf("%w: body is %d bytes, declared %d", store.ErrChecksumMismatch, n, size)
-	}
 	sum := sha256.Sum256(data)
 	digest := hex.EncodeToString(sum[:])
-	if opts.SHA256 != "" && opts.SHA256 != digest {
-		return store.ObjectInfo{}, fmt.Errorf("%w: got sha256 %s, want %s", store.ErrChecksumMismatch, digest, opts.SHA256)
+	if err := store.CheckBody(int64(len(data)), size, digest, opts); err != nil {
+		return store.ObjectInfo{}, err
 	}
 	if err := store.BeforeCommit(ctx, opts); err != nil {
 		return store.ObjectInfo{}, err

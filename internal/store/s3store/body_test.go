@@ -108,15 +108,21 @@ func TestSinglePutReadsBodyTwice(t *testing.T) {
 // between the hashing pass and the upload is refused.
 func TestStoreRejectsCorruptUpload(t *testing.T) {
 	srv := start(t, false)
-	st := newStore(t, srv, s3store.Options{})
+	wantCorruptUploadRefused(t, newStore(t, srv, s3store.Options{}), "obj")
+}
+
+// wantCorruptUploadRefused puts at key a 1 MiB body whose last byte flips
+// after it was hashed: the store refuses it and stores nothing.
+func wantCorruptUploadRefused(t *testing.T, st store.Store, key string) {
+	t.Helper()
 	body := &genBody{size: 1 * mib, flipAtEnd: true}
 	sum := (&genBody{size: body.size}).sha256()
-	_, err := st.Put(t.Context(), "obj", body, body.size, store.PutOptions{SHA256: sum})
+	_, err := st.Put(t.Context(), key, body, body.size, store.PutOptions{SHA256: sum})
 	t.Logf("corrupt upload: %v", err)
 	if !errors.Is(err, store.ErrChecksumMismatch) {
 		t.Errorf("Put of a body corrupted in flight: error = %v, want ErrChecksumMismatch", err)
 	}
-	wantAbsent(t, st, "obj")
+	wantAbsent(t, st, key)
 }
 
 // An *os.File that cannot seek (a pipe, as stdin may be) is a stream.

@@ -86,7 +86,7 @@ func TestMapErrPassesThrough(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || err.Error() != "get k: wrapped: context canceled" {
 		t.Errorf("mapErr(context.Canceled) = %v", err)
 	}
-	err = mapErr("put", "k", sizeMismatch(3, 5))
+	err = mapErr("put", "k", store.SizeMismatch(3, 5))
 	if !errors.Is(err, store.ErrChecksumMismatch) || strings.Count(err.Error(), "checksum mismatch") != 1 {
 		t.Errorf("mapErr(ErrChecksumMismatch) = %v", err)
 	}

@@ -104,8 +104,8 @@ func (u *upload) run(ctx context.Context, key string, src io.Reader, size int64,
 		return store.ObjectInfo{}, err
 	}
 	digest := hex.EncodeToString(sum)
-	if opts.SHA256 != "" && opts.SHA256 != digest {
-		return store.ObjectInfo{}, digestMismatch(digest, opts.SHA256)
+	if err := store.CheckDigest(digest, opts); err != nil {
+		return store.ObjectInfo{}, err
 	}
 	if err := store.BeforeCommit(ctx, opts); err != nil {
 		return store.ObjectInfo{}, err
@@ -184,7 +184,7 @@ func (u *upload) read(ctx context.Context, src io.Reader, size int64, jobs chan<
 		if err != nil {
 			pool.put(buf)
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return nil, sizeMismatch(done, size)
+				return nil, store.SizeMismatch(done, size)
 			}
 			return nil, err
 		}

@@ -107,7 +107,7 @@ func checkLength(ra io.ReaderAt, base, size int64) error {
 		return fmt.Errorf("%w: body is shorter than the declared %d bytes", store.ErrChecksumMismatch, size)
 	}
 	if n, err := ra.ReadAt(b[:], base+size); n != 0 || !errors.Is(err, io.EOF) {
-		return sizeMismatch(size+1, size)
+		return store.SizeMismatch(size+1, size)
 	}
 	return nil
 }

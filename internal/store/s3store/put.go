@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"time"
 
@@ -36,10 +35,7 @@ func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64,
 	if err != nil {
 		return store.ObjectInfo{}, err
 	}
-	if err := store.CheckPut(size, opts); err != nil {
-		return store.ObjectInfo{}, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := store.CheckPut(ctx, size, opts); err != nil {
 		return store.ObjectInfo{}, err
 	}
 	ra, base, seekable := readerAt(body)
@@ -70,8 +66,8 @@ func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64,
 // PutObject.
 func (s *Store) putObject(ctx context.Context, key, full string, payload io.ReadSeeker, sum []byte, size int64, opts store.PutOptions) (store.ObjectInfo, error) {
 	digest := hex.EncodeToString(sum)
-	if opts.SHA256 != "" && opts.SHA256 != digest {
-		return store.ObjectInfo{}, digestMismatch(digest, opts.SHA256)
+	if err := store.CheckDigest(digest, opts); err != nil {
+		return store.ObjectInfo{}, err
 	}
 	if err := store.BeforeCommit(ctx, opts); err != nil {
 		return store.ObjectInfo{}, err
@@ -119,17 +115,6 @@ func setCondition(ifNoneMatch, ifMatch **string, opts store.PutOptions) {
 	}
 }
 
-func digestMismatch(got, want string) error {
-	return fmt.Errorf("%w: body has sha256 %s, want %s", store.ErrChecksumMismatch, got, want)
-}
-
-func sizeMismatch(got, want int64) error {
-	if got > want {
-		return fmt.Errorf("%w: body is longer than the declared %d bytes", store.ErrChecksumMismatch, want)
-	}
-	return fmt.Errorf("%w: body is %d bytes, declared %d", store.ErrChecksumMismatch, got, want)
-}
-
 // readerAt returns body's random access and the offset of its current
 // position, when it has io.ReaderAt (position from io.Seeker, else 0) or
 // io.Seeker alone. A body whose Seek fails (an *os.File on a pipe) is a
@@ -173,11 +158,11 @@ func hashSection(ctx context.Context, ra io.ReaderAt, base, size int64) (io.Read
 		return nil, nil, err
 	}
 	if n < size {
-		return nil, nil, sizeMismatch(n, size)
+		return nil, nil, store.SizeMismatch(n, size)
 	}
 	var one [1]byte
 	if m, err := ra.ReadAt(one[:], base+size); m > 0 {
-		return nil, nil, sizeMismatch(size+1, size)
+		return nil, nil, store.SizeMismatch(size+1, size)
 	} else if err != nil && err != io.EOF {
 		return nil, nil, err
 	}
@@ -189,7 +174,7 @@ func buffer(ctx context.Context, body io.Reader, size int64) (io.ReadSeeker, []b
 	buf := make([]byte, size)
 	r := store.ContextReader(ctx, body)
 	if n, err := io.ReadFull(r, buf); err == io.EOF || err == io.ErrUnexpectedEOF {
-		return nil, nil, sizeMismatch(int64(n), size)
+		return nil, nil, store.SizeMismatch(int64(n), size)
 	} else if err != nil {
 		return nil, nil, err
 	}
@@ -206,25 +191,12 @@ func expectEOF(r io.Reader, size int64) error {
 	n, err := io.ReadFull(r, one[:])
 	switch {
 	case n > 0:
-		return sizeMismatch(size+1, size)
+		return store.SizeMismatch(size+1, size)
 	case err == io.EOF:
 		return nil
 	default:
 		return err
 	}
-}
-
-// ctxReader fails reads once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if c.ctx.Err() != nil {
-		return 0, context.Cause(c.ctx)
-	}
-	return c.r.Read(p)
 }
 
 // withPayloadHash hands the SigV4 signer the body's SHA-256 (which Put

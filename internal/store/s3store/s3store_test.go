@@ -180,25 +180,3 @@ func noUploads(t *testing.T, srv *miniotest.Server) {
 		t.Errorf("leftover multipart upload %s of %s", aws.ToString(u.UploadId), aws.ToString(u.Key))
 	}
 }
-
-func TestGetRange(t *testing.T) {
-	srv := start(t, false)
-	st := newStore(t, srv, s3store.Options{})
-	data := pseudoRandom(9, 1<<20)
-	info := mustPut(t, st, "r/obj", bytes.NewReader(data), int64(len(data)), store.PutOptions{})
-	rc, err := st.GetRange(t.Context(), "r/obj", 1000, 5000, info.ETag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(rc)
-	rc.Close()
-	if !bytes.Equal(got, data[1000:6000]) {
-		t.Errorf("GetRange returned %d bytes, not the range", len(got))
-	}
-	if _, err := st.GetRange(t.Context(), "r/obj", 0, 10, `"stale"`); !errors.Is(err, store.ErrPreconditionFailed) {
-		t.Errorf("GetRange with a stale ETag: %v, want ErrPreconditionFailed", err)
-	}
-	if _, err := st.GetRange(t.Context(), "r/missing", 0, 10, ""); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("GetRange of a missing key: %v, want ErrNotFound", err)
-	}
-}

@@ -12,7 +12,9 @@
 // store from newStore and writes only under its own unique key prefix, so a
 // backend may hand out views of one shared bucket; List("") is only
 // required to contain the subtest's keys, not to equal them. The largest
-// object written is 8 MiB.
+// object written is 8 MiB. The optional store.RangeReader is part of the
+// suite: a backend that has it is held to its contract, one that does not
+// must give Get bodies that seek (RangeRead).
 package storetest
 
 import (
@@ -65,6 +67,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, caps Capabilitie
 		{"Attributes", s.testAttributes},
 		{"LargeStreamed", s.testLargeStreamed},
 		{"BeforeCommit", s.testBeforeCommit},
+		{"RangeRead", s.testRangeRead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
