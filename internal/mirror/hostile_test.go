@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"bytes"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -28,32 +27,12 @@ import (
 // Hostile sources, as small servers: each test reproduces an attack on
 // `publish mirror` and checks that it is refused.
 
-// serveFiles serves a tree's files by path (GET only).
-func serveFiles(files map[string][]byte) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		b, ok := files[strings.TrimPrefix(r.URL.Path, "/")]
-		if !ok || r.Method != http.MethodGet {
-			http.NotFound(w, r)
-			return
-		}
-		_, _ = w.Write(b)
-	}
-}
+// serveFiles serves a tree's files by path.
+func serveFiles(files map[string][]byte) http.Handler { return &sstest.Tree{Files: files} }
 
-// httpsSource serves h over HTTPS and returns a source for it that trusts
-// the test certificate.
+// httpsSource serves h over HTTPS to a source that trusts it.
 func httpsSource(t *testing.T, h http.Handler) *simplestreams.HTTPS {
-	t.Helper()
-	srv := httptest.NewTLSServer(h)
-	t.Cleanup(srv.Close)
-	src, err := simplestreams.NewHTTPS(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	src.Client.Transport.(*http.Transport).TLSClientConfig.RootCAs = pool
-	return src
+	return sstest.HTTPSSource(t, "", h)
 }
 
 // A source over https that answers "302 Location: http://…" (to a plain
@@ -66,7 +45,7 @@ func TestMirrorRefusesRedirectsLeavingHTTPS(t *testing.T) {
 	var plainHits atomic.Int32
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		plainHits.Add(1)
-		serveFiles(files.files)(w, r)
+		serveFiles(files.files).ServeHTTP(w, r)
 	}))
 	t.Cleanup(plain.Close)
 	var squashfs string
@@ -89,7 +68,7 @@ func TestMirrorRefusesRedirectsLeavingHTTPS(t *testing.T) {
 					http.Redirect(w, r, plain.URL+r.URL.Path, http.StatusFound)
 					return
 				}
-				serveFiles(files.files)(w, r)
+				serveFiles(files.files).ServeHTTP(w, r)
 			}))
 			r, s := newRegistry()
 			rep, err := Run(ctx, src, r, Options{})
@@ -132,7 +111,7 @@ func TestMirrorRefusesRedirectsLeavingHTTPS(t *testing.T) {
 				return
 			}
 			r.URL.Path = "/" + file
-			serveFiles(files.files)(w, r)
+			serveFiles(files.files).ServeHTTP(w, r)
 		}))
 		chain.Store(simplestreams.MaxRedirects)
 		r, _ := newRegistry()
