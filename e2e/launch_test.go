@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/miniotest"
 )
 
@@ -170,7 +171,7 @@ func TestLaunchEveryAppliance(t *testing.T) {
 	mustPublish(t, "new", "hello", "--appliances", newRoot, "--base", "debian/bookworm", "--port", "80/tcp", "--package", "nginx-light", "--arch", "amd64")
 	buildIn(t, newRoot, buildDir, "hello", []string{"default"})
 	mustPublish(t, "hello", "--bucket", reg, "--build-dir", buildDir, "--appliances", newRoot)
-	if tmpl, err := os.ReadFile(filepath.Join(buildDir, "hello", "amd64", appliance.MergedTemplateName)); err != nil || !strings.Contains(string(tmpl), "release: bookworm") {
+	if tmpl, err := os.ReadFile(builder.Target{Root: buildDir, Name: "hello", Arch: "amd64"}.Template()); err != nil || !strings.Contains(string(tmpl), "release: bookworm") {
 		t.Errorf("hello's merged template: %v\n%s", err, tmpl)
 	}
 	mustPublish(t, "verify", "--bucket", reg)

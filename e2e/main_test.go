@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/tooltest"
 )
@@ -270,8 +270,10 @@ func builtCopy(t *testing.T, name string, variants ...string) string {
 		return dir
 	}
 	for _, v := range variants {
-		rel := appliance.BuildDirOf("", appliance.VariantDir(name, v), osarch.Host())
-		copyInto(t, filepath.Join(sharedBuilds(), rel), filepath.Join(dir, filepath.Dir(rel)))
+		from := builder.Target{Root: sharedBuilds(), Name: name, Variant: v, Arch: osarch.Host()}
+		to := from
+		to.Root = dir
+		copyInto(t, from.Dir(), filepath.Dir(to.Dir()))
 	}
 	return dir
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 	"github.com/incus-appliance/registry/internal/miniotest"
 )
@@ -24,11 +24,12 @@ func TestPublishBuiltApplianceWithRecord(t *testing.T) {
 	os.MkdirAll(filepath.Join(apps, "web"), 0o755)
 	os.WriteFile(filepath.Join(apps, "web", "appliance.yaml"), []byte("name: web\ndescription: web server\nversion: 1.0.0\narchitectures: [amd64]\nbase: debian/bookworm\nhealthcheck:\n  command: [\"true\"]\n"), 0o644)
 	os.WriteFile(filepath.Join(apps, "web", "image.yaml"), []byte("packages: [nginx-light]\n"), 0o644)
-	dir, meta, root := appliance.Paths(builds, "web", "amd64")
+	built := builder.Target{Root: builds, Name: "web", Arch: "amd64"}
+	dir, meta, root := built.Dir(), built.Metadata(), built.Rootfs()
 	os.MkdirAll(dir, 0o755)
 	build := func(created time.Time) { // what `publish build` leaves
 		imagetest.WriteMetadata(t, dir, imagetest.DefaultSpec("web", created))
-		if err := appliance.RecordDigests(context.Background(), dir); err != nil {
+		if err := builder.RecordDigests(context.Background(), dir); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
 )
 
 // requireRelease gates the release tests on a real daemon:
@@ -257,7 +258,8 @@ func TestReleaseAllThroughIncusDaemon(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, meta, rootfs := appliance.Paths(build, "redis", "amd64")
+		redis := builder.Target{Root: build, Name: "redis", Arch: "amd64"}
+		meta, rootfs := redis.Metadata(), redis.Rootfs()
 		incus := newClient(t, "incus", "")
 		incus.run(t, "image", "import", meta, rootfs, "--alias", "redis")
 		incus.run(t, "profile", "create", "redis")

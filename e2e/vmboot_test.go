@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/vmdisk"
 )
 
@@ -56,8 +57,8 @@ func TestVMBootsAndServes(t *testing.T) {
 	// The disk is built beside a copy of the shared container build.
 	buildDir, reg := builtCopy(t, "nginx", "default"), filepath.Join(t.TempDir(), "registry")
 	buildIn(t, root, buildDir, "nginx", []string{"default"}, "--vm")
-	disk := filepath.Join(buildDir, "nginx", "amd64", appliance.DiskName)
-	meta := filepath.Join(buildDir, "nginx", "amd64", "incus.tar.xz")
+	built := builder.Target{Root: buildDir, Name: "nginx", Arch: "amd64"}
+	disk, meta := built.Disk(), built.Metadata()
 	if err := vmdisk.CheckBootable(disk, "amd64"); err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/delta"
+	"github.com/incus-appliance/registry/internal/osarch"
 )
 
 type buildOut struct {
@@ -81,9 +83,9 @@ func main() {
 			meta: filepath.Join(work, fmt.Sprintf("%d.incus.tar.xz", n)),
 			root: filepath.Join(work, fmt.Sprintf("%d.rootfs.squashfs", n)),
 		}
-		arch := hostArch()
-		copyFile(filepath.Join(buildDir, *name, arch, "incus.tar.xz"), out.meta)
-		copyFile(filepath.Join(buildDir, *name, arch, "rootfs.squashfs"), out.root)
+		built := builder.Target{Root: buildDir, Name: *name, Arch: osarch.Host()}
+		copyFile(built.Metadata(), out.meta)
+		copyFile(built.Rootfs(), out.root)
 		out.fingerprint, out.size = fingerprint(out.meta, out.root)
 		var res []struct {
 			Changed bool `json:"changed"`
@@ -159,12 +161,6 @@ func main() {
 	if failed {
 		os.Exit(1)
 	}
-}
-
-func hostArch() string {
-	out, err := exec.Command("dpkg", "--print-architecture").Output()
-	check(err)
-	return strings.TrimSpace(string(out))
 }
 
 func run(bin string, args ...string) string {

@@ -35,7 +35,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/miniotest"
 )
 
@@ -77,7 +77,8 @@ func run() bool {
 	// file and as a built appliance's output.
 	fileDir := filepath.Join(dir, "file")
 	apps, builds := filepath.Join(dir, "appliances"), filepath.Join(dir, "build")
-	builtDir, builtMeta, builtRoot := appliance.Paths(builds, "benchbuilt", "amd64")
+	bt := builder.Target{Root: builds, Name: "benchbuilt", Arch: "amd64"}
+	builtDir, builtMeta, builtRoot := bt.Dir(), bt.Metadata(), bt.Rootfs()
 	check(os.MkdirAll(fileDir, 0o755))
 	check(os.MkdirAll(builtDir, 0o755))
 	root := filepath.Join(fileDir, "rootfs.squashfs")
@@ -116,7 +117,7 @@ func run() bool {
 		// one recorded as `publish build` records it (not timed: the
 		// build's work).
 		check(writeMetadata(builtMeta, time.Date(2026, 1, 2, 0, 0, run, 0, time.UTC)))
-		check(appliance.RecordDigests(ctx, builtDir))
+		check(builder.RecordDigests(ctx, builtDir))
 		meta := filepath.Join(fileDir, fmt.Sprintf("meta%d.tar.xz", run))
 		check(writeMetadata(meta, time.Date(2026, 1, 1, 0, 0, run, 0, time.UTC)))
 

@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 
-	"github.com/incus-appliance/registry/internal/osarch"
-
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
+	"github.com/incus-appliance/registry/internal/osarch"
 )
 
 type buildCmd struct {
@@ -35,59 +36,37 @@ type buildResult struct {
 }
 
 func (c *buildCmd) Run(ctx context.Context, g *Globals, out *output) error {
-	arches, err := c.arches()
+	apps, arches, err := selected(g, c.Names, c.Arch)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	var apps []*appliance.Appliance
-	for _, name := range c.Names {
-		a, err := appliance.Load(g.Appliances, name)
-		if err != nil {
-			return err
-		}
+	type job struct {
+		a       *appliance.Appliance
+		targets []builder.Target
+	}
+	var jobs []job
+	for _, a := range apps {
 		if c.VM && !a.HasVM() {
 			return usageError{fmt.Errorf("build %s --vm: %s does not declare the vm type: add vm to types in %s (types: [container, vm])", a.Name, a.Name, filepath.Join(a.Dir, appliance.FileName))}
 		}
-		apps = append(apps, a)
-	}
-	var results []buildResult
-	for _, a := range apps {
 		variants, err := c.variants(a)
 		if err != nil {
 			return err
 		}
-		for _, variant := range variants {
-			for _, arch := range arches {
-				if !contains(a.Arches(), arch) {
-					out.warn("%s does not list %s in its architectures: skipped", a.Name, arch)
-					continue
-				}
-				what := a.Name + "/" + arch
-				if variant != appliance.VariantDefault {
-					what = a.Name + "/" + variant + "/" + arch
-				}
-				res, err := appliance.Build(ctx, a, appliance.BuildOptions{
-					OutDir: g.BuildDir, Arch: arch, Compression: c.Compression, Force: c.Force, CacheDir: c.CacheDir, Variant: variant,
-					Progress: func(step string) { out.note("build %s: %s", what, step) },
-				})
-				if err != nil {
-					return err
-				}
-				if res.Skipped {
-					out.note("build %s: up to date (inputs unchanged; --force rebuilds)", what)
-				}
-				if c.VM {
-					vm, err := appliance.BuildVM(ctx, a, appliance.BuildOptions{
-						OutDir: g.BuildDir, Arch: arch, Force: c.Force, CacheDir: c.CacheDir, Variant: variant,
-						Progress: func(step string) { out.note("build %s (vm): %s", what, step) },
-					})
-					if err != nil {
-						return err
-					}
-					res.Disk = vm.Disk
-				}
-				results = append(results, buildResult{Name: a.Name, Variant: variant, Arch: arch, Skipped: res.Skipped, Metadata: res.Metadata, Rootfs: res.Rootfs, Disk: res.Disk, Log: filepath.Join(res.Dir, "build.log")})
+		targets, unlisted := builder.Targets(g.BuildDir, a, variants, arches)
+		for _, arch := range unlisted {
+			out.warn("%s does not list %s in its architectures: skipped", a.Name, arch)
+		}
+		jobs = append(jobs, job{a, targets})
+	}
+	var results []buildResult
+	for _, j := range jobs {
+		for _, t := range j.targets {
+			res, err := c.build(ctx, j.a, t, out)
+			if err != nil {
+				return err
 			}
+			results = append(results, buildResult{Name: t.Name, Variant: t.Variant, Arch: t.Arch, Skipped: res.Skipped, Metadata: res.Metadata, Rootfs: res.Rootfs, Disk: res.Disk, Log: res.Log})
 		}
 	}
 	return out.result(results, func(w io.Writer) {
@@ -101,28 +80,45 @@ func (c *buildCmd) Run(ctx context.Context, g *Globals, out *output) error {
 	})
 }
 
+// build builds target t of a: its container image, and with --vm its disk.
+func (c *buildCmd) build(ctx context.Context, a *appliance.Appliance, t builder.Target, out *output) (*builder.Result, error) {
+	opts := builder.Options{
+		Compression: c.Compression, Force: c.Force, CacheDir: c.CacheDir,
+		Progress: func(step string) { out.note("build %s: %s", t.Label(), step) },
+	}
+	res, err := builder.Container(ctx, a, t, opts)
+	if err != nil {
+		return nil, err
+	}
+	if res.Skipped {
+		out.note("build %s: up to date (inputs unchanged; --force rebuilds)", t.Label())
+	}
+	if c.VM {
+		opts.Progress = func(step string) { out.note("build %s (vm): %s", t.Label(), step) }
+		vm, err := builder.VM(ctx, a, t, opts)
+		if err != nil {
+			return nil, err
+		}
+		res.Disk = vm.Disk
+	}
+	return res, nil
+}
+
 // variants are the variants to build of a: --variant, or all it lists.
 func (c *buildCmd) variants(a *appliance.Appliance) ([]string, error) {
-	var in []string
-	for _, v := range c.Variant {
-		in = append(in, strings.Split(v, ",")...)
-	}
-	if len(in) == 0 {
-		return a.VariantList(), nil
-	}
+	in := splitList(c.Variant)
 	for _, v := range in {
-		if !contains(a.VariantList(), v) {
+		if !slices.Contains(a.VariantList(), v) {
 			return nil, usageError{fmt.Errorf("--variant %s: %s lists only %v in appliance.yaml variants", v, a.Name, a.VariantList())}
 		}
 	}
 	return in, nil
 }
 
-func (c *buildCmd) arches() ([]string, error) {
-	var in []string
-	for _, a := range c.Arch {
-		in = append(in, strings.Split(a, ",")...)
-	}
+// parseArches reads --arch (comma-separated, repeatable; default: this
+// machine's) into canonical names, each once.
+func parseArches(list []string) ([]string, error) {
+	in := splitList(list)
 	if len(in) == 0 {
 		in = []string{osarch.Host()}
 	}
@@ -132,18 +128,41 @@ func (c *buildCmd) arches() ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--arch: %w", err)
 		}
-		if !contains(out, n) {
+		if !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}
 	return out, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// splitList reads a repeatable, comma-separated flag.
+func splitList(list []string) []string {
+	var out []string
+	for _, s := range list {
+		out = append(out, strings.Split(s, ",")...)
+	}
+	return out
+}
+
+// selected loads the named appliances (every one in --appliances when
+// none is named) and reads --arch (see parseArches).
+func selected(g *Globals, names, archFlags []string) ([]*appliance.Appliance, []string, error) {
+	arches, err := parseArches(archFlags)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	if len(names) == 0 {
+		if names, err = appliance.Names(g.Appliances); err != nil {
+			return nil, nil, err
 		}
 	}
-	return false
+	var apps []*appliance.Appliance
+	for _, n := range names {
+		a, err := appliance.Load(g.Appliances, n)
+		if err != nil {
+			return nil, nil, err
+		}
+		apps = append(apps, a)
+	}
+	return apps, arches, nil
 }

@@ -51,6 +51,12 @@ func (o *output) warn(format string, args ...any) {
 	}
 }
 
+// loud prints a warning that --quiet does not silence: what an operator
+// must not miss (an untested release).
+func (o *output) loud(line string) {
+	fmt.Fprintf(o.stderr, "publish: WARNING: %s\n", line)
+}
+
 // note prints a progress line on stderr (unless --quiet): what a long
 // command is doing.
 func (o *output) note(format string, args ...any) {

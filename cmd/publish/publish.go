@@ -2,17 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 
-	"github.com/incus-appliance/registry/internal/osarch"
-
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/registry"
+	"github.com/incus-appliance/registry/internal/release"
 )
 
 type publishCmd struct {
@@ -25,10 +24,6 @@ type publishCmd struct {
 	Requirement map[string]string `placeholder:"KEY=VALUE" help:"Image requirement for Incus (repeatable), e.g. secureboot=false."`
 	DryRun      bool              `short:"n" help:"Check everything and show what would be uploaded; change nothing."`
 	NoDelta     bool              `help:"Publish no delta from the previous version (by default a new squashfs version gets one, made with xdelta3, that Incus hosts refresh with)."`
-
-	// variant, when set, limits a built appliance's requests to that
-	// variant (release publishes each variant it gated).
-	variant string `kong:"-"`
 }
 
 func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
@@ -60,9 +55,14 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	}
 	defer reg.Close()
 
-	results, changed, err := publishRequests(ctx, reg.Registry, c.Name, reqs, c.DryRun, c.NoDelta, out, log)
+	results, changed, err := release.Publish(ctx, reg.Registry, c.Name, reqs, release.PublishOptions{
+		DryRun: c.DryRun, NoDelta: c.NoDelta, Upload: out.progressFunc("uploading"), Warn: func(s string) { out.warn("%s", s) },
+	})
 	if err != nil {
 		return err
+	}
+	for _, res := range results {
+		log.Info("published", "product", res.Product, "version", res.Version, "retries", res.Retries)
 	}
 	var v any = results
 	if !fromFolder {
@@ -77,36 +77,13 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	})
 }
 
-// publishRequests publishes (or with dryRun, checks) what requests
-// returned: the step `publish NAME` and `publish release` share. changed
-// is true when the catalog changed.
-func publishRequests(ctx context.Context, reg *registry.Registry, name string, reqs []registry.PublishRequest, dryRun, noDelta bool, out *output, log *slog.Logger) (results []*registry.PublishResult, changed bool, err error) {
-	for _, req := range reqs {
-		req.DryRun, req.NoDelta, req.Progress = dryRun, noDelta, out.progressFunc("uploading")
-		res, err := reg.Publish(ctx, req)
-		if errors.Is(err, registry.ErrUnconditionalStore) {
-			return nil, false, fmt.Errorf("publish %s: %w; use a store that supports them (AWS S3, MinIO, Cloudflare R2) or pass --allow-unconditional-store if only one publisher ever writes", name, err)
-		}
-		if err != nil {
-			return nil, false, fmt.Errorf("publish %s: %w", name, err)
-		}
-		if res.Reinspected != "" {
-			out.warn("%s; the files were inspected again and what they hold was published", res.Reinspected)
-		}
-		log.Info("published", "product", res.Product, "version", res.Version, "retries", res.Retries)
-		results = append(results, res)
-		changed = changed || res.Changed && !res.DryRun
-	}
-	return results, changed, nil
-}
-
 // requests inspects what to publish: the two files given, or every built
 // architecture of appliance NAME (appliances/NAME, built into --build-dir).
 func (c *publishCmd) requests(ctx context.Context, g *Globals, out *output, log *slog.Logger) ([]registry.PublishRequest, error) {
-	opts := appliance.FileOptions{Aliases: c.Alias, Requirements: c.Requirement, Arch: c.Arch, Progress: out.progressFunc("hashing"), VMDisk: c.Disk}
+	opts := builder.FileOptions{Aliases: c.Alias, Requirements: c.Requirement, Arch: c.Arch, Progress: out.progressFunc("hashing"), VMDisk: c.Disk}
 	if c.Metadata != "" {
 		log.Info("inspecting", "metadata", c.Metadata, "rootfs", c.Rootfs)
-		req, err := appliance.FileRequest(ctx, c.Name, c.Metadata, c.Rootfs, opts)
+		req, err := builder.FileRequest(ctx, c.Name, c.Metadata, c.Rootfs, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -117,23 +94,27 @@ func (c *publishCmd) requests(ctx context.Context, g *Globals, out *output, log 
 	if err != nil {
 		return nil, err
 	}
+	var arches []string
 	if c.Arch != "" {
-		arch, err := osarch.Normalize(c.Arch)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("--arch: %w", err)}
+		if arches, err = parseArches([]string{c.Arch}); err != nil {
+			return nil, usageError{err}
 		}
-		a.Architectures = []string{arch}
 	}
-	if c.variant != "" {
-		a.Variants = []string{c.variant}
+	targets, unlisted := builder.Targets(g.BuildDir, a, nil, arches)
+	if len(unlisted) > 0 {
+		return nil, usageError{fmt.Errorf("publish %s --arch %s: %s does not list it in its architectures (%s)", c.Name, c.Arch, c.Name, appliance.FileName)}
 	}
 	opts.Arch = ""
-	reqs, missing, err := appliance.PublishRequests(ctx, a, g.BuildDir, opts)
+	reqs, missing, err := builder.Requests(ctx, a, targets, opts)
 	if err != nil {
 		return nil, err
 	}
 	if len(missing) > 0 {
-		out.warn("%s is not built for %s: publishing the rest (run `publish build %s`)", c.Name, strings.Join(missing, ","), c.Name)
+		var labels []string
+		for _, t := range missing {
+			labels = append(labels, t.Label())
+		}
+		out.warn("%s not built: publishing the rest (run `publish build %s`)", strings.Join(labels, ", "), c.Name)
 	}
 	return reqs, nil
 }

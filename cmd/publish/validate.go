@@ -8,6 +8,7 @@ import (
 	"os/exec"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/builder"
 )
 
 type validateCmd struct {
@@ -42,7 +43,7 @@ func (c *validateCmd) Run(ctx context.Context, g *Globals, out *output) error {
 			r.Problems = append(r.Problems, splitJoined(err)...)
 		} else if dbErr == nil {
 			// The merged template, as distrobuilder reads it.
-			if err := a.ValidateTemplate(ctx, db); err != nil {
+			if err := builder.ValidateTemplate(ctx, a, db); err != nil {
 				r.Problems = append(r.Problems, err.Error())
 			}
 		}

@@ -1,9 +1,11 @@
-// Package appliance reads the appliance folders of a repository —
-// appliances/NAME/appliance.yaml (what the appliance is), image.yaml (its
-// own packages, files and actions, merged into the base template named by
-// base:, see base.go), files/ (what the template injects) and
-// profiles/*.yaml (Incus profiles shipped with it) — checks them, and
-// builds them with distrobuilder.
+// Package appliance is the appliance definition: it reads the appliance
+// folders of a repository — appliances/NAME/appliance.yaml (what the
+// appliance is), image.yaml (its own packages, files and actions, merged
+// into the base template named by base:, see base.go), files/ (what the
+// template injects) and profiles/*.yaml (Incus profiles shipped with it)
+// — checks them, gives each variant's distrobuilder template and the
+// catalog metadata, and writes new ones (New). It neither builds
+// (internal/builder) nor publishes.
 package appliance
 
 import (
@@ -54,7 +56,7 @@ type Appliance struct {
 	// mount a custom volume on each, so that state survives a rebuild.
 	Volumes []string `yaml:"volumes"`
 	// Requirements are Incus image requirements (requirements.KEY), e.g.
-	// nesting: "true"; only the keys Incus knows (RequirementValues).
+	// nesting: "true"; only the keys Incus knows (requirementValues).
 	Requirements map[string]string `yaml:"requirements"`
 	// Tags are search words shown by publish list.
 	Tags []string `yaml:"tags"`

@@ -1,54 +1,24 @@
 package appliance
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/incus-appliance/registry/internal/appliance/appliancetest"
 )
 
-const validYAML = `name: web
-description: A web server
-version: 1.2.3
-aliases: [www]
-architectures: [amd64, arm64]
-base: debian/bookworm
-profiles: [web]
-ports: [80/tcp, 53/udp]
-service: {unit: nginx.service, user: www-data}
-custom:
-  homepage: https://example.org
-healthcheck:
-  http: {port: 80, path: /, status: 200}
-`
+// validYAML is an appliance.yaml with every field set, in the folder
+// writeAppliance makes.
+const validYAML = appliancetest.ValidYAML
 
-// writeAppliance makes root/web with the given appliance.yaml, a profile
-// and a template.
-func writeAppliance(t *testing.T, yml string) string {
-	t.Helper()
-	root := t.TempDir()
-	dir := filepath.Join(root, "web")
-	os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
-	os.WriteFile(filepath.Join(dir, FileName), []byte(yml), 0o644)
-	os.WriteFile(filepath.Join(dir, "profiles", "web.yaml"), []byte("description: x\nconfig: {}\ndevices: {}\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, TemplateName), []byte("packages: [nginx-light]\n"), 0o644)
-	os.MkdirAll(filepath.Join(root, BasesDir), 0o755)
-	base, err := os.ReadFile("../../appliances/_bases/debian-bookworm.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(root, BasesDir, "debian-bookworm.yaml"), base, 0o644)
-	return root
-}
+func writeAppliance(t *testing.T, yml string) string { return appliancetest.Write(t, yml) }
 
 func TestLoadValid(t *testing.T) {
 	a, err := Load(writeAppliance(t, validYAML), "web")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Version != "1.2.3" || strings.Join(a.Arches(), ",") != "amd64,arm64" || a.Health.HTTP.Port != 80 || a.CatalogCustom()["ports"] != "80/tcp,53/udp" ||
+	if a.Version != "1.2.3" || strings.Join(a.Arches(), ",") != "amd64,arm64" || a.Health.HTTP.Port != 80 || a.catalogCustom()["ports"] != "80/tcp,53/udp" ||
 		a.Service.User != "www-data" || len(a.PortList()) != 2 || a.PortList()[1] != (Port{53, "udp"}) {
 		t.Errorf("loaded %+v", a)
 	}
@@ -107,33 +77,4 @@ func TestLoadReportsEveryBadField(t *testing.T) {
 			t.Errorf("error = %v", err)
 		}
 	})
-}
-
-// Every appliance in the repository is valid; with distrobuilder
-// installed, its template validates too.
-func TestRepositoryAppliances(t *testing.T) {
-	root := filepath.Join("..", "..", "appliances")
-	names, err := Names(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(names) < 3 {
-		t.Fatalf("only %d appliances in %s, want at least 3", len(names), root)
-	}
-	db, dbErr := exec.LookPath("distrobuilder")
-	for _, name := range names {
-		a, err := Load(root, name)
-		if err != nil {
-			t.Errorf("%s: %v", name, err)
-			continue
-		}
-		if dbErr == nil {
-			if err := a.ValidateTemplate(context.Background(), db); err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
-		}
-	}
-	if dbErr != nil {
-		t.Log("distrobuilder not installed: templates checked by appliance.yaml rules only")
-	}
 }

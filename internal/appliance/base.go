@@ -2,10 +2,8 @@ package appliance
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -24,11 +22,15 @@ import (
 // BasesDir is the folder of bases inside the appliances folder.
 const BasesDir = "_bases"
 
+// TemplateName is the appliance's own part of the distrobuilder template
+// (its overlay on the base).
+const TemplateName = "image.yaml"
+
 // overlayKeys are the top-level keys an appliance's image.yaml may have.
 var overlayKeys = []string{"packages", "files", "actions"}
 
-// Overlay is an appliance's image.yaml.
-type Overlay struct {
+// overlay is an appliance's image.yaml.
+type overlay struct {
 	// Packages are Debian packages installed on top of the base's
 	// (without recommends).
 	Packages []string `yaml:"packages"`
@@ -43,9 +45,9 @@ func (a *Appliance) BasePath() string {
 	return filepath.Join(filepath.Dir(a.Dir), BasesDir, strings.ReplaceAll(a.Base, "/", "-")+".yaml")
 }
 
-// Bases lists the bases ("os/release") available in the appliances folder
+// bases lists the bases ("os/release") available in the appliances folder
 // root.
-func Bases(root string) []string {
+func bases(root string) []string {
 	files, _ := filepath.Glob(filepath.Join(root, BasesDir, "*-*.yaml"))
 	var out []string
 	for _, f := range files {
@@ -63,7 +65,7 @@ func (a *Appliance) Template() ([]byte, error) {
 	basePath, overlayPath := a.BasePath(), filepath.Join(a.Dir, TemplateName)
 	baseData, err := os.ReadFile(basePath)
 	if err != nil {
-		have := Bases(filepath.Dir(a.Dir))
+		have := bases(filepath.Dir(a.Dir))
 		return nil, fmt.Errorf("%s: base: %q has no base file %s (bases: %s)", filepath.Join(a.Dir, FileName), a.Base, basePath, strings.Join(have, ", "))
 	}
 	var base map[string]any
@@ -158,7 +160,7 @@ func asList(v any) []any {
 
 // readOverlay reads an appliance's image.yaml: only packages, files and
 // actions; what a base holds is refused with the base's name.
-func readOverlay(path, base string) (*Overlay, error) {
+func readOverlay(path, base string) (*overlay, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: missing: the appliance's packages, files and actions", path)
@@ -177,35 +179,11 @@ func readOverlay(path, base string) (*Overlay, error) {
 			return nil, fmt.Errorf("%s: %s: belongs to the base (%s); an appliance's %s has only %s", path, k, base, TemplateName, strings.Join(overlayKeys, ", "))
 		}
 	}
-	var ov Overlay
+	var ov overlay
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&ov); err != nil && err.Error() != "EOF" {
 		return nil, fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	return &ov, nil
-}
-
-// ValidateTemplate runs `distrobuilder validate` (bin) on the merged
-// template, as `publish build` would hand it over.
-func (a *Appliance) ValidateTemplate(ctx context.Context, bin string) error {
-	tmpl, err := a.Template()
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "appliance-template-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, MergedTemplateName)
-	if err := os.WriteFile(path, tmpl, 0o644); err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, bin, "validate", path)
-	cmd.Dir = a.Dir
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s merged with %s: distrobuilder validate: %s", a.BasePath(), filepath.Join(a.Dir, TemplateName), strings.Join(strings.Fields(string(msg)), " "))
-	}
-	return nil
 }

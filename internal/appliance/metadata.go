@@ -8,9 +8,9 @@ import (
 	"strings"
 )
 
-// RequirementValues are the image requirements Incus knows (image
+// requirementValues are the image requirements Incus knows (image
 // property requirements.KEY) and the values each takes.
-var RequirementValues = map[string][]string{
+var requirementValues = map[string][]string{
 	"secureboot":  {"true", "false"},
 	"privileged":  {"true", "false"},
 	"nesting":     {"true", "false"},
@@ -41,7 +41,7 @@ func (a *Appliance) checkMetadata(bad func(field, format string, args ...any)) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		allowed, ok := RequirementValues[k]
+		allowed, ok := requirementValues[k]
 		if !ok {
 			bad("requirements", "unknown key %q: Incus knows %s", k, strings.Join(requirementKeys(), ", "))
 		} else if !slices.Contains(allowed, a.Requirements[k]) {
@@ -68,8 +68,8 @@ func (a *Appliance) checkMetadata(bad func(field, format string, args ...any)) {
 }
 
 func requirementKeys() []string {
-	keys := make([]string, 0, len(RequirementValues))
-	for k := range RequirementValues {
+	keys := make([]string, 0, len(requirementValues))
+	for k := range requirementValues {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
@@ -77,12 +77,12 @@ func requirementKeys() []string {
 }
 
 // CatalogMetadata is the product custom metadata carried into the
-// catalog: custom, ports (CatalogCustom), and the volumes, tags and
+// catalog: custom, ports (catalogCustom), and the volumes, tags and
 // service as comma-joined strings (SimpleStreams custom values are
 // strings).
 func (a *Appliance) CatalogMetadata() map[string]string {
 	out := map[string]string{}
-	for k, v := range a.CatalogCustom() {
+	for k, v := range a.catalogCustom() {
 		out[k] = v
 	}
 	if len(a.Volumes) > 0 {

@@ -16,8 +16,8 @@ type Port struct {
 
 func (p Port) String() string { return fmt.Sprintf("%d/%s", p.Number, p.Proto) }
 
-// ParsePort reads "NUMBER/PROTO" (PROTO tcp or udp).
-func ParsePort(s string) (Port, error) {
+// parsePort reads "NUMBER/PROTO" (PROTO tcp or udp).
+func parsePort(s string) (Port, error) {
 	num, proto, ok := strings.Cut(s, "/")
 	n, err := strconv.Atoi(num)
 	if !ok || err != nil || n < 1 || n > 65535 || num != strconv.Itoa(n) {
@@ -45,7 +45,7 @@ var (
 func (a *Appliance) PortList() []Port {
 	var out []Port
 	for _, s := range a.Ports {
-		if p, err := ParsePort(s); err == nil {
+		if p, err := parsePort(s); err == nil {
 			out = append(out, p)
 		}
 	}
@@ -56,7 +56,7 @@ func (a *Appliance) PortList() []Port {
 func (a *Appliance) checkRuntime(bad func(field, format string, args ...any)) {
 	seen := map[Port]bool{}
 	for _, s := range a.Ports {
-		p, err := ParsePort(s)
+		p, err := parsePort(s)
 		if err != nil {
 			bad("ports", "%v", err)
 			continue
@@ -85,10 +85,10 @@ func (a *Appliance) checkRuntime(bad func(field, format string, args ...any)) {
 	}
 }
 
-// CatalogCustom is the custom metadata carried into the catalog: custom,
+// catalogCustom is the custom metadata carried into the catalog: custom,
 // plus the declared ports as "ports" (the key appliances used before
 // ports became a field).
-func (a *Appliance) CatalogCustom() map[string]string {
+func (a *Appliance) catalogCustom() map[string]string {
 	if len(a.Ports) == 0 {
 		return a.Custom
 	}

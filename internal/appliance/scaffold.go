@@ -14,7 +14,7 @@ import (
 
 // NewOptions describe the appliance New writes.
 type NewOptions struct {
-	// Base is "os/release" (default DefaultBase).
+	// Base is "os/release" (default defaultBase).
 	Base string
 	// Ports the appliance listens on ("8080/tcp").
 	Ports []string
@@ -24,8 +24,8 @@ type NewOptions struct {
 	Architectures []string
 }
 
-// DefaultBase is the base of new appliances.
-const DefaultBase = "debian/trixie"
+// defaultBase is the base of new appliances.
+const defaultBase = "debian/trixie"
 
 // New writes the folder of a new appliance NAME into root: an
 // appliance.yaml, an image.yaml installing the packages, and a health
@@ -38,7 +38,7 @@ func New(root, name string, o NewOptions) (*Appliance, error) {
 		return nil, fmt.Errorf("NAME: %w", err)
 	}
 	if o.Base == "" {
-		o.Base = DefaultBase
+		o.Base = defaultBase
 	}
 	if len(o.Architectures) == 0 {
 		o.Architectures = []string{"amd64", "arm64"}
@@ -51,7 +51,7 @@ func New(root, name string, o NewOptions) (*Appliance, error) {
 	}
 	var tcp []string
 	for _, p := range o.Ports {
-		port, err := ParsePort(p)
+		port, err := parsePort(p)
 		if err != nil {
 			return nil, fmt.Errorf("--port: %w", err)
 		}

@@ -8,6 +8,29 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+const variantYAML = validYAML + "variants: [default, cloud]\ntypes: [container, vm]\n"
+
+func TestVariantsAndTypesAreChecked(t *testing.T) {
+	for yml, want := range map[string]string{
+		validYAML + "variants: [default, fancy]\n": `variants: unknown "fancy"`,
+		validYAML + "variants: [cloud, cloud]\n":   `"cloud" is listed twice`,
+		validYAML + "types: [vm]\n":                "list container too",
+		validYAML + "types: [container, lxc]\n":    `types: unknown "lxc"`,
+	} {
+		_, err := Load(writeAppliance(t, yml), "web")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err %v, want %q", yml, err, want)
+		}
+	}
+	a, err := Load(writeAppliance(t, variantYAML), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.HasVM() || strings.Join(a.VariantList(), ",") != "default,cloud" {
+		t.Errorf("variants %v, vm %v", a.VariantList(), a.HasVM())
+	}
+}
+
 // The cloud variant's template is the merged one (base + image.yaml) with
 // cloud-init's package set last and the four NoCloud seed templates.
 func TestCloudTemplateAddsCloudInit(t *testing.T) {
@@ -15,11 +38,7 @@ func TestCloudTemplateAddsCloudInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := a.Template()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cloudTemplate(data)
+	out, err := a.VariantTemplate(variantCloud)
 	if err != nil {
 		t.Fatal(err)
 	}

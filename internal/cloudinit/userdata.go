@@ -13,10 +13,12 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/incus-appliance/registry/internal/yamlnode"
 )
 
-// CloudConfigHeader starts a cloud-config document.
-const CloudConfigHeader = "#cloud-config"
+// cloudConfigHeader starts a cloud-config document.
+const cloudConfigHeader = "#cloud-config"
 
 // CheckUserData checks user-data as cloud-init reads it: a #cloud-config
 // document must be a YAML mapping; a script (#!) or a MIME multi-part
@@ -29,7 +31,7 @@ func CheckUserData(data []byte) error {
 		return errors.New("user-data is empty: start it with #cloud-config")
 	case bytes.HasPrefix(trimmed, []byte("#!")), bytes.HasPrefix(trimmed, []byte("Content-Type: multipart/")):
 		return nil
-	case !bytes.HasPrefix(trimmed, []byte(CloudConfigHeader)):
+	case !bytes.HasPrefix(trimmed, []byte(cloudConfigHeader)):
 		first, _, _ := strings.Cut(string(trimmed), "\n")
 		return fmt.Errorf("user-data starts with %q: cloud-init ignores it; start a cloud-config with #cloud-config (or a script with #!)", truncate(first, 40))
 	}
@@ -41,19 +43,9 @@ func CheckUserData(data []byte) error {
 		return nil // a header alone: nothing to do
 	}
 	if doc.Content[0].Kind != yaml.MappingNode {
-		return fmt.Errorf("user-data line %d: a cloud-config is a mapping of modules (write_files:, runcmd:, ...), not a %s", doc.Content[0].Line, kind(doc.Content[0]))
+		return fmt.Errorf("user-data line %d: a cloud-config is a mapping of modules (write_files:, runcmd:, ...), not %s", doc.Content[0].Line, yamlnode.Kind(doc.Content[0]))
 	}
 	return nil
-}
-
-func kind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.SequenceNode:
-		return "list"
-	case yaml.ScalarNode:
-		return "single value"
-	}
-	return "YAML node"
 }
 
 func truncate(s string, n int) string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/image"
+	"github.com/incus-appliance/registry/internal/image/imagetest"
 )
 
 // recorded inspects a fresh valid image and records it in its folder.
@@ -67,7 +68,7 @@ func TestResumeRefusesChangedFiles(t *testing.T) {
 	})
 	t.Run("metadata bytes", func(t *testing.T) {
 		meta, root, _, rec := recorded(t)
-		rewrite(t, meta, func(b []byte) { b[len(b)/2] ^= 1 })
+		imagetest.Rewrite(t, meta, func(b []byte) { b[len(b)/2] ^= 1 })
 		if _, _, err := image.Resume(ctx, meta, root, rec, image.Options{}); err == nil {
 			t.Fatal("a changed metadata tarball was accepted")
 		}
@@ -83,31 +84,14 @@ func TestResumeRefusesChangedFiles(t *testing.T) {
 	})
 	t.Run("root bytes, same size and mtime", func(t *testing.T) {
 		// Not noticed here (the root is not read): the store checks the
-		// recorded digests while it uploads (appliance's tests).
+		// recorded digests while it uploads (builder's tests).
 		meta, root, im, rec := recorded(t)
-		rewrite(t, root, func(b []byte) { b[len(b)-10] ^= 1 })
+		imagetest.Rewrite(t, root, func(b []byte) { b[len(b)-10] ^= 1 })
 		got, _, err := image.Resume(ctx, meta, root, rec, image.Options{})
 		if err != nil || got.Root.SHA256 != im.Root.SHA256 {
 			t.Fatalf("Resume: %v, root sha256 %s, want the recorded %s", err, got.Root.SHA256, im.Root.SHA256)
 		}
 	})
-}
-
-// rewrite changes a file's bytes in place, keeping its size and mtime.
-func rewrite(t *testing.T, path string, change func([]byte)) {
-	t.Helper()
-	old := mtime(t, path)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	change(data)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(path, old, old); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func mtime(t *testing.T, path string) time.Time {

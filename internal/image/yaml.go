@@ -6,9 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/incus-appliance/registry/internal/osarch"
-
 	"gopkg.in/yaml.v3"
+
+	"github.com/incus-appliance/registry/internal/osarch"
+	"github.com/incus-appliance/registry/internal/yamlnode"
 )
 
 // requiredHint names what incus-simplestreams requires of metadata.yaml.
@@ -34,7 +35,7 @@ func decodeMetadata(data []byte) (Metadata, error) {
 		top = resolve(doc.Content[0])
 	}
 	if top.Kind != yaml.MappingNode && !isNull(top) {
-		return Metadata{}, fmt.Errorf("must be a mapping of fields, not %s; %s", kindName(top), requiredHint)
+		return Metadata{}, fmt.Errorf("must be a mapping of fields, not %s; %s", yamlnode.Kind(top), requiredHint)
 	}
 	fields, err := mapping(top, "")
 	if err != nil {
@@ -52,7 +53,7 @@ func decodeMetadata(data []byte) (Metadata, error) {
 	}
 	if p := fields["properties"]; p != nil && !isNull(p) {
 		if p.Kind != yaml.MappingNode {
-			return Metadata{}, fmt.Errorf(`"properties" must be a mapping of names to strings, not %s; %s`, kindName(p), requiredHint)
+			return Metadata{}, fmt.Errorf(`"properties" must be a mapping of names to strings, not %s; %s`, yamlnode.Kind(p), requiredHint)
 		}
 		props, err := mapping(p, "properties.")
 		if err != nil {
@@ -123,7 +124,7 @@ func mapping(n *yaml.Node, prefix string) (map[string]*yaml.Node, error) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := resolve(n.Content[i])
 		if k.Kind != yaml.ScalarNode {
-			return nil, fmt.Errorf("line %d: keys must be plain strings, not %s; fix the key", k.Line, kindName(k))
+			return nil, fmt.Errorf("line %d: keys must be plain strings, not %s; fix the key", k.Line, yamlnode.Kind(k))
 		}
 		if _, dup := out[k.Value]; dup {
 			return nil, fmt.Errorf("line %d: field %q appears twice; keep one", k.Line, prefix+k.Value)
@@ -139,7 +140,7 @@ func scalar(n *yaml.Node, field string) (string, error) {
 		return "", nil
 	}
 	if n.Kind != yaml.ScalarNode {
-		return "", fmt.Errorf("line %d: %q must be a string, not %s; write a single value", n.Line, field, kindName(n))
+		return "", fmt.Errorf("line %d: %q must be a string, not %s; write a single value", n.Line, field, yamlnode.Kind(n))
 	}
 	return n.Value, nil
 }
@@ -152,7 +153,7 @@ func unixTime(n *yaml.Node, field string, allowZero bool) (time.Time, error) {
 	}
 	var sec int64
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&sec) != nil || sec < 0 || sec == 0 && !allowZero {
-		what := kindName(n)
+		what := yamlnode.Kind(n)
 		if n.Kind == yaml.ScalarNode {
 			what = strconv.Quote(n.Value)
 		}
@@ -175,17 +176,4 @@ func resolve(n *yaml.Node) *yaml.Node {
 
 func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// kindName names a node's kind for messages.
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		return "the scalar " + strconv.Quote(n.Value)
-	}
-	return "an alias"
 }

@@ -1,7 +1,9 @@
 // Package suitetest runs a package's whole test suite a second time, in a
 // child process of its test binary with one environment variable set: one
 // `go test` covers a second configuration (a registry of several catalog
-// files) without every test taking a parameter.
+// files) without every test taking a parameter. RequireTools is the one
+// rule for a test that needs a tool: skipped without it, failed under
+// REGISTRY_E2E=require.
 package suitetest
 
 import (

@@ -7,20 +7,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/incus-appliance/registry/internal/suitetest"
 )
 
 // requireTools skips without the disk tools, unless REGISTRY_E2E=require
 // (make test, CI), where a missing tool fails.
 func requireTools(t *testing.T) {
 	t.Helper()
-	for _, tool := range Tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("REGISTRY_E2E") == "require" {
-				t.Fatalf("%s not found: run scripts/install-deps.sh", tool)
-			}
-			t.Skipf("%s not found (scripts/install-deps.sh installs it)", tool)
-		}
-	}
+	suitetest.RequireTools(t, Tools...)
 }
 
 func writeTree(t *testing.T, files map[string]string) string {

@@ -1,4 +1,4 @@
-package appliance
+package builder
 
 import (
 	"context"
@@ -16,16 +16,13 @@ import (
 // metadata tarball (same creation date, so same version and fingerprint);
 // a changed root gets distrobuilder's fresh date, so a new version.
 func TestRebuildWithUnchangedRootKeepsTheImage(t *testing.T) {
-	a, err := Load(writeAppliance(t, validYAML), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := web(t, validYAML)
 	bin, _ := fakeDistrobuilder(t)
 	fakeDir := filepath.Dir(bin)
-	opts := BuildOptions{OutDir: t.TempDir(), Arch: "amd64", Compression: "xz", Distrobuilder: bin, Force: true}
+	target, opts := webAmd64(t.TempDir()), Options{Compression: "xz", Distrobuilder: bin, Force: true}
 	inspect := func() *image.Image {
 		t.Helper()
-		res, err := Build(context.Background(), a, opts)
+		res, err := Container(context.Background(), a, target, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,12 +56,9 @@ func TestRebuildWithUnchangedRootKeepsTheImage(t *testing.T) {
 // appended last, and a mksquashfs with the options it does not let a
 // template set.
 func TestBuildAppendsTheCleanupAction(t *testing.T) {
-	a, err := Load(writeAppliance(t, validYAML), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := web(t, validYAML)
 	bin, _ := fakeDistrobuilder(t)
-	if _, err := Build(context.Background(), a, BuildOptions{OutDir: t.TempDir(), Arch: "amd64", Distrobuilder: bin}); err != nil {
+	if _, err := Container(context.Background(), a, webAmd64(t.TempDir()), Options{Distrobuilder: bin}); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(filepath.Dir(bin), "template.yaml"))

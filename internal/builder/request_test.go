@@ -1,17 +1,17 @@
-package appliance
+package builder
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/delta/deltatest"
 	"github.com/incus-appliance/registry/internal/image"
@@ -30,12 +30,9 @@ const rootSize = 2*registry.UploadPartSize + 5<<20
 var built = time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
 
 func TestBuildRecordsDigestsBesideTheOutputs(t *testing.T) {
-	a, err := Load(writeAppliance(t, validYAML), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := web(t, validYAML)
 	bin, _ := fakeDistrobuilder(t)
-	res, err := Build(context.Background(), a, BuildOptions{OutDir: t.TempDir(), Arch: "amd64", Compression: "gzip-1", Distrobuilder: bin})
+	res, err := Container(context.Background(), a, webAmd64(t.TempDir()), Options{Compression: "gzip-1", Distrobuilder: bin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,28 +57,25 @@ func TestBuildRecordsDigestsBesideTheOutputs(t *testing.T) {
 	}
 }
 
-// builtAppliance lays out appliance web as Build leaves it: the amd64
-// outputs (a rootSize root) with their digest record, written by the
-// function Build uses.
-func builtAppliance(t *testing.T) (a *Appliance, out string) {
+// builtAppliance lays out appliance web as Container leaves it: the
+// amd64 outputs (a rootSize root) with their digest record, written by
+// the function Container uses.
+func builtAppliance(t *testing.T) (*appliance.Appliance, Target) {
 	return builtApplianceOf(t, rootSize)
 }
 
-func builtApplianceOf(t *testing.T, size int) (a *Appliance, out string) {
+func builtApplianceOf(t *testing.T, size int) (*appliance.Appliance, Target) {
 	t.Helper()
-	a, err := Load(writeAppliance(t, validYAML), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out = t.TempDir()
-	dir, _, _ := Paths(out, "web", "amd64")
+	a := web(t, validYAML)
+	target := webAmd64(t.TempDir())
+	dir := target.Dir()
 	os.MkdirAll(dir, 0o755)
 	imagetest.WriteMetadata(t, dir, imagetest.DefaultSpec("web", built))
 	imagetest.WriteSquashfs(t, dir, size, 7)
 	if err := RecordDigests(context.Background(), dir); err != nil {
 		t.Fatal(err)
 	}
-	return a, out
+	return a, target
 }
 
 // stores returns the three backends, the S3 one on a MinIO started for
@@ -139,11 +133,11 @@ func TestPublishBuiltReadsEachByteOnce(t *testing.T) {
 	for name, newStore := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
-			a, out := builtAppliance(t)
+			a, target := builtAppliance(t)
 			reg := &registry.Registry{Store: newStore(t)}
 
 			before := bytesRead(t)
-			reqs, _, err := PublishRequests(ctx, a, out, FileOptions{})
+			reqs, _, err := Requests(ctx, a, []Target{target}, FileOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,15 +168,15 @@ func TestPublishBuiltWithStaleRecordFallsBack(t *testing.T) {
 	for name, newStore := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
-			a, out := builtAppliance(t)
+			a, target := builtAppliance(t)
 			st := newStore(t)
 			reg := &registry.Registry{Store: st}
 			publishOther(t, reg)
 			catalogBefore := readObject(t, st, catalog.ImagesPath)
 
-			_, _, root := Paths(out, "web", "amd64")
-			rewrite(t, root, func(b []byte) { b[rootSize/2] ^= 0xff })
-			reqs, _, err := PublishRequests(ctx, a, out, FileOptions{})
+			root := target.Rootfs()
+			imagetest.Rewrite(t, root, func(b []byte) { b[rootSize/2] ^= 0xff })
+			reqs, _, err := Requests(ctx, a, []Target{target}, FileOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +206,7 @@ func TestPublishBuiltWithStaleRecordFallsBack(t *testing.T) {
 			if calls != 1 || !strings.Contains(res.Reinspected, root) || !strings.Contains(res.Reinspected, "changed") {
 				t.Errorf("fallback ran %d times, reason %q; want once, naming %s", calls, res.Reinspected, root)
 			}
-			im, err := image.Inspect(ctx, filepath.Join(filepath.Dir(root), "incus.tar.xz"), root, image.Options{})
+			im, err := image.Inspect(ctx, target.Metadata(), root, image.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,26 +254,6 @@ func readObject(t *testing.T, st store.Store, key string) []byte {
 	return buf.Bytes()
 }
 
-// rewrite changes a file's bytes in place, keeping its size and mtime.
-func rewrite(t *testing.T, path string, change func([]byte)) {
-	t.Helper()
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	change(data)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(path, st.ModTime(), st.ModTime()); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A new version of the product gets a delta, made from the root before the
 // upload: a root changed behind its record is caught there (the delta does
 // not reproduce the recorded digest), with the catalog untouched, and the
@@ -287,10 +261,10 @@ func rewrite(t *testing.T, path string, change func([]byte)) {
 func TestPublishBuiltNewVersionWithStaleRecordFallsBack(t *testing.T) {
 	deltatest.Require(t)
 	ctx := t.Context()
-	a, out := builtApplianceOf(t, 1<<20)
+	a, target := builtApplianceOf(t, 1<<20)
 	st := memstore.New()
 	reg := &registry.Registry{Store: st}
-	reqs, _, err := PublishRequests(ctx, a, out, FileOptions{})
+	reqs, _, err := Requests(ctx, a, []Target{target}, FileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,16 +273,16 @@ func TestPublishBuiltNewVersionWithStaleRecordFallsBack(t *testing.T) {
 	}
 
 	// The next build, recorded; then the root changes behind the record.
-	dir, meta, root := Paths(out, "web", "amd64")
+	dir, meta, root := target.Dir(), target.Metadata(), target.Rootfs()
 	imagetest.WriteMetadata(t, dir, imagetest.DefaultSpec("web", built.Add(time.Hour)))
-	rewrite(t, root, func(b []byte) { b[100] ^= 0xff })
+	imagetest.Rewrite(t, root, func(b []byte) { b[100] ^= 0xff })
 	if err := RecordDigests(ctx, dir); err != nil {
 		t.Fatal(err)
 	}
-	rewrite(t, root, func(b []byte) { b[200] ^= 0xff })
+	imagetest.Rewrite(t, root, func(b []byte) { b[200] ^= 0xff })
 	catalogBefore := readObject(t, st, catalog.ImagesPath)
 
-	reqs, _, err = PublishRequests(ctx, a, out, FileOptions{})
+	reqs, _, err = Requests(ctx, a, []Target{target}, FileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,11 @@
-package appliance
+package builder
 
 import (
 	"context"
 	"fmt"
 	"strings"
 
+	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/debian"
 )
 
@@ -20,7 +21,7 @@ type Staleness struct {
 	// Rebuild is true when a new build is due.
 	Rebuild bool `json:"rebuild"`
 	// Force is true when the inputs did not change but a rebuild is due
-	// anyway (package updates): Build must be forced.
+	// anyway (package updates): Container must be forced.
 	Force bool `json:"force"`
 	// Reasons say why, one line each ("never built", "inputs changed",
 	// "3 package updates: ...").
@@ -29,44 +30,43 @@ type Staleness struct {
 	Upgrades []debian.Upgrade `json:"upgrades,omitempty"`
 }
 
-// CheckStale compares the build (of opts.Variant) in opts.OutDir with the
-// appliance's current inputs and, when archive is not nil, the packages
-// the build recorded with the newest versions in the archive the image
-// uses — without building anything.
-func CheckStale(ctx context.Context, a *Appliance, opts BuildOptions, archive Archive) (*Staleness, error) {
-	name := VariantDir(a.Name, opts.Variant)
-	dir, _, _ := Paths(opts.OutDir, name, opts.Arch)
+// CheckStale compares the build of t with the appliance's current inputs
+// (built with opts) and, when archive is not nil, the packages the build
+// recorded with the newest versions in the archive the image uses —
+// without building anything.
+func CheckStale(ctx context.Context, a *appliance.Appliance, t Target, opts Options, archive Archive) (*Staleness, error) {
 	st := &Staleness{}
-	if _, _, err := Built(opts.OutDir, name, opts.Arch); err != nil {
+	if t.built() != nil {
 		st.Rebuild, st.Reasons = true, []string{"never built"}
 		return st, nil
 	}
-	in, err := inputs(ctx, a, opts)
+	in, err := inputs(ctx, a, t, opts)
 	if err != nil {
 		return nil, err
 	}
-	if !upToDate(dir, in) {
+	dir := t.Dir()
+	if !upToDate(t, in.hash) {
 		st.Rebuild, st.Reasons = true, []string{"inputs changed (appliance folder, distrobuilder version or compression)"}
 		return st, nil
 	}
 	if archive == nil {
 		return st, nil
 	}
-	installed, err := InstalledPackages(dir)
+	installed, err := installedPackages(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s/%s: %w", a.Name, opts.Arch, err)
+		return nil, fmt.Errorf("%s: %w", t.Label(), err)
 	}
 	if installed == nil {
 		st.Rebuild, st.Force, st.Reasons = true, true, []string{"the last build recorded no package list"}
 		return st, nil
 	}
-	sources, err := AptSources(dir)
+	sources, err := aptSources(dir)
 	if err != nil {
 		return nil, err
 	}
-	newest, err := archive.Newest(ctx, sources, opts.Arch)
+	newest, err := archive.Newest(ctx, sources, t.Arch)
 	if err != nil {
-		return nil, fmt.Errorf("%s/%s: checking package updates: %w", a.Name, opts.Arch, err)
+		return nil, fmt.Errorf("%s: checking package updates: %w", t.Label(), err)
 	}
 	st.Upgrades = debian.Upgrades(installed, newest)
 	if len(st.Upgrades) > 0 {

@@ -1,25 +1,35 @@
-package appliance
+package builder
+
+// What a build reads out of its root (unsquashfs): the clean check, the
+// installed packages and APT sources, the SBOM.
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/debian"
+	"github.com/incus-appliance/registry/internal/sbom"
 )
 
-// CheckClean checks a built root (a squashfs) holds nothing that belongs
+// checkClean checks a built root (a squashfs) holds nothing that belongs
 // to the build rather than to an instance: /etc/machine-id is empty (each
 // instance makes its own) and dbus's id is not baked in; no SSH host keys
-// or TLS private keys,
-// no shell history, no non-empty log files, no APT lists or downloaded
-// packages; no account with a password (a default password) or an empty
-// one. It returns every problem found, one per line.
-func CheckClean(ctx context.Context, squashfs string) error {
+// or TLS private keys, no shell history, no non-empty log files, no APT
+// lists or downloaded packages; no account with a password (a default
+// password) or an empty one. It returns every problem found, one per
+// line.
+func checkClean(ctx context.Context, squashfs string) error {
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, "unsquashfs", "-lls", "-d", "", squashfs)
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -112,4 +122,78 @@ func parseLLS(line string) (fileInfo, bool) {
 		p = "/" + p
 	}
 	return fileInfo{path: p, regular: f[0][0] == '-', size: size}, true
+}
+
+// recordPackages reads the installed package list (`dpkg-query -W`
+// format) and the APT sources out of the built root (unsquashfs -cat)
+// into dir, for later update checks.
+func recordPackages(ctx context.Context, dir string) error {
+	root := filepath.Join(dir, rootfsFile)
+	status, err := catFromSquashfs(ctx, root, "var/lib/dpkg/status")
+	if err != nil {
+		return err
+	}
+	pkgs, err := debian.ParseStatus(bytes.NewReader(status))
+	if err != nil {
+		return err
+	}
+	if len(pkgs) == 0 {
+		return fmt.Errorf("the built root lists no installed packages in var/lib/dpkg/status")
+	}
+	if err := os.WriteFile(filepath.Join(dir, packagesFile), []byte(pkgs.Format()), 0o644); err != nil {
+		return err
+	}
+	sources, err := catFromSquashfs(ctx, root, "etc/apt/sources.list")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, sourcesFile), sources, 0o644)
+}
+
+func catFromSquashfs(ctx context.Context, squashfs, path string) ([]byte, error) {
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, "unsquashfs", "-cat", squashfs, path)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("read %s from the built root: unsquashfs: %v: %s", path, err, bytes.TrimSpace(errb.Bytes()))
+	}
+	return out.Bytes(), nil
+}
+
+// installedPackages is the package list recorded by the build in dir
+// (nil, nil when that build recorded none).
+func installedPackages(dir string) (debian.Packages, error) {
+	data, err := os.ReadFile(filepath.Join(dir, packagesFile))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return debian.ParseList(string(data))
+}
+
+// aptSources is the APT sources of the image built in dir.
+func aptSources(dir string) ([]debian.Source, error) {
+	data, err := os.ReadFile(filepath.Join(dir, sourcesFile))
+	if err != nil {
+		return nil, fmt.Errorf("the build in %s recorded no APT sources (%w): rebuild it", dir, err)
+	}
+	return debian.ParseSources(string(data))
+}
+
+// writeSBOM writes the SPDX SBOM of the root of t built in dir (its dpkg
+// database) beside the outputs.
+func writeSBOM(ctx context.Context, a *appliance.Appliance, t Target, dir string) error {
+	status, err := catFromSquashfs(ctx, filepath.Join(dir, rootfsFile), "var/lib/dpkg/status")
+	if err != nil {
+		return fmt.Errorf("SBOM: %w", err)
+	}
+	doc, err := sbom.FromDpkgStatus(bytes.NewReader(status), sbom.Subject{
+		Name: t.variantName(), Version: a.Version, Arch: t.Arch, Distro: a.Base, Created: time.Now(),
+	})
+	if err != nil {
+		return fmt.Errorf("SBOM: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, sbom.FileName), doc, 0o644)
 }

@@ -1,37 +1,38 @@
-package appliance
+package builder
 
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/suitetest"
 	"github.com/incus-appliance/registry/internal/vmdisk"
 )
 
 const variantYAML = validYAML + "variants: [default, cloud]\ntypes: [container, vm]\n"
 
-func TestVariantsAndTypesAreChecked(t *testing.T) {
-	for yml, want := range map[string]string{
-		validYAML + "variants: [default, fancy]\n": `variants: unknown "fancy"`,
-		validYAML + "variants: [cloud, cloud]\n":   `"cloud" is listed twice`,
-		validYAML + "types: [vm]\n":                "list container too",
-		validYAML + "types: [container, lxc]\n":    `types: unknown "lxc"`,
-	} {
-		_, err := Load(writeAppliance(t, yml), "web")
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: err %v, want %q", yml, err, want)
-		}
+// Targets lists an appliance's builds variant by variant, each with its
+// folder and label; the architectures it does not list are left out and
+// named once.
+func TestTargets(t *testing.T) {
+	a := web(t, variantYAML)
+	targets, unlisted := Targets("/b", a, nil, []string{"arm64", "riscv64", "amd64"})
+	var got []string
+	for _, tg := range targets {
+		got = append(got, tg.Label()+"="+tg.Dir())
 	}
-	a, err := Load(writeAppliance(t, variantYAML), "web")
-	if err != nil {
-		t.Fatal(err)
+	want := "web/arm64=/b/web/arm64 web/amd64=/b/web/amd64 web/cloud/arm64=/b/web/cloud/arm64 web/cloud/amd64=/b/web/cloud/amd64"
+	if strings.Join(got, " ") != want || strings.Join(unlisted, ",") != "riscv64" {
+		t.Errorf("targets %v, unlisted %v\nwant %s", got, unlisted, want)
 	}
-	if !a.HasVM() || strings.Join(a.VariantList(), ",") != "default,cloud" {
-		t.Errorf("variants %v, vm %v", a.VariantList(), a.HasVM())
+	if all, _ := Targets("/b", a, []string{"cloud"}, nil); len(all) != 2 || all[1].Metadata() != "/b/web/cloud/arm64/incus.tar.xz" || all[1].Disk() != "/b/web/cloud/arm64/disk.qcow2" {
+		t.Errorf("cloud targets %+v", all)
+	}
+	if tg := (Target{Root: "/b", Name: "web", Variant: "default", Arch: "amd64"}); tg.Label() != "web/amd64" || tg.Rootfs() != "/b/web/amd64/rootfs.squashfs" || !tg.IsDefault() {
+		t.Errorf("default variant target %s %s", tg.Label(), tg.Rootfs())
 	}
 }
 
@@ -40,16 +41,13 @@ func TestVariantsAndTypesAreChecked(t *testing.T) {
 // beside the default build joins its request, and a disk that cannot boot
 // stops the publish.
 func TestCloudVariantBuildAndVMDiskPublish(t *testing.T) {
-	root := writeAppliance(t, variantYAML)
-	a, err := Load(root, "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := web(t, variantYAML)
 	bin, _ := fakeDistrobuilder(t)
 	out := t.TempDir()
 	ctx := context.Background()
+	targets, _ := Targets(out, a, nil, nil)
 	for _, v := range []string{"default", "cloud"} {
-		if _, err := Build(ctx, a, BuildOptions{OutDir: out, Arch: "amd64", Compression: "gzip", Distrobuilder: bin, Variant: v}); err != nil {
+		if _, err := Container(ctx, a, Target{Root: out, Name: "web", Variant: v, Arch: "amd64"}, Options{Compression: "gzip", Distrobuilder: bin}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -57,17 +55,18 @@ func TestCloudVariantBuildAndVMDiskPublish(t *testing.T) {
 	if !strings.Contains(string(tmpl), "cloud-init") || !strings.Contains(string(tmpl), "nginx-light") || !strings.Contains(string(tmpl), "release: bookworm") {
 		t.Errorf("the cloud build's template is not the merged one with cloud-init:\n%s", tmpl)
 	}
-	if kept, _ := os.ReadFile(filepath.Join(out, "web", "cloud", "amd64", MergedTemplateName)); !strings.Contains(string(kept), "cloud-init") {
+	cloud := Target{Root: out, Name: "web", Variant: "cloud", Arch: "amd64"}
+	if kept, _ := os.ReadFile(cloud.Template()); !strings.Contains(string(kept), "cloud-init") {
 		t.Errorf("the cloud build kept no template with cloud-init beside its log:\n%s", kept)
 	}
-	if _, _, err := Built(out, "web/cloud", "amd64"); err != nil {
+	if err := cloud.built(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Build(ctx, a, BuildOptions{OutDir: out, Arch: "amd64", Distrobuilder: bin, Variant: "minimal"}); err == nil {
+	if _, err := Container(ctx, a, Target{Root: out, Name: "web", Variant: "minimal", Arch: "amd64"}, Options{Distrobuilder: bin}); err == nil {
 		t.Error("an undeclared variant was built")
 	}
 
-	reqs, _, err := PublishRequests(ctx, a, out, FileOptions{})
+	reqs, missing, err := Requests(ctx, a, targets, FileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,30 +79,23 @@ func TestCloudVariantBuildAndVMDiskPublish(t *testing.T) {
 		}
 		products = append(products, res.Product)
 	}
-	if strings.Join(products, " ") != "web:amd64 web/cloud:amd64" {
-		t.Errorf("products %v", products)
+	if strings.Join(products, " ") != "web:amd64 web/cloud:amd64" || len(missing) != 2 || missing[0].Label() != "web/arm64" || missing[1].Label() != "web/cloud/arm64" {
+		t.Errorf("products %v, missing %v", products, missing)
 	}
 	if got := c.Products["web/cloud:amd64"].Aliases; got != "web/cloud,www/cloud" {
 		t.Errorf("cloud aliases %q", got)
 	}
 
 	// A VM disk beside the default build.
-	for _, tool := range vmdisk.Tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("REGISTRY_E2E") == "require" {
-				t.Fatalf("%s not found", tool)
-			}
-			t.Skipf("%s not found", tool)
-		}
-	}
+	suitetest.RequireTools(t, vmdisk.Tools...)
 	esp := t.TempDir()
 	os.MkdirAll(filepath.Join(esp, "EFI/BOOT"), 0o755)
 	os.WriteFile(filepath.Join(esp, "EFI/BOOT/BOOTX64.EFI"), []byte("MZ fake loader"), 0o644)
-	disk := filepath.Join(out, "web", "amd64", DiskName)
+	disk := webAmd64(out).Disk()
 	if err := vmdisk.Assemble(ctx, vmdisk.DiskOptions{ESPDir: esp, ESPMiB: 34, Out: disk}); err != nil {
 		t.Fatal(err)
 	}
-	reqs, _, err = PublishRequests(ctx, a, out, FileOptions{})
+	reqs, _, err = Requests(ctx, a, targets, FileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +109,7 @@ func TestCloudVariantBuildAndVMDiskPublish(t *testing.T) {
 	if err := vmdisk.Assemble(ctx, vmdisk.DiskOptions{ESPDir: esp, ESPMiB: 34, Out: disk}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := PublishRequests(ctx, a, out, FileOptions{}); err == nil || !strings.Contains(err.Error(), "not bootable") {
+	if _, _, err := Requests(ctx, a, targets, FileOptions{}); err == nil || !strings.Contains(err.Error(), "not bootable") {
 		t.Errorf("a disk that cannot boot: %v", err)
 	}
 }

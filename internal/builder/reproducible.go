@@ -1,4 +1,4 @@
-package appliance
+package builder
 
 import (
 	"archive/tar"
@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -18,13 +17,15 @@ import (
 
 	"github.com/ulikunitz/xz"
 	"gopkg.in/yaml.v3"
+
+	"github.com/incus-appliance/registry/internal/yamlnode"
 )
 
 // Reproducible builds: the same inputs give the same incus.tar.xz and
 // rootfs.squashfs, so the same image fingerprint, and a changed input
 // changes only the blocks it touches (small deltas). Three things make
 // that so:
-//   - SOURCE_DATE_EPOCH (DefaultSourceDateEpoch unless set in the
+//   - SOURCE_DATE_EPOCH (defaultSourceDateEpoch unless set in the
 //     environment) is given to distrobuilder, whose mksquashfs (reproducible
 //     by default since squashfs-tools 4.4) then uses it as the filesystem
 //     time and clamps every newer file time to it;
@@ -40,18 +41,18 @@ import (
 //     changed root gets distrobuilder's fresh creation date, so a new
 //     version key.
 
-// DefaultSourceDateEpoch is the SOURCE_DATE_EPOCH of builds when the
+// defaultSourceDateEpoch is the SOURCE_DATE_EPOCH of builds when the
 // environment sets none (2026-01-01T00:00:00Z). It is a constant, not the
 // build time, so that files a build creates get the same time in every
 // build.
-const DefaultSourceDateEpoch = 1767225600
+const defaultSourceDateEpoch = 1767225600
 
 // sourceDateEpoch returns SOURCE_DATE_EPOCH from the environment, or the
 // default.
 func sourceDateEpoch() (int64, error) {
 	v := os.Getenv("SOURCE_DATE_EPOCH")
 	if v == "" {
-		return DefaultSourceDateEpoch, nil
+		return defaultSourceDateEpoch, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
@@ -99,12 +100,7 @@ func writeReproducibleTemplate(src, dst string, epoch int64) error {
 		return fmt.Errorf("%s: not a YAML mapping", src)
 	}
 	top := doc.Content[0]
-	var actions *yaml.Node
-	for i := 0; i+1 < len(top.Content); i += 2 {
-		if top.Content[i].Value == "actions" {
-			actions = top.Content[i+1]
-		}
-	}
+	actions := yamlnode.Value(top, "actions")
 	if actions == nil || actions.Kind != yaml.SequenceNode {
 		actions = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "actions"}, actions)
@@ -138,8 +134,8 @@ type tarEntry struct {
 // differs from the previous only in its build-time lines (datedRe), the
 // previous tarball is kept: the same image, nothing new to publish.
 func writeDeterministicMetadata(work, prevDir string, epoch int64) error {
-	if _, err := os.Stat(filepath.Join(work, "rootfs.squashfs")); err != nil {
-		return fmt.Errorf("distrobuilder wrote no rootfs.squashfs")
+	if !exist(filepath.Join(work, rootfsFile)) {
+		return fmt.Errorf("distrobuilder wrote no %s", rootfsFile)
 	}
 	entries, err := readMetadataTarball(work)
 	if err != nil {
@@ -152,13 +148,13 @@ func writeDeterministicMetadata(work, prevDir string, epoch int64) error {
 	if err != nil {
 		return err
 	}
-	if prev, err := os.ReadFile(filepath.Join(prevDir, "incus.tar.xz")); err == nil && sameFile(filepath.Join(work, "rootfs.squashfs"), filepath.Join(prevDir, "rootfs.squashfs")) {
+	if prev, err := os.ReadFile(filepath.Join(prevDir, metadataFile)); err == nil && sameFile(filepath.Join(work, rootfsFile), filepath.Join(prevDir, rootfsFile)) {
 		if sameUndated(entries, prev, epoch) {
 			out = prev
 		}
 	}
-	_ = os.Remove(filepath.Join(work, "incus.tar.gz"))
-	return os.WriteFile(filepath.Join(work, "incus.tar.xz"), out, 0o644)
+	_ = os.Remove(filepath.Join(work, metadataGzipFile))
+	return os.WriteFile(filepath.Join(work, metadataFile), out, 0o644)
 }
 
 // sameUndated reports whether entries and the tarball prev hold the same
@@ -188,24 +184,32 @@ func undated(entries []tarEntry) []tarEntry {
 	return out
 }
 
+// metadataGzipFile is the metadata tarball distrobuilder writes with
+// --compression gzip.
+const metadataGzipFile = "incus.tar.gz"
+
+// readMetadataTarball reads the metadata tarball distrobuilder left in
+// work, xz- or gzip-compressed.
 func readMetadataTarball(work string) ([]tarEntry, error) {
-	if f, err := os.Open(filepath.Join(work, "incus.tar.xz")); err == nil {
-		defer f.Close()
-		r, err := xz.NewReader(f)
+	for _, c := range []struct {
+		name string
+		open func(io.Reader) (io.Reader, error)
+	}{
+		{metadataFile, func(r io.Reader) (io.Reader, error) { return xz.NewReader(r) }},
+		{metadataGzipFile, func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }},
+	} {
+		f, err := os.Open(filepath.Join(work, c.name))
 		if err != nil {
-			return nil, fmt.Errorf("incus.tar.xz: %w", err)
+			continue
+		}
+		defer f.Close()
+		r, err := c.open(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
 		}
 		return readTar(r)
 	}
-	if f, err := os.Open(filepath.Join(work, "incus.tar.gz")); err == nil {
-		defer f.Close()
-		r, err := gzip.NewReader(f)
-		if err != nil {
-			return nil, fmt.Errorf("incus.tar.gz: %w", err)
-		}
-		return readTar(r)
-	}
-	return nil, fmt.Errorf("distrobuilder wrote no incus.tar.xz or incus.tar.gz (use --compression xz or gzip)")
+	return nil, fmt.Errorf("distrobuilder wrote no %s or %s (use --compression xz or gzip)", metadataFile, metadataGzipFile)
 }
 
 func readTar(r io.Reader) ([]tarEntry, error) {
@@ -280,39 +284,4 @@ func sameFile(a, b string) bool {
 	ha, na, oka := sum(a)
 	hb, nb, okb := sum(b)
 	return oka && okb && na == nb && bytes.Equal(ha, hb)
-}
-
-// squashfsOptions are added to distrobuilder's mksquashfs command line
-// (which it does not let a template change). -no-fragments gives every
-// file its own blocks: with fragments, small files are packed together in
-// build order, so one file added early shifts the content of every later
-// fragment block and the delta to the next version grows to several per
-// cent of the root; without them unchanged files compress to unchanged
-// blocks wherever they land.
-var squashfsOptions = []string{"-no-fragments"}
-
-// distrobuilderEnv returns the environment distrobuilder runs in:
-// SOURCE_DATE_EPOCH, and a PATH whose first folder (made in dir) holds a
-// mksquashfs that calls the real one with squashfsOptions.
-func distrobuilderEnv(dir string, epoch int64) ([]string, error) {
-	real, err := exec.LookPath("mksquashfs")
-	if err != nil {
-		return nil, fmt.Errorf("mksquashfs not found (apt-get install squashfs-tools): %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	script := "#!/bin/sh\n# publish build: reproducible squashfs, small deltas (internal/appliance/reproducible.go)\nexec " +
-		shellQuote(real) + ` "$@" ` + strings.Join(squashfsOptions, " ") + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "mksquashfs"), []byte(script), 0o755); err != nil {
-		return nil, err
-	}
-	return append(os.Environ(),
-		fmt.Sprintf("SOURCE_DATE_EPOCH=%d", epoch),
-		"PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"),
-	), nil
-}
-
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

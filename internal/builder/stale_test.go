@@ -1,4 +1,4 @@
-package appliance
+package builder
 
 import (
 	"context"
@@ -25,16 +25,13 @@ func (f *fakeArchive) Newest(ctx context.Context, sources []debian.Source, arch 
 // newer versions of installed packages (a forced rebuild); otherwise not
 // at all.
 func TestCheckStaleSaysWhy(t *testing.T) {
-	a, err := Load(writeAppliance(t, validYAML), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := web(t, validYAML)
 	bin, _ := fakeDistrobuilder(t)
-	opts := BuildOptions{OutDir: t.TempDir(), Arch: "amd64", Compression: "gzip-1", Distrobuilder: bin}
+	target, opts := webAmd64(t.TempDir()), Options{Compression: "gzip-1", Distrobuilder: bin}
 	archive := &fakeArchive{newest: debian.Packages{"nginx-light": "1.22.1-9", "libc6": "2.36-9+deb12u9", "unrelated": "9"}}
 	check := func(wantRebuild, wantForce bool, wantReason string) *Staleness {
 		t.Helper()
-		st, err := CheckStale(context.Background(), a, opts, archive)
+		st, err := CheckStale(context.Background(), a, target, opts, archive)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +41,7 @@ func TestCheckStaleSaysWhy(t *testing.T) {
 		return st
 	}
 	check(true, false, "never built")
-	if _, err := Build(context.Background(), a, opts); err != nil {
+	if _, err := Container(context.Background(), a, target, opts); err != nil {
 		t.Fatal(err)
 	}
 	check(false, false, "")
@@ -61,7 +58,7 @@ func TestCheckStaleSaysWhy(t *testing.T) {
 	archive.newest["nginx-light"] = "1.22.0-1"
 	check(false, false, "")
 	// Without an archive, only the inputs count.
-	if st, _ := CheckStale(context.Background(), a, opts, nil); st.Rebuild {
+	if st, _ := CheckStale(context.Background(), a, target, opts, nil); st.Rebuild {
 		t.Errorf("no archive: %+v", st)
 	}
 
@@ -73,19 +70,16 @@ func TestCheckStaleSaysWhy(t *testing.T) {
 // previous outputs (nothing new to publish); one with a new version
 // replaces them.
 func TestBuildKeepUnchanged(t *testing.T) {
-	a, err := Load(writeAppliance(t, validYAML), "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := web(t, validYAML)
 	bin, runFile := fakeDistrobuilder(t)
-	opts := BuildOptions{OutDir: t.TempDir(), Arch: "amd64", Compression: "gzip-1", Distrobuilder: bin}
-	first, err := Build(context.Background(), a, opts)
+	target, opts := webAmd64(t.TempDir()), Options{Compression: "gzip-1", Distrobuilder: bin}
+	first, err := Container(context.Background(), a, target, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before, _ := os.Stat(first.Rootfs)
 	opts.Force, opts.KeepUnchanged = true, true
-	res, err := Build(context.Background(), a, opts)
+	res, err := Container(context.Background(), a, target, opts)
 	if err != nil || !res.Unchanged || runs(t, runFile) != 2 {
 		t.Fatalf("rebuild with the same packages: %+v %v (%d runs)", res, err, runs(t, runFile))
 	}
@@ -93,11 +87,11 @@ func TestBuildKeepUnchanged(t *testing.T) {
 		t.Error("the previous outputs were replaced")
 	}
 	os.WriteFile(filepath.Join(filepath.Dir(bin), "status"), []byte("Package: nginx-light\nStatus: install ok installed\nVersion: 1.22.1-9+deb12u1\n"), 0o644)
-	res, err = Build(context.Background(), a, opts)
+	res, err = Container(context.Background(), a, target, opts)
 	if err != nil || res.Unchanged || res.Skipped {
 		t.Fatalf("rebuild with a new package: %+v %v", res, err)
 	}
-	if p, _ := InstalledPackages(res.Dir); p["nginx-light"] != "1.22.1-9+deb12u1" {
+	if p, _ := installedPackages(res.Dir); p["nginx-light"] != "1.22.1-9+deb12u1" {
 		t.Errorf("packages after the update: %v", p)
 	}
 }

@@ -1,4 +1,4 @@
-package appliance
+package builder
 
 import (
 	"context"
@@ -8,8 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/incus-appliance/registry/internal/osarch"
-
+	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/vmdisk"
 )
 
@@ -40,37 +39,36 @@ files:
     LABEL=root / ext4 defaults,errors=remount-ro 0 1
 `
 
-// BuildVM builds the appliance's bootable VM disk for one architecture
-// (and variant) beside its container build, which must exist (its
-// metadata tarball is shared): distrobuilder build-dir makes the root
-// tree with the VM overlay, then vmdisk.Assemble makes a GPT disk with an
-// EFI system partition (systemd-boot as EFI/BOOT/BOOTX64.EFI, the kernel
-// and initramfs, one boot entry) and an ext4 root, mounting nothing.
-// distrobuilder's own --vm mounts partitions on loop devices, which needs
-// a kernel with vfat and loop partition scanning.
-func BuildVM(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult, error) {
+// VM builds the appliance's bootable VM disk for target t beside its
+// container build, which must exist (its metadata tarball is shared):
+// distrobuilder build-dir makes the root tree with the VM overlay, then
+// vmdisk.Assemble makes a GPT disk with an EFI system partition
+// (systemd-boot as EFI/BOOT/BOOTX64.EFI, the kernel and initramfs, one
+// boot entry) and an ext4 root, mounting nothing. distrobuilder's own
+// --vm mounts partitions on loop devices, which needs a kernel with vfat
+// and loop partition scanning.
+func VM(ctx context.Context, a *appliance.Appliance, t Target, opts Options) (*Result, error) {
 	if !a.HasVM() {
 		return nil, fmt.Errorf("build %s --vm: %s does not declare the vm type (appliance.yaml types: [container, vm])", a.Name, a.Name)
 	}
-	kernel, ok := vmKernel[opts.Arch]
-	loader, ok2 := vmdisk.BootLoader(opts.Arch)
+	kernel, ok := vmKernel[t.Arch]
+	loader, ok2 := vmdisk.BootLoader(t.Arch)
 	if !ok || !ok2 {
-		return nil, fmt.Errorf("build %s --vm: no VM support for %s", a.Name, opts.Arch)
+		return nil, fmt.Errorf("build %s --vm: no VM support for %s", a.Name, t.Arch)
 	}
-	if err := opts.resolve(); err != nil {
+	if err := opts.resolve(&t); err != nil {
 		return nil, err
 	}
-	va, tmpl, err := variantBuild(a, opts.Variant)
+	tmpl, err := a.VariantTemplate(t.Variant)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("build %s: %w", a.Name, err)
 	}
-	if tmpl, err = overlayTemplate(tmpl, fmt.Sprintf(vmOverlay, kernel)); err != nil {
+	if tmpl, err = appliance.ExtendTemplate(tmpl, fmt.Sprintf(vmOverlay, kernel)); err != nil {
 		return nil, fmt.Errorf("build %s --vm: %w", a.Name, err)
 	}
-	dir, meta, _ := Paths(opts.OutDir, va.Name, opts.Arch)
-	res := &BuildResult{Dir: dir, Metadata: meta, Disk: filepath.Join(dir, DiskName), Log: filepath.Join(dir, "build-vm.log")}
-	if _, err := os.Stat(meta); err != nil {
-		return nil, fmt.Errorf("build %s --vm: no container build in %s: the disk is published beside it (run publish build %s first)", a.Name, dir, a.Name)
+	res := &Result{Dir: t.Dir(), Metadata: t.Metadata(), Disk: t.Disk(), Log: t.file(vmLogFile)}
+	if !exist(res.Metadata) {
+		return nil, fmt.Errorf("build %s --vm: no container build in %s: the disk is published beside it (run publish build %s first)", a.Name, res.Dir, a.Name)
 	}
 	version, err := toolVersion(ctx, opts.Distrobuilder)
 	if err != nil {
@@ -78,31 +76,45 @@ func BuildVM(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult
 	}
 	// The VM template (merged base and overlay, the variant's additions,
 	// the VM overlay) stands for the base.
-	if res.Inputs, err = inputsHash(a.Dir, version, opts.Arch, "vm", string(tmpl)); err != nil {
+	if res.Inputs, err = inputsHash(a.Dir, version, t.Arch, "vm", string(tmpl)); err != nil {
 		return nil, err
 	}
-	stamp := filepath.Join(dir, "vm.inputs")
-	if old, err := os.ReadFile(stamp); err == nil && !opts.Force && string(old) == res.Inputs {
-		if _, err := os.Stat(res.Disk); err == nil {
-			res.Skipped = true
-			return res, nil
-		}
+	stamp := t.file(vmInputsFile)
+	if old, err := os.ReadFile(stamp); err == nil && !opts.Force && string(old) == res.Inputs && exist(res.Disk) {
+		res.Skipped = true
+		return res, nil
 	}
-
-	work, err := os.MkdirTemp(filepath.Dir(dir), ".vm-"+opts.Arch+"-")
+	work, err := os.MkdirTemp(filepath.Dir(res.Dir), ".vm-"+t.Arch+"-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	rootfs, logPath := filepath.Join(work, "rootfs"), filepath.Join(work, "build.log")
-	tmplPath := filepath.Join(work, MergedTemplateName)
-	if err := os.WriteFile(tmplPath, tmpl, 0o644); err != nil {
+	if err := makeDisk(ctx, a, t, opts, tmpl, loader, work); err != nil {
+		return nil, fmt.Errorf("build %s --vm: %w", t.Label(), err)
+	}
+	if err := os.Rename(filepath.Join(work, diskFile), res.Disk); err != nil {
 		return nil, err
 	}
-	if err := runDistrobuilderDir(ctx, va, opts, work, rootfs, logPath, tmplPath); err != nil {
-		kept := filepath.Join(filepath.Dir(dir), opts.Arch+".vm.failed.log")
+	_ = os.Rename(filepath.Join(work, logFile), res.Log)
+	return res, os.WriteFile(stamp, []byte(res.Inputs), 0o644)
+}
+
+// makeDisk makes work/disk.qcow2 from the VM template: distrobuilder
+// build-dir, the EFI system partition, vmdisk.Assemble.
+func makeDisk(ctx context.Context, a *appliance.Appliance, t Target, opts Options, tmpl []byte, loader, work string) error {
+	rootfs, logPath := filepath.Join(work, "rootfs"), filepath.Join(work, logFile)
+	tmplPath := filepath.Join(work, templateFile)
+	if err := os.WriteFile(tmplPath, tmpl, 0o644); err != nil {
+		return err
+	}
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return err
+	}
+	if err := runDistrobuilder(ctx, a, t, opts, logPath, tmplPath, epoch, "vm", "build-dir", tmplPath, rootfs, "--with-post-files"); err != nil {
+		kept := t.failedLog("vm")
 		_ = os.Rename(logPath, kept)
-		return nil, fmt.Errorf("build %s/%s --vm: %w (log: %s)", va.Name, opts.Arch, err, kept)
+		return fmt.Errorf("%w (log: %s)", err, kept)
 	}
 	if opts.Progress != nil {
 		opts.Progress("Assembling the disk (EFI system partition + ext4 root)")
@@ -110,38 +122,13 @@ func BuildVM(ctx context.Context, a *Appliance, opts BuildOptions) (*BuildResult
 	esp := filepath.Join(work, "esp")
 	partUUID := newUUID()
 	if err := espTree(rootfs, esp, loader, partUUID); err != nil {
-		return nil, fmt.Errorf("build %s/%s --vm: %w", va.Name, opts.Arch, err)
-	}
-	disk := filepath.Join(work, DiskName)
-	if err := vmdisk.Assemble(ctx, vmdisk.DiskOptions{ESPDir: esp, RootDir: rootfs, RootPartUUID: partUUID, Out: disk, Compress: opts.Compression == "xz"}); err != nil {
-		return nil, fmt.Errorf("build %s/%s --vm: %w", va.Name, opts.Arch, err)
-	}
-	if err := vmdisk.CheckBootable(disk, opts.Arch); err != nil {
-		return nil, fmt.Errorf("build %s/%s --vm: %w", va.Name, opts.Arch, err)
-	}
-	if err := os.Rename(disk, res.Disk); err != nil {
-		return nil, err
-	}
-	_ = os.Rename(logPath, res.Log)
-	return res, os.WriteFile(stamp, []byte(res.Inputs), 0o644)
-}
-
-// runDistrobuilderDir runs distrobuilder build-dir with the template at
-// tmplPath.
-func runDistrobuilderDir(ctx context.Context, a *Appliance, opts BuildOptions, work, rootfs, logPath, tmplPath string) error {
-	karch, _ := osarch.Kernel(opts.Arch)
-	epoch, err := sourceDateEpoch()
-	if err != nil {
 		return err
 	}
-	return runDistrobuilderArgs(ctx, a, opts, work, logPath, tmplPath, epoch, func(cache string) []string {
-		return []string{
-			"--cache-dir", filepath.Join(cache, "work", strings.ReplaceAll(a.Name, "/", "-")+"-vm-"+opts.Arch),
-			"build-dir", tmplPath, rootfs, "--with-post-files",
-			"--sources-dir", filepath.Join(cache, "sources"),
-			"-o", "image.architecture=" + karch,
-		}
-	})
+	disk := filepath.Join(work, diskFile)
+	if err := vmdisk.Assemble(ctx, vmdisk.DiskOptions{ESPDir: esp, RootDir: rootfs, RootPartUUID: partUUID, Out: disk, Compress: opts.Compression == "xz"}); err != nil {
+		return err
+	}
+	return vmdisk.CheckBootable(disk, t.Arch)
 }
 
 // espTree lays out the EFI system partition: systemd-boot as the
