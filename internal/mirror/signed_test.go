@@ -158,16 +158,21 @@ func gpgClearsign(t *testing.T, k *testKey, docs map[string][]byte) map[string][
 }
 
 // signForeign signs a tree as cloud-images.ubuntu.com's and
-// images.linuxcontainers.org's are (gpg --clearsign, no extra fields):
+// images.linuxcontainers.org's are (gpg --clearsign, none of this
+// registry's fields; SimpleStreams' own "updated" on the index, its
+// entries and the products files, as cloud-images.ubuntu.com writes it):
 // each products file X.json gets X.sjson, and index.sjson is the index
 // with each entry's path naming X.sjson.
 func signForeign(t *testing.T, files map[string][]byte, k *testKey) {
 	t.Helper()
+	updated := func(m map[string]any) { m["updated"] = "Thu, 05 Dec 2024 10:13:22 +0000" }
 	docs := map[string][]byte{}
 	index := editJSON(t, files[catalog.IndexPath], func(m map[string]any) {
+		updated(m)
 		indexEntries(m, func(e map[string]any) {
 			p := e["path"].(string)
-			docs[p] = files[p]
+			updated(e)
+			docs[p] = editJSON(t, files[p], updated)
 			e["path"] = signedPath(p)
 		})
 	})

@@ -108,8 +108,8 @@ func (d *signed) index(ctx context.Context) (*catalog.Index, error) {
 	if err := json.Unmarshal(body, &st); err != nil {
 		return nil, fmt.Errorf("%s: %w", signedIndexPath, err)
 	}
-	if st.stamp == (stamp{}) {
-		return ix, nil // another publisher's tree
+	if st.Serial == 0 && st.Expires == "" {
+		return ix, nil // another publisher's tree (which may carry updated)
 	}
 	if err := d.checkStamp(signedIndexPath, st.stamp); err != nil {
 		return nil, err
