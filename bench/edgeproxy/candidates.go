@@ -15,7 +15,8 @@ type candidate struct {
 }
 
 // candidates are edgeproxy (first: the targets are its ratios), optionally
-// edgeproxy reading a plain HTTP origin, nginx and Caddy.
+// edgeproxy reading a plain HTTP origin, nginx with its image cache warm,
+// nginx streaming image files from MinIO, and Caddy.
 func candidates(o options, f flags, srv *miniotest.Server, nginx, caddy, cert, key string) []candidate {
 	base := func(sdir string, port int) setup {
 		return setup{Dir: sdir, Cert: cert, Key: key, MinIO: srv.Endpoint[len("http://"):], Bucket: bucket, User: nginxUser(),
@@ -49,23 +50,33 @@ func candidates(o options, f flags, srv *miniotest.Server, nginx, caddy, cert, k
 		})
 	}
 	if nginx != "" {
-		cands = append(cands, candidate{
-			name: "nginx",
-			about: fmt.Sprintf("anonymous reads; proxy_cache for JSON (%s, lock, stale while updating; gzip per response) and for image files (warm)",
-				o.catalogTTL),
-			launch: func(sdir string, port int) (*proc, error) {
+		for _, imageCache := range []bool{true, false} {
+			c := candidate{
+				name: "nginx",
+				about: fmt.Sprintf("anonymous reads; proxy_cache for JSON (%s, lock, stale while updating; gzip per response) and for image files (warm)",
+					o.catalogTTL),
+			}
+			if !imageCache {
+				c.name = "nginx-stream"
+				c.about = fmt.Sprintf("as nginx, but image files streamed from MinIO on every download (proxy_buffers %d %s), not cached",
+					o.nginxBufNum, o.nginxBufSz)
+			}
+			c.launch = func(sdir string, port int) (*proc, error) {
 				for _, d := range []string{"tmp", "cache", "images-cache"} {
 					if err := os.MkdirAll(filepath.Join(sdir, d), 0o755); err != nil {
 						return nil, err
 					}
 				}
 				conf := filepath.Join(sdir, "nginx.conf")
-				if err := writeTemplate(nginxConf, conf, base(sdir, port)); err != nil {
+				s := base(sdir, port)
+				s.ImageCache = imageCache
+				if err := writeTemplate(nginxConf, conf, s); err != nil {
 					return nil, err
 				}
-				return start("nginx", sdir, port, os.Environ(), nginx, "-p", sdir, "-c", conf, "-g", "daemon off;")
-			},
-		})
+				return start(c.name, sdir, port, os.Environ(), nginx, "-p", sdir, "-c", conf, "-g", "daemon off;")
+			}
+			cands = append(cands, c)
+		}
 	}
 	if caddy != "" {
 		cands = append(cands, candidate{

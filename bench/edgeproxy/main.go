@@ -6,9 +6,11 @@
 //     helpers) while 256 downloads of a 1 GiB image file are in flight,
 //     on the freshly started server;
 //   - big file: MiB/s downloading the 1 GiB file whole, one download at a
-//     time, and -parallel (8) at once (total MiB/s), medians of -runs, all
-//     from a warm cache: one download per server whose SHA-256 is checked
-//     first fills edgeproxy's disk cache and nginx's proxy_cache;
+//     time (median of -runs), and -parallel (8) at once (total MiB/s,
+//     median of -parallel-runs); one download per server whose SHA-256
+//     is checked first fills edgeproxy's disk cache and nginx's
+//     proxy_cache, so those two serve a warm cache; nginx-stream and
+//     Caddy read MinIO every time;
 //   - catalog: requests/s for streams/v1/images.json (about 200 KB of
 //     catalog JSON, uncompressed: wrk sends no Accept-Encoding) with wrk
 //     over HTTPS/1.1, after a warm-up (median of -rounds runs); -gzip adds
@@ -27,12 +29,14 @@
 // as Incus's client has, does not offer HTTP/2); -h2 switches them to
 // HTTP/2. wrk speaks HTTP/1.1 only.
 //
-// Targets: edgeproxy ≥ 1.0× nginx's requests/s on the JSON, ≥ 1.2× nginx's
+// Targets: edgeproxy ≥ 1.0× nginx's requests/s on the JSON, ≥ 1.0× nginx's
 // throughput on the big file with both caches warm (one download and
-// -parallel at once), peak RSS ≤ 64 MiB with 256 downloads; it exits 1
-// when one is missed.
+// -parallel at once) at no more server CPU per GiB, peak RSS ≤ 64 MiB with
+// 256 downloads; it exits 1 when one is missed. nginx-stream (nginx
+// streaming image files from MinIO, no image cache) and Caddy (no cache at
+// all) are measured alongside, for reference.
 //
-//	go run ./bench/edgeproxy [-size 1073741824] [-duration 5s] [-rounds 3] [-clients 256]
+//	go run ./bench/edgeproxy [-size 1073741824] [-duration 5s] [-rounds 3] [-clients 256] [-runs 7] [-parallel-runs 3]
 //	    [-skip-caddy] [-gzip] [-edgeproxy-http] [-h2] [-keep] [-serve]
 //
 // Origin access: edgeproxy reads the private bucket with signed requests,
@@ -84,6 +88,7 @@ type options struct {
 	threads     int
 	conns       int
 	runs        int
+	parRuns     int
 	parallel    int
 	clients     int
 	hold        time.Duration
@@ -163,7 +168,8 @@ func parseFlags() (options, flags) {
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "wrk warm-up per server before the rounds")
 	flag.IntVar(&o.threads, "threads", 2, "wrk threads")
 	flag.IntVar(&o.conns, "connections", 64, "wrk connections")
-	flag.IntVar(&o.runs, "runs", 3, "timed big-file downloads per server (round-robin; the median is reported)")
+	flag.IntVar(&o.runs, "runs", 7, "timed single big-file downloads per server (round-robin; the median is reported): a few seconds each, and noisy on a shared machine")
+	flag.IntVar(&o.parRuns, "parallel-runs", 3, "timed rounds of -parallel downloads per server (round-robin; the median is reported)")
 	flag.IntVar(&o.parallel, "parallel", 8, "downloads at once in the parallel big-file run")
 	flag.IntVar(&o.clients, "clients", 256, "concurrent downloads for the memory test")
 	flag.DurationVar(&o.hold, "hold", 10*time.Second, "how long all concurrent downloads stay in flight")
@@ -372,7 +378,7 @@ func (b *bench) bigFile() {
 // parallelFiles: o.parallel whole downloads of the big file at once (total
 // MiB/s over the wall time), round-robin.
 func (b *bench) parallelFiles() {
-	for range b.o.runs {
+	for range b.o.parRuns {
 		for _, r := range b.rs {
 			c := newClient(b.certPEM, b.o.parallel, b.o.h2)
 			t0 := time.Now()
@@ -476,7 +482,7 @@ func verify(p *proc, fx *fixture, certPEM []byte, gz bool) error {
 	if !bytes.Equal(body, fx.imagesJSON) {
 		return fmt.Errorf("images.json: got %d bytes that differ from the %d uploaded", len(body), len(fx.imagesJSON))
 	}
-	if p.name == "nginx" { // the second read must come from nginx's cache
+	if strings.HasPrefix(p.name, "nginx") { // the second read must come from nginx's cache
 		resp, _, err := get(c, p.url(catalog.ImagesPath), nil)
 		if err != nil {
 			return err
@@ -513,9 +519,10 @@ func report(o options, jsonLen int, rs []*result) bool {
 	}
 	fmt.Printf("\nedgeproxy vs nginx vs Caddy: TLS on loopback in front of one MinIO; images.json %.0f KB, image file %s\n",
 		float64(jsonLen)/1000, human(o.size))
-	fmt.Printf("JSON: wrk -t%d -c%d, HTTP/1.1, median of %d rounds of %s; file: median of %d whole downloads over %s, one at a time\n",
+	fmt.Printf("JSON: wrk -t%d -c%d, HTTP/1.1, median of %d rounds of %s; file: median of %d whole downloads over %s, one at a time,\n",
 		o.threads, o.conns, o.rounds, o.duration, o.runs, proto)
-	fmt.Printf("and %d at once (total MiB/s), both from a warm cache (edgeproxy's disk cache, nginx proxy_cache);\n", o.parallel)
+	fmt.Printf("and of %d rounds of %d at once (total MiB/s); edgeproxy and nginx from a warm cache (its disk cache, proxy_cache),\n", o.parRuns, o.parallel)
+	fmt.Printf("nginx-stream and Caddy from MinIO;\n")
 	fmt.Printf("RSS: peak while %d downloads (%s) are in flight for %s, on a fresh server\n", o.clients, proto, o.hold)
 	fmt.Printf("edgeproxy reads the private bucket with signed requests; nginx and Caddy read it anonymously (GetObject bucket policy set for this benchmark only)\n\n")
 	fmt.Printf("%-14s %10s %9s %10s %9s %12s %12s %11s %13s", "server", "JSON req/s", "µs/req", "file MiB/s", "CPU s/GiB",
@@ -557,9 +564,11 @@ func report(o options, jsonLen int, rs []*result) bool {
 		jr := median(edge.jsonRPS) / median(ng.jsonRPS)
 		verdict("edgeproxy / nginx, JSON req/s", jr >= 1.0, "= %.2f× (target ≥ 1.0×)", jr)
 		fr := median(edge.fileMiBs) / median(ng.fileMiBs)
-		verdict("edgeproxy / nginx, big file, warm", fr >= 1.2, "= %.2f× (target ≥ 1.2×)", fr)
+		verdict("edgeproxy / nginx, big file, warm", fr >= 1.0, "= %.2f× (target ≥ 1.0×)", fr)
+		cr := median(edge.fileCPU) / median(ng.fileCPU)
+		verdict("edgeproxy / nginx, CPU per GiB, warm", cr <= 1.0, "= %.2f× (target ≤ 1.0×)", cr)
 		pr := median(edge.parMiBs) / median(ng.parMiBs)
-		verdict(fmt.Sprintf("edgeproxy / nginx, %d× big file, warm", o.parallel), pr >= 1.2, "= %.2f× (target ≥ 1.2×)", pr)
+		verdict(fmt.Sprintf("edgeproxy / nginx, %d× big file, warm", o.parallel), pr >= 1.0, "= %.2f× (target ≥ 1.0×)", pr)
 	}
 	peak := float64(edge.conc.peakRSS) / 1024
 	verdict(fmt.Sprintf("edgeproxy peak RSS @%d downloads", o.clients), peak <= 64, "= %.1f MiB (target ≤ 64 MiB)", peak)

@@ -187,14 +187,18 @@ type setup struct {
 	// nginx buffers for image downloads (proxy_buffers NUM SIZE).
 	NginxBufNum  int
 	NginxBufSize string
+	// ImageCache: nginx keeps image files in a proxy_cache; without, it
+	// streams them from MinIO on every download.
+	ImageCache bool
 }
 
 // nginxConf is a TLS reverse proxy in front of MinIO (gzip level 1 for
 // JSON when the client asks, compressed per response): catalog JSON cached
 // (proxy_cache, same lifetime as edgeproxy's in-memory cache, one origin
-// read at a time, stale copy served while refreshing); image files cached
-// on disk too (proxy_cache, one fill at a time), as edgeproxy's disk cache
-// does: the file numbers compare the two serving a warm cache. memory per
+// read at a time, stale copy served while refreshing); with ImageCache,
+// image files cached on disk too (proxy_cache, one fill at a time), as
+// edgeproxy's disk cache does: the file numbers then compare the two
+// serving a warm cache; without, nginx streams them from MinIO. Memory per
 // download is bounded by proxy_buffers: 8 8k by default (nginx's stock
 // value is 8 4k). TLS 1.3 prefers AES-128-GCM as Go's server does, so that
 // all three encrypt with the same cipher (OpenSSL would otherwise follow
@@ -252,11 +256,13 @@ http {
 		}
 		location /images/ {
 			proxy_pass http://minio/{{.Bucket}}/images/;
+{{- if .ImageCache}}
 			proxy_cache images;
 			proxy_cache_valid 200 365d;
 			proxy_cache_lock on;
 			proxy_cache_lock_timeout 10m;
 			proxy_cache_lock_age 10m;
+{{- end}}
 			proxy_buffering on;
 			proxy_buffers {{.NginxBufNum}} {{.NginxBufSize}};
 			add_header X-Cache-Status $upstream_cache_status;

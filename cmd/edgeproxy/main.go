@@ -15,7 +15,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
@@ -33,7 +32,7 @@ type CLI struct {
 
 	Cert           string   `placeholder:"FILE" help:"TLS certificate (PEM), reloaded when it changes."`
 	Key            string   `placeholder:"FILE" help:"TLS private key (PEM)."`
-	SelfSigned     bool     `help:"Create (once, kept in --state-dir) a self-signed CA certificate Incus accepts."`
+	SelfSigned     bool     `help:"Create (kept in --state-dir, renewed 30 days before its year is up) a self-signed certificate for the --hostname names only: no CA, constrained to those names."`
 	Hostname       []string `placeholder:"NAME" help:"Host names/addresses the self-signed certificate covers (repeatable; default: this host, localhost, 127.0.0.1, ::1)."`
 	ACMEDomain     []string `name:"acme-domain" placeholder:"DOMAIN" help:"Get certificates for DOMAIN with ACME (repeatable)."`
 	ACMEDirectory  string   `name:"acme-directory" placeholder:"URL" help:"ACME directory (default Let's Encrypt production)."`
@@ -42,6 +41,7 @@ type CLI struct {
 	PlainHTTP      bool     `help:"Serve plain HTTP (only behind a TLS-terminating load balancer: Incus needs HTTPS)."`
 	StateDir       string   `default:"edgeproxy-state" placeholder:"DIR" help:"Where the self-signed certificate and ACME data are kept."`
 	RemoteName     string   `default:"appliance" help:"Remote name used in the printed 'incus remote add' line."`
+	PublicURL      string   `name:"public-url" placeholder:"URL" help:"The URL clients add the registry as, shown on the catalog page (default: https://HOST:PORT from the ACME domain or the first --hostname and the listen port); behind a load balancer, its URL."`
 
 	EndpointURL string `name:"endpoint-url" placeholder:"URL" help:"S3 endpoint (MinIO, ...); default: AWS_ENDPOINT_URL or AWS."`
 	Region      string `placeholder:"REGION" help:"S3 region; default: AWS_REGION."`
@@ -59,11 +59,18 @@ type CLI struct {
 	HealthInterval    time.Duration `default:"5s" help:"/healthz probes the origin at most this often and answers from the last probe in between."`
 	CacheDir          string        `placeholder:"DIR" help:"On-disk cache of image files (default: <state-dir>/image-cache). Each file the catalog names is read from the origin once, checked against its sha256, and served from disk."`
 	CacheSize         int64         `default:"10737418240" placeholder:"BYTES" help:"Bytes the image cache may hold (least recently used files go first); 0: no cache, image files stream from the origin."`
-	MaxConnsPerClient int           `default:"256" help:"Open connections one client address may hold (-1: no limit)."`
-	ClientRate        float64       `default:"100" help:"Requests a second one client address may make on average (-1: no limit)."`
+	MaxFills          int           `default:"8" help:"Image files fetched into the cache at once (at most half of --max-origin-requests); one client address may start a quarter of them."`
+	OriginIdleTimeout time.Duration `default:"30s" help:"A fetch into the cache whose origin sends nothing for this long fails (the file is then refused for a back-off period)."`
+	MaxConnsPerClient int           `default:"256" help:"Open connections one client (an IPv4 address, an IPv6 /64) may hold (-1: no limit)."`
+	ClientRate        float64       `default:"100" help:"Requests a second one client (an IPv4 address, an IPv6 /64) may make on average (-1: no limit)."`
 	ClientBurst       int           `default:"400" help:"Requests one client address may make in a burst."`
-	MinRate           float64       `default:"16384" placeholder:"BYTES/S" help:"A client must take downloads at this many bytes a second on average (time blocked writing to it: at most 10 s plus bytes/rate) or be cut (-1: no minimum)."`
+	MinRate           float64       `default:"16384" placeholder:"BYTES/S" help:"A client must take downloads at this many bytes a second on average (time blocked writing to it: at most 10 s plus the bytes it acknowledged / rate) or be cut, its connection reset (-1: no minimum)."`
+	SendBuffer        int           `placeholder:"BYTES" help:"Cap each client socket's send buffer (default: the kernel's autotuning): less kernel memory per stalled client, but at most this much in flight per round trip."`
 	Tokens            string        `placeholder:"FILE" help:"Private registry: serve only under https://HOST/<token>/ for the tokens in FILE (one 'TOKEN [NAME]' a line; re-read when it changes)."`
+
+	TrustedProxies []string `name:"trusted-proxies" sep:"," placeholder:"CIDR" help:"Load balancers, reverse proxies or CDNs in front (CIDRs or addresses): from them only, the client address is read from --client-header, or from the PROXY protocol v2 header with --proxy-protocol; limits and access logs use it."`
+	ClientHeader   string   `default:"X-Forwarded-For" enum:"X-Forwarded-For,x-forwarded-for,Forwarded,forwarded" help:"The header the trusted proxies write the client address in: X-Forwarded-For or Forwarded (RFC 7239)."`
+	ProxyProtocol  bool     `name:"proxy-protocol" help:"Trusted proxies open each connection with a PROXY protocol v2 header (HAProxy send-proxy-v2, AWS NLB); HTTP headers are then not read."`
 }
 
 func main() {
@@ -108,17 +115,22 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if cacheDir == "" {
 		cacheDir = filepath.Join(c.StateDir, "image-cache")
 	}
+	trusted, err := edgeproxy.ParseTrustedProxies(c.TrustedProxies)
+	if err != nil {
+		return err
+	}
 	srv, err := edgeproxy.New(edgeproxy.Config{
 		Origin: origin, Listen: listen,
 		CertFile: c.Cert, KeyFile: c.Key, SelfSigned: c.SelfSigned, Hostnames: c.Hostname,
 		ACMEDomains: c.ACMEDomain, ACMEDirectory: c.ACMEDirectory, ACMEEmail: c.ACMEEmail,
-		PlainHTTP: c.PlainHTTP, StateDir: c.StateDir,
+		PlainHTTP: c.PlainHTTP, StateDir: c.StateDir, PublicURL: c.PublicURL,
 		CatalogTTL: c.CatalogTTL, CatalogMaxAge: c.CatalogMaxAge, MaxOriginRequests: c.MaxOriginRequests,
 		WriteTimeout: c.WriteTimeout, ShutdownTimeout: c.ShutdownTimeout,
 		MetricsListen: c.MetricsListen, HealthInterval: c.HealthInterval,
-		CacheDir: cacheDir, CacheSize: c.CacheSize,
+		CacheDir: cacheDir, CacheSize: c.CacheSize, MaxFills: c.MaxFills, OriginIdleTimeout: c.OriginIdleTimeout,
 		MaxConnsPerClient: c.MaxConnsPerClient, ClientRate: c.ClientRate, ClientBurst: c.ClientBurst,
-		MinTransferRate: c.MinRate, TokensFile: c.Tokens, RemoteName: c.RemoteName,
+		MinTransferRate: c.MinRate, SendBuffer: c.SendBuffer, TokensFile: c.Tokens, RemoteName: c.RemoteName,
+		TrustedProxies: trusted, ClientHeader: c.ClientHeader, ProxyProtocol: c.ProxyProtocol,
 		Logger: slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {
@@ -157,31 +169,14 @@ func (c *CLI) origin(ctx context.Context) (edgeproxy.Origin, string, error) {
 
 // announce tells the operator where the registry is and how to add it.
 func (c *CLI) announce(w io.Writer, srv *edgeproxy.Server, desc string) {
-	scheme := "https"
-	if c.PlainHTTP {
-		scheme = "http"
-	}
-	host := "HOST"
+	url := srv.PublicURL()
 	_, port, _ := net.SplitHostPort(srv.Addr().String())
-	switch {
-	case len(c.ACMEDomain) > 0:
-		host = c.ACMEDomain[0]
-	case len(c.Hostname) > 0:
-		host = c.Hostname[0]
-	default:
-		if h, err := os.Hostname(); err == nil {
-			host = h
-		}
-	}
-	if ip := net.ParseIP(host); ip != nil && strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	url := fmt.Sprintf("%s://%s:%s", scheme, host, port)
 	fmt.Fprintf(w, "edgeproxy: serving %s on %s (listening on %s)\n", desc, url, srv.Addr())
 	if ss := srv.SelfSignedCert(); ss != nil {
-		fmt.Fprintf(w, "edgeproxy: self-signed certificate %s\n", ss.CertFile)
+		fmt.Fprintf(w, "edgeproxy: self-signed certificate %s (valid until %s; a new one is made 30 days before, to be pinned again)\n",
+			ss.CertFile, ss.NotAfter.UTC().Format(time.DateOnly))
 		fmt.Fprintf(w, "edgeproxy: SHA-256 fingerprint %s\n", ss.Fingerprint)
-		fmt.Fprintf(w, "edgeproxy: on each Incus client, trust it (copy %s to ~/.config/incus/servercerts/%s.crt, or add it to the system CA store), then:\n", ss.CertFile, c.RemoteName)
+		fmt.Fprintf(w, "edgeproxy: on each Incus client, pin it for this remote only (copy %s to ~/.config/incus/servercerts/%s.crt), then:\n", ss.CertFile, c.RemoteName)
 	}
 	if c.Tokens != "" {
 		// The token is never printed: the operator knows it.

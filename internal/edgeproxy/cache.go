@@ -164,6 +164,9 @@ func (c *catalogCache) get(ctx context.Context, key string) (*catalogEntry, erro
 	return v.(*catalogEntry), nil
 }
 
+// fetch reads a catalog file from the origin: the one place catalog
+// bytes enter the proxy, where a check of what may be served (a verified
+// signature, say) belongs.
 func (c *catalogCache) fetch(ctx context.Context, key string) (*catalogEntry, error) {
 	release, err := c.gate.acquire(ctx)
 	if err != nil {

@@ -85,18 +85,24 @@ type SelfSigned struct {
 	CertFile, KeyFile string
 	// Fingerprint is the certificate's SHA-256, lowercase hex.
 	Fingerprint string
+	// NotAfter is when it expires (a new one is made 30 days before).
+	NotAfter time.Time
 }
 
-// selfSigned returns the CA-capable self-signed certificate kept in dir,
-// creating it (valid for hosts, 10 years) when missing or when it does not
-// cover every host.
+// selfSignedValidity is how long a self-signed certificate is made for.
+const selfSignedValidity = 365 * 24 * time.Hour
+
+// selfSigned returns the self-signed certificate kept in dir (no CA,
+// constrained to its own names: see tlsutil.SelfSigned), creating it
+// (valid for hosts, a year) when missing, within 30 days of its end, not
+// covering every host, or a CA (as earlier versions made it).
 func selfSigned(dir string, hosts []string) (*SelfSigned, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	s := &SelfSigned{CertFile: filepath.Join(dir, "selfsigned.crt"), KeyFile: filepath.Join(dir, "selfsigned.key")}
 	if !covers(s.CertFile, hosts) {
-		certPEM, keyPEM, err := tlsutil.SelfSigned(hosts, 10*365*24*time.Hour)
+		certPEM, keyPEM, err := tlsutil.SelfSigned(hosts, selfSignedValidity)
 		if err != nil {
 			return nil, err
 		}
@@ -114,22 +120,30 @@ func selfSigned(dir string, hosts []string) (*SelfSigned, error) {
 	if s.Fingerprint, err = tlsutil.Fingerprint(certPEM); err != nil {
 		return nil, err
 	}
+	if c := parseCert(certPEM); c != nil {
+		s.NotAfter = c.NotAfter
+	}
 	return s, nil
 }
 
+func parseCert(data []byte) *x509.Certificate {
+	b, _ := pem.Decode(data)
+	if b == nil {
+		return nil
+	}
+	c, _ := x509.ParseCertificate(b.Bytes)
+	return c
+}
+
 // covers reports whether the certificate in file is valid for 30 more
-// days and names every host.
+// days, names every host, and is no CA.
 func covers(file string, hosts []string) bool {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return false
 	}
-	b, _ := pem.Decode(data)
-	if b == nil {
-		return false
-	}
-	c, err := x509.ParseCertificate(b.Bytes)
-	if err != nil || time.Until(c.NotAfter) < 30*24*time.Hour {
+	c := parseCert(data)
+	if c == nil || time.Until(c.NotAfter) < 30*24*time.Hour || c.IsCA || c.KeyUsage&x509.KeyUsageCertSign != 0 {
 		return false
 	}
 	for _, h := range hosts {

@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/singleflight"
 
@@ -27,15 +26,20 @@ import (
 // found on disk when the cache opens (a restart) are verified again before
 // their first use, so a corrupt entry is dropped and fetched again.
 type diskCache struct {
-	dir   string
-	limit int64
-	group singleflight.Group
+	dir    string
+	limit  int64
+	group  singleflight.Group
+	limits fillLimits
+	m      *metrics
 
-	mu      sync.Mutex
-	entries map[string]*diskEntry // by sha256
-	fills   map[string]*fill      // files being fetched, by sha256
-	lru     *list.List            // of *diskEntry, most recently used first
-	total   int64
+	mu       sync.Mutex
+	entries  map[string]*diskEntry // by sha256
+	fills    map[string]*fill      // files being fetched, by sha256
+	lru      *list.List            // of *diskEntry, most recently used first
+	total    int64                 // bytes of the entries
+	reserved int64                 // bytes the fills will take
+	byClient map[string]int        // fills each client started, running
+	bad      map[string]badFile    // files whose last fill failed, by sha256
 }
 
 type diskEntry struct {
@@ -50,11 +54,12 @@ const tmpPrefix = "tmp-"
 
 // openDiskCache opens (creating) the cache folder and indexes what a
 // previous run left there, oldest modification first in the LRU order.
-func openDiskCache(dir string, limit int64) (*diskCache, error) {
+func openDiskCache(dir string, limit int64, limits fillLimits, m *metrics) (*diskCache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache folder: %w", err)
 	}
-	c := &diskCache{dir: dir, limit: limit, entries: map[string]*diskEntry{}, fills: map[string]*fill{}, lru: list.New()}
+	c := &diskCache{dir: dir, limit: limit, limits: limits, m: m, entries: map[string]*diskEntry{}, fills: map[string]*fill{},
+		lru: list.New(), byClient: map[string]int{}, bad: map[string]badFile{}}
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("cache folder: %w", err)
@@ -101,16 +106,14 @@ func (c *diskCache) fits(size int64) bool { return size <= c.limit }
 // errCorrupt is a fetched or cached file that does not match the catalog.
 var errCorrupt = errors.New("does not match the catalog's size and sha256")
 
-// fillTimeout bounds one fetch of a file into the cache.
-const fillTimeout = 30 * time.Minute
-
 // open returns the file with the given sha256 and size: the cached file,
 // or, while it is being fetched (one fetch per file however many callers
-// ask, with fetch writing the whole file to w), a reader that follows the
-// fetch as bytes arrive. The fetch is detached from ctx: a client hanging
-// up does not cut a fetch others wait for. hit reports whether the file
-// was already there.
-func (c *diskCache) open(ctx context.Context, f fileInfo, fetch func(ctx context.Context, w io.Writer) error) (rsc io.ReadSeekCloser, hit bool, err error) {
+// ask, with fetch writing the whole file to w), a follower that hands out
+// its bytes once the whole file is verified. A new fetch is started for
+// client within the fill limits (see startFill). The fetch is detached
+// from ctx: a client hanging up does not cut a fetch others wait for. hit
+// reports whether the file was already there.
+func (c *diskCache) open(ctx context.Context, client string, f fileInfo, fetch func(ctx context.Context, w io.Writer) error) (rsc io.ReadSeekCloser, hit bool, err error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		c.mu.Lock()
 		e := c.entries[f.sha256]
@@ -136,7 +139,7 @@ func (c *diskCache) open(ctx context.Context, f fileInfo, fetch func(ctx context
 		}
 		fl := c.fills[f.sha256]
 		if fl == nil {
-			fl, err = c.startFill(ctx, f, fetch)
+			fl, err = c.startFill(ctx, client, f, fetch)
 			if err != nil {
 				c.mu.Unlock()
 				return nil, false, err
@@ -149,181 +152,10 @@ func (c *diskCache) open(ctx context.Context, f fileInfo, fetch func(ctx context
 		if err != nil {
 			return nil, false, fmt.Errorf("cache: %w", err)
 		}
-		return &follower{fl: fl, file: file}, false, nil
+		return &follower{ctx: ctx, fl: fl, file: file}, false, nil
 	}
 	return nil, false, fmt.Errorf("cache: %s vanished while in use", f.sha256)
 }
-
-// fill is a file being fetched into the cache.
-type fill struct {
-	f    fileInfo
-	path string // the temporary file
-
-	mu   sync.Mutex
-	cond *sync.Cond
-	n    int64 // bytes written so far
-	done bool  // verified and in place (err nil), or failed (err set)
-	err  error
-}
-
-// startFill creates the temporary file and starts the fetch; c.mu is held.
-func (c *diskCache) startFill(ctx context.Context, f fileInfo, fetch func(context.Context, io.Writer) error) (*fill, error) {
-	tmp, err := os.CreateTemp(c.dir, tmpPrefix+f.sha256[:12]+"-")
-	if err != nil {
-		return nil, fmt.Errorf("cache: %w", err)
-	}
-	fl := &fill{f: f, path: tmp.Name()}
-	fl.cond = sync.NewCond(&fl.mu)
-	c.fills[f.sha256] = fl
-	go func() {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fillTimeout)
-		defer cancel()
-		err := c.runFill(fctx, fl, tmp, fetch)
-		c.mu.Lock()
-		delete(c.fills, f.sha256)
-		c.mu.Unlock()
-		fl.mu.Lock()
-		fl.done, fl.err = true, err
-		fl.cond.Broadcast()
-		fl.mu.Unlock()
-	}()
-	return fl, nil
-}
-
-// runFill fetches into tmp, verifies, and renames it into place.
-func (c *diskCache) runFill(ctx context.Context, fl *fill, tmp *os.File, fetch func(context.Context, io.Writer) error) error {
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	defer tmp.Close()
-	h := sha256.New()
-	w := &fillWriter{fl: fl, w: io.MultiWriter(tmp, h)}
-	if err := fetch(ctx, w); err != nil {
-		return err
-	}
-	f := fl.f
-	if w.n != f.size || hex.EncodeToString(h.Sum(nil)) != f.sha256 {
-		return fmt.Errorf("fetched file (%d bytes) %w (%d bytes, %s)", w.n, errCorrupt, f.size, f.sha256)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("cache: %w", err)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := os.Rename(tmp.Name(), c.path(f.sha256)); err != nil {
-		return fmt.Errorf("cache: %w", err)
-	}
-	if old := c.entries[f.sha256]; old != nil {
-		c.dropLocked(old)
-	}
-	e := &diskEntry{sha: f.sha256, size: f.size, verified: true}
-	e.elem = c.lru.PushFront(e)
-	c.entries[f.sha256] = e
-	c.total += f.size
-	c.evict()
-	return nil
-}
-
-// fillWriter writes a fetch to the temporary file and wakes the readers
-// following it. More bytes than the catalog says fail the fetch.
-type fillWriter struct {
-	fl *fill
-	w  io.Writer
-	n  int64
-}
-
-func (w *fillWriter) Write(p []byte) (int, error) {
-	if w.n+int64(len(p)) > w.fl.f.size {
-		return 0, fmt.Errorf("origin sends more than the catalog's %d bytes: %w", w.fl.f.size, errCorrupt)
-	}
-	n, err := w.w.Write(p)
-	w.n += int64(n)
-	w.fl.mu.Lock()
-	w.fl.n = w.n
-	w.fl.cond.Broadcast()
-	w.fl.mu.Unlock()
-	return n, err
-}
-
-// follower reads a file while it is being fetched. It never hands out the
-// last byte before the whole file is verified: a client can never receive
-// a whole file that does not match the catalog; a failed fetch cuts its
-// response short instead.
-type follower struct {
-	fl   *fill
-	file *os.File
-	pos  int64
-}
-
-// start waits for the fetch's first byte (or its end): an origin error
-// before any byte can still be answered with a status.
-func (r *follower) start() error {
-	r.fl.mu.Lock()
-	defer r.fl.mu.Unlock()
-	for r.fl.n == 0 && !r.fl.done && r.fl.f.size > 0 {
-		r.fl.cond.Wait()
-	}
-	if r.fl.n == 0 && r.fl.err != nil {
-		return r.fl.err
-	}
-	return nil
-}
-
-func (r *follower) Read(p []byte) (int, error) {
-	size := r.fl.f.size
-	if r.pos >= size {
-		if err := r.wait(size); err != nil {
-			return 0, err
-		}
-		return 0, io.EOF
-	}
-	if err := r.wait(r.pos + 1); err != nil {
-		return 0, err
-	}
-	r.fl.mu.Lock()
-	avail := r.fl.n
-	if !r.fl.done {
-		avail = min(avail, size-1)
-	}
-	r.fl.mu.Unlock()
-	n, err := r.file.ReadAt(p[:min(int64(len(p)), avail-r.pos)], r.pos)
-	r.pos += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
-
-// wait blocks until the bytes before end may be handed out (all of them,
-// verified, when end is the size), or the fetch failed.
-func (r *follower) wait(end int64) error {
-	size := r.fl.f.size
-	r.fl.mu.Lock()
-	defer r.fl.mu.Unlock()
-	for {
-		if r.fl.err != nil {
-			return r.fl.err
-		}
-		if r.fl.done || (end < size && r.fl.n >= end) {
-			return nil
-		}
-		r.fl.cond.Wait()
-	}
-}
-
-func (r *follower) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		offset += r.pos
-	case io.SeekEnd:
-		offset += r.fl.f.size
-	}
-	if offset < 0 {
-		return 0, errors.New("negative position")
-	}
-	r.pos = offset
-	return offset, nil
-}
-
-func (r *follower) Close() error { return r.file.Close() }
 
 // verify hashes a file found on disk; a mismatch drops it.
 func (c *diskCache) verify(e *diskEntry) error {
@@ -351,10 +183,11 @@ func (c *diskCache) verify(e *diskEntry) error {
 	return nil
 }
 
-// evict removes least recently used files until the cache fits its limit.
-// A file being served stays readable (the open descriptor keeps it).
+// evict removes least recently used files until they and the fills under
+// way fit the limit. A file being served stays readable (the open
+// descriptor keeps it).
 func (c *diskCache) evict() {
-	for c.total > c.limit {
+	for c.total+c.reserved > c.limit {
 		back := c.lru.Back()
 		if back == nil {
 			return
@@ -383,9 +216,9 @@ func (c *diskCache) dropLocked(e *diskEntry) {
 	c.total -= e.size
 }
 
-// size is the bytes the cache holds.
+// size is the bytes the cache holds, or will once its fills are done.
 func (c *diskCache) size() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.total
+	return c.total + c.reserved
 }

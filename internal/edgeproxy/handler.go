@@ -32,9 +32,14 @@ type handler struct {
 	rate          *rateLimiter
 	catalogMaxAge time.Duration
 	writeTimeout  time.Duration
-	minRate       float64 // bytes/s a download must average after rateGrace
+	headerWait    time.Duration // how long a request waits for a fetch's check with nothing sent
+	originIdle    time.Duration // a fill whose origin sends nothing this long fails
+	minRate       float64       // bytes/s a download must average after rateGrace
 	rateGrace     time.Duration
+	maxQueue      int64 // the most a socket's send queue can hold
 	remoteName    string
+	publicURL     string // what the catalog page tells clients to add
+	clients       *clients
 	m             *metrics
 	log           *slog.Logger
 }
@@ -44,14 +49,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.m.inflight.Inc()
 	defer h.m.inflight.Dec()
 	rw := &recorder{ResponseWriter: w, rc: http.NewResponseController(w), timeout: h.writeTimeout,
-		minRate: h.minRate, grace: h.rateGrace}
+		minRate: h.minRate, grace: h.rateGrace, conn: connOf(r), maxQueue: h.maxQueue}
 	if r.TLS != nil {
 		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 	}
-	c, tok := h.serve(rw, r)
-	if rw.status == 0 {
-		rw.status = http.StatusOK
-	}
+	client := h.clients.ofRequest(r)
+	c, tok := h.serve(rw, r, client)
+	rw.finish()
 	h.m.requests.WithLabelValues(string(c), strconv.Itoa(rw.status)).Inc()
 	h.m.bytes.WithLabelValues(string(c)).Add(float64(rw.bytes))
 	if h.tokens != nil && tok.name != "" {
@@ -74,6 +78,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", clip(path)), slog.Int("status", rw.status),
 		slog.Int64("bytes", rw.bytes), slog.Duration("duration", time.Since(start)), slog.String("class", string(c)),
 		slog.String("remote", r.RemoteAddr), slog.String("proto", r.Proto), slog.String("user_agent", clip(r.UserAgent()))}
+	if client != hostOf(r.RemoteAddr) { // named by a trusted proxy's header
+		attrs[6] = slog.String("remote", client)
+		attrs = append(attrs, slog.String("via", r.RemoteAddr))
+	}
 	if tok.name != "" {
 		attrs = append(attrs, slog.String("token", tok.name))
 	}
@@ -93,7 +101,7 @@ type tokenUse struct {
 	name, prefix, rest string
 }
 
-func (h *handler) serve(w http.ResponseWriter, r *http.Request) (class, tokenUse) {
+func (h *handler) serve(w *recorder, r *http.Request, clientAddr string) (class, tokenUse) {
 	var tok tokenUse
 	// No request here has a body. Chunked framing is refused and the
 	// connection closed after the answer: next to a Content-Length it is
@@ -104,7 +112,8 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) (class, tokenUse
 		http.Error(w, "request bodies are not accepted", http.StatusBadRequest)
 		return classOther, tok
 	}
-	if h.rate != nil && !h.rate.allow(clientAddr(r.RemoteAddr), time.Now()) {
+	client := clientKey(clientAddr)
+	if h.rate != nil && !h.rate.allow(client, time.Now()) {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many requests", http.StatusTooManyRequests)
 		return classOther, tok
@@ -115,6 +124,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) (class, tokenUse
 		return classOther, tok
 	}
 	raw, status := requestPath(r)
+	if status == 0 {
+		status = checkPath(raw)
+	}
 	if status != 0 {
 		http.Error(w, http.StatusText(status), status)
 		return classOther, tok
@@ -159,7 +171,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) (class, tokenUse
 	if c == classCatalog {
 		h.serveCatalog(w, r, key)
 	} else {
-		h.serveImage(w, r, key)
+		h.serveImage(w, r, key, client)
 	}
 	return c, tok
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -178,6 +179,15 @@ func TestHealthzAndMetricsMethods(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("%s /metrics on the metrics listener: %d, want %d", m, resp.StatusCode, want)
 		}
+	}
+	mconn, err := net.Dial("tcp", p.srv.MetricsAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mconn.Close()
+	fmt.Fprintf(mconn, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(mconn), nil); err != nil || resp.StatusCode != 405 {
+		t.Errorf("OPTIONS * on the metrics listener: %v %v, want 405", resp, err)
 	}
 }
 

@@ -1,83 +1,29 @@
 package edgeproxy
 
 import (
-	"net"
+	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
-// clientAddr is the address part of a remote "host:port".
-func clientAddr(remote string) string {
-	host, _, err := net.SplitHostPort(remote)
+// clientKey is what the per-client limits count a remote "host:port"
+// (or bare address) as: an IPv4 address, or the /64 an IPv6 address is in
+// — one host is routinely given a whole /64, so counting its addresses
+// apart would give it billions of quotas.
+func clientKey(remote string) string {
+	a, err := netip.ParseAddr(remote)
 	if err != nil {
-		return remote
-	}
-	return host
-}
-
-// connLimitListener closes, right after accepting it, a connection from an
-// address that already holds max open connections.
-type connLimitListener struct {
-	net.Listener
-	max     int
-	refused prometheus.Counter
-
-	mu    sync.Mutex
-	count map[string]int
-}
-
-func newConnLimitListener(ln net.Listener, max int, refused prometheus.Counter) *connLimitListener {
-	return &connLimitListener{Listener: ln, max: max, refused: refused, count: map[string]int{}}
-}
-
-func (l *connLimitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
+		ap, perr := netip.ParseAddrPort(remote)
+		if perr != nil {
+			return remote
 		}
-		addr := clientAddr(c.RemoteAddr().String())
-		l.mu.Lock()
-		n := l.count[addr]
-		if n < l.max {
-			l.count[addr] = n + 1
-		}
-		l.mu.Unlock()
-		if n >= l.max {
-			l.refused.Inc()
-			c.Close()
-			continue
-		}
-		return &limitedConn{Conn: c, release: func() { l.release(addr) }}, nil
+		a = ap.Addr()
 	}
-}
-
-func (l *connLimitListener) release(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.count[addr]--; l.count[addr] <= 0 {
-		delete(l.count, addr)
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
 	}
-}
-
-// open is the number of connections an address holds.
-func (l *connLimitListener) open(addr string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.count[addr]
-}
-
-type limitedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitedConn) Close() error {
-	c.once.Do(c.release)
-	return c.Conn.Close()
+	return a.String()
 }
 
 // rateLimiter is a token bucket per client address: rate requests a

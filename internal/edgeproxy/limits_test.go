@@ -2,15 +2,19 @@ package edgeproxy
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // clientFrom is the proxy's client, but connecting from another loopback
@@ -43,7 +47,7 @@ func TestConnectionsPerClientAddress(t *testing.T) {
 	}
 	// The readiness probe's connection may still be counted until the
 	// server notices it closed: wait for the address to hold none.
-	l := p.srv.ln.(*connLimitListener)
+	l := p.srv.ln.(*clientListener)
 	if !eventually(30*time.Second, func() bool { return l.open("127.0.0.1") == 0 }) {
 		t.Fatalf("127.0.0.1 still holds %d connections", l.open("127.0.0.1"))
 	}
@@ -172,5 +176,94 @@ func TestMinimumTransferRateIgnoresOriginWaits(t *testing.T) {
 	resp, body := p.do(t, "GET", "/"+imageKey)
 	if resp.StatusCode != 200 || len(body) != 4<<20 {
 		t.Errorf("a fast client behind a slow origin: %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
+
+// serveAs answers one request as if it came from remote ("host:port").
+func serveAs(p *proxy, remote, method, path string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, nil)
+	req.RemoteAddr = remote
+	rec := httptest.NewRecorder()
+	p.srv.srv.Handler.ServeHTTP(rec, req)
+	return rec
+}
+
+// IPv6 clients are counted per /64: a host with a /64 gets one request
+// quota however many of its addresses it uses; another /64 is another
+// client, and an IPv4-mapped address counts as the IPv4 one. (Before
+// this test, every address had its own bucket.)
+func TestIPv6ClientsCountPerSlash64(t *testing.T) {
+	dir, _ := testRegistry(t, 1024)
+	p := startProxy(t, dirOrigin(t, dir), func(c *Config) { c.ClientRate, c.ClientBurst = 0.01, 20 })
+	codes := map[int]int{}
+	for i := range 30 {
+		remote := fmt.Sprintf("[2001:db8:1:2:%x::%x]:4000", i, i+1)
+		codes[serveAs(p, remote, "GET", "/"+catalog.IndexPath).Code]++
+	}
+	if codes[200] != 20 || codes[429] != 10 {
+		t.Errorf("30 requests from 30 addresses of one /64 at a burst of 20: %v, want 20×200 and 10×429", codes)
+	}
+	if c := serveAs(p, "[2001:db8:1:3::1]:4000", "GET", "/"+catalog.IndexPath).Code; c != 200 {
+		t.Errorf("another /64: %d", c)
+	}
+	for range 20 {
+		serveAs(p, "192.0.2.1:4000", "GET", "/"+catalog.IndexPath)
+	}
+	if c := serveAs(p, "[::ffff:192.0.2.1]:4000", "GET", "/"+catalog.IndexPath).Code; c != 429 {
+		t.Errorf("192.0.2.1 as an IPv4-mapped address after its burst: %d", c)
+	}
+}
+
+// fakeListener hands out in-memory connections from the given remote
+// addresses.
+type fakeListener struct {
+	remotes []string
+	closed  chan struct{}
+}
+
+type remoteConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c remoteConn) RemoteAddr() net.Addr { return c.remote }
+
+func (l *fakeListener) Accept() (net.Conn, error) {
+	if len(l.remotes) == 0 {
+		<-l.closed
+		return nil, net.ErrClosed
+	}
+	a, _ := net.Pipe()
+	remote, _ := net.ResolveTCPAddr("tcp", l.remotes[0])
+	l.remotes = l.remotes[1:]
+	return remoteConn{Conn: a, remote: remote}, nil
+}
+
+func (l *fakeListener) Close() error   { close(l.closed); return nil }
+func (l *fakeListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// The connection cap counts an IPv6 /64 as one client too.
+func TestIPv6ConnectionsCountPerSlash64(t *testing.T) {
+	fl := &fakeListener{closed: make(chan struct{})}
+	for i := range 5 {
+		fl.remotes = append(fl.remotes, fmt.Sprintf("[2001:db8:1:2::%x]:4000", i+1))
+	}
+	fl.remotes = append(fl.remotes, "[2001:db8:1:3::1]:4000")
+	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: "refused"})
+	l := newClientListener(fl, 4, 0, func(netip.Addr) bool { return false }, refused)
+	defer l.Close()
+	var got []string
+	for range 5 {
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, c.RemoteAddr().String())
+	}
+	if want := []string{"[2001:db8:1:2::1]:4000", "[2001:db8:1:2::2]:4000", "[2001:db8:1:2::3]:4000", "[2001:db8:1:2::4]:4000", "[2001:db8:1:3::1]:4000"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("accepted %v, want %v (the fifth address of one /64 refused)", got, want)
+	}
+	if n := l.open("2001:db8:1:2::/64"); n != 4 {
+		t.Errorf("the /64 holds %d connections, want 4", n)
 	}
 }

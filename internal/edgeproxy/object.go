@@ -56,17 +56,25 @@ func (o *lazyObject) Read(p []byte) (int, error) {
 }
 
 func (o *lazyObject) Seek(offset int64, whence int) (int64, error) {
+	pos, err := seekPos(o.pos, o.size, offset, whence)
+	if err == nil {
+		o.pos = pos
+	}
+	return pos, err
+}
+
+// seekPos is where io.Seeker's Seek(offset, whence) goes from pos in
+// something of size bytes.
+func seekPos(pos, size, offset int64, whence int) (int64, error) {
 	switch whence {
-	case io.SeekStart:
 	case io.SeekCurrent:
-		offset += o.pos
+		offset += pos
 	case io.SeekEnd:
-		offset += o.size
+		offset += size
 	}
 	if offset < 0 {
 		return 0, errors.New("negative position")
 	}
-	o.pos = offset
 	return offset, nil
 }
 

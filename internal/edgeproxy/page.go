@@ -37,7 +37,8 @@ type pageVersion struct {
 	Latest                                                bool
 }
 
-// pageLink is a file a version ships, by name.
+// pageLink is a file a version ships, by name; Path is empty when it is
+// no file of this registry (then it is not linked).
 type pageLink struct{ Name, Path string }
 
 type pageData struct {
@@ -63,7 +64,7 @@ incus launch {{$.Remote}}:{{.Name}} {{.Name}}-1</pre>
 {{if .Custom}}<h2>Metadata</h2><table>{{range .Custom}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>{{end}}</table>{{end}}
 <h2>Versions (newest first)</h2>
 <table><tr><th>Version</th><th>Appliance version</th><th>Architecture</th><th>Description</th><th>Size</th><th>Aliases</th><th>Profiles</th><th>Fingerprint</th></tr>
-{{range .Versions}}<tr class="version"><td>{{.Key}}{{if .Latest}} (latest){{end}}</td><td>{{.ApplianceVersion}}</td><td>{{.Arch}}</td><td>{{.Description}}</td><td>{{.Size}}</td><td>{{range .Aliases}}{{.}} {{end}}</td><td>{{range .Profiles}}<a href="{{$.Prefix}}/{{.Path}}">{{.Name}}</a> {{end}}</td><td><code>{{.Fingerprint}}</code></td></tr>
+{{range .Versions}}<tr class="version"><td>{{.Key}}{{if .Latest}} (latest){{end}}</td><td>{{.ApplianceVersion}}</td><td>{{.Arch}}</td><td>{{.Description}}</td><td>{{.Size}}</td><td>{{range .Aliases}}{{.}} {{end}}</td><td>{{range .Profiles}}{{if .Path}}<a href="{{$.Prefix}}/{{.Path}}">{{.Name}}</a>{{else}}{{.Name}}{{end}} {{end}}</td><td><code>{{.Fingerprint}}</code></td></tr>
 {{end}}</table>
 <p>A given version: <code>incus launch {{$.Remote}}:FINGERPRINT NAME</code></p>
 {{end}}{{else}}
@@ -88,11 +89,9 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request, prefix, raw 
 		h.originError(w, "catalog page", err)
 		return
 	}
-	scheme := "https"
-	if r.TLS == nil {
-		scheme = "http"
-	}
-	data := pageData{Remote: h.remoteName, URL: scheme + "://" + r.Host + prefix, Prefix: prefix, Appliances: apps}
+	// Never the request's Host: the page is cached (public) and a forged
+	// name would reach everyone.
+	data := pageData{Remote: h.remoteName, URL: h.publicURL + prefix, Prefix: prefix, Appliances: apps}
 	if name, ok := strings.CutPrefix(raw, "/appliance/"); ok {
 		for i := range apps {
 			if apps[i].Name == name {
@@ -194,7 +193,11 @@ func addProduct(byName map[string]*pageAppliance, pk string, p *catalog.Product)
 		}
 		for _, ik := range slices.Sorted(maps.Keys(v.Items)) {
 			if it := v.Items[ik]; it.FType == catalog.FTypeProfile {
-				pv.Profiles = append(pv.Profiles, pageLink{Name: strings.TrimPrefix(ik, "profile:"), Path: it.Path})
+				link := pageLink{Name: strings.TrimPrefix(ik, "profile:"), Path: it.Path}
+				if _, c, status := route("/" + it.Path); status != 0 || c != classImage {
+					link.Path = "" // not a file of this registry: no link
+				}
+				pv.Profiles = append(pv.Profiles, link)
 			}
 		}
 		a.Versions = append(a.Versions, pv)

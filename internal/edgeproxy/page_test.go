@@ -2,6 +2,7 @@ package edgeproxy
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -104,5 +105,64 @@ func TestCatalogPage(t *testing.T) {
 	}
 	if resp, body = p.do(t, "HEAD", "/"); resp.StatusCode != 200 || len(body) != 0 {
 		t.Errorf("HEAD /: %d", resp.StatusCode)
+	}
+}
+
+// The page never echoes the request's Host header (it is served with
+// Cache-Control public, and a shared cache would hand the forged name to
+// everyone): the remote add line names the configured public URL.
+// (Before this test, "Host: evil.example" put https://evil.example into
+// the page.)
+func TestCatalogPageUsesThePublicURL(t *testing.T) {
+	dir := pageRegistry(t)
+	p := startProxy(t, dirOrigin(t, dir), nil)
+	for _, path := range []string{"/", "/appliance/web"} {
+		_, body := p.do(t, "GET", path, "Host", "evil.example")
+		if page := string(body); strings.Contains(page, "evil.example") || !strings.Contains(page, "incus remote add appliance "+p.URL+" ") {
+			t.Errorf("%s with Host evil.example: %.400s", path, page)
+		}
+	}
+	p2 := startProxy(t, dirOrigin(t, dir), func(c *Config) { c.PublicURL = "https://images.example.org/" })
+	if _, body := p2.do(t, "GET", "/", "Host", "evil.example"); !strings.Contains(string(body), "incus remote add appliance https://images.example.org --protocol simplestreams") {
+		t.Errorf("with PublicURL: %.400s", body)
+	}
+}
+
+// A profile whose path is no registry key under images/ (a catalog some
+// other tool wrote: "/evil.example/x" would render as href="//evil.example/x",
+// a link to another site) is listed without a link.
+func TestCatalogPageLinksOnlyRegistryPaths(t *testing.T) {
+	dir := pageRegistry(t)
+	file := filepath.Join(dir, catalog.ImagesPath)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	json.Unmarshal(b, &doc)
+	n := 0
+	for _, p := range doc["products"].(map[string]any) {
+		for _, v := range p.(map[string]any)["versions"].(map[string]any) {
+			for _, it := range v.(map[string]any)["items"].(map[string]any) {
+				if it := it.(map[string]any); it["ftype"] == catalog.FTypeProfile {
+					it["path"] = "/evil.example/x"
+					n++
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no profile in the catalog")
+	}
+	b, _ = json.Marshal(doc)
+	os.WriteFile(file, b, 0o644)
+	p := startProxy(t, dirOrigin(t, dir), nil)
+	_, body := p.do(t, "GET", "/appliance/web")
+	page := string(body)
+	if strings.Contains(page, "//evil.example") {
+		t.Errorf("a link off the registry: %s", page[strings.Index(page, "evil.example")-40:][:80])
+	}
+	if !strings.Contains(page, "webprofile") {
+		t.Error("the profile is not listed")
 	}
 }

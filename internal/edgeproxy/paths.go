@@ -36,25 +36,44 @@ func requestPath(r *http.Request) (string, int) {
 	return raw, 0
 }
 
-// route checks a raw request path before any origin call and returns the
-// store key and class it names, or the status to refuse it with: 400 for
-// anything a registry key cannot hold — percent-encoding of any kind
-// (encoded slashes, dots, NUL...), a backslash, control bytes, "." or ".."
-// segments, empty segments, dot-files; 404 for a valid path outside
-// streams/v1/*.json and images/.
-func route(raw string) (objKey string, c class, status int) {
+// checkPath refuses, with 400, a raw request path no registry key can be
+// — percent-encoding of any kind (encoded slashes, dots, NUL...), a
+// backslash, control bytes, "." or ".." segments, empty segments,
+// dot-files — before anything else looks at it: with tokens, a path is
+// refused the same way whatever its first segment, so the answer never
+// tells a valid token from a wrong one. "/" and one segment followed by
+// "/" (a token's page) pass.
+func checkPath(raw string) int {
 	if !strings.HasPrefix(raw, "/") || strings.ContainsAny(raw, "%\\") {
-		return "", classOther, http.StatusBadRequest
+		return http.StatusBadRequest
 	}
 	for _, b := range []byte(raw) {
 		if b < 0x21 || b >= 0x7f {
-			return "", classOther, http.StatusBadRequest
+			return http.StatusBadRequest
 		}
 	}
 	k := raw[1:]
-	if err := key.Check(k); err != nil {
+	if k == "" || strings.Count(k, "/") == 1 && strings.HasSuffix(k, "/") {
+		k = strings.TrimSuffix(k, "/")
+		if k == "" {
+			return 0
+		}
+	}
+	if key.Check(k) != nil {
+		return http.StatusBadRequest
+	}
+	return 0
+}
+
+// route checks a raw request path before any origin call and returns the
+// store key and class it names, or the status to refuse it with: 400 for
+// anything a registry key cannot hold (checkPath), 404 for a valid path
+// outside streams/v1/*.json and images/.
+func route(raw string) (objKey string, c class, status int) {
+	if status := checkPath(raw); status != 0 || strings.HasSuffix(raw, "/") {
 		return "", classOther, http.StatusBadRequest
 	}
+	k := raw[1:]
 	switch {
 	case strings.HasPrefix(k, "images/"):
 		// Any layout: ours (images/<fp>/rootfs.squashfs), incus-simplestreams'

@@ -9,8 +9,9 @@
 // short in-memory cache with request collapsing for the catalog, a
 // verified on-disk LRU cache of the image files the catalog names (one
 // origin read per file; slow clients read the local file, never an origin
-// connection), per-client-address connection and request-rate limits, a
-// minimum transfer rate, one cap on every origin call, optional access
+// connection), per-client connection and request-rate limits (the client
+// named by trusted load balancers' X-Forwarded-For, Forwarded or PROXY
+// protocol header when behind them), a minimum transfer rate, one cap on every origin call, optional access
 // tokens in the URL path, and no origin detail (S3 error bodies, x-amz-*
 // headers) ever reaching a client. Metrics are served on a listener of
 // their own. TLS comes from certificate files (reloaded when they change),
@@ -26,7 +27,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/store"
@@ -88,25 +92,67 @@ type Config struct {
 	// origin (each download holding an origin slot).
 	CacheDir  string
 	CacheSize int64
+	// MaxFills caps the image files fetched into the cache at once
+	// (default 8, and never more than half of MaxOriginRequests); one
+	// client address may start a quarter of them (at least one). A fill
+	// holds its file's size against CacheSize from its start; a file whose
+	// fill failed (origin error, stall, bytes not matching the catalog) is
+	// refused for a back-off period (30 s, doubling with each failure in
+	// a row, up to 30 min). Requests that find no fill free get 503.
+	MaxFills int
+	// OriginIdleTimeout fails a fill whose origin sends nothing for this
+	// long (default 30s).
+	OriginIdleTimeout time.Duration
+	// HeaderWait is how long a request for an image file being fetched
+	// into the cache waits for the fetch's sha256 check with nothing sent
+	// (default 10s): a fetch that fails meanwhile is a clean 502. Past it,
+	// the response header goes out (Incus gives up on a server that sends
+	// none for 30 s); the body always waits for the check.
+	HeaderWait time.Duration
 
-	// Per client address: at most MaxConnsPerClient open connections
-	// (default 256) and ClientRate requests a second on average in bursts
-	// of ClientBurst (defaults 100 and 400); a negative value: no limit.
+	// Per client (an IPv4 address, an IPv6 /64): at most
+	// MaxConnsPerClient open connections (default 256) and ClientRate
+	// requests a second on average in bursts of ClientBurst (defaults 100
+	// and 400); a negative value: no limit.
 	MaxConnsPerClient int
 	ClientRate        float64
 	ClientBurst       int
 	// MinTransferRate (bytes/s, default 16 KiB/s; negative: none) is what
 	// a client must take a response at: the time spent blocked writing to
-	// it may not exceed MinRateGrace (default 10s) plus the bytes sent
-	// divided by the rate; a download falling behind is cut.
+	// it may not exceed MinRateGrace (default 10s) plus the bytes it took
+	// (over HTTP/1: acknowledged) divided by the rate; a download falling
+	// behind is cut, its connection reset.
 	MinTransferRate float64
 	MinRateGrace    time.Duration
+	// SendBuffer caps each client socket's send buffer, in bytes (0: the
+	// kernel's autotuning, up to tcp_wmem's maximum): what a client that
+	// stops reading can keep in kernel memory until it is cut, and what
+	// a download can have in flight (a throughput cap of SendBuffer per
+	// round trip).
+	SendBuffer int
+
+	// TrustedProxies are the load balancers, reverse proxies or CDNs in
+	// front of the proxy. From them only, the client address is taken from
+	// ClientHeader — X-Forwarded-For (the default) or Forwarded (RFC 7239)
+	// — or, with ProxyProtocol, from the PROXY protocol v2 header that
+	// starts each connection (HTTP headers are then not read); from anyone
+	// else those are ignored. Limits and access logs use that address;
+	// connections from a trusted proxy itself are not counted against the
+	// per-client connection cap.
+	TrustedProxies []netip.Prefix
+	ClientHeader   string
+	ProxyProtocol  bool
 
 	// TokensFile makes the registry private: reachable only under
 	// /<token>/ for the tokens the file lists (one "TOKEN [NAME]" a line),
 	// read again when it changes (checked every TokenReload, default 1s).
 	TokensFile  string
 	TokenReload time.Duration
+	// PublicURL is the URL clients add the registry as, which the catalog
+	// page shows (default: https://, or http:// with PlainHTTP, then the
+	// first ACME domain or host name, then the port listened on unless it
+	// is the scheme's own). Behind a load balancer, its URL.
+	PublicURL string
 	// RemoteName is the remote name the catalog page's commands use
 	// (default "appliance").
 	RemoteName string
@@ -121,6 +167,7 @@ type Server struct {
 	metricsSrv *http.Server
 	acmeSrv    *http.Server
 	selfSigned *SelfSigned
+	publicURL  string
 }
 
 func (c *Config) defaults() {
@@ -145,6 +192,11 @@ func (c *Config) defaults() {
 		c.MaxOriginRequests = 512
 	}
 	def(&c.HealthInterval, 5*time.Second)
+	def(&c.HeaderWait, 10*time.Second)
+	def(&c.OriginIdleTimeout, 30*time.Second)
+	if c.MaxFills == 0 {
+		c.MaxFills = 8
+	}
 	def(&c.MinRateGrace, 10*time.Second)
 	def(&c.TokenReload, time.Second)
 	if c.MaxConnsPerClient == 0 {
@@ -177,27 +229,33 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Origin == nil {
 		return nil, errors.New("no origin")
 	}
+	clients, err := newClients(cfg.TrustedProxies, cfg.ClientHeader, cfg.ProxyProtocol)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg}
 	var disk *diskCache
-	if cfg.CacheDir != "" && cfg.CacheSize > 0 {
-		var err error
-		if disk, err = openDiskCache(cfg.CacheDir, cfg.CacheSize); err != nil {
-			return nil, err
-		}
-	}
 	m := newMetrics(func() float64 {
 		if disk == nil {
 			return 0
 		}
 		return float64(disk.size())
 	})
+	if cfg.CacheDir != "" && cfg.CacheSize > 0 {
+		var err error
+		limits := newFillLimits(cfg.MaxFills, cfg.MaxOriginRequests)
+		if disk, err = openDiskCache(cfg.CacheDir, cfg.CacheSize, limits, m); err != nil {
+			return nil, err
+		}
+	}
 	gate := newOriginGate(cfg.MaxOriginRequests, 10*time.Second, m.originInflight)
 	h := &handler{
 		origin: cfg.Origin, gate: gate, cache: newCatalogCache(cfg.Origin, gate, cfg.CatalogTTL, m),
 		health: &healthCheck{origin: cfg.Origin, gate: gate, interval: cfg.HealthInterval},
-		disk:   disk, catalogMaxAge: cfg.CatalogMaxAge, writeTimeout: cfg.WriteTimeout,
-		minRate: max(cfg.MinTransferRate, 0), rateGrace: cfg.MinRateGrace,
-		remoteName: cfg.RemoteName, m: m, log: cfg.Logger,
+		disk:   disk, catalogMaxAge: cfg.CatalogMaxAge, writeTimeout: cfg.WriteTimeout, headerWait: cfg.HeaderWait,
+		originIdle: cfg.OriginIdleTimeout,
+		minRate:    max(cfg.MinTransferRate, 0), rateGrace: cfg.MinRateGrace,
+		remoteName: cfg.RemoteName, m: m, log: cfg.Logger, clients: clients, maxQueue: max(maxSendQueue(), 2*int64(cfg.SendBuffer)),
 	}
 	if cfg.ClientRate > 0 {
 		h.rate = newRateLimiter(cfg.ClientRate, cfg.ClientBurst)
@@ -218,7 +276,10 @@ func New(cfg Config) (*Server, error) {
 		ReadTimeout:       cfg.ReadHeaderTimeout + 10*time.Second, // requests carry no body
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		ConnContext:       withConn,
+		// "OPTIONS *" is answered by the handler (405) like any method.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	tlsConf, err := s.tlsConfig()
 	if err != nil {
@@ -231,10 +292,15 @@ func New(cfg Config) (*Server, error) {
 	if tlsConf != nil {
 		s.srv.TLSConfig = tlsConf
 	}
-	s.ln = ln
-	if cfg.MaxConnsPerClient > 0 {
-		s.ln = newConnLimitListener(ln, cfg.MaxConnsPerClient, m.connsRefused)
+	if s.publicURL, err = publicURL(cfg, ln.Addr()); err != nil {
+		ln.Close()
+		return nil, err
 	}
+	h.publicURL = s.publicURL
+	if cfg.ProxyProtocol {
+		ln = newProxyListener(ln, clients.isTrusted, cfg.ReadHeaderTimeout)
+	}
+	s.ln = newClientListener(ln, cfg.MaxConnsPerClient, cfg.SendBuffer, clients.isTrusted, m.connsRefused)
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)
 		if err != nil {
@@ -242,7 +308,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("metrics listen %s: %w", cfg.MetricsListen, err)
 		}
 		s.metricsLn = mln
-		s.metricsSrv = &http.Server{Handler: getOnly(m.handler()), ReadHeaderTimeout: 10 * time.Second,
+		s.metricsSrv = &http.Server{Handler: getOnly(m.handler()), ReadHeaderTimeout: 10 * time.Second, DisableGeneralOptionsHandler: true,
 			ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
 	}
 	return s, nil
@@ -329,6 +395,39 @@ func (s *Server) MetricsAddr() net.Addr {
 		return nil
 	}
 	return s.metricsLn.Addr()
+}
+
+// PublicURL is the URL clients add the registry as (Config.PublicURL).
+func (s *Server) PublicURL() string { return s.publicURL }
+
+// publicURL is cfg.PublicURL checked, or the one made of the scheme, the
+// first ACME domain or host name, and the port ln listens on.
+func publicURL(cfg Config, ln net.Addr) (string, error) {
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return "", fmt.Errorf("public URL %q: want https://HOST[:PORT][/PATH]", cfg.PublicURL)
+		}
+		return strings.TrimSuffix(u.String(), "/"), nil
+	}
+	scheme, host := "https", cfg.Hostnames[0]
+	if cfg.PlainHTTP {
+		scheme = "http"
+	}
+	if len(cfg.ACMEDomains) > 0 {
+		host = cfg.ACMEDomains[0]
+	}
+	_, port, _ := net.SplitHostPort(ln.String())
+	if port == "443" && scheme == "https" || port == "80" && scheme == "http" {
+		port = ""
+	}
+	u := url.URL{Scheme: scheme, Host: host}
+	if port != "" {
+		u.Host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		u.Host = "[" + host + "]"
+	}
+	return u.String(), nil
 }
 
 // SelfSignedCert describes the self-signed certificate in use, if any.

@@ -4,10 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -110,4 +117,142 @@ func TestStalledReadersDoNotStarveDownloads(t *testing.T) {
 	if !eventually(3*time.Minute, func() bool { return metricValue(p.metrics(t), "edgeproxy_requests_inflight") <= 1 }) {
 		t.Errorf("stalled downloads not cut: %v still in flight", metricValue(p.metrics(t), "edgeproxy_requests_inflight"))
 	}
+}
+
+// serverSockets reads /proc/net/tcp for the sockets whose local port is
+// port (the listening one and those in TIME-WAIT, which hold no buffer,
+// left out): how many, how many in FIN-WAIT-1,
+// and the bytes their send queues hold.
+func serverSockets(t *testing.T, port int) (n, finWait1 int, queued int64) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Skipf("no /proc/net/tcp: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || !strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) || f[3] == "0A" || f[3] == "06" { // LISTEN, TIME-WAIT
+			continue
+		}
+		n++
+		if f[3] == "04" {
+			finWait1++
+		}
+		tx, _, _ := strings.Cut(f[4], ":")
+		q, _ := strconv.ParseInt(tx, 16, 64)
+		queued += q
+	}
+	return n, finWait1, queued
+}
+
+// tcpMemPages is the kernel's TCP memory in pages (the whole machine's).
+func tcpMemPages() int64 {
+	b, _ := os.ReadFile("/proc/net/sockstat")
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "TCP: "); ok {
+			f := strings.Fields(rest)
+			for i := 0; i+1 < len(f); i += 2 {
+				if f[i] == "mem" {
+					n, _ := strconv.ParseInt(f[i+1], 10, 64)
+					return n
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// Twenty HTTP/1.1 clients that take a big file at 1 KiB/s, far below the
+// minimum rate, are cut by the minimum rate (10 minutes of WriteTimeout
+// never come into it), and their connections are reset: no socket stays
+// behind holding the rest of the response in kernel memory. (Before this
+// test, the megabytes waiting in each socket's send queue counted as
+// taken: the cut came minutes later, and each socket then stayed in
+// FIN-WAIT-1 with its queue for as long as its client kept reading.)
+func TestSlowReadersAreCutAndReset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("twenty slow clients for about a minute: make test runs it")
+	}
+	const readers, rate = 20, 16 << 10
+	dir, keys, data := catalogRegistry(t, 32<<20)
+	logs := &syncBuffer{}
+	p := startProxy(t, dirOrigin(t, dir), func(c *Config) {
+		c.MinTransferRate, c.MinRateGrace, c.WriteTimeout = rate, 2*time.Second, 10*time.Minute
+		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	})
+	getAll(t, p, "/"+keys[0], 1, data[0]) // cached: the readers are served from disk
+	p.Client.CloseIdleConnections()
+	port := p.srv.Addr().(*net.TCPAddr).Port
+	pem, _ := os.ReadFile(p.Cert)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	tlsConf := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}
+	memBefore := tcpMemPages()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(done); wg.Wait() }()
+	start := time.Now()
+	for range readers {
+		conn, err := tls.Dial("tcp", p.srv.Addr().String(), tlsConf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write([]byte(rq("GET", "/"+keys[0]))); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			buf := make([]byte, 1<<10)
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+				if _, err := conn.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	var peakQueued, peakMem int64
+	if !eventually(3*time.Minute, func() bool {
+		_, _, q := serverSockets(t, port)
+		peakQueued, peakMem = max(peakQueued, q), max(peakMem, tcpMemPages())
+		return metricValue(p.metrics(t), "edgeproxy_requests_inflight") >= readers
+	}) {
+		t.Fatal("the slow readers were not all being answered")
+	}
+	// The minimum rate cuts them, long before WriteTimeout.
+	if !eventually(2*time.Minute, func() bool {
+		_, _, q := serverSockets(t, port)
+		peakQueued, peakMem = max(peakQueued, q), max(peakMem, tcpMemPages())
+		return metricValue(p.metrics(t), "edgeproxy_requests_inflight") == 0
+	}) {
+		t.Fatalf("%v slow readers still served after %s", metricValue(p.metrics(t), "edgeproxy_requests_inflight"), time.Since(start).Round(time.Second))
+	}
+	cut := time.Since(start)
+	// Their sockets are gone, not closing behind megabytes of queue.
+	var n, fin int
+	var q int64
+	if !eventually(30*time.Second, func() bool { n, fin, q = serverSockets(t, port); return n == 0 }) {
+		t.Errorf("%d server sockets left (%d in FIN-WAIT-1) holding %d bytes", n, fin, q)
+	}
+	var took []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var e struct {
+			Class    string
+			Duration time.Duration
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Class == "image" {
+			took = append(took, e.Duration.Round(100*time.Millisecond).String())
+		}
+	}
+	t.Logf("%d readers at 1 KiB/s: all cut within %s (request durations %v); server send queues peaked at %d bytes; "+
+		"TCP memory (whole machine) %d pages before, %d at the peak, %d after",
+		readers, cut.Round(time.Second), took[1:], peakQueued, memBefore, peakMem, tcpMemPages())
 }

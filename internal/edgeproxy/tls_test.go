@@ -1,12 +1,20 @@
 package edgeproxy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -32,10 +40,6 @@ func TestSelfSignedCertificateIsKept(t *testing.T) {
 	o := dirOrigin(t, dir)
 	first := startProxy(t, o, func(c *Config) { c.StateDir = state })
 	fp := first.srv.SelfSignedCert().Fingerprint
-	cert := servedCert(t, first.srv.Addr().String(), "")
-	if !cert.IsCA || !cert.BasicConstraintsValid {
-		t.Error("self-signed certificate is not a CA: Incus (Go) would refuse it")
-	}
 	first.stop(t)
 	again := startProxy(t, o, func(c *Config) { c.StateDir = state })
 	if got := again.srv.SelfSignedCert().Fingerprint; got != fp {
@@ -51,6 +55,105 @@ func TestSelfSignedCertificateIsKept(t *testing.T) {
 	if wider.srv.SelfSignedCert().Fingerprint == fp {
 		t.Error("certificate not renewed for a new host name")
 	}
+}
+
+// forge signs a leaf certificate for name with the key in keyFile, as
+// issued by issuer.
+func forge(t *testing.T, issuer *x509.Certificate, keyFile, name string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	key, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	if ip := net.ParseIP(name); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	} else {
+		tmpl.DNSNames = []string{name}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, &leafKey.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return leaf
+}
+
+// The self-signed certificate cannot vouch for anything but itself: it is
+// no CA (no certificate-signing right), its name constraints cover its own
+// names only, and it is valid for a year. Added to a trust store (where the
+// README used to suggest it), a stolen key still cannot impersonate another
+// host: a leaf it signs for another name fails verification. Go (Incus)
+// and OpenSSL (curl) accept it for its own names. A CA certificate an
+// earlier version left in the state folder is replaced. (Before this test,
+// the certificate was CA:TRUE with certificate-signing rights, no name
+// constraints, for 10 years, and the forged leaves verified.)
+func TestSelfSignedCertificateIsConstrained(t *testing.T) {
+	dir, _ := testRegistry(t, 1024)
+	state := t.TempDir()
+	p := startProxy(t, dirOrigin(t, dir), func(c *Config) { c.StateDir = state })
+	cert := servedCert(t, p.srv.Addr().String(), "")
+	if cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign != 0 {
+		t.Errorf("a CA certificate (IsCA %v, key usage %b)", cert.IsCA, cert.KeyUsage)
+	}
+	if fmt.Sprint(cert.PermittedDNSDomains) != "[localhost]" || fmt.Sprint(cert.PermittedIPRanges) != "[127.0.0.1/32]" || !cert.PermittedDNSDomainsCritical {
+		t.Errorf("name constraints: DNS %v, IP %v, critical %v", cert.PermittedDNSDomains, cert.PermittedIPRanges, cert.PermittedDNSDomainsCritical)
+	}
+	if d := cert.NotAfter.Sub(cert.NotBefore); d > 366*24*time.Hour {
+		t.Errorf("valid for %s", d)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	for _, name := range []string{"localhost", "127.0.0.1"} {
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: name}); err != nil {
+			t.Errorf("the certificate for %s: %v", name, err)
+		}
+	}
+	for _, name := range []string{"bank.example", "10.0.0.1"} {
+		leaf := forge(t, cert, filepath.Join(state, "selfsigned.key"), name)
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: name}); err == nil {
+			t.Errorf("a leaf for %s signed with its key verifies", name)
+		}
+	}
+	curl := tool(t, "curl")
+	if out, err := exec.Command(curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", p.Cert, p.URL+"/"+catalog.IndexPath).CombinedOutput(); err != nil || string(out) != "200" {
+		t.Errorf("curl trusting the certificate: %s %v", out, err)
+	}
+	p.stop(t)
+
+	// An earlier version's CA certificate in the state folder is replaced.
+	certPEM, keyPEM := oldCACert(t)
+	os.WriteFile(filepath.Join(state, "selfsigned.crt"), certPEM, 0o644)
+	os.WriteFile(filepath.Join(state, "selfsigned.key"), keyPEM, 0o600)
+	p2 := startProxy(t, dirOrigin(t, dir), func(c *Config) { c.StateDir = state })
+	if c := servedCert(t, p2.srv.Addr().String(), ""); c.IsCA {
+		t.Error("the earlier CA certificate was kept")
+	}
+}
+
+// oldCACert is a certificate as earlier versions made it: CA:TRUE,
+// certificate signing, no name constraints, ten years.
+func oldCACert(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(10 * 365 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true, DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }
 
 // writePair writes a fresh certificate/key pair atomically.

@@ -1,6 +1,7 @@
 package edgeproxy
 
 import (
+	"bufio"
 	"bytes"
 	"log/slog"
 	"os"
@@ -135,6 +136,49 @@ func TestTokenFileErrors(t *testing.T) {
 		_, err := loadTokens(file, time.Second)
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "0123456789abcdef") {
 			t.Errorf("%q: %v, want an error saying %q (and not the token)", content, err, want)
+		}
+	}
+}
+
+// rawStatus sends one raw request line for target and returns the status.
+func rawStatus(t *testing.T, p *proxy, method, target string) int {
+	t.Helper()
+	conn, err := trustedProxy{p, "127.0.0.1"}.dial(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(rq(method, target, "Connection: close"))); err != nil {
+		t.Fatal(err)
+	}
+	status, _, _, _, err := readOne(bufio.NewReader(conn), method)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status
+}
+
+// Whether a token is valid cannot be told from the answer to a request
+// that is refused anyway: a malformed path is 400 under a valid token, a
+// wrong one or none alike, and a valid path nothing serves is 404 alike.
+// (Before this test, "/<valid>/images/../x" was 400 and "/<wrong>/images/../x"
+// 404: an oracle for guessing tokens.)
+func TestTokenValidityIsNotTold(t *testing.T) {
+	const valid, wrong = "Alice-0123456789abcdef", "Alice-0123456789abcdeX"
+	dir, _, _ := catalogRegistry(t, 1024)
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	writeFileAtomic(t, tokens, valid+" alice\n")
+	p := startProxy(t, dirOrigin(t, dir), func(c *Config) { c.TokensFile = tokens })
+	for _, rest := range []string{
+		"images/../streams/v1/index.json", "images/%2e%2e/x", "streams%2fv1/index.json", "streams/v1/index.json/",
+		"images//x", "images/.hidden", `images\x`, "images/a\x7fb", "streams/v1/./index.json", "..",
+		"etc/passwd", "streams/v2/x.json", "images/x", "streams/v1/nope.json", "appliance/nope",
+	} {
+		for _, method := range []string{"GET", "HEAD"} {
+			a, b := rawStatus(t, p, method, "/"+valid+"/"+rest), rawStatus(t, p, method, "/"+wrong+"/"+rest)
+			if a != b {
+				t.Errorf("%s /<token>/%s: %d with the valid token, %d with a wrong one", method, rest, a, b)
+			}
 		}
 	}
 }
