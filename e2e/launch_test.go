@@ -149,7 +149,11 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 
 // Every appliance in the repository builds and passes its health check in
 // a launched container, and so does one written by `publish new` on the
-// Debian 12 base (its generated check unchanged). Every build is clean
+// Debian 12 base (its generated check unchanged). A consumer (requires:)
+// passes it alone first, unwired (its boot clean, its check saying what
+// it proves then), then each relation is wired with the README's pipe to
+// an instance of an appliance providing the interface, and its check
+// passes again, now proving the dependency. Every build is clean
 // (checked by publish build) and every published image has its SBOM.
 // Builds go to the shared build folder (kept between runs: an appliance
 // whose inputs did not change is not rebuilt).
@@ -203,6 +207,9 @@ func TestLaunchEveryAppliance(t *testing.T) {
 			incus.run(t, "launch", "appliance:"+name, name+"-1")
 			healthy(t, incus, name+"-1", a)
 			t.Logf("%s: launched and healthy in %s", name, time.Since(start).Round(time.Second))
+			if len(a.Requires) > 0 {
+				wireToProviders(t, incus, root, names, name+"-1", a)
+			}
 			// One instance at a time: the machine is small.
 			incus.run(t, "delete", "--force", name+"-1")
 		})
@@ -211,4 +218,34 @@ func TestLaunchEveryAppliance(t *testing.T) {
 		launch(root, name)
 	}
 	launch(newRoot, "hello")
+}
+
+// wireToProviders launches, for each relation of the consumer, an
+// instance of an appliance providing the interface (one that requires
+// nothing), wires it with the pipe, checks the consumer's health again
+// and deletes the providers.
+func wireToProviders(t *testing.T, incus *client, root string, names []string, consumer string, a *appliance.Appliance) {
+	t.Helper()
+	bootedClean(t, incus, consumer, a)
+	for _, r := range a.Requires {
+		name, p := providerFor(t, root, names, r.Interface)
+		// Not named after the consumer: incus list NAME matches every
+		// instance whose name starts with NAME.
+		inst := r.Name + "-provider"
+		pa, err := appliance.Load(root, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		incus.run(t, "launch", "appliance:"+name, inst)
+		defer incus.run(t, "delete", "--force", inst)
+		healthy(t, incus, inst, pa)
+		wirePipe(t, incus, inst, p, consumer, r)
+		if again := wirePipe(t, incus, inst, p, consumer, r); !strings.HasPrefix(again, r.Name+": unchanged") {
+			t.Errorf("wiring %s.%s again: %q, want unchanged", consumer, r.Name, again)
+		}
+	}
+	healthy(t, incus, consumer, a)
+	if !bootedClean(t, incus, consumer, a) {
+		t.Errorf("%s: %s is not running once wired", consumer, a.Service.Unit)
+	}
 }

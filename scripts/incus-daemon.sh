@@ -8,6 +8,20 @@
 set -euo pipefail
 BRIDGE_ADDR="${INCUS_TEST_BRIDGE:-10.201.7.1/24}"
 
+# detached runs a daemon in a session of its own with no descriptor of
+# ours but stdin, stdout and stderr: a daemon inheriting the caller's
+# `flock /tmp/incusd.lock` descriptor would hold the lock after a killed
+# test, blocking every other daemon target on the host.
+detached() {
+	(
+		for fd in /proc/$BASHPID/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -le 2 ] || eval "exec $fd>&-"
+		done
+		exec setsid "$@"
+	) &
+}
+
 start() {
 	if ! command -v /usr/libexec/incus/incusd >/dev/null; then
 		echo "incus-daemon: incusd missing: apt-get install -t bookworm-backports incus-base dnsmasq-base" >&2
@@ -21,9 +35,9 @@ start() {
 	mkdir -p /var/log/incus
 	if command -v lxcfs >/dev/null && ! pgrep -x lxcfs >/dev/null; then
 		mkdir -p /var/lib/lxcfs
-		setsid lxcfs /var/lib/lxcfs >/var/log/incus/lxcfs.log 2>&1 </dev/null &
+		detached lxcfs /var/lib/lxcfs >/var/log/incus/lxcfs.log 2>&1 </dev/null
 	fi
-	setsid /usr/libexec/incus/incusd --group incus-admin --logfile=/var/log/incus/incus.log >/var/log/incus/incusd.out 2>&1 </dev/null &
+	detached /usr/libexec/incus/incusd --group incus-admin --logfile=/var/log/incus/incus.log >/var/log/incus/incusd.out 2>&1 </dev/null
 	/usr/libexec/incus/incusd waitready --timeout=60
 	incus admin init --preseed <<PRESEED
 networks:

@@ -71,6 +71,10 @@ type Appliance struct {
 	// (a bootable disk published beside the container image); default
 	// [container].
 	Types []string `yaml:"types"`
+	// Provides are the interfaces it provides, Requires the relations it
+	// needs (relations.go).
+	Provides []Provide `yaml:"provides"`
+	Requires []Require `yaml:"requires"`
 	// Health is how tests check a launched container works.
 	Health HealthCheck `yaml:"healthcheck"`
 
@@ -230,6 +234,7 @@ func (a *Appliance) check(folderName string) []error {
 	}
 	a.checkRuntime(bad)
 	a.checkMetadata(bad)
+	a.checkRelations(bad)
 	errs = append(errs, a.checkVariantsAndTypes()...)
 	errs = append(errs, a.Health.check()...)
 	return errs

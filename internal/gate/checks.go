@@ -164,6 +164,12 @@ func (g *run) checkService() {
 			want = f[1]
 		}
 	}
+	if pid == "" || pid == "0" {
+		if rel, ok := g.waitingForRelations(svc.Unit); ok {
+			g.add(CheckService, true, "%s waits for relation %s (held by its condition until wired): not started", svc.Unit, rel)
+			return
+		}
+	}
 	switch {
 	case pid == "" || pid == "0":
 		g.add(CheckService, false, "%s has no running main process (%v)", svc.Unit, err)
