@@ -40,8 +40,11 @@ type CLI struct {
 	SBOM     sbomCmd     `cmd:"" name:"sbom" help:"Print the SPDX SBOM (installed Debian packages) of a published image."`
 	New      newCmd      `cmd:"" help:"Write a new appliance folder (appliance.yaml, image.yaml) that validates, builds and passes its health check."`
 	Key      keyCmd      `cmd:"" help:"Signing keys for a signed catalog: generate one, export its public key."`
+	Sign     signCmd     `cmd:"" help:"Sign the whole catalog again (new serials, a new expiry): from cron before it expires, to repair a half-signed registry, or with a new key."`
 	// CheckUserData checks user-data for a cloud variant before launch.
 	CheckUserData checkUserDataCmd `cmd:"" name:"check-user-data" help:"Check cloud-init user-data before launching a cloud variant with it (YAML, a mapping, a #cloud-config header: what cloud-init needs)."`
+	// Provenance prints a published image's build provenance.
+	Provenance provenanceCmd `cmd:"" help:"Print the build provenance of a published image: an in-toto Statement (SLSA Provenance v1) of its files, what it was built from and the gate report."`
 }
 
 // Globals are the flags every command takes.

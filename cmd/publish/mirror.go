@@ -22,6 +22,8 @@ import (
 const mirrorMemoryLimit = 192 << 20
 
 type mirrorCmd struct {
+	signingFlags `embed:""`
+
 	Source       string        `arg:"" help:"SimpleStreams server to copy: https://HOST[/PATH] (trusting the system CAs or SSL_CERT_FILE), a directory, file:///abs/path or s3://bucket[/prefix]."`
 	Filter       []string      `short:"f" placeholder:"KEY=VALUE" help:"Copy only matching products: arch=, os=, release=, variant= (exact), product= (glob over the product key). Repeat a key for alternatives; different keys must all match."`
 	Keep         int           `default:"0" help:"Copy only the newest N versions of each product (0: all)."`
@@ -61,7 +63,7 @@ func (c *mirrorCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(mirrorMemoryLimit)
 	}
-	reg, err := openChange(ctx, g, log, !c.DryRun, func(o *location.Options) { o.S3Concurrency, o.S3PartSize = 2, 8<<20 })
+	reg, err := openChange(ctx, g, log, c.signingFlags, !c.DryRun, func(o *location.Options) { o.S3Concurrency, o.S3PartSize = 2, 8<<20 })
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 )
 
 type publishCmd struct {
+	signingFlags `embed:""`
+
 	Name        string            `arg:"" help:"Appliance name (lowercase letters, digits, '-'); it becomes the image's main alias."`
 	Metadata    string            `short:"m" placeholder:"FILE" help:"Metadata tarball (incus.tar.xz) of the split image. Without --metadata/--rootfs, every built architecture of appliances/NAME is published."`
 	Rootfs      string            `short:"r" placeholder:"FILE" help:"Root file: rootfs.squashfs, a VM disk (qcow2) or rootfs.tar.xz."`
@@ -49,7 +51,7 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	if err != nil {
 		return err
 	}
-	reg, err := openChange(ctx, g, log, !c.DryRun)
+	reg, err := openChange(ctx, g, log, c.signingFlags, !c.DryRun)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 )
 
 type releaseCmd struct {
+	signingFlags `embed:""`
+
 	Names         []string      `arg:"" optional:"" name:"NAME" help:"Appliances to release (or --all)."`
 	All           bool          `help:"Every appliance in --appliances: each one whose inputs changed or whose installed packages have newer versions in the Debian archive is rebuilt, tested and published."`
 	Arch          []string      `placeholder:"ARCH" help:"Architectures (comma-separated; default: this machine's). The gate runs a build only on its own architecture."`
@@ -43,7 +45,7 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	if !c.NoUpdateCheck {
 		builds.Archive = &debian.Archive{}
 	}
-	ch, err := openChange(ctx, g, log, !c.DryRun)
+	ch, err := openChange(ctx, g, log, c.signingFlags, !c.DryRun)
 	if err != nil {
 		return err
 	}

@@ -10,13 +10,15 @@ import (
 )
 
 type removeCmd struct {
+	signingFlags `embed:""`
+
 	Image  string `arg:"" name:"FINGERPRINT|ALIAS" help:"Image fingerprint (or a unique prefix of 8+ digits), or an alias: the latest version of each product listing it."`
 	Arch   string `help:"Only on this architecture (with an alias)."`
 	DryRun bool   `short:"n" help:"Show what would be removed; change nothing."`
 }
 
 func (c *removeCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
-	reg, err := openChange(ctx, g, log, false)
+	reg, err := openChange(ctx, g, log, c.signingFlags, false)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/gitrepo"
 	"github.com/incus-appliance/registry/internal/osarch"
 )
 
@@ -70,6 +71,13 @@ type record struct {
 	Distrobuilder string    `json:"distrobuilder"`
 	Compression   string    `json:"compression"`
 	Built         time.Time `json:"built"`
+	// What the image's provenance names besides (provenance.go): when the
+	// build began, the digests of the appliance folder and of its base
+	// template, and the folder's git source, as they were at the build.
+	Started      time.Time       `json:"started,omitzero"`
+	FolderSHA256 string          `json:"folder_sha256,omitempty"`
+	BaseSHA256   string          `json:"base_sha256,omitempty"`
+	Source       *gitrepo.Source `json:"source,omitempty"`
 }
 
 // resolve makes the folders absolute (distrobuilder runs in the appliance
@@ -108,6 +116,7 @@ func Container(ctx context.Context, a *appliance.Appliance, t Target, opts Optio
 	if _, ok := osarch.Kernel(t.Arch); !ok {
 		return nil, fmt.Errorf("build %s: unsupported architecture %q", a.Name, t.Arch)
 	}
+	started := time.Now().UTC()
 	in, err := inputs(ctx, a, t, opts)
 	if err != nil {
 		return nil, err
@@ -134,8 +143,12 @@ func Container(ctx context.Context, a *appliance.Appliance, t Target, opts Optio
 		res.Skipped, res.Unchanged = true, true
 		return res, nil
 	}
-	rec, _ := json.MarshalIndent(record{Inputs: res.Inputs, Distrobuilder: in.tool, Compression: opts.Compression, Built: time.Now().UTC()}, "", "  ")
-	if err := os.WriteFile(filepath.Join(work, recordFile), rec, 0o644); err != nil {
+	rec := record{Inputs: res.Inputs, Distrobuilder: in.tool, Compression: opts.Compression, Built: time.Now().UTC(), Started: started}
+	if err := rec.describeSources(ctx, a); err != nil {
+		return nil, fmt.Errorf("build %s: %w", t.Label(), err)
+	}
+	data, _ := json.MarshalIndent(rec, "", "  ")
+	if err := os.WriteFile(filepath.Join(work, recordFile), data, 0o644); err != nil {
 		return nil, err
 	}
 	if err := os.RemoveAll(t.Dir()); err != nil {
@@ -249,12 +262,21 @@ func inputsHash(dir string, parts ...string) (string, error) {
 // upToDate reports whether the target's folder holds outputs built from
 // inputs.
 func upToDate(t Target, inputs string) bool {
+	r, err := readRecord(t)
+	return err == nil && r.Inputs == inputs && t.built() == nil
+}
+
+// readRecord reads the target's build.json.
+func readRecord(t Target) (*record, error) {
 	data, err := os.ReadFile(t.file(recordFile))
 	if err != nil {
-		return false
+		return nil, err
 	}
 	var r record
-	return json.Unmarshal(data, &r) == nil && r.Inputs == inputs && t.built() == nil
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", t.file(recordFile), err)
+	}
+	return &r, nil
 }
 
 // samePackages reports whether two build folders recorded the same

@@ -64,6 +64,9 @@ type Image struct {
 	Delta *Delta
 	// SBOM is the image's SPDX SBOM (optional), stored beside its files.
 	SBOM *FileRef
+	// Provenance is the image's build provenance (optional): an in-toto
+	// Statement whose subject is the image's other files.
+	Provenance *FileRef
 	// Line, when set, is the version line ("MAJOR.MINOR" of
 	// ApplianceVersion) whose product the image goes into (lines.go).
 	Line string
@@ -152,6 +155,9 @@ func (img Image) Validate() error {
 	if img.SBOM != nil && (!digest.IsSHA256(img.SBOM.SHA256) || img.SBOM.Size <= 0) {
 		return fmt.Errorf("image %s: SBOM: bad digest or size", img.Name)
 	}
+	if img.Provenance != nil && (!digest.IsSHA256(img.Provenance.SHA256) || img.Provenance.Size <= 0) {
+		return fmt.Errorf("image %s: provenance: bad digest or size", img.Name)
+	}
 	for name, ref := range img.Profiles {
 		if err := ValidateName(name); err != nil {
 			return fmt.Errorf("image %s: profile: %w", img.Name, err)
@@ -195,8 +201,9 @@ func (r AddResult) Changed() bool {
 //   - an alias owned by another product on the same architecture is refused,
 //     naming the owner;
 //   - the version key is VersionKey(img.Created); a version never changes:
-//     the identical image again is a no-op (new aliases are still added),
-//     different content under an existing key is refused;
+//     the identical image again is a no-op (new aliases are still added;
+//     its deltas and provenance do not count: see sameImage), different
+//     content under an existing key is refused;
 //   - a fingerprint is published at most once in the whole catalog;
 //   - img.Delta, added with a new version only, must name an older version
 //     of the same product that is in the catalog with the squashfs image
@@ -291,7 +298,7 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		res.VersionAdded = true
 	} else if img.addsVMTo(old) {
 		res.VMAdded = true
-	} else if !sameVersion(old.withoutDeltas(), img.version().withoutDeltas()) {
+	} else if !sameImage(old, img.version()) {
 		return res, fmt.Errorf("version %s of %s is already published with different content (%s); a published version never changes: rebuild the image so it gets a new creation_date", vk, pk, old.describe())
 	}
 	for _, a := range aliases {

@@ -84,12 +84,22 @@ func (img Image) checkDelta(pk string, p *Product, vk string) error {
 	return nil
 }
 
-// withoutDeltas returns a copy of the version without its delta items:
-// two versions that differ only in their deltas are the same image.
-func (v *Version) withoutDeltas() *Version {
+// sameImage reports whether two versions hold the same image: the same
+// items but for their deltas and provenance, which two publishes of one
+// image may make differently (another xdelta3, another build run or gate
+// report); a version keeps those it was first published with.
+func sameImage(a, b *Version) bool {
+	return sameVersion(a.withoutAttachments(), b.withoutAttachments())
+}
+
+// withoutAttachments returns a copy of the version without its delta and
+// provenance items.
+func (v *Version) withoutAttachments() *Version {
 	out := *v
 	out.Items = maps.Clone(v.Items)
-	maps.DeleteFunc(out.Items, func(_ string, it Item) bool { return it.FType == FTypeSquashfsDelta })
+	maps.DeleteFunc(out.Items, func(_ string, it Item) bool {
+		return it.FType == FTypeSquashfsDelta || it.FType == FTypeProvenance
+	})
 	return &out
 }
 

@@ -15,7 +15,10 @@ const (
 	RoleVMDisk   FileRole = "vm-disk"  // a VM disk beside a container root (vm.go)
 	RoleProfile  FileRole = "profile"  // an Incus profile shipped with it
 	RoleSBOM     FileRole = "sbom"     // its SPDX SBOM
-	RoleDelta    FileRole = "delta"    // a delta from an older version's root (delta.go)
+	// RoleProvenance is its build provenance (an in-toto Statement of
+	// the files before it).
+	RoleProvenance FileRole = "provenance"
+	RoleDelta      FileRole = "delta" // a delta from an older version's root (delta.go)
 )
 
 // ImageFile is one file of an image: what it is, where it is stored
@@ -33,7 +36,7 @@ type ImageFile struct {
 
 // Files lists every file of the image, in the order a publish uploads
 // them after the root: the metadata, the root, the VM disk, the profiles
-// by name, the SBOM, then the delta. It is the one list of what a version
+// by name, the SBOM, the provenance, then the delta. It is the one list of what a version
 // of the image stores: its paths (Paths), its items (Add) and the uploads
 // of a publish come from it.
 func (img Image) Files() []ImageFile {
@@ -52,6 +55,9 @@ func (img Image) Files() []ImageFile {
 	}
 	if img.SBOM != nil {
 		out = append(out, ImageFile{Role: RoleSBOM, Path: SBOMPath(img.Fingerprint), FileRef: *img.SBOM, itemKey: "sbom", item: Item{FType: FTypeSBOM}})
+	}
+	if pv := img.Provenance; pv != nil {
+		out = append(out, ImageFile{Role: RoleProvenance, Path: ProvenancePath(img.Fingerprint, pv.SHA256), FileRef: *pv, itemKey: "provenance", item: Item{FType: FTypeProvenance}})
 	}
 	if d := img.Delta; d != nil {
 		out = append(out, ImageFile{Role: RoleDelta, Path: DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256), FileRef: d.File,

@@ -124,8 +124,10 @@ type Entry struct {
 	// ports, volumes, service, tags, ...).
 	Requirements map[string]string `json:"requirements,omitempty"`
 	Custom       map[string]string `json:"custom,omitempty"`
-	// SBOM is the path of the version's SBOM, when it has one.
-	SBOM string `json:"sbom,omitempty"`
+	// SBOM and Provenance are the paths of the version's SBOM and build
+	// provenance, when it has them.
+	SBOM       string `json:"sbom,omitempty"`
+	Provenance string `json:"provenance,omitempty"`
 }
 
 // Entries lists every image, by product then newest version first. Only
@@ -147,8 +149,11 @@ func (c *Catalog) Entries() []Entry {
 				}
 				e.Requirements, e.Custom = p.Requirements, p.Custom
 				for _, it := range p.Versions[vks[i]].Items {
-					if it.FType == FTypeSBOM {
+					switch it.FType {
+					case FTypeSBOM:
 						e.SBOM = it.Path
+					case FTypeProvenance:
+						e.Provenance = it.Path
 					}
 				}
 				out = append(out, e)

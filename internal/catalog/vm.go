@@ -63,5 +63,5 @@ func (img Image) addsVMTo(old *Version) bool {
 	}
 	noVM := img
 	noVM.VM = nil
-	return sameVersion(old.withoutDeltas(), noVM.version().withoutDeltas())
+	return sameImage(old, noVM.version())
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/incus-appliance/registry/internal/delta/deltatest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
+	"github.com/incus-appliance/registry/internal/signing/signingtest"
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/memstore"
 )
@@ -50,6 +51,9 @@ type faultStore struct {
 	// beforePut runs before a Put reaches the store; a non-nil error is
 	// returned instead.
 	beforePut func(key string, opts store.PutOptions) error
+	// inspectPut, when set, sees the body of each Put (read into memory)
+	// before beforePut.
+	inspectPut func(key string, body []byte, opts store.PutOptions)
 	// afterPut runs after a Put reached the store, and may replace its
 	// error (e.g. to lose the response of a write that landed).
 	afterPut func(key string, opts store.PutOptions, err error) error
@@ -100,6 +104,14 @@ func (f *faultStore) Put(ctx context.Context, key string, body io.Reader, size i
 	if err := f.tick(); err != nil {
 		return store.ObjectInfo{}, err
 	}
+	if f.inspectPut != nil {
+		data, err := io.ReadAll(body)
+		if err != nil {
+			return store.ObjectInfo{}, err
+		}
+		f.inspectPut(key, data, opts)
+		body = bytes.NewReader(data)
+	}
 	if f.beforePut != nil {
 		if err := f.beforePut(key, opts); err != nil {
 			return store.ObjectInfo{}, err
@@ -139,6 +151,8 @@ type scene struct {
 	r      *Registry
 	fs     *faultStore
 	shards int
+	// key, when set, is the key the scene's registries sign with.
+	key *signingtest.Key
 }
 
 func newScene(t testing.TB) *scene { return newSceneOf(t, testShards) }
@@ -153,7 +167,11 @@ func newSceneOf(t testing.TB, shards int) *scene {
 
 // another is a second publisher (its own Registry) on the same store.
 func (s *scene) another() *Registry {
-	return &Registry{Store: s.fs, BackoffBase: time.Millisecond, Shards: s.shards}
+	r := &Registry{Store: s.fs, BackoffBase: time.Millisecond, Shards: s.shards}
+	if s.key != nil {
+		r.Signing = &Signing{Signer: s.key.Signer}
+	}
+	return r
 }
 
 // publish publishes appliance name created at created (file contents

@@ -1,15 +1,18 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/delta"
+	"github.com/incus-appliance/registry/internal/provenance"
 )
 
 // PublishRequest is one split image to publish.
@@ -46,6 +49,11 @@ type PublishRequest struct {
 	NoDelta bool
 	// SBOMPath is the local file of Image.SBOM.
 	SBOMPath string
+	// Provenance, when set, is what the image was built from: Publish
+	// makes its in-toto Statement (its Files, the subject, are the image's
+	// files as stored) and stores it as one more file of the version
+	// (Image.Provenance), which the catalog's signature then covers.
+	Provenance *provenance.Inputs
 	// DryRun checks everything and reports what would happen, writing
 	// nothing.
 	DryRun bool
@@ -137,6 +145,9 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 		return nil, fmt.Errorf("%w; inspecting the files again: %w", err, ierr)
 	}
 	fresh.Reinspect, fresh.DryRun, fresh.Progress, fresh.NoDelta = nil, req.DryRun, req.Progress, req.NoDelta
+	if fresh.Provenance == nil {
+		fresh.Provenance = req.Provenance
+	}
 	res, ferr := r.publish(ctx, fresh)
 	if ferr != nil {
 		return nil, ferr
@@ -156,7 +167,15 @@ type publishPlan struct {
 	add    catalog.AddResult
 	claims []string // the aliases other catalog files must not have
 	delta  *deltaPlan
+	made   made // the files the publish makes
 	res    *PublishResult
+}
+
+// made are the files a publish makes itself: the delta (a local file) and
+// the provenance statement.
+type made struct {
+	delta      string
+	provenance []byte
 }
 
 func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishResult, error) {
@@ -201,7 +220,11 @@ func (r *Registry) planPublish(ctx context.Context, req PublishRequest) (*publis
 	if err := p.img.Validate(); err != nil {
 		return nil, err
 	}
-	uploads, err := uploadsFor(req, p.img, "")
+	var err error
+	if p.img.Provenance, p.made.provenance, err = statementOf(req.Provenance, p.img); err != nil {
+		return nil, err
+	}
+	uploads, err := uploadsFor(req, p.img, p.made)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +247,8 @@ func (r *Registry) planPublish(ctx context.Context, req PublishRequest) (*publis
 	res.Product, res.Version, res.Arch, res.Aliases = p.add.Product, p.add.Version, prod.Arch, prod.AliasList()
 	res.ProductCreated, res.AliasesAdded, res.Changed = p.add.ProductCreated, p.add.AliasesAdded, p.add.Changed()
 	if !p.add.Changed() {
-		res.Files = filesOf(uploads, nil)
+		// The version keeps the statement it was published with.
+		res.Files = filesOf(slices.DeleteFunc(uploads, func(u upload) bool { return u.made }), nil)
 		return p, nil
 	}
 	p.claims = p.l.Claims(c, p.add.Product)
@@ -279,7 +303,6 @@ func filesOf(uploads []upload, sent []bool) []FileResult {
 // file.
 func (r *Registry) encodeDelta(ctx context.Context, p *publishPlan) (uploads []upload, cleanup func(), err error) {
 	cleanup = func() {}
-	deltaPath := ""
 	if p.delta != nil {
 		dir, err := os.MkdirTemp("", "publish-delta-")
 		if err != nil {
@@ -296,17 +319,17 @@ func (r *Registry) encodeDelta(ctx context.Context, p *publishPlan) (uploads []u
 		}
 		p.res.Delta.Note = note
 		if d != nil {
-			p.img.Delta, deltaPath = d, path
+			p.img.Delta, p.made.delta = d, path
 			p.res.Delta.Path, p.res.Delta.Size = catalog.DeltaPath(p.img.Fingerprint, d.BaseFingerprint, d.File.SHA256), d.File.Size
 		}
 	}
-	uploads, err = uploadsFor(p.req, p.img, deltaPath)
+	uploads, err = uploadsFor(p.req, p.img, p.made)
 	return uploads, cleanup, err
 }
 
 // uploadsFor maps the image's files (catalog.Image.Files) to the local
-// files of the request (deltaPath: the encoded delta).
-func uploadsFor(req PublishRequest, img catalog.Image, deltaPath string) ([]upload, error) {
+// files of the request and to the files the publish made.
+func uploadsFor(req PublishRequest, img catalog.Image, m made) ([]upload, error) {
 	var out []upload
 	for _, f := range img.Files() {
 		u := upload{key: f.Path, ref: f.FileRef}
@@ -322,14 +345,19 @@ func uploadsFor(req PublishRequest, img catalog.Image, deltaPath string) ([]uplo
 		case catalog.RoleSBOM:
 			u.path = req.SBOMPath
 		case catalog.RoleDelta:
-			u.path = deltaPath
+			u.path, u.made = m.delta, true
+		case catalog.RoleProvenance:
+			u.name, u.made = "the provenance statement", true
+			u.open = func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(m.provenance)), nil }
 		}
-		if u.path == "" {
+		if u.path == "" && u.name == "" {
 			return nil, fmt.Errorf("%s: no local file given", strings.TrimSpace(roleNames[f.Role]+" "+f.Name))
 		}
-		u.name = u.path
+		if u.name == "" {
+			u.name = u.path
+		}
 		u.refused = func(err error) error {
-			return fmt.Errorf("upload %s: %w: %s (or it was corrupted in transit): %w", u.key, ErrSourceChanged, u.path, err)
+			return fmt.Errorf("upload %s: %w: %s (or it was corrupted in transit): %w", u.key, ErrSourceChanged, u.name, err)
 		}
 		out = append(out, u)
 	}
@@ -339,7 +367,7 @@ func uploadsFor(req PublishRequest, img catalog.Image, deltaPath string) ([]uplo
 // roleNames name the files of an image in errors.
 var roleNames = map[catalog.FileRole]string{
 	catalog.RoleMetadata: "metadata", catalog.RoleRoot: "root", catalog.RoleVMDisk: "VM disk",
-	catalog.RoleProfile: "profile", catalog.RoleSBOM: "SBOM", catalog.RoleDelta: "delta",
+	catalog.RoleProfile: "profile", catalog.RoleSBOM: "SBOM", catalog.RoleDelta: "delta", catalog.RoleProvenance: "provenance",
 }
 
 // upload sends the files, the root first (the big file, the one most
