@@ -2,8 +2,6 @@ package mirror
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"os"
@@ -16,48 +14,56 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
-	"github.com/incus-appliance/registry/internal/signing"
+	"github.com/incus-appliance/registry/internal/registry"
+	"github.com/incus-appliance/registry/internal/signing/signingtest"
+	"github.com/incus-appliance/registry/internal/store"
+	"github.com/incus-appliance/registry/internal/store/memstore"
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 // Signed sources: `publish mirror --keyring` takes a source only through
 // its verified signatures.
 
-// testKey is a signing key made for a test.
-type testKey struct {
-	signer  *signing.Signer
-	secret  []byte
-	fpr     signing.Fingerprint
-	keyring *signing.Keyring
+// signOurs makes a signed registry's tree of src's: src mirrored into a
+// registry of shards catalog files that signs with k (every catalog write
+// stamped and signed, catalog/stamp.go), at now, valid for validity.
+func signOurs(t *testing.T, src *memSource, k *signingtest.Key, shards int, now time.Time, validity time.Duration) *memSource {
+	t.Helper()
+	s := memstore.New()
+	r := &registry.Registry{Store: s, BackoffBase: time.Millisecond, Shards: shards,
+		Signing: &registry.Signing{Signer: k.Signer, Validity: validity}, Now: func() time.Time { return now }}
+	if rep, err := Run(ctx, src, r, Options{}); err != nil || len(rep.Failed) != 0 {
+		t.Fatalf("signing the source: %+v, %v", rep, err)
+	}
+	return &memSource{files: storeFiles(t, s)}
 }
 
-func newTestKey(t *testing.T, name string) *testKey {
+// storeFiles reads every object of s.
+func storeFiles(t *testing.T, s store.Store) map[string][]byte {
 	t.Helper()
-	made := time.Now().Add(-time.Hour)
-	secret, fpr, err := signing.Generate(name, "", nil, made)
+	objs, err := s.List(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk, err := signing.ParseSecretKey(secret)
-	if err != nil {
-		t.Fatal(err)
+	files := map[string][]byte{}
+	for _, o := range objs {
+		rc, _, err := s.Get(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[o.Key], err = io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	k := &testKey{secret: secret, fpr: fpr}
-	if k.signer, err = sk.Signer(nil, made); err != nil {
-		t.Fatal(err)
-	}
-	var pub bytes.Buffer
-	if err := sk.ExportPublic(&pub, true); err != nil {
-		t.Fatal(err)
-	}
-	if k.keyring, err = signing.ParseKeyring(pub.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return files
 }
 
-func (k *testKey) sign(t *testing.T, doc []byte) []byte {
+// sign clear-signs doc with k now.
+func sign(t *testing.T, k *signingtest.Key, doc []byte) []byte {
 	t.Helper()
-	out, err := k.signer.Sign(doc, time.Now())
+	out, err := k.Signer.Sign(doc, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,57 +86,12 @@ func editJSON(t *testing.T, data []byte, edit func(m map[string]any)) []byte {
 	return append(b, '\n')
 }
 
-// signedPath is X.sjson for X.json.
-func signedPath(p string) string { return strings.TrimSuffix(p, ".json") + ".sjson" }
-
-// indexEntries edits each entry of an index document.
-func indexEntries(m map[string]any, edit func(e map[string]any)) {
-	for _, e := range m["index"].(map[string]any) {
-		edit(e.(map[string]any))
-	}
-}
-
-// signOurs signs a tree as a signed registry does: each products file and
-// index.json stamped (updated, registry_serial, registry_expires), each
-// index entry carrying the sha256 of its products file (registry_sha256),
-// X.sjson the clear-signed bytes of X.json, and index.sjson the index with
-// each entry's path naming the signed products file.
-func signOurs(t *testing.T, files map[string][]byte, k *testKey, expires time.Time) {
-	t.Helper()
-	now := time.Now()
-	stamp := func(m map[string]any) {
-		m["updated"] = now.UTC().Format(time.RFC1123Z)
-		m["registry_serial"] = 1
-		m["registry_expires"] = expires.UTC().Format(time.RFC3339)
-	}
-	index := editJSON(t, files[catalog.IndexPath], func(m map[string]any) {
-		stamp(m)
-		indexEntries(m, func(e map[string]any) {
-			p := e["path"].(string)
-			files[p] = editJSON(t, files[p], stamp)
-			files[signedPath(p)] = k.sign(t, files[p])
-			sum := sha256.Sum256(files[p])
-			e["registry_sha256"] = hex.EncodeToString(sum[:])
-		})
-	})
-	files[catalog.IndexPath] = index
-	files[signedPath(catalog.IndexPath)] = k.sign(t, editJSON(t, index, func(m map[string]any) {
-		indexEntries(m, func(e map[string]any) { e["path"] = signedPath(e["path"].(string)) })
-	}))
-}
-
 // gpgClearsign signs docs the way other publishers do (gpg --clearsign,
 // with the real gpg: the final newline of a file is not signed) and
 // returns the signed forms by path.
-func gpgClearsign(t *testing.T, k *testKey, docs map[string][]byte) map[string][]byte {
+func gpgClearsign(t *testing.T, k *signingtest.Key, docs map[string][]byte) map[string][]byte {
 	t.Helper()
-	gpg, err := exec.LookPath("gpg")
-	if err != nil {
-		if os.Getenv("REGISTRY_E2E") == "require" {
-			t.Fatal("gpg not found (REGISTRY_E2E=require)")
-		}
-		t.Skip("gpg not found")
-	}
+	gpg := tooltest.Require(t, "gpg")[0]
 	home, dir := t.TempDir(), t.TempDir()
 	run := func(stdin []byte, args ...string) {
 		t.Helper()
@@ -140,19 +101,19 @@ func gpgClearsign(t *testing.T, k *testKey, docs map[string][]byte) map[string][
 			t.Fatalf("gpg %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	run(k.secret, "--import")
+	run(k.Secret, "--import")
 	out := map[string][]byte{}
 	for path, doc := range docs {
 		in, signedFile := filepath.Join(dir, "in"), filepath.Join(dir, "out.sjson")
 		if err := os.WriteFile(in, doc, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		run(nil, "--digest-algo", "SHA256", "--local-user", string(k.fpr), "--clearsign", "--output", signedFile, in)
+		run(nil, "--digest-algo", "SHA256", "--local-user", string(k.Fingerprint), "--clearsign", "--output", signedFile, in)
 		b, err := os.ReadFile(signedFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[signedPath(path)] = b
+		out[catalog.SignedPath(path)] = b
 	}
 	return out
 }
@@ -163,18 +124,19 @@ func gpgClearsign(t *testing.T, k *testKey, docs map[string][]byte) map[string][
 // entries and the products files, as cloud-images.ubuntu.com writes it):
 // each products file X.json gets X.sjson, and index.sjson is the index
 // with each entry's path naming X.sjson.
-func signForeign(t *testing.T, files map[string][]byte, k *testKey) {
+func signForeign(t *testing.T, files map[string][]byte, k *signingtest.Key) {
 	t.Helper()
 	updated := func(m map[string]any) { m["updated"] = "Thu, 05 Dec 2024 10:13:22 +0000" }
 	docs := map[string][]byte{}
 	index := editJSON(t, files[catalog.IndexPath], func(m map[string]any) {
 		updated(m)
-		indexEntries(m, func(e map[string]any) {
+		for _, e := range m["index"].(map[string]any) {
+			e := e.(map[string]any)
 			p := e["path"].(string)
 			updated(e)
 			docs[p] = editJSON(t, files[p], updated)
-			e["path"] = signedPath(p)
-		})
+			e["path"] = catalog.SignedPath(p)
+		}
 	})
 	docs[catalog.IndexPath] = index
 	for path, b := range gpgClearsign(t, k, docs) {
@@ -206,22 +168,22 @@ func (l *openLog) unsignedReads() []string {
 	})
 }
 
-// A signed source, of this registry's kind (one products file, and
-// three) or another publisher's (gpg --clearsign, no extra fields), is
-// mirrored through its signatures: its unsigned .json files, made hostile
-// here, are never read.
+// A signed source, a signed registry's (one products file, and three) or
+// another publisher's (gpg --clearsign, no extra fields), is mirrored
+// through its signatures: its unsigned .json files, made hostile here,
+// are never read. A mirror with its own key re-signs what it writes: its
+// catalog verifies with its key, not the source's.
 func TestMirrorSignedSources(t *testing.T) {
-	k := newTestKey(t, "source")
+	k, own := signingtest.NewKey(t, "source"), signingtest.NewKey(t, "mirror")
+	now := time.Now()
 	for name, make := range map[string]func(t *testing.T) *memSource{
 		"ours, one products file": func(t *testing.T) *memSource {
 			src, _ := newSource(4, 2)
-			signOurs(t, src.files, k, time.Now().Add(time.Hour))
-			return src
+			return signOurs(t, src, k, 1, now, time.Hour)
 		},
 		"ours, three products files": func(t *testing.T) *memSource {
-			src, _ := splitSource(4, 2, 3)
-			signOurs(t, src.files, k, time.Now().Add(time.Hour))
-			return src
+			src, _ := newSource(4, 2)
+			return signOurs(t, src, k, 3, now, time.Hour)
 		},
 		"another publisher's, gpg --clearsign": func(t *testing.T) *memSource {
 			src, _ := newSource(4, 2)
@@ -239,14 +201,20 @@ func TestMirrorSignedSources(t *testing.T) {
 			var log openLog
 			log.hook(src)
 			r, _ := newRegistry()
-			rep, err := Run(ctx, src, r, Options{Keyring: k.keyring})
-			if err != nil || rep.Copied != 8 || len(rep.Failed) != 0 || !slices.Equal(rep.SignedBy, []string{string(k.fpr)}) {
-				t.Fatalf("mirror --keyring = %+v, %v; want 8 versions copied, signed by %s", rep, err, k.fpr)
+			r.Signing = &registry.Signing{Signer: own.Signer}
+			rep, err := Run(ctx, src, r, Options{Keyring: signingtest.Keyring(t, k)})
+			if err != nil || rep.Copied != 8 || len(rep.Failed) != 0 || !slices.Equal(rep.SignedBy, []string{string(k.Fingerprint)}) {
+				t.Fatalf("mirror --keyring = %+v, %v; want 8 versions copied, signed by %s", rep, err, k.Fingerprint)
 			}
 			if reads := log.unsignedReads(); len(reads) != 0 {
 				t.Errorf("unsigned catalog files read: %q", reads)
 			}
-			mustVerify(t, r)
+			for key, ok := range map[*signingtest.Key]bool{own: true, k: false} {
+				vr, err := r.VerifyWith(ctx, registry.VerifyOptions{Keyring: signingtest.Keyring(t, key)})
+				if err != nil || vr.OK() != ok || len(vr.Signed) == 0 {
+					t.Errorf("verify with the key of %s = %+v, %v; want ok=%v", key.Fingerprint, vr, err, ok)
+				}
+			}
 		})
 	}
 }
@@ -254,8 +222,12 @@ func TestMirrorSignedSources(t *testing.T) {
 // An unsigned, badly signed or expired source, or one whose signed pieces
 // do not belong together, is refused with one line; nothing is written.
 func TestMirrorRefusesBadlySignedSources(t *testing.T) {
-	k, stranger := newTestKey(t, "source"), newTestKey(t, "stranger")
-	later := time.Now().Add(time.Hour)
+	k, stranger := signingtest.NewKey(t, "source"), signingtest.NewKey(t, "stranger")
+	now := time.Now()
+	ours := func(t *testing.T, products, versions int, key *signingtest.Key) *memSource {
+		src, _ := newSource(products, versions)
+		return signOurs(t, src, key, 1, now, time.Hour)
+	}
 	for name, c := range map[string]struct {
 		make func(t *testing.T) *memSource
 		want string
@@ -265,43 +237,32 @@ func TestMirrorRefusesBadlySignedSources(t *testing.T) {
 			return src
 		}, "not signed: streams/v1/index.sjson not found"},
 		"index.sjson not clear-signed": {func(t *testing.T) *memSource {
-			src, _ := newSource(2, 1)
-			signOurs(t, src.files, k, later)
-			src.files["streams/v1/index.sjson"] = src.files[catalog.IndexPath]
+			src := ours(t, 2, 1, k)
+			src.files[catalog.SignedIndexPath] = src.files[catalog.IndexPath]
 			return src
 		}, "not a clear-signed document"},
 		"signed by a key not in the keyring": {func(t *testing.T) *memSource {
-			src, _ := newSource(2, 1)
-			signOurs(t, src.files, stranger, later)
-			return src
+			return ours(t, 2, 1, stranger)
 		}, "signed by a key not in the keyring"},
 		"products file edited after signing": {func(t *testing.T) *memSource {
-			src, tree := newSource(2, 1)
-			signOurs(t, src.files, k, later)
-			pks := tree.Catalog.ProductKeys()
-			a, b := tree.Catalog.Products[pks[0]].Aliases, tree.Catalog.Products[pks[1]].Aliases
-			src.files["streams/v1/images.sjson"] = bytes.Replace(src.files["streams/v1/images.sjson"], []byte(`"aliases": "`+b+`"`), []byte(`"aliases": "`+a+`"`), 1)
+			src := ours(t, 2, 1, k)
+			src.files["streams/v1/images.sjson"] = bytes.Replace(src.files["streams/v1/images.sjson"], []byte(`"arch": "`), []byte(`"arch": "x`), 1)
 			return src
 		}, "bad signature"},
 		"expired": {func(t *testing.T) *memSource {
 			src, _ := newSource(2, 1)
-			signOurs(t, src.files, k, time.Now().Add(-time.Minute))
-			return src
+			return signOurs(t, src, k, 1, now.Add(-2*time.Hour), time.Hour)
 		}, "streams/v1/index.sjson expired at"},
 		"index and products file of different moments": {func(t *testing.T) *memSource {
-			older, _ := newSource(2, 1)
-			signOurs(t, older.files, k, later)
-			src, _ := newSource(2, 2)
-			signOurs(t, src.files, k, later)
+			older, src := ours(t, 2, 1, k), ours(t, 2, 2, k)
 			src.files["streams/v1/images.sjson"] = older.files["streams/v1/images.sjson"]
 			return src
 		}, "streams/v1/images.sjson is not the products file the signed index names"},
 		"signed index naming an unsigned products file": {func(t *testing.T) *memSource {
-			src, _ := newSource(2, 1)
-			signOurs(t, src.files, k, later)
-			src.files["streams/v1/index.sjson"] = k.sign(t, src.files[catalog.IndexPath])
+			src := ours(t, 2, 1, k)
+			src.files[catalog.SignedIndexPath] = sign(t, k, src.files[catalog.IndexPath])
 			return src
-		}, `names streams/v1/images.json, not a signed file (.sjson)`},
+		}, `names "streams/v1/images.json", not a signed file (.sjson)`},
 		"another publisher's products file of another catalog": {func(t *testing.T) *memSource {
 			src, _ := newSource(2, 1)
 			src.files[catalog.ImagesPath] = editJSON(t, src.files[catalog.ImagesPath], func(m map[string]any) { m["content_id"] = "other" })
@@ -312,7 +273,7 @@ func TestMirrorRefusesBadlySignedSources(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			src := c.make(t)
 			r, s := newRegistry()
-			rep, err := Run(ctx, src, r, Options{Keyring: k.keyring})
+			rep, err := Run(ctx, src, r, Options{Keyring: signingtest.Keyring(t, k)})
 			if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("mirror --keyring = %+v, %v; want one line containing %q", rep, err, c.want)
 			}
