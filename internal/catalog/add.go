@@ -10,6 +10,7 @@ import (
 	"github.com/incus-appliance/registry/internal/osarch"
 
 	"github.com/incus-appliance/registry/internal/digest"
+	"github.com/incus-appliance/registry/internal/key"
 )
 
 // RootKind is the kind of an image's root file.
@@ -82,6 +83,26 @@ type Image struct {
 // ProductKey is the key of the product holding appliance name on arch.
 func ProductKey(name, arch string) string {
 	return name + ":" + osarch.Canonical(arch)
+}
+
+// MaxProductKeyLen bounds a product key.
+const MaxProductKeyLen = 256
+
+// ValidateProductKey checks a product key: a registry key (package key:
+// ASCII letters, digits and . _ - : + ~ @ =, in '/'-separated segments,
+// none empty or starting with '.') of at most MaxProductKeyLen bytes. The
+// keys this registry makes (NAME:ARCH, NAME/VARIANT:LINE:ARCH) and other
+// servers' (debian:bookworm:amd64:default,
+// com.ubuntu.cloud:server:24.04:amd64) pass; a key that could mean
+// something else to a terminal, a log or a file system does not.
+func ValidateProductKey(pk string) error {
+	if len(pk) > MaxProductKeyLen {
+		return fmt.Errorf("product key %.32q... is longer than %d bytes", pk, MaxProductKeyLen)
+	}
+	if err := key.Check(pk); err != nil {
+		return fmt.Errorf("product key: %w", err)
+	}
+	return nil
 }
 
 // ProductKey is the key of the product the image belongs to: its name
@@ -173,7 +194,8 @@ func (r AddResult) Changed() bool {
 }
 
 // Add publishes img as a version of the product img.ProductKey(),
-// creating the product when new, and gives the product the aliases
+// creating the product when new (a product it changes records publish
+// as its writer: writer.go), and gives the product the aliases
 // img.Name and img.Aliases (in the variant's form, NAME/VARIANT, for a
 // non-default appliance variant; assigned across the version lines for an
 // image with a Line). Rules:
@@ -199,6 +221,9 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 	if p == nil {
 		p = &Product{Versions: map[string]*Version{}}
 		c.Products[res.Product] = p
+	}
+	if res.Changed() {
+		p.Writer = WriterPublish
 	}
 	if res.VersionAdded {
 		if len(p.Versions) == 0 || res.Version >= slices.Max(slices.Collect(maps.Keys(p.Versions))) {

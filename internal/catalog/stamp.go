@@ -68,6 +68,11 @@ func (s Stamp) Next(now time.Time, validity time.Duration) Stamp {
 	}
 }
 
+// Registry reports whether s is this registry's stamp (a serial or an
+// expiry): "updated" alone is SimpleStreams' own field, which other
+// publishers' documents carry too (cloud-images.ubuntu.com's).
+func (s Stamp) Registry() bool { return s.Serial != 0 || s.Expires != "" }
+
 // ExpiresAt is Expires as a time; an error when it is missing or not
 // RFC 3339.
 func (s Stamp) ExpiresAt() (time.Time, error) {

@@ -99,3 +99,21 @@ func TestStampCheck(t *testing.T) {
 		t.Errorf("ExpiresAt = %s", at)
 	}
 }
+
+// TestStampRegistry: a serial or an expiry makes a stamp this registry's;
+// SimpleStreams' own "updated" alone (cloud-images.ubuntu.com's documents)
+// does not.
+func TestStampRegistry(t *testing.T) {
+	good := Stamp{}.Next(t0, time.Hour)
+	for s, want := range map[Stamp]bool{
+		good:                    true,
+		{Serial: 1}:             true,
+		{Expires: good.Expires}: true,
+		{Updated: good.Updated}: false,
+		{}:                      false,
+	} {
+		if s.Registry() != want {
+			t.Errorf("%+v.Registry() = %v, want %v", s, !want, want)
+		}
+	}
+}

@@ -104,7 +104,10 @@ type Product struct {
 	Custom map[string]string `json:"custom,omitempty"`
 	// Line is the version line ("MAJOR.MINOR") of a line product
 	// (lines.go); clients ignore it.
-	Line     string              `json:"appliance_line,omitempty"`
+	Line string `json:"appliance_line,omitempty"`
+	// Writer is who wrote the product: WriterPublish, or MirrorWriter of
+	// a source (writer.go); clients ignore it.
+	Writer   string              `json:"registry_writer,omitempty"`
 	Versions map[string]*Version `json:"versions"`
 }
 
