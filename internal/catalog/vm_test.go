@@ -243,7 +243,7 @@ func TestCopiesCarryVMDeltaAnchors(t *testing.T) {
 		t.Fatalf("copies %v, want %v", keys, want)
 	}
 	m := New()
-	res, errs := m.MergeAll(c.Copies())
+	res, errs := m.MergeAll(c.Copies(), Merger{Writer: WriterPublish})
 	for i, err := range errs {
 		if err != nil || len(res[i].DroppedDeltas) > 0 {
 			t.Fatalf("copy %s: %v, dropped %v", keys[i], err, res[i].DroppedDeltas)
