@@ -66,98 +66,131 @@ func Assemble(ctx context.Context, o DiskOptions) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	env := append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	a := &assembly{ctx: ctx, o: o, tmp: tmp, env: append(os.Environ(), "MTOOLS_SKIP_CHECK=1")}
 	if o.Identity != "" {
-		env = append(env, "E2FSPROGS_FAKE_TIME="+strconv.FormatInt(o.Epoch, 10))
+		a.env = append(a.env, "E2FSPROGS_FAKE_TIME="+strconv.FormatInt(o.Epoch, 10))
 		if err := clampTimes(o.ESPDir, o.Epoch); err != nil {
 			return err
 		}
 	}
-	run := func(name string, args ...string) error {
-		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Env = env
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
-		}
-		return nil
-	}
-
-	esp := filepath.Join(tmp, "esp.img")
-	if err := truncate(esp, o.ESPMiB*mib); err != nil {
+	esp, err := a.esp()
+	if err != nil {
 		return err
+	}
+	root, rootMiB, err := a.root()
+	if err != nil {
+		return err
+	}
+	return a.disk(esp, root, rootMiB)
+}
+
+// assembly is one Assemble: its options, its temporary folder and the
+// environment its tools run in.
+type assembly struct {
+	ctx context.Context
+	o   DiskOptions
+	tmp string
+	env []string
+}
+
+func (a *assembly) run(name string, args ...string) error {
+	cmd := exec.CommandContext(a.ctx, name, args...)
+	cmd.Env = a.env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+// esp makes the EFI system partition's file system image.
+func (a *assembly) esp() (string, error) {
+	esp := filepath.Join(a.tmp, "esp.img")
+	if err := truncate(esp, a.o.ESPMiB*mib); err != nil {
+		return "", err
 	}
 	vfat := []string{"-n", "ESP", esp}
-	if o.Identity != "" {
+	if a.o.Identity != "" {
 		vfat = append([]string{"--invariant"}, vfat...)
 	}
-	if err := run("mkfs.vfat", vfat...); err != nil {
-		return err
+	if err := a.run("mkfs.vfat", vfat...); err != nil {
+		return "", err
 	}
-	entries, err := os.ReadDir(o.ESPDir)
+	entries, err := os.ReadDir(a.o.ESPDir)
 	if err != nil {
-		return fmt.Errorf("EFI system partition contents: %w", err)
+		return "", fmt.Errorf("EFI system partition contents: %w", err)
 	}
 	for _, e := range entries {
-		if err := run("mcopy", "-s", "-p", "-m", "-i", esp, filepath.Join(o.ESPDir, e.Name()), "::/"); err != nil {
-			return err
+		if err := a.run("mcopy", "-s", "-p", "-m", "-i", esp, filepath.Join(a.o.ESPDir, e.Name()), "::/"); err != nil {
+			return "", err
 		}
 	}
+	return esp, nil
+}
 
-	var rootMiB int64
-	root := filepath.Join(tmp, "root.img")
-	if o.RootDir != "" {
-		out, err := exec.CommandContext(ctx, "du", "-s", "--block-size=1M", o.RootDir).Output()
-		if err != nil {
-			return fmt.Errorf("du %s: %w", o.RootDir, err)
+// root makes the root file system's image and returns it with its size
+// in MiB (none without RootDir).
+func (a *assembly) root() (string, int64, error) {
+	o := a.o
+	if o.RootDir == "" {
+		return "", 0, nil
+	}
+	root := filepath.Join(a.tmp, "root.img")
+	out, err := exec.CommandContext(a.ctx, "du", "-s", "--block-size=1M", o.RootDir).Output()
+	if err != nil {
+		return "", 0, fmt.Errorf("du %s: %w", o.RootDir, err)
+	}
+	used, _ := strconv.ParseInt(strings.Fields(string(out))[0], 10, 64)
+	rootMiB := used + used/5 + o.FreeMiB
+	ext4 := []string{"-q", "-F", "-L", "root", "-d", o.RootDir}
+	if o.Identity != "" {
+		rootMiB = roundUp(rootMiB, rootSizeStep)
+		ext4 = append(ext4, "-U", guid(o.Identity, "root file system"), "-E", "hash_seed="+guid(o.Identity, "root directory hash"))
+	}
+	if err := a.run("mkfs.ext4", append(ext4, root, strconv.FormatInt(rootMiB, 10)+"M")...); err != nil {
+		return "", 0, err
+	}
+	if o.Identity != "" {
+		script := filepath.Join(a.tmp, "times.debugfs")
+		if err := timesScript(o.RootDir, script, o.Epoch); err != nil {
+			return "", 0, err
 		}
-		used, _ := strconv.ParseInt(strings.Fields(string(out))[0], 10, 64)
-		rootMiB = used + used/5 + o.FreeMiB
-		ext4 := []string{"-q", "-F", "-L", "root", "-d", o.RootDir}
-		if o.Identity != "" {
-			rootMiB = roundUp(rootMiB, rootSizeStep)
-			ext4 = append(ext4, "-U", guid(o.Identity, "root file system"), "-E", "hash_seed="+guid(o.Identity, "root directory hash"))
-		}
-		if err := run("mkfs.ext4", append(ext4, root, strconv.FormatInt(rootMiB, 10)+"M")...); err != nil {
-			return err
-		}
-		if o.Identity != "" {
-			script := filepath.Join(tmp, "times.debugfs")
-			if err := timesScript(o.RootDir, script, o.Epoch); err != nil {
-				return err
-			}
-			if err := run("debugfs", "-w", "-f", script, root); err != nil {
-				return err
-			}
+		if err := a.run("debugfs", "-w", "-f", script, root); err != nil {
+			return "", 0, err
 		}
 	}
+	return root, rootMiB, nil
+}
 
-	// Layout: 1 MiB for the GPT, the ESP, the root, 1 MiB for the backup GPT.
+// disk lays the partitions out (1 MiB for the GPT, the ESP, the root,
+// 1 MiB for the backup GPT) and writes the qcow2 at Out.
+func (a *assembly) disk(esp, root string, rootMiB int64) error {
+	o := a.o
 	espStart := int64(mib / sector)
 	rootStart := espStart + o.ESPMiB*mib/sector
 	total := (o.ESPMiB + rootMiB + 2) * mib
-	raw := filepath.Join(tmp, "disk.raw")
+	raw := filepath.Join(a.tmp, "disk.raw")
 	if err := truncate(raw, total); err != nil {
 		return err
 	}
 	args := []string{"-o", "-n", fmt.Sprintf("1:%d:%d", espStart, rootStart-1), "-t", "1:ef00", "-c", "1:ESP"}
-	if o.RootDir != "" {
+	if root != "" {
 		args = append(args, "-n", fmt.Sprintf("2:%d:%d", rootStart, rootStart+rootMiB*mib/sector-1), "-t", "2:8304", "-c", "2:root")
 	}
 	if o.Identity != "" {
 		args = append(args, "-U", guid(o.Identity, "disk"), "-u", "1:"+guid(o.Identity, "EFI system partition"))
-		if o.RootDir != "" {
+		if root != "" {
 			args = append(args, "-u", "2:"+RootPartUUID(o.Identity))
 		}
 	}
-	if err := run("sgdisk", append(args, raw)...); err != nil {
+	if err := a.run("sgdisk", append(args, raw)...); err != nil {
 		return err
 	}
 	if err := copyAt(raw, esp, espStart*sector); err != nil {
 		return err
 	}
-	if o.RootDir != "" {
+	if root != "" {
 		if err := copyAt(raw, root, rootStart*sector); err != nil {
 			return err
 		}
@@ -167,7 +200,7 @@ func Assemble(ctx context.Context, o DiskOptions) error {
 		conv = append(conv, "-c")
 	}
 	part := o.Out + ".part"
-	if err := run("qemu-img", append(conv, raw, part)...); err != nil {
+	if err := a.run("qemu-img", append(conv, raw, part)...); err != nil {
 		return err
 	}
 	return os.Rename(part, o.Out)
