@@ -86,6 +86,14 @@ func (s Stamp) ExpiresAt() (time.Time, error) {
 	return t, nil
 }
 
+// Expired reports whether the stamp's expiry has passed at now; a stamp
+// without a valid expiry counts as expired. It is the one expiry rule of
+// every verifier (verify, edgeproxy, mirror).
+func (s Stamp) Expired(now time.Time) bool {
+	t, err := s.ExpiresAt()
+	return err != nil || !now.Before(t)
+}
+
 // Check reports what a signed document's stamp lacks: a serial, an
 // update time, a valid expiry.
 func (s Stamp) Check() error {

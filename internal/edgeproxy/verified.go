@@ -313,7 +313,7 @@ func verify(kr *signing.Keyring, path string, raw []byte, last int64, now time.T
 	expires, _ := st.ExpiresAt()
 	updated, _ := time.Parse(catalog.UpdatedLayout, st.Updated)
 	switch {
-	case !now.Before(expires):
+	case st.Expired(now):
 		return nil, refuse(refusedExpired, path, raw, "serial %d expired at %s", st.Serial, st.Expires)
 	case st.Serial < last:
 		return nil, refuse(refusedRollback, path, raw, "serial %d is older than serial %d, the last verified", st.Serial, last)

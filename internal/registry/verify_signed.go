@@ -142,7 +142,7 @@ func (r *Registry) checkSigned(ctx context.Context, kr *signing.Keyring, key str
 	}
 	expires, _ := got.ExpiresAt()
 	switch {
-	case !now.Before(expires):
+	case got.Expired(now):
 		doc.Status = "expired"
 		rep.problem("%s expired at %s: verifiers refuse it; re-sign the registry (publish sign)", skey, got.Expires)
 	case now.Add(expiryWarning).After(expires):

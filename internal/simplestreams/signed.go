@@ -141,7 +141,7 @@ func (d *signed) checkStamp(path string, st catalog.Stamp) error {
 	if err := st.Check(); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if expires, _ := st.ExpiresAt(); !d.now.Before(expires) {
+	if st.Expired(d.now) {
 		return fmt.Errorf("%s expired at %s: the source has not been re-signed since", path, st.Expires)
 	}
 	return nil
