@@ -29,7 +29,10 @@ func treeSnapshot(t testing.TB, dir string) map[string]string {
 // keeps the removed files downloadable → prune --grace 0s deletes them.
 func TestRemoveAndPruneThroughTheCLI(t *testing.T) {
 	reg := filepath.Join(t.TempDir(), "registry")
-	v := publishVersions(t, nil, "nginx", 2, "--bucket", reg)
+	v := chain(t, "nginx", t0, 2) // the second a small change: it gets a delta
+	for _, s := range v {
+		publishSample(t, nil, s, "--bucket", reg)
+	}
 	fp1 := v[0].fp
 
 	out := mustPublish(t, "remove", "--bucket", reg, fp1[:12])
