@@ -12,6 +12,19 @@ import (
 	"github.com/incus-appliance/registry/internal/store"
 )
 
+// ClaimInFlightError refuses a claim that a publish in flight makes from
+// another catalog file. Two publishes claiming one alias at the same
+// instant each see the other's claim: Publish then backs off and tries
+// again, and the first to announce again wins.
+type ClaimInFlightError struct {
+	Alias, Arch string
+	File        string // the catalog file of the other publish
+}
+
+func (e *ClaimInFlightError) Error() string {
+	return fmt.Sprintf("alias %q on %s is being claimed by a publish in flight in %s: choose another alias, or try again when it is done", e.Alias, e.Arch, e.File)
+}
+
 // checkClaims refuses alias claims (catalog.Layout.Claims) that a catalog
 // file other than key has in the index (ix, or index.json read now). A claim the other file no longer backs (a publish
 // killed after claiming, whose intent has expired; a remove killed before
@@ -47,7 +60,7 @@ func (r *Registry) checkClaims(ctx context.Context, ix *catalog.Index, l layout,
 			return &catalog.AliasOwnedError{Alias: alias, Arch: arch, Owner: owner}
 		}
 		if attempt >= 3 || slices.Contains(c.ClaimedAliases(r.now()), claim) {
-			return fmt.Errorf("alias %q on %s is being claimed by a publish in flight in %s: choose another alias, or try again when it is done", alias, arch, other)
+			return &ClaimInFlightError{Alias: alias, Arch: arch, File: other}
 		}
 		if _, ix, err = r.syncIndex(ctx, l, other, nil); err != nil {
 			return err

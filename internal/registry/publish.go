@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/delta"
@@ -140,7 +142,7 @@ var ErrSourceChanged = errors.New("local file changed since its digests were com
 // A request with Reinspect whose files are found changed
 // (ErrSourceChanged) is made again by Reinspect and published once more.
 func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishResult, error) {
-	res, err := r.publish(ctx, req)
+	res, err := r.publishContended(ctx, req)
 	if err == nil || req.Reinspect == nil || !errors.Is(err, ErrSourceChanged) || ctx.Err() != nil {
 		return res, err
 	}
@@ -152,12 +154,36 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 	if fresh.Provenance == nil {
 		fresh.Provenance = req.Provenance
 	}
-	res, ferr := r.publish(ctx, fresh)
+	res, ferr := r.publishContended(ctx, fresh)
 	if ferr != nil {
 		return nil, ferr
 	}
 	res.Reinspected = err.Error()
 	return res, nil
+}
+
+// claimAttempts is how many times a publish whose alias claim meets
+// another publish's in flight (ClaimInFlightError) is made.
+const claimAttempts = 6
+
+// publishContended publishes req; when another publish in flight claims
+// one of its aliases from another catalog file (both announced at the same
+// instant: each sees the other's claim, and each abandoned its own), it
+// waits a random moment and tries again, so that one of the two announces
+// first and wins. Files already uploaded are found stored.
+func (r *Registry) publishContended(ctx context.Context, req PublishRequest) (*PublishResult, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := r.publish(ctx, req)
+		var inFlight *ClaimInFlightError
+		if !errors.As(err, &inFlight) || attempt == claimAttempts {
+			return res, err
+		}
+		select {
+		case <-time.After(50*time.Millisecond + rand.N(time.Duration(attempt)*200*time.Millisecond)):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
 }
 
 // publishPlan is what a publish is to do, decided from the catalog file
