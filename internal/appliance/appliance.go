@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	sv "github.com/incus-appliance/registry/internal/semver"
 )
 
 // Appliance is appliance.yaml.
@@ -104,8 +104,6 @@ type HTTPCheck struct {
 // FileName is the appliance description's file name.
 const FileName = "appliance.yaml"
 
-var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
-
 // Load reads and checks appliances/NAME in root. Every problem found is
 // reported, one per line, each naming the file and field.
 func Load(root, name string) (*Appliance, error) {
@@ -182,8 +180,8 @@ func (a *Appliance) check(folderName string) []error {
 	}
 	if a.Version == "" {
 		bad("version", "missing: the appliance's semantic version, e.g. 1.0.0")
-	} else if !semver.MatchString(a.Version) {
-		bad("version", "%q is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.2.0)", a.Version)
+	} else if _, err := sv.Parse(a.Version); err != nil {
+		bad("version", "%v", err)
 	}
 	for _, al := range a.Aliases {
 		if err := catalog.ValidateAlias(al); err != nil {

@@ -32,6 +32,9 @@ func TestLoadReportsEveryBadField(t *testing.T) {
 		{"missing description", "description: A web server\n", "", "description: missing"},
 		{"missing version", "version: 1.2.3\n", "", "version: missing"},
 		{"version not semver", "version: 1.2.3", "version: \"1.2\"", `"1.2" is not a semantic version`},
+		// The one rule is internal/semver's: an empty pre-release identifier
+		// is no semantic version (the pattern appliance.go had let it by).
+		{"empty pre-release identifier", "version: 1.2.3", "version: 1.2.3-rc..1", `"1.2.3-rc..1" is not a semantic version`},
 		{"bad alias", "aliases: [www]", "aliases: [\"a b\"]", `aliases: alias "a b" contains ' '`},
 		{"no architectures", "architectures: [amd64, arm64]", "architectures: []", "architectures: missing"},
 		{"unknown architecture", "architectures: [amd64, arm64]", "architectures: [sparc]", `unknown architecture "sparc"`},

@@ -1,12 +1,11 @@
 package catalog
 
 import (
-	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/incus-appliance/registry/internal/osarch"
+	"github.com/incus-appliance/registry/internal/semver"
 )
 
 // Version lines. SimpleStreams aliases belong to a product and follow its
@@ -27,15 +26,13 @@ import (
 // nginx/1/cloud, nginx/cloud), as images.linuxcontainers.org names
 // debian/12/cloud.
 
-var lineRe = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
-
 // LineOf returns the line ("MAJOR.MINOR") of a semantic version.
 func LineOf(version string) (string, error) {
-	parts := strings.SplitN(version, ".", 3)
-	if len(parts) < 3 || !lineRe.MatchString(parts[0]+"."+parts[1]) {
-		return "", fmt.Errorf("version %q is not MAJOR.MINOR.PATCH", version)
+	v, err := semver.Parse(version)
+	if err != nil {
+		return "", err
 	}
-	return parts[0] + "." + parts[1], nil
+	return v.Line(), nil
 }
 
 // lineProductKey is the key of the product of a version line.

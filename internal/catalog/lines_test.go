@@ -23,6 +23,21 @@ func aliasesOf(c *Catalog) map[string]string {
 	return out
 }
 
+// LineOf reads versions with internal/semver, the one rule: what is not
+// a semantic version has no line.
+func TestLineOf(t *testing.T) {
+	for v, want := range map[string]string{"1.2.3": "1.2", "10.0.1-rc.1+b": "10.0", "0.1.0": "0.1"} {
+		if got, err := LineOf(v); err != nil || got != want {
+			t.Errorf("LineOf(%q) = %q, %v; want %q", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"1.2", "1.2.x", "01.2.3", "1.2.3-rc..1", "v1.2.3"} {
+		if l, err := LineOf(v); err == nil {
+			t.Errorf("LineOf(%q) = %q, want an error", v, l)
+		}
+	}
+}
+
 // A product per version line; NAME/MAJOR.MINOR, NAME/MAJOR and NAME (with
 // the other aliases) follow the newest line that should carry them, also
 // when an older line gets a fix after a newer line was published.
