@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/relations"
 	sv "github.com/incus-appliance/registry/internal/semver"
 )
 
@@ -72,9 +73,9 @@ type Appliance struct {
 	// [container].
 	Types []string `yaml:"types"`
 	// Provides are the interfaces it provides, Requires the relations it
-	// needs (relations.go).
-	Provides []Provide `yaml:"provides"`
-	Requires []Require `yaml:"requires"`
+	// needs (internal/relations; checked by relations.go).
+	Provides []relations.Provide `yaml:"provides"`
+	Requires []relations.Require `yaml:"requires"`
 	// Health is how tests check a launched container works.
 	Health HealthCheck `yaml:"healthcheck"`
 
