@@ -80,6 +80,17 @@ func TestRelationsLoad(t *testing.T) {
 	if _, ok, err := a.Requires[1].Constraint(); ok || err != nil {
 		t.Errorf("targets has no constraint: %v %v", ok, err)
 	}
+	// The catalog's custom metadata (and the image's properties) carry
+	// them, as relations encodes them.
+	md := a.CatalogMetadata()
+	if md["provides"] != "http:80" || md["requires"] != "db=postgresql >=1.1, <2; targets=prometheus-scrape (multiple)" {
+		t.Errorf("CatalogMetadata = %v", md)
+	}
+	// Set from their own fields only.
+	yml := strings.Replace(relationsYAML, "custom:\n", "custom:\n  requires: db\n", 1)
+	if _, err := Load(writeRelations(t, yml, relationsImage), "web"); err == nil || !strings.Contains(err.Error(), "custom: requires: is set from its own field") {
+		t.Errorf("custom requires: %v", err)
+	}
 }
 
 // The schema and publish validate agree on relations: the valid file

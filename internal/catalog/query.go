@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // VersionImage is one image of a version, as Incus sees it: a metadata item
@@ -126,6 +128,10 @@ type Entry struct {
 	Custom       map[string]string `json:"custom,omitempty"`
 	// SBOM is the path of the version's SBOM, when it has one.
 	SBOM string `json:"sbom,omitempty"`
+	// Provides and Requires are the appliance's relations, as the
+	// version records them (relations.go).
+	Provides []relations.Provide `json:"provides,omitempty"`
+	Requires []relations.Require `json:"requires,omitempty"`
 }
 
 // Entries lists every image, by product then newest version first. Only
@@ -136,9 +142,10 @@ func (c *Catalog) Entries() []Entry {
 		p := c.Products[pk]
 		vks := p.VersionKeys()
 		for i := len(vks) - 1; i >= 0; i-- {
+			b := p.applianceBuild(vks[i], i == len(vks)-1)
 			for _, vi := range p.Versions[vks[i]].Images() {
 				e := Entry{
-					Product: pk, Arch: p.Arch, OS: p.OS, Release: p.Release, Variant: p.Variant, ApplianceVersion: p.Version,
+					Product: pk, Arch: p.Arch, OS: p.OS, Release: p.Release, Variant: p.Variant, ApplianceVersion: b.Version,
 					Version: vks[i], Latest: i == len(vks)-1, Fingerprint: vi.Fingerprint,
 					Kind: vi.Kind, Type: vi.Kind.InstanceType(), Size: vi.Meta.Size + vi.Root.Size, Description: p.Versions[vks[i]].Label,
 				}
@@ -146,6 +153,8 @@ func (c *Catalog) Entries() []Entry {
 					e.Aliases = p.AliasList()
 				}
 				e.Requirements, e.Custom = p.Requirements, p.Custom
+				e.Provides, _ = relations.ParseProvides(b.Provides)
+				e.Requires, _ = relations.ParseRequires(b.Requires)
 				for _, it := range p.Versions[vks[i]].Items {
 					if it.FType == FTypeSBOM {
 						e.SBOM = it.Path
