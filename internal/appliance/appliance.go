@@ -63,8 +63,9 @@ type Appliance struct {
 	Tags []string `yaml:"tags"`
 	// VersionAliases publishes each MAJOR.MINOR line as its own product so
 	// that NAME/MAJOR and NAME/MAJOR.MINOR keep naming the newest image of
-	// that line (catalog/lines.go).
-	VersionAliases bool `yaml:"version_aliases"`
+	// that line (catalog/lines.go); unset means true (Lines), false opts
+	// out (one product, NAME:ARCH).
+	VersionAliases *bool `yaml:"version_aliases"`
 	// Variants are the appliance's variants: default (the template as
 	// written) and cloud (with cloud-init); default [default].
 	Variants []string `yaml:"variants"`
@@ -281,3 +282,7 @@ func (a *Appliance) Arches() []string {
 func (a *Appliance) ProfilePath(name string) string {
 	return filepath.Join(a.Dir, "profiles", name+".yaml")
 }
+
+// Lines reports whether the appliance is published in version lines
+// (VersionAliases, true unless set false).
+func (a *Appliance) Lines() bool { return a.VersionAliases == nil || *a.VersionAliases }

@@ -24,6 +24,16 @@ func TestLoadValid(t *testing.T) {
 	}
 }
 
+// Version lines are the default; version_aliases: false opts out.
+func TestLinesByDefault(t *testing.T) {
+	for yml, want := range map[string]bool{validYAML: true, validYAML + "version_aliases: true\n": true, validYAML + "version_aliases: false\n": false} {
+		a, err := Load(writeAppliance(t, yml), "web")
+		if err != nil || a.Lines() != want {
+			t.Errorf("Lines() = %v, %v; want %v with\n%s", a != nil && a.Lines(), err, want, yml)
+		}
+	}
+}
+
 func TestLoadReportsEveryBadField(t *testing.T) {
 	tests := []struct{ name, from, to, want string }{
 		{"missing name", "name: web\n", "", "name: missing"},

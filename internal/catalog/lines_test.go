@@ -123,3 +123,41 @@ func TestVersionLinesOfAVariant(t *testing.T) {
 		t.Errorf("after removing cloud 2.0: %v, want %v", got, want)
 	}
 }
+
+// An appliance published before it had lines keeps every alias through
+// its first line image: the line family takes the plain product's
+// aliases over in the same change, the plain product keeps its versions.
+func TestLinesTakeOverThePlainProduct(t *testing.T) {
+	c := New()
+	plain := img("nginx", "amd64", time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), "p1", "web")
+	plain.ApplianceVersion = "1.1.0"
+	mustAdd(t, c, plain)
+	resolves := func(when string, aliases ...string) {
+		t.Helper()
+		for _, a := range aliases {
+			if rs, err := c.Resolve(a, "amd64"); err != nil || len(rs) != 1 {
+				t.Errorf("%s: %s resolves to %v, %v", when, a, rs, err)
+			}
+		}
+	}
+	resolves("before the switch", "nginx", "web")
+	if _, err := c.CheckAdd(lineImg("1.2.0", 2)); err != nil {
+		t.Fatalf("the first line image is refused: %v", err)
+	}
+	mustAdd(t, c, lineImg("1.2.0", 2))
+	want := map[string]string{"nginx:amd64": "", "nginx:1.2:amd64": "nginx,nginx/1,nginx/1.2,web"}
+	if got := aliasesOf(c); !maps.Equal(got, want) {
+		t.Errorf("aliases after the switch %v, want %v", got, want)
+	}
+	if len(c.Products["nginx:amd64"].Versions) != 1 {
+		t.Error("the plain product lost its version")
+	}
+	resolves("after the switch", "nginx", "web", "nginx/1", "nginx/1.2")
+	mustAdd(t, c, lineImg("2.0.0", 3))
+	if got := aliasesOf(c); got["nginx:2.0:amd64"] != "nginx,nginx/2,nginx/2.0,web" || got["nginx:1.2:amd64"] != "nginx/1,nginx/1.2" || got["nginx:amd64"] != "" {
+		t.Errorf("aliases after 2.0.0: %v", got)
+	}
+	if p := c.Problems(); len(p) != 0 {
+		t.Errorf("problems: %v", p)
+	}
+}

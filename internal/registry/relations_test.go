@@ -2,12 +2,14 @@ package registry
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/relations"
+	"github.com/incus-appliance/registry/internal/store"
 )
 
 // appliance returns the request publishing appliance name at version
@@ -144,5 +146,48 @@ func TestVerifyFlagsAnUnsatisfiedRequirement(t *testing.T) {
 	rep := s.verifyWith(VerifyOptions{})
 	if p := problems(rep); !strings.Contains(p, "unsatisfied requirement: miniflux 1.0.0 (miniflux:amd64): relation db: no published appliance provides postgresql >=1.0, <2 on amd64") {
 		t.Errorf("verify after another tool's edit:\n%s", p)
+	}
+}
+
+// A registry published before its appliance had version lines keeps
+// serving every alias through the switch: after each catalog write of
+// the first line publish (and of the next), nginx and web resolve.
+func TestLinesSwitchKeepsEveryAlias(t *testing.T) {
+	for _, shards := range []int{1, 3} {
+		s := newSceneOf(t, shards)
+		s.publish("nginx", t0, 1, "web")
+		writes := 0
+		s.fs.afterPut = func(key string, _ store.PutOptions, err error) error {
+			if err != nil || !strings.HasSuffix(key, ".json") {
+				return err
+			}
+			writes++
+			c, _, rerr := s.r.readCatalog(s.ctx)
+			for _, a := range []string{"nginx", "web"} {
+				if rerr != nil {
+					t.Errorf("%d files: after writing %s: %v", shards, key, rerr)
+				} else if rs, err := c.Resolve(a, "amd64"); err != nil || len(rs) != 1 {
+					t.Errorf("%d files: after writing %s, %s resolves to %v, %v", shards, key, a, rs, err)
+				}
+			}
+			return nil
+		}
+		for i, v := range []string{"1.2.0", "1.3.0"} {
+			req := makeImage(t, "nginx", t0.Add(time.Duration(i+1)*time.Hour), int64(2+i))
+			req.Image.ApplianceVersion, req.Image.Line = v, v[:3]
+			res := mustPublish(t, s.r, req)
+			if res.Product != "nginx:"+v[:3]+":amd64" || !slices.Contains(res.Aliases, "nginx") || !slices.Contains(res.Aliases, "web") || !slices.Contains(res.Aliases, "nginx/1") {
+				t.Errorf("%d files: publish %s: product %s, aliases %v", shards, v, res.Product, res.Aliases)
+			}
+		}
+		s.fs.afterPut = nil
+		if writes == 0 {
+			t.Errorf("%d files: no catalog write seen", shards)
+		}
+		c := readCatalog(t, s.r)
+		if p := c.Products["nginx:amd64"]; p == nil || p.Aliases != "" || len(p.Versions) != 1 {
+			t.Errorf("%d files: the plain product after the switch: %+v", shards, p)
+		}
+		mustVerify(t, s.r)
 	}
 }
