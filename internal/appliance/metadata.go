@@ -118,3 +118,19 @@ func (a *Appliance) CatalogMetadata() map[string]string {
 	}
 	return out
 }
+
+// ProvidersFirst returns apps with each appliance after those of apps
+// providing an interface it requires (relations.Order), otherwise in
+// their order: building, publishing or releasing them in that order puts
+// every provider out before its consumers, which the registry requires.
+func ProvidersFirst(apps []*Appliance) []*Appliance {
+	declared := make([]relations.Declared, len(apps))
+	for i, a := range apps {
+		declared[i] = relations.Declared{Name: a.Name, Provides: a.Provides, Requires: a.Requires}
+	}
+	out := make([]*Appliance, 0, len(apps))
+	for _, i := range relations.Order(declared) {
+		out = append(out, apps[i])
+	}
+	return out
+}

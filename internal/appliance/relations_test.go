@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // relationsYAML is validYAML providing http and requiring a database and
@@ -216,5 +218,26 @@ func TestInterfaceDocumentRefused(t *testing.T) {
 		if _, err := LoadInterface(root, "x"); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", bad, err, want)
 		}
+	}
+}
+
+// Providers come before their consumers; the rest keep their order.
+func TestProvidersFirst(t *testing.T) {
+	app := func(name string, provides []relations.Provide, requires ...relations.Require) *Appliance {
+		return &Appliance{Name: name, Provides: provides, Requires: requires}
+	}
+	http := []relations.Provide{{Interface: "http"}}
+	apps := []*Appliance{
+		app("miniflux", http, relations.Require{Name: "db", Interface: "postgresql"}),
+		app("nginx", http),
+		app("postgresql", []relations.Provide{{Interface: "postgresql"}}),
+		app("tls-proxy", nil, relations.Require{Name: "upstream", Interface: "http"}),
+	}
+	var names []string
+	for _, a := range ProvidersFirst(apps) {
+		names = append(names, a.Name)
+	}
+	if got := strings.Join(names, " "); got != "postgresql miniflux nginx tls-proxy" {
+		t.Errorf("ProvidersFirst = %s", got)
 	}
 }
