@@ -221,3 +221,16 @@ func TestParseSocketsIPv6(t *testing.T) {
 		t.Error("garbage accepted")
 	}
 }
+
+func (f *fakeHost) Pipe(ctx context.Context, from, to []string) (string, error) {
+	cmd := "pipe " + strings.Join(from, " ") + " | " + strings.Join(to, " ")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, cmd)
+	for k, e := range f.failing {
+		if strings.Contains(cmd, k) {
+			return "", errors.New(e)
+		}
+	}
+	return "db: configured (database miniflux)\n", nil
+}
