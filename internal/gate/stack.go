@@ -18,6 +18,10 @@ import (
 // (miniflux answers from its database). Each provider and each wiring is
 // a check of its own, named after the relation (CheckRelation).
 
+// CheckRelations is the check of a consumer whose relations could not
+// all be given a provider.
+const CheckRelations = "relations"
+
 // CheckRelation names a relation's check: "relation db".
 func CheckRelation(name string) string { return "relation " + name }
 

@@ -2,6 +2,13 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -125,4 +132,67 @@ func (r *Registry) checkRelations(ctx context.Context, l layout, file *catalog.C
 		}
 	}
 	return checkPublishRelations(whole, img)
+}
+
+// ApplianceImages returns the published images that take part in
+// relations, as the rules see them (catalog.ApplianceImages): what a
+// release picks a consumer's providers from.
+func (r *Registry) ApplianceImages(ctx context.Context) ([]relations.Image, error) {
+	whole, err := r.wholeCatalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	images, _ := whole.ApplianceImages()
+	return images, nil
+}
+
+// FetchImage writes the files of the published image fingerprint (its
+// metadata tarball and its root) into dir, each checked against its
+// catalog digest, and returns their paths: an image a gate launches.
+func (r *Registry) FetchImage(ctx context.Context, fingerprint, dir string) (metadata, root string, err error) {
+	whole, err := r.wholeCatalog(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	pk, vk, ok := whole.FindFingerprint(fingerprint)
+	if !ok {
+		return "", "", fmt.Errorf("image %s is not published", fingerprint)
+	}
+	for _, vi := range whole.Products[pk].Versions[vk].Images() {
+		if vi.Fingerprint != fingerprint {
+			continue
+		}
+		if metadata, err = r.fetchItem(ctx, vi.Meta, dir); err != nil {
+			return "", "", err
+		}
+		root, err = r.fetchItem(ctx, vi.Root, dir)
+		return metadata, root, err
+	}
+	return "", "", fmt.Errorf("image %s: no files in %s version %s", fingerprint, pk, vk)
+}
+
+// fetchItem writes item's file into dir, checked against its digest.
+func (r *Registry) fetchItem(ctx context.Context, it catalog.Item, dir string) (string, error) {
+	body, _, err := r.Store.Get(ctx, it.Path)
+	if err != nil {
+		return "", fmt.Errorf("fetch %s: %w", it.Path, err)
+	}
+	defer body.Close()
+	out := filepath.Join(dir, path.Base(it.Path))
+	f, err := os.Create(out)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(f, h), body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("fetch %s: %w", it.Path, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != it.SHA256 {
+		return "", fmt.Errorf("fetch %s: sha256 %s, the catalog says %s", it.Path, got, it.SHA256)
+	}
+	return out, nil
 }

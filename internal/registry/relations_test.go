@@ -1,7 +1,10 @@
 package registry
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -189,5 +192,31 @@ func TestLinesSwitchKeepsEveryAlias(t *testing.T) {
 			t.Errorf("%d files: the plain product after the switch: %+v", shards, p)
 		}
 		mustVerify(t, s.r)
+	}
+}
+
+// FetchImage writes a published image's files, as published; the
+// relation view lists the images taking part in relations.
+func TestFetchImageAndApplianceImages(t *testing.T) {
+	s := newScene(t)
+	old, _, _ := publishStack(t, s)
+	dir := t.TempDir()
+	meta, root, err := s.r.FetchImage(s.ctx, old.Image.Fingerprint, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got, want := range map[string]string{meta: old.MetadataPath, root: old.RootPath} {
+		a, _ := os.ReadFile(got)
+		b, _ := os.ReadFile(want)
+		if len(a) == 0 || !bytes.Equal(a, b) || filepath.Dir(got) != dir {
+			t.Errorf("fetched %s: %d bytes, want those of %s", got, len(a), want)
+		}
+	}
+	if _, _, err := s.r.FetchImage(s.ctx, strings.Repeat("0", 64), dir); err == nil || !strings.Contains(err.Error(), "is not published") {
+		t.Errorf("an unknown image: %v", err)
+	}
+	images, err := s.r.ApplianceImages(s.ctx)
+	if err != nil || len(images) != 3 {
+		t.Errorf("ApplianceImages = %+v, %v", images, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/incus-appliance/registry/internal/gate"
 	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/registry"
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // fakeBuilder builds nothing: each target's build is due (or not) as
@@ -55,13 +56,19 @@ type fakeGate struct {
 	fail     map[string]string // label → failing check
 	err      error             // the gate cannot run
 	launched []string
+	// providers are the providers each gate launched, by label.
+	providers map[string][]gate.Provider
 }
 
-func (g *fakeGate) Check(ctx context.Context, a *appliance.Appliance, t builder.Target, req registry.PublishRequest, progress func(string)) (*gate.Report, error) {
+func (g *fakeGate) Check(ctx context.Context, a *appliance.Appliance, t builder.Target, req registry.PublishRequest, providers []gate.Provider, progress func(string)) (*gate.Report, error) {
 	if g.err != nil {
 		return nil, g.err
 	}
 	g.launched = append(g.launched, t.Label())
+	if g.providers == nil {
+		g.providers = map[string][]gate.Provider{}
+	}
+	g.providers[t.Label()] = providers
 	rep := &gate.Report{Appliance: a.Name, Arch: t.Arch, Image: req.Image.Fingerprint, Passed: true}
 	for _, name := range []string{gate.CheckLaunch, gate.CheckHealth, gate.CheckNoLogin} {
 		failed := g.fail[t.Label()] == name
@@ -76,6 +83,19 @@ type fakeRegistry struct {
 	has       map[string]bool
 	published []string // labels, as NAME/VARIANT:ARCH
 	pruned    int
+	// images are the published images taking part in relations;
+	// fetched the fingerprints fetched.
+	images  []relations.Image
+	fetched []string
+}
+
+func (r *fakeRegistry) ApplianceImages(ctx context.Context) ([]relations.Image, error) {
+	return r.images, nil
+}
+
+func (r *fakeRegistry) FetchImage(ctx context.Context, fp, dir string) (string, string, error) {
+	r.fetched = append(r.fetched, fp)
+	return dir + "/meta", dir + "/root", nil
 }
 
 func (r *fakeRegistry) Publish(ctx context.Context, req registry.PublishRequest) (*registry.PublishResult, error) {
@@ -296,7 +316,7 @@ func TestIncusGateRefusesAForeignArchitecture(t *testing.T) {
 	if osarch.Host() == foreign {
 		foreign = "amd64"
 	}
-	_, err := Incus{}.Check(t.Context(), &appliance.Appliance{Name: "web"}, builder.Target{Name: "web", Arch: foreign}, registry.PublishRequest{}, nil)
+	_, err := Incus{}.Check(t.Context(), &appliance.Appliance{Name: "web"}, builder.Target{Name: "web", Arch: foreign}, registry.PublishRequest{}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "cannot launch a "+foreign+" build") || !strings.Contains(err.Error(), "--skip-gate") {
 		t.Errorf("err %v", err)
 	}

@@ -2,10 +2,12 @@ package release
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/builder"
+	"github.com/incus-appliance/registry/internal/gate"
 	"github.com/incus-appliance/registry/internal/registry"
 )
 
@@ -86,8 +88,23 @@ func (p *Pipeline) gate(ctx context.Context, a *appliance.Appliance, it *Item, r
 		p.warn("%s: gate skipped (--skip-gate): %s goes out untested", label, fingerprint)
 		return nil
 	}
+	providers, done, err := p.stackFor(ctx, a, it.target)
+	defer done()
+	var none *noProviderError
+	if errors.As(err, &none) {
+		it.Gate = &gate.Report{Appliance: a.Name, Arch: it.Arch, Image: req.Image.Fingerprint,
+			Checks: []gate.Check{{Name: gate.CheckRelations, Detail: none.Error()}}}
+		it.Outcome = GateFailed
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(providers) > 0 {
+		p.note("gate %s: with its providers: %s", label, describePicks(providers))
+	}
 	p.note("gate %s: launching %s in Incus", label, fingerprint)
-	rep, err := p.Gate.Check(ctx, a, it.target, req, func(s string) { p.note("gate %s: %s", label, s) })
+	rep, err := p.Gate.Check(ctx, a, it.target, req, providers, func(s string) { p.note("gate %s: %s", label, s) })
 	if err != nil {
 		return err
 	}
