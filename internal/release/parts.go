@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/builder"
@@ -78,6 +79,9 @@ func (Incus) Check(ctx context.Context, a *appliance.Appliance, t builder.Target
 	rep, err := gate.Run(ctx, gate.Options{Appliance: a, Arch: t.Arch, Metadata: req.MetadataPath, Rootfs: req.RootPath, Progress: progress, Providers: providers})
 	if err != nil {
 		return nil, fmt.Errorf("release %s: %w", t.Label(), err)
+	}
+	if err := os.MkdirAll(t.Dir(), 0o755); err != nil { // a re-gated consumer's
+		return nil, err
 	}
 	return rep, rep.Save(t.Dir())
 }

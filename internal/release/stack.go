@@ -150,10 +150,7 @@ func (p *Pipeline) released(a *appliance.Appliance, it *Item) {
 	if len(a.Provides) == 0 || it.ready == nil || it.Variant != "" {
 		return
 	}
-	p.fresh = append(p.fresh, freshBuild{a: a, req: *it.ready, image: relations.Image{
-		Appliance: a.Name, Arch: it.Arch, Version: a.Version, Provides: a.Provides, Requires: a.Requires,
-		Fingerprint: it.ready.Image.Fingerprint, Launchable: true,
-	}})
+	p.fresh = append(p.fresh, freshOf(a, it, *it.ready))
 }
 
 // describePicks lists providers for a note.

@@ -97,3 +97,54 @@ func TestConsumerGatedWithAPublishedProvider(t *testing.T) {
 		t.Errorf("Err = %v", err)
 	}
 }
+
+// regateFixture releases postgresql (at version) alone into a registry
+// publishing postgresql 1.1.0 and miniflux 1.0.0 (db: >=1.0, <2).
+func regateFixture(version string) *fixture {
+	f := stackFixture()
+	f.apps = f.apps[:1]
+	f.apps[0].Version = version
+	consumer := &appliance.Appliance{Name: "miniflux", Version: "1.0.0", Architectures: []string{"amd64"}, Requires: []relations.Require{db}}
+	pg := f.apps[0]
+	f.p.Appliances = func(name string) (*appliance.Appliance, error) {
+		if name == "miniflux" {
+			return consumer, nil
+		}
+		return pg, nil
+	}
+	f.r.images = []relations.Image{pgImage("1.1.0", "p110", ""),
+		{Appliance: "miniflux", Arch: "amd64", Version: "1.0.0", Requires: consumer.Requires, Fingerprint: "mf100", Launchable: true}}
+	return f
+}
+
+// Releasing a provider re-gates the published consumers that would pick
+// it, with the new build wired in; a consumer that fails holds the
+// provider back, and the failure names the consumer.
+func TestProviderReleaseRegatesItsConsumers(t *testing.T) {
+	f := regateFixture("1.2.0")
+	res := f.run(t)
+	ps := f.g.providers["miniflux/amd64"]
+	if outcomes(res) != "postgresql/amd64=released" || strings.Join(f.g.launched, " ") != "postgresql/amd64 miniflux/amd64" ||
+		len(ps) != 1 || ps[0].Label != "postgresql 1.2.0 (released in this run)" || strings.Join(f.r.fetched, " ") != "mf100" {
+		t.Fatalf("outcomes %s, launched %v, miniflux's providers %+v, fetched %v", outcomes(res), f.g.launched, ps, f.r.fetched)
+	}
+	if c := res.Items[0].Gate.Checks; c[len(c)-1].Name != "consumer miniflux" || !c[len(c)-1].Passed {
+		t.Errorf("checks %+v", c)
+	}
+
+	f = regateFixture("1.2.0")
+	f.g.fail["miniflux/amd64"] = "health"
+	res = f.run(t)
+	if outcomes(res) != "postgresql/amd64=gate-failed" || len(f.r.published) != 0 {
+		t.Fatalf("a provider breaking miniflux: outcomes %s, published %v", outcomes(res), f.r.published)
+	}
+	if err := res.Err(); err == nil || !strings.Contains(err.Error(), "postgresql/amd64 failed the gate: consumer miniflux: miniflux 1.0.0 (published, mf100) fails with this build: health: detail of health") {
+		t.Errorf("Err = %v", err)
+	}
+
+	// A version the consumer does not allow would not serve it: no re-gate.
+	f = regateFixture("2.0.0")
+	if res = f.run(t); outcomes(res) != "postgresql/amd64=released" || strings.Join(f.g.launched, " ") != "postgresql/amd64" {
+		t.Errorf("postgresql 2.0.0: outcomes %s, launched %v", outcomes(res), f.g.launched)
+	}
+}

@@ -118,6 +118,7 @@ func (p *Pipeline) gate(ctx context.Context, a *appliance.Appliance, it *Item, r
 	}
 	if !rep.Passed {
 		it.Outcome = GateFailed
+		return nil
 	}
-	return nil
+	return p.regate(ctx, a, it, req)
 }
