@@ -225,11 +225,14 @@ func buildShared(t *testing.T, name string, variants ...string) string {
 }
 
 // newApplianceRoot is a fresh appliances folder holding a copy of the
-// repository's bases (appliances/_bases).
+// repository's shared folders: the bases (appliances/_bases) and the
+// interfaces appliances provide and require (appliances/_interfaces).
 func newApplianceRoot(t *testing.T) string {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "appliances")
-	copyInto(t, filepath.Join(repoAppliances(t), "_bases"), root)
+	for _, shared := range []string{"_bases", "_interfaces"} {
+		copyInto(t, filepath.Join(repoAppliances(t), shared), root)
+	}
 	return root
 }
 
