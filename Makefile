@@ -114,7 +114,7 @@ test-launch: build minio
 # builds whatever is due of every appliance and variant into the shared
 # build folder (all of them on a fresh machine): a generous deadline.
 test-release: build
-	flock -o /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 90m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon)$$' ./e2e/
+	flock -o /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 90m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon|StackThroughIncusDaemon)$$' ./e2e/
 # Every appliance (and one written by `publish new` on the bookworm base)
 # built, launched and health-checked. The builds are made before the
 # Incus daemon lock is taken (one daemon per machine).
