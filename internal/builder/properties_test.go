@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/relations"
 )
@@ -77,5 +79,27 @@ func TestBuildWritesRelationProperties(t *testing.T) {
 	}
 	if p := props(); p[relations.Provides] != "http:80" || p[relations.Requires] != "db=postgresql >=1.1, <2" || runs(t, runFile) != 2 {
 		t.Errorf("properties of a fresh build: %v", p)
+	}
+}
+
+// distrobuilder's metadata.yaml: a folded description, and templates
+// with properties of their own, which stay as they are.
+func TestWithPropertiesOfADistrobuilderMetadata(t *testing.T) {
+	in := "architecture: x86_64\nproperties:\n  architecture: amd64\n  description: PostgreSQL on port 5432, postgres password generated on first boot,\n    data on a volume\n  os: debian\ntemplates:\n  /etc/hostname:\n    when:\n    - create\n    properties: {}\n"
+	props := map[string]string{relations.Provides: "postgresql:5432"}
+	out, err := withProperties([]byte(in), props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md struct{ Properties map[string]string }
+	if err := yaml.Unmarshal(out, &md); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if md.Properties[relations.Provides] != "postgresql:5432" || !strings.HasSuffix(md.Properties["description"], "data on a volume") || !strings.HasSuffix(string(out), "    properties: {}\n") {
+		t.Errorf("properties %v\n%s", md.Properties, out)
+	}
+	// Written again with none: back to what it was.
+	if back, _ := withProperties(out, nil); string(back) != in {
+		t.Errorf("removed again:\n%s", back)
 	}
 }
