@@ -87,6 +87,8 @@ type fakeRegistry struct {
 	// fetched the fingerprints fetched.
 	images  []relations.Image
 	fetched []string
+	// refuse, when set, is every publish's error (dry runs too).
+	refuse error
 }
 
 func (r *fakeRegistry) ApplianceImages(ctx context.Context) ([]relations.Image, error) {
@@ -99,6 +101,9 @@ func (r *fakeRegistry) FetchImage(ctx context.Context, fp, dir string) (string, 
 }
 
 func (r *fakeRegistry) Publish(ctx context.Context, req registry.PublishRequest) (*registry.PublishResult, error) {
+	if r.refuse != nil {
+		return nil, r.refuse
+	}
 	fp := req.Image.Fingerprint
 	res := &registry.PublishResult{Product: req.Image.Name + ":" + req.Image.Arch, Version: "20260101_0000", Fingerprint: fp, Changed: !r.has[fp], DryRun: req.DryRun}
 	if !req.DryRun && res.Changed {

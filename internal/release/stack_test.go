@@ -148,3 +148,19 @@ func TestProviderReleaseRegatesItsConsumers(t *testing.T) {
 		t.Errorf("postgresql 2.0.0: outcomes %s, launched %v", outcomes(res), f.g.launched)
 	}
 }
+
+// A consumer the registry refuses (a relation nothing published
+// satisfies: relations.UnmetError) fails its gate naming the relation;
+// the release goes on with the other appliances.
+func TestConsumerTheRegistryRefuses(t *testing.T) {
+	f := stackFixture()
+	f.apps = f.apps[1:]
+	f.r.refuse = &relations.UnmetError{Unmet: []relations.Unmet{{Consumer: relations.Image{Appliance: "miniflux", Version: "1.0.0", Arch: "amd64"}, Relation: db}}}
+	res := f.run(t)
+	if outcomes(res) != "miniflux/amd64=gate-failed" || len(f.g.launched) != 0 {
+		t.Fatalf("outcomes %s, launched %v", outcomes(res), f.g.launched)
+	}
+	if err := res.Err(); err == nil || !strings.Contains(err.Error(), "miniflux/amd64 failed the gate: relations: miniflux 1.0.0: relation db needs postgresql >=1.0, <2, which no published appliance provides on amd64") {
+		t.Errorf("Err = %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/gate"
 	"github.com/incus-appliance/registry/internal/registry"
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // prepare takes one target through the steps before publishing: is a
@@ -37,6 +38,13 @@ func (p *Pipeline) prepare(ctx context.Context, a *appliance.Appliance, t builde
 		return nil, err
 	}
 	dry, _, err := Publish(ctx, p.Registry, a.Name, []registry.PublishRequest{req}, p.publishOptions(true))
+	var unmet *relations.UnmetError
+	if errors.As(err, &unmet) {
+		// The registry refuses it: a relation nothing published
+		// satisfies. Its gate fails, naming it; the release goes on.
+		p.failRelations(a, it, req, unmet)
+		return it, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -92,9 +100,7 @@ func (p *Pipeline) gate(ctx context.Context, a *appliance.Appliance, it *Item, r
 	defer done()
 	var none *noProviderError
 	if errors.As(err, &none) {
-		it.Gate = &gate.Report{Appliance: a.Name, Arch: it.Arch, Image: req.Image.Fingerprint,
-			Checks: []gate.Check{{Name: gate.CheckRelations, Detail: none.Error()}}}
-		it.Outcome = GateFailed
+		p.failRelations(a, it, req, none)
 		return nil
 	}
 	if err != nil {
@@ -121,4 +127,13 @@ func (p *Pipeline) gate(ctx context.Context, a *appliance.Appliance, it *Item, r
 		return nil
 	}
 	return p.regate(ctx, a, it, req)
+}
+
+// failRelations fails the item's gate on its relations: err says which
+// one nothing satisfies.
+func (p *Pipeline) failRelations(a *appliance.Appliance, it *Item, req registry.PublishRequest, err error) {
+	it.Gate = &gate.Report{Appliance: a.Name, Arch: it.Arch, Image: req.Image.Fingerprint,
+		Checks: []gate.Check{{Name: gate.CheckRelations, Detail: err.Error()}}}
+	it.Outcome = GateFailed
+	p.note("gate %s: FAIL %s %s", it.Label(), gate.CheckRelations, err)
 }
