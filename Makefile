@@ -115,6 +115,14 @@ test-launch: build minio
 # build folder (all of them on a fresh machine): a generous deadline.
 test-release: build
 	flock -o /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 90m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon|StackThroughIncusDaemon)$$' ./e2e/
+# Deltas from the last versions with a real Incus daemon (small sample
+# images, no build): a host holding v1 refreshes to v3 by the v1→v3 delta,
+# one holding v2 by v2→v3, one holding two bases of a product by both; a
+# host holding a VM image refreshes it by the VM disk delta (no VM runs).
+# One daemon per machine: flock.
+.PHONY: test-deltas
+test-deltas: build
+	flock -o /tmp/incusd.lock env REGISTRY_LAUNCH=1 REGISTRY_E2E=require $(GO) test -count=1 -timeout 15m -v -run '^Test(DeltaDepth|VMDelta)ThroughIncusDaemon$$' ./e2e/
 # Every appliance (and one written by `publish new` on the bookworm base)
 # built, launched and health-checked. The builds are made before the
 # Incus daemon lock is taken (one daemon per machine).
@@ -203,7 +211,12 @@ bench-catalog: minio
 	MINIO_BIN=$$(scripts/minio.sh install) $(GO) run ./bench/catalog $(if $(MIRROR_MEM),-mirror-mem) $(BENCH_FLAGS)
 
 # Clear-signing and verifying a catalog document of 2 MB and of 120 MB (the
-# 10× catalog): wall time and process CPU per operation (cpu-ms/op).
+# 10× catalog): wall time and process CPU per operation (cpu-ms/op); then
+# what signing costs a publish: the same publishes into a MinIO bucket with
+# and without --signing-key, at 1×, 10× in one file and 10× in 64 files
+# (wall, CPU, peak RSS), publish sign and verify --keyring.
 .PHONY: bench-signing
-bench-signing:
+bench-signing: minio
 	$(GO) test -run '^$$' -bench . -benchtime $${BENCHTIME:-3x} ./internal/signing
+	$(GO) test -run '^$$' -bench BenchmarkVerifiedCatalog -benchtime $${BENCHTIME:-3x} ./internal/edgeproxy
+	MINIO_BIN=$$(scripts/minio.sh install) $(GO) run ./bench/catalog -signing $(BENCH_FLAGS)

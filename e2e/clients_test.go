@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 )
 
@@ -34,15 +38,20 @@ func (c *client) env() []string {
 		"INCUS_CONF="+filepath.Join(c.home, ".config/incus"), "LXD_CONF="+filepath.Join(c.home, ".config/lxc"))
 }
 
-func (c *client) run(t testing.TB, args ...string) string {
-	t.Helper()
+// command is the client run with args in its own environment.
+func (c *client) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = c.env()
-	out, err := cmd.CombinedOutput()
+	return cmd
+}
+
+func (c *client) run(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := c.runErr(args...)
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", filepath.Base(c.bin), strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
 }
 
 type listedImage struct {
@@ -106,17 +115,15 @@ func remoteClient(t testing.TB, tool, name, url, cert string) *client {
 
 // runErr runs the client and returns its output and error (no failure).
 func (c *client) runErr(args ...string) (string, error) {
-	cmd := exec.Command(c.bin, args...)
-	cmd.Env = c.env()
-	out, err := cmd.CombinedOutput()
+	out, err := c.command(args...).CombinedOutput()
 	return string(out), err
 }
 
 // runIn runs an incus command with stdin.
 func (c *client) runIn(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(c.bin, args...)
-	cmd.Env, cmd.Stdin = c.env(), strings.NewReader(stdin)
+	cmd := c.command(args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("incus %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -170,4 +177,140 @@ func exportedFingerprint(t testing.TB, dir string) string {
 		t.Fatalf("export wrote %v, want 2 files", files)
 	}
 	return fingerprintOf(t, files...)
+}
+
+// incusExec runs a command in the instance and returns its output and
+// error (no failure).
+func incusExec(c *client, name string, args ...string) (string, error) {
+	return c.runErr(append([]string{"exec", name, "--"}, args...)...)
+}
+
+// execIn runs a command in the instance and returns its output (failing
+// the test only when incus itself cannot run it).
+func execIn(t *testing.T, c *client, name string, args ...string) string {
+	t.Helper()
+	out, err := incusExec(c, name, args...)
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatalf("incus exec %s %v: %v", name, args, err)
+	}
+	return out
+}
+
+// waitBody waits until GET path on the instance's port 80 contains want
+// (cloud-init writes files a few seconds after the network is up).
+func waitBody(t *testing.T, c *client, name, path, want string) {
+	t.Helper()
+	ip := instanceIPv4(t, c, name)
+	var last string
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://%s%s", ip, path))
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if last = string(body); strings.Contains(last, want) {
+			return
+		}
+	}
+	t.Fatalf("%s: GET %s never contained %q; last: %q", name, path, want, last)
+}
+
+// wantPorts checks the TCP ports listening in the instance: only the
+// appliance's own (no sshd, nothing cloud-init added).
+func wantPorts(t *testing.T, c *client, name string, ports ...string) {
+	t.Helper()
+	out := execIn(t, c, name, "ss", "-Hltn")
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		addr := f[3]
+		port := addr[strings.LastIndex(addr, ":")+1:]
+		if !slices.Contains(got, port) {
+			got = append(got, port)
+		}
+	}
+	slices.Sort(got)
+	if strings.Join(got, ",") != strings.Join(ports, ",") {
+		t.Errorf("%s listens on TCP ports %v, want only %v:\n%s", name, got, ports, out)
+	}
+}
+
+// instanceIPv4 waits for the container's eth0 IPv4 address.
+func instanceIPv4(t *testing.T, c *client, name string) string {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute) // generous: a busy machine
+	for time.Now().Before(deadline) {
+		var list []struct {
+			State struct {
+				Network map[string]struct {
+					Addresses []struct{ Family, Address string }
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(c.run(t, "list", name, "--format", "json")), &list); err == nil && len(list) == 1 {
+			for _, a := range list[0].State.Network["eth0"].Addresses {
+				if a.Family == "inet" {
+					return a.Address
+				}
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("%s got no IPv4 address in 3 min", name)
+	return ""
+}
+
+// healthy runs the appliance's health check against a launched instance
+// until it passes or its timeout expires.
+func healthy(t *testing.T, c *client, name string, a *appliance.Appliance) {
+	t.Helper()
+	ip := instanceIPv4(t, c, name)
+	timeout := time.Duration(a.Health.Timeout) * time.Second
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	var last string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if h := a.Health.HTTP; h != nil {
+			var ok bool
+			if ok, last = probe(fmt.Sprintf("http://%s:%d%s", ip, h.Port, h.Path), h); ok {
+				t.Logf("%s (%s): GET :%d%s from the host → %s", name, ip, h.Port, h.Path, last)
+				return
+			}
+			continue
+		}
+		out, err := incusExec(c, name, a.Health.Command...)
+		if err == nil {
+			t.Logf("%s (%s): health command %q passed", name, ip, a.Health.Command)
+			return
+		}
+		last = fmt.Sprintf("%v: %s", err, out)
+	}
+	t.Fatalf("%s: health check failed for %s: %s", name, timeout, last)
+}
+
+// baseImage is the fingerprint an instance was created from.
+func baseImage(t *testing.T, c *client, name string) string {
+	return strings.TrimSpace(c.run(t, "config", "get", name, "volatile.base_image"))
+}
+
+// probe GETs url once and says whether the answer passes the HTTP health
+// check h (its status, and a body containing h.Contains); it describes
+// the answer, or why there was none.
+func probe(url string, h *appliance.HTTPCheck) (ok bool, answer string) {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		return false, err.Error()
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == h.Status && strings.Contains(string(body), h.Contains) {
+		return true, fmt.Sprintf("%d %q", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return false, fmt.Sprintf("status %d, body %q", resp.StatusCode, body)
 }

@@ -11,23 +11,6 @@ import (
 	"time"
 )
 
-type listEntry struct {
-	Product     string   `json:"product"`
-	Fingerprint string   `json:"fingerprint"`
-	Aliases     []string `json:"aliases"`
-	Version     string   `json:"version"`
-	Latest      bool     `json:"latest"`
-}
-
-func list(t testing.TB, reg string) []listEntry {
-	t.Helper()
-	var es []listEntry
-	if err := json.Unmarshal([]byte(mustPublish(t, "list", "--bucket", reg, "--json")), &es); err != nil {
-		t.Fatal(err)
-	}
-	return es
-}
-
 // 16 publish processes started at once against one registry folder: all 16
 // images land and the registry verifies.
 func TestSixteenPublishProcessesAtOnce(t *testing.T) {

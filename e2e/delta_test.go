@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,15 +32,28 @@ func sampleUpdate(t testing.TB, name string, created time.Time, prevRoot, change
 	return imagetest.WriteMetadata(t, dir, imagetest.DefaultSpec(name, created)), root
 }
 
-// publishDelta is what `publish --json` says about the delta.
+// publishedDelta is what `publish --json` says about one delta.
+type publishedDelta struct {
+	Base   string `json:"base"`
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	Listed bool   `json:"listed"`
+	Note   string `json:"note"`
+}
+
+// publishDelta is what `publish --json` says about the deltas.
 type publishDelta struct {
-	Changed bool `json:"changed"`
-	Delta   *struct {
-		Base   string `json:"base"`
-		Path   string `json:"path"`
-		Size   int64  `json:"size"`
-		Listed bool   `json:"listed"`
-	} `json:"delta"`
+	Changed bool             `json:"changed"`
+	Deltas  []publishedDelta `json:"deltas"`
+}
+
+// one returns the only delta, failing the test unless there is one.
+func (p publishDelta) one(t testing.TB) publishedDelta {
+	t.Helper()
+	if len(p.Deltas) != 1 {
+		t.Fatalf("deltas %+v, want one", p.Deltas)
+	}
+	return p.Deltas[0]
 }
 
 func publishJSON(t testing.TB, env []string, args ...string) publishDelta {
@@ -53,8 +67,9 @@ func publishJSON(t testing.TB, env []string, args ...string) publishDelta {
 }
 
 // deltaLifecycle publishes three versions of nginx into bucket (each new
-// one with a delta from the one before), verifies deeply, prunes to 2
-// versions and checks that the delta whose base left went with it.
+// one with a delta from each version before it: the default depth is 3),
+// verifies deeply, prunes to 2 versions and checks that the deltas whose
+// base left went with it.
 func deltaLifecycle(t *testing.T, env []string, bucket string) {
 	m1, r1 := sampleImage(t, "nginx", t0, 1)
 	m2, r2 := sampleUpdate(t, "nginx", t0.Add(time.Hour), r1, "one changed file")
@@ -62,23 +77,29 @@ func deltaLifecycle(t *testing.T, env []string, bucket string) {
 	pub := func(m, r string) publishDelta {
 		return publishJSON(t, env, "nginx", "--bucket", bucket, "--metadata", m, "--rootfs", r)
 	}
-	if res := pub(m1, r1); res.Delta != nil {
-		t.Fatalf("first version has a delta: %+v", res.Delta)
+	if res := pub(m1, r1); res.Deltas != nil {
+		t.Fatalf("first version has a delta: %+v", res.Deltas)
 	}
-	d2 := pub(m2, r2).Delta
-	if d2 == nil || !d2.Listed || d2.Base != "20261120_120000" || d2.Size <= 0 || d2.Size > 16<<10 {
+	d2 := pub(m2, r2).one(t)
+	if !d2.Listed || d2.Base != "20261120_120000" || d2.Size <= 0 || d2.Size > 16<<10 {
 		t.Fatalf("second version's delta = %+v, want a small listed delta from 20261120_120000", d2)
 	}
 	out := mustPublishEnv(t, env, "nginx", "--bucket", bucket, "--metadata", m3, "--rootfs", r3)
-	if !strings.Contains(out, "delta from version 20261120_130000: ") {
-		t.Errorf("publish output does not show the delta:\n%s", out)
+	if !strings.Contains(out, "delta from version 20261120_130000: ") || !strings.Contains(out, "delta from version 20261120_120000: ") {
+		t.Errorf("publish output does not show the two deltas:\n%s", out)
 	}
-	if out := mustPublishEnv(t, env, "verify", "--bucket", bucket, "--deep"); !strings.Contains(out, "2 deltas decoded and checked") {
+	if out := mustPublishEnv(t, env, "verify", "--bucket", bucket, "--deep"); !strings.Contains(out, "3 deltas decoded and checked") {
 		t.Errorf("verify --deep:\n%s", out)
 	}
 	out = mustPublishEnv(t, env, "prune", "--bucket", bucket, "--keep", "2", "--grace", "0s", "--json")
-	if !strings.Contains(out, d2.Path) {
-		t.Errorf("prune --keep 2 did not delete %s, the delta from the version it removed:\n%s", d2.Path, out)
+	var pruned struct {
+		Deleted []string `json:"deleted"`
+	}
+	if err := json.Unmarshal([]byte(out), &pruned); err != nil {
+		t.Fatal(err)
+	}
+	if deltas := slices.DeleteFunc(pruned.Deleted, func(p string) bool { return !strings.HasSuffix(p, ".vcdiff") }); len(deltas) != 2 || !slices.Contains(deltas, d2.Path) {
+		t.Errorf("prune --keep 2 deleted the deltas %v; want %s and the third version's delta from the version it removed", deltas, d2.Path)
 	}
 	if out := mustPublishEnv(t, env, "verify", "--bucket", bucket, "--deep"); !strings.Contains(out, "1 deltas decoded and checked") || !strings.Contains(out, ": 0 problems, 0 orphan files") {
 		t.Errorf("verify --deep after prune:\n%s", out)
@@ -140,11 +161,11 @@ func TestBadDeltaInputChangesNothing(t *testing.T) {
 	})
 
 	// --no-delta needs no xdelta3.
-	if res := publishJSON(t, []string{noTools}, append(v2, "--no-delta")...); !res.Changed || res.Delta != nil {
+	if res := publishJSON(t, []string{noTools}, append(v2, "--no-delta")...); !res.Changed || res.Deltas != nil {
 		t.Fatalf("--no-delta publish without xdelta3 = %+v", res)
 	}
-	d3 := publishJSON(t, nil, "nginx", "--bucket", reg, "--metadata", m3, "--rootfs", r3).Delta
-	if d3 == nil || !d3.Listed {
+	d3 := publishJSON(t, nil, "nginx", "--bucket", reg, "--metadata", m3, "--rootfs", r3, "--delta-depth", "1").one(t)
+	if !d3.Listed {
 		t.Fatalf("third version's delta = %+v", d3)
 	}
 
@@ -218,8 +239,8 @@ func TestS3KilledDuringADeltaPublish(t *testing.T) {
 			}
 			// Publish again: the delta is listed (or the killed publish's
 			// commit had landed: nothing to do).
-			if res := publishJSON(t, direct, args...); res.Changed && (res.Delta == nil || !res.Delta.Listed) {
-				t.Fatalf("publish after the kill: delta %+v, want one listed", res.Delta)
+			if res := publishJSON(t, direct, args...); res.Changed && (len(res.Deltas) == 0 || !res.Deltas[0].Listed) {
+				t.Fatalf("publish after the kill: deltas %+v, want the one from the previous version listed", res.Deltas)
 			}
 			prevRoot = root
 			t.Logf("killed during request %d %s (store applied it first: %v): verify --deep ok, publish again ok", n, what, forwardFirst)

@@ -39,7 +39,18 @@ func runEdgeproxyLogged(t *testing.T, args ...string) (url, cert string, log *ac
 // certificate file.
 func startEdgeproxy(t *testing.T, env []string, log *accessLog, args ...string) (url, cert string) {
 	t.Helper()
-	state := t.TempDir()
+	run := launchEdgeproxy(t, env, log, t.TempDir(), args...)
+	return run.url, run.cert
+}
+
+// edgeRun is a running edgeproxy: its URL, certificate file and metrics
+// page.
+type edgeRun struct{ url, cert, metrics string }
+
+// launchEdgeproxy is startEdgeproxy with its state folder given, returning
+// also the URL of its metrics page.
+func launchEdgeproxy(t *testing.T, env []string, log *accessLog, state string, args ...string) edgeRun {
+	t.Helper()
 	cmd := exec.Command(edgeproxyBin, append(args, "--listen", "127.0.0.1:0", "--self-signed", "--hostname", "127.0.0.1", "--hostname", "localhost", "--state-dir", state, "--metrics-listen", "127.0.0.1:0")...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
@@ -70,7 +81,9 @@ func startEdgeproxy(t *testing.T, env []string, log *accessLog, args ...string) 
 	}()
 	// With --tokens the URL ends in a placeholder: "/<TOKEN>".
 	re := regexp.MustCompile(`incus remote add appliance (https://\S+?)(?:/<TOKEN>)? --protocol simplestreams`)
+	metrics := regexp.MustCompile(`^edgeproxy: metrics on (http://\S+)$`)
 	var seen []string
+	var run edgeRun
 	timeout := time.After(2 * time.Minute) // generous: a busy machine
 	for {
 		select {
@@ -83,11 +96,17 @@ func startEdgeproxy(t *testing.T, env []string, log *accessLog, args ...string) 
 				if !strings.Contains(strings.Join(seen, "\n"), "SHA-256 fingerprint") {
 					t.Errorf("announcement lacks the certificate fingerprint:\n%s", strings.Join(seen, "\n"))
 				}
+				run.url, run.cert = m[1], filepath.Join(state, "selfsigned.crt")
+			}
+			if m := metrics.FindStringSubmatch(l); m != nil {
+				run.metrics = m[1]
+			}
+			if run.url != "" && run.metrics != "" {
 				go func() {
 					for range lines {
 					}
 				}()
-				return m[1], filepath.Join(state, "selfsigned.crt")
+				return run
 			}
 		case <-timeout:
 			t.Fatalf("no 'incus remote add' line from edgeproxy: %s", strings.Join(seen, "\n"))

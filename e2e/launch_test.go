@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,72 +13,6 @@ import (
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/miniotest"
 )
-
-// instanceIPv4 waits for the container's eth0 IPv4 address.
-func instanceIPv4(t *testing.T, c *client, name string) string {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute) // generous: a busy machine
-	for time.Now().Before(deadline) {
-		var list []struct {
-			State struct {
-				Network map[string]struct {
-					Addresses []struct{ Family, Address string }
-				}
-			}
-		}
-		if err := json.Unmarshal([]byte(c.run(t, "list", name, "--format", "json")), &list); err == nil && len(list) == 1 {
-			for _, a := range list[0].State.Network["eth0"].Addresses {
-				if a.Family == "inet" {
-					return a.Address
-				}
-			}
-		}
-		time.Sleep(time.Second)
-	}
-	t.Fatalf("%s got no IPv4 address in 3 min", name)
-	return ""
-}
-
-// healthy runs the appliance's health check against a launched instance
-// until it passes or its timeout expires.
-func healthy(t *testing.T, c *client, name string, a *appliance.Appliance) {
-	t.Helper()
-	ip := instanceIPv4(t, c, name)
-	timeout := time.Duration(a.Health.Timeout) * time.Second
-	if timeout == 0 {
-		timeout = 60 * time.Second
-	}
-	var last string
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(time.Second) {
-		if h := a.Health.HTTP; h != nil {
-			resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://%s:%d%s", ip, h.Port, h.Path))
-			if err != nil {
-				last = err.Error()
-				continue
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == h.Status && strings.Contains(string(body), h.Contains) {
-				t.Logf("%s (%s): GET :%d%s from the host → %d %q", name, ip, h.Port, h.Path, resp.StatusCode, strings.TrimSpace(string(body)))
-				return
-			}
-			last = fmt.Sprintf("status %d, body %q", resp.StatusCode, body)
-			continue
-		}
-		out, err := c.runErr(append([]string{"exec", name, "--"}, a.Health.Command...)...)
-		if err == nil {
-			t.Logf("%s (%s): health command %q passed", name, ip, a.Health.Command)
-			return
-		}
-		last = fmt.Sprintf("%v: %s", err, out)
-	}
-	t.Fatalf("%s: health check failed for %s: %s", name, timeout, last)
-}
-
-// baseImage is the fingerprint an instance was created from.
-func baseImage(t *testing.T, c *client, name string) string {
-	return strings.TrimSpace(c.run(t, "config", "get", name, "volatile.base_image"))
-}
 
 // The whole workflow for nginx: build → publish to MinIO → edgeproxy with
 // a self-signed certificate in front → Incus daemon → `incus launch
@@ -189,12 +120,7 @@ func TestLaunchEveryAppliance(t *testing.T) {
 		t.Errorf("hello's merged template: %v\n%s", err, tmpl)
 	}
 	mustPublish(t, "verify", "--bucket", reg)
-	var entries []struct {
-		Product, SBOM string
-	}
-	if err := json.Unmarshal([]byte(mustPublish(t, "list", "--bucket", reg, "--json")), &entries); err != nil {
-		t.Fatal(err)
-	}
+	entries := list(t, reg)
 	for _, e := range entries {
 		if e.SBOM == "" {
 			t.Errorf("%s was published without its SBOM", e.Product)

@@ -8,6 +8,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/builder"
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/tooltest"
 )
@@ -94,6 +96,23 @@ func mustPublishEnv(t testing.TB, env []string, args ...string) string {
 		t.Fatalf("publish %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	}
 	return r.stdout
+}
+
+// list returns `publish list --json` of the registry folder reg.
+func list(t testing.TB, reg string) []catalog.Entry {
+	t.Helper()
+	return listEnv(t, nil, reg)
+}
+
+// listEnv returns `publish list --json` of the registry at bucket, run
+// with extra environment env.
+func listEnv(t testing.TB, env []string, bucket string) []catalog.Entry {
+	t.Helper()
+	var es []catalog.Entry
+	if err := json.Unmarshal([]byte(mustPublishEnv(t, env, "list", "--bucket", bucket, "--json")), &es); err != nil {
+		t.Fatal(err)
+	}
+	return es
 }
 
 // requireTool returns the path of a client binary, skipping the test when
@@ -234,6 +253,16 @@ func newApplianceRoot(t *testing.T) string {
 		copyInto(t, filepath.Join(repoAppliances(t), shared), root)
 	}
 	return root
+}
+
+// newWebAppliance makes appliance NAME with publish new (nginx-light
+// serving 80/tcp, amd64) in a fresh appliances folder; it returns the
+// folder and the appliance's appliance.yaml.
+func newWebAppliance(t *testing.T, name string) (root, yml string) {
+	t.Helper()
+	root = newApplianceRoot(t)
+	mustPublish(t, "new", name, "--appliances", root, "--port", "80/tcp", "--package", "nginx-light", "--arch", "amd64")
+	return root, filepath.Join(root, name, "appliance.yaml")
 }
 
 // copyAppliance copies appliances/NAME into a fresh appliances folder

@@ -61,11 +61,11 @@ func TestPublishBuiltApplianceWithRecord(t *testing.T) {
 	t.Logf("%s", lines[0])
 	want := fingerprintOf(t, meta, root)
 	found := false
-	for _, e := range listS3(t, env, "s3://built") {
+	for _, e := range listEnv(t, env, "s3://built") {
 		found = found || e.Fingerprint == want
 	}
 	if !found {
-		t.Errorf("the files' image %s is not listed: %+v", want, listS3(t, env, "s3://built"))
+		t.Errorf("the files' image %s is not listed: %+v", want, listEnv(t, env, "s3://built"))
 	}
 	mustPublishEnv(t, env, "verify", "--bucket", "s3://built")
 }

@@ -26,16 +26,6 @@ func s3Env(s *miniotest.Server, endpoint string) []string {
 	return append(env, "AWS_ENDPOINT_URL="+endpoint)
 }
 
-// listS3 returns `publish list --json` of an S3 registry.
-func listS3(t testing.TB, env []string, bucket string) []listEntry {
-	t.Helper()
-	var es []listEntry
-	if err := json.Unmarshal([]byte(mustPublishEnv(t, env, "list", "--bucket", bucket, "--json")), &es); err != nil {
-		t.Fatal(err)
-	}
-	return es
-}
-
 // publishArgs publishes a fresh sample image of appliance name.
 func publishArgs(t testing.TB, bucket, name string, created time.Time, seed int64, extra ...string) []string {
 	meta, root := sampleImage(t, name, created, seed)
@@ -97,7 +87,7 @@ func TestS3ConcurrentPublishersWithSeparateClients(t *testing.T) {
 		t.Error(err)
 	}
 	env := srv.Env()
-	es := listS3(t, env, "s3://concurrent")
+	es := listEnv(t, env, "s3://concurrent")
 	if len(es) != publishers*versions {
 		t.Errorf("catalog has %d images, want %d", len(es), publishers*versions)
 	}
@@ -136,7 +126,7 @@ func TestS3EightPublishProcesses(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if es := listS3(t, env, "s3://procs"); len(es) != procs*versions {
+	if es := listEnv(t, env, "s3://procs"); len(es) != procs*versions {
 		t.Errorf("catalog has %d images, want %d", len(es), procs*versions)
 	}
 	mustPublishEnv(t, env, "verify", "--bucket", "s3://procs")
@@ -188,7 +178,7 @@ func TestS3LostResponseOfCatalogWrite(t *testing.T) {
 	if len(dropped) < 2 || saw412 < 2 {
 		t.Fatalf("dropped %v (of catalog writes %v), %d retried into 412: the trap was not reproduced", dropped, writes, saw412)
 	}
-	es := listS3(t, env, "s3://lost")
+	es := listEnv(t, env, "s3://lost")
 	if len(es) != 2 {
 		t.Errorf("catalog has %d images, want 2 (the new image exactly once): %+v", len(es), es)
 	}

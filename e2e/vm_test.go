@@ -47,10 +47,7 @@ func TestIncusClientReadsVMImage(t *testing.T) {
 	fpC, fpVM := fingerprintOf(t, meta, root), fingerprintOf(t, meta, disk)
 	mustPublish(t, "verify", "--bucket", reg)
 
-	var entries []struct{ Fingerprint, Type string }
-	if err := json.Unmarshal([]byte(mustPublish(t, "list", "--bucket", reg, "--json")), &entries); err != nil {
-		t.Fatal(err)
-	}
+	entries := list(t, reg)
 	types := map[string]string{}
 	for _, e := range entries {
 		types[e.Fingerprint] = e.Type

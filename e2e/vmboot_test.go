@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,18 +102,11 @@ func TestVMBootsAndServes(t *testing.T) {
 			t.Fatalf("qemu exited: %v\n%s\nconsole:\n%s", err, readTail(filepath.Join(dir, "qemu.log"), 2000), readTail(console, 4000))
 		default:
 		}
-		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
-		if err != nil {
-			last = err.Error()
-			continue
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == a.Health.HTTP.Status && strings.Contains(string(body), a.Health.HTTP.Contains) {
-			t.Logf("VM booted (%s): GET %s → %d %q after %s", vmAccel(), url, resp.StatusCode, strings.TrimSpace(string(body)), time.Since(boot).Round(time.Second))
+		var ok bool
+		if ok, last = probe(url, a.Health.HTTP); ok {
+			t.Logf("VM booted (%s): GET %s → %s after %s", vmAccel(), url, last, time.Since(boot).Round(time.Second))
 			return
 		}
-		last = fmt.Sprintf("status %d, body %q", resp.StatusCode, body)
 	}
 	t.Fatalf("the VM did not pass the health check in 15 min: %s\nconsole:\n%s", last, readTail(console, 4000))
 }

@@ -23,10 +23,15 @@
 // 200 MB; in one file, cost growing linearly (10× time < 15× the 1×
 // time). It exits 1 when a target is missed.
 //
-// -mirror-mem runs the mirror memory benchmark instead: mirroring a 2 GiB
-// root and a ~20 MB catalog from a directory into MinIO, peak RSS < 100 MB.
+// -mirror-mem runs the mirror memory benchmarks instead (mirrormem.go):
+// mirroring a 2 GiB root and a ~20 MB catalog from a directory into MinIO
+// (peak RSS < 100 MB), a dry run of 4 product files of ~66 MB (peak RSS <
+// 350 MB), a 200 MB index.json (refused).
 //
-//	go run ./bench/catalog [-products 1500] [-versions 3] [-runs 3] [-duration 3s] [-mirror-mem]
+// -signing measures what signing the catalog costs instead (signing.go):
+// publishes with and without a key, publish sign, verify --keyring.
+//
+//	go run ./bench/catalog [-products 1500] [-versions 3] [-runs 3] [-duration 3s] [-mirror-mem | -signing]
 package main
 
 import (
@@ -67,7 +72,10 @@ var (
 	conns     = flag.Int("conns", 8, "concurrent edgeproxy clients")
 	mirrorMem = flag.Bool("mirror-mem", false, "run the mirror memory benchmark (2 GiB root, ~20 MB catalog) instead")
 	rootSize  = flag.Int64("root-size", 2<<30, "root file size for -mirror-mem")
-	shards    = flag.Int("shards", 64, "catalog files of the sharded 10× registry (publish --catalog-shards)")
+	// 33100 products × 3 versions make 4 product files of ~66 MB.
+	wideProducts = flag.Int("wide-products", 33100, "products of the 4-file catalog of -mirror-mem")
+	shards       = flag.Int("shards", 64, "catalog files of the sharded 10× registry (publish --catalog-shards)")
+	signing      = flag.Bool("signing", false, "measure the cost of signing (publish with and without a key) instead")
 )
 
 func check(err error, what string) {
@@ -175,6 +183,9 @@ func main() {
 	defer srv.Stop()
 	if *mirrorMem {
 		os.Exit(mirrorMemory(dir, bin, srv))
+	}
+	if *signing {
+		os.Exit(signingCost(dir, bin, srv))
 	}
 	var rows []row
 	for i, scale := range []int{1, 10} {

@@ -7,6 +7,11 @@
 //	(b) one changed file under files/: target delta ≤ 0.2 % of the root;
 //	(c) one package added to the template: target delta ≤ 3 %.
 //
+// Then it publishes the four distinct builds (the base, (b), (c) and
+// one more changed file), oldest first, with delta depths 1, 2 and 3
+// (publish --delta-depth), and prints what each depth costs: the deltas
+// stored and the publish time of each version.
+//
 // Each build is published into a local registry, so the table also shows
 // what publish did (the delta it listed). It exits 1 when a target is
 // missed.
@@ -89,18 +94,18 @@ func main() {
 		out.fingerprint, out.size = fingerprint(out.meta, out.root)
 		var res []struct {
 			Changed bool `json:"changed"`
-			Delta   *struct {
+			Deltas  []struct {
 				Size   int64 `json:"size"`
 				Listed bool  `json:"listed"`
-			} `json:"delta"`
+			} `json:"deltas"`
 		}
 		check(json.Unmarshal([]byte(run(pub, *name, "--appliances", apps, "--build-dir", buildDir, "--bucket", reg, "--json", "--no-progress")), &res))
 		switch {
 		case len(res) == 0:
 		case !res[0].Changed:
 			out.published = "nothing to publish"
-		case res[0].Delta != nil && res[0].Delta.Listed:
-			out.published = fmt.Sprintf("published with a %d-byte delta", res[0].Delta.Size)
+		case len(res[0].Deltas) > 0 && res[0].Deltas[0].Listed:
+			out.published = fmt.Sprintf("published with a %d-byte delta from the previous version", res[0].Deltas[0].Size)
 		default:
 			out.published = "published, no delta"
 		}
@@ -124,6 +129,10 @@ func main() {
 	}
 	check(os.WriteFile(tmpl, []byte(edited), 0o644))
 	c := build("one package added", false)
+	data, err = os.ReadFile(f)
+	check(err)
+	check(os.WriteFile(f, append(data, []byte("<!-- changed again by bench-delta -->\n")...), 0o644))
+	d := build("another changed file", false)
 
 	type row struct {
 		name      string
@@ -158,6 +167,7 @@ func main() {
 		}
 		fmt.Printf("%-36s %14d %12d %8.3f%% %8s  %s\n", r.name, r.to.size, d.Size, ratio, target, result)
 	}
+	depthCost(pub, work, *name, []buildOut{base, b, c, d}, []int{1, 2, 3})
 	if failed {
 		os.Exit(1)
 	}

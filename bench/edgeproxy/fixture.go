@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/miniotest"
 )
 
@@ -35,7 +35,7 @@ func upload(ctx context.Context, srv *miniotest.Server, bucket string, size int6
 	fp := randHex(rng)
 	f := &fixture{bigKey: "images/" + fp + "/rootfs.squashfs", bigSize: size}
 
-	h := sha256.New()
+	h := digest.New()
 	body := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{'r', 'o', 'o', 't'}), size), h)
 	tm := transfermanager.New(srv.Client(), func(o *transfermanager.Options) { o.PartSizeBytes = 64 << 20 })
 	if _, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
@@ -44,7 +44,7 @@ func upload(ctx context.Context, srv *miniotest.Server, bucket string, size int6
 	}); err != nil {
 		return nil, fmt.Errorf("upload %s: %w", f.bigKey, err)
 	}
-	f.bigSHA256 = hex.EncodeToString(h.Sum(nil))
+	f.bigSHA256 = digest.Hex(h)
 
 	// The catalog: the big image plus as many realistic products (several
 	// architectures, a few versions each) as it takes to reach jsonSize.

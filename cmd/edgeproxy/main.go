@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/edgeproxy"
 	"github.com/incus-appliance/registry/internal/location"
+	"github.com/incus-appliance/registry/internal/signing"
 )
 
 // CLI is the command line.
@@ -71,6 +73,8 @@ type CLI struct {
 	TrustedProxies []string `name:"trusted-proxies" sep:"," placeholder:"CIDR" help:"Load balancers, reverse proxies or CDNs in front (CIDRs or addresses): from them only, the client address is read from --client-header, or from the PROXY protocol v2 header with --proxy-protocol; limits and access logs use it."`
 	ClientHeader   string   `default:"X-Forwarded-For" enum:"X-Forwarded-For,x-forwarded-for,Forwarded,forwarded" help:"The header the trusted proxies write the client address in: X-Forwarded-For or Forwarded (RFC 7239)."`
 	ProxyProtocol  bool     `name:"proxy-protocol" help:"Trusted proxies open each connection with a PROXY protocol v2 header (HAProxy send-proxy-v2, AWS NLB); HTTP headers are then not read."`
+
+	Keyring string `placeholder:"FILE" help:"Serve the catalog only as extracted from signed .sjson documents that verify with these public keys (armoured or binary, any number): a bad or unknown signature, an expired catalog, an older registry_serial than the last verified (kept in --state-dir) or an index and product files of different signed moments are refused, the last verified catalog still served; image files go out only through the image cache, checked against it."`
 }
 
 func main() {
@@ -119,6 +123,12 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var keyring *signing.Keyring
+	if c.Keyring != "" {
+		if keyring, err = signing.ReadKeyring(c.Keyring); err != nil {
+			return err
+		}
+	}
 	srv, err := edgeproxy.New(edgeproxy.Config{
 		Origin: origin, Listen: listen,
 		CertFile: c.Cert, KeyFile: c.Key, SelfSigned: c.SelfSigned, Hostnames: c.Hostname,
@@ -130,7 +140,7 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 		CacheDir: cacheDir, CacheSize: c.CacheSize, MaxFills: c.MaxFills, OriginIdleTimeout: c.OriginIdleTimeout,
 		MaxConnsPerClient: c.MaxConnsPerClient, ClientRate: c.ClientRate, ClientBurst: c.ClientBurst,
 		MinTransferRate: c.MinRate, SendBuffer: c.SendBuffer, TokensFile: c.Tokens, RemoteName: c.RemoteName,
-		TrustedProxies: trusted, ClientHeader: c.ClientHeader, ProxyProtocol: c.ProxyProtocol,
+		TrustedProxies: trusted, ClientHeader: c.ClientHeader, ProxyProtocol: c.ProxyProtocol, Keyring: keyring,
 		Logger: slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {
@@ -141,7 +151,7 @@ func (c *CLI) run(ctx context.Context, stdout, stderr io.Writer) error {
 		go acme.ListenAndServe()
 		defer acme.Close()
 	}
-	c.announce(stderr, srv, desc)
+	c.announce(stderr, srv, desc, keyring)
 	return srv.Run(ctx)
 }
 
@@ -168,7 +178,7 @@ func (c *CLI) origin(ctx context.Context) (edgeproxy.Origin, string, error) {
 }
 
 // announce tells the operator where the registry is and how to add it.
-func (c *CLI) announce(w io.Writer, srv *edgeproxy.Server, desc string) {
+func (c *CLI) announce(w io.Writer, srv *edgeproxy.Server, desc string, keyring *signing.Keyring) {
 	url := srv.PublicURL()
 	_, port, _ := net.SplitHostPort(srv.Addr().String())
 	fmt.Fprintf(w, "edgeproxy: serving %s on %s (listening on %s)\n", desc, url, srv.Addr())
@@ -187,6 +197,14 @@ func (c *CLI) announce(w io.Writer, srv *edgeproxy.Server, desc string) {
 		}
 	} else {
 		fmt.Fprintf(w, "  incus remote add %s %s --protocol simplestreams\n", c.RemoteName, url)
+	}
+	if keyring != nil {
+		var keys []string
+		for _, f := range keyring.Fingerprints() {
+			keys = append(keys, string(f))
+		}
+		fmt.Fprintf(w, "edgeproxy: the catalog is served only as signed by the keys of %s (%s); refusals are logged and counted in edgeproxy_catalog_refusals_total\n",
+			c.Keyring, strings.Join(keys, ", "))
 	}
 	if a := srv.MetricsAddr(); a != nil {
 		fmt.Fprintf(w, "edgeproxy: metrics on http://%s/metrics\n", a)

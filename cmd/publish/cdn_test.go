@@ -61,7 +61,7 @@ func sampleArgs(t *testing.T, name string, created time.Time) []string {
 func TestCloudFrontInvalidatedAfterCatalogChanges(t *testing.T) {
 	f := newCDNFixture(t)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	want := []string{"/incus/streams/v1/index.json", "/incus/streams/v1/images.json", "/incus/streams/v1/images-*"}
+	want := []string{"/incus/streams/v1/index.json", "/incus/streams/v1/images.json", "/incus/streams/v1/images-*", "/incus/streams/v1/index.sjson", "/incus/streams/v1/images.sjson"}
 	steps := []struct {
 		args       []string
 		invalidate bool

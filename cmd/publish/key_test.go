@@ -14,6 +14,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/gitrepo"
 	"github.com/incus-appliance/registry/internal/signing"
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 func runPublish(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -21,19 +22,6 @@ func runPublish(t *testing.T, args ...string) (code int, stdout, stderr string) 
 	var out, errb bytes.Buffer
 	code = run(context.Background(), args, &out, &errb)
 	return code, out.String(), errb.String()
-}
-
-// needTool skips without a tool, or fails under REGISTRY_E2E=require.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("REGISTRY_E2E") == "require" {
-			t.Fatalf("%s not found (REGISTRY_E2E=require)", name)
-		}
-		t.Skipf("%s not found", name)
-	}
-	return p
 }
 
 var fingerprintLine = regexp.MustCompile(`^[0-9A-F]{40}\n$`)
@@ -91,7 +79,7 @@ func TestKeyGenerateAndExport(t *testing.T) {
 		if _, err := kr.Verify(signed, time.Now()); err != nil {
 			t.Errorf("Verify with the exported key: %v", err)
 		}
-		gpgv := needTool(t, "gpgv")
+		gpgv := tooltest.Require(t, "gpgv")[0]
 		doc := filepath.Join(dir, "index.sjson")
 		if err := os.WriteFile(doc, signed, 0o644); err != nil {
 			t.Fatal(err)
@@ -107,7 +95,7 @@ func TestKeyGenerateAndExport(t *testing.T) {
 // TestKeyGenerateRefusesCommittablePath: inside a git work tree, a secret
 // key goes only to an ignored path; nothing is written otherwise.
 func TestKeyGenerateRefusesCommittablePath(t *testing.T) {
-	git := needTool(t, "git")
+	git := tooltest.Require(t, "git")[0]
 	repo := t.TempDir()
 	if out, err := exec.Command(git, "-C", repo, "init", "-q").CombinedOutput(); err != nil {
 		t.Fatalf("git init: %v\n%s", err, out)
@@ -134,7 +122,7 @@ func TestKeyGenerateRefusesCommittablePath(t *testing.T) {
 // keys or credentials into by default is git-ignored, so that a
 // newcomer's `git add -A` after `make demo` commits none of them.
 func TestSecretFoldersAreGitIgnored(t *testing.T) {
-	needTool(t, "git")
+	tooltest.Require(t, "git")
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)

@@ -11,10 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/alecthomas/kong"
 	"github.com/incus-appliance/registry/internal/location"
+	"github.com/incus-appliance/registry/internal/registry"
 )
 
 // Exit codes scripts can rely on.
@@ -40,8 +42,11 @@ type CLI struct {
 	SBOM     sbomCmd     `cmd:"" name:"sbom" help:"Print the SPDX SBOM (installed Debian packages) of a published image."`
 	New      newCmd      `cmd:"" help:"Write a new appliance folder (appliance.yaml, image.yaml) that validates, builds and passes its health check."`
 	Key      keyCmd      `cmd:"" help:"Signing keys for a signed catalog: generate one, export its public key."`
+	Sign     signCmd     `cmd:"" help:"Sign the whole catalog again (new serials, a new expiry): from cron before it expires, to repair a half-signed registry, or with a new key."`
 	// CheckUserData checks user-data for a cloud variant before launch.
 	CheckUserData checkUserDataCmd `cmd:"" name:"check-user-data" help:"Check cloud-init user-data before launching a cloud variant with it (YAML, a mapping, a #cloud-config header: what cloud-init needs)."`
+	// Provenance prints a published image's build provenance.
+	Provenance provenanceCmd `cmd:"" help:"Print the build provenance of a published image: an in-toto Statement (SLSA Provenance v1) of its files, what it was built from and the gate report."`
 }
 
 // Globals are the flags every command takes.
@@ -91,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { exited, code = true, c }),
 		kong.UsageOnError(),
-		kong.Vars{"signing_key_file": defaultKeyFile},
+		kong.Vars{"signing_key_file": defaultKeyFile, "delta_depth": strconv.Itoa(registry.DefaultDeltaDepth)},
 	)
 	if err != nil {
 		panic(err) // the CLI struct is wrong: a programming error

@@ -11,6 +11,8 @@ import (
 )
 
 type pruneCmd struct {
+	signingFlags `embed:""`
+
 	Keep   int           `help:"Keep the newest N versions of each product (0: remove no version, only delete unreferenced files)." default:"0"`
 	Grace  time.Duration `default:"2h" help:"Never delete a file that left the catalog, or was written, less than this long ago (Incus daemons cache a catalog for 1h; add your CDN's TTL)."`
 	DryRun bool          `short:"n" help:"Show what would be removed and deleted; change nothing."`
@@ -27,7 +29,7 @@ func (c *pruneCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.L
 	if c.Grace < time.Hour {
 		out.warn("--grace %s is shorter than the 1h Incus daemons cache a catalog: clients may fail to download images they still see", c.Grace)
 	}
-	reg, err := openChange(ctx, g, log, false)
+	reg, err := openChange(ctx, g, log, c.signingFlags, false)
 	if err != nil {
 		return err
 	}

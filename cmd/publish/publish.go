@@ -15,6 +15,8 @@ import (
 )
 
 type publishCmd struct {
+	signingFlags `embed:""`
+
 	Name        string            `arg:"" help:"Appliance name (lowercase letters, digits, '-'); it becomes the image's main alias."`
 	Metadata    string            `short:"m" placeholder:"FILE" help:"Metadata tarball (incus.tar.xz) of the split image. Without --metadata/--rootfs, every built architecture of appliances/NAME is published."`
 	Rootfs      string            `short:"r" placeholder:"FILE" help:"Root file: rootfs.squashfs, a VM disk (qcow2) or rootfs.tar.xz."`
@@ -23,7 +25,7 @@ type publishCmd struct {
 	Arch        string            `help:"Expected architecture; publishing fails if metadata.yaml says otherwise."`
 	Requirement map[string]string `placeholder:"KEY=VALUE" help:"Image requirement for Incus (repeatable), e.g. secureboot=false."`
 	DryRun      bool              `short:"n" help:"Check everything and show what would be uploaded; change nothing."`
-	NoDelta     bool              `help:"Publish no delta from the previous version (by default a new squashfs version gets one, made with xdelta3, that Incus hosts refresh with)."`
+	deltaFlags  `embed:""`
 }
 
 func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
@@ -44,19 +46,23 @@ func (c *publishCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 			return usageError{fmt.Errorf("--alias: %w", err)}
 		}
 	}
+	depth, err := c.depth()
+	if err != nil {
+		return err
+	}
 	fromFolder := c.Metadata == ""
 	reqs, err := c.requests(ctx, g, out, log)
 	if err != nil {
 		return err
 	}
-	reg, err := openChange(ctx, g, log, !c.DryRun)
+	reg, err := openChange(ctx, g, log, c.signingFlags, !c.DryRun)
 	if err != nil {
 		return err
 	}
 	defer reg.Close()
 
 	results, changed, err := release.Publish(ctx, reg.Registry, c.Name, reqs, release.PublishOptions{
-		DryRun: c.DryRun, NoDelta: c.NoDelta, Upload: out.progressFunc("uploading"), Warn: func(s string) { out.warn("%s", s) },
+		DryRun: c.DryRun, DeltaDepth: depth, Upload: out.progressFunc("uploading"), Warn: func(s string) { out.warn("%s", s) },
 	})
 	if err != nil {
 		return err
@@ -139,7 +145,7 @@ func printPublish(w io.Writer, r *registry.PublishResult, bucket string) {
 		}
 		fmt.Fprintf(w, "  %s  %s  %s\n", f.Path, humanBytes(f.Size), state)
 	}
-	if d := r.Delta; d != nil {
+	for _, d := range r.Deltas {
 		switch {
 		case d.Listed:
 			fmt.Fprintf(w, "  delta from version %s: %s (%.2f %% of the root)\n", d.Base, humanBytes(d.Size), 100*float64(d.Size)/float64(rootSize(r)))

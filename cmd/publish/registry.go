@@ -40,15 +40,20 @@ type change struct {
 	close func()
 }
 
-// openChange opens the registry at --bucket for a change; with create a
-// new registry directory is made (commands that only remove things pass
-// false). --cloudfront-distribution was checked when the command line was
+// openChange opens the registry at --bucket for a change, signing with
+// sign's key when one is given; with create a new registry directory is
+// made (commands that only remove things pass false). --cloudfront-distribution was checked when the command line was
 // parsed (Globals.Validate).
-func openChange(ctx context.Context, g *Globals, log *slog.Logger, create bool, tweaks ...func(*location.Options)) (*change, error) {
+func openChange(ctx context.Context, g *Globals, log *slog.Logger, sign signingFlags, create bool, tweaks ...func(*location.Options)) (*change, error) {
+	signing, err := sign.signing()
+	if err != nil {
+		return nil, err
+	}
 	reg, closeStore, err := open(ctx, g, create, tweaks...)
 	if err != nil {
 		return nil, err
 	}
+	reg.Signing = signing
 	return &change{Registry: reg, g: g, log: log, close: closeStore}, nil
 }
 

@@ -16,6 +16,8 @@ import (
 )
 
 type releaseCmd struct {
+	signingFlags `embed:""`
+
 	Names         []string      `arg:"" optional:"" name:"NAME" help:"Appliances to release (or --all)."`
 	All           bool          `help:"Every appliance in --appliances: each one whose inputs changed or whose installed packages have newer versions in the Debian archive is rebuilt, tested and published."`
 	Arch          []string      `placeholder:"ARCH" help:"Architectures (comma-separated; default: this machine's). The gate runs a build only on its own architecture."`
@@ -24,9 +26,9 @@ type releaseCmd struct {
 	SkipGate      bool          `help:"Publish without launching and checking the build (prints a warning naming what was skipped)."`
 	DryRun        bool          `short:"n" help:"Say what would be rebuilt and why; build, test and publish nothing."`
 	NoUpdateCheck bool          `help:"Do not ask the Debian archive for package updates: rebuild only when the inputs changed."`
-	NoDelta       bool          `help:"Publish without a delta from the previous version (as publish NAME --no-delta)."`
-	Compression   string        `default:"xz" help:"Squashfs compression: xz for releases; gzip-1 builds much faster (tests)."`
-	CacheDir      string        `placeholder:"DIR" help:"distrobuilder work and download cache (default BUILD-DIR/.cache)."`
+	deltaFlags    `embed:""`
+	Compression   string `default:"xz" help:"Squashfs compression: xz for releases; gzip-1 builds much faster (tests)."`
+	CacheDir      string `placeholder:"DIR" help:"distrobuilder work and download cache (default BUILD-DIR/.cache)."`
 }
 
 func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
@@ -36,6 +38,10 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	if c.Keep < 0 {
 		return usageError{fmt.Errorf("--keep must be 0 or more, got %d", c.Keep)}
 	}
+	depth, err := c.depth()
+	if err != nil {
+		return err
+	}
 	apps, arches, err := selected(g, c.Names, c.Arch)
 	if err != nil {
 		return err
@@ -44,7 +50,7 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	if !c.NoUpdateCheck {
 		builds.Archive = &debian.Archive{}
 	}
-	ch, err := openChange(ctx, g, log, !c.DryRun)
+	ch, err := openChange(ctx, g, log, c.signingFlags, !c.DryRun)
 	if err != nil {
 		return err
 	}
@@ -53,7 +59,7 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 		out.loud("--skip-gate: publishing without launching the builds in Incus: health check, failed units, listening ports, service user, sshd/getty and DHCP are NOT checked")
 	}
 	p := &release.Pipeline{Builder: builds, Gate: release.Incus{}, Registry: ch.Registry, Options: release.Options{
-		BuildDir: g.BuildDir, DryRun: c.DryRun, SkipGate: c.SkipGate, NoDelta: c.NoDelta, Keep: c.Keep, Grace: c.Grace,
+		BuildDir: g.BuildDir, DryRun: c.DryRun, SkipGate: c.SkipGate, DeltaDepth: depth, Keep: c.Keep, Grace: c.Grace,
 		Note: func(s string) { out.note("%s", s) }, Warn: out.loud, Upload: out.progressFunc("uploading"),
 		Appliances: func(name string) (*appliance.Appliance, error) { return appliance.Load(g.Appliances, name) },
 	}}

@@ -11,6 +11,8 @@ import (
 )
 
 type removeCmd struct {
+	signingFlags `embed:""`
+
 	Image  string `arg:"" name:"FINGERPRINT|ALIAS" help:"Image fingerprint (or a unique prefix of 8+ digits), or an alias: the latest version of each product listing it."`
 	Arch   string `help:"Only on this architecture (with an alias)."`
 	DryRun bool   `short:"n" help:"Show what would be removed; change nothing."`
@@ -18,7 +20,7 @@ type removeCmd struct {
 }
 
 func (c *removeCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
-	reg, err := openChange(ctx, g, log, false)
+	reg, err := openChange(ctx, g, log, c.signingFlags, false)
 	if err != nil {
 		return err
 	}

@@ -9,23 +9,29 @@ import (
 )
 
 type sbomCmd struct {
+	imageDocument `embed:""`
+}
+
+func (c *sbomCmd) Run(ctx context.Context, g *Globals, out *output) error {
+	return c.print(ctx, g, out, (*registry.Registry).SBOM)
+}
+
+// imageDocument names a published image whose document (its SBOM, its
+// provenance) a command prints.
+type imageDocument struct {
 	Name string `arg:"" name:"NAME" help:"An alias (the appliance's name), fingerprint or fingerprint prefix."`
 	Arch string `placeholder:"ARCH" help:"The architecture, when NAME has images for several."`
 }
 
-func (c *sbomCmd) Run(ctx context.Context, g *Globals, out *output) error {
+// print prints the document read returns, as stored (it is JSON already,
+// so --json prints the same bytes).
+func (d imageDocument) print(ctx context.Context, g *Globals, out *output, read func(*registry.Registry, context.Context, string, string) ([]byte, string, error)) error {
 	reg, closeStore, err := openRegistry(ctx, g)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	return printSBOM(ctx, reg, c.Name, c.Arch, out)
-}
-
-// printSBOM prints the SPDX document as stored (it is JSON already, so
-// --json prints the same bytes).
-func printSBOM(ctx context.Context, reg *registry.Registry, name, arch string, out *output) error {
-	data, _, err := reg.SBOM(ctx, name, arch)
+	data, _, err := read(reg, ctx, d.Name, d.Arch)
 	if err != nil {
 		return err
 	}

@@ -14,8 +14,6 @@ package builder
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -25,6 +23,8 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/digest"
+	"github.com/incus-appliance/registry/internal/gitrepo"
 	"github.com/incus-appliance/registry/internal/osarch"
 )
 
@@ -73,6 +73,13 @@ type record struct {
 	Distrobuilder string    `json:"distrobuilder"`
 	Compression   string    `json:"compression"`
 	Built         time.Time `json:"built"`
+	// What the image's provenance names besides (provenance.go): when the
+	// build began, the digests of the appliance folder and of its base
+	// template, and the folder's git source, as they were at the build.
+	Started      time.Time       `json:"started,omitzero"`
+	FolderSHA256 string          `json:"folder_sha256,omitempty"`
+	BaseSHA256   string          `json:"base_sha256,omitempty"`
+	Source       *gitrepo.Source `json:"source,omitempty"`
 }
 
 // resolve makes the folders absolute (distrobuilder runs in the appliance
@@ -111,6 +118,7 @@ func Container(ctx context.Context, a *appliance.Appliance, t Target, opts Optio
 	if _, ok := osarch.Kernel(t.Arch); !ok {
 		return nil, fmt.Errorf("build %s: unsupported architecture %q", a.Name, t.Arch)
 	}
+	started := time.Now().UTC()
 	in, err := inputs(ctx, a, t, opts)
 	if err != nil {
 		return nil, err
@@ -139,8 +147,12 @@ func Container(ctx context.Context, a *appliance.Appliance, t Target, opts Optio
 		res.Properties, err = syncProperties(ctx, a, t, in.epoch)
 		return res, err
 	}
-	rec, _ := json.MarshalIndent(record{Inputs: res.Inputs, Distrobuilder: in.tool, Compression: opts.Compression, Built: time.Now().UTC()}, "", "  ")
-	if err := os.WriteFile(filepath.Join(work, recordFile), rec, 0o644); err != nil {
+	rec := record{Inputs: res.Inputs, Distrobuilder: in.tool, Compression: opts.Compression, Built: time.Now().UTC(), Started: started}
+	if err := rec.describeSources(ctx, a); err != nil {
+		return nil, fmt.Errorf("build %s: %w", t.Label(), err)
+	}
+	data, _ := json.MarshalIndent(rec, "", "  ")
+	if err := os.WriteFile(filepath.Join(work, recordFile), data, 0o644); err != nil {
 		return nil, err
 	}
 	if err := os.RemoveAll(t.Dir()); err != nil {
@@ -176,7 +188,7 @@ func makeContainer(ctx context.Context, a *appliance.Appliance, t Target, opts O
 		func() error { return recordPackages(ctx, work) },
 		// Every build is checked for what must not ship, and gets its SBOM.
 		func() error { return checkClean(ctx, filepath.Join(work, rootfsFile)) },
-		func() error { return writeSBOM(ctx, a, t, work) },
+		func() error { return writeSBOM(ctx, a, t, work, in.epoch) },
 	} {
 		if err := step(); err != nil {
 			return fmt.Errorf("build %s: %w", t.Label(), err)
@@ -224,7 +236,7 @@ func inputs(ctx context.Context, a *appliance.Appliance, t Target, opts Options)
 // appliance folder (names and contents) and parts (the tool version,
 // arch, compression, template).
 func inputsHash(dir string, parts ...string) (string, error) {
-	h := sha256.New()
+	h := digest.New()
 	for _, p := range parts {
 		fmt.Fprintf(h, "%s\x00", p)
 	}
@@ -248,18 +260,27 @@ func inputsHash(dir string, parts ...string) (string, error) {
 		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(data))
 		h.Write(data)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return digest.Hex(h), nil
 }
 
 // upToDate reports whether the target's folder holds outputs built from
 // inputs.
 func upToDate(t Target, inputs string) bool {
+	r, err := readRecord(t)
+	return err == nil && r.Inputs == inputs && t.built() == nil
+}
+
+// readRecord reads the target's build.json.
+func readRecord(t Target) (*record, error) {
 	data, err := os.ReadFile(t.file(recordFile))
 	if err != nil {
-		return false
+		return nil, err
 	}
 	var r record
-	return json.Unmarshal(data, &r) == nil && r.Inputs == inputs && t.built() == nil
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", t.file(recordFile), err)
+	}
+	return &r, nil
 }
 
 // samePackages reports whether two build folders recorded the same

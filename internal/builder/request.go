@@ -187,7 +187,12 @@ func (d *described) request(ctx context.Context, t Target, o FileOptions) (regis
 	if t.IsDefault() {
 		variant = appliance.VariantDefault
 	}
+	built, err := provenanceOf(a, t)
+	if err != nil {
+		return req, err
+	}
 	complete := func(req *registry.PublishRequest) {
+		req.Provenance = built
 		img := &req.Image
 		img.Description, img.ApplianceVersion, img.Custom, img.Profiles = a.Description, a.Version, a.CatalogMetadata(), d.profiles
 		img.ApplianceVariant, img.Variant = variant, variant

@@ -287,6 +287,7 @@ func TestPublishBuiltNewVersionWithStaleRecordFallsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := reqs[0]
+	req.DeltaDepth = registry.DefaultDeltaDepth
 	reinspect, calls := req.Reinspect, 0
 	req.Reinspect = func(ctx context.Context) (registry.PublishRequest, error) {
 		calls++
@@ -303,8 +304,8 @@ func TestPublishBuiltNewVersionWithStaleRecordFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if calls != 1 || !strings.Contains(res.Reinspected, root) || res.Fingerprint != im.Fingerprint || res.Delta == nil || !res.Delta.Listed {
-		t.Errorf("fallback ran %d times (%q); published %s (want %s) with delta %+v", calls, res.Reinspected, res.Fingerprint, im.Fingerprint, res.Delta)
+	if calls != 1 || !strings.Contains(res.Reinspected, root) || res.Fingerprint != im.Fingerprint || len(res.Deltas) != 1 || !res.Deltas[0].Listed {
+		t.Errorf("fallback ran %d times (%q); published %s (want %s) with deltas %+v", calls, res.Reinspected, res.Fingerprint, im.Fingerprint, res.Deltas)
 	}
 	rep, err := reg.Verify(ctx)
 	if err != nil || !rep.OK() {

@@ -183,14 +183,16 @@ func aptSources(dir string) ([]debian.Source, error) {
 }
 
 // writeSBOM writes the SPDX SBOM of the root of t built in dir (its dpkg
-// database) beside the outputs.
-func writeSBOM(ctx context.Context, a *appliance.Appliance, t Target, dir string) error {
+// database) beside the outputs, created at the build's SOURCE_DATE_EPOCH:
+// a rebuild of the same root gives the same SBOM (a published version
+// never changes, its SBOM included).
+func writeSBOM(ctx context.Context, a *appliance.Appliance, t Target, dir string, epoch int64) error {
 	status, err := catFromSquashfs(ctx, filepath.Join(dir, rootfsFile), "var/lib/dpkg/status")
 	if err != nil {
 		return fmt.Errorf("SBOM: %w", err)
 	}
 	doc, err := sbom.FromDpkgStatus(bytes.NewReader(status), sbom.Subject{
-		Name: t.variantName(), Version: a.Version, Arch: t.Arch, Distro: a.Base, Created: time.Now(),
+		Name: t.variantName(), Version: a.Version, Arch: t.Arch, Distro: a.Base, Created: time.Unix(epoch, 0),
 	})
 	if err != nil {
 		return fmt.Errorf("SBOM: %w", err)

@@ -2,7 +2,6 @@ package builder
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,6 +37,10 @@ files:
   content: |
     LABEL=root / ext4 defaults,errors=remount-ro 0 1
 `
+
+// vmDiskFormat names how makeDisk lays the disk out; it is one of the VM
+// build's inputs, so a disk made another way is built again.
+const vmDiskFormat = "reproducible"
 
 // VM builds the appliance's bootable VM disk for target t beside its
 // container build, which must exist (its metadata tarball is shared):
@@ -76,7 +79,7 @@ func VM(ctx context.Context, a *appliance.Appliance, t Target, opts Options) (*R
 	}
 	// The VM template (merged base and overlay, the variant's additions,
 	// the VM overlay) stands for the base.
-	if res.Inputs, err = inputsHash(a.Dir, version, t.Arch, "vm", string(tmpl)); err != nil {
+	if res.Inputs, err = inputsHash(a.Dir, version, t.Arch, "vm", vmDiskFormat, string(tmpl)); err != nil {
 		return nil, err
 	}
 	stamp := t.file(vmInputsFile)
@@ -120,12 +123,15 @@ func makeDisk(ctx context.Context, a *appliance.Appliance, t Target, opts Option
 		opts.Progress("Assembling the disk (EFI system partition + ext4 root)")
 	}
 	esp := filepath.Join(work, "esp")
-	partUUID := newUUID()
-	if err := espTree(rootfs, esp, loader, partUUID); err != nil {
+	// The disk is reproducible (vmdisk): its identifiers come from the
+	// target and its times are the build's epoch, so a small change to
+	// the appliance makes a small delta, compressed clusters or not.
+	identity := "appliance " + t.Label()
+	if err := espTree(rootfs, esp, loader, vmdisk.RootPartUUID(identity)); err != nil {
 		return err
 	}
 	disk := filepath.Join(work, diskFile)
-	if err := vmdisk.Assemble(ctx, vmdisk.DiskOptions{ESPDir: esp, RootDir: rootfs, RootPartUUID: partUUID, Out: disk, Compress: opts.Compression == "xz"}); err != nil {
+	if err := vmdisk.Assemble(ctx, vmdisk.DiskOptions{ESPDir: esp, RootDir: rootfs, Identity: identity, Epoch: epoch, Out: disk, Compress: opts.Compression == "xz"}); err != nil {
 		return err
 	}
 	return vmdisk.CheckBootable(disk, t.Arch)
@@ -167,12 +173,4 @@ func writeFile(path string, data []byte) error {
 		return err
 	}
 	return os.WriteFile(path, data, 0o644)
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

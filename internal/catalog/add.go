@@ -10,6 +10,7 @@ import (
 	"github.com/incus-appliance/registry/internal/osarch"
 
 	"github.com/incus-appliance/registry/internal/digest"
+	"github.com/incus-appliance/registry/internal/key"
 )
 
 // RootKind is the kind of an image's root file.
@@ -58,11 +59,15 @@ type Image struct {
 	Custom           map[string]string
 	// Profiles are Incus profiles shipped with the image, by name.
 	Profiles map[string]FileRef
-	// Delta, when set, is a delta from the product's previous version to
-	// this image's root, listed with the new version (see checkDelta).
-	Delta *Delta
+	// Deltas are deltas from older versions of the product (DeltaBases)
+	// to this image's root, listed with the new version (see
+	// checkDeltas), newest base first.
+	Deltas []Delta
 	// SBOM is the image's SPDX SBOM (optional), stored beside its files.
 	SBOM *FileRef
+	// Provenance is the image's build provenance (optional): an in-toto
+	// Statement whose subject is the image's other files.
+	Provenance *FileRef
 	// Line, when set, is the version line ("MAJOR.MINOR" of
 	// ApplianceVersion) whose product the image goes into (lines.go).
 	Line string
@@ -78,6 +83,26 @@ type Image struct {
 // ProductKey is the key of the product holding appliance name on arch.
 func ProductKey(name, arch string) string {
 	return name + ":" + osarch.Canonical(arch)
+}
+
+// MaxProductKeyLen bounds a product key.
+const MaxProductKeyLen = 256
+
+// ValidateProductKey checks a product key: a registry key (package key:
+// ASCII letters, digits and . _ - : + ~ @ =, in '/'-separated segments,
+// none empty or starting with '.') of at most MaxProductKeyLen bytes. The
+// keys this registry makes (NAME:ARCH, NAME/VARIANT:LINE:ARCH) and other
+// servers' (debian:bookworm:amd64:default,
+// com.ubuntu.cloud:server:24.04:amd64) pass; a key that could mean
+// something else to a terminal, a log or a file system does not.
+func ValidateProductKey(pk string) error {
+	if len(pk) > MaxProductKeyLen {
+		return fmt.Errorf("product key %.32q... is longer than %d bytes", pk, MaxProductKeyLen)
+	}
+	if err := key.Check(pk); err != nil {
+		return fmt.Errorf("product key: %w", err)
+	}
+	return nil
 }
 
 // ProductKey is the key of the product the image belongs to: its name
@@ -131,6 +156,9 @@ func (img Image) Validate() error {
 	if img.SBOM != nil && (!digest.IsSHA256(img.SBOM.SHA256) || img.SBOM.Size <= 0) {
 		return fmt.Errorf("image %s: SBOM: bad digest or size", img.Name)
 	}
+	if img.Provenance != nil && (!digest.IsSHA256(img.Provenance.SHA256) || img.Provenance.Size <= 0) {
+		return fmt.Errorf("image %s: provenance: bad digest or size", img.Name)
+	}
 	for name, ref := range img.Profiles {
 		if err := ValidateName(name); err != nil {
 			return fmt.Errorf("image %s: profile: %w", img.Name, err)
@@ -152,7 +180,7 @@ type AddResult struct {
 	ProductCreated bool
 	VersionAdded   bool
 	AliasesAdded   []string
-	// DeltaAdded is true when the new version was listed with img.Delta
+	// DeltaAdded is true when the new version was listed with img.Deltas
 	// (a delta is only ever added together with its version).
 	DeltaAdded bool
 	// VMAdded is true when the version was already published without the
@@ -166,20 +194,22 @@ func (r AddResult) Changed() bool {
 }
 
 // Add publishes img as a version of the product img.ProductKey(),
-// creating the product when new, and gives the product the aliases
+// creating the product when new (a product it changes records publish
+// as its writer: writer.go), and gives the product the aliases
 // img.Name and img.Aliases (in the variant's form, NAME/VARIANT, for a
 // non-default appliance variant; assigned across the version lines for an
 // image with a Line). Rules:
 //   - an alias owned by another product on the same architecture is refused,
 //     naming the owner;
 //   - the version key is VersionKey(img.Created); a version never changes:
-//     the identical image again is a no-op (new aliases are still added),
-//     different content under an existing key is refused;
+//     the identical image again is a no-op (new aliases are still added;
+//     its deltas and provenance do not count: see sameImage), different
+//     content under an existing key is refused;
 //   - a fingerprint is published at most once in the whole catalog;
-//   - img.Delta, added with a new version only, must name an older version
-//     of the same product that is in the catalog with the squashfs image
-//     the delta was made from (a version already published keeps the
-//     deltas it has).
+//   - img.Deltas, added with a new version only, must each name a
+//     different older version of the same product that is in the catalog
+//     with the image the delta was made from, as Incus resolves it (a
+//     version already published keeps the deltas it has).
 //
 // On error the catalog is unchanged.
 func (c *Catalog) Add(img Image) (AddResult, error) {
@@ -191,6 +221,9 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 	if p == nil {
 		p = &Product{Versions: map[string]*Version{}}
 		c.Products[res.Product] = p
+	}
+	if res.Changed() {
+		p.Writer = WriterPublish
 	}
 	if res.VersionAdded {
 		if len(p.Versions) == 0 || res.Version >= slices.Max(slices.Collect(maps.Keys(p.Versions))) {
@@ -208,6 +241,9 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 	if res.VMAdded {
 		img.addVM(p.Versions[res.Version]) // its other items, deltas included, stay
 		c.unretire(img.VM.Path())
+	}
+	if (res.VersionAdded || res.VMAdded) && img.vmImage() != "" {
+		p.Versions[anchorKey(res.Version)] = img.anchor()
 	}
 	if img.Line != "" {
 		p.Line = img.Line
@@ -256,12 +292,10 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 	}
 	p := c.Products[pk]
 	if p == nil || p.Versions[vk] == nil {
-		if img.Delta != nil {
-			if err := img.checkDelta(pk, p, vk); err != nil {
-				return res, err
-			}
-			res.DeltaAdded = true
+		if err := img.checkDeltas(pk, p, vk); err != nil {
+			return res, err
 		}
+		res.DeltaAdded = len(img.Deltas) > 0
 	}
 	if p == nil {
 		res.ProductCreated, res.VersionAdded, res.AliasesAdded = true, true, aliases
@@ -271,7 +305,7 @@ func (c *Catalog) CheckAdd(img Image) (AddResult, error) {
 		res.VersionAdded = true
 	} else if img.addsVMTo(old) {
 		res.VMAdded = true
-	} else if !sameVersion(old.withoutDeltas(), img.version().withoutDeltas()) {
+	} else if !sameImage(old, img.version()) {
 		return res, fmt.Errorf("version %s of %s is already published with different content (%s); a published version never changes: rebuild the image so it gets a new creation_date", vk, pk, old.describe())
 	}
 	for _, a := range aliases {

@@ -423,3 +423,19 @@ func TestVersionKey(t *testing.T) {
 		}
 	}
 }
+
+// Product keys follow the key rule, at most MaxProductKeyLen bytes; the
+// shapes this registry and other servers use pass.
+func TestValidateProductKey(t *testing.T) {
+	for _, pk := range []string{"nginx:amd64", "nginx/cloud:1.2:arm64", "debian:bookworm:amd64:default", "com.ubuntu.cloud:server:24.04:amd64", strings.Repeat("k", MaxProductKeyLen)} {
+		if err := ValidateProductKey(pk); err != nil {
+			t.Errorf("ValidateProductKey(%q) = %v", pk, err)
+		}
+	}
+	for _, pk := range []string{"", strings.Repeat("k", MaxProductKeyLen+1), strings.Repeat("k", 100<<10), "a\x00b/..\\c", "../x", "/abs", "a b", "caf\u00e9", ".hidden", "a//b"} {
+		err := ValidateProductKey(pk)
+		if err == nil || !strings.HasPrefix(err.Error(), "product key") || len(err.Error()) > 200 {
+			t.Errorf("ValidateProductKey(%.40q) = %.300v, want a short error", pk, err)
+		}
+	}
+}

@@ -1,15 +1,16 @@
 package catalog
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// withDelta returns im with a delta from the version of base (an image
-// already added at baseCreated).
+// withDelta returns im with one more delta, from the version of base (an
+// image already added).
 func withDelta(im Image, base Image, seed string) Image {
-	im.Delta = &Delta{Base: VersionKey(base.Created), BaseFingerprint: base.Fingerprint, File: FileRef{SHA256: hexOf("delta" + seed), Size: 123456}}
+	im.Deltas = append(slices.Clone(im.Deltas), Delta{Base: VersionKey(base.Created), BaseFingerprint: base.Fingerprint, File: FileRef{SHA256: hexOf("delta" + seed), Size: 123456}})
 	return im
 }
 
@@ -80,9 +81,9 @@ func TestDeltaRules(t *testing.T) {
 		{"base not there", withDelta(b, img("nginx", "amd64", t0.Add(-time.Hour), "z"), "x"), "names a version that nginx:amd64 does not have"},
 		{"base not older", withDelta(img("nginx", "amd64", t0.Add(-time.Hour), "old"), a, "x"), "is not older than version"},
 		{"base of another image", withDelta(b, other, "x"), "is not the squashfs image"},
-		{"wrong base fingerprint", func() Image { im := withDelta(b, a, "x"); im.Delta.BaseFingerprint = hexOf("other"); return im }(), "is not the squashfs image"},
+		{"wrong base fingerprint", func() Image { im := withDelta(b, a, "x"); im.Deltas[0].BaseFingerprint = hexOf("other"); return im }(), "is not the squashfs image"},
 		{"tar.xz root", withDelta(tarB, a, "x"), "needs a squashfs root"},
-		{"bad digest", func() Image { im := withDelta(b, a, "x"); im.Delta.File.SHA256 = "abc"; return im }(), "64 lowercase hex"},
+		{"bad digest", func() Image { im := withDelta(b, a, "x"); im.Deltas[0].File.SHA256 = "abc"; return im }(), "64 lowercase hex"},
 		{"new product", withDelta(img("web", "amd64", t0.Add(time.Hour), "w"), a, "x"), "names a version that web:amd64 does not have"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,33 +117,110 @@ func TestDeltaRules(t *testing.T) {
 	}
 }
 
-func TestDeltaBaseIsThePreviousSquashfsVersion(t *testing.T) {
+func TestDeltaBasesAreTheNewestSquashfsVersions(t *testing.T) {
 	cat := New()
-	if _, _, ok := cat.DeltaBase("nginx:amd64", VersionKey(t0)); ok {
+	if bs := cat.DeltaBases("nginx:amd64", VersionKey(t0), RootSquashfs, 3); len(bs) != 0 {
 		t.Error("a new product has a delta base")
 	}
 	a := img("nginx", "amd64", t0, "a")
 	b := img("nginx", "amd64", t0.Add(2*time.Hour), "b")
 	mustAdd(t, cat, a)
 	mustAdd(t, cat, b)
+	versions := func(bs []DeltaBase) string {
+		var out []string
+		for _, b := range bs {
+			if b.Image.Kind != RootSquashfs {
+				t.Errorf("base %s is %s", b.Version, b.Image.Kind)
+			}
+			out = append(out, b.Version)
+		}
+		return strings.Join(out, " ")
+	}
+	ka, kb := VersionKey(a.Created), VersionKey(b.Created)
 	for _, tc := range []struct {
-		vk, want string
+		vk    string
+		depth int
+		want  string
 	}{
-		{VersionKey(t0.Add(3 * time.Hour)), VersionKey(b.Created)},
-		{VersionKey(t0.Add(time.Hour)), VersionKey(a.Created)}, // an older build published late
-		{VersionKey(t0.Add(-time.Hour)), ""},
+		{VersionKey(t0.Add(3 * time.Hour)), 3, kb + " " + ka},
+		{VersionKey(t0.Add(3 * time.Hour)), 1, kb},
+		{VersionKey(t0.Add(3 * time.Hour)), 0, ""},
+		{VersionKey(t0.Add(time.Hour)), 3, ka}, // an older build published late
+		{VersionKey(t0.Add(-time.Hour)), 3, ""},
 	} {
-		base, vi, ok := cat.DeltaBase("nginx:amd64", tc.vk)
-		if base != tc.want || ok != (tc.want != "") || ok && vi.Kind != RootSquashfs {
-			t.Errorf("DeltaBase(%s) = %q %v, want %q", tc.vk, base, ok, tc.want)
+		if got := versions(cat.DeltaBases("nginx:amd64", tc.vk, RootSquashfs, tc.depth)); got != tc.want {
+			t.Errorf("DeltaBases(%s, depth %d) = %q, want %q", tc.vk, tc.depth, got, tc.want)
 		}
 	}
-	// Only the previous version: a tar.xz version in between means no delta.
+	// A tar.xz version in between is skipped: the squashfs versions
+	// before it are still bases.
 	c := img("nginx", "amd64", t0.Add(3*time.Hour), "c")
 	c.RootKind = RootTarXZ
 	mustAdd(t, cat, c)
-	if base, _, ok := cat.DeltaBase("nginx:amd64", VersionKey(t0.Add(4*time.Hour))); ok {
-		t.Errorf("DeltaBase after a tar.xz version = %s, want none", base)
+	if got := versions(cat.DeltaBases("nginx:amd64", VersionKey(t0.Add(4*time.Hour)), RootSquashfs, 3)); got != kb+" "+ka {
+		t.Errorf("DeltaBases after a tar.xz version = %q, want %q", got, kb+" "+ka)
+	}
+	if bs := cat.DeltaBases("nginx:amd64", VersionKey(t0.Add(4*time.Hour)), RootTarXZ, 3); len(bs) != 0 {
+		t.Errorf("a tar.xz root has delta bases %v: Incus applies no delta to it", bs)
+	}
+}
+
+// Several deltas per version: one from each of the last versions, each
+// dropped with its base (prune, remove), the others staying.
+func TestSeveralDeltasPerVersion(t *testing.T) {
+	a := img("nginx", "amd64", t0, "a")
+	b := withDelta(img("nginx", "amd64", t0.Add(time.Hour), "b"), a, "ab")
+	c := withDelta(withDelta(img("nginx", "amd64", t0.Add(2*time.Hour), "c"), b, "bc"), a, "ac")
+	cat := New()
+	mustAdd(t, cat, a)
+	mustAdd(t, cat, b)
+	if r := mustAdd(t, cat, c); !r.DeltaAdded {
+		t.Fatalf("Add = %+v, want DeltaAdded", r)
+	}
+	deltaBases := func() map[string]string {
+		out := map[string]string{}
+		for vk, v := range cat.Products["nginx:amd64"].Versions {
+			var bs []string
+			for _, it := range v.Deltas() {
+				bs = append(bs, it.DeltaBase)
+			}
+			slices.Sort(bs)
+			out[vk] = strings.Join(bs, " ")
+		}
+		return out
+	}
+	ka, kb, kc := VersionKey(a.Created), VersionKey(b.Created), VersionKey(c.Created)
+	if got := deltaBases(); got[kc] != ka+" "+kb || got[kb] != ka || got[ka] != "" {
+		t.Fatalf("delta bases %v", got)
+	}
+	if p := cat.Problems(); len(p) > 0 {
+		t.Fatalf("problems: %q", p)
+	}
+	// The same image again with other deltas changes nothing.
+	if r := mustAdd(t, cat, withDelta(img("nginx", "amd64", t0.Add(2*time.Hour), "c"), b, "other")); r.Changed() {
+		t.Errorf("re-adding with other deltas = %+v", r)
+	}
+	before := string(cat.Marshal())
+	for _, bad := range []Image{
+		withDelta(withDelta(img("nginx", "amd64", t0.Add(3*time.Hour), "d"), c, "cd"), c, "cd2"),
+		withDelta(withDelta(img("nginx", "amd64", t0.Add(3*time.Hour), "d"), c, "cd"), img("nginx", "amd64", t0.Add(-time.Hour), "z"), "zd"),
+	} {
+		if _, err := cat.Add(bad); err == nil {
+			t.Errorf("Add accepted deltas %+v", bad.Deltas)
+		}
+	}
+	if string(cat.Marshal()) != before {
+		t.Error("a refused Add changed the catalog")
+	}
+	// KeepNewest(2) drops a, and c's delta from a with it; c's from b stays.
+	if _, err := cat.KeepNewest(2, t0.Add(5*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := deltaBases(); got[kc] != kb || got[kb] != "" || len(got) != 2 {
+		t.Errorf("after KeepNewest(2): delta bases %v", got)
+	}
+	if p := cat.Problems(); len(p) > 0 {
+		t.Errorf("problems: %q", p)
 	}
 }
 

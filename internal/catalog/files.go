@@ -15,7 +15,10 @@ const (
 	RoleVMDisk   FileRole = "vm-disk"  // a VM disk beside a container root (vm.go)
 	RoleProfile  FileRole = "profile"  // an Incus profile shipped with it
 	RoleSBOM     FileRole = "sbom"     // its SPDX SBOM
-	RoleDelta    FileRole = "delta"    // a delta from an older version's root (delta.go)
+	// RoleProvenance is its build provenance (an in-toto Statement of
+	// the files before it).
+	RoleProvenance FileRole = "provenance"
+	RoleDelta      FileRole = "delta" // a delta from an older version's root (delta.go); several per image
 )
 
 // ImageFile is one file of an image: what it is, where it is stored
@@ -33,9 +36,10 @@ type ImageFile struct {
 
 // Files lists every file of the image, in the order a publish uploads
 // them after the root: the metadata, the root, the VM disk, the profiles
-// by name, the SBOM, then the delta. It is the one list of what a version
-// of the image stores: its paths (Paths), its items (Add) and the uploads
-// of a publish come from it.
+// by name, the SBOM, the provenance, then the deltas (to the root, then to
+// the VM disk). It is the one list of what a version of the image stores:
+// its paths (Paths), its items (Add) and the uploads of a publish come
+// from it.
 func (img Image) Files() []ImageFile {
 	meta, root := ImagePaths(img.Fingerprint, img.RootKind)
 	rk := rootKinds[img.RootKind]
@@ -53,12 +57,26 @@ func (img Image) Files() []ImageFile {
 	if img.SBOM != nil {
 		out = append(out, ImageFile{Role: RoleSBOM, Path: SBOMPath(img.Fingerprint), FileRef: *img.SBOM, itemKey: "sbom", item: Item{FType: FTypeSBOM}})
 	}
-	if d := img.Delta; d != nil {
-		out = append(out, ImageFile{Role: RoleDelta, Path: DeltaPath(img.Fingerprint, d.BaseFingerprint, d.File.SHA256), FileRef: d.File,
-			itemKey: deltaItemKey(d.Base), item: Item{FType: FTypeSquashfsDelta, DeltaBase: d.Base}})
+	if pv := img.Provenance; pv != nil {
+		out = append(out, ImageFile{Role: RoleProvenance, Path: ProvenancePath(img.Fingerprint, pv.SHA256), FileRef: *pv, itemKey: "provenance", item: Item{FType: FTypeProvenance}})
+	}
+	out = append(out, deltaFiles(img.Fingerprint, img.RootKind, img.Deltas)...)
+	if img.VM != nil {
+		out = append(out, deltaFiles(img.VM.Fingerprint, RootQCOW2, img.VM.Deltas)...)
 	}
 	for i, f := range out {
 		out[i].item.Path, out[i].item.SHA256, out[i].item.Size = f.Path, f.SHA256, f.Size
+	}
+	return out
+}
+
+// deltaFiles are the files of deltas to the root of kind of image
+// fingerprint.
+func deltaFiles(fingerprint string, kind RootKind, deltas []Delta) []ImageFile {
+	var out []ImageFile
+	for _, d := range deltas {
+		out = append(out, ImageFile{Role: RoleDelta, Path: DeltaPath(fingerprint, d.BaseFingerprint, d.File.SHA256), FileRef: d.File,
+			itemKey: deltaItemKey(d.Base), item: Item{FType: deltaFTypes[kind], DeltaBase: d.Base}})
 	}
 	return out
 }

@@ -74,11 +74,11 @@ func (c *Catalog) DropShells(now time.Time) []Removed {
 // a shell: what another tool's remove of the base leaves (ours drops the
 // deltas with their base).
 func (p *Product) danglingDelta(it Item) bool {
-	if it.FType != FTypeSquashfsDelta || it.DeltaBase == "" {
+	if !isDeltaFType(it.FType) || it.DeltaBase == "" {
 		return false
 	}
 	base := p.Versions[it.DeltaBase]
-	return base == nil || base.IsShell()
+	return base == nil || base.IsShell() && !p.isAnchor(it.DeltaBase)
 }
 
 // DropDanglingDeltas removes the delta items whose base is gone (see

@@ -239,6 +239,12 @@ func (c *Catalog) Layout() Layout {
 	return Layout(c.State.Shards)
 }
 
+// ClientsRead reports whether clients read c, a catalog file: a product
+// file does (images.json of a registry of one file, images-K.json), the
+// root of several files does not (index.json does not name it). A signed
+// registry signs the files clients read (stamp.go).
+func (c *Catalog) ClientsRead() bool { return c.Layout().single() }
+
 // SetShards makes c, the images.json of a registry being created, the
 // root of n product files. Only a fresh catalog can: no count chosen yet,
 // no product, no publish in flight.

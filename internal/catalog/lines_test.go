@@ -109,8 +109,8 @@ func TestVersionLinesOfAVariant(t *testing.T) {
 	if pk := cloud("2.0.1", 5).ProductKey(); pk != "nginx/cloud:2.0:amd64" {
 		t.Errorf("product key %s", pk)
 	}
-	if base, _, ok := c.DeltaBase(cloud("2.0.1", 5).ProductKey(), VersionKey(time.Date(2026, 11, 5, 12, 0, 0, 0, time.UTC))); !ok || base != VersionKey(time.Date(2026, 11, 4, 12, 0, 0, 0, time.UTC)) {
-		t.Errorf("delta base of cloud 2.0.1: %q %v, want cloud 2.0.0's version", base, ok)
+	if bs := c.DeltaBases(cloud("2.0.1", 5).ProductKey(), VersionKey(time.Date(2026, 11, 5, 12, 0, 0, 0, time.UTC)), RootSquashfs, 3); len(bs) != 1 || bs[0].Version != VersionKey(time.Date(2026, 11, 4, 12, 0, 0, 0, time.UTC)) {
+		t.Errorf("delta bases of cloud 2.0.1: %v, want cloud 2.0.0's version", bs)
 	}
 	// Removing the newest cloud line moves its aliases to the other cloud
 	// line only.

@@ -31,11 +31,11 @@ func (vc VersionCopy) Paths() []string {
 }
 
 // Check applies the rules that do not depend on a destination: a valid
-// architecture, aliases and version key, and item paths under images/
+// product key, architecture, aliases and version key, and item paths under images/
 // (the only files a registry serves and prunes).
 func (vc VersionCopy) Check() error {
-	if vc.Product == "" {
-		return fmt.Errorf("empty product key")
+	if err := ValidateProductKey(vc.Product); err != nil {
+		return err
 	}
 	if _, err := osarch.Normalize(vc.Meta.Arch); err != nil {
 		return fmt.Errorf("product %s: %w", vc.Product, err)
@@ -68,12 +68,17 @@ type MergeResult struct {
 	// DroppedDeltas are delta items left out because the product lacks the
 	// version they apply to.
 	DroppedDeltas []string
+	// Joined, when the copy changed a product another writer wrote (as
+	// Merger.IntoExisting allows), names that writer.
+	Joined string
 }
 
 // MergeAll adds copied versions to the catalog, in order, each with its
 // own outcome (one failing does not stop the others):
 //   - a product of the same key must describe the same image lineage
 //     (arch, os, release, variant), or it is a product-key clash;
+//   - a product another writer wrote gets nothing added unless
+//     by.IntoExisting (writer.go); a new product records by.Writer;
 //   - an alias another product on the same architecture owns is a clash;
 //   - the version, when present, must hold the same items (then nothing
 //     changes); a fingerprint is published at most once in the catalog;
@@ -83,11 +88,11 @@ type MergeResult struct {
 // The newest version's product fields win; aliases accumulate. A copy
 // that fails leaves the catalog unchanged. It indexes the catalog once, so
 // merging many versions into a large catalog costs linear time.
-func (c *Catalog) MergeAll(copies []VersionCopy) ([]MergeResult, []error) {
+func (c *Catalog) MergeAll(copies []VersionCopy, by Merger) ([]MergeResult, []error) {
 	idx := c.newMergeIndex()
 	res, errs := make([]MergeResult, len(copies)), make([]error, len(copies))
 	for i, vc := range copies {
-		res[i], errs[i] = c.merge(vc, idx)
+		res[i], errs[i] = c.merge(vc, by, idx)
 	}
 	return res, errs
 }
@@ -123,7 +128,7 @@ func (idx *mergeIndex) addProduct(pk string, p *Product) {
 	}
 }
 
-func (c *Catalog) merge(vc VersionCopy, idx *mergeIndex) (MergeResult, error) {
+func (c *Catalog) merge(vc VersionCopy, by Merger, idx *mergeIndex) (MergeResult, error) {
 	var res MergeResult
 	if err := vc.Check(); err != nil {
 		return res, err
@@ -144,43 +149,25 @@ func (c *Catalog) merge(vc VersionCopy, idx *mergeIndex) (MergeResult, error) {
 			return res, &AliasOwnedError{Alias: a, Arch: arch, Owner: owner, Source: vc.Product}
 		}
 	}
-	v := &Version{Items: maps.Clone(vc.Items), Label: vc.Label, PubName: vc.PubName}
-	for ik, it := range v.Items {
-		if it.DeltaBase != "" && (p == nil || p.Versions[it.DeltaBase] == nil) {
-			delete(v.Items, ik)
-			res.DroppedDeltas = append(res.DroppedDeltas, ik)
-		}
+	v, deltas, err := c.mergedVersion(vc, p, idx, &res)
+	if err != nil {
+		return res, err
 	}
-	slices.Sort(res.DroppedDeltas)
-	if p != nil {
-		if old := p.Versions[vc.Version]; old != nil {
-			if !sameVersion(withoutDeltaItems(old), withoutDeltaItems(v)) {
-				return res, fmt.Errorf("version %s of %s is already in the registry with different content (%s)", vc.Version, vc.Product, old.describe())
-			}
-			// Deltas are additive: one whose base has arrived since is added.
-			added := false
-			for ik, it := range v.Items {
-				if _, ok := old.Items[ik]; !ok {
-					old.Items[ik], added = it, true
-				}
-			}
-			if added {
-				c.unretire(vc.Paths()...)
-				res.Changed = true
-			}
-			v = nil
-		}
-	}
-	if v != nil {
-		for _, vi := range v.Images() {
-			if at, ok := idx.fps[vi.Fingerprint]; ok {
-				return res, fmt.Errorf("image %s is already published as product %s version %s", vi.Fingerprint, at[0], at[1])
-			}
+	aliases := mergedAliases(p, vc.Meta)
+	if p != nil && (v != nil || len(deltas) > 0 || aliases != p.Aliases) {
+		if res.Joined, err = by.checkWriter(vc.Product, p); err != nil {
+			return MergeResult{}, err
 		}
 	}
 	if p == nil {
-		p = &Product{Versions: map[string]*Version{}}
+		p = &Product{Versions: map[string]*Version{}, Writer: by.Writer}
 		c.Products[vc.Product] = p
+	}
+	if len(deltas) > 0 {
+		// Deltas are additive: one whose base has arrived since is added.
+		maps.Copy(p.Versions[vc.Version].Items, deltas)
+		c.unretire(vc.Paths()...)
+		res.Changed = true
 	}
 	if v != nil {
 		if len(p.Versions) == 0 || vc.Version >= slices.Max(slices.Collect(maps.Keys(p.Versions))) {
@@ -193,23 +180,74 @@ func (c *Catalog) merge(vc VersionCopy, idx *mergeIndex) (MergeResult, error) {
 		c.unretire(vc.Paths()...)
 		res.Changed = true
 	}
-	main := ""
-	if l := p.AliasList(); len(l) > 0 {
-		main = l[0]
-	} else if l := vc.Meta.AliasList(); len(l) > 0 {
-		main = l[0]
+	res.Changed = res.Changed || p.Aliases != aliases
+	p.Aliases = aliases
+	if res.Changed && p.Writer == "" {
+		p.Writer = by.Writer // told to add to a product recording no writer
 	}
-	before := p.Aliases
-	p.setAliases(main, append(p.AliasList(), vc.Meta.AliasList()...))
-	res.Changed = res.Changed || p.Aliases != before
 	if res.Changed {
 		idx.addProduct(vc.Product, &Product{Arch: p.Arch, Aliases: p.Aliases, Versions: map[string]*Version{vc.Version: p.Versions[vc.Version]}})
 	}
 	return res, nil
 }
 
+// mergedVersion is what vc adds to product p (nil: none yet): the version
+// to add (nil when p has it already) or, for a version p has, the delta
+// items it lacks. Delta items whose base p lacks are left out (listed in
+// res.DroppedDeltas). Different content under the version's key, or an
+// image the catalog already has elsewhere, is an error.
+func (c *Catalog) mergedVersion(vc VersionCopy, p *Product, idx *mergeIndex, res *MergeResult) (*Version, map[string]Item, error) {
+	v := &Version{Items: maps.Clone(vc.Items), Label: vc.Label, PubName: vc.PubName}
+	for ik, it := range v.Items {
+		if it.DeltaBase != "" && (p == nil || p.Versions[it.DeltaBase] == nil) {
+			delete(v.Items, ik)
+			res.DroppedDeltas = append(res.DroppedDeltas, ik)
+		}
+	}
+	slices.Sort(res.DroppedDeltas)
+	if p != nil {
+		if old := p.Versions[vc.Version]; old != nil {
+			if !sameVersion(withoutDeltaItems(old), withoutDeltaItems(v)) {
+				return nil, nil, fmt.Errorf("version %s of %s is already in the registry with different content (%s)", vc.Version, vc.Product, old.describe())
+			}
+			deltas := map[string]Item{}
+			for ik, it := range v.Items {
+				if _, ok := old.Items[ik]; !ok {
+					deltas[ik] = it
+				}
+			}
+			return nil, deltas, nil
+		}
+	}
+	for _, vi := range v.Images() {
+		if at, ok := idx.fps[vi.Fingerprint]; ok {
+			return nil, nil, fmt.Errorf("image %s is already published as product %s version %s", vi.Fingerprint, at[0], at[1])
+		}
+	}
+	return v, nil, nil
+}
+
+// mergedAliases is product p's aliases string (p nil: a new product) once
+// the aliases of meta join them (they accumulate; the main alias stays).
+func mergedAliases(p *Product, meta Product) string {
+	q := &Product{}
+	if p != nil {
+		q.Aliases = p.Aliases
+	}
+	main := ""
+	if l := q.AliasList(); len(l) > 0 {
+		main = l[0]
+	} else if l := meta.AliasList(); len(l) > 0 {
+		main = l[0]
+	}
+	q.setAliases(main, append(q.AliasList(), meta.AliasList()...))
+	return q.Aliases
+}
+
 // Copies returns every version of the catalog as a VersionCopy, by product
-// then oldest version first (the order MergeAll needs for deltas).
+// then oldest version first (the order MergeAll needs for deltas), each
+// followed by its VM delta anchor if it has one (anchor.go: the VM deltas
+// of later versions name it).
 func (c *Catalog) Copies() []VersionCopy {
 	var out []VersionCopy
 	for _, pk := range c.ProductKeys() {
@@ -217,8 +255,11 @@ func (c *Catalog) Copies() []VersionCopy {
 		meta := *p
 		meta.Versions = nil
 		for _, vk := range p.VersionKeys() {
-			v := p.Versions[vk]
-			out = append(out, VersionCopy{Product: pk, Meta: meta, Version: vk, Items: v.Items, Label: v.Label, PubName: v.PubName})
+			for _, k := range []string{vk, anchorKey(vk)} {
+				if v := p.Versions[k]; v != nil && (k == vk || p.isAnchor(k)) {
+					out = append(out, VersionCopy{Product: pk, Meta: meta, Version: k, Items: v.Items, Label: v.Label, PubName: v.PubName})
+				}
+			}
 		}
 	}
 	return out

@@ -15,6 +15,14 @@ import (
 //	                                   several catalog files, their root (layout.go)
 //	streams/v1/images-K.json           product file K = 1..N of a registry of N
 //	                                   files (ShardPathPattern matches them all)
+//	streams/v1/index.sjson             in a signed registry, index.json clear-signed
+//	                                   with each entry's path naming the .sjson of its
+//	                                   product file (SignedIndexPath, Index.Signed)
+//	streams/v1/images.sjson,           each product file clear-signed, byte for byte
+//	streams/v1/images-K.sjson          (SignedPath); the format, the stamp each signed
+//	                                   document carries (updated, registry_serial,
+//	                                   registry_expires) and index.json's
+//	                                   registry_sha256 are in stamp.go
 //	images/<fp>/                       the files of the image whose fingerprint is
 //	                                   <fp> (ImagesDir, ImagePaths):
 //	    incus.tar.xz                     its metadata tarball (listed twice: as
@@ -27,6 +35,10 @@ import (
 //	    delta-<base>-<sha256>.vcdiff     a delta from the image whose fingerprint is
 //	                                     <base>, named by its own digest (DeltaPath)
 //	    sbom.spdx.json                   its SPDX SBOM (SBOMPath)
+//	    provenance-<sha256>.intoto.json  its build provenance, an in-toto Statement,
+//	                                     named by its own digest: two builds of one
+//	                                     image (another run, another gate report) make
+//	                                     different statements (ProvenancePath)
 //	    profiles/<name>.yaml             the Incus profiles shipped with it
 //	                                     (ProfilePath)
 //	registry-probe/<id>                a probe object written and deleted before a
@@ -48,6 +60,15 @@ const (
 	// ProbeDir is where the conditional-write probe writes.
 	ProbeDir = "registry-probe/"
 )
+
+// SignedIndexPath is where index.json's signed form is stored.
+const SignedIndexPath = streamsDir + "index.sjson"
+
+// SignedPath is where the signed form of catalog document path (index.json
+// or a product file) is stored: X.sjson beside X.json.
+func SignedPath(path string) string {
+	return strings.TrimSuffix(path, ".json") + ".sjson"
+}
 
 // streamsDir is the folder of the catalog files.
 const streamsDir = "streams/v1/"
@@ -102,6 +123,12 @@ func DeltaPath(fingerprint, baseFingerprint, deltaSHA256 string) string {
 // SBOMPath is where the SBOM of an image is stored.
 func SBOMPath(fingerprint string) string {
 	return imageDir(fingerprint) + FTypeSBOM
+}
+
+// ProvenancePath is where a provenance statement of image fingerprint is
+// stored, content-addressed by its own SHA-256 (like a delta).
+func ProvenancePath(fingerprint, sha256 string) string {
+	return imageDir(fingerprint) + "provenance-" + sha256 + ".intoto.json"
 }
 
 // ProfilePath is where a profile shipped with an image is stored.

@@ -7,7 +7,8 @@ import (
 	"github.com/incus-appliance/registry/internal/osarch"
 )
 
-// Problems lists what would make clients hide or mis-resolve images: an
+// Problems lists what would make clients hide or mis-resolve images, or
+// this tool misreport them: a product key breaking the key rule, an
 // architecture Incus does not know, a bad aliases string or an alias
 // claimed by two products on one architecture, a version key Incus skips,
 // a version without a complete image (a metadata item whose combined hash
@@ -22,6 +23,9 @@ func (c *Catalog) Problems() []string {
 	fingerprints := map[string]string{}
 	for _, pk := range c.ProductKeys() {
 		p := c.Products[pk]
+		if err := ValidateProductKey(pk); err != nil {
+			add("%v: another tool or an older mirror wrote it; remove its images (publish remove FINGERPRINT)", err)
+		}
 		if _, err := osarch.Normalize(p.Arch); err != nil {
 			add("product %s: %v: Incus hides the whole product", pk, err)
 		}
@@ -43,6 +47,7 @@ func (c *Catalog) Problems() []string {
 		if len(p.Versions) == 0 {
 			add("product %s has no versions", pk)
 		}
+		out = append(out, p.anchorProblems(pk)...)
 		for _, vk := range p.VersionKeys() {
 			v := p.Versions[vk]
 			if err := checkVersionKey(vk); err != nil {

@@ -85,9 +85,11 @@ func (c *Catalog) ProductKeys() []string {
 	return slices.Sorted(maps.Keys(c.Products))
 }
 
-// VersionKeys returns the product's version keys, oldest first.
+// VersionKeys returns the product's version keys, oldest first; its VM
+// delta anchors (anchor.go) are not versions.
 func (p *Product) VersionKeys() []string {
-	return slices.Sorted(maps.Keys(p.Versions))
+	keys := slices.Sorted(maps.Keys(p.Versions))
+	return slices.DeleteFunc(keys, p.isAnchor)
 }
 
 // Referenced returns every file path any item of the catalog points at.
@@ -126,8 +128,10 @@ type Entry struct {
 	// ports, volumes, service, tags, ...).
 	Requirements map[string]string `json:"requirements,omitempty"`
 	Custom       map[string]string `json:"custom,omitempty"`
-	// SBOM is the path of the version's SBOM, when it has one.
-	SBOM string `json:"sbom,omitempty"`
+	// SBOM and Provenance are the paths of the version's SBOM and build
+	// provenance, when it has them.
+	SBOM       string `json:"sbom,omitempty"`
+	Provenance string `json:"provenance,omitempty"`
 	// Provides and Requires are the appliance's relations, as the
 	// version records them (relations.go).
 	Provides []relations.Provide `json:"provides,omitempty"`
@@ -156,8 +160,11 @@ func (c *Catalog) Entries() []Entry {
 				e.Provides, _ = relations.ParseProvides(b.Provides)
 				e.Requires, _ = relations.ParseRequires(b.Requires)
 				for _, it := range p.Versions[vks[i]].Items {
-					if it.FType == FTypeSBOM {
+					switch it.FType {
+					case FTypeSBOM:
 						e.SBOM = it.Path
+					case FTypeProvenance:
+						e.Provenance = it.Path
 					}
 				}
 				out = append(out, e)

@@ -119,11 +119,16 @@ func (c *Catalog) KeepNewest(n int, now time.Time) ([]Removed, error) {
 }
 
 // dropVersion deletes a version (and its product when it was the last),
-// the deltas whose base it was, and retires the files that nothing
-// references any more.
+// its VM delta anchor, the deltas whose base either was, and retires the
+// files that nothing references any more.
 func (c *Catalog) dropVersion(pk, vk string, now time.Time) {
 	p := c.Products[pk]
 	v := p.Versions[vk]
+	gone := p.dropDeltasFrom(vk)
+	if ak := anchorKey(vk); p.isAnchor(ak) {
+		gone = append(gone, p.dropDeltasFrom(ak)...)
+		delete(p.Versions, ak) // its items are the version's metadata
+	}
 	delete(p.Versions, vk)
 	if len(p.Versions) == 0 {
 		delete(c.Products, pk)
@@ -141,7 +146,6 @@ func (c *Catalog) dropVersion(pk, vk string, now time.Time) {
 			c.relinkLines(name, variant, osarch.Canonical(p.Arch), extra)
 		}
 	}
-	gone := p.dropDeltasFrom(vk)
 	for _, it := range v.Items {
 		gone = append(gone, it.Path)
 	}

@@ -33,12 +33,17 @@ const (
 	FTypeProfile = "incus-profile.yaml"
 	// FTypeSBOM is the image's SPDX software bill of materials (JSON).
 	FTypeSBOM = "sbom.spdx.json"
+	// FTypeProvenance is the image's build provenance: an in-toto
+	// Statement with a SLSA Provenance predicate (JSON).
+	FTypeProvenance = "provenance.intoto.json"
 )
 
 // Index is streams/v1/index.json: the entry point every client fetches.
 type Index struct {
-	Format string                `json:"format"`
-	Index  map[string]IndexEntry `json:"index"`
+	Format string `json:"format"`
+	// Stamp is set in a signed registry (stamp.go).
+	Stamp
+	Index map[string]IndexEntry `json:"index"`
 	// compact: written without indentation (the index of a sharded
 	// registry lists every product and alias: megabytes at scale).
 	compact bool
@@ -54,6 +59,9 @@ type IndexEntry struct {
 	// Aliases, in a sharded registry, are the "alias@arch" claims of the
 	// file (layout.go); clients ignore them.
 	Aliases []string `json:"registry_aliases,omitempty"`
+	// SHA256, in a signed registry, is the digest of the product file as
+	// of this index's write (stamp.go); clients ignore it.
+	SHA256 string `json:"registry_sha256,omitempty"`
 }
 
 // Catalog is streams/v1/images.json: every product, its versions and their
@@ -66,7 +74,9 @@ type Catalog struct {
 	// catalog files (layout.go).
 	Format  string `json:"format"`
 	License string `json:"license,omitempty"`
-	Updated string `json:"updated,omitempty"`
+	// Stamp is set in a signed registry (stamp.go), before the products so
+	// that ReadStamp finds it without reading them.
+	Stamp
 	// Products are keyed by product key (ProductKey).
 	Products map[string]*Product `json:"products"`
 	State    *State              `json:"registry_state,omitempty"`
@@ -94,7 +104,10 @@ type Product struct {
 	Custom map[string]string `json:"custom,omitempty"`
 	// Line is the version line ("MAJOR.MINOR") of a line product
 	// (lines.go); clients ignore it.
-	Line     string              `json:"appliance_line,omitempty"`
+	Line string `json:"appliance_line,omitempty"`
+	// Writer is who wrote the product: WriterPublish, or MirrorWriter of
+	// a source (writer.go); clients ignore it.
+	Writer   string              `json:"registry_writer,omitempty"`
 	Versions map[string]*Version `json:"versions"`
 }
 

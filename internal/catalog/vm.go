@@ -14,6 +14,10 @@ type VMDisk struct {
 	// Fingerprint is sha256(metadata bytes followed by the disk's bytes).
 	Fingerprint string
 	Disk        FileRef
+	// Deltas are deltas from the VM images of older versions of the
+	// product to this disk (DeltaBases with RootQCOW2: their Base is the
+	// older version's anchor, anchor.go), newest base first.
+	Deltas []Delta
 }
 
 // fingerprints are every image fingerprint the image publishes.
@@ -63,5 +67,5 @@ func (img Image) addsVMTo(old *Version) bool {
 	}
 	noVM := img
 	noVM.VM = nil
-	return sameVersion(old.withoutDeltas(), noVM.version().withoutDeltas())
+	return sameImage(old, noVM.version())
 }

@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +120,7 @@ func TestVMAddedKeepsTheDelta(t *testing.T) {
 	mustAdd(t, c, img("nginx", "amd64", t0, "n1"))
 	v2 := img("nginx", "amd64", t0.Add(time.Hour), "n2")
 	withDelta := v2
-	withDelta.Delta = &Delta{Base: VersionKey(t0), BaseFingerprint: hexOf("fpn1"), File: FileRef{SHA256: hexOf("d"), Size: 10}}
+	withDelta.Deltas = []Delta{{Base: VersionKey(t0), BaseFingerprint: hexOf("fpn1"), File: FileRef{SHA256: hexOf("d"), Size: 10}}}
 	mustAdd(t, c, withDelta)
 	if r := mustAdd(t, c, withVM(v2, "n2")); !r.VMAdded {
 		t.Fatalf("disk not added: %+v", r)
@@ -138,5 +140,119 @@ func TestVMAddedKeepsTheDelta(t *testing.T) {
 	}
 	if p := c.Problems(); len(p) > 0 {
 		t.Errorf("problems: %v", p)
+	}
+}
+
+// withVMDelta gives the image's VM disk one more delta, from the VM image
+// of the version of base, naming base's anchor (or, with version, that
+// key) as delta_base.
+func withVMDelta(im, base Image, key string) Image {
+	vm := *im.VM
+	vm.Deltas = append(slices.Clone(vm.Deltas), Delta{Base: key, BaseFingerprint: base.VM.Fingerprint, File: FileRef{SHA256: hexOf("vmdelta" + key), Size: 4096}})
+	im.VM = &vm
+	return im
+}
+
+// VM deltas: each version with a VM image gets an anchor, K-vm, whose
+// metadata names the VM image in combined_squashfs_sha256 (where Incus
+// looks for any delta's base); a VM delta names the anchor, never the
+// version (whose field names the container image). Anchors are not
+// versions: no image, not counted by prune, gone with their version.
+func TestVMDeltasNameTheAnchor(t *testing.T) {
+	a := withVM(img("nginx", "amd64", t0, "a"), "a")
+	ka := VersionKey(t0)
+	b := withVMDelta(withDelta(withVM(img("nginx", "amd64", t0.Add(time.Hour), "b"), "b"), a, "ab"), a, anchorKey(ka))
+	c := New()
+	mustAdd(t, c, a)
+	before := string(c.Marshal())
+	// A container image given a delta from a VM image.
+	noVM := img("nginx", "amd64", t0.Add(time.Hour), "b")
+	noVM.Deltas = []Delta{{Base: anchorKey(ka), BaseFingerprint: a.VM.Fingerprint, File: FileRef{SHA256: hexOf("x"), Size: 1}}}
+	for _, bad := range []Image{
+		withVMDelta(withVM(img("nginx", "amd64", t0.Add(time.Hour), "b"), "b"), a, ka), // the version: Incus would take the container image
+		noVM,
+	} {
+		if _, err := c.Add(bad); err == nil {
+			t.Errorf("Add accepted deltas %+v, VM %+v", bad.Deltas, bad.VM)
+		}
+	}
+	if string(c.Marshal()) != before {
+		t.Fatal("a refused Add changed the catalog")
+	}
+	mustAdd(t, c, b)
+	p := c.Products["nginx:amd64"]
+	kb := VersionKey(b.Created)
+	if got := p.VersionKeys(); !reflect.DeepEqual(got, []string{ka, kb}) {
+		t.Errorf("VersionKeys = %v", got)
+	}
+	// What Incus reads: the VM delta's delta_base resolves, through the
+	// first incus.tar.xz item of that version, to a's VM image.
+	vmDelta := p.Versions[kb].Items["delta-"+anchorKey(ka)]
+	if vmDelta.FType != FTypeDiskDelta || vmDelta.DeltaBase != anchorKey(ka) {
+		t.Fatalf("VM delta item %+v", vmDelta)
+	}
+	if got := p.Versions[vmDelta.DeltaBase].Items[FTypeIncusMeta].CombinedSquashfsSHA256; got != a.VM.Fingerprint {
+		t.Errorf("Incus resolves the VM delta's base to %s, want a's VM image %s", got, a.VM.Fingerprint)
+	}
+	if got := p.Versions[kb].Items["delta-"+ka]; got.FType != FTypeSquashfsDelta || p.Versions[got.DeltaBase].Items[FTypeIncusMeta].CombinedSquashfsSHA256 != a.Fingerprint {
+		t.Errorf("the container delta %+v does not resolve to a's container image", got)
+	}
+	if n := len(c.Entries()); n != 4 {
+		t.Errorf("%d entries, want 2 containers and 2 VMs (anchors are no images)", n)
+	}
+	if bs := c.DeltaBases("nginx:amd64", VersionKey(t0.Add(2*time.Hour)), RootQCOW2, 3); len(bs) != 2 || bs[0].Version != anchorKey(kb) || bs[1].Image.Fingerprint != a.VM.Fingerprint {
+		t.Errorf("VM delta bases %+v", bs)
+	}
+	if prob := c.Problems(); len(prob) > 0 {
+		t.Fatalf("problems: %q", prob)
+	}
+	// Keeping one version drops a, its anchor and both of b's deltas.
+	if _, err := c.KeepNewest(1, t0.Add(5*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(p.Versions)); !reflect.DeepEqual(got, []string{kb, anchorKey(kb)}) || len(p.Versions[kb].Deltas()) != 0 {
+		t.Errorf("after KeepNewest(1): versions %v, deltas %v", got, p.Versions[kb].Deltas())
+	}
+	if prob := c.Problems(); len(prob) > 0 {
+		t.Errorf("problems: %q", prob)
+	}
+	// Removing the last version leaves no anchor behind.
+	if _, err := c.Remove(b.Fingerprint, "", t0.Add(6*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Products) != 0 {
+		t.Errorf("products left: %v", c.Products)
+	}
+}
+
+// A mirror carries VM deltas: Copies lists each version's anchor right
+// after it, and merging the copies into an empty catalog gives the same
+// catalog, VM deltas and anchors included.
+func TestCopiesCarryVMDeltaAnchors(t *testing.T) {
+	a := withVM(img("nginx", "amd64", t0, "a"), "a")
+	b := withVMDelta(withVM(img("nginx", "amd64", t0.Add(time.Hour), "b"), "b"), a, anchorKey(VersionKey(t0)))
+	c := New()
+	mustAdd(t, c, a)
+	mustAdd(t, c, b)
+	var keys []string
+	for _, vc := range c.Copies() {
+		keys = append(keys, vc.Version)
+	}
+	ka, kb := VersionKey(t0), VersionKey(b.Created)
+	if want := []string{ka, anchorKey(ka), kb, anchorKey(kb)}; !reflect.DeepEqual(keys, want) {
+		t.Fatalf("copies %v, want %v", keys, want)
+	}
+	m := New()
+	res, errs := m.MergeAll(c.Copies(), Merger{Writer: WriterPublish})
+	for i, err := range errs {
+		if err != nil || len(res[i].DroppedDeltas) > 0 {
+			t.Fatalf("copy %s: %v, dropped %v", keys[i], err, res[i].DroppedDeltas)
+		}
+	}
+	if !reflect.DeepEqual(m.Products, c.Products) {
+		t.Errorf("merged products differ:\n%s\nwant\n%s", m.Marshal(), c.Marshal())
+	}
+	if p := m.Products["nginx:amd64"]; p.VersionOf(anchorKey(ka)) != ka || p.VersionOf(kb) != kb {
+		t.Errorf("VersionOf")
 	}
 }

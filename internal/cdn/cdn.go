@@ -31,14 +31,17 @@ const defaultRegion = "us-east-1"
 // CatalogPaths returns the viewer paths of the catalog files of a
 // registry stored under prefix ("" for a whole bucket): index.json,
 // images.json and, for a sharded registry, its product files (one
-// wildcard path). The distribution serves the bucket as is (no origin
-// path), so a viewer path is "/" followed by the object key.
+// wildcard path, which covers their signed forms too), then the signed
+// forms of index.json and images.json. The distribution serves the bucket
+// as is (no origin path), so a viewer path is "/" followed by the object
+// key.
 func CatalogPaths(prefix string) []string {
 	base := "/"
 	if p := strings.Trim(prefix, "/"); p != "" {
 		base += p + "/"
 	}
-	return []string{base + catalog.IndexPath, base + catalog.ImagesPath, base + catalog.ShardPathPattern}
+	return []string{base + catalog.IndexPath, base + catalog.ImagesPath, base + catalog.ShardPathPattern,
+		base + catalog.SignedIndexPath, base + catalog.SignedPath(catalog.ImagesPath)}
 }
 
 // Invalidate asks CloudFront distribution distributionID to drop its cached

@@ -39,9 +39,9 @@ func fakeCloudFront(t *testing.T) *cdntest.Server {
 
 func TestCatalogPaths(t *testing.T) {
 	for prefix, want := range map[string][]string{
-		"":               {"/streams/v1/index.json", "/streams/v1/images.json", "/streams/v1/images-*"},
-		"incus":          {"/incus/streams/v1/index.json", "/incus/streams/v1/images.json", "/incus/streams/v1/images-*"},
-		"/incus/stable/": {"/incus/stable/streams/v1/index.json", "/incus/stable/streams/v1/images.json", "/incus/stable/streams/v1/images-*"},
+		"":               {"/streams/v1/index.json", "/streams/v1/images.json", "/streams/v1/images-*", "/streams/v1/index.sjson", "/streams/v1/images.sjson"},
+		"incus":          {"/incus/streams/v1/index.json", "/incus/streams/v1/images.json", "/incus/streams/v1/images-*", "/incus/streams/v1/index.sjson", "/incus/streams/v1/images.sjson"},
+		"/incus/stable/": {"/incus/stable/streams/v1/index.json", "/incus/stable/streams/v1/images.json", "/incus/stable/streams/v1/images-*", "/incus/stable/streams/v1/index.sjson", "/incus/stable/streams/v1/images.sjson"},
 	} {
 		if got := cdn.CatalogPaths(prefix); !slices.Equal(got, want) {
 			t.Errorf("CatalogPaths(%q) = %q, want %q", prefix, got, want)
@@ -64,7 +64,7 @@ func TestInvalidate(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("%d invalidations, want 2", len(got))
 	}
-	want := []string{"/incus/streams/v1/index.json", "/incus/streams/v1/images.json", "/incus/streams/v1/images-*"}
+	want := []string{"/incus/streams/v1/index.json", "/incus/streams/v1/images.json", "/incus/streams/v1/images-*", "/incus/streams/v1/index.sjson", "/incus/streams/v1/images.sjson"}
 	for _, inv := range got {
 		if inv.DistributionID != srv.Distribution || !slices.Equal(inv.Paths, want) {
 			t.Errorf("invalidation %+v, want distribution %s paths %q", inv, srv.Distribution, want)

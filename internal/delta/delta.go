@@ -10,14 +10,14 @@ package delta
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // ErrNoXdelta3 is returned when xdelta3 is not on PATH.
@@ -103,12 +103,12 @@ func Decode(ctx context.Context, base, delta string, w io.Writer) (sha string, s
 	if err := Available(); err != nil {
 		return "", 0, err
 	}
-	h := sha256.New()
+	h := digest.New()
 	cw := &countWriter{w: io.MultiWriter(h, w)}
 	if err := run(ctx, cw, "-d", "-c", "-s", base, delta); err != nil {
 		return "", 0, fmt.Errorf("%w: xdelta3 decode: %w", ErrMismatch, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), cw.n, nil
+	return digest.Hex(h), cw.n, nil
 }
 
 // run runs xdelta3; its stderr's first line explains a failure.
@@ -152,10 +152,10 @@ func fileSHA256(path string) (string, int64, error) {
 		return "", 0, err
 	}
 	defer f.Close()
-	h := sha256.New()
+	h := digest.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
 		return "", 0, fmt.Errorf("read %s: %w", path, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return digest.Hex(h), n, nil
 }

@@ -39,5 +39,15 @@ func NewFingerprint() Fingerprint { return Fingerprint{sha256.New()} }
 // Hex returns the fingerprint of the bytes written so far, lowercase hex.
 func (f Fingerprint) Hex() string { return Hex(f.Hash) }
 
+// New returns an empty SHA-256, the one hash the registry uses (files,
+// objects, records); read it with Hex.
+func New() hash.Hash { return sha256.New() }
+
 // Hex returns h's digest as lowercase hex.
 func Hex(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
+
+// Of returns the SHA-256 of data, lowercase hex.
+func Of(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}

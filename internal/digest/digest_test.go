@@ -28,3 +28,11 @@ func TestFingerprintIsSHA256OfMetadataThenRoot(t *testing.T) {
 		t.Fatalf("Sum = %s, want %x", got, want)
 	}
 }
+
+func TestNewAndOfAgree(t *testing.T) {
+	h := New()
+	h.Write([]byte("x"))
+	if got, want := Hex(h), Of([]byte("x")); got != want || !IsSHA256(got) {
+		t.Fatalf("Hex(New()+x) = %s, Of(x) = %s", got, want)
+	}
+}

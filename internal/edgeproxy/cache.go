@@ -123,6 +123,8 @@ type catalogCache struct {
 	ttl    time.Duration
 	group  singleflight.Group
 	m      *metrics
+	// verified, with a keyring, is the only source of catalog files.
+	verified *verifiedCatalog
 
 	mu      sync.Mutex
 	entries map[string]*catalogEntry
@@ -134,6 +136,9 @@ func newCatalogCache(o Origin, gate *originGate, ttl time.Duration, m *metrics) 
 
 // get returns the cached entry for key, refreshing it when older than ttl.
 func (c *catalogCache) get(ctx context.Context, key string) (*catalogEntry, error) {
+	if c.verified != nil {
+		return c.verified.get(ctx, key)
+	}
 	c.mu.Lock()
 	e := c.entries[key]
 	c.mu.Unlock()

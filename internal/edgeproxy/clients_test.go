@@ -123,38 +123,39 @@ func TestClientAddressFromTrustedProxies(t *testing.T) {
 	})
 	lb, direct := trustedProxy{p, "127.0.0.2"}, trustedProxy{p, "127.0.0.3"}
 
-	// Spoofing from an untrusted address: one client, whatever it claims.
-	if got := direct.codes(t, repeat(8, "X-Forwarded-For: 198.51.100.%d")...); got[200] != 5 || got[429] != 3 {
-		t.Errorf("forged X-Forwarded-For from an untrusted client: %v, want 5×200 3×429", got)
-	}
-	if got := direct.codes(t, "Forwarded: for=198.51.100.99"); got[429] != 1 {
-		t.Errorf("forged Forwarded from an untrusted client: %v", got)
-	}
-	// Through the trusted proxy: one quota per client it names.
-	if got := lb.codes(t, repeat(6, "X-Forwarded-For: 203.0.113.1")...); got[200] != 5 || got[429] != 1 {
-		t.Errorf("client 203.0.113.1 through the proxy: %v, want 5×200 1×429", got)
-	}
-	if got := lb.codes(t, "X-Forwarded-For: 203.0.113.2"); got[200] != 1 {
-		t.Errorf("client 203.0.113.2 through the proxy: %v", got)
-	}
-	// Left of the last untrusted address is the client's own say: 203.0.113.3
-	// forging other addresses is still 203.0.113.3.
-	got := lb.codes(t, append(repeat(5, "X-Forwarded-For: 10.0.0.%d, 203.0.113.3"), "X-Forwarded-For: 203.0.113.3")...)
-	if got[200] != 5 || got[429] != 1 {
-		t.Errorf("203.0.113.3 forging addresses left of its own: %v, want 5×200 1×429", got)
-	}
-	// A chain of trusted proxies (a CDN, then the load balancer).
-	lb.codes(t, repeat(5, "X-Forwarded-For: 203.0.113.4, 192.0.2.7")...)
-	if got := lb.codes(t, "X-Forwarded-For: 203.0.113.4"); got[429] != 1 {
-		t.Errorf("203.0.113.4 behind two trusted proxies: %v, want 429 (its quota used)", got)
-	}
-	// IPv6 clients count per /64 here too.
-	if got := lb.codes(t, repeat(6, "X-Forwarded-For: 2001:db8:7::%x")...); got[200] != 5 || got[429] != 1 {
-		t.Errorf("one /64 through the proxy: %v, want 5×200 1×429", got)
-	}
-	// No header: the proxy's own request.
-	if got := lb.codes(t, ""); got[200] != 1 {
-		t.Errorf("the proxy's own request: %v", got)
+	// Each step's requests, in order (quotas carry over); only the named
+	// statuses are checked.
+	for _, step := range []struct {
+		what string
+		via  trustedProxy
+		hdrs []string
+		want map[int]int
+	}{
+		// Spoofing from an untrusted address: one client, whatever it claims.
+		{"forged X-Forwarded-For from an untrusted client", direct, repeat(8, "X-Forwarded-For: 198.51.100.%d"), map[int]int{200: 5, 429: 3}},
+		{"forged Forwarded from an untrusted client", direct, []string{"Forwarded: for=198.51.100.99"}, map[int]int{429: 1}},
+		// Through the trusted proxy: one quota per client it names.
+		{"client 203.0.113.1 through the proxy", lb, repeat(6, "X-Forwarded-For: 203.0.113.1"), map[int]int{200: 5, 429: 1}},
+		{"client 203.0.113.2 through the proxy", lb, []string{"X-Forwarded-For: 203.0.113.2"}, map[int]int{200: 1}},
+		// Left of the last untrusted address is the client's own say:
+		// 203.0.113.3 forging other addresses is still 203.0.113.3.
+		{"203.0.113.3 forging addresses left of its own", lb, append(repeat(5, "X-Forwarded-For: 10.0.0.%d, 203.0.113.3"), "X-Forwarded-For: 203.0.113.3"), map[int]int{200: 5, 429: 1}},
+		// A chain of trusted proxies (a CDN, then the load balancer): the
+		// first step uses up 203.0.113.4's quota.
+		{"203.0.113.4 behind two trusted proxies", lb, repeat(5, "X-Forwarded-For: 203.0.113.4, 192.0.2.7"), nil},
+		{"203.0.113.4 behind two trusted proxies, its quota used", lb, []string{"X-Forwarded-For: 203.0.113.4"}, map[int]int{429: 1}},
+		// IPv6 clients count per /64 here too.
+		{"one /64 through the proxy", lb, repeat(6, "X-Forwarded-For: 2001:db8:7::%x"), map[int]int{200: 5, 429: 1}},
+		// No header: the proxy's own request.
+		{"the proxy's own request", lb, []string{""}, map[int]int{200: 1}},
+	} {
+		got := step.via.codes(t, step.hdrs...)
+		for status, n := range step.want {
+			if got[status] != n {
+				t.Errorf("%s: %v, want %v", step.what, got, step.want)
+				break
+			}
+		}
 	}
 	remotes := strings.Join(logRemotes(logs), "\n")
 	for _, want := range []string{"203.0.113.1 via 127.0.0.2:", "203.0.113.3 via 127.0.0.2:", "203.0.113.4 via 127.0.0.2:", "2001:db8:7::5 via 127.0.0.2:", "127.0.0.3:"} {

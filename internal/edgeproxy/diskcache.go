@@ -3,8 +3,6 @@ package edgeproxy
 import (
 	"container/list"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -171,9 +169,9 @@ func (c *diskCache) verify(e *diskEntry) error {
 		return err
 	}
 	defer file.Close()
-	h := sha256.New()
+	h := digest.New()
 	n, err := io.Copy(h, file)
-	if err != nil || n != e.size || hex.EncodeToString(h.Sum(nil)) != e.sha {
+	if err != nil || n != e.size || digest.Hex(h) != e.sha {
 		c.drop(e)
 		return fmt.Errorf("cached %s: %w", e.sha, errCorrupt)
 	}

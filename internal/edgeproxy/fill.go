@@ -2,13 +2,13 @@ package edgeproxy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"time"
+
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // fillLimits bound the fetches into the cache that clients start: a
@@ -117,13 +117,13 @@ func (c *diskCache) startFill(ctx context.Context, client string, f fileInfo, fe
 // runFill fetches into tmp and checks it against the catalog.
 func (c *diskCache) runFill(ctx context.Context, fl *fill, tmp *os.File, fetch func(context.Context, io.Writer) error) error {
 	defer tmp.Close()
-	h := sha256.New()
+	h := digest.New()
 	w := &fillWriter{size: fl.f.size, w: io.MultiWriter(tmp, h)}
 	if err := fetch(ctx, w); err != nil {
 		return err
 	}
 	f := fl.f
-	if w.n != f.size || hex.EncodeToString(h.Sum(nil)) != f.sha256 {
+	if w.n != f.size || digest.Hex(h) != f.sha256 {
 		return fmt.Errorf("fetched file (%d bytes) %w (%d bytes, %s)", w.n, errCorrupt, f.size, f.sha256)
 	}
 	if err := tmp.Close(); err != nil {

@@ -177,15 +177,15 @@ func (h *handler) serve(w *recorder, r *http.Request, clientAddr string) (class,
 }
 
 func (h *handler) serveCatalog(w http.ResponseWriter, r *http.Request, key string) {
-	if key != catalog.IndexPath {
-		// Only the catalog files index.json names exist: anything else is
-		// answered without an origin call.
+	if doc := unsignedPath(key); doc != catalog.IndexPath {
+		// Only the catalog files index.json names exist, and their signed
+		// forms: anything else is answered without an origin call.
 		ix, err := h.cache.get(r.Context(), catalog.IndexPath)
 		if err != nil {
 			h.originError(w, key, err)
 			return
 		}
-		if !ix.names(key) {
+		if !ix.names(doc) {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
 		}
@@ -201,6 +201,9 @@ func (h *handler) serveCatalog(w http.ResponseWriter, r *http.Request, key strin
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "application/json")
+	if key != unsignedPath(key) {
+		hd.Set("Content-Type", "text/plain; charset=utf-8") // clear-signed JSON
+	}
 	hd.Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(h.catalogMaxAge.Seconds())))
 	hd.Set("Vary", "Accept-Encoding")
 	data, etag := e.data, e.etag
@@ -275,6 +278,12 @@ func safeRange(rg string) string {
 // originError answers an origin failure without leaking it: 404 for a
 // missing object, 502 otherwise (the detail goes to the log only).
 func (h *handler) originError(w http.ResponseWriter, key string, err error) {
+	if errors.Is(err, errNoVerifiedCatalog) {
+		// Logged once by the verified catalog, not at each request.
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, "no verified catalog", http.StatusServiceUnavailable)
+		return
+	}
 	if isNotFound(err) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return

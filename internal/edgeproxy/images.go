@@ -18,8 +18,15 @@ import (
 
 func (h *handler) serveImage(w *recorder, r *http.Request, key, client string) {
 	if h.disk != nil {
-		if f, ok := h.catalogFile(r.Context(), key); ok && h.disk.fits(f.size) {
+		f, ok := h.catalogFile(r.Context(), key)
+		if ok && h.disk.fits(f.size) {
 			h.serveCached(w, r, key, client, f)
+			return
+		}
+		if h.cache.verified != nil {
+			// With a keyring a file goes out only checked against the
+			// verified catalog: through the cache, never streamed.
+			h.unverifiedImage(w, key, ok)
 			return
 		}
 	}
@@ -46,6 +53,17 @@ func (h *handler) serveImage(w *recorder, r *http.Request, key, client string) {
 	}
 	// Never Content-Encoding: Incus hashes exactly the bytes it receives.
 	http.ServeContent(w, r, "", info.ModTime, obj)
+}
+
+// unverifiedImage refuses, with a keyring, an image file the verified
+// catalog does not name (404), or one larger than the whole cache (502).
+func (h *handler) unverifiedImage(w http.ResponseWriter, key string, named bool) {
+	if !named {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	h.log.Warn("image file larger than the image cache: with a keyring it is not served (give a larger --cache-size)", "key", key)
+	http.Error(w, "bad gateway", http.StatusBadGateway)
 }
 
 // serveCached serves an image file from the disk cache, answering from

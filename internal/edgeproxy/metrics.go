@@ -23,6 +23,10 @@ type metrics struct {
 	tokenRequests  *prometheus.CounterVec // token name
 	connsRefused   prometheus.Counter
 	inflight       prometheus.Gauge
+
+	catalogRefusals *prometheus.CounterVec // reason (verified.go)
+	catalogSerial   prometheus.Gauge
+	catalogExpires  prometheus.Gauge
 }
 
 func newMetrics(cacheBytes func() float64) *metrics {
@@ -65,6 +69,11 @@ func newMetrics(cacheBytes func() float64) *metrics {
 		tokenRequests: counters("edgeproxy_token_requests_total", "Requests that came with a valid access token, by the token's name.", "token"),
 		connsRefused:  counter("edgeproxy_connections_refused_total", "Connections closed at once: their client already held the maximum."),
 		inflight:      gauge("edgeproxy_requests_inflight", "Requests being answered (downloads included)."),
+		catalogRefusals: counters("edgeproxy_catalog_refusals_total",
+			"With --keyring: signed catalogs refused (the last verified one still served), by reason: missing, not-signed, malformed, unknown-key, bad-signature, unstamped, expired, rollback (an older registry_serial than the last verified), mix (a product file the index does not bind).",
+			"reason"),
+		catalogSerial:  gauge("edgeproxy_catalog_serial", "With --keyring: the registry_serial of the verified index.sjson served (0: none yet)."),
+		catalogExpires: gauge("edgeproxy_catalog_expires_timestamp_seconds", "With --keyring: when the verified catalog served expires (Unix time; 0: none yet)."),
 	}
 	reg.MustRegister(m.originLatency, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "edgeproxy_image_cache_bytes", Help: "Bytes held by the image disk cache, or reserved by the files being fetched into it.",

@@ -11,7 +11,7 @@ import (
 type class string
 
 const (
-	classCatalog class = "catalog" // streams/v1/*.json
+	classCatalog class = "catalog" // streams/v1/*.json and *.sjson (their signed forms)
 	classImage   class = "image"   // images/... (content-addressed, immutable)
 	classPage    class = "page"    // the catalog page
 	classOther   class = "other"   // health, refused requests
@@ -80,8 +80,17 @@ func route(raw string) (objKey string, c class, status int) {
 		// (images/<fp>.incus.tar.xz), images.linuxcontainers.org's
 		// (images/debian/bookworm/amd64/default/20261129_05:24/rootfs.squashfs).
 		return k, classImage, 0
-	case strings.HasPrefix(k, "streams/v1/") && strings.HasSuffix(k, ".json") && strings.Count(k, "/") == 2:
+	case strings.HasPrefix(k, "streams/v1/") && (strings.HasSuffix(k, ".json") || strings.HasSuffix(k, ".sjson")) && strings.Count(k, "/") == 2:
 		return k, classCatalog, 0
 	}
 	return "", classOther, http.StatusNotFound
+}
+
+// unsignedPath is the catalog document a catalog path is or signs: X.json
+// for X.sjson (catalog.SignedPath's inverse), path itself otherwise.
+func unsignedPath(path string) string {
+	if p, ok := strings.CutSuffix(path, ".sjson"); ok {
+		return p + ".json"
+	}
+	return path
 }

@@ -33,6 +33,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/signing"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -156,6 +158,14 @@ type Config struct {
 	// RemoteName is the remote name the catalog page's commands use
 	// (default "appliance").
 	RemoteName string
+
+	// Keyring, when set, makes the proxy serve the catalog only as
+	// extracted from signed documents that verify with it (verified.go),
+	// and image files only through the disk cache (which checks each
+	// against the verified catalog's sha256 before any byte goes out): it
+	// needs CacheDir and CacheSize. The registry_serial last verified of
+	// each document is kept in StateDir/catalog-serials.json.
+	Keyring *signing.Keyring
 }
 
 // Server is a running edgeproxy.
@@ -168,6 +178,7 @@ type Server struct {
 	acmeSrv    *http.Server
 	selfSigned *SelfSigned
 	publicURL  string
+	handler    *handler
 }
 
 func (c *Config) defaults() {
@@ -234,6 +245,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg}
+	if cfg.Keyring != nil && (cfg.CacheDir == "" || cfg.CacheSize <= 0) {
+		return nil, errors.New("--keyring needs the image cache (--cache-size above 0): image files go out only once checked against the verified catalog")
+	}
 	var disk *diskCache
 	m := newMetrics(func() float64 {
 		if disk == nil {
@@ -257,6 +271,13 @@ func New(cfg Config) (*Server, error) {
 		minRate:    max(cfg.MinTransferRate, 0), rateGrace: cfg.MinRateGrace,
 		remoteName: cfg.RemoteName, m: m, log: cfg.Logger, clients: clients, maxQueue: max(maxSendQueue(), 2*int64(cfg.SendBuffer)),
 	}
+	if cfg.Keyring != nil {
+		serials, err := loadSerials(filepath.Join(cfg.StateDir, serialsFile))
+		if err != nil {
+			return nil, err
+		}
+		h.cache.verified = newVerifiedCatalog(cfg.Origin, gate, cfg.Keyring, serials, cfg.CatalogTTL, m, cfg.Logger)
+	}
 	if cfg.ClientRate > 0 {
 		h.rate = newRateLimiter(cfg.ClientRate, cfg.ClientBurst)
 	}
@@ -270,6 +291,7 @@ func New(cfg Config) (*Server, error) {
 	if rr, ok := cfg.Origin.(store.RangeReader); ok {
 		h.ranger = rr
 	}
+	s.handler = h
 	s.srv = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -450,6 +472,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.metricsSrv != nil {
 		go s.metricsSrv.Serve(s.metricsLn)
 		defer s.metricsSrv.Close()
+	}
+	if v := s.handler.cache.verified; v != nil {
+		// Read the signed catalog now: the log says at once whether one
+		// verified.
+		go v.get(ctx, catalog.IndexPath)
 	}
 	select {
 	case err := <-errc:

@@ -18,22 +18,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// tool returns the path of a program a test drives, skipping the test
-// when it is missing unless REGISTRY_E2E=require (as `make test` sets).
-func tool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		msg := fmt.Sprintf("%s not found: run scripts/install-deps.sh", name)
-		if os.Getenv("REGISTRY_E2E") == "require" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
-}
+	"github.com/incus-appliance/registry/internal/tooltest"
+)
 
 // Fifty real clients that stop reading a big image file — 25 HTTP/2
 // streams of nghttp with a zero flow-control window, 25 HTTP/1.1 curl
@@ -44,7 +31,8 @@ func TestStalledReadersDoNotStarveDownloads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a minute of stalled clients: make test runs it")
 	}
-	nghttp, curl := tool(t, "nghttp"), tool(t, "curl")
+	tools := tooltest.Require(t, "nghttp", "curl")
+	nghttp, curl := tools[0], tools[1]
 	dir, keys, data := catalogRegistry(t, 64<<20, 4<<20)
 	p := startProxy(t, dirOrigin(t, dir), func(c *Config) {
 		c.MaxOriginRequests = 2

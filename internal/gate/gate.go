@@ -63,13 +63,19 @@ func (r *Report) Failed() *Check {
 	return nil
 }
 
+// Marshal encodes the report as gate.json holds it.
+func (r *Report) Marshal() ([]byte, error) {
+	data, err := json.MarshalIndent(r, "", "  ")
+	return append(data, '\n'), err
+}
+
 // Save writes the report as dir/gate.json.
 func (r *Report) Save(dir string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
+	data, err := r.Marshal()
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, ReportFileName), append(data, '\n'), 0o644)
+	return os.WriteFile(filepath.Join(dir, ReportFileName), data, 0o644)
 }
 
 // Options say what to test and how.

@@ -6,18 +6,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 // newRepo makes a git repository with one commit: app/appliance.yaml and a
 // .gitignore ignoring /keys/.
 func newRepo(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("REGISTRY_E2E") == "require" {
-			t.Fatal("git not found (REGISTRY_E2E=require)")
-		}
-		t.Skip("git not found")
-	}
+	tooltest.Require(t, "git")
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "app", "appliance.yaml"), "name: app\n")
 	write(t, filepath.Join(dir, ".gitignore"), "/keys/\n")

@@ -5,15 +5,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"path"
 	"strings"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -26,13 +24,13 @@ const buildHint = `build it with distrobuilder or "tar -cJf"`
 
 // readMetadata reads the metadata tarball at path once, feeding every byte
 // to its own sha256 and to combined, and returns the validated metadata.
-func readMetadata(ctx context.Context, path string, combined hash.Hash, progress func(string, int64, int64)) (Metadata, File, error) {
+func readMetadata(ctx context.Context, path string, combined digest.Fingerprint, progress func(string, int64, int64)) (Metadata, File, error) {
 	f, total, err := open("metadata", path, "incus.tar.xz")
 	if err != nil {
 		return Metadata{}, File{}, err
 	}
 	defer f.Close()
-	sum := sha256.New()
+	sum := digest.New()
 	m := &meter{ctx: ctx, r: f, w: io.MultiWriter(sum, combined), t: newTicker(progress, path, total)}
 	data, err := walkMetadata(m)
 	if err != nil {
@@ -43,7 +41,7 @@ func readMetadata(ctx context.Context, path string, combined hash.Hash, progress
 	if err != nil {
 		return Metadata{}, File{}, &Error{"metadata", path, err}
 	}
-	return md, File{Path: path, Size: m.n, SHA256: hex.EncodeToString(sum.Sum(nil))}, nil
+	return md, File{Path: path, Size: m.n, SHA256: digest.Hex(sum)}, nil
 }
 
 // walkMetadata decompresses and walks the whole tarball read from m and

@@ -1,8 +1,6 @@
 package image
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // RecordName is the file, beside the image files, that holds their Record.
@@ -46,8 +45,7 @@ type Record struct {
 func (rec Record) checksum() string {
 	rec.Check = ""
 	data, _ := json.Marshal(rec)
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
+	return digest.Of(data)
 }
 
 // RecordedFile is one file of a Record, named relative to the record.

@@ -3,9 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -14,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -23,7 +22,7 @@ const rootFormats = "use a squashfs (rootfs.squashfs), a qcow2 VM disk (disk.qco
 
 // readRoot reads the root at path once, hashing it into its own sha256
 // and into combined, and recognises its kind from the first bytes.
-func readRoot(ctx context.Context, path string, combined hash.Hash, progress func(string, int64, int64), partSize int64) (File, catalog.RootKind, error) {
+func readRoot(ctx context.Context, path string, combined digest.Fingerprint, progress func(string, int64, int64), partSize int64) (File, catalog.RootKind, error) {
 	f, total, err := open("rootfs", path, "rootfs.squashfs, disk.qcow2 or rootfs.tar.xz")
 	if err != nil {
 		return File{}, "", err
@@ -42,7 +41,7 @@ func readRoot(ctx context.Context, path string, combined hash.Hash, progress fun
 		}
 		return err
 	}
-	sum := sha256.New()
+	sum := digest.New()
 	hashes := []hash.Hash{sum, combined}
 	var parts *partHasher
 	if partSize > 0 {
@@ -61,7 +60,7 @@ func readRoot(ctx context.Context, path string, combined hash.Hash, progress fun
 		return fail(err)
 	}
 	t.finish(n)
-	file := File{Path: path, Size: n, SHA256: hex.EncodeToString(sum.Sum(nil))}
+	file := File{Path: path, Size: n, SHA256: digest.Hex(sum)}
 	if parts != nil {
 		file.PartSHA256 = parts.parts()
 	}

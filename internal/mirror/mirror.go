@@ -14,8 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/location"
 	"github.com/incus-appliance/registry/internal/registry"
+	"github.com/incus-appliance/registry/internal/signing"
 	"github.com/incus-appliance/registry/internal/simplestreams"
 	"github.com/incus-appliance/registry/internal/store"
 )
@@ -24,8 +26,14 @@ import (
 type Options struct {
 	Filters []Filter
 	// Keep, when > 0, copies only the newest Keep versions per product.
-	Keep   int
-	DryRun bool
+	Keep int
+	// Keyring, when set, makes the mirror take only a signed source,
+	// through its verified signatures (simplestreams.Trust).
+	Keyring *signing.Keyring
+	// IntoExisting lets the source's versions into products another
+	// writer wrote (catalog/writer.go); each such version is reported.
+	IntoExisting bool
+	DryRun       bool
 	// Progress, when set, is called while a file uploads.
 	Progress func(key string, done, total int64)
 }
@@ -37,9 +45,20 @@ type Failure struct {
 	Error   string `json:"error"`
 }
 
+// Joined is a version added to a product another writer wrote
+// (Options.IntoExisting).
+type Joined struct {
+	Product string `json:"product"`
+	Version string `json:"version"`
+	Writer  string `json:"writer"`
+}
+
 // Report is the outcome of a mirror.
 type Report struct {
 	Source string `json:"source"`
+	// SignedBy are the keys whose signatures the source's catalog was
+	// taken through (none without Options.Keyring).
+	SignedBy []string `json:"signed_by,omitempty"`
 	// Versions are the versions selected; Copied, Unchanged and Failed
 	// partition them.
 	Versions  int `json:"versions"`
@@ -52,35 +71,66 @@ type Report struct {
 	Skipped       int       `json:"skipped"`
 	DroppedDeltas int       `json:"dropped_deltas"`
 	Failed        []Failure `json:"failed"`
-	DryRun        bool      `json:"dry_run"`
-	Retries       int       `json:"retries"`
+	// Joined are the copied versions that went into products another
+	// writer wrote.
+	Joined  []Joined `json:"into_existing"`
+	DryRun  bool     `json:"dry_run"`
+	Retries int      `json:"retries"`
 }
 
-// Run mirrors src into reg. The error is for what stops the whole mirror
-// (an unreadable or invalid source catalog, the registry unreachable);
-// versions that fail alone are in Report.Failed.
+// Run mirrors src into reg, as the writer catalog.MirrorWriter(src): it
+// adds versions only to the products it wrote, unless opts.IntoExisting.
+// The error is for what stops the whole mirror (an unreadable or invalid
+// source catalog, the registry unreachable); versions that fail alone are
+// in Report.Failed.
+//
+// The source catalog is checked whole first (simplestreams.Open), then
+// copied one products file at a time: memory follows the largest products
+// file, not the sum of them.
 func Run(ctx context.Context, src simplestreams.Source, reg *registry.Registry, opts Options) (*Report, error) {
-	rep := &Report{Source: src.String(), DryRun: opts.DryRun, Failed: []Failure{}}
-	c, err := simplestreams.ReadCatalog(ctx, src)
+	rep := &Report{Source: src.String(), DryRun: opts.DryRun, Failed: []Failure{}, Joined: []Joined{}}
+	cat, err := simplestreams.Open(ctx, src, simplestreams.Trust{Keyring: opts.Keyring})
 	if err != nil {
 		return nil, err
 	}
-	copies := Select(c, opts.Filters, opts.Keep)
-	rep.Versions = len(copies)
-	// The source catalog (tens of MB for images.linuxcontainers.org) is
-	// not needed any more: give its memory back before the files stream,
-	// so the peak is the larger of the two phases, not their sum.
-	c = nil
-	debug.FreeOSMemory()
-	results, retries, err := reg.Copy(ctx, registry.CopyRequest{
-		Copies: copies, DryRun: opts.DryRun, Progress: opts.Progress,
-		Open: src.Open,
-	})
-	rep.Retries = retries
+	for _, fpr := range cat.SignedBy() {
+		rep.SignedBy = append(rep.SignedBy, string(fpr))
+	}
+	by := catalog.Merger{Writer: catalog.MirrorWriter(src.String()), IntoExisting: opts.IntoExisting}
+	for i := range cat.Len() {
+		c, err := cat.Read(ctx, i)
+		if err != nil {
+			return rep, err
+		}
+		copies := Select(c, opts.Filters, opts.Keep)
+		rep.Versions += len(copies)
+		// The products file (tens of MB for images.linuxcontainers.org)
+		// is not needed any more: give its memory back before the files
+		// stream, so the peak is the larger of the two phases, not their
+		// sum.
+		c = nil
+		debug.FreeOSMemory()
+		results, retries, err := reg.Copy(ctx, registry.CopyRequest{
+			Copies: copies, DryRun: opts.DryRun, Progress: opts.Progress, By: by, Open: src.Open,
+		})
+		rep.add(results, retries)
+		if err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// add counts the results of one copy.
+func (rep *Report) add(results []registry.CopyResult, retries int) {
+	rep.Retries += retries
 	for _, r := range results {
 		switch r.Status {
 		case "copied":
 			rep.Copied++
+			if r.Joined != "" {
+				rep.Joined = append(rep.Joined, Joined{r.Product, r.Version, r.Joined})
+			}
 		case "unchanged":
 			rep.Unchanged++
 		case "failed":
@@ -96,10 +146,6 @@ func Run(ctx context.Context, src simplestreams.Source, reg *registry.Registry, 
 			}
 		}
 	}
-	if err != nil {
-		return rep, err
-	}
-	return rep, nil
 }
 
 // OpenSource opens a source given as an https:// URL, a directory,

@@ -76,8 +76,9 @@ func matches(filters []Filter, pk string, p *catalog.Product) bool {
 }
 
 // Select returns the versions to copy: the products the filters keep, the
-// newest keep versions of each (all when keep is 0), oldest first, without
-// the delta items whose base version is not selected. What is copied is
+// newest keep versions of each (all when keep is 0), oldest first, each
+// with its VM delta anchor, without the delta items whose base version is
+// not selected. What is copied is
 // therefore exactly what the catalog written will list.
 func Select(c *catalog.Catalog, filters []Filter, keep int) []catalog.VersionCopy {
 	var out []catalog.VersionCopy
@@ -90,12 +91,12 @@ func Select(c *catalog.Catalog, filters []Filter, keep int) []catalog.VersionCop
 		if keep > 0 && len(vks) > keep {
 			vks = vks[len(vks)-keep:]
 		}
-		if !slices.Contains(vks, vc.Version) {
+		if !slices.Contains(vks, p.VersionOf(vc.Version)) { // a VM delta anchor goes with its version
 			continue
 		}
 		items := map[string]catalog.Item{}
 		for ik, it := range vc.Items {
-			if it.DeltaBase == "" || slices.Contains(vks, it.DeltaBase) {
+			if it.DeltaBase == "" || slices.Contains(vks, p.VersionOf(it.DeltaBase)) {
 				items[ik] = it
 			}
 		}

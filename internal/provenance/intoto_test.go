@@ -8,6 +8,7 @@ import (
 	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
 	intoto "github.com/in-toto/attestation/go/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestReferenceTypesAccept: the in-toto project's own types read the
@@ -25,22 +26,26 @@ func TestReferenceTypesAccept(t *testing.T) {
 			t.Fatal(err)
 		}
 		var st intoto.Statement
-		if err := protojson.Unmarshal(data, &st); err != nil {
-			t.Fatalf("%s: in-toto Statement: %v", f, err)
-		}
-		if err := st.Validate(); err != nil {
-			t.Errorf("%s: in-toto Statement: %v", f, err)
-		}
+		readStrictly(t, f, "in-toto Statement", data, &st)
 		pred, err := protojson.Marshal(st.GetPredicate())
 		if err != nil {
 			t.Fatal(err)
 		}
-		var p slsa.Provenance
-		if err := protojson.Unmarshal(pred, &p); err != nil {
-			t.Fatalf("%s: SLSA Provenance v1: %v", f, err)
-		}
-		if err := p.Validate(); err != nil {
-			t.Errorf("%s: SLSA Provenance v1: %v", f, err)
-		}
+		readStrictly(t, f, "SLSA Provenance v1", pred, &slsa.Provenance{})
+	}
+}
+
+// readStrictly reads data (from file f) into msg with protojson, which
+// refuses unknown fields and wrong types, and runs msg's validator.
+func readStrictly(t *testing.T, f, what string, data []byte, msg interface {
+	proto.Message
+	Validate() error
+}) {
+	t.Helper()
+	if err := protojson.Unmarshal(data, msg); err != nil {
+		t.Fatalf("%s: %s: %v", f, what, err)
+	}
+	if err := msg.Validate(); err != nil {
+		t.Errorf("%s: %s: %v", f, what, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/store"
@@ -30,6 +31,25 @@ type commitStats struct {
 	Snapshot *snapshot
 }
 
+// sum is the SHA-256 of the file as the commit wrote it ("" when not
+// known).
+func (st commitStats) sum() string {
+	if st.Snapshot == nil {
+		return ""
+	}
+	return st.Snapshot.sum
+}
+
+// indexAfter brings index.json up to date after commit st of catalog file
+// key, when it wrote a product file.
+func (r *Registry) indexAfter(ctx context.Context, l layout, key string, st commitStats) (retries int, err error) {
+	if !st.Written || !slices.Contains(l.Files(), key) {
+		return 0, nil
+	}
+	n, _, err := r.syncIndex(ctx, l, key, st.Snapshot)
+	return n, err
+}
+
 // mutation changes a freshly read catalog; it reports whether anything
 // changed. It may run several times (once per attempt), always on a fresh
 // copy, and its error aborts the commit.
@@ -37,7 +57,8 @@ type mutation func(c *catalog.Catalog) (changed bool, err error)
 
 // commit applies m to the current catalog file key (images.json, or a
 // product file of a sharded registry) and writes the result back
-// with a conditional put, re-reading and re-applying on conflict. When
+// with a conditional put, re-reading and re-applying on conflict (an
+// error with Written set: the file was written, not its signed form). When
 // first is not nil, the first attempt starts from it instead of reading
 // again (the caller has just read the catalog). The
 // commit id recorded in the catalog makes a retry after a lost response
@@ -58,7 +79,7 @@ func (r *Registry) commit(ctx context.Context, key, id string, first *snapshot, 
 		etag := snap.etag
 		if c.HasCommit(id) {
 			st.Written, st.Catalog = true, c
-			return st, nil
+			return st, r.sealLanded(ctx, key, c, snap.sum)
 		}
 		changed, err := m(c)
 		if err != nil {
@@ -74,19 +95,44 @@ func (r *Registry) commit(ctx context.Context, key, id string, first *snapshot, 
 			}
 		}
 		c.RecordCommit(id, r.now())
-		info, err := r.writeCatalog(ctx, key, c.Marshal(), etag)
-		if err == nil {
+		w, err := r.writeCatalog(ctx, key, productFile{c}, etag)
+		if w.landed {
 			st.Written = true
-			if info.ETag != "" {
-				st.Snapshot = &snapshot{etag: info.ETag, cat: c}
+			if w.etag != "" {
+				st.Snapshot = &snapshot{etag: w.etag, sum: w.sum, cat: c}
 			}
-			return st, nil
+			return st, err
 		}
 		if err := r.retry(ctx, key, err, attempt); err != nil {
 			return st, err
 		}
 		st.Retries++
 	}
+}
+
+// sealLanded writes what accompanies catalog file key when a write whose
+// reply was lost is found to have landed: c as read now, whose bytes have
+// SHA-256 sum. (A file another writer changed since is signed by it.)
+func (r *Registry) sealLanded(ctx context.Context, key string, c *catalog.Catalog, sum string) error {
+	doc := productFile{c}
+	st := doc.stamp()
+	if st == nil {
+		return nil
+	}
+	data := doc.Marshal()
+	if sha256Hex(data) != sum {
+		return nil
+	}
+	return unsealedAfter(key, r.seal().follow(ctx, key, doc, data, st.Serial))
+}
+
+// unsealedAfter is the error of catalog file key written, but whose
+// signed form failed with err (nil when err is).
+func unsealedAfter(key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s written, but not its signed form (the next change to it, or publish sign, repairs that): %w", key, err)
 }
 
 // retry decides what follows a conditional write of catalog file key
@@ -124,32 +170,65 @@ func isConflict(err error) bool {
 	return errors.Is(err, store.ErrPreconditionFailed) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict)
 }
 
-// writeCatalog writes catalog file key (a product file, the root or
+// stored is what a catalog write stored: whether the file landed, its new
+// ETag (when the store tells it) and the SHA-256 of its bytes.
+type stored struct {
+	landed bool
+	etag   string
+	sum    string
+}
+
+// writeCatalog writes document key (a product file, the root or
 // index.json) if it still has ETag etag ("": only if absent). Every
 // catalog write goes through here: what must accompany each changed
-// catalog file is written here.
-func (r *Registry) writeCatalog(ctx context.Context, key string, data []byte, etag string) (store.ObjectInfo, error) {
+// catalog file is written here (seal.go: in a signed registry the
+// document is stamped, then followed by its .sjson; without a key a
+// signed registry is refused). An error once the file landed (its .sjson
+// failed) comes with landed set.
+func (r *Registry) writeCatalog(ctx context.Context, key string, doc document, etag string) (stored, error) {
+	s := r.seal()
+	if err := s.check(ctx); err != nil {
+		return stored{}, err
+	}
+	st := doc.stamp()
+	if st != nil {
+		s.stamp(st)
+	}
+	data := doc.Marshal()
 	opts := store.PutOptions{IfMatch: etag, IfAbsent: etag == "", ContentType: "application/json", CacheControl: CacheControlCatalog}
 	info, err := r.Store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
 	if err != nil {
-		return info, fmt.Errorf("write %s: %w", key, err)
+		return stored{}, fmt.Errorf("write %s: %w", key, err)
 	}
-	return info, nil
+	w := stored{landed: true, etag: info.ETag, sum: sha256Hex(data)}
+	if st == nil {
+		return w, nil
+	}
+	return w, unsealedAfter(key, s.follow(ctx, key, doc, data, st.Serial))
 }
 
 // syncIndex brings index.json up to date after a change of catalog file
 // key: key's entry (catalog.Layout.Entry: its products and live pending
-// ones, and with several files its alias claims) is built afresh from the
-// file, the other entries stay as they are (every entry is rebuilt from
-// its file when the index is missing, does not parse or lacks one). It
-// reads index.json BEFORE the catalog file, so what it builds from is at
-// least as new as what the index it replaces was built from, and writes
-// conditionally; the last writer therefore always leaves an index built
-// from the latest files. It returns the index as written (or found up to
-// date). known, when not nil, is the file as the caller's last commit
-// wrote it: used instead of reading the file again while the file still
-// has its ETag.
+// ones, and with several files its alias claims; in a signed registry the
+// file's digest) is built afresh from the file, the other entries stay as
+// they are (every entry is rebuilt from its file when the index is
+// missing, does not parse, lacks one or has one a signed registry does
+// not write). It reads index.json BEFORE the catalog file, so what it
+// builds from is at least as new as what the index it replaces was built
+// from, and writes conditionally; the last writer therefore always leaves
+// an index built from the latest files. It returns the index as written
+// (or found up to date: then, in a signed registry, its .sjson is
+// brought up to date too). known, when not nil, is the file as the
+// caller's last commit wrote it: used instead of reading the file again
+// while the file still has its ETag.
 func (r *Registry) syncIndex(ctx context.Context, l layout, key string, known *snapshot) (retries int, ix *catalog.Index, err error) {
+	fresh := map[string]*snapshot{key: known}
+	return r.writeIndex(ctx, l, []string{key}, fresh)
+}
+
+// writeIndex is syncIndex for the entries of keys; fresh holds files as
+// last written by this command, and gets those it signs.
+func (r *Registry) writeIndex(ctx context.Context, l layout, keys []string, fresh map[string]*snapshot) (retries int, ix *catalog.Index, err error) {
 	for attempt := 1; ; attempt++ {
 		old, etag, err := r.readObject(ctx, catalog.IndexPath)
 		if errors.Is(err, store.ErrNotFound) {
@@ -157,16 +236,16 @@ func (r *Registry) syncIndex(ctx context.Context, l layout, key string, known *s
 		} else if err != nil {
 			return retries, nil, err
 		}
-		if ix, err = r.buildIndex(ctx, l, key, old, known); err != nil {
+		if ix, err = r.buildIndex(ctx, l, keys, old, fresh); err != nil {
 			return retries, nil, err
 		}
-		want := ix.Marshal()
-		if bytes.Equal(old, want) {
-			return retries, ix, nil
+		if want := ix.Marshal(); bytes.Equal(old, want) {
+			// Its signed form may lag (a writer stopped between the two).
+			return retries, ix, r.seal().follow(ctx, catalog.IndexPath, indexFile{ix}, want, ix.Serial)
 		}
-		_, err = r.writeCatalog(ctx, catalog.IndexPath, want, etag)
-		if err == nil {
-			return retries, ix, nil
+		w, err := r.writeCatalog(ctx, catalog.IndexPath, indexFile{ix}, etag)
+		if w.landed {
+			return retries, ix, err
 		}
 		if err := r.retry(ctx, catalog.IndexPath, err, attempt); err != nil {
 			return retries, nil, err
@@ -175,39 +254,97 @@ func (r *Registry) syncIndex(ctx context.Context, l layout, key string, known *s
 	}
 }
 
-// buildIndex builds the index from the index as read (old) with file
-// key's entry read afresh (see syncIndex).
-func (r *Registry) buildIndex(ctx context.Context, l layout, key string, old []byte, known *snapshot) (*catalog.Index, error) {
-	now := r.now()
+// buildIndex builds the index from the index as read (old) with the
+// entries of keys read afresh (see syncIndex).
+func (r *Registry) buildIndex(ctx context.Context, l layout, keys []string, old []byte, fresh map[string]*snapshot) (*catalog.Index, error) {
+	s := r.seal()
 	entries := map[string]catalog.IndexEntry{}
+	var stamp catalog.Stamp
 	if ix, err := catalog.ParseIndex(old); err == nil {
-		entries = ix.Entries()
+		entries, stamp = ix.Entries(), ix.Stamp
 	}
 	paths := l.Files()
-	if slices.ContainsFunc(paths, func(p string) bool { _, ok := entries[p]; return !ok }) {
-		files, err := r.readFiles(ctx, l, nil)
-		if err != nil {
-			return nil, err
-		}
-		for i, p := range paths {
-			entries[p] = l.Entry(files[i], p, now)
-		}
-	} else if slices.Contains(paths, key) {
-		c, err := r.currentFile(ctx, key, known)
-		if err != nil {
-			return nil, err
-		}
-		entries[key] = l.Entry(c, key, now)
+	if slices.ContainsFunc(paths, func(p string) bool { e, ok := entries[p]; return !ok || !s.complete(e) }) {
+		keys = paths
 	}
-	return l.Index(entries), nil
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return !slices.Contains(paths, k) })
+	files, err := r.currentFiles(ctx, l, keys, fresh)
+	if err != nil {
+		return nil, err
+	}
+	now := r.now()
+	for i, p := range keys {
+		entries[p] = s.entry(l.Entry(files[i].cat, p, now), files[i].sum)
+	}
+	ix := l.Index(entries)
+	ix.Stamp = stamp
+	return ix, nil
 }
 
-// currentFile returns catalog file key as it is now (not to be changed):
-// known's catalog when the file still has known's ETag, else read.
-func (r *Registry) currentFile(ctx context.Context, key string, known *snapshot) (*catalog.Catalog, error) {
-	if s := r.unchanged(ctx, key, known); s != nil && s.cat != nil {
-		return s.cat, nil
+// currentFiles returns catalog files keys as they are now, parsed (not to
+// be changed): fresh's snapshot of a file while the file still has its
+// ETag, else read. In a signed registry a file never signed (or missing)
+// is signed first, so that index.json names only signed files; fresh
+// gets it.
+func (r *Registry) currentFiles(ctx context.Context, l layout, keys []string, fresh map[string]*snapshot) ([]*snapshot, error) {
+	out := make([]*snapshot, len(keys))
+	err := eachOf(len(keys), func(i int) error {
+		snap, err := r.currentFile(ctx, l, keys[i], fresh[keys[i]])
+		out[i] = snap
+		return err
+	})
+	for i, k := range keys {
+		if out[i] != nil {
+			fresh[k] = out[i]
+		}
 	}
-	c, _, err := r.readCatalogAt(ctx, key)
-	return c, err
+	return out, err
+}
+
+// currentFile is currentFiles for one file.
+func (r *Registry) currentFile(ctx context.Context, l layout, key string, known *snapshot) (*snapshot, error) {
+	if snap := r.unchanged(ctx, key, known); snap != nil && snap.cat != nil {
+		return snap, nil // as this command wrote it (and signed it)
+	}
+	snap, err := r.readSnapshot(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	c, err := snap.view(key)
+	if err != nil {
+		return nil, err
+	}
+	if unsigned, err := r.seal().unsigned(ctx, key, c); err != nil || !unsigned {
+		return &snap, err
+	}
+	st, err := r.commitIn(ctx, l, key, newID(), &snap, func(*catalog.Catalog) (bool, error) { return true, nil })
+	if err != nil {
+		return nil, err
+	}
+	if st.Snapshot != nil {
+		return st.Snapshot, nil
+	}
+	s, err := r.readSnapshot(ctx, key)
+	if err == nil {
+		_, err = s.view(key)
+	}
+	return &s, err
+}
+
+// eachOf runs f(0) to f(n-1), a few at a time, and joins their errors.
+func eachOf(n int, f func(i int) error) error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = f(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

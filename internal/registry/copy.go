@@ -20,6 +20,10 @@ type CopyRequest struct {
 	// Open streams a file of the source, named by its item path. The
 	// registry checks its size and sha256 against the item while storing it.
 	Open func(ctx context.Context, path string) (io.ReadCloser, error)
+	// By is who copies: the writer the products it creates record, and
+	// whether it may add to products another writer wrote
+	// (catalog/writer.go). By.Writer is required.
+	By catalog.Merger
 	// DryRun reports what would be copied, writing nothing.
 	DryRun bool
 	// Progress, when set, is called while a file uploads.
@@ -40,6 +44,9 @@ type CopyResult struct {
 	// DroppedDeltas are delta items left out: their base version is not in
 	// the registry.
 	DroppedDeltas []string `json:"dropped_deltas,omitempty"`
+	// Joined, when the version went into a product another writer wrote
+	// (CopyRequest.By.IntoExisting), names that writer.
+	Joined string `json:"joined,omitempty"`
 }
 
 // Copy commits the versions of req the registry lacks, the way Publish
@@ -48,13 +55,17 @@ type CopyResult struct {
 // with the right size and digest), checked against the item's size and
 // sha256; then one conditional commit merging every version whose files all
 // arrived, and index.json brought up to date. A version that does not fit
-// (a product-key or alias clash, different content under its key) or
+// (a product-key or alias clash, different content under its key, a
+// product another writer wrote: catalog.MergeAll) or
 // whose file is wrong or unreadable fails alone, with its error; the rest
 // goes on. Nothing is referenced before it is stored and checked.
 //
 // With several catalog files each file's versions go through these steps
 // in turn, and a version whose aliases another file has fails.
 func (r *Registry) Copy(ctx context.Context, req CopyRequest) ([]CopyResult, int, error) {
+	if req.By.Writer == "" {
+		return nil, 0, fmt.Errorf("copy: no writer named")
+	}
 	l, err := r.ensureLayout(ctx, !req.DryRun)
 	if err != nil {
 		return nil, 0, err
@@ -150,7 +161,7 @@ func (r *Registry) copyInto(ctx context.Context, l layout, key string, req CopyR
 // (later copies see earlier ones), and lists those that change it.
 func planCopy(c *catalog.Catalog, l layout, req CopyRequest) *copyPlan {
 	p := &copyPlan{req: req, results: make([]CopyResult, len(req.Copies)), files: make([][]catalog.Item, len(req.Copies)), claims: map[int][]string{}}
-	merged, errs := c.MergeAll(req.Copies)
+	merged, errs := c.MergeAll(req.Copies, req.By)
 	for i, vc := range req.Copies {
 		res := &p.results[i]
 		res.Product, res.Version = vc.Product, vc.Version
@@ -161,7 +172,7 @@ func planCopy(c *catalog.Catalog, l layout, req CopyRequest) *copyPlan {
 		case !m.Changed:
 			res.Status = "unchanged"
 		default:
-			res.Status, res.DroppedDeltas = "copied", m.DroppedDeltas
+			res.Status, res.DroppedDeltas, res.Joined = "copied", m.DroppedDeltas, m.Joined
 			p.todo = append(p.todo, i)
 			p.claims[i] = l.Claims(c, vc.Product)
 			for _, it := range sortedItems(vc) {
@@ -238,7 +249,7 @@ func (p *copyPlan) commit(ctx context.Context, t *txn, ready []int) error {
 		for j, i := range ready {
 			batch[j] = p.req.Copies[i]
 		}
-		_, errs := c.MergeAll(batch)
+		_, errs := c.MergeAll(batch, p.req.By)
 		for j, err := range errs {
 			if err != nil {
 				failed[ready[j]] = err.Error()

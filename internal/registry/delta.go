@@ -18,15 +18,25 @@ import (
 	"github.com/incus-appliance/registry/internal/store"
 )
 
-// DeltaResult says what Publish did about the delta from the previous
+// DefaultDeltaDepth is how many of a product's last versions a new
+// version gets a delta from unless told otherwise (publish
+// --delta-depth): a host that skipped up to DefaultDeltaDepth-1 releases
+// still refreshes with a delta.
+const DefaultDeltaDepth = 3
+
+// DeltaResult says what Publish did about the delta from one older
 // version.
 type DeltaResult struct {
-	// Base is the version key the delta starts from; BaseFingerprint its
-	// image.
+	// FType is the delta's: squashfs.vcdiff (to the root) or
+	// disk-kvm.img.vcdiff (to the VM disk).
+	FType string `json:"ftype"`
+	// Base is the version key the delta names as its delta_base (a VM
+	// delta names the version's anchor, K-vm); BaseFingerprint is the
+	// image it starts from.
 	Base            string `json:"base"`
 	BaseFingerprint string `json:"base_fingerprint"`
 	// Path and Size describe the delta file (empty in a dry run, which
-	// does not encode it).
+	// does not encode it, and for a delta not published).
 	Path string `json:"path,omitempty"`
 	Size int64  `json:"size,omitempty"`
 	// Listed is true when the catalog lists the delta with the new version.
@@ -35,51 +45,70 @@ type DeltaResult struct {
 	Note string `json:"note,omitempty"`
 }
 
-// deltaPlan is the delta a publish makes: from version base (image
-// baseImg) of the product to the image being published.
+// deltaPlan is one delta a publish makes: from base to the image's root
+// of kind, whose local file is path.
 type deltaPlan struct {
-	base    string
-	baseImg catalog.VersionImage
+	kind catalog.RootKind
+	base catalog.DeltaBase
+	path string
+	ref  catalog.FileRef
 }
 
-// planDelta decides whether publishing img (a new version of its product
-// in c, the catalog before the image is added) makes a delta: only for a
-// squashfs root whose product has a previous squashfs version, unless
-// disabled. A delta needed but impossible (no xdelta3) is an error, before
-// anything is written.
-func planDelta(c *catalog.Catalog, img catalog.Image, noDelta bool) (*deltaPlan, error) {
-	if noDelta || img.Delta != nil || img.RootKind != catalog.RootSquashfs {
-		return nil, nil
+// planDeltas decides which deltas publishing img (a new version of its
+// product in c, the catalog before the image is added) makes: to its
+// root and to its VM disk, one from each of the product's last depth
+// versions with an image of that kind (catalog.DeltaBases). Deltas needed
+// but impossible (no xdelta3) are an error, before anything is written.
+func planDeltas(c *catalog.Catalog, req PublishRequest, img catalog.Image, depth int) ([]deltaPlan, error) {
+	pk, vk := img.ProductKey(), catalog.VersionKey(img.Created)
+	var plans []deltaPlan
+	add := func(kind catalog.RootKind, path string, ref catalog.FileRef) {
+		for _, b := range c.DeltaBases(pk, vk, kind, depth) {
+			plans = append(plans, deltaPlan{kind: kind, base: b, path: path, ref: ref})
+		}
 	}
-	base, vi, ok := c.DeltaBase(img.ProductKey(), catalog.VersionKey(img.Created))
-	if !ok {
+	if len(img.Deltas) == 0 {
+		add(img.RootKind, req.RootPath, img.Root)
+	}
+	if img.VM != nil && len(img.VM.Deltas) == 0 {
+		add(catalog.RootQCOW2, req.VMDiskPath, img.VM.Disk)
+	}
+	if len(plans) == 0 {
 		return nil, nil
 	}
 	if err := delta.Available(); err != nil {
-		return nil, fmt.Errorf("%w; it makes the delta from version %s that clients refresh with: install it, or publish without a delta (--no-delta)", err, base)
+		return nil, fmt.Errorf("%w; it makes the delta from version %s that clients refresh with: install it, or publish without deltas (--no-delta)", err, plans[0].base.Version)
 	}
-	return &deltaPlan{base: base, baseImg: vi}, nil
+	return plans, nil
 }
 
-// makeDelta fetches the base root from the store into dir (checking its
-// digest), encodes the delta from it to the local root and checks that
-// decoding gives the root byte for byte. It returns the delta and its
-// local file; a base that cannot be read intact yields no delta and a note
-// (the publish goes on without one).
-func (r *Registry) makeDelta(ctx context.Context, plan *deltaPlan, img catalog.Image, rootPath, dir string) (*catalog.Delta, string, string, error) {
-	basePath := filepath.Join(dir, "base.squashfs")
-	note, err := r.fetchVerified(ctx, plan.baseImg.Root, basePath)
+// maxDeltaShare is the largest delta worth publishing, as a share of the
+// root: a client downloading a bigger one saves too little over the root.
+const maxDeltaShare = 0.5
+
+// makeDelta fetches the base root of plan from the store into dir
+// (checking its digest), encodes the delta from it to the local root as
+// dir/name and checks that decoding gives the root byte for byte. It
+// returns the delta; a base that cannot be read intact, or a delta larger
+// than half the root, yields none and a note (the publish goes on
+// without it).
+func (r *Registry) makeDelta(ctx context.Context, plan deltaPlan, dir, name string) (*catalog.Delta, string, error) {
+	basePath := filepath.Join(dir, "base")
+	defer os.Remove(basePath)
+	note, err := r.fetchVerified(ctx, plan.base.Image.Root, basePath)
 	if err != nil || note != "" {
-		return nil, "", note, err
+		return nil, note, err
 	}
-	out := filepath.Join(dir, "delta.vcdiff")
-	res, err := delta.Make(ctx, basePath, rootPath, out, img.Root.SHA256)
+	out := filepath.Join(dir, name)
+	res, err := delta.Make(ctx, basePath, plan.path, out, plan.ref.SHA256)
 	if err != nil {
-		return nil, "", "", fmt.Errorf("delta from version %s: %w", plan.base, err)
+		return nil, "", fmt.Errorf("delta from version %s: %w", plan.base.Version, err)
 	}
-	_ = os.Remove(basePath)
-	d := &catalog.Delta{Base: plan.base, BaseFingerprint: plan.baseImg.Fingerprint, File: catalog.FileRef{SHA256: res.SHA256, Size: res.Size}}
-	return d, out, "", nil
+	if float64(res.Size) > maxDeltaShare*float64(plan.ref.Size) {
+		_ = os.Remove(out)
+		return nil, fmt.Sprintf("not published: %d bytes, more than half the root (%d bytes): a client would save too little over downloading the root", res.Size, plan.ref.Size), nil
+	}
+	return &catalog.Delta{Base: plan.base.Version, BaseFingerprint: plan.base.Image.Fingerprint, File: catalog.FileRef{SHA256: res.SHA256, Size: res.Size}}, "", nil
 }
 
 // fetchVerified streams a stored file into path and checks its size and
@@ -112,25 +141,28 @@ func (r *Registry) fetchVerified(ctx context.Context, it catalog.Item, path stri
 	return "", nil
 }
 
-// fitDelta returns img as it can be added to c: without its delta when
-// the delta's base is no longer in the catalog (removed or pruned while
-// this publish ran), with the reason.
-func fitDelta(c *catalog.Catalog, img catalog.Image) (catalog.Image, string) {
-	d := img.Delta
-	if d == nil {
-		return img, ""
-	}
-	if p := c.Products[img.ProductKey()]; p != nil {
-		if v := p.Versions[d.Base]; v != nil {
-			for _, vi := range v.Images() {
-				if vi.Fingerprint == d.BaseFingerprint && vi.Kind == catalog.RootSquashfs {
-					return img, ""
-				}
+// fitDeltas returns img as it can be added to c: without the deltas
+// whose base is no longer in the catalog (removed or pruned while this
+// publish ran), and the reason by delta_base.
+func fitDeltas(c *catalog.Catalog, img catalog.Image) (catalog.Image, map[string]string) {
+	notes := map[string]string{}
+	p := c.Products[img.ProductKey()]
+	fit := func(deltas []catalog.Delta) []catalog.Delta {
+		return slices.DeleteFunc(slices.Clone(deltas), func(d catalog.Delta) bool {
+			if p != nil && p.Versions[d.Base] != nil {
+				return false
 			}
-		}
+			notes[d.Base] = fmt.Sprintf("not listed: its base version %s left the catalog during the publish", d.Base)
+			return true
+		})
 	}
-	img.Delta = nil
-	return img, fmt.Sprintf("not listed: its base version %s left the catalog during the publish", d.Base)
+	img.Deltas = fit(img.Deltas)
+	if img.VM != nil {
+		vm := *img.VM
+		vm.Deltas = fit(vm.Deltas)
+		img.VM = &vm
+	}
+	return img, notes
 }
 
 // verifyDeltas decodes every delta whose base is in the catalog against
@@ -146,39 +178,20 @@ func (r *Registry) verifyDeltas(ctx context.Context, c *catalog.Catalog, rep *Ve
 	for _, pk := range c.ProductKeys() {
 		p := c.Products[pk]
 		for _, vk := range p.VersionKeys() {
-			v := p.Versions[vk]
-			var target *catalog.VersionImage
-			for _, vi := range v.Images() {
-				if vi.Kind == catalog.RootSquashfs {
-					target = &vi
-					break
-				}
-			}
-			ds := v.Deltas()
+			ds := p.Versions[vk].Deltas()
 			for _, ik := range slices.Sorted(maps.Keys(ds)) {
 				it := ds[ik]
-				base := p.Versions[it.DeltaBase]
-				if base == nil || target == nil {
+				base, target, ok := p.DeltaImages(vk, it)
+				if !ok {
 					continue // a catalog problem already
 				}
-				var baseRoot *catalog.Item
-				for _, vi := range base.Images() {
-					if vi.Kind == catalog.RootSquashfs {
-						baseRoot = &vi.Root
-						break
-					}
-				}
-				if baseRoot == nil {
-					continue
-				}
-				where := fmt.Sprintf("%s version %s item %s", pk, vk, ik)
-				problem, err := r.decodeDelta(ctx, dir, *baseRoot, it, *target)
+				problem, err := r.decodeDelta(ctx, dir, base.Root, it, target)
 				if err != nil {
 					return err
 				}
 				rep.DeltasDecoded++
 				if problem != "" {
-					rep.problem("%s: %s", where, problem)
+					rep.problem("%s version %s item %s: %s", pk, vk, ik, problem)
 				}
 			}
 		}

@@ -16,43 +16,69 @@ import (
 	"github.com/incus-appliance/registry/internal/store"
 )
 
-func TestPublishMakesADeltaFromThePreviousVersionOnly(t *testing.T) {
+// withDepth returns the requests with DeltaDepth depth.
+func withDepth(vs []PublishRequest, depth int) []PublishRequest {
+	for i := range vs {
+		vs[i].DeltaDepth = depth
+	}
+	return vs
+}
+
+// deltaBases returns the bases of a publish's deltas, in its order.
+func deltaBases(res *PublishResult) []string {
+	var out []string
+	for _, d := range res.Deltas {
+		out = append(out, d.Base)
+	}
+	return out
+}
+
+// With DeltaDepth 2, each new version gets a delta from each of the last
+// two versions (newest first), each checked by decoding, uploaded after
+// the image's other files and listed; the oldest version is no base any
+// more once two are newer.
+func TestPublishMakesDeltasFromTheLastVersions(t *testing.T) {
 	deltatest.Require(t)
 	s := newScene(t)
 	ctx, r, fs := s.ctx, s.r, s.fs
-	vs := updates(t, 3)
-	v1, v2, v3 := vs[0], vs[1], vs[2]
-	if res := mustPublish(t, r, v1); res.Delta != nil {
-		t.Errorf("first version has a delta: %+v", res.Delta)
+	vs := withDepth(updates(t, 4), 2)
+	if res := mustPublish(t, r, vs[0]); res.Deltas != nil {
+		t.Errorf("first version has deltas: %+v", res.Deltas)
 	}
-	res := mustPublish(t, r, v2)
-	k1, k2, k3 := vk(0), vk(1), vk(2)
-	if d := res.Delta; d == nil || !d.Listed || d.Base != k1 || d.BaseFingerprint != v1.Image.Fingerprint || d.Size <= 0 || d.Size > v2.Image.Root.Size/10 {
-		t.Fatalf("second publish delta = %+v, want a listed delta from %s, under a tenth of the root", res.Delta, k1)
+	for i, want := range [][]string{nil, {vk(0)}, {vk(1), vk(0)}, {vk(2), vk(1)}} {
+		if i == 0 {
+			continue
+		}
+		res := mustPublish(t, r, vs[i])
+		if got := deltaBases(res); !slices.Equal(got, want) {
+			t.Fatalf("version %d: deltas from %v, want %v", i, got, want)
+		}
+		ds := deltaItems(t, r, vk(i))
+		if len(ds) != len(want) || len(res.Files) != 2+len(want) {
+			t.Fatalf("version %d: delta items %+v, files %+v", i, ds, res.Files)
+		}
+		for j, d := range res.Deltas {
+			base := vs[slices.Index([]string{vk(0), vk(1), vk(2)}, d.Base)]
+			it := ds["delta-"+d.Base]
+			if !d.Listed || d.BaseFingerprint != base.Image.Fingerprint || d.Size <= 0 || d.Size > vs[i].Image.Root.Size/10 ||
+				it.FType != catalog.FTypeSquashfsDelta || it.DeltaBase != d.Base || it.Path != d.Path {
+				t.Fatalf("version %d delta %+v, item %+v", i, d, it)
+			}
+			if f := res.Files[2+j]; f.Path != d.Path || !f.Uploaded {
+				t.Errorf("file %d = %+v, want delta %s uploaded", 2+j, f, d.Path)
+			}
+			// The stored delta turns the stored base root into the root.
+			_, baseRoot := catalog.ImagePaths(base.Image.Fingerprint, catalog.RootSquashfs)
+			if err := delta.Check(ctx, storedFile(t, fs.Store, baseRoot), storedFile(t, fs.Store, it.Path), vs[i].Image.Root.SHA256); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	if len(res.Files) != 3 || res.Files[2].Path != res.Delta.Path || !res.Files[2].Uploaded {
-		t.Errorf("files = %+v, want the delta uploaded last", res.Files)
+	if rep := s.verifyWith(VerifyOptions{Deep: true}); !rep.OK() || rep.DeltasDecoded != 5 {
+		t.Fatalf("deep verify = %+v; want OK with 5 deltas decoded", rep)
 	}
-	ds := deltaItems(t, r, k2)
-	it, ok := ds["delta-"+k1]
-	if len(ds) != 1 || !ok || it.FType != catalog.FTypeSquashfsDelta || it.DeltaBase != k1 || it.Path != res.Delta.Path {
-		t.Fatalf("version %s delta items = %+v", k2, ds)
-	}
-	// The stored delta turns the stored v1 root into v2's root.
-	_, v1Root := catalog.ImagePaths(v1.Image.Fingerprint, catalog.RootSquashfs)
-	if err := delta.Check(ctx, storedFile(t, fs.Store, v1Root), storedFile(t, fs.Store, it.Path), v2.Image.Root.SHA256); err != nil {
-		t.Fatal(err)
-	}
-	// v3: a delta from v2 only.
-	res = mustPublish(t, r, v3)
-	if ds := deltaItems(t, r, k3); len(ds) != 1 || ds["delta-"+k2].DeltaBase != k2 {
-		t.Fatalf("version %s delta items = %+v, want one from %s", k3, ds, k2)
-	}
-	if rep := s.verifyWith(VerifyOptions{Deep: true}); !rep.OK() || rep.DeltasDecoded != 2 {
-		t.Fatalf("deep verify = %+v; want OK with 2 deltas decoded", rep)
-	}
-	// Republishing v3: nothing to do, no delta work.
-	if res := mustPublish(t, r, v3); res.Changed || res.Delta != nil {
+	// Republishing: nothing to do, no delta work.
+	if res := mustPublish(t, r, vs[3]); res.Changed || res.Deltas != nil {
 		t.Errorf("republish = %+v", res)
 	}
 }
@@ -61,12 +87,38 @@ func TestPublishNoDelta(t *testing.T) {
 	s := newScene(t)
 	vs := updates(t, 2)
 	mustPublish(t, s.r, vs[0])
-	vs[1].NoDelta = true
-	if res := mustPublish(t, s.r, vs[1]); res.Delta != nil || len(res.Files) != 2 {
+	vs[1].DeltaDepth = 0
+	if res := mustPublish(t, s.r, vs[1]); res.Deltas != nil || len(res.Files) != 2 {
 		t.Errorf("--no-delta publish = %+v", res)
 	}
 	if ds := deltaItems(t, s.r, vk(1)); len(ds) != 0 {
 		t.Errorf("delta items = %+v", ds)
+	}
+}
+
+// A delta larger than half the root is made, found too big, and left
+// out with a note: nothing stored, nothing listed; the other deltas of
+// the version are published.
+func TestPublishLeavesOutADeltaLargerThanHalfTheRoot(t *testing.T) {
+	deltatest.Require(t)
+	s := newScene(t)
+	unrelated := makeImage(t, "nginx", t0, 99) // nothing in common with the updates
+	vs := withDepth(updates(t, 3)[1:], 2)
+	mustPublish(t, s.r, unrelated)
+	mustPublish(t, s.r, vs[0])
+	res := mustPublish(t, s.r, vs[1])
+	if got := deltaBases(res); !slices.Equal(got, []string{vk(1), vk(0)}) {
+		t.Fatalf("deltas from %v", got)
+	}
+	near, far := res.Deltas[0], res.Deltas[1]
+	if !near.Listed || far.Listed || far.Path != "" || !strings.Contains(far.Note, "more than half the root") {
+		t.Errorf("deltas %+v, want the one from %s listed, the one from %s left out", res.Deltas, vk(1), vk(0))
+	}
+	if ds := deltaItems(t, s.r, vk(2)); len(ds) != 1 || ds["delta-"+vk(1)].Path != near.Path || len(res.Files) != 3 {
+		t.Errorf("delta items %+v, files %+v", ds, res.Files)
+	}
+	if rep := s.verifyWith(VerifyOptions{Deep: true}); !rep.OK() || len(rep.Orphans) != 0 || rep.DeltasDecoded != 1 {
+		t.Errorf("deep verify = %+v", rep)
 	}
 }
 
@@ -76,7 +128,7 @@ func TestPublishWithoutXdelta3(t *testing.T) {
 	s := newScene(t)
 	vs := updates(t, 2)
 	v1, v2 := vs[0], vs[1]
-	v1.NoDelta = true
+	v1.DeltaDepth = 0
 	mustPublish(t, s.r, v1)
 	unchanged := s.frozen()
 	t.Setenv("PATH", t.TempDir())
@@ -85,9 +137,9 @@ func TestPublishWithoutXdelta3(t *testing.T) {
 		t.Fatalf("err = %v, want one line: xdelta3 missing, --no-delta", err)
 	}
 	unchanged("a refused publish")
-	v2.NoDelta = true
-	if res := mustPublish(t, s.r, v2); res.Delta != nil {
-		t.Errorf("NoDelta publish made a delta: %+v", res.Delta)
+	v2.DeltaDepth = 0
+	if res := mustPublish(t, s.r, v2); res.Deltas != nil {
+		t.Errorf("a publish with DeltaDepth 0 made deltas: %+v", res.Deltas)
 	}
 	mustVerify(t, s.r)
 }
@@ -110,30 +162,31 @@ func TestCorruptDeltaIsNeverPublished(t *testing.T) {
 	unchanged("a publish with a corrupt delta")
 }
 
-// The base version leaves the catalog while the publish uploads: the
-// version is committed without its delta (a delta whose base left is never
-// listed), and the registry verifies.
+// A base version leaves the catalog while the publish uploads: the
+// version is committed without the delta from it (a delta whose base left
+// is never listed), with its other delta, and the registry verifies.
 func TestDeltaWhoseBaseLeftIsNotListed(t *testing.T) {
-	s, vs := newDeltaScene(t, 2)
+	s, vs := newDeltaScene(t, 3)
 	ctx, r, fs := s.ctx, s.r, s.fs
-	v1, v2 := vs[0], vs[1]
+	vs = withDepth(vs, 2)
+	mustPublish(t, r, vs[1])
 	removed := false
 	fs.beforePut = func(key string, opts store.PutOptions) error {
 		if strings.HasSuffix(key, ".vcdiff") && !removed {
 			removed = true
 			other := &Registry{Store: fs.Store, BackoffBase: time.Millisecond}
-			if _, err := other.Remove(ctx, v1.Image.Fingerprint, RemoveOptions{}); err != nil {
+			if _, err := other.Remove(ctx, vs[0].Image.Fingerprint, RemoveOptions{}); err != nil {
 				t.Error(err)
 			}
 		}
 		return nil
 	}
-	res := mustPublish(t, r, v2)
-	if !removed || res.Delta == nil || res.Delta.Listed || !strings.Contains(res.Delta.Note, "left the catalog") {
-		t.Fatalf("delta = %+v (base removed: %v), want not listed", res.Delta, removed)
+	res := mustPublish(t, r, vs[2])
+	if !removed || len(res.Deltas) != 2 || !res.Deltas[0].Listed || res.Deltas[1].Listed || !strings.Contains(res.Deltas[1].Note, "left the catalog") {
+		t.Fatalf("deltas = %+v (base removed: %v), want the one from %s listed, the one from %s not", res.Deltas, removed, vk(1), vk(0))
 	}
-	if ds := deltaItems(t, r, vk(1)); len(ds) != 0 {
-		t.Errorf("a delta whose base left is listed: %+v", ds)
+	if ds := deltaItems(t, r, vk(2)); len(ds) != 1 || ds["delta-"+vk(1)].Path == "" {
+		t.Errorf("delta items %+v, want only the one from %s", ds, vk(1))
 	}
 	mustVerify(t, r)
 }
@@ -143,7 +196,7 @@ func TestDeltaWhoseBaseLeftIsNotListed(t *testing.T) {
 // them), leaves a registry that verifies, and the next publish succeeds.
 func TestKilledAtAnyInstantWithADelta(t *testing.T) {
 	deltatest.Require(t)
-	vs := updates(t, 3)
+	vs := withDepth(updates(t, 3), 2) // the last publish makes two deltas
 	sawDeltaUploadedNotCommitted := false
 	n := killedAtEveryInstant(t, vs[0], vs[1], vs[2], func(rep *VerifyReport) {
 		for _, o := range rep.Orphans {
@@ -158,19 +211,22 @@ func TestKilledAtAnyInstantWithADelta(t *testing.T) {
 	t.Logf("killed at each of the first %d store operations of a publish with a delta: registry valid every time", n)
 }
 
-// Prune with --keep 2 drops the oldest version and the delta whose base
-// it was; the newest version's delta stays.
+// Prune with --keep 2 drops the oldest version and the deltas whose base
+// it was (one in each newer version); the newest version's delta from the
+// version kept stays.
 func TestPruneDeletesDeltasWhoseBaseLeft(t *testing.T) {
 	s, vs := newDeltaScene(t, 3)
-	d2 := mustPublish(t, s.r, vs[1]).Delta.Path
-	d3 := mustPublish(t, s.r, vs[2]).Delta.Path
+	vs = withDepth(vs, 2)
+	d2 := mustPublish(t, s.r, vs[1]).Deltas[0].Path
+	res3 := mustPublish(t, s.r, vs[2])
+	d3from2, d3from1 := res3.Deltas[0].Path, res3.Deltas[1].Path
 	res := s.prune(PruneOptions{Keep: 2, Grace: 0})
-	want := append(vs[0].Image.Paths(), d2)
+	want := append(vs[0].Image.Paths(), d2, d3from1)
 	if !sameSet(res.Deleted, want) {
 		t.Errorf("deleted %v, want %v", res.Deleted, want)
 	}
-	if !s.stored(d3) {
-		t.Errorf("the newest delta was deleted")
+	if !s.stored(d3from2) {
+		t.Errorf("the delta from the version kept was deleted")
 	}
 	if rep := s.verifyWith(VerifyOptions{Deep: true}); !rep.OK() || rep.DeltasDecoded != 1 {
 		t.Fatalf("deep verify after prune = %+v", rep)
@@ -183,7 +239,7 @@ func TestVerifyDeepFindsAWrongDelta(t *testing.T) {
 	s, vs := newDeltaScene(t, 2)
 	ctx, r, fs := s.ctx, s.r, s.fs
 	v1 := vs[0]
-	d := mustPublish(t, r, vs[1]).Delta.Path
+	d := mustPublish(t, r, vs[1]).Deltas[0].Path
 	item := deltaItems(t, r, vk(1))["delta-"+vk(0)]
 	// Damage: the file's bytes → the plain verify finds it.
 	bad := []byte(storeContents(t, fs.Store)[d])
@@ -229,8 +285,8 @@ func TestPublishDryRunPlansTheDelta(t *testing.T) {
 	v2 := vs[1]
 	v2.DryRun = true
 	res := mustPublish(t, s.r, v2)
-	if d := res.Delta; d == nil || d.Base != vk(0) || d.Listed || d.Path != "" {
-		t.Errorf("dry-run delta = %+v, want planned from %s", res.Delta, vk(0))
+	if ds := res.Deltas; len(ds) != 1 || ds[0].Base != vk(0) || ds[0].Listed || ds[0].Path != "" {
+		t.Errorf("dry-run deltas = %+v, want one planned from %s", ds, vk(0))
 	}
 	unchanged("the dry run")
 	t.Setenv("PATH", t.TempDir())

@@ -20,6 +20,7 @@ import (
 	"github.com/incus-appliance/registry/internal/delta/deltatest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
+	"github.com/incus-appliance/registry/internal/signing/signingtest"
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/memstore"
 )
@@ -40,7 +41,11 @@ func makeImage(t testing.TB, name string, created time.Time, seed int64, aliases
 	// Deltas need xdelta3: without it (outside CI) the tests that are not
 	// about deltas run without them; the delta tests fail or skip
 	// (deltatest.Require).
-	return PublishRequest{Image: im.CatalogImage(name, aliases, nil), MetadataPath: meta, RootPath: root, NoDelta: delta.Available() != nil}
+	req := PublishRequest{Image: im.CatalogImage(name, aliases, nil), MetadataPath: meta, RootPath: root}
+	if delta.Available() == nil {
+		req.DeltaDepth = 1
+	}
+	return req
 }
 
 // faultStore wraps a store to count and intercept operations.
@@ -50,6 +55,9 @@ type faultStore struct {
 	// beforePut runs before a Put reaches the store; a non-nil error is
 	// returned instead.
 	beforePut func(key string, opts store.PutOptions) error
+	// inspectPut, when set, sees the body of each Put (read into memory)
+	// before beforePut.
+	inspectPut func(key string, body []byte, opts store.PutOptions)
 	// afterPut runs after a Put reached the store, and may replace its
 	// error (e.g. to lose the response of a write that landed).
 	afterPut func(key string, opts store.PutOptions, err error) error
@@ -100,6 +108,14 @@ func (f *faultStore) Put(ctx context.Context, key string, body io.Reader, size i
 	if err := f.tick(); err != nil {
 		return store.ObjectInfo{}, err
 	}
+	if f.inspectPut != nil {
+		data, err := io.ReadAll(body)
+		if err != nil {
+			return store.ObjectInfo{}, err
+		}
+		f.inspectPut(key, data, opts)
+		body = bytes.NewReader(data)
+	}
 	if f.beforePut != nil {
 		if err := f.beforePut(key, opts); err != nil {
 			return store.ObjectInfo{}, err
@@ -139,6 +155,8 @@ type scene struct {
 	r      *Registry
 	fs     *faultStore
 	shards int
+	// key, when set, is the key the scene's registries sign with.
+	key *signingtest.Key
 }
 
 func newScene(t testing.TB) *scene { return newSceneOf(t, testShards) }
@@ -153,7 +171,11 @@ func newSceneOf(t testing.TB, shards int) *scene {
 
 // another is a second publisher (its own Registry) on the same store.
 func (s *scene) another() *Registry {
-	return &Registry{Store: s.fs, BackoffBase: time.Millisecond, Shards: s.shards}
+	r := &Registry{Store: s.fs, BackoffBase: time.Millisecond, Shards: s.shards}
+	if s.key != nil {
+		r.Signing = &Signing{Signer: s.key.Signer}
+	}
+	return r
 }
 
 // publish publishes appliance name created at created (file contents
@@ -165,10 +187,14 @@ func (s *scene) publish(name string, created time.Time, seed int64, aliases ...s
 	return req
 }
 
-// twoVersions publishes nginx at t0 and an hour later.
+// twoVersions publishes nginx at t0 and, an hour later, an update of it
+// (with a delta from it when xdelta3 is there).
 func (s *scene) twoVersions() (old, newer PublishRequest) {
 	s.t.Helper()
-	return s.publish("nginx", t0, 1), s.publish("nginx", t0.Add(time.Hour), 2)
+	old = s.publish("nginx", t0, 1)
+	newer = makeUpdate(s.t, old, t0.Add(time.Hour), "changed")
+	mustPublish(s.t, s.r, newer)
+	return old, newer
 }
 
 // at sets the registry's clock (nil: the real one).
@@ -355,7 +381,7 @@ func makeUpdate(t testing.TB, prev PublishRequest, created time.Time, change str
 	if err != nil {
 		t.Fatal(err)
 	}
-	return PublishRequest{Image: im.CatalogImage(prev.Image.Name, nil, nil), MetadataPath: meta, RootPath: root}
+	return PublishRequest{Image: im.CatalogImage(prev.Image.Name, nil, nil), MetadataPath: meta, RootPath: root, DeltaDepth: max(prev.DeltaDepth, 1)}
 }
 
 // storedFile copies a stored object into a local file.

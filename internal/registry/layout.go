@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 )
@@ -82,24 +81,16 @@ func (r *Registry) readFile(ctx context.Context, l layout, key string) (snapshot
 func (r *Registry) readFiles(ctx context.Context, l layout, root *catalog.Catalog) ([]*catalog.Catalog, error) {
 	paths := l.Files()
 	out := make([]*catalog.Catalog, len(paths))
-	errs := make([]error, len(paths))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i, p := range paths {
-		if p == catalog.ImagesPath && root != nil {
+	err := eachOf(len(paths), func(i int) error {
+		if paths[i] == catalog.ImagesPath && root != nil {
 			out[i] = root
-			continue
+			return nil
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out[i], _, errs[i] = r.readCatalogAt(ctx, p)
-		}()
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
+		var err error
+		out[i], _, err = r.readCatalogAt(ctx, paths[i])
+		return err
+	})
+	return out, err
 }
 
 // readCatalogAt returns one catalog file and its ETag; a missing file is

@@ -118,6 +118,11 @@ func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, 
 	if err != nil {
 		return nil, err
 	}
+	n, err := r.indexAfter(ctx, l, catalog.ImagesPath, st)
+	res.Retries += n
+	if err != nil {
+		return nil, err
+	}
 	if len(res.Deleted) == 0 {
 		return res, nil
 	}
@@ -168,10 +173,7 @@ func (r *Registry) tidyFile(ctx context.Context, l layout, key string, keep int,
 		return err
 	}
 	res.Removed, res.DroppedDeltas = append(res.Removed, rm...), append(res.DroppedDeltas, dd...)
-	if len(rm) == 0 {
-		return nil
-	}
-	n, _, err := r.syncIndex(ctx, l, key, st.Snapshot)
+	n, err := r.indexAfter(ctx, l, key, st)
 	res.Retries += n
 	return err
 }
@@ -248,8 +250,17 @@ func (r *Registry) endPrune(ctx context.Context, l layout, id string, res *Prune
 		c.EndPrune(id, res.Deleted)
 		return !bytes.Equal(before, c.Marshal()), nil
 	}
-	st, err := r.commitIn(ctx, l, catalog.ImagesPath, newID(), nil, end)
-	res.Retries += st.Retries
+	commit := func(key string) error {
+		st, err := r.commitIn(ctx, l, key, newID(), nil, end)
+		res.Retries += st.Retries
+		if err != nil {
+			return err
+		}
+		n, err := r.indexAfter(ctx, l, key, st)
+		res.Retries += n
+		return err
+	}
+	err := commit(catalog.ImagesPath)
 	if err == nil && len(res.Deleted) > 0 {
 		// (With one file, the root just forgot them.)
 		var files []*catalog.Catalog
@@ -258,8 +269,7 @@ func (r *Registry) endPrune(ctx context.Context, l layout, id string, res *Prune
 			if err != nil || !files[i].HasRetired(res.Deleted) {
 				continue
 			}
-			st, err = r.commitIn(ctx, l, key, newID(), nil, end)
-			res.Retries += st.Retries
+			err = commit(key)
 		}
 	}
 	if cause != nil {

@@ -1,15 +1,19 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/delta"
+	"github.com/incus-appliance/registry/internal/provenance"
 )
 
 // PublishRequest is one split image to publish.
@@ -41,11 +45,17 @@ type PublishRequest struct {
 	// ErrSourceChanged: it returns the request made again from a full
 	// inspection of the files, which Publish then publishes.
 	Reinspect func(ctx context.Context) (PublishRequest, error)
-	// NoDelta publishes no delta from the product's previous version. By
-	// default a new version of a squashfs product gets one (see Publish).
-	NoDelta bool
+	// DeltaDepth is how many of the product's last versions a new version
+	// of a squashfs product gets a delta from (see Publish); 0 makes
+	// none. DefaultDeltaDepth is publish's default.
+	DeltaDepth int
 	// SBOMPath is the local file of Image.SBOM.
 	SBOMPath string
+	// Provenance, when set, is what the image was built from: Publish
+	// makes its in-toto Statement (its Files, the subject, are the image's
+	// files as stored) and stores it as one more file of the version
+	// (Image.Provenance), which the catalog's signature then covers.
+	Provenance *provenance.Inputs
 	// DryRun checks everything and reports what would happen, writing
 	// nothing.
 	DryRun bool
@@ -85,8 +95,9 @@ type PublishResult struct {
 	DryRun         bool     `json:"dry_run"`
 	// Retries counts catalog writes lost to concurrent publishers.
 	Retries int `json:"retries"`
-	// Delta is the delta from the previous version, when one was due.
-	Delta *DeltaResult `json:"delta,omitempty"`
+	// Deltas are the deltas from older versions that were due, newest
+	// base first.
+	Deltas []DeltaResult `json:"deltas,omitempty"`
 	// Reinspected, when not empty, says why the request's recorded digests
 	// were abandoned (a file changed since they were recorded) and the
 	// files inspected and published again.
@@ -102,12 +113,13 @@ var ErrSourceChanged = errors.New("local file changed since its digests were com
 // the catalog:
 //  1. read the catalog and check the image fits (alias owners, version
 //     rules); an identical image already published ends here, 0 bytes sent;
-//     A new version of a squashfs product whose previous version (only
-//     that one) has a squashfs root also gets a delta: the base root is
+//     A new version of a squashfs product also gets a delta from each of
+//     the product's last DeltaDepth squashfs versions: each base root is
 //     fetched from the store (digest checked), the delta encoded with
 //     xdelta3 and decoded again, which must give the new root byte for
-//     byte. xdelta3 missing is an error here, before anything is written
-//     (unless NoDelta);
+//     byte; a delta larger than half the root is left out, with a note.
+//     xdelta3 missing is an error here, before anything is written
+//     (unless DeltaDepth is 0);
 //  2. upload each file "only if absent", the root first, the store
 //     verifying its SHA-256 (and part digests); a file already stored with
 //     the right digest is not sent again;
@@ -117,7 +129,7 @@ var ErrSourceChanged = errors.New("local file changed since its digests were com
 //     included) from a concurrent prune (files found stored before it are
 //     checked again);
 //  4. commit the version and drop the intent; then bring index.json up to
-//     date. The delta is listed only if its base is still in the catalog
+//     date. A delta is listed only if its base is still in the catalog
 //     being written: a delta whose base left is never listed.
 //
 // A publisher stopped at any point leaves a valid registry: before step 4
@@ -136,7 +148,10 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 	if ierr != nil {
 		return nil, fmt.Errorf("%w; inspecting the files again: %w", err, ierr)
 	}
-	fresh.Reinspect, fresh.DryRun, fresh.Progress, fresh.NoDelta = nil, req.DryRun, req.Progress, req.NoDelta
+	fresh.Reinspect, fresh.DryRun, fresh.Progress, fresh.DeltaDepth = nil, req.DryRun, req.Progress, req.DeltaDepth
+	if fresh.Provenance == nil {
+		fresh.Provenance = req.Provenance
+	}
 	res, ferr := r.publish(ctx, fresh)
 	if ferr != nil {
 		return nil, ferr
@@ -149,14 +164,22 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 // of its product before anything is written.
 type publishPlan struct {
 	req    PublishRequest
-	img    catalog.Image // its Delta set once encoded
+	img    catalog.Image // its Deltas set once encoded
 	l      layout
 	key    string   // the product's catalog file
 	snap   snapshot // key as read
 	add    catalog.AddResult
-	claims []string // the aliases other catalog files must not have
-	delta  *deltaPlan
+	claims []string    // the aliases other catalog files must not have
+	deltas []deltaPlan // the deltas to make
+	made   made        // the files the publish makes
 	res    *PublishResult
+}
+
+// made are the files a publish makes itself: the deltas (local files by
+// their store path) and the provenance statement.
+type made struct {
+	deltas     map[string]string
+	provenance []byte
 }
 
 func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishResult, error) {
@@ -167,7 +190,7 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	if !p.add.Changed() || req.DryRun {
 		return p.res, nil
 	}
-	uploads, cleanup, err := r.encodeDelta(ctx, p)
+	uploads, cleanup, err := r.encodeDeltas(ctx, p)
 	defer cleanup()
 	if err != nil {
 		return nil, err
@@ -179,7 +202,7 @@ func (r *Registry) publish(ctx context.Context, req PublishRequest) (*PublishRes
 	// The announcement checks that the image still fits, and the claims
 	// against the other files once the index carries them.
 	t.fits = func(c *catalog.Catalog) error {
-		im, _ := fitDelta(c, p.img)
+		im, _ := fitDeltas(c, p.img)
 		_, err := c.CheckAdd(im)
 		return err
 	}
@@ -201,7 +224,11 @@ func (r *Registry) planPublish(ctx context.Context, req PublishRequest) (*publis
 	if err := p.img.Validate(); err != nil {
 		return nil, err
 	}
-	uploads, err := uploadsFor(req, p.img, "")
+	var err error
+	if p.img.Provenance, p.made.provenance, err = statementOf(req.Provenance, p.img); err != nil {
+		return nil, err
+	}
+	uploads, err := uploadsFor(req, p.img, p.made)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +251,8 @@ func (r *Registry) planPublish(ctx context.Context, req PublishRequest) (*publis
 	res.Product, res.Version, res.Arch, res.Aliases = p.add.Product, p.add.Version, prod.Arch, prod.AliasList()
 	res.ProductCreated, res.AliasesAdded, res.Changed = p.add.ProductCreated, p.add.AliasesAdded, p.add.Changed()
 	if !p.add.Changed() {
-		res.Files = filesOf(uploads, nil)
+		// The version keeps the statement it was published with.
+		res.Files = filesOf(slices.DeleteFunc(uploads, func(u upload) bool { return u.made }), nil)
 		return p, nil
 	}
 	p.claims = p.l.Claims(c, p.add.Product)
@@ -238,12 +266,12 @@ func (r *Registry) planPublish(ctx context.Context, req PublishRequest) (*publis
 		if err := r.checkPublishedElsewhere(ctx, p.l, p.key, p.img, p.add.Product); err != nil {
 			return nil, err
 		}
-		if p.delta, err = planDelta(c, p.img, req.NoDelta); err != nil {
+		if p.deltas, err = planDeltas(c, req, p.img, req.DeltaDepth); err != nil {
 			return nil, err
 		}
 	}
-	if p.delta != nil {
-		res.Delta = &DeltaResult{Base: p.delta.base, BaseFingerprint: p.delta.baseImg.Fingerprint}
+	for _, d := range p.deltas {
+		res.Deltas = append(res.Deltas, DeltaResult{FType: catalog.DeltaFType(d.kind), Base: d.base.Version, BaseFingerprint: d.base.Image.Fingerprint})
 	}
 	if req.DryRun {
 		return p, r.dryRun(ctx, p, uploads)
@@ -262,8 +290,8 @@ func (r *Registry) dryRun(ctx context.Context, p *publishPlan, uploads []upload)
 		sent[i] = !have
 	}
 	p.res.Files = filesOf(uploads, sent)
-	if p.res.Delta != nil {
-		p.res.Delta.Note = "to encode when publishing"
+	for i := range p.res.Deltas {
+		p.res.Deltas[i].Note = "to encode when publishing"
 	}
 	return nil
 }
@@ -277,39 +305,55 @@ func filesOf(uploads []upload, sent []bool) []FileResult {
 	return out
 }
 
-// encodeDelta makes the planned delta (checked by decoding it again) and
-// returns the uploads of the image with it; cleanup removes its local
-// file.
-func (r *Registry) encodeDelta(ctx context.Context, p *publishPlan) (uploads []upload, cleanup func(), err error) {
+// encodeDeltas makes the planned deltas (each checked by decoding it
+// again) and returns the uploads of the image with them; cleanup removes
+// their local files.
+func (r *Registry) encodeDeltas(ctx context.Context, p *publishPlan) (uploads []upload, cleanup func(), err error) {
 	cleanup = func() {}
-	deltaPath := ""
-	if p.delta != nil {
+	if len(p.deltas) > 0 {
 		dir, err := os.MkdirTemp("", "publish-delta-")
 		if err != nil {
 			return nil, cleanup, err
 		}
 		cleanup = func() { os.RemoveAll(dir) }
-		d, path, note, err := r.makeDelta(ctx, p.delta, p.img, p.req.RootPath, dir)
-		if errors.Is(err, delta.ErrMismatch) && p.req.OpenRoot != nil {
-			// The root is not what its recorded digest says.
-			return nil, cleanup, fmt.Errorf("%w: %s: %w (nothing was published)", ErrSourceChanged, p.req.RootPath, err)
+		p.made.deltas = map[string]string{}
+		var vm *catalog.VMDisk
+		if p.img.VM != nil {
+			c := *p.img.VM
+			vm, p.img.VM = &c, &c
 		}
-		if err != nil {
-			return nil, cleanup, fmt.Errorf("%w (nothing was published)", err)
-		}
-		p.res.Delta.Note = note
-		if d != nil {
-			p.img.Delta, deltaPath = d, path
-			p.res.Delta.Path, p.res.Delta.Size = catalog.DeltaPath(p.img.Fingerprint, d.BaseFingerprint, d.File.SHA256), d.File.Size
+		for i, plan := range p.deltas {
+			name := fmt.Sprintf("delta-%d.vcdiff", i)
+			d, note, err := r.makeDelta(ctx, plan, dir, name)
+			if errors.Is(err, delta.ErrMismatch) && p.req.OpenRoot != nil {
+				// The root is not what its recorded digest says.
+				return nil, cleanup, fmt.Errorf("%w: %s: %w (nothing was published)", ErrSourceChanged, plan.path, err)
+			}
+			if err != nil {
+				return nil, cleanup, fmt.Errorf("%w (nothing was published)", err)
+			}
+			res := &p.res.Deltas[i]
+			res.Note = note
+			if d == nil {
+				continue
+			}
+			fp := p.img.Fingerprint
+			if plan.kind == catalog.RootQCOW2 && vm != nil {
+				vm.Deltas, fp = append(vm.Deltas, *d), vm.Fingerprint
+			} else {
+				p.img.Deltas = append(p.img.Deltas, *d)
+			}
+			res.Path, res.Size = catalog.DeltaPath(fp, d.BaseFingerprint, d.File.SHA256), d.File.Size
+			p.made.deltas[res.Path] = filepath.Join(dir, name)
 		}
 	}
-	uploads, err = uploadsFor(p.req, p.img, deltaPath)
+	uploads, err = uploadsFor(p.req, p.img, p.made)
 	return uploads, cleanup, err
 }
 
 // uploadsFor maps the image's files (catalog.Image.Files) to the local
-// files of the request (deltaPath: the encoded delta).
-func uploadsFor(req PublishRequest, img catalog.Image, deltaPath string) ([]upload, error) {
+// files of the request and to the files the publish made.
+func uploadsFor(req PublishRequest, img catalog.Image, m made) ([]upload, error) {
 	var out []upload
 	for _, f := range img.Files() {
 		u := upload{key: f.Path, ref: f.FileRef}
@@ -325,14 +369,19 @@ func uploadsFor(req PublishRequest, img catalog.Image, deltaPath string) ([]uplo
 		case catalog.RoleSBOM:
 			u.path = req.SBOMPath
 		case catalog.RoleDelta:
-			u.path = deltaPath
+			u.path, u.made = m.deltas[f.Path], true
+		case catalog.RoleProvenance:
+			u.name, u.made = "the provenance statement", true
+			u.open = func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(m.provenance)), nil }
 		}
-		if u.path == "" {
+		if u.path == "" && u.name == "" {
 			return nil, fmt.Errorf("%s: no local file given", strings.TrimSpace(roleNames[f.Role]+" "+f.Name))
 		}
-		u.name = u.path
+		if u.name == "" {
+			u.name = u.path
+		}
 		u.refused = func(err error) error {
-			return fmt.Errorf("upload %s: %w: %s (or it was corrupted in transit): %w", u.key, ErrSourceChanged, u.path, err)
+			return fmt.Errorf("upload %s: %w: %s (or it was corrupted in transit): %w", u.key, ErrSourceChanged, u.name, err)
 		}
 		out = append(out, u)
 	}
@@ -342,7 +391,7 @@ func uploadsFor(req PublishRequest, img catalog.Image, deltaPath string) ([]uplo
 // roleNames name the files of an image in errors.
 var roleNames = map[catalog.FileRole]string{
 	catalog.RoleMetadata: "metadata", catalog.RoleRoot: "root", catalog.RoleVMDisk: "VM disk",
-	catalog.RoleProfile: "profile", catalog.RoleSBOM: "SBOM", catalog.RoleDelta: "delta",
+	catalog.RoleProfile: "profile", catalog.RoleSBOM: "SBOM", catalog.RoleDelta: "delta", catalog.RoleProvenance: "provenance",
 }
 
 // upload sends the files, the root first (the big file, the one most
@@ -373,15 +422,15 @@ func (p *publishPlan) upload(ctx context.Context, t *txn, uploads []upload) erro
 	return nil
 }
 
-// commit commits the version, listing the delta only if its base is
+// commit commits the version, listing each delta only if its base is
 // still in the catalog being written.
 func (p *publishPlan) commit(ctx context.Context, t *txn) (*PublishResult, error) {
 	var final catalog.AddResult
-	var deltaNote string
+	var notes map[string]string
 	st, err := t.commit(ctx, func(c *catalog.Catalog) error {
-		im, note := fitDelta(c, p.img) // the base may have left meanwhile
+		im, dropped := fitDeltas(c, p.img) // a base may have left meanwhile
 		a, err := c.Add(im)
-		final, deltaNote = a, note
+		final, notes = a, dropped
 		return err
 	})
 	res := p.res
@@ -396,13 +445,16 @@ func (p *publishPlan) commit(ctx context.Context, t *txn) (*PublishResult, error
 		res.Aliases = prod.AliasList()
 	}
 	res.ProductCreated, res.AliasesAdded = final.ProductCreated || p.add.ProductCreated, final.AliasesAdded
-	if res.Delta != nil && p.img.Delta != nil {
-		res.Delta.Listed = final.DeltaAdded
+	for i := range res.Deltas {
+		d := &res.Deltas[i]
 		switch {
-		case deltaNote != "":
-			res.Delta.Note = deltaNote
+		case d.Path == "": // not made: its note says why
+		case notes[d.Base] != "":
+			d.Note = notes[d.Base]
 		case !final.DeltaAdded:
-			res.Delta.Note = "not listed: another publisher published this version first"
+			d.Note = "not listed: another publisher published this version first"
+		default:
+			d.Listed = true
 		}
 	}
 	return res, nil

@@ -12,12 +12,15 @@
 // recognised as success. Publish and Copy run as one transaction
 // (txn.go): announce the files, upload them, verified by the store
 // against their SHA-256, and only then commit the catalog that references
-// them.
+// them. With a signing key (Signing, seal.go) every catalog write, through
+// the one write path (writeCatalog), is stamped and followed by its
+// signed form (catalog/stamp.go).
 package registry
 
 import (
 	"context"
 	crand "crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -72,6 +75,9 @@ type Registry struct {
 	// Registry creates (catalog/layout.go); 0 or 1: images.json alone. For
 	// an existing registry it must be 0 or the count it has.
 	Shards int
+	// Signing, when set, signs the catalog (seal.go); without it, a
+	// registry that is signed refuses every catalog change.
+	Signing *Signing
 
 	probed atomic.Bool // the conditional-write probe passed
 }
@@ -116,11 +122,12 @@ func (r *Registry) backoff(ctx context.Context, n int) error {
 }
 
 // snapshot is a catalog file as read (or as just written): its bytes,
-// ETag ("" when absent) and, once parsed, the catalog, which is never
-// changed (parse hands out copies).
+// ETag ("" when absent), their SHA-256 and, once parsed, the catalog,
+// which is never changed (parse hands out copies).
 type snapshot struct {
 	data []byte
 	etag string
+	sum  string
 	cat  *catalog.Catalog
 }
 
@@ -131,14 +138,36 @@ func (r *Registry) readSnapshot(ctx context.Context, key string) (snapshot, erro
 	if errors.Is(err, store.ErrNotFound) {
 		return snapshot{}, nil
 	}
-	return snapshot{data: data, etag: etag}, err
+	if err != nil {
+		return snapshot{}, err
+	}
+	return snapshot{data: data, etag: etag, sum: sha256Hex(data)}, nil
+}
+
+// sha256Hex is the SHA-256 of data in hex.
+func sha256Hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 // parse returns a fresh catalog of the snapshot of file key, decoding
 // its bytes once.
 func (s *snapshot) parse(key string) (*catalog.Catalog, error) {
+	c, err := s.view(key)
+	if err != nil {
+		return nil, err
+	}
+	return c.Clone(), nil
+}
+
+// view returns the catalog of the snapshot of file key, decoding its
+// bytes once; the caller must not change it.
+func (s *snapshot) view(key string) (*catalog.Catalog, error) {
 	if s.etag == "" {
-		return catalog.NewShard(key), nil
+		if s.cat == nil {
+			s.cat = catalog.NewShard(key)
+		}
+		return s.cat, nil
 	}
 	if s.cat == nil {
 		c, err := catalog.ParseFile(key, s.data)
@@ -147,7 +176,7 @@ func (s *snapshot) parse(key string) (*catalog.Catalog, error) {
 		}
 		s.cat, s.data = c, nil
 	}
-	return s.cat.Clone(), nil
+	return s.cat, nil
 }
 
 // maxJSON bounds the size of a catalog file read into memory.

@@ -91,7 +91,7 @@ func (r *Registry) Remove(ctx context.Context, target string, opts RemoveOptions
 			return nil, err
 		}
 		res.Removed = append(res.Removed, got...)
-		n, _, err := r.syncIndex(ctx, l, key, st.Snapshot)
+		n, err := r.indexAfter(ctx, l, key, st)
 		res.Retries += n
 		if err != nil {
 			return nil, fmt.Errorf("removed, but %s not updated (the next change to %s fixes it): %w", catalog.IndexPath, key, err)

@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -14,6 +12,13 @@ import (
 // or prefix, as Resolve reads it; arch narrows it down), checked against
 // its catalog digest.
 func (r *Registry) SBOM(ctx context.Context, target, arch string) ([]byte, string, error) {
+	return r.attachment(ctx, target, arch, catalog.FTypeSBOM, "SBOM (published before SBOMs, or not from an appliance build)")
+}
+
+// attachment returns the file of type ftype of the version target names,
+// checked against its catalog digest, and its path; lacking says what the
+// version has none of, and why that may be.
+func (r *Registry) attachment(ctx context.Context, target, arch, ftype, lacking string) ([]byte, string, error) {
 	c, _, err := r.readCatalog(ctx)
 	if err != nil {
 		return nil, "", err
@@ -31,18 +36,17 @@ func (r *Registry) SBOM(ctx context.Context, target, arch string) ([]byte, strin
 	}
 	v := c.Products[found[0].Product].Versions[found[0].Version]
 	for _, it := range v.Items {
-		if it.FType != catalog.FTypeSBOM {
+		if it.FType != ftype {
 			continue
 		}
 		data, _, err := r.readObject(ctx, it.Path)
 		if err != nil {
 			return nil, "", err
 		}
-		sum := sha256.Sum256(data)
-		if got := hex.EncodeToString(sum[:]); got != it.SHA256 {
+		if got := sha256Hex(data); got != it.SHA256 {
 			return nil, "", fmt.Errorf("%s: sha256 %s, the catalog says %s", it.Path, got, it.SHA256)
 		}
 		return data, it.Path, nil
 	}
-	return nil, "", fmt.Errorf("%s version %s has no SBOM (published before SBOMs, or not from an appliance build)", found[0].Product, found[0].Version)
+	return nil, "", fmt.Errorf("%s version %s has no %s", found[0].Product, found[0].Version, lacking)
 }

@@ -55,6 +55,9 @@ type txn struct {
 // or a product file never written), a store ignoring conditional writes
 // is refused before anything is sent.
 func (r *Registry) begin(ctx context.Context, l layout, key string, snap snapshot, product string, paths, claims []string) (*txn, error) {
+	if err := r.seal().check(ctx); err != nil {
+		return nil, err // before a byte is sent
+	}
 	if snap.etag == "" {
 		if err := r.probeConditionalWrites(ctx); err != nil {
 			return nil, err
@@ -146,11 +149,14 @@ func (t *txn) commit(ctx context.Context, change func(c *catalog.Catalog) error)
 		return true, nil
 	})
 	t.retries += st.Retries
-	if err != nil {
+	if !st.Written {
 		return st, t.abandon(ctx, fmt.Errorf("commit %s: %w", t.key, err))
 	}
 	t.committed = true
-	if e := t.l.Entry(st.Catalog, t.key, t.r.now()); slices.Equal(e.Products, t.indexed.Products) && slices.Equal(e.Aliases, t.indexed.Aliases) {
+	if err != nil {
+		return st, err // written, not signed
+	}
+	if t.indexed.Same(t.r.seal().entry(t.l.Entry(st.Catalog, t.key, t.r.now()), st.sum())) {
 		return st, nil // what index.json says of the file did not move
 	}
 	n, _, err := t.r.syncIndex(ctx, t.l, t.key, st.Snapshot)

@@ -34,6 +34,8 @@ type upload struct {
 	// refused turns a body that is not what ref says (its read failed, or
 	// the store found other bytes) into the error reported.
 	refused func(err error) error
+	// made: the publish made the file (a delta, a provenance statement).
+	made bool
 }
 
 // put stores u unless the store already has it with the right digest; it

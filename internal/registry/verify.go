@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -15,6 +13,7 @@ import (
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/delta"
 	"github.com/incus-appliance/registry/internal/digest"
+	"github.com/incus-appliance/registry/internal/signing"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -40,6 +39,9 @@ type VerifyOptions struct {
 	// listing of images/ instead of reading and hashing them (a quick check
 	// of a large registry; combined fingerprints are not checked).
 	NoFiles bool
+	// Keyring, when set, checks the signed catalog with it
+	// (verify_signed.go); without it the signatures are not checked.
+	Keyring *signing.Keyring
 }
 
 // VerifyReport is the outcome of Verify. The registry is sound when
@@ -59,6 +61,8 @@ type VerifyReport struct {
 	Warnings []string `json:"warnings"`
 	// Orphans are stored image files nothing references.
 	Orphans []Orphan `json:"orphans"`
+	// Signed are the signed catalog documents checked (with a keyring).
+	Signed []SignedDocument `json:"signed,omitempty"`
 }
 
 // OK reports whether no problem was found.
@@ -72,7 +76,8 @@ func (v *VerifyReport) problem(format string, args ...any) {
 // and agree (index.json lists every product of images.json), the catalog
 // has no problem clients would hit (catalog.Problems), every referenced
 // file exists with the right size and sha256, and every combined
-// fingerprint equals sha256(metadata bytes followed by root bytes). It also
+// fingerprint equals sha256(metadata bytes followed by root bytes), and
+// each provenance statement's subjects are the version's files. It also
 // reports orphan files. Deltas are checked like every file (size, sha256)
 // and for a delta_base that is an older squashfs version of the product
 // (catalog.Problems). The error is for failures that stop verification
@@ -114,6 +119,9 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 	if err := r.verifyIndex(ctx, l, files, rep); err != nil {
 		return nil, err
 	}
+	if err := r.verifySignatures(ctx, l, opts.Keyring, rep); err != nil {
+		return nil, err
+	}
 	c := l.Whole(root, files)
 	objs, err := r.Store.List(ctx, catalog.ImagesDir)
 	if err != nil {
@@ -122,6 +130,8 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 	if opts.NoFiles {
 		listedFiles(c, objs, rep)
 	} else if err := r.verifyFiles(ctx, c, rep); err != nil {
+		return nil, err
+	} else if err := r.verifyProvenance(ctx, c, rep); err != nil {
 		return nil, err
 	}
 	if opts.Deep {
@@ -235,7 +245,7 @@ func (r *Registry) verifyFiles(ctx context.Context, c *catalog.Catalog, rep *Ver
 			return fileSum{}, fmt.Errorf("read %s: %w", key, err)
 		}
 		defer rc.Close()
-		h := sha256.New()
+		h := digest.New()
 		var w io.Writer = h
 		if combined != nil {
 			w = io.MultiWriter(h, combined)
@@ -245,7 +255,7 @@ func (r *Registry) verifyFiles(ctx context.Context, c *catalog.Catalog, rep *Ver
 			return fileSum{}, fmt.Errorf("read %s: %w", key, err)
 		}
 		rep.BytesChecked += n
-		s := fileSum{sha: hex.EncodeToString(h.Sum(nil)), size: n}
+		s := fileSum{sha: digest.Hex(h), size: n}
 		if _, seen := sums[key]; !seen {
 			rep.Files++
 		}

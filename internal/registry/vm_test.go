@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -61,13 +62,26 @@ func TestPublishVerifyPruneVMDisk(t *testing.T) {
 	// grace period, the new disk stays.
 	newer := withVMDisk(t, makeImage(t, "nginx", t0.Add(time.Hour), 2), 2)
 	mustPublish(t, r, newer)
-	// Deltas: the squashfs root gets one, the VM disk never does.
-	for _, v := range readCatalog(t, r).Products["nginx:amd64"].Versions {
-		for k, it := range v.Items {
-			if it.DeltaBase != "" && it.FType != catalog.FTypeSquashfsDelta || strings.Contains(it.FType, "disk-kvm.img.") {
-				t.Errorf("item %s: %+v: only squashfs roots get deltas", k, it)
-			}
+	// Deltas: the VM disk gets one naming the old version's anchor (whose
+	// incus.tar.xz names the old VM image, where Incus looks for any
+	// delta's base); verify --deep decodes it. (The two squashfs roots are
+	// unrelated random bytes: their delta is skipped as too big.)
+	p := readCatalog(t, r).Products["nginx:amd64"]
+	ko := catalog.VersionKey(t0)
+	got := map[string]string{}
+	for _, it := range p.Versions[catalog.VersionKey(newer.Image.Created)].Items {
+		if it.DeltaBase != "" {
+			got[it.FType] = it.DeltaBase
 		}
+	}
+	if want := map[string]string{catalog.FTypeDiskDelta: ko + "-vm"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("deltas by ftype %v, want %v", got, want)
+	}
+	if a := p.Versions[ko+"-vm"]; a == nil || a.Items[catalog.FTypeIncusMeta].CombinedSquashfsSHA256 != old.Image.VM.Fingerprint {
+		t.Errorf("the old version's anchor %+v does not name its VM image", a)
+	}
+	if rep := s.verifyWith(VerifyOptions{Deep: true}); !rep.OK() || rep.DeltasDecoded != 1 {
+		t.Errorf("verify --deep: %d deltas decoded, problems %q", rep.DeltasDecoded, rep.Problems)
 	}
 	now := time.Now()
 	s.at(func() time.Time { return now })
@@ -119,12 +133,12 @@ func TestCloudVariantProductAndDeltas(t *testing.T) {
 		return req
 	}
 	res := mustPublish(t, r, cloud(t0.Add(time.Hour), 2))
-	if res.Product != "nginx/cloud:amd64" || res.Delta != nil {
-		t.Errorf("first cloud version: product %s, delta %+v", res.Product, res.Delta)
+	if res.Product != "nginx/cloud:amd64" || res.Deltas != nil {
+		t.Errorf("first cloud version: product %s, deltas %+v", res.Product, res.Deltas)
 	}
 	res = mustPublish(t, r, cloud(t0.Add(2*time.Hour), 3))
-	if res.Delta == nil || res.Delta.Base != catalog.VersionKey(t0.Add(time.Hour)) {
-		t.Errorf("second cloud version: delta %+v, want one from the first cloud version", res.Delta)
+	if len(res.Deltas) != 1 || res.Deltas[0].Base != catalog.VersionKey(t0.Add(time.Hour)) {
+		t.Errorf("second cloud version: deltas %+v, want one from the first cloud version", res.Deltas)
 	}
 	mustVerify(t, r)
 }
@@ -144,12 +158,12 @@ func TestLineProductDeltas(t *testing.T) {
 		created := t0.Add(time.Duration(i) * time.Minute)
 		res := mustPublish(t, r, line(v, created, int64(10+i)))
 		want := map[string]string{"default": "nginx:1.2:amd64", "cloud": "nginx/cloud:1.2:amd64"}[v]
-		if res.Product != want || res.Delta != nil {
-			t.Errorf("%s: first version: product %s, delta %+v", v, res.Product, res.Delta)
+		if res.Product != want || res.Deltas != nil {
+			t.Errorf("%s: first version: product %s, deltas %+v", v, res.Product, res.Deltas)
 		}
 		res = mustPublish(t, r, line(v, created.Add(time.Hour), int64(20+i)))
-		if res.Delta == nil || res.Delta.Base != catalog.VersionKey(created) {
-			t.Errorf("%s: second version: delta %+v, want one from the line's first version", v, res.Delta)
+		if len(res.Deltas) != 1 || res.Deltas[0].Base != catalog.VersionKey(created) {
+			t.Errorf("%s: second version: deltas %+v, want one from the line's first version", v, res.Deltas)
 		}
 	}
 	mustVerify(t, r)

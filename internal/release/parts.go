@@ -90,8 +90,9 @@ func (Incus) Check(ctx context.Context, a *appliance.Appliance, t builder.Target
 type PublishOptions struct {
 	// DryRun checks and says what would be published; nothing changes.
 	DryRun bool
-	// NoDelta publishes no delta from the previous version.
-	NoDelta bool
+	// DeltaDepth is how many of the product's last versions a new version
+	// gets a delta from (registry.PublishRequest.DeltaDepth; 0: none).
+	DeltaDepth int
 	// Upload, if set, reports the progress of uploads.
 	Upload func(path string, done, total int64)
 	// Warn, if set, is told when a request's files were inspected again
@@ -104,7 +105,7 @@ type PublishOptions struct {
 // is true when the catalog changed.
 func Publish(ctx context.Context, reg Registry, name string, reqs []registry.PublishRequest, o PublishOptions) (results []*registry.PublishResult, changed bool, err error) {
 	for _, req := range reqs {
-		req.DryRun, req.NoDelta, req.Progress = o.DryRun, o.NoDelta, o.Upload
+		req.DryRun, req.DeltaDepth, req.Progress = o.DryRun, o.DeltaDepth, o.Upload
 		res, err := reg.Publish(ctx, req)
 		if errors.Is(err, registry.ErrUnconditionalStore) {
 			return nil, false, fmt.Errorf("publish %s: %w; use a store that supports them (AWS S3, MinIO, Cloudflare R2) or pass --allow-unconditional-store if only one publisher ever writes", name, err)

@@ -132,8 +132,9 @@ type Options struct {
 	DryRun bool
 	// SkipGate publishes without launching the builds (each one warned).
 	SkipGate bool
-	// NoDelta publishes without a delta from the previous version.
-	NoDelta bool
+	// DeltaDepth is how many of the product's last versions a new version
+	// gets a delta from (0: none).
+	DeltaDepth int
 	// Keep, when above 0 and the catalog changed, prunes the registry to
 	// the newest Keep versions of each product, with Grace.
 	Keep  int
@@ -229,7 +230,7 @@ func (it *Item) heldBack() string {
 }
 
 func (p *Pipeline) publishOptions(dryRun bool) PublishOptions {
-	return PublishOptions{DryRun: dryRun, NoDelta: p.NoDelta, Upload: p.Upload, Warn: p.Warn}
+	return PublishOptions{DryRun: dryRun, DeltaDepth: p.DeltaDepth, Upload: p.Upload, Warn: p.Warn}
 }
 
 func (p *Pipeline) note(format string, args ...any) {

@@ -14,6 +14,7 @@ import (
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/gate"
 	"github.com/incus-appliance/registry/internal/osarch"
+	"github.com/incus-appliance/registry/internal/provenance"
 	"github.com/incus-appliance/registry/internal/registry"
 	"github.com/incus-appliance/registry/internal/relations"
 )
@@ -47,7 +48,8 @@ func (b *fakeBuilder) Build(ctx context.Context, a *appliance.Appliance, t build
 
 func (b *fakeBuilder) Request(ctx context.Context, a *appliance.Appliance, t builder.Target) (registry.PublishRequest, error) {
 	sum := sha256.Sum256([]byte(t.Label() + "@" + b.version))
-	return registry.PublishRequest{Image: catalog.Image{Name: a.Name, Arch: t.Arch, Variant: t.Variant, Fingerprint: hex.EncodeToString(sum[:])}}, nil
+	return registry.PublishRequest{Image: catalog.Image{Name: a.Name, Arch: t.Arch, Variant: t.Variant, Fingerprint: hex.EncodeToString(sum[:])},
+		Provenance: &provenance.Inputs{Appliance: a.Name, Arch: t.Arch}}, nil
 }
 
 // fakeGate fails the check named in fail of a target, passes the others
@@ -82,6 +84,7 @@ func (g *fakeGate) Check(ctx context.Context, a *appliance.Appliance, t builder.
 type fakeRegistry struct {
 	has       map[string]bool
 	published []string // labels, as NAME/VARIANT:ARCH
+	reqs      []registry.PublishRequest
 	pruned    int
 	// images are the published images taking part in relations;
 	// fetched the fingerprints fetched.
@@ -109,6 +112,7 @@ func (r *fakeRegistry) Publish(ctx context.Context, req registry.PublishRequest)
 	if !req.DryRun && res.Changed {
 		r.has[fp] = true
 		r.published = append(r.published, req.Image.Name+"/"+req.Image.Variant+":"+req.Image.Arch)
+		r.reqs = append(r.reqs, req)
 	}
 	return res, nil
 }
@@ -324,5 +328,29 @@ func TestIncusGateRefusesAForeignArchitecture(t *testing.T) {
 	_, err := Incus{}.Check(t.Context(), &appliance.Appliance{Name: "web"}, builder.Target{Name: "web", Arch: foreign}, registry.PublishRequest{}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "cannot launch a "+foreign+" build") || !strings.Contains(err.Error(), "--skip-gate") {
 		t.Errorf("err %v", err)
+	}
+}
+
+// A released image's provenance carries the report of the gate it passed
+// (as gate.json holds it); one released with --skip-gate carries none.
+func TestReleasedProvenanceCarriesTheGateReport(t *testing.T) {
+	f := newFixture()
+	f.run(t)
+	if len(f.r.reqs) != 5 {
+		t.Fatalf("%d published", len(f.r.reqs))
+	}
+	for _, req := range f.r.reqs {
+		rep, err := (&gate.Report{}).Marshal()
+		if err != nil || req.Provenance == nil || !strings.Contains(string(req.Provenance.GateReport), `"image": "`+req.Image.Fingerprint+`"`) || len(req.Provenance.GateReport) <= len(rep) {
+			t.Errorf("%s: gate report %s", req.Image.Name, req.Provenance.GateReport)
+		}
+	}
+	f = newFixture()
+	f.p.SkipGate = true
+	f.run(t)
+	for _, req := range f.r.reqs {
+		if req.Provenance == nil || req.Provenance.GateReport != nil {
+			t.Errorf("%s released without a gate: provenance %+v", req.Image.Name, req.Provenance)
+		}
 	}
 }

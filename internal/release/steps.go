@@ -8,6 +8,7 @@ import (
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/gate"
+	"github.com/incus-appliance/registry/internal/provenance"
 	"github.com/incus-appliance/registry/internal/registry"
 	"github.com/incus-appliance/registry/internal/relations"
 )
@@ -60,8 +61,24 @@ func (p *Pipeline) prepare(ctx context.Context, a *appliance.Appliance, t builde
 	if err := p.gate(ctx, a, it, req, fingerprint); err != nil || it.Outcome == GateFailed {
 		return it, err
 	}
+	if req.Provenance, err = withGateReport(req.Provenance, it.Gate); err != nil {
+		return nil, err
+	}
 	it.ready = &req
 	return it, nil
+}
+
+// withGateReport is the build's provenance facts with the gate's report
+// as a byproduct (unchanged without facts or without a report: a skipped
+// gate).
+func withGateReport(facts *provenance.Inputs, rep *gate.Report) (*provenance.Inputs, error) {
+	if facts == nil || rep == nil {
+		return facts, nil
+	}
+	out := *facts
+	var err error
+	out.GateReport, err = rep.Marshal()
+	return &out, err
 }
 
 // build builds the item's target when st says it is due. A build that

@@ -60,7 +60,7 @@ func BenchmarkSign(b *testing.B) {
 			b.SetBytes(int64(len(doc)))
 			defer reportCPU(b)()
 			for b.Loop() {
-				if _, err := k.signer.Sign(doc, testNow); err != nil {
+				if _, err := k.Signer.Sign(doc, testNow); err != nil {
 					b.Fatal(err)
 				}
 			}

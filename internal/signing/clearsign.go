@@ -28,6 +28,12 @@ type Signer struct {
 // reports as the signer.
 func (s *Signer) Fingerprint() Fingerprint { return fingerprintOf(s.entity.PrimaryKey) }
 
+// Keyring is the signer's public key alone: what verifies its own
+// signatures.
+func (s *Signer) Keyring() *Keyring {
+	return &Keyring{entities: openpgp.EntityList{s.entity}}
+}
+
 // Sign returns doc clear-signed at now (the .sjson form of a .json file):
 //
 //	-----BEGIN PGP SIGNED MESSAGE-----

@@ -44,8 +44,8 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 			if string(v.Body) != doc {
 				t.Fatalf("Verify body = %q, signed %q", v.Body, doc)
 			}
-			if v.Signer != k.fpr || v.SigningKey != k.fpr || !v.SignedAt.Equal(testNow) {
-				t.Errorf("Verify = signer %s key %s at %v, want %s at %v", v.Signer, v.SigningKey, v.SignedAt, k.fpr, testNow)
+			if v.Signer != k.Fingerprint || v.SigningKey != k.Fingerprint || !v.SignedAt.Equal(testNow) {
+				t.Errorf("Verify = signer %s key %s at %v, want %s at %v", v.Signer, v.SigningKey, v.SignedAt, k.Fingerprint, testNow)
 			}
 			// A copy that went through a CRLF conversion still verifies
 			// and yields the same body.
@@ -77,7 +77,7 @@ func TestSignRefusesWhatClearSigningDrops(t *testing.T) {
 		"{\r\n  \"a\": 1\r\n}": "carriage return on line 1",
 		"{\n\"a\r\": 1}":       "carriage return on line 2",
 	} {
-		_, err := k.signer.Sign([]byte(doc), testNow)
+		_, err := k.Signer.Sign([]byte(doc), testNow)
 		if !errors.Is(err, signing.ErrNotClearSignable) || !strings.Contains(err.Error(), line) {
 			t.Errorf("Sign(%q) = %v, want ErrNotClearSignable (%s)", doc, err, line)
 		}

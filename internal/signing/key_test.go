@@ -20,10 +20,10 @@ func TestKeyringFormats(t *testing.T) {
 	a, b := newTestKey(t, "a"), newTestKey(t, "b")
 	join := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	rings := map[string][]byte{
-		"binary, two keys":              join(a.pubBinary, b.pubBinary),
-		"armoured blocks, concatenated": join(a.pubArmored, b.pubArmored),
-		"armoured blocks, blank lines":  join([]byte("\n\n"), a.pubArmored, []byte("\n\n"), b.pubArmored, []byte("\n")),
-		"one armoured block, two keys":  armorKeys(t, join(a.pubBinary, b.pubBinary)),
+		"binary, two keys":              join(a.PublicBinary, b.PublicBinary),
+		"armoured blocks, concatenated": join(a.PublicArmored, b.PublicArmored),
+		"armoured blocks, blank lines":  join([]byte("\n\n"), a.PublicArmored, []byte("\n\n"), b.PublicArmored, []byte("\n")),
+		"one armoured block, two keys":  armorKeys(t, join(a.PublicBinary, b.PublicBinary)),
 	}
 	docA, docB := a.sign(t, "a\n"), b.sign(t, "b\n")
 	for name, data := range rings {
@@ -32,8 +32,8 @@ func TestKeyringFormats(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := kr.Fingerprints(); len(got) != 2 || got[0] != a.fpr || got[1] != b.fpr {
-				t.Errorf("Fingerprints = %v, want [%s %s]", got, a.fpr, b.fpr)
+			if got := kr.Fingerprints(); len(got) != 2 || got[0] != a.Fingerprint || got[1] != b.Fingerprint {
+				t.Errorf("Fingerprints = %v, want [%s %s]", got, a.Fingerprint, b.Fingerprint)
 			}
 			for _, doc := range [][]byte{docA, docB} {
 				if _, err := kr.Verify(doc, testNow); err != nil {
@@ -69,7 +69,7 @@ func TestKeyringRefuses(t *testing.T) {
 	}{
 		"empty":      {nil, "empty keyring"},
 		"blank":      {[]byte(" \n"), "empty keyring"},
-		"secret key": {k.secret, "secret key"},
+		"secret key": {k.Secret, "secret key"},
 		"keybox":     {append(kbx, make([]byte, 20)...), "keybox"},
 		"text":       {[]byte("hello"), "neither binary OpenPGP keys nor an ASCII-armoured key block"},
 		"signature":  {k.sign(t, "x"), "PGP SIGNED MESSAGE"},
@@ -127,9 +127,9 @@ func TestParseSecretKeyRefuses(t *testing.T) {
 		data []byte
 		want string
 	}{
-		"public key":      {k.pubArmored, "want an OpenPGP secret key"},
-		"binary":          {k.pubBinary, "not an ASCII-armoured"},
-		"two secret keys": {append(append([]byte{}, k.secret...), newTestKey(t, "k2").secret...), "want one key"},
+		"public key":      {k.PublicArmored, "want an OpenPGP secret key"},
+		"binary":          {k.PublicBinary, "not an ASCII-armoured"},
+		"two secret keys": {append(append([]byte{}, k.Secret...), newTestKey(t, "k2").Secret...), "want one key"},
 		"nothing":         {nil, "not an ASCII-armoured"},
 	} {
 		_, err := signing.ParseSecretKey(c.data)
@@ -175,8 +175,8 @@ func TestGnuPGInterop(t *testing.T) {
 // itself (a CI secret) rather than a path.
 func TestReadSecretKeyFromValue(t *testing.T) {
 	k := newTestKey(t, "env")
-	sk, err := signing.ReadSecretKey(string(k.secret))
-	if err != nil || sk.Fingerprint() != k.fpr {
+	sk, err := signing.ReadSecretKey(string(k.Secret))
+	if err != nil || sk.Fingerprint() != k.Fingerprint {
 		t.Fatalf("ReadSecretKey(armoured key) = %v, %v", sk, err)
 	}
 	if _, err := signing.ReadSecretKey(filepath.Join(t.TempDir(), "missing.asc")); !errors.Is(err, os.ErrNotExist) {

@@ -7,91 +7,18 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/incus-appliance/registry/internal/signing"
+	"github.com/incus-appliance/registry/internal/signing/signingtest"
 )
 
-// The reference verifiers: gpgv, and the reference SimpleStreams client
-// (sstream-query, sstream-mirror), vendored in third_party and run with
-// Debian's python3. They are missing on some machines: the tests skip
-// then, and fail under REGISTRY_E2E=require (as `make test` and CI set).
-
-// requireTool returns the path of a tool, skipping (or failing) without it.
-func requireTool(t *testing.T, candidates ...string) string {
-	t.Helper()
-	for _, c := range candidates {
-		if p, err := exec.LookPath(c); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("REGISTRY_E2E") == "require" {
-		t.Fatalf("%s not found (REGISTRY_E2E=require)", candidates[len(candidates)-1])
-	}
-	t.Skipf("%s not found", candidates[len(candidates)-1])
-	return ""
-}
-
-// simplestreamsClient finds the vendored reference client from the
-// repository root (the folder holding go.mod).
-func simplestreamsClient(t *testing.T) string {
-	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test")
-		}
-		dir = parent
-	}
-	client := filepath.Join(dir, "third_party", "python-simplestreams")
-	if _, err := os.Stat(filepath.Join(client, "bin", "sstream-query")); err != nil {
-		t.Fatalf("the vendored reference client: %v", err)
-	}
-	return client
-}
-
-// referenceTools runs gpgv and the reference client, isolated from the
-// user's GnuPG home and never writing bytecode into the repository.
-type referenceTools struct {
-	t              *testing.T
-	gpgv, python   string
-	client, gnupgh string
-}
-
-func newReferenceTools(t *testing.T) *referenceTools {
-	return &referenceTools{
-		t:      t,
-		gpgv:   requireTool(t, "gpgv"),
-		python: requireTool(t, "/usr/bin/python3", "python3"),
-		client: simplestreamsClient(t),
-		gnupgh: t.TempDir(),
-	}
-}
-
-func (r *referenceTools) run(name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "GNUPGHOME="+r.gnupgh, "PYTHONPATH="+r.client, "PYTHONDONTWRITEBYTECODE=1", "LANG=C")
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func (r *referenceTools) gpgvCheck(keyring, file string) (string, error) {
-	return r.run(r.gpgv, "--keyring", keyring, file)
-}
-
-func (r *referenceTools) sstream(tool string, args ...string) (string, error) {
-	return r.run(r.python, append([]string{filepath.Join(r.client, "bin", tool)}, args...)...)
-}
+// The reference verifiers (signingtest.Reference): gpgv, and the
+// reference SimpleStreams client (sstream-query, sstream-mirror). They are
+// missing on some machines: the tests skip then, and fail under
+// REGISTRY_E2E=require (as `make test` and CI set).
 
 // signedTree is a SimpleStreams tree signed the way the registry will sign
 // it: index.json and images.json, their .sjson (index.sjson's path naming
@@ -159,36 +86,26 @@ func writeTreeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
-// writeKeyring writes the binary public key: the form gpgv reads as a
-// --keyring (it does not read an armoured key). The path is absolute:
-// gpgv looks a name without a slash up in its home folder.
-func writeKeyring(t *testing.T, k *testKey) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "keyring.gpg")
-	writeTreeFile(t, path, k.pubBinary)
-	return path
-}
-
 // TestGpgvAcceptsSignedDocuments: gpgv accepts every document Sign makes,
 // including the awkward ones (dash lines, no final newline, empty), and
 // rejects one with a byte changed.
 func TestGpgvAcceptsSignedDocuments(t *testing.T) {
-	r := newReferenceTools(t)
+	r := signingtest.NewReference(t)
 	k := newTestKey(t, "gpgv")
-	keyring := writeKeyring(t, k)
+	keyring := signingtest.WriteKeyring(t, k.Key)
 	dir := t.TempDir()
 	i := 0
 	for name, doc := range roundTripDocs {
 		i++
 		file := filepath.Join(dir, "doc"+string(rune('a'+i))+".sjson")
 		writeTreeFile(t, file, k.sign(t, doc))
-		if out, err := r.gpgvCheck(keyring, file); err != nil {
+		if out, err := r.GPGV(keyring, file); err != nil {
 			t.Errorf("gpgv rejects the signed %s: %v\n%s", name, err, out)
 		}
 	}
 	signed := k.sign(t, sampleDoc)
 	writeTreeFile(t, filepath.Join(dir, "tampered.sjson"), bytes.Replace(signed, []byte(`"nginx"`), []byte(`"evil!"`), 1))
-	if out, err := r.gpgvCheck(keyring, filepath.Join(dir, "tampered.sjson")); err == nil {
+	if out, err := r.GPGV(keyring, filepath.Join(dir, "tampered.sjson")); err == nil {
 		t.Errorf("gpgv accepts a tampered document:\n%s", out)
 	}
 }
@@ -196,19 +113,19 @@ func TestGpgvAcceptsSignedDocuments(t *testing.T) {
 // TestReferenceClientReadsSignedTree: the reference client lists and
 // mirrors the signed tree with --keyring; gpgv accepts each .sjson.
 func TestReferenceClientReadsSignedTree(t *testing.T) {
-	r := newReferenceTools(t)
+	r := signingtest.NewReference(t)
 	k := newTestKey(t, "reference")
-	keyring := writeKeyring(t, k)
+	keyring := signingtest.WriteKeyring(t, k.Key)
 	tree := writeSignedTree(t, k)
 	index := filepath.Join(tree.dir, "streams", "v1", "index.sjson")
 
 	for _, f := range []string{"index.sjson", "images.sjson"} {
-		if out, err := r.gpgvCheck(keyring, filepath.Join(tree.dir, "streams", "v1", f)); err != nil {
+		if out, err := r.GPGV(keyring, filepath.Join(tree.dir, "streams", "v1", f)); err != nil {
 			t.Errorf("gpgv rejects %s: %v\n%s", f, err, out)
 		}
 	}
 
-	out, err := r.sstream("sstream-query", "--keyring", keyring, "--output-format", "%(path)s %(sha256)s", index)
+	out, err := r.SStream("sstream-query", "--keyring", keyring, "--output-format", "%(path)s %(sha256)s", index)
 	if err != nil {
 		t.Fatalf("sstream-query: %v\n%s", err, out)
 	}
@@ -220,7 +137,7 @@ func TestReferenceClientReadsSignedTree(t *testing.T) {
 	}
 
 	dest := t.TempDir()
-	if out, err := r.sstream("sstream-mirror", "--keyring", keyring, index, dest); err != nil {
+	if out, err := r.SStream("sstream-mirror", "--keyring", keyring, index, dest); err != nil {
 		t.Fatalf("sstream-mirror: %v\n%s", err, out)
 	}
 	for path, content := range tree.files {
@@ -236,9 +153,9 @@ func TestReferenceClientReadsSignedTree(t *testing.T) {
 // keyring: gpgv, sstream-query and sstream-mirror all refuse, and so does
 // Verify.
 func TestReferenceClientRejectsTampering(t *testing.T) {
-	r := newReferenceTools(t)
+	r := signingtest.NewReference(t)
 	k := newTestKey(t, "reference")
-	keyring := writeKeyring(t, k)
+	keyring := signingtest.WriteKeyring(t, k.Key)
 	kr := k.keyring(t)
 	cases := map[string]struct {
 		file         string
@@ -272,16 +189,16 @@ func TestReferenceClientRejectsTampering(t *testing.T) {
 			if _, err := kr.Verify(tampered, testNow); !errors.Is(err, c.verifyWanted) {
 				t.Errorf("Verify = %v, want %v", err, c.verifyWanted)
 			}
-			if out, err := r.gpgvCheck(keyring, path); err == nil {
+			if out, err := r.GPGV(keyring, path); err == nil {
 				t.Errorf("gpgv accepts it:\n%s", out)
 			}
 			index := filepath.Join(tree.dir, "streams", "v1", "index.sjson")
 			// Each refuses because gpgv did (not, say, for a missing file).
-			if out, err := r.sstream("sstream-query", "--keyring", keyring, index); err == nil || !strings.Contains(out, "'gpgv'") {
+			if out, err := r.SStream("sstream-query", "--keyring", keyring, index); err == nil || !strings.Contains(out, "'gpgv'") {
 				t.Errorf("sstream-query: %v, want a gpgv failure:\n%s", err, out)
 			}
 			dest := t.TempDir()
-			if out, err := r.sstream("sstream-mirror", "--keyring", keyring, index, dest); err == nil || !strings.Contains(out, "'gpgv'") {
+			if out, err := r.SStream("sstream-mirror", "--keyring", keyring, index, dest); err == nil || !strings.Contains(out, "'gpgv'") {
 				t.Errorf("sstream-mirror: %v, want a gpgv failure:\n%s", err, out)
 			}
 		})

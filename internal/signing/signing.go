@@ -53,3 +53,18 @@ type Fingerprint string
 func fingerprintOf(pk *packet.PublicKey) Fingerprint {
 	return Fingerprint(strings.ToUpper(hex.EncodeToString(pk.Fingerprint)))
 }
+
+// Reason names why Verify refused a document, for reports and metrics:
+// "not-signed", "malformed", "unknown-key" or "bad-signature" (any other
+// error).
+func Reason(err error) string {
+	switch {
+	case errors.Is(err, ErrNotSigned):
+		return "not-signed"
+	case errors.Is(err, ErrMalformed):
+		return "malformed"
+	case errors.Is(err, ErrUnknownKey):
+		return "unknown-key"
+	}
+	return "bad-signature"
+}

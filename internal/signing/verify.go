@@ -40,6 +40,12 @@ type Verified struct {
 	SignedAt time.Time
 }
 
+// MaxClockSkew is how far in the future of a verifier's clock a signature
+// may have been made: the publisher's clock may run ahead of the
+// verifier's by that much (keys are checked that much later, too: one
+// expiring or revoked within it is already refused).
+const MaxClockSkew = 5 * time.Minute
+
 // Verify checks that signed is a clear-signed document signed by a key of
 // the keyring, valid at now, and returns its body. Errors wrap
 // ErrNotSigned, ErrMalformed, ErrUnknownKey or ErrBadSignature.
@@ -48,7 +54,7 @@ func (k *Keyring) Verify(signed []byte, now time.Time) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &packet.Config{Time: func() time.Time { return now }}
+	cfg := &packet.Config{Time: func() time.Time { return now.Add(MaxClockSkew) }}
 	sig, signer, err := openpgp.VerifyDetachedSignature(k.entities, bytes.NewReader(cs.body), bytes.NewReader(cs.signature), cfg)
 	if err != nil {
 		return nil, classify(err, cs.sigs)
@@ -115,32 +121,11 @@ type clearSigned struct {
 // (then only blank space); the only header is Hash; every body line
 // starting with '-' is dash-escaped. Lines may end in \n or \r\n.
 func parseClearSigned(data []byte) (*clearSigned, error) {
-	line, rest, ok := nextLine(data)
-	if !ok || string(line) != beginSigned {
-		switch {
-		case bytes.HasPrefix(data, []byte(beginSigned)):
-			return nil, fmt.Errorf("%w: bad first line", ErrMalformed)
-		case bytes.Contains(data, []byte(beginSigned)):
-			return nil, fmt.Errorf("%w: text before %s", ErrMalformed, beginSigned)
-		}
-		return nil, ErrNotSigned
+	hashes, rest, err := parseHeader(data)
+	if err != nil {
+		return nil, err
 	}
-	cs := &clearSigned{}
-	for {
-		if line, rest, ok = nextLine(rest); !ok {
-			return nil, fmt.Errorf("%w: no end of the header", ErrMalformed)
-		}
-		if len(line) == 0 {
-			break
-		}
-		name, value, found := strings.Cut(string(line), ":")
-		if !found || strings.TrimSpace(name) != "Hash" {
-			return nil, fmt.Errorf("%w: header %.40q: only Hash is allowed", ErrMalformed, line)
-		}
-		for _, h := range strings.Split(value, ",") {
-			cs.hashes = append(cs.hashes, strings.ToUpper(strings.TrimSpace(h)))
-		}
-	}
+	cs := &clearSigned{hashes: hashes}
 	body, armored, err := parseBody(rest)
 	if err != nil {
 		return nil, err
@@ -153,6 +138,37 @@ func parseClearSigned(data []byte) (*clearSigned, error) {
 		return nil, err
 	}
 	return cs, nil
+}
+
+// parseHeader reads the BEGIN line and the header of a clear-signed
+// document: the hashes its Hash header names, and what follows the blank
+// line ending it.
+func parseHeader(data []byte) (hashes []string, rest []byte, err error) {
+	line, rest, ok := nextLine(data)
+	if !ok || string(line) != beginSigned {
+		switch {
+		case bytes.HasPrefix(data, []byte(beginSigned)):
+			return nil, nil, fmt.Errorf("%w: bad first line", ErrMalformed)
+		case bytes.Contains(data, []byte(beginSigned)):
+			return nil, nil, fmt.Errorf("%w: text before %s", ErrMalformed, beginSigned)
+		}
+		return nil, nil, ErrNotSigned
+	}
+	for {
+		if line, rest, ok = nextLine(rest); !ok {
+			return nil, nil, fmt.Errorf("%w: no end of the header", ErrMalformed)
+		}
+		if len(line) == 0 {
+			return hashes, rest, nil
+		}
+		name, value, found := strings.Cut(string(line), ":")
+		if !found || strings.TrimSpace(name) != "Hash" {
+			return nil, nil, fmt.Errorf("%w: header %.40q: only Hash is allowed", ErrMalformed, line)
+		}
+		for _, h := range strings.Split(value, ",") {
+			hashes = append(hashes, strings.ToUpper(strings.TrimSpace(h)))
+		}
+	}
 }
 
 // parseBody reads the dash-escaped text up to the BEGIN PGP SIGNATURE
@@ -260,4 +276,46 @@ func nextLine(data []byte) (line, rest []byte, ok bool) {
 		line = line[:i-1]
 	}
 	return line, data[i+1:], true
+}
+
+// Unverified returns the text of a clear-signed document without checking
+// its signature: for a writer deciding whether a stored document is newer
+// than the one it is about to store, never for trusting what it says.
+// Errors wrap ErrNotSigned or ErrMalformed.
+func Unverified(signed []byte) ([]byte, error) {
+	cs, err := parseClearSigned(signed)
+	if err != nil {
+		return nil, err
+	}
+	return cs.body, nil
+}
+
+// UnverifiedPrefix is Unverified for prefix, the first bytes of a
+// clear-signed document (a large one not read whole): the start of its
+// text, its lines' dash-escapes removed, up to the end of prefix or of the
+// text. Only the header is checked.
+func UnverifiedPrefix(prefix []byte) ([]byte, error) {
+	_, rest, err := parseHeader(prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for len(rest) > 0 {
+		line, next, ok := nextLine(rest)
+		if !ok {
+			line, next = rest, nil // the last line, cut short
+		}
+		if string(line) == beginSignature {
+			break
+		}
+		if bytes.HasPrefix(line, []byte("- ")) {
+			line = line[2:]
+		}
+		out = append(out, line...)
+		if ok {
+			out = append(out, '\n')
+		}
+		rest = next
+	}
+	return out, nil
 }

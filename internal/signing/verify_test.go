@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/incus-appliance/registry/internal/signing"
 )
@@ -70,8 +71,8 @@ func TestVerifyErrors(t *testing.T) {
 func TestVerifyUnknownKeyNamesIt(t *testing.T) {
 	k, stranger := newTestKey(t, "trusted"), newTestKey(t, "stranger")
 	_, err := k.keyring(t).Verify(stranger.sign(t, sampleDoc), testNow)
-	if !errors.Is(err, signing.ErrUnknownKey) || !strings.Contains(err.Error(), string(stranger.fpr)) {
-		t.Fatalf("Verify = %v, want ErrUnknownKey naming %s", err, stranger.fpr)
+	if !errors.Is(err, signing.ErrUnknownKey) || !strings.Contains(err.Error(), string(stranger.Fingerprint)) {
+		t.Fatalf("Verify = %v, want ErrUnknownKey naming %s", err, stranger.Fingerprint)
 	}
 }
 
@@ -90,5 +91,87 @@ func TestVerifyTrailingWhitespaceIgnored(t *testing.T) {
 		if err != nil || string(v.Body) != doc {
 			t.Errorf("Verify = %q, %v; want the signed %q", bodyOf(v), err, doc)
 		}
+	}
+}
+
+// TestUnverified: the text of a signed document comes back whatever its
+// signature (a tampered one, a stranger's), and plain or broken documents
+// are refused the way Verify refuses them; a Signer's own keyring
+// verifies what it signs and nothing a stranger signs.
+func TestUnverified(t *testing.T) {
+	k, stranger := newTestKey(t, "writer"), newTestKey(t, "stranger")
+	tampered := replaceOnce(t, k.sign(t, sampleDoc), `"nginx"`, `"evil!"`)
+	for name, c := range map[string]struct {
+		doc  []byte
+		want string
+	}{
+		"own":      {k.sign(t, sampleDoc), sampleDoc},
+		"stranger": {stranger.sign(t, sampleDoc), sampleDoc},
+		"tampered": {tampered, strings.Replace(sampleDoc, `"nginx"`, `"evil!"`, 1)},
+	} {
+		if body, err := signing.Unverified(c.doc); err != nil || string(body) != c.want {
+			t.Errorf("%s: Unverified = %q, %v; want %q", name, body, err, c.want)
+		}
+	}
+	if _, err := signing.Unverified([]byte(sampleDoc)); !errors.Is(err, signing.ErrNotSigned) {
+		t.Errorf("Unverified(plain) = %v, want ErrNotSigned", err)
+	}
+	if _, err := signing.Unverified([]byte("hello\n" + string(k.sign(t, sampleDoc)))); !errors.Is(err, signing.ErrMalformed) {
+		t.Errorf("Unverified(text before) = %v, want ErrMalformed", err)
+	}
+	own := k.Signer.Keyring()
+	if v, err := own.Verify(k.sign(t, sampleDoc), testNow); err != nil || v.Signer != k.Fingerprint {
+		t.Errorf("the signer's keyring: %v, %v", v, err)
+	}
+	if _, err := own.Verify(stranger.sign(t, sampleDoc), testNow); !errors.Is(err, signing.ErrUnknownKey) {
+		t.Errorf("the signer's keyring accepts a stranger's signature: %v", err)
+	}
+	if _, err := own.Verify(tampered, testNow); !errors.Is(err, signing.ErrBadSignature) {
+		t.Errorf("the signer's keyring accepts a tampered document: %v", err)
+	}
+}
+
+// TestVerifyClockSkew: a signature made a minute ahead of the verifier's
+// clock (the publisher's clock runs ahead) verifies; one made an hour
+// ahead does not.
+func TestVerifyClockSkew(t *testing.T) {
+	k := newTestKey(t, "skew")
+	for ahead, ok := range map[time.Duration]bool{time.Minute: true, time.Hour: false} {
+		signed, err := k.Signer.Sign([]byte(sampleDoc), testNow.Add(ahead))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = k.keyring(t).Verify(signed, testNow)
+		if (err == nil) != ok {
+			t.Errorf("signed %s ahead: Verify = %v, want ok=%v", ahead, err, ok)
+		}
+		if !ok && !errors.Is(err, signing.ErrBadSignature) {
+			t.Errorf("signed %s ahead: Verify = %v, want ErrBadSignature", ahead, err)
+		}
+	}
+}
+
+// TestUnverifiedPrefix: the first bytes of a signed document give the
+// start of its text (dash-escapes removed), whatever the cut; a prefix
+// ending in the header, or not clear-signed, is refused.
+func TestUnverifiedPrefix(t *testing.T) {
+	k := newTestKey(t, "writer")
+	doc := "{\n-1,\n  \"registry_serial\": 7\n}\n"
+	signed := k.sign(t, doc)
+	start := strings.Index(string(signed), "\n\n") + 2
+	for cut := start; cut <= len(signed); cut++ {
+		got, err := signing.UnverifiedPrefix(signed[:cut])
+		if err != nil || !strings.HasPrefix(doc, string(got)) && !strings.HasPrefix(string(got), doc) {
+			t.Fatalf("cut at %d: %q, %v; want a prefix of %q", cut, got, err, doc)
+		}
+	}
+	if got, _ := signing.UnverifiedPrefix(signed); !strings.HasPrefix(string(got), doc) {
+		t.Errorf("whole document: %q", got)
+	}
+	if _, err := signing.UnverifiedPrefix(signed[:start-1]); !errors.Is(err, signing.ErrMalformed) {
+		t.Errorf("cut in the header: %v, want ErrMalformed", err)
+	}
+	if _, err := signing.UnverifiedPrefix([]byte(doc)); !errors.Is(err, signing.ErrNotSigned) {
+		t.Errorf("plain text: %v, want ErrNotSigned", err)
 	}
 }

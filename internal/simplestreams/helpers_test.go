@@ -3,16 +3,12 @@ package simplestreams_test
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"testing"
 
 	"github.com/incus-appliance/registry/internal/key"
 	"github.com/incus-appliance/registry/internal/simplestreams"
@@ -65,22 +61,4 @@ func (m memSource) Open(_ context.Context, path string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("%s: %w", path, simplestreams.ErrNotFound)
 	}
 	return io.NopCloser(bytes.NewReader(b)), nil
-}
-
-// httpsSource serves h over HTTPS under prefix (a path such as "/mirror",
-// or "") and returns a source for it that trusts the test certificate.
-func httpsSource(t *testing.T, prefix string, h http.Handler) *simplestreams.HTTPS {
-	t.Helper()
-	mux := http.NewServeMux()
-	mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
-	srv := httptest.NewTLSServer(mux)
-	t.Cleanup(srv.Close)
-	src, err := simplestreams.NewHTTPS(srv.URL + prefix + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	src.Client.Transport.(*http.Transport).TLSClientConfig.RootCAs = pool
-	return src
 }

@@ -34,8 +34,8 @@ func TestReadCatalogOfEachTree(t *testing.T) {
 		dir := "testdata/" + c.tree
 		for name, src := range map[string]simplestreams.Source{
 			"folder":         simplestreams.Stalling(dirSource(dir), 0),
-			"https":          httpsSource(t, "/mirror/sub", http.FileServer(http.Dir(dir))),
-			"https, no size": httpsSource(t, "", noLength(http.FileServer(http.Dir(dir)))),
+			"https":          sstest.HTTPSSource(t, "/mirror/sub", http.FileServer(http.Dir(dir))),
+			"https, no size": sstest.HTTPSSource(t, "", noLength(http.FileServer(http.Dir(dir)))),
 		} {
 			t.Run(c.tree+"/"+name, func(t *testing.T) {
 				cat, err := simplestreams.ReadCatalog(t.Context(), src)
@@ -95,7 +95,7 @@ func TestShardedTreeHoldsTheSameProducts(t *testing.T) {
 // sstest over HTTPS: read as it was built, every file as listed.
 func TestReadCatalogOfALinuxContainersShapedServer(t *testing.T) {
 	tree := sstest.Build(sstest.Spec{Products: 24, Versions: 3, FileSize: 200})
-	src := simplestreams.Stalling(httpsSource(t, "", tree), 0)
+	src := simplestreams.Stalling(sstest.HTTPSSource(t, "", tree), 0)
 	cat, err := simplestreams.ReadCatalog(t.Context(), src)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,10 @@ import (
 // DefaultStall is how long a read may make no progress before it fails.
 const DefaultStall = 60 * time.Second
 
+// MaxRedirects is how many HTTP redirects one read follows (each must
+// stay on https).
+const MaxRedirects = 5
+
 // ErrNotFound is returned by Open for a file the source does not have.
 var ErrNotFound = errors.New("not found")
 
@@ -36,6 +40,7 @@ type Source interface {
 
 // HTTPS reads a server over HTTPS. The system roots apply, and
 // SSL_CERT_FILE / SSL_CERT_DIR override them (Go reads both on Linux).
+// Redirects are followed only to https URLs, at most MaxRedirects.
 type HTTPS struct {
 	Base   *url.URL
 	Client *http.Client
@@ -52,10 +57,25 @@ func NewHTTPS(raw string) (*HTTPS, error) {
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	tr.ResponseHeaderTimeout = DefaultStall
 	tr.DisableCompression = true // byte-exact files; sha256 is over what the catalog lists
-	return &HTTPS{Base: u, Client: &http.Client{Transport: tr}}, nil
+	return &HTTPS{Base: u, Client: &http.Client{Transport: tr, CheckRedirect: checkRedirect}}, nil
 }
 
-func (h *HTTPS) String() string { return h.Base.String() }
+// checkRedirect refuses a redirect that leaves https (an https source
+// answering "302 Location: http://…" would hand the catalog, or a file,
+// to anyone on the path) and a chain of more than MaxRedirects.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if req.URL.Scheme != "https" {
+		return fmt.Errorf("redirect to %s refused: it leaves https", req.URL.Redacted())
+	}
+	if len(via) > MaxRedirects {
+		return fmt.Errorf("more than %d redirects", MaxRedirects)
+	}
+	return nil
+}
+
+// String is the base URL (a password in it masked): the source's name in
+// messages and in the products a mirror of it writes.
+func (h *HTTPS) String() string { return h.Base.Redacted() }
 
 // Open GETs path below the base URL.
 func (h *HTTPS) Open(ctx context.Context, path string) (io.ReadCloser, error) {
@@ -70,7 +90,7 @@ func (h *HTTPS) Open(ctx context.Context, path string) (io.ReadCloser, error) {
 	}
 	resp, err := h.Client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u.Redacted(), err)
+		return nil, fmt.Errorf("GET %s: %w", u.Redacted(), unwrapURLError(err))
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
@@ -81,6 +101,16 @@ func (h *HTTPS) Open(ctx context.Context, path string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("GET %s: HTTP %d", u.Redacted(), resp.StatusCode)
 	}
 	return sizedReader{resp.Body, resp.ContentLength}, nil
+}
+
+// unwrapURLError drops the url.Error around a client error, whose URL
+// repeats the one the caller names (or, redirected, is in the cause).
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // sizedReader is a ReadCloser with its length (Sized).

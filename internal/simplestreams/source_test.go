@@ -12,6 +12,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/simplestreams"
+	"github.com/incus-appliance/registry/internal/simplestreams/sstest"
 )
 
 // Only https:// URLs of a host, with an optional path, are sources.
@@ -33,7 +34,7 @@ func TestNewHTTPSRefusesOtherURLs(t *testing.T) {
 // bodies come with their length.
 func TestHTTPSOpen(t *testing.T) {
 	var requests atomic.Int32
-	src := httpsSource(t, "/base", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	src := sstest.HTTPSSource(t, "/base", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		switch r.URL.Path {
 		case "/ok.json":
@@ -75,7 +76,7 @@ func TestHTTPSOpen(t *testing.T) {
 func TestStallingSourceFailsAStalledRead(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	src := httpsSource(t, "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	src := sstest.HTTPSSource(t, "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/streams/v1/index.json" {
 			io.WriteString(w, `{"format":"index:1.0","index":{`)
 			w.(http.Flusher).Flush()

@@ -13,7 +13,7 @@ import (
 
 // Tools are the programs Assemble runs (Debian packages dosfstools,
 // mtools, e2fsprogs, gdisk, qemu-utils).
-var Tools = []string{"mkfs.vfat", "mcopy", "mkfs.ext4", "sgdisk", "qemu-img", "du"}
+var Tools = []string{"mkfs.vfat", "mcopy", "mkfs.ext4", "debugfs", "sgdisk", "qemu-img", "du"}
 
 // DiskOptions describe a disk for Assemble.
 type DiskOptions struct {
@@ -23,15 +23,22 @@ type DiskOptions struct {
 	// ESPMiB is the EFI system partition's size (default 128).
 	ESPMiB int64
 	// RootDir, if set, becomes the ext4 root partition (ownership and
-	// modes kept: run as root), with FreeMiB of free space (default 256).
+	// modes kept: run as root), with at least FreeMiB of free space
+	// (default 256).
 	RootDir string
 	FreeMiB int64
-	// RootPartUUID is the root partition's GPT unique GUID (the kernel
-	// finds it with root=PARTUUID=...); random when empty.
-	RootPartUUID string
+	// Identity, when set, makes the disk reproducible (reproducible.go):
+	// its GUIDs and UUIDs derive from it (the root partition's is
+	// RootPartUUID(Identity), which the kernel finds the root by), and no
+	// time it records is later than Epoch (modification times of ESPDir
+	// newer than Epoch are clamped to it, in place). Without it the disk
+	// tools draw random identifiers and record the time.
+	Identity string
+	Epoch    int64
 	// Out is the qcow2 file written.
 	Out string
-	// Compress writes zlib-compressed qcow2 clusters (smaller, slower).
+	// Compress writes zlib-compressed qcow2 clusters (smaller; each
+	// cluster on its own, so a small change still makes a small delta).
 	Compress bool
 }
 
@@ -59,9 +66,16 @@ func Assemble(ctx context.Context, o DiskOptions) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	env := append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	if o.Identity != "" {
+		env = append(env, "E2FSPROGS_FAKE_TIME="+strconv.FormatInt(o.Epoch, 10))
+		if err := clampTimes(o.ESPDir, o.Epoch); err != nil {
+			return err
+		}
+	}
 	run := func(name string, args ...string) error {
 		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+		cmd.Env = env
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
@@ -74,7 +88,11 @@ func Assemble(ctx context.Context, o DiskOptions) error {
 	if err := truncate(esp, o.ESPMiB*mib); err != nil {
 		return err
 	}
-	if err := run("mkfs.vfat", "-n", "ESP", esp); err != nil {
+	vfat := []string{"-n", "ESP", esp}
+	if o.Identity != "" {
+		vfat = append([]string{"--invariant"}, vfat...)
+	}
+	if err := run("mkfs.vfat", vfat...); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(o.ESPDir)
@@ -82,7 +100,7 @@ func Assemble(ctx context.Context, o DiskOptions) error {
 		return fmt.Errorf("EFI system partition contents: %w", err)
 	}
 	for _, e := range entries {
-		if err := run("mcopy", "-s", "-p", "-i", esp, filepath.Join(o.ESPDir, e.Name()), "::/"); err != nil {
+		if err := run("mcopy", "-s", "-p", "-m", "-i", esp, filepath.Join(o.ESPDir, e.Name()), "::/"); err != nil {
 			return err
 		}
 	}
@@ -96,8 +114,22 @@ func Assemble(ctx context.Context, o DiskOptions) error {
 		}
 		used, _ := strconv.ParseInt(strings.Fields(string(out))[0], 10, 64)
 		rootMiB = used + used/5 + o.FreeMiB
-		if err := run("mkfs.ext4", "-q", "-F", "-L", "root", "-d", o.RootDir, root, strconv.FormatInt(rootMiB, 10)+"M"); err != nil {
+		ext4 := []string{"-q", "-F", "-L", "root", "-d", o.RootDir}
+		if o.Identity != "" {
+			rootMiB = roundUp(rootMiB, rootSizeStep)
+			ext4 = append(ext4, "-U", guid(o.Identity, "root file system"), "-E", "hash_seed="+guid(o.Identity, "root directory hash"))
+		}
+		if err := run("mkfs.ext4", append(ext4, root, strconv.FormatInt(rootMiB, 10)+"M")...); err != nil {
 			return err
+		}
+		if o.Identity != "" {
+			script := filepath.Join(tmp, "times.debugfs")
+			if err := timesScript(o.RootDir, script, o.Epoch); err != nil {
+				return err
+			}
+			if err := run("debugfs", "-w", "-f", script, root); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -112,8 +144,11 @@ func Assemble(ctx context.Context, o DiskOptions) error {
 	args := []string{"-o", "-n", fmt.Sprintf("1:%d:%d", espStart, rootStart-1), "-t", "1:ef00", "-c", "1:ESP"}
 	if o.RootDir != "" {
 		args = append(args, "-n", fmt.Sprintf("2:%d:%d", rootStart, rootStart+rootMiB*mib/sector-1), "-t", "2:8304", "-c", "2:root")
-		if o.RootPartUUID != "" {
-			args = append(args, "-u", "2:"+o.RootPartUUID)
+	}
+	if o.Identity != "" {
+		args = append(args, "-U", guid(o.Identity, "disk"), "-u", "1:"+guid(o.Identity, "EFI system partition"))
+		if o.RootDir != "" {
+			args = append(args, "-u", "2:"+RootPartUUID(o.Identity))
 		}
 	}
 	if err := run("sgdisk", append(args, raw)...); err != nil {

@@ -2,9 +2,12 @@ package vmdisk
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -40,7 +43,7 @@ func assemble(t *testing.T, esp map[string]string, compress bool) string {
 	out := filepath.Join(t.TempDir(), "disk.qcow2")
 	root := writeTree(t, map[string]string{"sbin/init": "#!/bin/sh\n", "etc/hostname": "vm\n"})
 	err := Assemble(context.Background(), DiskOptions{ESPDir: writeTree(t, esp), ESPMiB: 40, RootDir: root, FreeMiB: 8, Out: out, Compress: compress,
-		RootPartUUID: "6c3d9c3e-8e4b-4d7c-9a55-2f0d1b8e7a11"})
+		Identity: "test", Epoch: testEpoch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,4 +89,99 @@ func TestNotBootable(t *testing.T) {
 			t.Errorf("%s: err %v, want one line containing %q", name, err, c.want)
 		}
 	}
+}
+
+// testEpoch is the disks' SOURCE_DATE_EPOCH (2026-01-01).
+const testEpoch = 1767225600
+
+// reproducible assembles a disk with an identity from a fresh tree of
+// files.
+func reproducible(t *testing.T, files map[string]string, compress bool) (disk, raw string) {
+	t.Helper()
+	dir := t.TempDir()
+	disk = filepath.Join(dir, "disk.qcow2")
+	esp := writeTree(t, map[string]string{"EFI/BOOT/BOOTX64.EFI": efiBinary, "loader/loader.conf": "timeout 0\n"})
+	if err := Assemble(context.Background(), DiskOptions{ESPDir: esp, ESPMiB: 40, RootDir: writeTree(t, files), FreeMiB: 8, Out: disk,
+		Identity: "nginx/default/amd64", Epoch: testEpoch, Compress: compress}); err != nil {
+		t.Fatal(err)
+	}
+	raw = filepath.Join(dir, "disk.raw")
+	if out, err := exec.Command("qemu-img", "convert", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return disk, raw
+}
+
+// Assembled with an identity, the same trees (written at other times)
+// give the same disk byte for byte, compressed or not: GUIDs and UUIDs from the identity,
+// every time the disk records no later than the epoch (the ext4 inodes'
+// change times included, which mke2fs copies from the tree). One changed
+// file changes few bytes of it.
+func TestAssembleReproducible(t *testing.T) {
+	requireTools(t)
+	files := map[string]string{"sbin/init": "#!/bin/sh\n", "etc/hostname": "vm\n", "var/www/index.html": strings.Repeat("<p>hello</p>\n", 500)}
+	disk1, raw1 := reproducible(t, files, false)
+	disk2, _ := reproducible(t, files, false)
+	if !sameBytes(t, disk1, disk2) {
+		t.Fatal("the same trees gave two different disks")
+	}
+	if c1, _ := reproducible(t, files, true); !sameBytes(t, c1, diskOf(reproducible(t, files, true))) {
+		t.Fatal("the same trees gave two different compressed disks")
+	}
+	if id := RootPartUUID("nginx/default/amd64"); len(id) != 36 || id == RootPartUUID("nginx/default/arm64") {
+		t.Errorf("RootPartUUID %q", id)
+	}
+	// The root file system's times, read back with debugfs.
+	out, err := exec.Command("sgdisk", "-i", "2", raw1).CombinedOutput()
+	if err != nil || !strings.Contains(strings.ToLower(string(out)), RootPartUUID("nginx/default/amd64")) {
+		t.Fatalf("sgdisk -i 2: %v\n%s", err, out)
+	}
+	first := regexp.MustCompile(`First sector: (\d+)`).FindStringSubmatch(string(out))
+	if first == nil {
+		t.Fatalf("no first sector in:\n%s", out)
+	}
+	off, _ := strconv.ParseInt(first[1], 10, 64)
+	stat, err := exec.Command("debugfs", "-R", "stat /etc/hostname", fmt.Sprintf("%s?offset=%d", raw1, off*sector)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("debugfs: %v\n%s", err, stat)
+	}
+	for _, field := range []string{"ctime", "atime", "mtime", "crtime"} {
+		if !regexp.MustCompile(field + `: 0x6955b900`).Match(stat) {
+			t.Errorf("/etc/hostname's %s is not the epoch:\n%s", field, stat)
+		}
+	}
+	// One changed file: the disk differs in a few blocks.
+	files["var/www/index.html"] += "<!-- changed -->\n"
+	disk3, _ := reproducible(t, files, false)
+	if n := differingBytes(t, disk1, disk3); n == 0 || n > 16<<10 {
+		t.Errorf("one changed file changed %d bytes of the disk", n)
+	}
+}
+
+// diskOf is the disk of reproducible's results.
+func diskOf(disk, _ string) string { return disk }
+
+func sameBytes(t *testing.T, a, b string) bool {
+	return differingBytes(t, a, b) == 0
+}
+
+// differingBytes counts the bytes that differ between two files (the
+// longer one's tail included).
+func differingBytes(t *testing.T, a, b string) int {
+	t.Helper()
+	da, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := max(len(da), len(db)) - min(len(da), len(db))
+	for i := range min(len(da), len(db)) {
+		if da[i] != db[i] {
+			n++
+		}
+	}
+	return n
 }

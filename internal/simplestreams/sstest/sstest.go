@@ -3,20 +3,24 @@
 // paths with ':', split images with squashfs, root.tar.xz and disk-kvm.img
 // roots, squashfs.vcdiff deltas against the previous version, an
 // lxd_combined.tar.gz item and requirements. A Tree is also an
-// http.Handler serving its files, as such a server does (start it with
-// httptest.NewTLSServer).
+// http.Handler serving its files, as such a server does; HTTPSSource
+// serves one (or any handler) over HTTPS to a source that trusts it.
 package sstest
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/simplestreams"
 )
 
 // Spec sizes a tree.
@@ -138,4 +142,23 @@ func (t *Tree) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(b)
 	}
+}
+
+// HTTPSSource serves h over HTTPS under prefix (a path such as "/mirror",
+// or "") for the test, and returns a source for it that trusts the test
+// certificate.
+func HTTPSSource(t testing.TB, prefix string, h http.Handler) *simplestreams.HTTPS {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
+	srv := httptest.NewTLSServer(mux)
+	t.Cleanup(srv.Close)
+	src, err := simplestreams.NewHTTPS(srv.URL + prefix + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	src.Client.Transport.(*http.Transport).TLSClientConfig.RootCAs = pool
+	return src
 }

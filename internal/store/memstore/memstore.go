@@ -6,8 +6,6 @@ package memstore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"sort"
@@ -15,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -113,9 +112,8 @@ func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64,
 	if err != nil {
 		return store.ObjectInfo{}, err
 	}
-	sum := sha256.Sum256(data)
-	digest := hex.EncodeToString(sum[:])
-	if err := store.CheckBody(int64(len(data)), size, digest, opts); err != nil {
+	sha := digest.Of(data)
+	if err := store.CheckBody(int64(len(data)), size, sha, opts); err != nil {
 		return store.ObjectInfo{}, err
 	}
 	if err := store.BeforeCommit(ctx, opts); err != nil {
@@ -124,9 +122,9 @@ func (s *Store) put(ctx context.Context, key string, body io.Reader, size int64,
 	info := store.ObjectInfo{
 		Key:          key,
 		Size:         size,
-		ETag:         `"` + digest + `"`,
+		ETag:         `"` + sha + `"`,
 		ModTime:      time.Now(),
-		SHA256:       digest,
+		SHA256:       sha,
 		ContentType:  opts.ContentType,
 		CacheControl: opts.CacheControl,
 	}
