@@ -114,7 +114,7 @@ test-launch: build minio
 # builds whatever is due of every appliance and variant into the shared
 # build folder (all of them on a fresh machine): a generous deadline.
 test-release: build
-	flock -o /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 90m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon)$$' ./e2e/
+	flock -o /tmp/incusd.lock env REGISTRY_LAUNCH=release REGISTRY_E2E=require $(GO) test -count=1 -timeout 90m -v -run '^TestRelease(RefreshThroughIncusDaemon|AllThroughIncusDaemon|StackThroughIncusDaemon)$$' ./e2e/
 # Deltas from the last versions with a real Incus daemon (small sample
 # images, no build): a host holding v1 refreshes to v3 by the v1→v3 delta,
 # one holding v2 by v2→v3, one holding two bases of a product by both; a

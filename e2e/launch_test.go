@@ -10,6 +10,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/builder"
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/miniotest"
 )
 
@@ -97,9 +98,18 @@ func TestLaunchEveryAppliance(t *testing.T) {
 		t.Fatal(err)
 	}
 	buildDir, reg := sharedBuilds(), filepath.Join(t.TempDir(), "registry")
+	var apps []*appliance.Appliance
 	for _, name := range names {
-		buildShared(t, name, "default")
-		mustPublish(t, name, "--bucket", reg, "--build-dir", buildDir, "--appliances", root)
+		a, err := appliance.Load(root, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		apps = append(apps, a)
+	}
+	// Providers first: the registry refuses a consumer with no provider.
+	for _, a := range appliance.ProvidersFirst(apps) {
+		buildShared(t, a.Name, "default")
+		mustPublish(t, a.Name, "--bucket", reg, "--build-dir", buildDir, "--appliances", root)
 	}
 	// An appliance written by publish new, on the bookworm base.
 	newRoot := newApplianceRoot(t)
@@ -123,6 +133,14 @@ func TestLaunchEveryAppliance(t *testing.T) {
 	incusDaemon(t)
 	incus := newClient(t, "incus", cert)
 	addRemote(t, incus, "appliance", url, cert)
+	// Version lines by default: NAME/MAJOR and NAME/MAJOR.MINOR resolve.
+	for _, a := range apps {
+		line, _ := catalog.LineOf(a.Version)
+		major, _, _ := strings.Cut(line, ".")
+		for _, ref := range []string{a.Name + "/" + major, a.Name + "/" + line} {
+			incus.run(t, "image", "info", "appliance:"+ref)
+		}
+	}
 	launch := func(root, name string) {
 		t.Run(name, func(t *testing.T) {
 			a, err := appliance.Load(root, name)

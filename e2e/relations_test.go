@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // wirePipe wires relation of consumer to provider with the README's pipe
@@ -17,7 +18,7 @@ import (
 //	  incus exec CONSUMER -- /usr/lib/appliance/requires/RELATION
 //
 // and returns what the consumer's hook said.
-func wirePipe(t *testing.T, c *client, provider string, p appliance.Provide, consumer string, r appliance.Require) string {
+func wirePipe(t *testing.T, c *client, provider string, p relations.Provide, consumer string, r relations.Require) string {
 	t.Helper()
 	pipe := "set -o pipefail; " + c.bin + " exec " + provider + " -- " + p.Hook() + " " + consumer + " | " +
 		c.bin + " exec " + consumer + " -- " + r.Hook()
@@ -66,18 +67,18 @@ func waitingForRelation(t *testing.T, c *client, name string, a *appliance.Appli
 // providerFor returns the first appliance of names that provides iface
 // and requires nothing itself (it can be launched alone to serve a
 // consumer).
-func providerFor(t *testing.T, root string, names []string, iface string) (string, appliance.Provide) {
+func providerFor(t *testing.T, root string, names []string, iface string) (string, relations.Provide) {
 	t.Helper()
 	for _, n := range names {
 		a, err := appliance.Load(root, n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		i := slices.IndexFunc(a.Provides, func(p appliance.Provide) bool { return p.Interface == iface })
+		i := slices.IndexFunc(a.Provides, func(p relations.Provide) bool { return p.Interface == iface })
 		if i >= 0 && len(a.Requires) == 0 {
 			return n, a.Provides[i]
 		}
 	}
 	t.Fatalf("no appliance providing %s that requires nothing", iface)
-	return "", appliance.Provide{}
+	return "", relations.Provide{}
 }

@@ -304,8 +304,8 @@ func TestReleaseGatesEveryVariant(t *testing.T) {
 	for _, e := range list(t, reg) {
 		products[e.Product] = true
 	}
-	if !products["web:amd64"] || !products["web/cloud:amd64"] || len(products) != 2 {
-		t.Errorf("products %v, want web:amd64 and web/cloud:amd64", products)
+	if !products["web:1.0:amd64"] || !products["web/cloud:1.0:amd64"] || len(products) != 2 {
+		t.Errorf("products %v, want web:1.0:amd64 and web/cloud:1.0:amd64 (version lines by default)", products)
 	}
 
 	// A new version whose gate fails: neither variant goes out.

@@ -145,7 +145,8 @@ func splitList(list []string) []string {
 }
 
 // selected loads the named appliances (every one in --appliances when
-// none is named) and reads --arch (see parseArches).
+// none is named), providers before their consumers
+// (appliance.ProvidersFirst), and reads --arch (see parseArches).
 func selected(g *Globals, names, archFlags []string) ([]*appliance.Appliance, []string, error) {
 	arches, err := parseArches(archFlags)
 	if err != nil {
@@ -164,5 +165,5 @@ func selected(g *Globals, names, archFlags []string) ([]*appliance.Appliance, []
 		}
 		apps = append(apps, a)
 	}
-	return apps, arches, nil
+	return appliance.ProvidersFirst(apps), arches, nil
 }

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 type listCmd struct{}
@@ -27,7 +28,7 @@ func (c *listCmd) Run(ctx context.Context, g *Globals, out *output) error {
 	}
 	return out.result(entries, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tAPPLIANCE\tVARIANT\tVERSION\tARCH\tTYPE\tROOT\tSIZE\tPORTS\tVOLUMES\tTAGS\tSBOM\tDESCRIPTION")
+		fmt.Fprintln(tw, "ALIASES\tFINGERPRINT\tAPPLIANCE\tVARIANT\tVERSION\tARCH\tTYPE\tROOT\tSIZE\tPORTS\tVOLUMES\tTAGS\tPROVIDES\tREQUIRES\tSBOM\tDESCRIPTION")
 		for _, e := range entries {
 			aliases := strings.Join(e.Aliases, ",")
 			if aliases == "" {
@@ -41,8 +42,9 @@ func (c *listCmd) Run(ctx context.Context, g *Globals, out *output) error {
 			if e.SBOM != "" {
 				sbom = "yes"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], appVersion, orDash(e.Variant), e.Version, e.Arch, e.Type, e.Kind, humanBytes(e.Size),
-				orDash(e.Custom["ports"]), orDash(e.Custom["volumes"]), orDash(e.Custom["tags"]), sbom, e.Description)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", aliases, e.Fingerprint[:12], appVersion, orDash(e.Variant), e.Version, e.Arch, e.Type, e.Kind, humanBytes(e.Size),
+				orDash(e.Custom["ports"]), orDash(e.Custom["volumes"]), orDash(e.Custom["tags"]),
+				orDash(relations.FormatProvides(e.Provides)), orDash(relations.FormatRequires(e.Requires)), sbom, e.Description)
 		}
 		tw.Flush()
 	})

@@ -16,6 +16,7 @@ type pruneCmd struct {
 	Keep   int           `help:"Keep the newest N versions of each product (0: remove no version, only delete unreferenced files)." default:"0"`
 	Grace  time.Duration `default:"2h" help:"Never delete a file that left the catalog, or was written, less than this long ago (Incus daemons cache a catalog for 1h; add your CDN's TTL)."`
 	DryRun bool          `short:"n" help:"Show what would be removed and deleted; change nothing."`
+	Force  bool          `help:"With --keep, drop versions even when one is the last a published appliance's relation allows (says what that breaks)."`
 }
 
 func (c *pruneCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.Logger) error {
@@ -33,7 +34,7 @@ func (c *pruneCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.L
 		return err
 	}
 	defer reg.Close()
-	res, err := reg.Prune(ctx, registry.PruneOptions{Keep: c.Keep, Grace: c.Grace, DryRun: c.DryRun})
+	res, err := reg.Prune(ctx, registry.PruneOptions{Keep: c.Keep, Grace: c.Grace, DryRun: c.DryRun, Force: c.Force})
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
@@ -45,6 +46,7 @@ func (c *pruneCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.L
 func printPrune(out *output, res *registry.PruneResult) error {
 	return out.result(res, func(w io.Writer) {
 		printRemoved(w, res.Removed, res.DryRun, "removed")
+		printBreaks(w, res.Breaks)
 		verb := "deleted"
 		if res.DryRun {
 			verb = "would delete"

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/debian"
 	"github.com/incus-appliance/registry/internal/release"
@@ -60,6 +61,7 @@ func (c *releaseCmd) Run(ctx context.Context, g *Globals, out *output, log *slog
 	p := &release.Pipeline{Builder: builds, Gate: release.Incus{}, Registry: ch.Registry, Options: release.Options{
 		BuildDir: g.BuildDir, DryRun: c.DryRun, SkipGate: c.SkipGate, DeltaDepth: depth, Keep: c.Keep, Grace: c.Grace,
 		Note: func(s string) { out.note("%s", s) }, Warn: out.loud, Upload: out.progressFunc("uploading"),
+		Appliances: func(name string) (*appliance.Appliance, error) { return appliance.Load(g.Appliances, name) },
 	}}
 	res, err := p.Run(ctx, apps, arches)
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +23,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/relations"
+	sv "github.com/incus-appliance/registry/internal/semver"
 )
 
 // Appliance is appliance.yaml.
@@ -62,8 +63,9 @@ type Appliance struct {
 	Tags []string `yaml:"tags"`
 	// VersionAliases publishes each MAJOR.MINOR line as its own product so
 	// that NAME/MAJOR and NAME/MAJOR.MINOR keep naming the newest image of
-	// that line (catalog/lines.go).
-	VersionAliases bool `yaml:"version_aliases"`
+	// that line (catalog/lines.go); unset means true (Lines), false opts
+	// out (one product, NAME:ARCH).
+	VersionAliases *bool `yaml:"version_aliases"`
 	// Variants are the appliance's variants: default (the template as
 	// written) and cloud (with cloud-init); default [default].
 	Variants []string `yaml:"variants"`
@@ -72,9 +74,9 @@ type Appliance struct {
 	// [container].
 	Types []string `yaml:"types"`
 	// Provides are the interfaces it provides, Requires the relations it
-	// needs (relations.go).
-	Provides []Provide `yaml:"provides"`
-	Requires []Require `yaml:"requires"`
+	// needs (internal/relations; checked by relations.go).
+	Provides []relations.Provide `yaml:"provides"`
+	Requires []relations.Require `yaml:"requires"`
 	// Health is how tests check a launched container works.
 	Health HealthCheck `yaml:"healthcheck"`
 
@@ -103,8 +105,6 @@ type HTTPCheck struct {
 
 // FileName is the appliance description's file name.
 const FileName = "appliance.yaml"
-
-var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
 
 // Load reads and checks appliances/NAME in root. Every problem found is
 // reported, one per line, each naming the file and field.
@@ -182,8 +182,8 @@ func (a *Appliance) check(folderName string) []error {
 	}
 	if a.Version == "" {
 		bad("version", "missing: the appliance's semantic version, e.g. 1.0.0")
-	} else if !semver.MatchString(a.Version) {
-		bad("version", "%q is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.2.0)", a.Version)
+	} else if _, err := sv.Parse(a.Version); err != nil {
+		bad("version", "%v", err)
 	}
 	for _, al := range a.Aliases {
 		if err := catalog.ValidateAlias(al); err != nil {
@@ -282,3 +282,7 @@ func (a *Appliance) Arches() []string {
 func (a *Appliance) ProfilePath(name string) string {
 	return filepath.Join(a.Dir, "profiles", name+".yaml")
 }
+
+// Lines reports whether the appliance is published in version lines
+// (VersionAliases, true unless set false).
+func (a *Appliance) Lines() bool { return a.VersionAliases == nil || *a.VersionAliases }

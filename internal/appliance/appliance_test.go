@@ -24,6 +24,16 @@ func TestLoadValid(t *testing.T) {
 	}
 }
 
+// Version lines are the default; version_aliases: false opts out.
+func TestLinesByDefault(t *testing.T) {
+	for yml, want := range map[string]bool{validYAML: true, validYAML + "version_aliases: true\n": true, validYAML + "version_aliases: false\n": false} {
+		a, err := Load(writeAppliance(t, yml), "web")
+		if err != nil || a.Lines() != want {
+			t.Errorf("Lines() = %v, %v; want %v with\n%s", a != nil && a.Lines(), err, want, yml)
+		}
+	}
+}
+
 func TestLoadReportsEveryBadField(t *testing.T) {
 	tests := []struct{ name, from, to, want string }{
 		{"missing name", "name: web\n", "", "name: missing"},
@@ -32,6 +42,9 @@ func TestLoadReportsEveryBadField(t *testing.T) {
 		{"missing description", "description: A web server\n", "", "description: missing"},
 		{"missing version", "version: 1.2.3\n", "", "version: missing"},
 		{"version not semver", "version: 1.2.3", "version: \"1.2\"", `"1.2" is not a semantic version`},
+		// The one rule is internal/semver's: an empty pre-release identifier
+		// is no semantic version (the pattern appliance.go had let it by).
+		{"empty pre-release identifier", "version: 1.2.3", "version: 1.2.3-rc..1", `"1.2.3-rc..1" is not a semantic version`},
 		{"bad alias", "aliases: [www]", "aliases: [\"a b\"]", `aliases: alias "a b" contains ' '`},
 		{"no architectures", "architectures: [amd64, arm64]", "architectures: []", "architectures: missing"},
 		{"unknown architecture", "architectures: [amd64, arm64]", "architectures: [sparc]", `unknown architecture "sparc"`},

@@ -1,11 +1,14 @@
 package appliance
 
 import (
+	"maps"
 	"path"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // requirementValues are the image requirements Incus knows (image
@@ -59,12 +62,27 @@ func (a *Appliance) checkMetadata(bad func(field, format string, args ...any)) {
 		tags[t] = true
 	}
 	if a.Custom != nil {
-		for _, k := range []string{"ports", "volumes", "tags", "service", "sbom"} {
+		for _, k := range []string{"ports", "volumes", "tags", "service", "sbom", relations.Provides, relations.Requires} {
 			if _, ok := a.Custom[k]; ok && (k != "ports" || len(a.Ports) == 0) { // runtime.go reports the other case
 				bad("custom", "%s: is set from its own field (custom keeps free-form keys)", k)
 			}
 		}
 	}
+}
+
+// Relations are the appliance's provides and requires as the catalog's
+// custom metadata and the image's properties carry them
+// (relations.FormatProvides, relations.FormatRequires), by key; none
+// when it takes part in no relation.
+func (a *Appliance) Relations() map[string]string {
+	out := map[string]string{}
+	if len(a.Provides) > 0 {
+		out[relations.Provides] = relations.FormatProvides(a.Provides)
+	}
+	if len(a.Requires) > 0 {
+		out[relations.Requires] = relations.FormatRequires(a.Requires)
+	}
+	return out
 }
 
 func requirementKeys() []string {
@@ -77,9 +95,9 @@ func requirementKeys() []string {
 }
 
 // CatalogMetadata is the product custom metadata carried into the
-// catalog: custom, ports (catalogCustom), and the volumes, tags and
-// service as comma-joined strings (SimpleStreams custom values are
-// strings).
+// catalog: custom, ports (catalogCustom), the volumes, tags and service
+// as comma-joined strings (SimpleStreams custom values are strings), and
+// the relations (Relations).
 func (a *Appliance) CatalogMetadata() map[string]string {
 	out := map[string]string{}
 	for k, v := range a.catalogCustom() {
@@ -94,8 +112,25 @@ func (a *Appliance) CatalogMetadata() map[string]string {
 	if a.Service != nil {
 		out["service"] = a.Service.Unit + "," + a.Service.User
 	}
+	maps.Copy(out, a.Relations())
 	if len(out) == 0 {
 		return nil
+	}
+	return out
+}
+
+// ProvidersFirst returns apps with each appliance after those of apps
+// providing an interface it requires (relations.Order), otherwise in
+// their order: building, publishing or releasing them in that order puts
+// every provider out before its consumers, which the registry requires.
+func ProvidersFirst(apps []*Appliance) []*Appliance {
+	declared := make([]relations.Declared, len(apps))
+	for i, a := range apps {
+		declared[i] = relations.Declared{Name: a.Name, Provides: a.Provides, Requires: a.Requires}
+	}
+	out := make([]*Appliance, 0, len(apps))
+	for _, i := range relations.Order(declared) {
+		out = append(out, apps[i])
 	}
 	return out
 }

@@ -13,69 +13,19 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	sv "github.com/incus-appliance/registry/internal/semver"
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
-// Relations: an appliance provides named interfaces and requires others,
-// as Juju's charms do. Each interface is documented once, in
-// appliances/_interfaces/NAME.yaml: the fields a provider hands over and
-// what each side does with them. A provider ships the executable
-// /usr/lib/appliance/provides/INTERFACE: run with a consumer's name, it
-// makes that consumer's credentials (idempotently) and prints the fields
-// as one JSON object. A consumer ships /usr/lib/appliance/requires/NAME:
-// it reads that object on stdin, configures its service and restarts it.
-// Wiring two instances is one pipe:
-//
-//	incus exec db -- /usr/lib/appliance/provides/postgresql rss |
-//	  incus exec rss -- /usr/lib/appliance/requires/db
+// Relations (internal/relations): an appliance provides named
+// interfaces and requires relations to others. Each interface is
+// documented once, in appliances/_interfaces/NAME.yaml: the fields a
+// provider hands over and what each side does with them. The appliance
+// ships one hook per relation (relations.ProvidesHookDir/INTERFACE,
+// relations.RequiresHookDir/NAME) through image.yaml's files.
 
 // InterfacesDir is the folder of interface documents inside the
 // appliances folder.
 const InterfacesDir = "_interfaces"
-
-// The folders of the relation hooks inside an appliance's image.
-const (
-	ProvidesHookDir = "/usr/lib/appliance/provides"
-	RequiresHookDir = "/usr/lib/appliance/requires"
-)
-
-// Provide is one interface the appliance provides (appliance.yaml
-// provides:).
-type Provide struct {
-	Interface string `yaml:"interface"`
-	// Port is the declared TCP port the interface is served on (0: none
-	// named).
-	Port int `yaml:"port"`
-}
-
-// Hook is the provider's executable in the image.
-func (p Provide) Hook() string { return ProvidesHookDir + "/" + p.Interface }
-
-// Require is one relation the appliance needs (appliance.yaml requires:).
-type Require struct {
-	// Name is the appliance's own name for the relation (its hook's name).
-	Name      string `yaml:"name"`
-	Interface string `yaml:"interface"`
-	// Version, if set, constrains the provider appliance's version
-	// (sv.ParseConstraint: ">=1.1, <2").
-	Version string `yaml:"version"`
-	// Multiple: the relation takes any number of providers, none
-	// included (prometheus' scrape targets); otherwise exactly one.
-	Multiple bool `yaml:"multiple"`
-}
-
-// Hook is the consumer's executable in the image.
-func (r Require) Hook() string { return RequiresHookDir + "/" + r.Name }
-
-// Constraint is the parsed Version; ok is false when there is none (any
-// version of a provider will do).
-func (r Require) Constraint() (c sv.Constraint, ok bool, err error) {
-	if r.Version == "" {
-		return sv.Constraint{}, false, nil
-	}
-	c, err = sv.ParseConstraint(r.Version)
-	return c, err == nil, err
-}
 
 // Interface is an interface document, appliances/_interfaces/NAME.yaml.
 type Interface struct {
@@ -97,9 +47,8 @@ type InterfaceField struct {
 }
 
 var (
-	relationNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
-	fieldNameRe    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-	fieldTypes     = []string{"string", "integer", "list"}
+	fieldNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+	fieldTypes  = []string{"string", "integer", "list"}
 )
 
 // LoadInterface reads and checks appliances/_interfaces/NAME.yaml in the
@@ -171,8 +120,8 @@ func InterfaceNames(root string) ([]string, error) {
 func (a *Appliance) checkRelations(bad func(field, format string, args ...any)) {
 	root := filepath.Dir(a.Dir)
 	documented := func(field, iface string) {
-		if !relationNameRe.MatchString(iface) {
-			bad(field, "interface %q must be a lowercase name (a-z, 0-9, -)", iface)
+		if err := relations.CheckName("interface", iface); err != nil {
+			bad(field, "%v", err)
 		} else if _, err := LoadInterface(root, iface); err != nil {
 			bad(field, "%v", err)
 		}
@@ -189,8 +138,8 @@ func (a *Appliance) checkRelations(bad func(field, format string, args ...any)) 
 		}
 	}
 	for _, r := range a.Requires {
-		if !relationNameRe.MatchString(r.Name) {
-			bad("requires", "name %q must be a lowercase name (a-z, 0-9, -): the hook %s/NAME", r.Name, RequiresHookDir)
+		if err := relations.CheckName("name", r.Name); err != nil {
+			bad("requires", "%v: the hook %s/NAME", err, relations.RequiresHookDir)
 			continue
 		}
 		documented("requires", r.Interface)
@@ -217,13 +166,13 @@ func (a *Appliance) checkHooks(declared map[string]bool, bad func(field, format 
 	shipped := map[string]bool{}
 	for i, f := range ov.Files {
 		p, _ := f["path"].(string)
-		if !strings.HasPrefix(p, ProvidesHookDir+"/") && !strings.HasPrefix(p, RequiresHookDir+"/") {
+		if !strings.HasPrefix(p, relations.ProvidesHookDir+"/") && !strings.HasPrefix(p, relations.RequiresHookDir+"/") {
 			continue
 		}
 		field := fmt.Sprintf("%s: files[%d]", TemplateName, i)
 		shipped[p] = true
 		if !declared[p] {
-			kind := map[bool]string{true: "provides: interface", false: "requires: name"}[strings.HasPrefix(p, ProvidesHookDir+"/")]
+			kind := map[bool]string{true: "provides: interface", false: "requires: name"}[strings.HasPrefix(p, relations.ProvidesHookDir+"/")]
 			bad(field, "%s is the hook of a relation appliance.yaml does not declare (%s %s)", p, kind, filepath.Base(p))
 			continue
 		}

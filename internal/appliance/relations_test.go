@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // relationsYAML is validYAML providing http and requiring a database and
@@ -79,6 +81,17 @@ func TestRelationsLoad(t *testing.T) {
 	}
 	if _, ok, err := a.Requires[1].Constraint(); ok || err != nil {
 		t.Errorf("targets has no constraint: %v %v", ok, err)
+	}
+	// The catalog's custom metadata (and the image's properties) carry
+	// them, as relations encodes them.
+	md := a.CatalogMetadata()
+	if md["provides"] != "http:80" || md["requires"] != "db=postgresql >=1.1, <2; targets=prometheus-scrape (multiple)" {
+		t.Errorf("CatalogMetadata = %v", md)
+	}
+	// Set from their own fields only.
+	yml := strings.Replace(relationsYAML, "custom:\n", "custom:\n  requires: db\n", 1)
+	if _, err := Load(writeRelations(t, yml, relationsImage), "web"); err == nil || !strings.Contains(err.Error(), "custom: requires: is set from its own field") {
+		t.Errorf("custom requires: %v", err)
 	}
 }
 
@@ -205,5 +218,26 @@ func TestInterfaceDocumentRefused(t *testing.T) {
 		if _, err := LoadInterface(root, "x"); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", bad, err, want)
 		}
+	}
+}
+
+// Providers come before their consumers; the rest keep their order.
+func TestProvidersFirst(t *testing.T) {
+	app := func(name string, provides []relations.Provide, requires ...relations.Require) *Appliance {
+		return &Appliance{Name: name, Provides: provides, Requires: requires}
+	}
+	http := []relations.Provide{{Interface: "http"}}
+	apps := []*Appliance{
+		app("miniflux", http, relations.Require{Name: "db", Interface: "postgresql"}),
+		app("nginx", http),
+		app("postgresql", []relations.Provide{{Interface: "postgresql"}}),
+		app("tls-proxy", nil, relations.Require{Name: "upstream", Interface: "http"}),
+	}
+	var names []string
+	for _, a := range ProvidersFirst(apps) {
+		names = append(names, a.Name)
+	}
+	if got := strings.Join(names, " "); got != "postgresql miniflux nginx tls-proxy" {
+		t.Errorf("ProvidersFirst = %s", got)
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // NewOptions describe the appliance New writes.
@@ -22,6 +24,9 @@ type NewOptions struct {
 	Packages []string
 	// Architectures (default amd64, arm64).
 	Architectures []string
+	// Provides are interfaces it provides; Requires relations it needs,
+	// as NAME=INTERFACE (scaffold_relations.go).
+	Provides, Requires []string
 }
 
 // defaultBase is the base of new appliances.
@@ -59,6 +64,13 @@ func New(root, name string, o NewOptions) (*Appliance, error) {
 			tcp = append(tcp, fmt.Sprint(port.Number))
 		}
 	}
+	if len(tcp) > 0 && len(o.Packages) == 0 {
+		return nil, fmt.Errorf("--port %s/tcp without --package: nothing in the image would listen on it, so its health check would fail; add the --package that serves it", tcp[0])
+	}
+	rel, err := scaffoldRelations(root, o.Provides, o.Requires)
+	if err != nil {
+		return nil, err
+	}
 	check := "systemctl is-system-running --wait >/dev/null"
 	if len(tcp) > 0 {
 		check += " && for p in " + strings.Join(tcp, " ") + `; do bash -c "echo >/dev/tcp/127.0.0.1/$p" || exit 1; done`
@@ -72,14 +84,16 @@ func New(root, name string, o NewOptions) (*Appliance, error) {
 		Timeout int      `yaml:"timeout"`
 	}
 	doc := struct {
-		Name          string   `yaml:"name"`
-		Description   string   `yaml:"description"`
-		Version       string   `yaml:"version"`
-		Architectures []string `yaml:"architectures,flow"`
-		Base          string   `yaml:"base"`
-		Ports         []string `yaml:"ports,flow,omitempty"`
-		Health        health   `yaml:"healthcheck"`
-	}{name, desc, "0.1.0", o.Architectures, o.Base, o.Ports, health{[]string{"sh", "-c", check}, 120}}
+		Name          string            `yaml:"name"`
+		Description   string            `yaml:"description"`
+		Version       string            `yaml:"version"`
+		Architectures []string          `yaml:"architectures,flow"`
+		Base          string            `yaml:"base"`
+		Ports         []string          `yaml:"ports,flow,omitempty"`
+		Provides      []scaffoldProvide `yaml:"provides,omitempty"`
+		Requires      []scaffoldRequire `yaml:"requires,omitempty"`
+		Health        health            `yaml:"healthcheck"`
+	}{name, desc, "0.1.0", o.Architectures, o.Base, o.Ports, scaffoldProvides(rel.provides, tcp), scaffoldRequires(rel.requires), health{[]string{"sh", "-c", check}, 120}}
 	var a text
 	a.line("# yaml-language-server: $schema=../appliance.schema.json")
 	a.line("# Written by `publish new`. The health check proves the system is up")
@@ -91,14 +105,11 @@ func New(root, name string, o NewOptions) (*Appliance, error) {
 	var img text
 	img.line("# " + name + "'s own part of the image; the Debian plumbing is the base's")
 	img.line("# (appliances/_bases/). Add files: and actions: as distrobuilder takes them.")
-	if len(o.Packages) > 0 {
-		if err := img.yaml(struct {
-			Packages []string `yaml:"packages,flow"`
-		}{o.Packages}); err != nil {
-			return nil, err
-		}
-	} else {
-		img.line("packages: []")
+	if err := img.yaml(struct {
+		Packages []string            `yaml:"packages,flow"`
+		Files    []map[string]string `yaml:"files,omitempty"`
+	}{append([]string{}, o.Packages...), rel.entries}); err != nil {
+		return nil, err
 	}
 
 	// Write into a temporary folder and move it in place; a folder that
@@ -112,6 +123,9 @@ func New(root, name string, o NewOptions) (*Appliance, error) {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(tmp, TemplateName), []byte(img.b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	if err := rel.write(tmp); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
@@ -137,4 +151,37 @@ func (w *text) yaml(v any) error {
 		return err
 	}
 	return enc.Close()
+}
+
+// scaffoldRequire is a relation as publish new writes it: name and
+// interface (a constraint is the author's to add).
+type scaffoldRequire struct {
+	Name      string `yaml:"name"`
+	Interface string `yaml:"interface"`
+}
+
+func scaffoldRequires(rs []relations.Require) []scaffoldRequire {
+	out := make([]scaffoldRequire, len(rs))
+	for i, r := range rs {
+		out[i] = scaffoldRequire{r.Name, r.Interface}
+	}
+	return out
+}
+
+// scaffoldProvide is a provided interface as publish new writes it: on
+// the one declared TCP port, when there is exactly one.
+type scaffoldProvide struct {
+	Interface string `yaml:"interface"`
+	Port      int    `yaml:"port,omitempty"`
+}
+
+func scaffoldProvides(ps []relations.Provide, tcp []string) []scaffoldProvide {
+	out := make([]scaffoldProvide, len(ps))
+	for i, p := range ps {
+		out[i].Interface = p.Interface
+		if len(tcp) == 1 {
+			out[i].Port, _ = strconv.Atoi(tcp[0])
+		}
+	}
+	return out
 }

@@ -60,8 +60,11 @@ type Result struct {
 	// Unchanged is true when KeepUnchanged kept the previous outputs
 	// after a rebuild that changed nothing.
 	Unchanged bool
-	Inputs    string // hash of the inputs
-	Log       string // the build log
+	// Properties is true when a skipped build's image properties were
+	// brought up to date (properties.go): a new metadata tarball.
+	Properties bool
+	Inputs     string // hash of the inputs
+	Log        string // the build log
 }
 
 // record is the target's build.json: what the outputs were built from.
@@ -123,7 +126,8 @@ func Container(ctx context.Context, a *appliance.Appliance, t Target, opts Optio
 	res := &Result{Dir: t.Dir(), Metadata: t.Metadata(), Rootfs: t.Rootfs(), Log: t.file(logFile), Inputs: in.hash}
 	if !opts.Force && upToDate(t, res.Inputs) {
 		res.Skipped = true
-		return res, nil
+		res.Properties, err = syncProperties(ctx, a, t, in.epoch)
+		return res, err
 	}
 	// Build into a fresh work folder; the outputs replace the old ones
 	// only when everything succeeded.
@@ -140,7 +144,8 @@ func Container(ctx context.Context, a *appliance.Appliance, t Target, opts Optio
 	}
 	if opts.KeepUnchanged && samePackages(t.Dir(), work) && upToDate(t, res.Inputs) {
 		res.Skipped, res.Unchanged = true, true
-		return res, nil
+		res.Properties, err = syncProperties(ctx, a, t, in.epoch)
+		return res, err
 	}
 	rec := record{Inputs: res.Inputs, Distrobuilder: in.tool, Compression: opts.Compression, Built: time.Now().UTC(), Started: started}
 	if err := rec.describeSources(ctx, a); err != nil {
@@ -178,7 +183,7 @@ func makeContainer(ctx context.Context, a *appliance.Appliance, t Target, opts O
 		return fmt.Errorf("build %s: %w (log: %s)", t.Label(), err, kept)
 	}
 	for _, step := range []func() error{
-		func() error { return writeDeterministicMetadata(work, t.Dir(), in.epoch) },
+		func() error { return writeDeterministicMetadata(work, t.Dir(), in.epoch, a.Relations()) },
 		func() error { return RecordDigests(ctx, work) },
 		func() error { return recordPackages(ctx, work) },
 		// Every build is checked for what must not ship, and gets its SBOM.

@@ -129,11 +129,12 @@ type tarEntry struct {
 
 // writeDeterministicMetadata rewrites the metadata tarball distrobuilder
 // left in work (incus.tar.xz, or incus.tar.gz with --compression gzip) as
-// work/incus.tar.xz with fixed times, owners and order. When the new root
+// work/incus.tar.xz with fixed times, owners and order, and the image
+// properties props (properties.go). When the new root
 // equals the previous build's (in prevDir) byte for byte and the metadata
 // differs from the previous only in its build-time lines (datedRe), the
 // previous tarball is kept: the same image, nothing new to publish.
-func writeDeterministicMetadata(work, prevDir string, epoch int64) error {
+func writeDeterministicMetadata(work, prevDir string, epoch int64, props map[string]string) error {
 	if !exist(filepath.Join(work, rootfsFile)) {
 		return fmt.Errorf("distrobuilder wrote no %s", rootfsFile)
 	}
@@ -141,8 +142,8 @@ func writeDeterministicMetadata(work, prevDir string, epoch int64) error {
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(entries, func(e tarEntry) bool { return strings.TrimPrefix(e.hdr.Name, "./") == "metadata.yaml" }) {
-		return fmt.Errorf("the metadata tarball has no metadata.yaml")
+	if entries, err = entriesWithProperties(entries, props); err != nil {
+		return err
 	}
 	out, err := renderTarball(entries, epoch)
 	if err != nil {

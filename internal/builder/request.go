@@ -149,7 +149,7 @@ func describe(a *appliance.Appliance) (*described, error) {
 		}
 		d.profiles[name], d.paths[name] = ref, a.ProfilePath(name)
 	}
-	if a.VersionAliases {
+	if a.Lines() {
 		var err error
 		if d.line, err = catalog.LineOf(a.Version); err != nil {
 			return nil, err

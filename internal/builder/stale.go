@@ -49,6 +49,11 @@ func CheckStale(ctx context.Context, a *appliance.Appliance, t Target, opts Opti
 		st.Rebuild, st.Reasons = true, []string{"inputs changed (appliance folder, distrobuilder version or compression)"}
 		return st, nil
 	}
+	if due, err := propertiesDue(a, t); err != nil || due != nil {
+		// Container rewrites the metadata tarball, keeping the root.
+		st.Rebuild, st.Reasons = true, []string{"image properties out of date (provides, requires): the metadata is written again"}
+		return st, err
+	}
 	if archive == nil {
 		return st, nil
 	}

@@ -79,10 +79,11 @@ func TestCloudVariantBuildAndVMDiskPublish(t *testing.T) {
 		}
 		products = append(products, res.Product)
 	}
-	if strings.Join(products, " ") != "web:amd64 web/cloud:amd64" || len(missing) != 2 || missing[0].Label() != "web/arm64" || missing[1].Label() != "web/cloud/arm64" {
+	// Lines by default: a product per MAJOR.MINOR.
+	if strings.Join(products, " ") != "web:1.2:amd64 web/cloud:1.2:amd64" || len(missing) != 2 || missing[0].Label() != "web/arm64" || missing[1].Label() != "web/cloud/arm64" {
 		t.Errorf("products %v, missing %v", products, missing)
 	}
-	if got := c.Products["web/cloud:amd64"].Aliases; got != "web/cloud,www/cloud" {
+	if got := c.Products["web/cloud:1.2:amd64"].Aliases; got != "web/cloud,web/1.2/cloud,web/1/cloud,www/cloud" {
 		t.Errorf("cloud aliases %q", got)
 	}
 

@@ -247,7 +247,12 @@ func (c *Catalog) Add(img Image) (AddResult, error) {
 	}
 	if img.Line != "" {
 		p.Line = img.Line
-		for pk, as := range c.lineAliases(img.Name, img.ApplianceVariant, osarch.Canonical(img.Arch), "", img.Aliases) {
+		arch := osarch.Canonical(img.Arch)
+		assign := c.lineAliases(img.Name, img.ApplianceVariant, arch, "", img.Aliases)
+		if plain := c.plainProduct(img.Name, img.ApplianceVariant, arch); plain != "" {
+			c.Products[plain].Aliases = "" // the lines took them over
+		}
+		for pk, as := range assign {
 			c.Products[pk].setAliases(img.mainAlias(), as)
 		}
 		return res, nil

@@ -94,7 +94,7 @@ func (img Image) Paths() []string {
 // the metadata listed twice (as the Incus and the LXD metadata), both
 // carrying the image's fingerprints.
 func (img Image) version() *Version {
-	v := &Version{Label: img.Description, Items: map[string]Item{}}
+	v := &Version{Label: img.Description, Items: map[string]Item{}, Appliance: img.applianceBuild()}
 	for _, f := range img.Files() {
 		v.Items[f.itemKey] = f.item
 	}

@@ -1,12 +1,11 @@
 package catalog
 
 import (
-	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/incus-appliance/registry/internal/osarch"
+	"github.com/incus-appliance/registry/internal/semver"
 )
 
 // Version lines. SimpleStreams aliases belong to a product and follow its
@@ -26,16 +25,20 @@ import (
 // whose aliases are the same with /VARIANT appended (nginx/1.2/cloud,
 // nginx/1/cloud, nginx/cloud), as images.linuxcontainers.org names
 // debian/12/cloud.
-
-var lineRe = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
+//
+// An appliance published before it had lines has a plain product,
+// NAME[/VARIANT]:ARCH. Its first line image takes the plain product's
+// aliases over in the same catalog write (the line family gets them, the
+// plain product keeps its versions, reachable by fingerprint): every
+// alias names an image before that write and after it.
 
 // LineOf returns the line ("MAJOR.MINOR") of a semantic version.
 func LineOf(version string) (string, error) {
-	parts := strings.SplitN(version, ".", 3)
-	if len(parts) < 3 || !lineRe.MatchString(parts[0]+"."+parts[1]) {
-		return "", fmt.Errorf("version %q is not MAJOR.MINOR.PATCH", version)
+	v, err := semver.Parse(version)
+	if err != nil {
+		return "", err
 	}
-	return parts[0] + "." + parts[1], nil
+	return v.Line(), nil
 }
 
 // lineProductKey is the key of the product of a version line.
@@ -62,6 +65,16 @@ func (c *Catalog) lineFamily(name, variant, arch string) map[string]*Product {
 	return out
 }
 
+// plainProduct returns the key of appliance name's variant's product on
+// arch from before it had lines, "" when there is none.
+func (c *Catalog) plainProduct(name, variant, arch string) string {
+	pk := ProductKey(variantAlias(name, variant), arch)
+	if p := c.Products[pk]; p != nil && p.Line == "" {
+		return pk
+	}
+	return ""
+}
+
 // lineAliases assigns the aliases of the line products of appliance
 // name's variant on arch, with the line plus counted as present and extra
 // aliases added to the ones the family already has.
@@ -71,7 +84,16 @@ func (c *Catalog) lineAliases(name, variant, arch, plus string, extra []string) 
 	for _, a := range extra {
 		extras = append(extras, variantBase(a, variant))
 	}
-	for pk, p := range c.lineFamily(name, variant, arch) {
+	family := c.lineFamily(name, variant, arch)
+	if plain := c.plainProduct(name, variant, arch); plain != "" {
+		// Its aliases move to the lines (the newest line's extras).
+		for _, a := range c.Products[plain].AliasList() {
+			if a = variantBase(a, variant); a != name && !strings.HasPrefix(a, name+"/") {
+				extras = append(extras, a)
+			}
+		}
+	}
+	for pk, p := range family {
 		lines[pk] = p.Line
 		for _, a := range p.AliasList() {
 			if a = variantBase(a, variant); a != name && !strings.HasPrefix(a, name+"/") {
@@ -128,15 +150,16 @@ func variantBase(a, v string) string {
 }
 
 // checkLineAliases refuses an assignment taking an alias that a product
-// outside the family owns.
+// outside the family, and other than its plain product, owns.
 func (c *Catalog) checkLineAliases(name, variant, arch string, assign map[string][]string) error {
 	fam := c.lineFamily(name, variant, arch)
+	plain := c.plainProduct(name, variant, arch)
 	for pk, as := range assign {
 		for _, a := range as {
 			if err := ValidateAlias(a); err != nil {
 				return err
 			}
-			if owner := c.AliasOwner(a, arch, pk); owner != "" && fam[owner] == nil {
+			if owner := c.AliasOwner(a, arch, pk); owner != "" && fam[owner] == nil && owner != plain {
 				return &AliasOwnedError{Alias: a, Arch: arch, Owner: owner}
 			}
 		}

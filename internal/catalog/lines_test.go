@@ -23,6 +23,21 @@ func aliasesOf(c *Catalog) map[string]string {
 	return out
 }
 
+// LineOf reads versions with internal/semver, the one rule: what is not
+// a semantic version has no line.
+func TestLineOf(t *testing.T) {
+	for v, want := range map[string]string{"1.2.3": "1.2", "10.0.1-rc.1+b": "10.0", "0.1.0": "0.1"} {
+		if got, err := LineOf(v); err != nil || got != want {
+			t.Errorf("LineOf(%q) = %q, %v; want %q", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"1.2", "1.2.x", "01.2.3", "1.2.3-rc..1", "v1.2.3"} {
+		if l, err := LineOf(v); err == nil {
+			t.Errorf("LineOf(%q) = %q, want an error", v, l)
+		}
+	}
+}
+
 // A product per version line; NAME/MAJOR.MINOR, NAME/MAJOR and NAME (with
 // the other aliases) follow the newest line that should carry them, also
 // when an older line gets a fix after a newer line was published.
@@ -106,5 +121,43 @@ func TestVersionLinesOfAVariant(t *testing.T) {
 	delete(want, "nginx/cloud:2.0:amd64")
 	if got := aliasesOf(c); !maps.Equal(got, want) {
 		t.Errorf("after removing cloud 2.0: %v, want %v", got, want)
+	}
+}
+
+// An appliance published before it had lines keeps every alias through
+// its first line image: the line family takes the plain product's
+// aliases over in the same change, the plain product keeps its versions.
+func TestLinesTakeOverThePlainProduct(t *testing.T) {
+	c := New()
+	plain := img("nginx", "amd64", time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), "p1", "web")
+	plain.ApplianceVersion = "1.1.0"
+	mustAdd(t, c, plain)
+	resolves := func(when string, aliases ...string) {
+		t.Helper()
+		for _, a := range aliases {
+			if rs, err := c.Resolve(a, "amd64"); err != nil || len(rs) != 1 {
+				t.Errorf("%s: %s resolves to %v, %v", when, a, rs, err)
+			}
+		}
+	}
+	resolves("before the switch", "nginx", "web")
+	if _, err := c.CheckAdd(lineImg("1.2.0", 2)); err != nil {
+		t.Fatalf("the first line image is refused: %v", err)
+	}
+	mustAdd(t, c, lineImg("1.2.0", 2))
+	want := map[string]string{"nginx:amd64": "", "nginx:1.2:amd64": "nginx,nginx/1,nginx/1.2,web"}
+	if got := aliasesOf(c); !maps.Equal(got, want) {
+		t.Errorf("aliases after the switch %v, want %v", got, want)
+	}
+	if len(c.Products["nginx:amd64"].Versions) != 1 {
+		t.Error("the plain product lost its version")
+	}
+	resolves("after the switch", "nginx", "web", "nginx/1", "nginx/1.2")
+	mustAdd(t, c, lineImg("2.0.0", 3))
+	if got := aliasesOf(c); got["nginx:2.0:amd64"] != "nginx,nginx/2,nginx/2.0,web" || got["nginx:1.2:amd64"] != "nginx/1,nginx/1.2" || got["nginx:amd64"] != "" {
+		t.Errorf("aliases after 2.0.0: %v", got)
+	}
+	if p := c.Problems(); len(p) != 0 {
+		t.Errorf("problems: %v", p)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // VersionImage is one image of a version, as Incus sees it: a metadata item
@@ -130,6 +132,10 @@ type Entry struct {
 	// provenance, when it has them.
 	SBOM       string `json:"sbom,omitempty"`
 	Provenance string `json:"provenance,omitempty"`
+	// Provides and Requires are the appliance's relations, as the
+	// version records them (relations.go).
+	Provides []relations.Provide `json:"provides,omitempty"`
+	Requires []relations.Require `json:"requires,omitempty"`
 }
 
 // Entries lists every image, by product then newest version first. Only
@@ -140,9 +146,10 @@ func (c *Catalog) Entries() []Entry {
 		p := c.Products[pk]
 		vks := p.VersionKeys()
 		for i := len(vks) - 1; i >= 0; i-- {
+			b := p.applianceBuild(vks[i], i == len(vks)-1)
 			for _, vi := range p.Versions[vks[i]].Images() {
 				e := Entry{
-					Product: pk, Arch: p.Arch, OS: p.OS, Release: p.Release, Variant: p.Variant, ApplianceVersion: p.Version,
+					Product: pk, Arch: p.Arch, OS: p.OS, Release: p.Release, Variant: p.Variant, ApplianceVersion: b.Version,
 					Version: vks[i], Latest: i == len(vks)-1, Fingerprint: vi.Fingerprint,
 					Kind: vi.Kind, Type: vi.Kind.InstanceType(), Size: vi.Meta.Size + vi.Root.Size, Description: p.Versions[vks[i]].Label,
 				}
@@ -150,6 +157,8 @@ func (c *Catalog) Entries() []Entry {
 					e.Aliases = p.AliasList()
 				}
 				e.Requirements, e.Custom = p.Requirements, p.Custom
+				e.Provides, _ = relations.ParseProvides(b.Provides)
+				e.Requires, _ = relations.ParseRequires(b.Requires)
 				for _, it := range p.Versions[vks[i]].Items {
 					switch it.FType {
 					case FTypeSBOM:

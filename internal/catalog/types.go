@@ -118,6 +118,9 @@ type Version struct {
 	Items   map[string]Item `json:"items"`
 	Label   string          `json:"label,omitempty"`
 	PubName string          `json:"pubname,omitempty"`
+	// Appliance is what the version records of the appliance build it is
+	// (relations.go); clients ignore it.
+	Appliance ApplianceBuild `json:"appliance,omitzero"`
 }
 
 // Item is one downloadable file of a version. The metadata items carry the

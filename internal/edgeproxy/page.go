@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // The catalog page: plain HTML (no script, no external resource), readable
@@ -25,8 +26,13 @@ type pageAppliance struct {
 	Archs       []string
 	Aliases     []string
 	Custom      [][2]string
-	Latest      string
-	Versions    []pageVersion
+	// Provides and Requires are the newest version's relations.
+	Provides []relations.Provide
+	Requires []relations.Require
+	// relationsFrom is the version key they were read from.
+	relationsFrom string
+	Latest        string
+	Versions      []pageVersion
 }
 
 type pageVersion struct {
@@ -61,6 +67,14 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <h2>Use it</h2>
 <pre>incus remote add {{$.Remote}} {{$.URL}} --protocol simplestreams
 incus launch {{$.Remote}}:{{.Name}} {{.Name}}-1</pre>
+{{if or .Provides .Requires}}<h2>Relations</h2>
+{{if .Provides}}<p>Provides {{range .Provides}}<code class="provides">{{.Interface}}</code>{{if .Port}} (port {{.Port}}){{end}} {{end}}to the appliances that require it:</p>
+<pre>{{range .Provides}}incus exec {{$.One.Name}}-1 -- {{.Hook}} CONSUMER | incus exec CONSUMER -- /usr/lib/appliance/requires/RELATION
+{{end}}</pre>{{end}}
+{{if .Requires}}<p>Requires, each wired from an instance of an appliance providing the interface:</p>
+<table><tr><th>Relation</th><th>Interface and versions</th><th>Wire it</th></tr>
+{{range .Requires}}<tr class="requires"><td>{{.Name}}{{if .Multiple}} (any number){{end}}</td><td>{{.Wants}}</td><td><code>incus exec PROVIDER -- /usr/lib/appliance/provides/{{.Interface}} {{$.One.Name}}-1 | incus exec {{$.One.Name}}-1 -- {{.Hook}}</code></td></tr>
+{{end}}</table>{{end}}{{end}}
 {{if .Custom}}<h2>Metadata</h2><table>{{range .Custom}}<tr><th>{{index . 0}}</th><td>{{index . 1}}</td></tr>{{end}}</table>{{end}}
 <h2>Versions (newest first)</h2>
 <table><tr><th>Version</th><th>Appliance version</th><th>Architecture</th><th>Description</th><th>Size</th><th>Aliases</th><th>Profiles</th><th>Fingerprint</th></tr>
@@ -76,6 +90,7 @@ incus launch {{$.Remote}}:{{.Name}} {{.Name}}-1</pre>
 <h2><a href="{{$.Prefix}}/appliance/{{.Name}}">{{.Name}}</a></h2>
 <p class="description">{{.Description}}</p>
 <p>Latest {{.Latest}} · architectures: {{range .Archs}}{{.}} {{end}}· aliases: {{range .Aliases}}{{.}} {{end}}</p>
+{{if .Requires}}<p>Requires {{range .Requires}}{{.Name}} ({{.Wants}}) {{end}}</p>{{end}}
 <pre>incus launch {{$.Remote}}:{{.Name}} {{.Name}}-1</pre>
 </div>
 {{end}}{{end}}
@@ -173,6 +188,9 @@ func addProduct(byName map[string]*pageAppliance, pk string, p *catalog.Product)
 	a.Archs = append(a.Archs, p.Arch)
 	a.Aliases = append(a.Aliases, p.AliasList()...)
 	for _, k := range slices.Sorted(maps.Keys(p.Custom)) {
+		if k == relations.Provides || k == relations.Requires {
+			continue // the Relations section shows them
+		}
 		if !slices.Contains(a.Custom, [2]string{k, p.Custom[k]}) {
 			a.Custom = append(a.Custom, [2]string{k, p.Custom[k]})
 		}
@@ -183,9 +201,16 @@ func addProduct(byName map[string]*pageAppliance, pk string, p *catalog.Product)
 		if v == nil {
 			continue
 		}
-		pv := pageVersion{Key: vk, ApplianceVersion: p.Version, Arch: p.Arch, Description: v.Label, Latest: i == len(vks)-1}
+		b := p.ApplianceBuild(vk)
+		pv := pageVersion{Key: vk, ApplianceVersion: b.Version, Arch: p.Arch, Description: v.Label, Latest: i == len(vks)-1}
 		if pv.Latest {
 			pv.Aliases = p.AliasList()
+		}
+		if pv.Latest && vk >= a.relationsFrom {
+			// The appliance's relations are its newest version's.
+			a.relationsFrom = vk
+			a.Provides, _ = relations.ParseProvides(b.Provides)
+			a.Requires, _ = relations.ParseRequires(b.Requires)
 		}
 		for _, vi := range v.Images() {
 			pv.Fingerprint = vi.Fingerprint

@@ -39,7 +39,8 @@ func pageRegistry(t *testing.T) string {
 	add("web", "amd64", "old web", t0, nil, custom, nil)
 	add("web", "amd64", evil, t0.Add(48*time.Hour), []string{"www"}, custom, map[string]catalog.FileRef{"webprofile": ref("p")})
 	add("web", "arm64", evil, t0.Add(48*time.Hour), []string{"www"}, custom, nil)
-	add("pgsql", "amd64", "A database", t0, nil, nil, nil)
+	add("pgsql", "amd64", "A database", t0, nil, map[string]string{"provides": "postgresql:5432"}, nil)
+	add("rss", "amd64", "A feed reader", t0, nil, map[string]string{"requires": "db=postgresql >=1.1, <2; feeds=http (multiple)"}, nil)
 	dir := t.TempDir()
 	for k, v := range map[string][]byte{catalog.IndexPath: catalog.BuildIndex(c.ProductKeys()).Marshal(), catalog.ImagesPath: c.Marshal()} {
 		p := filepath.Join(dir, k)
@@ -105,6 +106,36 @@ func TestCatalogPage(t *testing.T) {
 	}
 	if resp, body = p.do(t, "HEAD", "/"); resp.StatusCode != 200 || len(body) != 0 {
 		t.Errorf("HEAD /: %d", resp.StatusCode)
+	}
+}
+
+// An appliance's relations are shown with the commands that wire them:
+// what it provides (the pipe from its hook), what it requires (the
+// interface, versions and the pipe into its hook), on its page; its
+// requirements on the list too.
+func TestCatalogPageShowsRelations(t *testing.T) {
+	p := startProxy(t, dirOrigin(t, pageRegistry(t)), nil)
+	_, body := p.do(t, "GET", "/appliance/rss")
+	page := string(body)
+	for _, want := range []string{
+		"<h2>Relations</h2>", "<td>db</td><td>postgresql &gt;=1.1, &lt;2</td>", "feeds (any number)",
+		"incus exec PROVIDER -- /usr/lib/appliance/provides/postgresql rss-1 | incus exec rss-1 -- /usr/lib/appliance/requires/db",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/appliance/rss lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "<th>requires</th>") {
+		t.Error("the relations are also in the metadata table")
+	}
+	_, body = p.do(t, "GET", "/appliance/pgsql")
+	if page := string(body); !strings.Contains(page, `<code class="provides">postgresql</code> (port 5432)`) ||
+		!strings.Contains(page, "incus exec pgsql-1 -- /usr/lib/appliance/provides/postgresql CONSUMER | incus exec CONSUMER -- /usr/lib/appliance/requires/RELATION") {
+		t.Errorf("/appliance/pgsql:\n%s", page)
+	}
+	_, body = p.do(t, "GET", "/")
+	if page := string(body); !strings.Contains(page, "Requires db (postgresql &gt;=1.1, &lt;2) feeds (http)") {
+		t.Errorf("/ does not show rss's requirements:\n%s", page)
 	}
 }
 

@@ -93,6 +93,9 @@ type Options struct {
 	BootTimeout time.Duration
 	// Progress, if set, receives one line per step.
 	Progress func(string)
+	// Providers, for a consumer appliance, are launched first and wired
+	// to it before its checks (stack.go).
+	Providers []Provider
 }
 
 // ErrNoDaemon means the gate could not run: no Incus daemon answered.
@@ -135,6 +138,16 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	inst := instanceName(a.Name)
 	g := &run{ctx: ctx, h: h, opts: opts, inst: inst, rep: rep}
+	var up []stackInstance
+	if len(opts.Providers) > 0 {
+		progress("launching the providers: %s", describeRelations(opts.Providers))
+		var ok bool
+		up, ok = g.launchProviders()
+		defer stackCleanup(h, up)
+		if !ok {
+			return g.finish(), nil
+		}
+	}
 	progress("launching %s", inst)
 	if out, err := h.Incus(ctx, "launch", fp, inst); err != nil {
 		g.add(CheckLaunch, false, "incus launch: %v %s", err, oneLine(out))
@@ -147,6 +160,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	progress("waiting for the boot to finish and for an address")
 	ip := g.checkDHCP()
 	g.checkBoot()
+	g.wire(up)
 	progress("health check")
 	g.checkHealth(ip)
 	g.checkPorts()
@@ -162,6 +176,12 @@ type run struct {
 	opts Options
 	inst string
 	rep  *Report
+}
+
+func (g *run) progress(format string, args ...any) {
+	if g.opts.Progress != nil {
+		g.opts.Progress(fmt.Sprintf(format, args...))
+	}
 }
 
 func (g *run) add(name string, passed bool, format string, args ...any) {

@@ -55,15 +55,24 @@ func newFakeHost() *fakeHost {
 	}}
 }
 
+// record notes cmd and returns the error failing gives it (the caller
+// holds f.mu).
+func (f *fakeHost) record(cmd string) error {
+	f.calls = append(f.calls, cmd)
+	for k, e := range f.failing {
+		if strings.Contains(cmd, k) {
+			return errors.New(e)
+		}
+	}
+	return nil
+}
+
 func (f *fakeHost) Incus(ctx context.Context, args ...string) (string, error) {
 	cmd := strings.Join(args, " ")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, cmd)
-	for k, e := range f.failing {
-		if strings.Contains(cmd, k) {
-			return "", errors.New(e)
-		}
+	if err := f.record(cmd); err != nil {
+		return "", err
 	}
 	for k, v := range f.answers {
 		if strings.Contains(cmd, k) {
@@ -220,4 +229,14 @@ func TestParseSocketsIPv6(t *testing.T) {
 	if _, err := ParseSockets("   0: zz\n"); err == nil {
 		t.Error("garbage accepted")
 	}
+}
+
+func (f *fakeHost) Pipe(ctx context.Context, from, to []string) (string, error) {
+	cmd := "pipe " + strings.Join(from, " ") + " | " + strings.Join(to, " ")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record(cmd); err != nil {
+		return "", err
+	}
+	return "db: configured (database miniflux)\n", nil
 }

@@ -175,7 +175,7 @@ func TestDeltaWhoseBaseLeftIsNotListed(t *testing.T) {
 		if strings.HasSuffix(key, ".vcdiff") && !removed {
 			removed = true
 			other := &Registry{Store: fs.Store, BackoffBase: time.Millisecond}
-			if _, err := other.Remove(ctx, vs[0].Image.Fingerprint, "", false); err != nil {
+			if _, err := other.Remove(ctx, vs[0].Image.Fingerprint, RemoveOptions{}); err != nil {
 				t.Error(err)
 			}
 		}

@@ -203,7 +203,7 @@ func (s *scene) at(now func() time.Time) { s.r.Now = now }
 // remove, prune and verifyWith run a step, failing the test when it
 // cannot run (verifyWith's report may still list problems).
 func (s *scene) remove(target string) *RemoveResult {
-	return succeeds[*RemoveResult](s, "remove "+target)(s.r.Remove(s.ctx, target, "", false))
+	return succeeds[*RemoveResult](s, "remove "+target)(s.r.Remove(s.ctx, target, RemoveOptions{}))
 }
 
 func (s *scene) prune(opts PruneOptions) *PruneResult {

@@ -26,6 +26,11 @@ type PruneOptions struct {
 	Grace time.Duration
 	// DryRun reports what would be removed and deleted, changing nothing.
 	DryRun bool
+	// Force drops, with Keep, the last version a published consumer's
+	// relation allows (PruneResult.Breaks says what breaks); without it
+	// such a prune is refused (relations.BreakError) before anything
+	// changes.
+	Force bool
 }
 
 // PruneResult reports a prune.
@@ -43,6 +48,9 @@ type PruneResult struct {
 	Postponed []string `json:"postponed,omitempty"`
 	DryRun    bool     `json:"dry_run"`
 	Retries   int      `json:"retries"`
+	// Breaks says, for a forced prune, the published consumers'
+	// relations it leaves without a provider.
+	Breaks []string `json:"breaks,omitempty"`
 }
 
 // Prune drops old versions (Keep) and version shells, and deletes the image
@@ -71,6 +79,9 @@ func (r *Registry) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, 
 		return nil, err
 	}
 	res := &PruneResult{DryRun: opts.DryRun}
+	if res.Breaks, err = r.pruneBreaks(ctx, opts.Keep, opts.Force, r.now()); err != nil {
+		return nil, err
+	}
 	if opts.DryRun {
 		return res, r.planPrune(ctx, l, root, opts, res)
 	}

@@ -286,6 +286,9 @@ func (r *Registry) planPublish(ctx context.Context, req PublishRequest) (*publis
 		return nil, err
 	}
 	if p.add.VersionAdded {
+		if err := r.checkRelations(ctx, p.l, c, p.img); err != nil {
+			return nil, err
+		}
 		if err := r.checkPublishedElsewhere(ctx, p.l, p.key, p.img, p.add.Product); err != nil {
 			return nil, err
 		}

@@ -26,13 +26,30 @@ type RemoveResult struct {
 	Removed []catalog.Removed `json:"removed"`
 	DryRun  bool              `json:"dry_run"`
 	Retries int               `json:"retries"`
+	// Breaks says, for a forced remove, the published consumers' relations
+	// it leaves without a provider.
+	Breaks []string `json:"breaks,omitempty"`
+}
+
+// RemoveOptions control a remove.
+type RemoveOptions struct {
+	// Arch, when set, removes an alias's image on this architecture only.
+	Arch string
+	// DryRun reports what would be removed, changing nothing.
+	DryRun bool
+	// Force removes the last version a published consumer's relation
+	// allows (RemoveResult.Breaks says what breaks); without it such a
+	// remove is refused (relations.BreakError).
+	Force bool
 }
 
 // Remove takes the image(s) target names — a fingerprint (or unique
 // prefix), or an alias, meaning the latest version of each product listing
 // it, on arch when arch is set — out of the catalog. The files stay until a
-// prune deletes them after the grace period.
-func (r *Registry) Remove(ctx context.Context, target, arch string, dryRun bool) (*RemoveResult, error) {
+// prune deletes them after the grace period. Taking away the last
+// provider a published consumer's relation allows needs opts.Force.
+func (r *Registry) Remove(ctx context.Context, target string, opts RemoveOptions) (*RemoveResult, error) {
+	arch, dryRun := opts.Arch, opts.DryRun
 	res := &RemoveResult{DryRun: dryRun}
 	// Resolve on the whole catalog (a fingerprint prefix must be unique
 	// in it), then remove in each file holding a match.
@@ -40,11 +57,19 @@ func (r *Registry) Remove(ctx context.Context, target, arch string, dryRun bool)
 	if err != nil {
 		return nil, err
 	}
-	found, err := l.Whole(root, files).Resolve(target, arch)
-	if err != nil || dryRun {
-		res.Removed = found
+	whole := l.Whole(root, files)
+	found, err := whole.Resolve(target, arch)
+	if err != nil {
 		return res, err
 	}
+	res.Removed = found
+	if res.Breaks, err = checkBreaks(whole, "remove "+target, opts.Force, func(c *catalog.Catalog) error {
+		_, err := c.Remove(target, arch, r.now())
+		return err
+	}); err != nil || dryRun {
+		return res, err
+	}
+	res.Removed = nil
 	var keys []string
 	for _, rm := range found {
 		keys = append(keys, l.FileOf(rm.Product))

@@ -172,7 +172,7 @@ func TestShardedStaleClaimIsRepaired(t *testing.T) {
 		}
 		return nil
 	}
-	if _, err := r.Remove(ctx, a, "", false); err == nil {
+	if _, err := r.Remove(ctx, a, RemoveOptions{}); err == nil {
 		t.Fatal("the remove was not interrupted")
 	}
 	fs.beforePut = nil

@@ -78,7 +78,7 @@ func signedWorkload(s *scene, images []PublishRequest) []func(r *Registry) error
 			if _, err := r.Publish(s.ctx, req); err != nil || i != 1 {
 				return err
 			}
-			if _, err := r.Remove(s.ctx, req.Image.Name, "", false); err != nil {
+			if _, err := r.Remove(s.ctx, req.Image.Name, RemoveOptions{}); err != nil {
 				return err
 			}
 			_, err := r.Prune(s.ctx, PruneOptions{Keep: 2, Grace: time.Hour})

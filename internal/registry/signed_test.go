@@ -119,7 +119,7 @@ func TestSignedRegistryRefusesChangesWithoutKey(t *testing.T) {
 	if _, err := unsigned.Publish(s.ctx, req); !errors.Is(err, ErrSignedRegistry) {
 		t.Errorf("publish without the key: %v, want ErrSignedRegistry", err)
 	}
-	if _, err := unsigned.Remove(s.ctx, "nginx", "", false); !errors.Is(err, ErrSignedRegistry) {
+	if _, err := unsigned.Remove(s.ctx, "nginx", RemoveOptions{}); !errors.Is(err, ErrSignedRegistry) {
 		t.Errorf("remove without the key: %v, want ErrSignedRegistry", err)
 	}
 	if _, err := unsigned.Prune(s.ctx, PruneOptions{Keep: 1, Grace: time.Hour}); !errors.Is(err, ErrSignedRegistry) {

@@ -139,6 +139,7 @@ func (r *Registry) VerifyWith(ctx context.Context, opts VerifyOptions) (*VerifyR
 			return nil, err
 		}
 	}
+	unsatisfied(c, rep)
 	findOrphans(c, objs, rep)
 	foreignChanges(rep)
 	return rep, nil

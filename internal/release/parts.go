@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/gate"
 	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/registry"
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // Builder decides and makes the builds of targets (Builds; a fake in
@@ -26,14 +28,19 @@ type Builder interface {
 
 // Gate launches the build of a target and checks it (Incus; a fake in
 // tests). An error means the gate could not run.
+// providers, for a consumer, are launched and wired to it first (the
+// stack gate).
 type Gate interface {
-	Check(ctx context.Context, a *appliance.Appliance, t builder.Target, req registry.PublishRequest, progress func(string)) (*gate.Report, error)
+	Check(ctx context.Context, a *appliance.Appliance, t builder.Target, req registry.PublishRequest, providers []gate.Provider, progress func(string)) (*gate.Report, error)
 }
 
-// Registry is where a release publishes (*registry.Registry).
+// Registry is where a release publishes (*registry.Registry), and where
+// a consumer's gate finds its published providers.
 type Registry interface {
 	Publish(ctx context.Context, req registry.PublishRequest) (*registry.PublishResult, error)
 	Prune(ctx context.Context, opts registry.PruneOptions) (*registry.PruneResult, error)
+	ApplianceImages(ctx context.Context) ([]relations.Image, error)
+	FetchImage(ctx context.Context, fingerprint, dir string) (metadata, root string, err error)
 }
 
 // Builds is the Builder of internal/builder: builds with Options (a
@@ -65,13 +72,16 @@ func (b Builds) Request(ctx context.Context, a *appliance.Appliance, t builder.T
 // beside the build (gate.ReportFileName).
 type Incus struct{}
 
-func (Incus) Check(ctx context.Context, a *appliance.Appliance, t builder.Target, req registry.PublishRequest, progress func(string)) (*gate.Report, error) {
+func (Incus) Check(ctx context.Context, a *appliance.Appliance, t builder.Target, req registry.PublishRequest, providers []gate.Provider, progress func(string)) (*gate.Report, error) {
 	if host := osarch.Host(); t.Arch != host {
 		return nil, fmt.Errorf("gate %s: this %s host cannot launch a %s build: release it on a %s host, or pass --skip-gate", t.Label(), host, t.Arch, t.Arch)
 	}
-	rep, err := gate.Run(ctx, gate.Options{Appliance: a, Arch: t.Arch, Metadata: req.MetadataPath, Rootfs: req.RootPath, Progress: progress})
+	rep, err := gate.Run(ctx, gate.Options{Appliance: a, Arch: t.Arch, Metadata: req.MetadataPath, Rootfs: req.RootPath, Progress: progress, Providers: providers})
 	if err != nil {
 		return nil, fmt.Errorf("release %s: %w", t.Label(), err)
+	}
+	if err := os.MkdirAll(t.Dir(), 0o755); err != nil { // a re-gated consumer's
+		return nil, err
 	}
 	return rep, rep.Save(t.Dir())
 }

@@ -145,6 +145,9 @@ type Options struct {
 	Note, Warn func(line string)
 	// Upload, if set, reports the progress of uploads.
 	Upload func(path string, done, total int64)
+	// Appliances, if set, loads an appliance's definition by name: a
+	// published provider's, for a consumer's stack gate (stack.go).
+	Appliances func(name string) (*appliance.Appliance, error)
 }
 
 // Pipeline is a release: its parts and options.
@@ -153,6 +156,9 @@ type Pipeline struct {
 	Gate     Gate
 	Registry Registry
 	Options
+
+	// fresh are the providers' builds released so far in this run.
+	fresh []freshBuild
 }
 
 // Run releases the appliances for arches (those each one lists), one
@@ -210,6 +216,7 @@ func (p *Pipeline) publish(ctx context.Context, a *appliance.Appliance, items []
 			return changed, err
 		}
 		it.Outcome, it.Published, changed = Released, results[0], changed || published
+		p.released(a, it)
 	}
 	return changed, nil
 }

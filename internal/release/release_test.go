@@ -16,6 +16,7 @@ import (
 	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/provenance"
 	"github.com/incus-appliance/registry/internal/registry"
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // fakeBuilder builds nothing: each target's build is due (or not) as
@@ -57,13 +58,19 @@ type fakeGate struct {
 	fail     map[string]string // label → failing check
 	err      error             // the gate cannot run
 	launched []string
+	// providers are the providers each gate launched, by label.
+	providers map[string][]gate.Provider
 }
 
-func (g *fakeGate) Check(ctx context.Context, a *appliance.Appliance, t builder.Target, req registry.PublishRequest, progress func(string)) (*gate.Report, error) {
+func (g *fakeGate) Check(ctx context.Context, a *appliance.Appliance, t builder.Target, req registry.PublishRequest, providers []gate.Provider, progress func(string)) (*gate.Report, error) {
 	if g.err != nil {
 		return nil, g.err
 	}
 	g.launched = append(g.launched, t.Label())
+	if g.providers == nil {
+		g.providers = map[string][]gate.Provider{}
+	}
+	g.providers[t.Label()] = providers
 	rep := &gate.Report{Appliance: a.Name, Arch: t.Arch, Image: req.Image.Fingerprint, Passed: true}
 	for _, name := range []string{gate.CheckLaunch, gate.CheckHealth, gate.CheckNoLogin} {
 		failed := g.fail[t.Label()] == name
@@ -79,9 +86,27 @@ type fakeRegistry struct {
 	published []string // labels, as NAME/VARIANT:ARCH
 	reqs      []registry.PublishRequest
 	pruned    int
+	// images are the published images taking part in relations;
+	// fetched the fingerprints fetched.
+	images  []relations.Image
+	fetched []string
+	// refuse, when set, is every publish's error (dry runs too).
+	refuse error
+}
+
+func (r *fakeRegistry) ApplianceImages(ctx context.Context) ([]relations.Image, error) {
+	return r.images, nil
+}
+
+func (r *fakeRegistry) FetchImage(ctx context.Context, fp, dir string) (string, string, error) {
+	r.fetched = append(r.fetched, fp)
+	return dir + "/meta", dir + "/root", nil
 }
 
 func (r *fakeRegistry) Publish(ctx context.Context, req registry.PublishRequest) (*registry.PublishResult, error) {
+	if r.refuse != nil {
+		return nil, r.refuse
+	}
 	fp := req.Image.Fingerprint
 	res := &registry.PublishResult{Product: req.Image.Name + ":" + req.Image.Arch, Version: "20260101_0000", Fingerprint: fp, Changed: !r.has[fp], DryRun: req.DryRun}
 	if !req.DryRun && res.Changed {
@@ -300,7 +325,7 @@ func TestIncusGateRefusesAForeignArchitecture(t *testing.T) {
 	if osarch.Host() == foreign {
 		foreign = "amd64"
 	}
-	_, err := Incus{}.Check(t.Context(), &appliance.Appliance{Name: "web"}, builder.Target{Name: "web", Arch: foreign}, registry.PublishRequest{}, nil)
+	_, err := Incus{}.Check(t.Context(), &appliance.Appliance{Name: "web"}, builder.Target{Name: "web", Arch: foreign}, registry.PublishRequest{}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "cannot launch a "+foreign+" build") || !strings.Contains(err.Error(), "--skip-gate") {
 		t.Errorf("err %v", err)
 	}

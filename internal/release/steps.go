@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/incus-appliance/registry/internal/appliance"
@@ -9,6 +10,7 @@ import (
 	"github.com/incus-appliance/registry/internal/gate"
 	"github.com/incus-appliance/registry/internal/provenance"
 	"github.com/incus-appliance/registry/internal/registry"
+	"github.com/incus-appliance/registry/internal/relations"
 )
 
 // prepare takes one target through the steps before publishing: is a
@@ -37,6 +39,13 @@ func (p *Pipeline) prepare(ctx context.Context, a *appliance.Appliance, t builde
 		return nil, err
 	}
 	dry, _, err := Publish(ctx, p.Registry, a.Name, []registry.PublishRequest{req}, p.publishOptions(true))
+	var unmet *relations.UnmetError
+	if errors.As(err, &unmet) {
+		// The registry refuses it: a relation nothing published
+		// satisfies. Its gate fails, naming it; the release goes on.
+		p.failRelations(a, it, req, unmet)
+		return it, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -104,8 +113,21 @@ func (p *Pipeline) gate(ctx context.Context, a *appliance.Appliance, it *Item, r
 		p.warn("%s: gate skipped (--skip-gate): %s goes out untested", label, fingerprint)
 		return nil
 	}
+	providers, done, err := p.stackFor(ctx, a, it.target)
+	defer done()
+	var none *noProviderError
+	if errors.As(err, &none) {
+		p.failRelations(a, it, req, none)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(providers) > 0 {
+		p.note("gate %s: with its providers: %s", label, describePicks(providers))
+	}
 	p.note("gate %s: launching %s in Incus", label, fingerprint)
-	rep, err := p.Gate.Check(ctx, a, it.target, req, func(s string) { p.note("gate %s: %s", label, s) })
+	rep, err := p.Gate.Check(ctx, a, it.target, req, providers, func(s string) { p.note("gate %s: %s", label, s) })
 	if err != nil {
 		return err
 	}
@@ -119,6 +141,16 @@ func (p *Pipeline) gate(ctx context.Context, a *appliance.Appliance, it *Item, r
 	}
 	if !rep.Passed {
 		it.Outcome = GateFailed
+		return nil
 	}
-	return nil
+	return p.regate(ctx, a, it, req)
+}
+
+// failRelations fails the item's gate on its relations: err says which
+// one nothing satisfies.
+func (p *Pipeline) failRelations(a *appliance.Appliance, it *Item, req registry.PublishRequest, err error) {
+	it.Gate = &gate.Report{Appliance: a.Name, Arch: it.Arch, Image: req.Image.Fingerprint,
+		Checks: []gate.Check{{Name: gate.CheckRelations, Detail: err.Error()}}}
+	it.Outcome = GateFailed
+	p.note("gate %s: FAIL %s %s", it.Label(), gate.CheckRelations, err)
 }

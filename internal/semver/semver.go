@@ -50,6 +50,10 @@ func (v Version) String() string {
 	return s
 }
 
+// Line is the version's line, "MAJOR.MINOR": the product its image goes
+// into when the appliance publishes version lines.
+func (v Version) Line() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
+
 // Compare orders versions by semantic version precedence: -1, 0 or 1.
 // A pre-release comes before its release; build metadata is ignored.
 func Compare(a, b Version) int {
