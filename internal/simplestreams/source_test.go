@@ -75,17 +75,17 @@ func TestHTTPSOpen(t *testing.T) {
 // reader that ignores its context (abandoned, and closed).
 func TestStallingSourceFailsAStalledRead(t *testing.T) {
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
 	src := sstest.HTTPSSource(t, "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/streams/v1/index.json" {
 			io.WriteString(w, `{"format":"index:1.0","index":{`)
 			w.(http.Flusher).Flush()
 		}
-		select { // no more bytes: until the client gives up, or the test ends
-		case <-r.Context().Done():
-		case <-release:
-		}
+		// No more bytes, and no headers for any other file, until the
+		// test ends: a handler that returned when one request was
+		// cancelled would answer 200 with an empty body.
+		<-release
 	}))
+	t.Cleanup(func() { close(release) }) // before the server's Close, which waits for handlers
 	const stall = 300 * time.Millisecond
 
 	_, err := simplestreams.ReadCatalog(t.Context(), simplestreams.Stalling(src, stall))
