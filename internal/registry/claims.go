@@ -12,16 +12,16 @@ import (
 	"github.com/incus-appliance/registry/internal/store"
 )
 
-// ClaimInFlightError refuses a claim that a publish in flight makes from
+// claimInFlightError refuses a claim that a publish in flight makes from
 // another catalog file. Two publishes claiming one alias at the same
 // instant each see the other's claim: Publish then backs off and tries
 // again, and the first to announce again wins.
-type ClaimInFlightError struct {
+type claimInFlightError struct {
 	Alias, Arch string
 	File        string // the catalog file of the other publish
 }
 
-func (e *ClaimInFlightError) Error() string {
+func (e *claimInFlightError) Error() string {
 	return fmt.Sprintf("alias %q on %s is being claimed by a publish in flight in %s: choose another alias, or try again when it is done", e.Alias, e.Arch, e.File)
 }
 
@@ -60,7 +60,7 @@ func (r *Registry) checkClaims(ctx context.Context, ix *catalog.Index, l layout,
 			return &catalog.AliasOwnedError{Alias: alias, Arch: arch, Owner: owner}
 		}
 		if attempt >= 3 || slices.Contains(c.ClaimedAliases(r.now()), claim) {
-			return &ClaimInFlightError{Alias: alias, Arch: arch, File: other}
+			return &claimInFlightError{Alias: alias, Arch: arch, File: other}
 		}
 		if _, ix, err = r.syncIndex(ctx, l, other, nil); err != nil {
 			return err

@@ -163,7 +163,7 @@ func (r *Registry) Publish(ctx context.Context, req PublishRequest) (*PublishRes
 }
 
 // claimAttempts is how many times a publish whose alias claim meets
-// another publish's in flight (ClaimInFlightError) is made.
+// another publish's in flight (claimInFlightError) is made.
 const claimAttempts = 6
 
 // publishContended publishes req; when another publish in flight claims
@@ -174,7 +174,7 @@ const claimAttempts = 6
 func (r *Registry) publishContended(ctx context.Context, req PublishRequest) (*PublishResult, error) {
 	for attempt := 1; ; attempt++ {
 		res, err := r.publish(ctx, req)
-		var inFlight *ClaimInFlightError
+		var inFlight *claimInFlightError
 		if !errors.As(err, &inFlight) || attempt == claimAttempts {
 			return res, err
 		}
