@@ -34,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/delta"
 	"github.com/incus-appliance/registry/internal/osarch"
@@ -69,7 +70,9 @@ func main() {
 	apps := filepath.Join(work, "appliances")
 	check(os.MkdirAll(apps, 0o755))
 	check(exec.Command("cp", "-a", filepath.Join(*appliances, *name), apps).Run())
-	check(exec.Command("cp", "-a", filepath.Join(*appliances, "_bases"), apps).Run())
+	for _, shared := range []string{"_bases", appliance.InterfacesDir} {
+		check(exec.Command("cp", "-a", filepath.Join(*appliances, shared), apps).Run())
+	}
 	app := filepath.Join(apps, *name)
 	abs := func(p string) string { a, err := filepath.Abs(p); check(err); return a }
 	cacheDir, pub := abs(*cache), abs(*publishBin)
