@@ -274,6 +274,31 @@ func copyAppliance(t *testing.T, name string) string {
 	return root
 }
 
+// keptBuild is a build folder kept across runs (beside the shared
+// builds) for one stage of a test that changes an appliance, as version 2
+// follows version 1: a warm run whose inputs did not change builds
+// nothing there. A kept build of name not newer than the one in the build
+// folder after (the stage it follows) is dropped first, so a stage's
+// version always follows its predecessor's.
+func keptBuild(t *testing.T, stage, name, after string) string {
+	t.Helper()
+	dir := filepath.Join(sharedBuilds()+"-stages", stage)
+	kept := builder.Target{Root: dir, Name: name, Arch: osarch.Host()}
+	prev := builder.Target{Root: after, Name: name, Arch: osarch.Host()}
+	k, kerr := os.Stat(kept.Metadata())
+	p, perr := os.Stat(prev.Metadata())
+	if kerr == nil && (perr != nil || !k.ModTime().After(p.ModTime())) {
+		t.Logf("kept build %s is older than the one it follows: built again", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // copyInto copies the file or folder src into the folder dir (made if
 // missing), keeping modes and times.
 func copyInto(t *testing.T, src, dir string) {

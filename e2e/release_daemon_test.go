@@ -97,7 +97,7 @@ func forgetCatalog(t *testing.T) {
 func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 	requireRelease(t)
 	apps, build, reg := copyAppliance(t, "nginx"), builtCopy(t, "nginx"), filepath.Join(t.TempDir(), "registry")
-	release := func(wantCode int) result {
+	release := func(wantCode int, build string) result {
 		t.Helper()
 		start := time.Now()
 		r := releaseRun(t, nil, append([]string{"nginx", "--appliances", apps, "--bucket", reg, "--no-update-check"}, buildFlags(build)...)...)
@@ -109,7 +109,7 @@ func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 	}
 
 	incusDaemon(t)
-	release(0)
+	release(0, build)
 	v1, _ := newestItems(t, reg, "nginx")
 	url, cert, log := runEdgeproxyLogged(t, "--bucket", reg)
 	incus := newClient(t, "incus", cert)
@@ -122,10 +122,12 @@ func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 		t.Fatalf("the host's image %s is not version %s", fp1, v1)
 	}
 
-	// A new version: one changed file under files/.
+	// A new version: one changed file under files/ (built in a kept
+	// folder, as is the broken build below: a warm run builds neither).
 	index := filepath.Join(apps, "nginx/files/index.html")
 	os.WriteFile(index, append([]byte(readFile(t, index)), "<!-- release 2 -->\n"...), 0o644)
-	release(0)
+	build2 := keptBuild(t, "refresh-v2", "nginx", build)
+	release(0, build2)
 	v2, items2 := newestItems(t, reg, "nginx")
 	if v2 == v1 {
 		t.Fatalf("no new version after the second release (still %s)", v1)
@@ -169,7 +171,7 @@ func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 	yml := filepath.Join(apps, "nginx/appliance.yaml")
 	os.WriteFile(yml, []byte(strings.Replace(readFile(t, yml), "timeout: 90", "timeout: 20", 1)), 0o644)
 	before := readFile(t, filepath.Join(reg, "streams/v1/images.json"))
-	r := release(1)
+	r := release(1, keptBuild(t, "refresh-broken", "nginx", build2))
 	if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); !strings.HasPrefix(lines[len(lines)-1], "publish: error: nginx/amd64 failed the gate: health: GET :80/healthz did not pass in 20s: status 503") {
 		t.Errorf("failing gate's error line: %q", lines[len(lines)-1])
 	}
