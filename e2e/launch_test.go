@@ -32,7 +32,7 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 
 	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"appliances"}})
 	env := srv.Env()
-	pub := func() string {
+	pub := func(buildDir string) string {
 		out := mustPublishEnv(t, env, "nginx", "--bucket", "s3://appliances", "--build-dir", buildDir,
 			"--appliances", apps, "--json")
 		var res []struct{ Fingerprint string }
@@ -41,7 +41,7 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 		}
 		return res[0].Fingerprint
 	}
-	fp1 := pub()
+	fp1 := pub(buildDir)
 	url, cert := runEdgeproxy(t, env, "--bucket", "s3://appliances")
 
 	incusDaemon(t)
@@ -62,8 +62,9 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 	if err := os.WriteFile(index, append([]byte(readFile(t, index)), "<!-- v2 -->\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	buildIn(t, apps, buildDir, "nginx", []string{"default"})
-	fp2 := pub()
+	build2 := keptFollowing(t, "launch-v2", "nginx", buildDir)
+	buildIn(t, apps, build2, "nginx", []string{"default"})
+	fp2 := pub(build2)
 	if fp2 == fp1 {
 		t.Fatal("the rebuild has the same fingerprint")
 	}

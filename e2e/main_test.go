@@ -274,27 +274,40 @@ func copyAppliance(t *testing.T, name string) string {
 	return root
 }
 
-// keptBuild is a build folder kept across runs (beside the shared
-// builds) for one stage of a test that changes an appliance, as version 2
-// follows version 1: a warm run whose inputs did not change builds
-// nothing there. A kept build of name not newer than the one in the build
-// folder after (the stage it follows) is dropped first, so a stage's
-// version always follows its predecessor's.
-func keptBuild(t *testing.T, stage, name, after string) string {
+// keptBuild is a build folder kept across runs, beside the shared
+// builds, for one stage of a test that changes an appliance or adds to
+// its build (a second version, a VM disk): a warm run whose inputs did not
+// change builds nothing there. A stage that starts empty gets a copy of
+// the shared build of name's default variant, when there is one.
+func keptBuild(t *testing.T, stage, name string) string {
 	t.Helper()
 	dir := filepath.Join(sharedBuilds()+"-stages", stage)
 	kept := builder.Target{Root: dir, Name: name, Arch: osarch.Host()}
-	prev := builder.Target{Root: after, Name: name, Arch: osarch.Host()}
+	shared := builder.Target{Root: sharedBuilds(), Name: name, Arch: osarch.Host()}
+	if _, err := os.Stat(kept.Dir()); err == nil {
+		return dir
+	}
+	if _, err := os.Stat(shared.Dir()); err == nil {
+		copyInto(t, shared.Dir(), filepath.Dir(kept.Dir()))
+	}
+	return dir
+}
+
+// keptFollowing is keptBuild for a stage whose build must be newer than
+// the one in the build folder prev, as version 2 follows version 1: a
+// kept build of name that is not newer is dropped, to be built again.
+func keptFollowing(t *testing.T, stage, name, prev string) string {
+	t.Helper()
+	dir := keptBuild(t, stage, name)
+	kept := builder.Target{Root: dir, Name: name, Arch: osarch.Host()}
+	before := builder.Target{Root: prev, Name: name, Arch: osarch.Host()}
 	k, kerr := os.Stat(kept.Metadata())
-	p, perr := os.Stat(prev.Metadata())
+	p, perr := os.Stat(before.Metadata())
 	if kerr == nil && (perr != nil || !k.ModTime().After(p.ModTime())) {
-		t.Logf("kept build %s is older than the one it follows: built again", dir)
+		t.Logf("%s: the kept build is not newer than the one it follows: built again", dir)
 		if err := os.RemoveAll(dir); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
 	}
 	return dir
 }

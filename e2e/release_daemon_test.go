@@ -126,7 +126,7 @@ func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 	// folder, as is the broken build below: a warm run builds neither).
 	index := filepath.Join(apps, "nginx/files/index.html")
 	os.WriteFile(index, append([]byte(readFile(t, index)), "<!-- release 2 -->\n"...), 0o644)
-	build2 := keptBuild(t, "refresh-v2", "nginx", build)
+	build2 := keptFollowing(t, "refresh-v2", "nginx", build)
 	release(0, build2)
 	v2, items2 := newestItems(t, reg, "nginx")
 	if v2 == v1 {
@@ -171,7 +171,7 @@ func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 	yml := filepath.Join(apps, "nginx/appliance.yaml")
 	os.WriteFile(yml, []byte(strings.Replace(readFile(t, yml), "timeout: 90", "timeout: 20", 1)), 0o644)
 	before := readFile(t, filepath.Join(reg, "streams/v1/images.json"))
-	r := release(1, keptBuild(t, "refresh-broken", "nginx", build2))
+	r := release(1, keptFollowing(t, "refresh-broken", "nginx", build2))
 	if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); !strings.HasPrefix(lines[len(lines)-1], "publish: error: nginx/amd64 failed the gate: health: GET :80/healthz did not pass in 20s: status 503") {
 		t.Errorf("failing gate's error line: %q", lines[len(lines)-1])
 	}

@@ -52,8 +52,9 @@ func TestVMBootsAndServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The disk is built beside a copy of the shared container build.
-	buildDir, reg := builtCopy(t, "nginx", "default"), filepath.Join(t.TempDir(), "registry")
+	// The disk is built beside a copy of the shared container build, in a
+	// folder kept across runs (a warm run builds no disk).
+	buildDir, reg := keptBuild(t, "vm", "nginx"), filepath.Join(t.TempDir(), "registry")
 	buildIn(t, root, buildDir, "nginx", []string{"default"}, "--vm")
 	built := builder.Target{Root: buildDir, Name: "nginx", Arch: "amd64"}
 	disk, meta := built.Disk(), built.Metadata()
