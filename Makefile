@@ -110,7 +110,10 @@ test-launch: build minio
 # publish release through a real Incus daemon (one at a time on a host:
 # flock): gate, publish, `incus image refresh` by delta, failed gate
 # publishes nothing; release --all (every appliance through the gate, then
-# nothing new); redis data on its volume survives `incus rebuild`. It
+# nothing new); redis data on its volume survives `incus rebuild`; the
+# stack gate (miniflux gated with postgresql wired in; a postgresql whose
+# hook is broken refused for breaking the published miniflux, and failing
+# miniflux's gate on relation db, nothing published either time). It
 # builds whatever is due of every appliance and variant into the shared
 # build folder (all of them on a fresh machine): a generous deadline.
 test-release: build
