@@ -129,8 +129,9 @@ func checkNamed(rep *gate.Report, name string) *gate.Check {
 // next patch version, which miniflux's constraint allows, with a broken
 // provider hook: its SQL gives the consumer's database to a role it
 // never made, so the hook fails and the consumer gets no database. It
-// is built into a folder kept beside the shared builds (not again while
-// its inputs are unchanged), returned too.
+// is built into a folder kept across runs (not again while its inputs
+// are unchanged, and always newer than the shared postgresql build it
+// follows), returned too.
 func brokenPostgresql(t *testing.T) (apps, build string) {
 	t.Helper()
 	apps = copyAppliance(t, "postgresql")
@@ -156,7 +157,7 @@ func brokenPostgresql(t *testing.T) (apps, build string) {
 	}
 	edit("appliance.yaml", "version: "+a.Version, fmt.Sprintf("version: %s%d", a.Version[:dot+1], patch+1))
 	edit("files/provides-postgresql", `OWNER %I', '$name', '$name')`, `OWNER %I', '$name', '${name}_owner')`)
-	build = filepath.Join(sharedBuilds(), "_broken-hook")
+	build = keptFollowing(t, "broken-hook", "postgresql", sharedBuilds())
 	buildIn(t, apps, build, "postgresql", []string{"default"})
 	return apps, build
 }
