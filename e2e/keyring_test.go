@@ -110,7 +110,7 @@ func TestTamperMatrixThroughVerifyingEdgeproxy(t *testing.T) {
 					series := `edgeproxy_catalog_refusals_total{reason="` + c.reason + `"}`
 					before := metricOf(t, verifying.metrics, series)
 					c.tamper(t)
-					if !eventuallyE2E(2*time.Minute, func() bool {
+					if !eventually(2*time.Minute, 200*time.Millisecond, func() bool {
 						touch(verifying) // a request reads the catalog again
 						return metricOf(t, verifying.metrics, series) > before
 					}) {
@@ -149,7 +149,7 @@ func TestTamperMatrixThroughVerifyingEdgeproxy(t *testing.T) {
 			t.Run("the publisher's next release", func(t *testing.T) {
 				writeStreams(t, reg, good)
 				pub(reg, v[2])
-				if !eventuallyE2E(2*time.Minute, func() bool {
+				if !eventually(2*time.Minute, 200*time.Millisecond, func() bool {
 					out, _ := remoteClient(t, "incus", "appliance", verifying.url, verifying.cert).runErr("image", "info", "appliance:nginx")
 					return strings.Contains(out, "Fingerprint: "+v[2].fp)
 				}) {
@@ -302,18 +302,6 @@ func touch(run edgeRun) {
 	}
 }
 
-// eventuallyE2E polls ok until it holds or within has passed.
-func eventuallyE2E(within time.Duration, ok func() bool) bool {
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return true
-}
-
 // The reference SimpleStreams client through edgeproxy: sstream-query and
 // sstream-mirror --keyring read a signed registry through edgeproxy with
 // and without --keyring. Once a bucket writer edits the signed text of the
@@ -354,7 +342,7 @@ func TestReferenceClientThroughEdgeproxy(t *testing.T) {
 	sp := catalog.SignedPath(catalog.ImagesPath)
 	writeStreams(t, reg, map[string][]byte{catalog.ImagesPath: edited,
 		sp: bytes.Replace(good[sp], bytes.TrimSpace(good[catalog.ImagesPath]), bytes.TrimSpace(edited), 1)})
-	if !eventuallyE2E(2*time.Minute, func() bool {
+	if !eventually(2*time.Minute, 200*time.Millisecond, func() bool {
 		_, err := query(plain)
 		return err != nil
 	}) {

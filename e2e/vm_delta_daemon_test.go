@@ -68,12 +68,6 @@ func TestVMDeltaThroughIncusDaemon(t *testing.T) {
 	vm1, vm2 := fingerprintOf(t, v1[0].meta, disk1), fingerprintOf(t, v1[1].meta, disk2)
 
 	incusDaemon(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			log, _ := os.ReadFile("/var/log/incus/incus.log")
-			t.Logf("incus.log:\n%s", log)
-		}
-	})
 	url, cert, log := runEdgeproxyLogged(t, "--bucket", reg, "--catalog-ttl", "1ns")
 	h := &deltaHost{t: t, reg: reg, incus: newClient(t, "incus", cert), log: log}
 	addRemote(t, h.incus, "appliance", url, cert)

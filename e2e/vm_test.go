@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,18 +60,8 @@ func TestIncusClientReadsVMImage(t *testing.T) {
 
 	url, cert := serveHTTPS(t, reg)
 	incus := remoteClient(t, "incus", "reg", url, cert)
-	var images []struct {
-		Fingerprint string `json:"fingerprint"`
-		Type        string `json:"type"`
-		Aliases     []struct {
-			Name string `json:"name"`
-		} `json:"aliases"`
-	}
-	if err := json.Unmarshal([]byte(incus.run(t, "image", "list", "reg:", "--format", "json")), &images); err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]string{}
-	for _, im := range images {
+	for _, im := range incus.images(t, "reg") {
 		got[im.Fingerprint] = im.Type
 		if len(im.Aliases) == 0 {
 			t.Errorf("image %s (%s) has no alias", im.Fingerprint[:12], im.Type)
