@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/signing/signingtest"
 )
 
@@ -49,12 +49,12 @@ func TestTamperMatrixThroughVerifyingEdgeproxy(t *testing.T) {
 			good := readStreams(t, reg)
 			// Moments the publisher signed elsewhere, which the bucket
 			// writer replays: two newer ones, and one that expires at once.
-			elsewhere := copyTree(t, reg)
+			elsewhere := filetest.Copy(t, reg)
 			pub(elsewhere, v[2])
 			m3 := readStreams(t, elsewhere)
 			pub(elsewhere, v[3])
 			m4 := readStreams(t, elsewhere)
-			short := copyTree(t, reg)
+			short := filetest.Copy(t, reg)
 			pub(short, v[2], "--signature-validity", "1s")
 			expired := readStreams(t, short)
 
@@ -199,16 +199,6 @@ func pick(m map[string][]byte, paths ...string) map[string][]byte {
 		out[p] = m[p]
 	}
 	return out
-}
-
-// copyTree copies registry folder dir to a new folder.
-func copyTree(t testing.TB, dir string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), "copy")
-	if out, err := exec.Command("cp", "-a", dir, dst).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v\n%s", err, out)
-	}
-	return dst
 }
 
 // productFileOf is the product file that index.json (of files) names for

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/filetest"
 )
 
 // The stack of issue 23 (make test-stack): postgresql, miniflux and
@@ -62,7 +63,7 @@ func TestStackThroughAnsible(t *testing.T) {
 	incus := newClient(t, "incus", cert)
 
 	vars := filepath.Join(t.TempDir(), "stack.yml")
-	writeFile(t, vars, fmt.Sprintf(`appliance_stack_remote: {name: appliance, url: %q, certificate: %q}
+	filetest.Write(t, vars, fmt.Appendf(nil, `appliance_stack_remote: {name: appliance, url: %q, certificate: %q}
 appliance_stack:
   db: {appliance: postgresql}
   rss: {appliance: miniflux, relations: {db: db}}
@@ -174,11 +175,4 @@ func checkThroughProxy(t *testing.T, c *client, proxy, app, db string) {
 		t.Errorf("the category made through the proxy is not in %s's database %s: %q", db, app, got)
 	}
 	t.Logf("HTTPS through %s: miniflux on %s made and read category %s, a row of %s's database", proxy, app, title, db)
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

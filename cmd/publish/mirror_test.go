@@ -10,20 +10,11 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/registry"
 	"github.com/incus-appliance/registry/internal/signing/signingtest"
 	"github.com/incus-appliance/registry/internal/store/dirstore"
 )
-
-// copyDir copies the folder src to a new folder and returns it.
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), "copy")
-	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
 
 // resignAt re-signs the registry in dir with key as of at, valid for
 // validity (publish sign on a clock of the test's choosing).
@@ -81,13 +72,13 @@ func TestMirrorKeyringSigningKey(t *testing.T) {
 		t.Errorf("verify --keyring (the mirror's key) = %d: %+v", code, rep)
 	}
 
-	tampered := copyDir(t, src)
+	tampered := filetest.Copy(t, src)
 	sj := filepath.Join(tampered, "streams", "v1", "images.sjson")
 	b, _ := os.ReadFile(sj)
 	if err := os.WriteFile(sj, []byte(strings.Replace(string(b), `"arch": "amd64"`, `"arch": "arm64"`, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	expired := copyDir(t, src)
+	expired := filetest.Copy(t, src)
 	resignAt(t, expired, srcKey, time.Now().Add(-2*time.Hour), time.Hour)
 	stranger := signingtest.WriteKeyring(t, signingtest.NewKey(t, "stranger"))
 	for _, c := range []struct {
@@ -115,7 +106,7 @@ func TestMirrorKeyringSigningKey(t *testing.T) {
 // slash-separated path under it).
 func copyDirWithout(t *testing.T, src, path string) string {
 	t.Helper()
-	dst := copyDir(t, src)
+	dst := filetest.Copy(t, src)
 	if err := os.Remove(filepath.Join(dst, filepath.FromSlash(path))); err != nil {
 		t.Fatal(err)
 	}
