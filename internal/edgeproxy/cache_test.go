@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -26,7 +27,7 @@ import (
 func catalogRegistry(t testing.TB, sizes ...int) (dir string, keys []string, data [][]byte) {
 	t.Helper()
 	dir = t.TempDir()
-	items := map[string]any{}
+	items, files := map[string]any{}, map[string][]byte{}
 	for i, size := range sizes {
 		b := make([]byte, size)
 		for j := range b {
@@ -36,24 +37,15 @@ func catalogRegistry(t testing.TB, sizes ...int) (dir string, keys []string, dat
 		key := fmt.Sprintf("images/%x/file%d.squashfs", sha256.Sum256([]byte{byte(i)}), i)
 		items[fmt.Sprintf("f%d", i)] = map[string]any{"ftype": "squashfs", "path": key, "sha256": hex.EncodeToString(sum[:]), "size": size}
 		keys, data = append(keys, key), append(data, b)
-		p := filepath.Join(dir, key)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		files[key] = b
 	}
 	cat := map[string]any{"content_id": "images", "datatype": "image-downloads", "format": "products:1.0", "products": map[string]any{
 		"app:amd64": map[string]any{"aliases": "app", "arch": "amd64", "os": "Debian", "release": "12", "release_title": "12",
 			"versions": map[string]any{"202611200000": map[string]any{"items": items}}},
 	}}
-	catJSON, _ := json.Marshal(cat)
-	for k, v := range map[string][]byte{catalog.IndexPath: catalog.BuildIndex([]string{"app:amd64"}).Marshal(), catalog.ImagesPath: catJSON} {
-		p := filepath.Join(dir, k)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, v, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	files[catalog.IndexPath] = catalog.BuildIndex([]string{"app:amd64"}).Marshal()
+	files[catalog.ImagesPath], _ = json.Marshal(cat)
+	filetest.WriteTree(t, dir, files)
 	return dir, keys, data
 }
 

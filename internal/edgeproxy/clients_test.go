@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -119,7 +118,7 @@ func TestClientAddressFromTrustedProxies(t *testing.T) {
 	p := startProxy(t, dirOrigin(t, dir), func(c *Config) {
 		c.ClientRate, c.ClientBurst, c.MaxConnsPerClient = 0.001, 5, 2
 		c.TrustedProxies = trusted
-		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		c.Logger = jsonLog(logs)
 	})
 	lb, direct := trustedProxy{p, "127.0.0.2"}, trustedProxy{p, "127.0.0.3"}
 
@@ -205,7 +204,7 @@ func TestClientAddressFromForwarded(t *testing.T) {
 	p := startProxy(t, dirOrigin(t, dir), func(c *Config) {
 		c.ClientRate, c.ClientBurst = 0.001, 2
 		c.TrustedProxies, c.ClientHeader = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}, "forwarded"
-		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		c.Logger = jsonLog(logs)
 	})
 	lb := trustedProxy{p, "127.0.0.2"}
 	got := lb.codes(t, `Forwarded: for=203.0.113.9;proto=https`, `Forwarded: for="203.0.113.9:80"`, `Forwarded: for=203.0.113.9`,
@@ -258,7 +257,7 @@ func TestProxyProtocolV2(t *testing.T) {
 	p := startProxy(t, dirOrigin(t, dir), func(c *Config) {
 		c.ClientRate, c.ClientBurst, c.MaxConnsPerClient = 0.001, 3, 1
 		c.TrustedProxies, c.ProxyProtocol = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}, true
-		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		c.Logger = jsonLog(logs)
 	})
 	lb, direct := trustedProxy{p, "127.0.0.2"}, trustedProxy{p, "127.0.0.3"}
 	client := netip.MustParseAddrPort("203.0.113.7:5555")

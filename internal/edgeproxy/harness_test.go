@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/dirstore"
 )
@@ -36,15 +36,25 @@ func testRegistry(t testing.TB, size int) (dir, imageKey string) {
 		img[i] = byte(i * 7)
 	}
 	files[imageKey] = img
-	for k, v := range files {
-		p := filepath.Join(dir, k)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, v, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	filetest.WriteTree(t, dir, files)
 	return dir, imageKey
 }
+
+// writeFileAtomic replaces a file as an operator's editor would (or
+// certbot its certificate): a new file renamed over the old.
+func writeFileAtomic(t testing.TB, file string, content []byte) {
+	t.Helper()
+	tmp := file + ".new"
+	if err := os.WriteFile(tmp, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// jsonLog is a logger writing the proxy's JSON log lines to w.
+func jsonLog(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
 
 // dirOrigin opens a registry folder as an origin.
 func dirOrigin(t testing.TB, dir string) store.Store {
@@ -74,7 +84,7 @@ func startProxy(t testing.TB, origin Origin, tweak func(*Config)) *proxy {
 	cfg := Config{
 		Origin: origin, Listen: "127.0.0.1:0", SelfSigned: true,
 		Hostnames: []string{"127.0.0.1", "localhost"}, StateDir: t.TempDir(),
-		Logger:        slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Logger:        jsonLog(io.Discard),
 		MetricsListen: "127.0.0.1:0", CacheDir: t.TempDir(), CacheSize: 1 << 30,
 		// Every test client comes from 127.0.0.1: the per-client limits
 		// are off unless a test sets them.
