@@ -128,8 +128,12 @@ func requireTool(t testing.TB, name string) string {
 // REGISTRY_LAUNCH=all (make test-appliances) for every appliance.
 func requireLaunch(t *testing.T, level string) {
 	t.Helper()
-	requireAsked(t, "REGISTRY_LAUNCH", map[string]string{"1": "", "all": "all"}[level],
-		fmt.Sprintf("set REGISTRY_LAUNCH=%s (make test-launch / make test-appliances) to build and launch appliances", map[string]string{"1": "1", "all": "all"}[level]),
+	value := level // "all": REGISTRY_LAUNCH=all only
+	if level == "1" {
+		value = "" // any REGISTRY_LAUNCH
+	}
+	requireAsked(t, "REGISTRY_LAUNCH", value,
+		"set REGISTRY_LAUNCH="+level+" (make test-launch / make test-appliances) to build and launch appliances",
 		"the launch tests need root (distrobuilder and incusd)")
 }
 
