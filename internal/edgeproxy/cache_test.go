@@ -2,7 +2,6 @@ package edgeproxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/filetest"
-	"github.com/incus-appliance/registry/internal/store"
 )
 
 // catalogRegistry writes a registry folder whose images.json names image
@@ -77,35 +75,12 @@ func getAll(t *testing.T, p *proxy, path string, n int, want []byte) {
 	}
 }
 
-// keyCountingOrigin counts origin reads per key.
-type keyCountingOrigin struct {
-	Origin
-	mu   sync.Mutex
-	gets map[string]int
-}
-
-func (o *keyCountingOrigin) Get(ctx context.Context, key string) (io.ReadCloser, store.ObjectInfo, error) {
-	o.mu.Lock()
-	if o.gets == nil {
-		o.gets = map[string]int{}
-	}
-	o.gets[key]++
-	o.mu.Unlock()
-	return o.Origin.Get(ctx, key)
-}
-
-func (o *keyCountingOrigin) count(key string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.gets[key]
-}
-
 // Many clients asking for one image file at once cause one origin read;
 // then it is served from disk (Range and conditional requests included),
 // and a restarted proxy serves it from the same cache without the origin.
 func TestImageCacheOneFetchPerFile(t *testing.T) {
 	dir, keys, data := catalogRegistry(t, 3<<20)
-	o := &keyCountingOrigin{Origin: dirOrigin(t, dir)}
+	o := &countingOrigin{Origin: dirOrigin(t, dir)}
 	cacheDir := t.TempDir()
 	p := startProxy(t, o, func(c *Config) { c.CacheDir = cacheDir })
 	getAll(t, p, "/"+keys[0], 40, data[0])
@@ -139,7 +114,7 @@ func TestImageCacheOneFetchPerFile(t *testing.T) {
 	p.stop(t)
 
 	// Restart on the same cache folder: no origin read at all.
-	o2 := &keyCountingOrigin{Origin: dirOrigin(t, dir)}
+	o2 := &countingOrigin{Origin: dirOrigin(t, dir)}
 	p2 := startProxy(t, o2, func(c *Config) { c.CacheDir = cacheDir })
 	getAll(t, p2, "/"+keys[0], 5, data[0])
 	if n := o2.count(keys[0]); n != 0 {
@@ -161,7 +136,7 @@ func TestImageCacheCorruptEntryIsRefetched(t *testing.T) {
 	b[1000] ^= 0xff
 	os.WriteFile(file, b, 0o644)
 
-	o := &keyCountingOrigin{Origin: dirOrigin(t, dir)}
+	o := &countingOrigin{Origin: dirOrigin(t, dir)}
 	p2 := startProxy(t, o, func(c *Config) { c.CacheDir = cacheDir })
 	getAll(t, p2, "/"+keys[0], 3, data[0])
 	if n := o.count(keys[0]); n != 1 {
@@ -258,7 +233,7 @@ func TestImageCacheHeaderWhileFetching(t *testing.T) {
 func TestImageCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	dir, keys, data := catalogRegistry(t, 1<<20, 1<<20, 1<<20)
 	cacheDir := t.TempDir()
-	o := &keyCountingOrigin{Origin: dirOrigin(t, dir)}
+	o := &countingOrigin{Origin: dirOrigin(t, dir)}
 	p := startProxy(t, o, func(c *Config) { c.CacheDir, c.CacheSize = cacheDir, 2<<20+1000 })
 	for _, i := range []int{0, 1, 0, 2, 0} {
 		getAll(t, p, "/"+keys[i], 1, data[i])

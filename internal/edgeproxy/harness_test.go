@@ -11,7 +11,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,24 +198,6 @@ func (p *proxy) do(t testing.TB, method, path string, hdr ...string) (*http.Resp
 		t.Fatal(err)
 	}
 	return resp, body
-}
-
-// countingOrigin counts the origin reads going through it.
-type countingOrigin struct {
-	Origin
-	gets, stats atomic.Int64
-	delay       time.Duration
-}
-
-func (c *countingOrigin) Get(ctx context.Context, key string) (io.ReadCloser, store.ObjectInfo, error) {
-	c.gets.Add(1)
-	time.Sleep(c.delay)
-	return c.Origin.Get(ctx, key)
-}
-
-func (c *countingOrigin) Stat(ctx context.Context, key string) (store.ObjectInfo, error) {
-	c.stats.Add(1)
-	return c.Origin.Stat(ctx, key)
 }
 
 // syncBuffer is a log sink safe for concurrent writes.
