@@ -12,19 +12,14 @@ import (
 	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/registry"
 	"github.com/incus-appliance/registry/internal/signing/signingtest"
-	"github.com/incus-appliance/registry/internal/store/dirstore"
+	"github.com/incus-appliance/registry/internal/store/dirstore/dirstoretest"
 )
 
 // resignAt re-signs the registry in dir with key as of at, valid for
 // validity (publish sign on a clock of the test's choosing).
 func resignAt(t *testing.T, dir string, key *signingtest.Key, at time.Time, validity time.Duration) {
 	t.Helper()
-	st, err := dirstore.Open(dir, dirstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r := &registry.Registry{Store: st, Signing: &registry.Signing{Signer: key.Signer, Validity: validity}, Now: func() time.Time { return at }}
+	r := &registry.Registry{Store: dirstoretest.Open(t, dir), Signing: &registry.Signing{Signer: key.Signer, Validity: validity}, Now: func() time.Time { return at }}
 	if _, err := r.Sign(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/store"
-	"github.com/incus-appliance/registry/internal/store/dirstore"
+	"github.com/incus-appliance/registry/internal/store/dirstore/dirstoretest"
 )
 
 // testRegistry writes a tiny registry folder: both catalog files and one
@@ -58,12 +58,7 @@ func jsonLog(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, 
 // dirOrigin opens a registry folder as an origin.
 func dirOrigin(t testing.TB, dir string) store.Store {
 	t.Helper()
-	s, err := dirstore.Open(dir, dirstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return dirstoretest.Open(t, dir)
 }
 
 // proxy is a running edgeproxy for a test.

@@ -10,7 +10,7 @@ import (
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/signing/signingtest"
-	"github.com/incus-appliance/registry/internal/store/dirstore"
+	"github.com/incus-appliance/registry/internal/store/dirstore/dirstoretest"
 )
 
 // signedTree publishes into a folder, signing with key: two versions of
@@ -182,12 +182,7 @@ func verifyDir(t *testing.T, dir string, opts VerifyOptions) *VerifyReport {
 // test ends.
 func dirRegistry(t *testing.T, dir string) *Registry {
 	t.Helper()
-	st, err := dirstore.Open(dir, dirstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return New(st)
+	return New(dirstoretest.Open(t, dir))
 }
 
 func slicesContainsStatus(docs []SignedDocument, path, status string) bool {

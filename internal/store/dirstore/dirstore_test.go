@@ -12,13 +12,14 @@ import (
 
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/dirstore"
+	"github.com/incus-appliance/registry/internal/store/dirstore/dirstoretest"
 	"github.com/incus-appliance/registry/internal/store/storetest"
 	"golang.org/x/sys/unix"
 )
 
 func TestConformance(t *testing.T) {
 	caps := storetest.Capabilities{Attributes: xattrsWork(t)}
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, t.TempDir()) }, caps)
+	storetest.Run(t, func(t *testing.T) store.Store { return dirstoretest.Open(t, t.TempDir()) }, caps)
 }
 
 // xattrsWork reports whether the file system under t.TempDir() stores
@@ -33,16 +34,6 @@ func xattrsWork(t *testing.T) bool {
 		t.Logf("no user xattrs here (%v): attributes are not tested", err)
 	}
 	return err == nil
-}
-
-func open(t *testing.T, root string) *dirstore.Store {
-	t.Helper()
-	s, err := dirstore.Open(root, dirstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 func put(t *testing.T, s store.Store, key string, data []byte, opts store.PutOptions) store.ObjectInfo {
