@@ -4,10 +4,15 @@
 package filetest
 
 import (
+	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 )
+
+// update, set by go test -update, makes Golden rewrite the golden files.
+var update = flag.Bool("update", false, "rewrite the golden files")
 
 // Read returns the bytes of the file at path.
 func Read(t testing.TB, path string) []byte {
@@ -37,6 +42,22 @@ func WriteTree(t testing.TB, dir string, files map[string][]byte) {
 	t.Helper()
 	for name, data := range files {
 		Write(t, filepath.Join(dir, filepath.FromSlash(name)), data)
+	}
+}
+
+// Golden compares got, byte for byte, with the golden file at path; with
+// go test -update it writes got there first.
+func Golden(t testing.TB, path string, got []byte) {
+	t.Helper()
+	if *update {
+		Write(t, path, got)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update writes it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
 

@@ -27,3 +27,10 @@ func TestWriteCopyRead(t *testing.T) {
 		t.Errorf("the original changed with its copy: %q", got)
 	}
 }
+
+// A golden file equal to what a test got passes.
+func TestGoldenEqual(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "golden.json")
+	Write(t, path, []byte("{}\n"))
+	Golden(t, path, []byte("{}\n"))
+}
