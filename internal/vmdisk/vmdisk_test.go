@@ -166,14 +166,7 @@ func sameBytes(t *testing.T, a, b string) bool {
 // longer one's tail included).
 func differingBytes(t *testing.T, a, b string) int {
 	t.Helper()
-	da, err := os.ReadFile(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := os.ReadFile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	da, db := filetest.Read(t, a), filetest.Read(t, b)
 	n := max(len(da), len(db)) - min(len(da), len(db))
 	for i := range min(len(da), len(db)) {
 		if da[i] != db[i] {
