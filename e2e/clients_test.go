@@ -54,8 +54,10 @@ func (c *client) run(t testing.TB, args ...string) string {
 	return out
 }
 
+// listedImage is an image as `incus image list --format json` lists it.
 type listedImage struct {
 	Fingerprint  string `json:"fingerprint"`
+	Type         string `json:"type"`
 	Architecture string `json:"architecture"`
 	Aliases      []struct {
 		Name string `json:"name"`
@@ -63,14 +65,21 @@ type listedImage struct {
 	Properties map[string]string `json:"properties"`
 }
 
-func (c *client) list(t testing.TB, remote string) map[string][]string {
+// images lists the images of remote ("local" for the daemon's own).
+func (c *client) images(t testing.TB, remote string) []listedImage {
 	t.Helper()
 	var images []listedImage
 	if err := json.Unmarshal([]byte(c.run(t, "image", "list", remote+":", "--format", "json")), &images); err != nil {
 		t.Fatal(err)
 	}
+	return images
+}
+
+// list maps the fingerprint of each image of remote to its aliases, sorted.
+func (c *client) list(t testing.TB, remote string) map[string][]string {
+	t.Helper()
 	out := map[string][]string{}
-	for _, im := range images {
+	for _, im := range c.images(t, remote) {
 		var names []string
 		for _, a := range im.Aliases {
 			names = append(names, a.Name)
@@ -202,19 +211,19 @@ func waitBody(t *testing.T, c *client, name, path, want string) {
 	t.Helper()
 	ip := instanceIPv4(t, c, name)
 	var last string
-	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+	if !eventually(instanceWait, time.Second, func() bool {
 		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://%s%s", ip, path))
 		if err != nil {
 			last = err.Error()
-			continue
+			return false
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if last = string(body); strings.Contains(last, want) {
-			return
-		}
+		last = string(body)
+		return strings.Contains(last, want)
+	}) {
+		t.Fatalf("%s: GET %s never contained %q; last: %q", name, path, want, last)
 	}
-	t.Fatalf("%s: GET %s never contained %q; last: %q", name, path, want, last)
 }
 
 // wantPorts checks the TCP ports listening in the instance: only the
@@ -240,11 +249,15 @@ func wantPorts(t *testing.T, c *client, name string, ports ...string) {
 	}
 }
 
+// instanceWait is how long a launched instance may take to come up
+// (generous: a busy machine).
+const instanceWait = 3 * time.Minute
+
 // instanceIPv4 waits for the container's eth0 IPv4 address.
 func instanceIPv4(t *testing.T, c *client, name string) string {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute) // generous: a busy machine
-	for time.Now().Before(deadline) {
+	var ip string
+	if !eventually(instanceWait, time.Second, func() bool {
 		var list []struct {
 			State struct {
 				Network map[string]struct {
@@ -255,14 +268,16 @@ func instanceIPv4(t *testing.T, c *client, name string) string {
 		if err := json.Unmarshal([]byte(c.run(t, "list", name, "--format", "json")), &list); err == nil && len(list) == 1 {
 			for _, a := range list[0].State.Network["eth0"].Addresses {
 				if a.Family == "inet" {
-					return a.Address
+					ip = a.Address
+					return true
 				}
 			}
 		}
-		time.Sleep(time.Second)
+		return false
+	}) {
+		t.Fatalf("%s got no IPv4 address in %s", name, instanceWait)
 	}
-	t.Fatalf("%s got no IPv4 address in 3 min", name)
-	return ""
+	return ip
 }
 
 // healthy runs the appliance's health check against a launched instance
@@ -275,23 +290,24 @@ func healthy(t *testing.T, c *client, name string, a *appliance.Appliance) {
 		timeout = 60 * time.Second
 	}
 	var last string
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(time.Second) {
+	if !eventually(timeout, time.Second, func() bool {
 		if h := a.Health.HTTP; h != nil {
 			var ok bool
 			if ok, last = probe(fmt.Sprintf("http://%s:%d%s", ip, h.Port, h.Path), h); ok {
 				t.Logf("%s (%s): GET :%d%s from the host → %s", name, ip, h.Port, h.Path, last)
-				return
 			}
-			continue
+			return ok
 		}
 		out, err := incusExec(c, name, a.Health.Command...)
 		if err == nil {
 			t.Logf("%s (%s): health command %q passed", name, ip, a.Health.Command)
-			return
+			return true
 		}
 		last = fmt.Sprintf("%v: %s", err, out)
+		return false
+	}) {
+		t.Fatalf("%s: health check failed for %s: %s", name, timeout, last)
 	}
-	t.Fatalf("%s: health check failed for %s: %s", name, timeout, last)
 }
 
 // baseImage is the fingerprint an instance was created from.

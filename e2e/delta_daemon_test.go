@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,12 +84,8 @@ func (h *deltaHost) wantIntact(fp string) {
 // held returns the fingerprints of the images the daemon holds.
 func (h *deltaHost) held() []string {
 	h.t.Helper()
-	var images []listedImage
-	if err := json.Unmarshal([]byte(h.incus.run(h.t, "image", "list", "local:", "--format", "json")), &images); err != nil {
-		h.t.Fatal(err)
-	}
 	var out []string
-	for _, im := range images {
+	for _, im := range h.incus.images(h.t, "local") {
 		out = append(out, im.Fingerprint)
 	}
 	return out
@@ -114,12 +108,6 @@ func TestDeltaDepthThroughIncusDaemon(t *testing.T) {
 	h := &deltaHost{t: t, reg: filepath.Join(t.TempDir(), "registry")}
 	nginx, web := chain(t, "nginx", t0, 3), chain(t, "web", t0, 4)
 	incusDaemon(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			log, _ := os.ReadFile("/var/log/incus/incus.log")
-			t.Logf("incus.log:\n%s", log)
-		}
-	})
 	h.publish(nginx[0])
 	h.publish(web[0])
 	// No catalog kept in edgeproxy's memory: each refresh follows a
@@ -161,8 +149,8 @@ func TestDeltaDepthThroughIncusDaemon(t *testing.T) {
 	fetched, printed := h.refresh("web", web[2])
 	t.Logf("host holding v2 and v3, refreshing to v4, downloaded:\n%s\nincus said: %s", fetched, printed)
 	wantFetched(t, fetched, []string{w4[w3k].Path, w4[w2].Path}, []string{w4[w1].Path, rootOf(web[3])})
-	if daemonLog, _ := os.ReadFile("/var/log/incus/incus.log"); !strings.Contains(string(daemonLog), "Image fingerprint doesn't match") {
-		t.Errorf("the daemon logged no fingerprint mismatch:\n%s", daemonLog)
+	if log := daemonLog(); !strings.Contains(log, "Image fingerprint doesn't match") {
+		t.Errorf("the daemon logged no fingerprint mismatch:\n%s", log)
 	}
 	h.wantIntact(web[1].fp) // the older copy is untouched
 	// Deleting the older copy lets the next refresh through, by one delta.

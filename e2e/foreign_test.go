@@ -8,15 +8,13 @@ import (
 	"testing"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/filetest"
 )
 
+// readImagesJSON parses the images.json of the registry folder reg.
 func readImagesJSON(t testing.TB, reg string) *catalog.Catalog {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(reg, catalog.ImagesPath))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := catalog.Parse(b)
+	c, err := catalog.Parse(filetest.Read(t, filepath.Join(reg, catalog.ImagesPath)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/signing/signingtest"
 )
 
@@ -49,12 +49,12 @@ func TestTamperMatrixThroughVerifyingEdgeproxy(t *testing.T) {
 			good := readStreams(t, reg)
 			// Moments the publisher signed elsewhere, which the bucket
 			// writer replays: two newer ones, and one that expires at once.
-			elsewhere := copyTree(t, reg)
+			elsewhere := filetest.Copy(t, reg)
 			pub(elsewhere, v[2])
 			m3 := readStreams(t, elsewhere)
 			pub(elsewhere, v[3])
 			m4 := readStreams(t, elsewhere)
-			short := copyTree(t, reg)
+			short := filetest.Copy(t, reg)
 			pub(short, v[2], "--signature-validity", "1s")
 			expired := readStreams(t, short)
 
@@ -110,7 +110,7 @@ func TestTamperMatrixThroughVerifyingEdgeproxy(t *testing.T) {
 					series := `edgeproxy_catalog_refusals_total{reason="` + c.reason + `"}`
 					before := metricOf(t, verifying.metrics, series)
 					c.tamper(t)
-					if !eventuallyE2E(2*time.Minute, func() bool {
+					if !eventually(2*time.Minute, 200*time.Millisecond, func() bool {
 						touch(verifying) // a request reads the catalog again
 						return metricOf(t, verifying.metrics, series) > before
 					}) {
@@ -149,7 +149,7 @@ func TestTamperMatrixThroughVerifyingEdgeproxy(t *testing.T) {
 			t.Run("the publisher's next release", func(t *testing.T) {
 				writeStreams(t, reg, good)
 				pub(reg, v[2])
-				if !eventuallyE2E(2*time.Minute, func() bool {
+				if !eventually(2*time.Minute, 200*time.Millisecond, func() bool {
 					out, _ := remoteClient(t, "incus", "appliance", verifying.url, verifying.cert).runErr("image", "info", "appliance:nginx")
 					return strings.Contains(out, "Fingerprint: "+v[2].fp)
 				}) {
@@ -199,16 +199,6 @@ func pick(m map[string][]byte, paths ...string) map[string][]byte {
 		out[p] = m[p]
 	}
 	return out
-}
-
-// copyTree copies registry folder dir to a new folder.
-func copyTree(t testing.TB, dir string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), "copy")
-	if out, err := exec.Command("cp", "-a", dir, dst).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v\n%s", err, out)
-	}
-	return dst
 }
 
 // productFileOf is the product file that index.json (of files) names for
@@ -302,18 +292,6 @@ func touch(run edgeRun) {
 	}
 }
 
-// eventuallyE2E polls ok until it holds or within has passed.
-func eventuallyE2E(within time.Duration, ok func() bool) bool {
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return true
-}
-
 // The reference SimpleStreams client through edgeproxy: sstream-query and
 // sstream-mirror --keyring read a signed registry through edgeproxy with
 // and without --keyring. Once a bucket writer edits the signed text of the
@@ -354,7 +332,7 @@ func TestReferenceClientThroughEdgeproxy(t *testing.T) {
 	sp := catalog.SignedPath(catalog.ImagesPath)
 	writeStreams(t, reg, map[string][]byte{catalog.ImagesPath: edited,
 		sp: bytes.Replace(good[sp], bytes.TrimSpace(good[catalog.ImagesPath]), bytes.TrimSpace(edited), 1)})
-	if !eventuallyE2E(2*time.Minute, func() bool {
+	if !eventually(2*time.Minute, 200*time.Millisecond, func() bool {
 		_, err := query(plain)
 		return err != nil
 	}) {

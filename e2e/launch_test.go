@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/builder"
@@ -48,9 +47,9 @@ func TestLaunchNginxEndToEnd(t *testing.T) {
 	incus := newClient(t, "incus", cert)
 	addRemote(t, incus, "appliance", url, cert)
 
-	start := time.Now()
+	took := stopwatch()
 	incus.run(t, "launch", "appliance:nginx", "web1")
-	t.Logf("incus launch appliance:nginx: %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("incus launch appliance:nginx: %s", took())
 	if got := baseImage(t, incus, "web1"); got != fp1 {
 		t.Errorf("web1 runs %s, want %s", got, fp1)
 	}
@@ -148,10 +147,10 @@ func TestLaunchEveryAppliance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			start := time.Now()
+			took := stopwatch()
 			incus.run(t, "launch", "appliance:"+name, name+"-1")
 			healthy(t, incus, name+"-1", a)
-			t.Logf("%s: launched and healthy in %s", name, time.Since(start).Round(time.Second))
+			t.Logf("%s: launched and healthy in %s", name, took())
 			if len(a.Requires) > 0 {
 				wireToProviders(t, incus, root, names, name+"-1", a)
 			}

@@ -128,13 +128,53 @@ func requireTool(t testing.TB, name string) string {
 // REGISTRY_LAUNCH=all (make test-appliances) for every appliance.
 func requireLaunch(t *testing.T, level string) {
 	t.Helper()
-	v := os.Getenv("REGISTRY_LAUNCH")
-	if v == "" || level == "all" && v != "all" {
-		t.Skipf("set REGISTRY_LAUNCH=%s (make test-launch / make test-appliances) to build and launch appliances", map[string]string{"1": "1", "all": "all"}[level])
+	value := level // "all": REGISTRY_LAUNCH=all only
+	if level == "1" {
+		value = "" // any REGISTRY_LAUNCH
+	}
+	requireAsked(t, "REGISTRY_LAUNCH", value,
+		"set REGISTRY_LAUNCH="+level+" (make test-launch / make test-appliances) to build and launch appliances",
+		"the launch tests need root (distrobuilder and incusd)")
+}
+
+// requireAsked gates a test that builds or launches for real: it is
+// skipped (saying skip) unless the environment variable env is set, to
+// value when value is not empty, and fails (saying needRoot) without root.
+func requireAsked(t *testing.T, env, value, skip, needRoot string) {
+	t.Helper()
+	if v := os.Getenv(env); v == "" || value != "" && v != value {
+		t.Skip(skip)
 	}
 	if os.Geteuid() != 0 {
-		t.Fatal("the launch tests need root (distrobuilder and incusd)")
+		t.Fatal(needRoot)
 	}
+}
+
+// stopwatch starts a clock for a step's log line; the function it
+// returns is the time since, rounded to the millisecond (to the second
+// from a minute on).
+func stopwatch() func() time.Duration {
+	start := time.Now()
+	return func() time.Duration {
+		d := time.Since(start)
+		if d < time.Minute {
+			return d.Round(time.Millisecond)
+		}
+		return d.Round(time.Second)
+	}
+}
+
+// eventually calls ok every interval until it holds or within has passed,
+// and says whether it held.
+func eventually(within, every time.Duration, ok func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(every)
+	}
+	return true
 }
 
 // repoRoot is the repository's top folder.
@@ -161,6 +201,9 @@ func incusDaemon(t *testing.T) {
 	run("stop") // a previous run's leftovers
 	run("start")
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("incus.log:\n%s", daemonLog())
+		}
 		run("stop")
 		if out, _ := exec.Command("pgrep", "-f", "/usr/libexec/incus/incusd").Output(); len(strings.TrimSpace(string(out))) > 0 {
 			// A zombie reaped late is not a leftover; a live one is.
@@ -177,6 +220,12 @@ func incusDaemon(t *testing.T) {
 			t.Error("/var/lib/incus left behind")
 		}
 	})
+}
+
+// daemonLog is what the throw-away daemon logged so far.
+func daemonLog() string {
+	b, _ := os.ReadFile("/var/log/incus/incus.log")
+	return string(b)
 }
 
 // The daemon targets (make test-release, test-appliances, test-launch,
@@ -227,12 +276,12 @@ func buildIn(t *testing.T, root, buildDir, name string, variants []string, extra
 	if len(variants) > 0 {
 		args = append(args, "--variant", strings.Join(variants, ","))
 	}
-	start := time.Now()
+	took := stopwatch()
 	r := longPublish(t, nil, append(args, extra...)...)
 	if r.code != 0 {
 		t.Fatalf("publish build %s %s: %s\n%s", name, strings.Join(variants, ","), r.stderr, r.stdout)
 	}
-	t.Logf("publish build %s %s %s: %s", name, strings.Join(variants, ","), strings.Join(extra, " "), time.Since(start).Round(time.Second))
+	t.Logf("publish build %s %s %s: %s", name, strings.Join(variants, ","), strings.Join(extra, " "), took())
 }
 
 // buildShared builds a repository appliance (the given variants, or all)

@@ -10,23 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/miniotest"
 	"github.com/incus-appliance/registry/internal/simplestreams/sstest"
 )
-
-// writeTree writes a built tree's files under dir.
-func writeTree(t testing.TB, dir string, files map[string][]byte) {
-	t.Helper()
-	for k, b := range files {
-		p := filepath.Join(dir, k)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 type mirrorReport struct {
 	Versions, Copied, Unchanged, Files, Skipped int
@@ -72,7 +59,7 @@ func TestMirrorServesIncusThroughEdgeproxy(t *testing.T) {
 	// An images.linuxcontainers.org-shaped tree: 12 products, 2 versions.
 	lxcTree := t.TempDir()
 	built := sstest.Build(sstest.Spec{Products: 12, Versions: 2, FileSize: 4096})
-	writeTree(t, lxcTree, built.Files)
+	filetest.WriteTree(t, lxcTree, built.Files)
 
 	rep := runMirror(t, append(env, "SSL_CERT_FILE="+ssCert), ssURL, "--bucket", dest)
 	if rep.Copied != 1 || len(rep.Failed) != 0 || rep.Files != 2 {
@@ -122,7 +109,7 @@ func TestMirrorServesIncusThroughEdgeproxy(t *testing.T) {
 func TestMirrorBadSourceCLI(t *testing.T) {
 	src := t.TempDir()
 	built := sstest.Build(sstest.Spec{Products: 2, Versions: 1, FileSize: 100})
-	writeTree(t, src, built.Files)
+	filetest.WriteTree(t, src, built.Files)
 	os.WriteFile(filepath.Join(src, "streams/v1/images.json"), []byte("<html>oops</html>"), 0o644)
 	dest := filepath.Join(t.TempDir(), "reg")
 	r := publish(t, "mirror", src, "--bucket", dest)
@@ -140,7 +127,7 @@ func TestMirrorBadSourceCLI(t *testing.T) {
 func TestMirrorKilledThenResumed(t *testing.T) {
 	src := t.TempDir()
 	built := sstest.Build(sstest.Spec{Products: 3, Versions: 2, FileSize: 4 << 20})
-	writeTree(t, src, built.Files)
+	filetest.WriteTree(t, src, built.Files)
 	total := len(built.Files) - 2
 	for _, delay := range []time.Duration{50 * time.Millisecond, 300 * time.Millisecond, time.Second} {
 		dest := filepath.Join(t.TempDir(), "reg")

@@ -24,12 +24,12 @@ func wirePipe(t *testing.T, c *client, provider string, p relations.Provide, con
 		c.bin + " exec " + consumer + " -- " + r.Hook()
 	cmd := exec.Command("bash", "-c", pipe)
 	cmd.Env = c.env()
-	start := time.Now()
+	took := stopwatch()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", pipe, err, out)
 	}
-	t.Logf("%s.%s <- %s (%s): %s in %s", consumer, r.Name, provider, p.Interface, strings.TrimSpace(string(out)), time.Since(start).Round(time.Millisecond))
+	t.Logf("%s.%s <- %s (%s): %s in %s", consumer, r.Name, provider, p.Interface, strings.TrimSpace(string(out)), took())
 	return strings.TrimSpace(string(out))
 }
 
@@ -38,9 +38,10 @@ func wirePipe(t *testing.T, c *client, provider string, p relations.Provide, con
 func bootedClean(t *testing.T, c *client, name string, a *appliance.Appliance) bool {
 	t.Helper()
 	state := ""
-	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline) && state != "running" && state != "degraded"; time.Sleep(time.Second) {
+	eventually(instanceWait, time.Second, func() bool {
 		state = strings.TrimSpace(execIn(t, c, name, "systemctl", "is-system-running"))
-	}
+		return state == "running" || state == "degraded"
+	})
 	if state != "running" {
 		t.Errorf("%s: systemd %q (failed: %s)", name, state, execIn(t, c, name, "systemctl", "list-units", "--failed", "--plain", "--no-legend"))
 	}

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/builder"
@@ -16,12 +15,9 @@ import (
 // REGISTRY_LAUNCH=release (make test-release).
 func requireRelease(t *testing.T) {
 	t.Helper()
-	if v := os.Getenv("REGISTRY_LAUNCH"); v != "release" {
-		t.Skip("set REGISTRY_LAUNCH=release (make test-release) to release appliances through a real Incus daemon")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("the release tests need root (distrobuilder and incusd)")
-	}
+	requireAsked(t, "REGISTRY_LAUNCH", "release",
+		"set REGISTRY_LAUNCH=release (make test-release) to release appliances through a real Incus daemon",
+		"the release tests need root (distrobuilder and incusd)")
 	for _, tool := range []string{"distrobuilder", "incus", "xdelta3", "unsquashfs"} {
 		requireTool(t, tool)
 	}
@@ -61,11 +57,7 @@ func newestItems(t *testing.T, reg, product string) (version string, items map[s
 // localFingerprint is the fingerprint of the local image with alias.
 func localFingerprint(t *testing.T, c *client, alias string) string {
 	t.Helper()
-	var images []listedImage
-	if err := json.Unmarshal([]byte(c.run(t, "image", "list", "local:", "--format", "json")), &images); err != nil {
-		t.Fatal(err)
-	}
-	for _, im := range images {
+	for _, im := range c.images(t, "local") {
 		for _, a := range im.Aliases {
 			if a.Name == alias {
 				return im.Fingerprint
@@ -99,9 +91,9 @@ func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 	apps, build, reg := copyAppliance(t, "nginx"), builtCopy(t, "nginx"), filepath.Join(t.TempDir(), "registry")
 	release := func(wantCode int, build string) result {
 		t.Helper()
-		start := time.Now()
+		took := stopwatch()
 		r := releaseRun(t, nil, append([]string{"nginx", "--appliances", apps, "--bucket", reg, "--no-update-check"}, buildFlags(build)...)...)
-		t.Logf("publish release nginx: exit %d in %s\n%s", r.code, time.Since(start).Round(time.Second), r.stdout)
+		t.Logf("publish release nginx: exit %d in %s\n%s", r.code, took(), r.stdout)
 		if r.code != wantCode {
 			t.Fatalf("publish release: exit %d, want %d\n%s\n%s", r.code, wantCode, r.stdout, r.stderr)
 		}
@@ -114,9 +106,9 @@ func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 	url, cert, log := runEdgeproxyLogged(t, "--bucket", reg)
 	incus := newClient(t, "incus", cert)
 	addRemote(t, incus, "appliance", url, cert)
-	start := time.Now()
+	took := stopwatch()
 	incus.run(t, "image", "copy", "appliance:nginx", "local:", "--auto-update", "--alias", "nginx")
-	t.Logf("incus image copy --auto-update: %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("incus image copy --auto-update: %s", took())
 	fp1 := localFingerprint(t, incus, "nginx")
 	if !strings.Contains(readFile(t, filepath.Join(reg, "streams/v1/images.json")), fp1) {
 		t.Fatalf("the host's image %s is not version %s", fp1, v1)
@@ -134,9 +126,9 @@ func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 	}
 	forgetCatalog(t)
 	from := log.len()
-	start = time.Now()
+	took = stopwatch()
 	incus.run(t, "image", "refresh", "nginx")
-	t.Logf("incus image refresh: %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("incus image refresh: %s", took())
 	fp2 := localFingerprint(t, incus, "nginx")
 	if fp2 == fp1 || !strings.Contains(readFile(t, filepath.Join(reg, "streams/v1/images.json")), fp2) {
 		t.Fatalf("after refresh the host has %s (was %s), not version %s", fp2, fp1, v2)
@@ -217,9 +209,9 @@ func TestReleaseAllThroughIncusDaemon(t *testing.T) {
 	}
 	all := func(extra ...string) result {
 		t.Helper()
-		start := time.Now()
+		took := stopwatch()
 		r := releaseRun(t, nil, append(append([]string{"--all", "--appliances", root, "--bucket", reg}, buildFlags(build)...), extra...)...)
-		t.Logf("publish release --all %s: exit %d in %s\n%s", strings.Join(extra, " "), r.code, time.Since(start).Round(time.Second), r.stdout)
+		t.Logf("publish release --all %s: exit %d in %s\n%s", strings.Join(extra, " "), r.code, took(), r.stdout)
 		if r.code != 0 {
 			t.Fatalf("publish release --all: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
@@ -272,11 +264,11 @@ func TestReleaseAllThroughIncusDaemon(t *testing.T) {
 		cli := `REDISCLI_AUTH="$(cat /etc/redis/password)" redis-cli `
 		incus.run(t, "exec", "kv1", "--", "sh", "-c", cli+"set appliance-key kept-across-rebuild && "+cli+"save")
 
-		start := time.Now()
+		took := stopwatch()
 		incus.run(t, "stop", "kv1")
 		incus.run(t, "rebuild", "redis", "kv1")
 		incus.run(t, "start", "kv1")
-		t.Logf("stop, rebuild, start: %s", time.Since(start).Round(time.Millisecond))
+		t.Logf("stop, rebuild, start: %s", took())
 		healthy(t, incus, "kv1", a)
 		if got := strings.TrimSpace(incus.run(t, "exec", "kv1", "--", "sh", "-c", cli+"get appliance-key")); got != "kept-across-rebuild" {
 			t.Errorf("after incus rebuild, appliance-key = %q", got)

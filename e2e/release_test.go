@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/ulikunitz/xz"
 )
 
@@ -117,13 +118,10 @@ func longPublish(t *testing.T, env []string, args ...string) result {
 	return publishWithin(t, 30*time.Minute, env, args...)
 }
 
+// readFile is the text of the file at path.
 func readFile(t *testing.T, path string) string {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
+	return string(filetest.Read(t, path))
 }
 
 // `publish release` with a fake distrobuilder and a fake incus: a gate

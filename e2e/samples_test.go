@@ -1,13 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 )
 
@@ -69,17 +70,8 @@ func publishSample(t testing.TB, env []string, s sample, flags ...string) string
 	return mustPublishEnv(t, env, append([]string{s.name, "--metadata", s.meta, "--rootfs", s.root}, flags...)...)
 }
 
+// sameFile says whether the files a and b hold the same bytes.
 func sameFile(t testing.TB, a, b string) bool {
 	t.Helper()
-	fa, err := os.Open(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fa.Close()
-	ba, _ := io.ReadAll(fa)
-	bb, err := os.ReadFile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(ba) == string(bb)
+	return bytes.Equal(filetest.Read(t, a), filetest.Read(t, b))
 }

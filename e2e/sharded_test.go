@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/miniotest"
 	"github.com/incus-appliance/registry/internal/simplestreams/sstest"
 )
@@ -89,7 +90,7 @@ func TestShardedMirrorThroughEdgeproxy(t *testing.T) {
 	dest := "s3://mirror/big"
 	tree := t.TempDir()
 	built := sstest.Build(sstest.Spec{Products: 16, Versions: 2, FileSize: 4096})
-	writeTree(t, tree, built.Files)
+	filetest.WriteTree(t, tree, built.Files)
 	rep := runMirror(t, env, tree, "--bucket", dest, "--catalog-shards", "8")
 	if rep.Copied != 32 || len(rep.Failed) != 0 {
 		t.Fatalf("mirror into 8 catalog files: %+v", rep)

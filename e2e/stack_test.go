@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/filetest"
 )
 
 // The stack of issue 23 (make test-stack): postgresql, miniflux and
@@ -36,12 +37,9 @@ import (
 //     consumer launched alone waits cleanly for it; wired again, nothing
 //     changes).
 func TestStackThroughAnsible(t *testing.T) {
-	if os.Getenv("REGISTRY_LAUNCH") != "stack" {
-		t.Skip("set REGISTRY_LAUNCH=stack (make test-stack) to build, publish and launch the stack")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("the stack test needs root (distrobuilder, incusd, the Ansible root)")
-	}
+	requireAsked(t, "REGISTRY_LAUNCH", "stack",
+		"set REGISTRY_LAUNCH=stack (make test-stack) to build, publish and launch the stack",
+		"the stack test needs root (distrobuilder, incusd, the Ansible root)")
 	requireTool(t, "distrobuilder")
 	repo := repoRoot(t)
 	playbook := filepath.Join(repo, "scripts", "ansible-playbook.sh")
@@ -49,7 +47,7 @@ func TestStackThroughAnsible(t *testing.T) {
 	buildDir := sharedBuilds()
 	reg := filepath.Join(t.TempDir(), "registry")
 	apps := map[string]*appliance.Appliance{}
-	start := time.Now()
+	took := stopwatch()
 	for _, name := range []string{"postgresql", "miniflux", "tls-proxy"} {
 		buildShared(t, name, "default") // made by make test-stack before the lock: nothing to do
 		mustPublish(t, name, "--bucket", reg, "--build-dir", buildDir, "--appliances", root)
@@ -59,13 +57,13 @@ func TestStackThroughAnsible(t *testing.T) {
 		}
 		apps[name] = a
 	}
-	t.Logf("stack: built and published in %s", time.Since(start).Round(time.Second))
+	t.Logf("stack: built and published in %s", took())
 	url, cert := runEdgeproxy(t, nil, "--bucket", reg)
 	incusDaemon(t)
 	incus := newClient(t, "incus", cert)
 
 	vars := filepath.Join(t.TempDir(), "stack.yml")
-	writeFile(t, vars, fmt.Sprintf(`appliance_stack_remote: {name: appliance, url: %q, certificate: %q}
+	filetest.Write(t, vars, fmt.Appendf(nil, `appliance_stack_remote: {name: appliance, url: %q, certificate: %q}
 appliance_stack:
   db: {appliance: postgresql}
   rss: {appliance: miniflux, relations: {db: db}}
@@ -76,7 +74,7 @@ appliance_stack:
 		cmd := exec.Command(playbook, "stack.yml", "-e", "@"+vars)
 		cmd.Dir = filepath.Join(repo, "ansible")
 		cmd.Env = append(os.Environ(), "INCUS_CONF="+filepath.Join(incus.home, ".config/incus"), "ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0")
-		start := time.Now()
+		took := stopwatch()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: ansible-playbook: %v\n%s", what, err, out)
@@ -86,7 +84,7 @@ appliance_stack:
 			t.Fatalf("%s: no clean play recap:\n%s", what, out)
 		}
 		changed, _ = strconv.Atoi(string(m[2]))
-		t.Logf("%s: ansible-playbook in %s: %s", what, time.Since(start).Round(time.Second), m[0])
+		t.Logf("%s: ansible-playbook in %s: %s", what, took(), m[0])
 		if changed > 0 {
 			for _, l := range strings.Split(string(out), "\n") {
 				if strings.HasPrefix(l, "changed:") || strings.HasPrefix(l, "TASK [") {
@@ -177,11 +175,4 @@ func checkThroughProxy(t *testing.T, c *client, proxy, app, db string) {
 		t.Errorf("the category made through the proxy is not in %s's database %s: %q", db, app, got)
 	}
 	t.Logf("HTTPS through %s: miniflux on %s made and read category %s, a row of %s's database", proxy, app, title, db)
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,29 +16,7 @@ import (
 // boot loader and a root tree holding files.
 func reproducibleDisk(t *testing.T, files map[string]string) string {
 	t.Helper()
-	for _, tool := range vmdisk.Tools {
-		requireTool(t, tool)
-	}
-	esp, root := t.TempDir(), t.TempDir()
-	tree := map[string]string{filepath.Join(esp, "EFI/BOOT/BOOTX64.EFI"): "MZ" + strings.Repeat("\x00", 4096)}
-	for name, content := range files {
-		tree[filepath.Join(root, name)] = content
-	}
-	for path, content := range tree {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out := filepath.Join(t.TempDir(), "disk.qcow2")
-	err := vmdisk.Assemble(context.Background(), vmdisk.DiskOptions{ESPDir: esp, ESPMiB: 34, RootDir: root, FreeMiB: 8, Out: out,
-		Identity: "appliance nginx/default/amd64", Epoch: t0.Unix()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return vmDisk(t, efiLoader, files, vmdisk.DiskOptions{FreeMiB: 8, Identity: "appliance nginx/default/amd64", Epoch: t0.Unix()})
 }
 
 // VM disk deltas with the real Incus daemon. Two versions, each holding a
@@ -68,12 +45,6 @@ func TestVMDeltaThroughIncusDaemon(t *testing.T) {
 	vm1, vm2 := fingerprintOf(t, v1[0].meta, disk1), fingerprintOf(t, v1[1].meta, disk2)
 
 	incusDaemon(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			log, _ := os.ReadFile("/var/log/incus/incus.log")
-			t.Logf("incus.log:\n%s", log)
-		}
-	})
 	url, cert, log := runEdgeproxyLogged(t, "--bucket", reg, "--catalog-ttl", "1ns")
 	h := &deltaHost{t: t, reg: reg, incus: newClient(t, "incus", cert), log: log}
 	addRemote(t, h.incus, "appliance", url, cert)

@@ -2,35 +2,41 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/vmdisk"
 )
 
-// testDisk assembles a small UEFI-bootable-looking disk (a GPT with an ESP
-// holding EFI/BOOT/BOOTX64.EFI) with the real disk tools; loader is the
-// boot loader's content.
-func testDisk(t *testing.T, loader string) string {
+// vmDisk assembles a VM disk with the real disk tools: a GPT with an EFI
+// system partition holding loader as EFI/BOOT/BOOTX64.EFI and, when files
+// is not nil, a root partition holding files (paths to contents); opts
+// gives the rest (compression, a reproducible build's identity and epoch).
+func vmDisk(t *testing.T, loader string, files map[string]string, opts vmdisk.DiskOptions) string {
 	t.Helper()
 	for _, tool := range vmdisk.Tools {
 		requireTool(t, tool)
 	}
-	esp := t.TempDir()
-	os.MkdirAll(filepath.Join(esp, "EFI/BOOT"), 0o755)
-	if err := os.WriteFile(filepath.Join(esp, "EFI/BOOT/BOOTX64.EFI"), []byte(loader), 0o644); err != nil {
+	opts.ESPDir, opts.ESPMiB, opts.Out = t.TempDir(), 34, filepath.Join(t.TempDir(), "disk.qcow2")
+	filetest.Write(t, filepath.Join(opts.ESPDir, "EFI/BOOT/BOOTX64.EFI"), []byte(loader))
+	if files != nil {
+		opts.RootDir = t.TempDir()
+		for name, content := range files {
+			filetest.Write(t, filepath.Join(opts.RootDir, name), []byte(content))
+		}
+	}
+	if err := vmdisk.Assemble(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "disk.qcow2")
-	if err := vmdisk.Assemble(context.Background(), vmdisk.DiskOptions{ESPDir: esp, ESPMiB: 34, Out: out, Compress: true}); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return opts.Out
 }
+
+// efiLoader stands in for a boot loader: a PE file's magic, then zeros.
+var efiLoader = "MZ" + strings.Repeat("\x00", 4096)
 
 // A version with a container root and a VM disk: the real Incus client
 // lists two images of one alias, the disk as VIRTUAL-MACHINE; it exports
@@ -39,7 +45,7 @@ func testDisk(t *testing.T, loader string) string {
 func TestIncusClientReadsVMImage(t *testing.T) {
 	reg := filepath.Join(t.TempDir(), "registry")
 	meta, root := sampleImage(t, "nginx", t0, 1)
-	disk := testDisk(t, "MZ"+strings.Repeat("\x00", 4096))
+	disk := vmDisk(t, efiLoader, nil, vmdisk.DiskOptions{Compress: true})
 	out := mustPublish(t, "nginx", "--bucket", reg, "--metadata", meta, "--rootfs", root, "--disk", disk, "--json")
 	if !strings.Contains(out, "disk.qcow2") {
 		t.Errorf("publish did not upload the disk: %s", out)
@@ -61,18 +67,8 @@ func TestIncusClientReadsVMImage(t *testing.T) {
 
 	url, cert := serveHTTPS(t, reg)
 	incus := remoteClient(t, "incus", "reg", url, cert)
-	var images []struct {
-		Fingerprint string `json:"fingerprint"`
-		Type        string `json:"type"`
-		Aliases     []struct {
-			Name string `json:"name"`
-		} `json:"aliases"`
-	}
-	if err := json.Unmarshal([]byte(incus.run(t, "image", "list", "reg:", "--format", "json")), &images); err != nil {
-		t.Fatal(err)
-	}
 	got := map[string]string{}
-	for _, im := range images {
+	for _, im := range incus.images(t, "reg") {
 		got[im.Fingerprint] = im.Type
 		if len(im.Aliases) == 0 {
 			t.Errorf("image %s (%s) has no alias", im.Fingerprint[:12], im.Type)
@@ -124,7 +120,7 @@ func TestBadVMInputChangesNothing(t *testing.T) {
 	if out, err := exec.Command(requireTool(t, "qemu-img"), "create", "-f", "qcow2", blank, "64M").CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	notEFI := testDisk(t, "#!/bin/sh\necho not an EFI binary\n")
+	notEFI := vmDisk(t, "#!/bin/sh\necho not an EFI binary\n", nil, vmdisk.DiskOptions{Compress: true})
 	meta2, root2 := sampleImage(t, "nginx", t0.Add(24*3600e9), 2)
 	for _, c := range []struct {
 		args []string

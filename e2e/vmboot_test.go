@@ -31,12 +31,7 @@ const (
 // user-mode networking: the appliance's health check passes through a
 // forwarded port. Run by make test-vm (REGISTRY_VM=1).
 func TestVMBootsAndServes(t *testing.T) {
-	if os.Getenv("REGISTRY_VM") == "" {
-		t.Skip("set REGISTRY_VM=1 (make test-vm) to build and boot the VM image")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("the VM test needs root (distrobuilder)")
-	}
+	requireAsked(t, "REGISTRY_VM", "", "set REGISTRY_VM=1 (make test-vm) to build and boot the VM image", "the VM test needs root (distrobuilder)")
 	requireTool(t, "distrobuilder")
 	qemu := requireTool(t, "qemu-system-x86_64")
 	for _, tool := range vmdisk.Tools {
@@ -93,10 +88,10 @@ func TestVMBootsAndServes(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() { cancel(); <-exited })
 
-	boot := time.Now()
+	took := stopwatch()
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, a.Health.HTTP.Path)
 	var last string
-	for deadline := time.Now().Add(15 * time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+	booted := eventually(15*time.Minute, 2*time.Second, func() bool {
 		select {
 		case err := <-exited:
 			exited <- err
@@ -104,12 +99,13 @@ func TestVMBootsAndServes(t *testing.T) {
 		default:
 		}
 		var ok bool
-		if ok, last = probe(url, a.Health.HTTP); ok {
-			t.Logf("VM booted (%s): GET %s → %s after %s", vmAccel(), url, last, time.Since(boot).Round(time.Second))
-			return
-		}
+		ok, last = probe(url, a.Health.HTTP)
+		return ok
+	})
+	if !booted {
+		t.Fatalf("the VM did not pass the health check in 15 min: %s\nconsole:\n%s", last, readTail(console, 4000))
 	}
-	t.Fatalf("the VM did not pass the health check in 15 min: %s\nconsole:\n%s", last, readTail(console, 4000))
+	t.Logf("VM booted (%s): GET %s → %s after %s", vmAccel(), url, last, took())
 }
 
 func freePort(t *testing.T) int {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/cdn/cdntest"
-	"github.com/incus-appliance/registry/internal/image/imagetest"
 	"github.com/incus-appliance/registry/internal/miniotest"
 )
 
@@ -44,16 +43,6 @@ func (f *cdnFixture) run(t *testing.T, args ...string) (code int, stdout, stderr
 	var out, errb bytes.Buffer
 	code = run(context.Background(), append(args, "--bucket", f.bucket), &out, &errb)
 	return code, out.String(), errb.String()
-}
-
-// sampleArgs writes a sample image of appliance name created at created and
-// returns the arguments that publish it.
-func sampleArgs(t *testing.T, name string, created time.Time) []string {
-	t.Helper()
-	dir := t.TempDir()
-	meta := imagetest.WriteMetadata(t, dir, imagetest.DefaultSpec(name, created))
-	root := imagetest.WriteSquashfs(t, dir, 64<<10, created.Unix())
-	return []string{name, "--metadata", meta, "--rootfs", root}
 }
 
 // The catalog paths, with the registry prefix, are invalidated after every

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -16,13 +15,6 @@ import (
 	"github.com/incus-appliance/registry/internal/signing"
 	"github.com/incus-appliance/registry/internal/tooltest"
 )
-
-func runPublish(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code = run(context.Background(), args, &out, &errb)
-	return code, out.String(), errb.String()
-}
 
 var fingerprintLine = regexp.MustCompile(`^[0-9A-F]{40}\n$`)
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,31 +9,17 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/registry"
 	"github.com/incus-appliance/registry/internal/signing/signingtest"
-	"github.com/incus-appliance/registry/internal/store/dirstore"
+	"github.com/incus-appliance/registry/internal/store/dirstore/dirstoretest"
 )
-
-// copyDir copies the folder src to a new folder and returns it.
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), "copy")
-	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
 
 // resignAt re-signs the registry in dir with key as of at, valid for
 // validity (publish sign on a clock of the test's choosing).
 func resignAt(t *testing.T, dir string, key *signingtest.Key, at time.Time, validity time.Duration) {
 	t.Helper()
-	st, err := dirstore.Open(dir, dirstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r := &registry.Registry{Store: st, Signing: &registry.Signing{Signer: key.Signer, Validity: validity}, Now: func() time.Time { return at }}
+	r := &registry.Registry{Store: dirstoretest.Open(t, dir), Signing: &registry.Signing{Signer: key.Signer, Validity: validity}, Now: func() time.Time { return at }}
 	if _, err := r.Sign(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +66,13 @@ func TestMirrorKeyringSigningKey(t *testing.T) {
 		t.Errorf("verify --keyring (the mirror's key) = %d: %+v", code, rep)
 	}
 
-	tampered := copyDir(t, src)
+	tampered := filetest.Copy(t, src)
 	sj := filepath.Join(tampered, "streams", "v1", "images.sjson")
 	b, _ := os.ReadFile(sj)
 	if err := os.WriteFile(sj, []byte(strings.Replace(string(b), `"arch": "amd64"`, `"arch": "arm64"`, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	expired := copyDir(t, src)
+	expired := filetest.Copy(t, src)
 	resignAt(t, expired, srcKey, time.Now().Add(-2*time.Hour), time.Hour)
 	stranger := signingtest.WriteKeyring(t, signingtest.NewKey(t, "stranger"))
 	for _, c := range []struct {
@@ -99,14 +84,7 @@ func TestMirrorKeyringSigningKey(t *testing.T) {
 		{"unsigned", copyDirWithout(t, src, catalog.SignedIndexPath), srcKeyring, "not signed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			before := dirContents(t, dest)
-			code, _, stderr := runPublish(t, "mirror", c.source, "--keyring", c.keyring, "--signing-key", ownSecret, "--bucket", dest)
-			if code == 0 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
-				t.Errorf("exit %d, stderr %q: want a one-line refusal saying %q", code, stderr, c.want)
-			}
-			if after := dirContents(t, dest); !maps.Equal(before, after) {
-				t.Errorf("the mirror changed: %d files, had %d", len(after), len(before))
-			}
+			wantRefused(t, dest, c.want, "mirror", c.source, "--keyring", c.keyring, "--signing-key", ownSecret, "--bucket", dest)
 		})
 	}
 }
@@ -115,7 +93,7 @@ func TestMirrorKeyringSigningKey(t *testing.T) {
 // slash-separated path under it).
 func copyDirWithout(t *testing.T, src, path string) string {
 	t.Helper()
-	dst := copyDir(t, src)
+	dst := filetest.Copy(t, src)
 	if err := os.Remove(filepath.Join(dst, filepath.FromSlash(path))); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/atomicfile"
 	"github.com/incus-appliance/registry/internal/relations"
 )
 
@@ -132,22 +133,7 @@ func syncProperties(ctx context.Context, a *appliance.Appliance, t Target, epoch
 	if err != nil {
 		return false, err
 	}
-	tmp, err := os.CreateTemp(t.Dir(), ".incus.tar.xz-")
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(out); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return false, err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(t.Dir(), metadataFile)); err != nil {
+	if err := atomicfile.Write(filepath.Join(t.Dir(), metadataFile), out, 0o644); err != nil {
 		return false, err
 	}
 	return true, RecordDigests(ctx, t.Dir())

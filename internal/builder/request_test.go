@@ -19,7 +19,7 @@ import (
 	"github.com/incus-appliance/registry/internal/miniotest"
 	"github.com/incus-appliance/registry/internal/registry"
 	"github.com/incus-appliance/registry/internal/store"
-	"github.com/incus-appliance/registry/internal/store/dirstore"
+	"github.com/incus-appliance/registry/internal/store/dirstore/dirstoretest"
 	"github.com/incus-appliance/registry/internal/store/memstore"
 	"github.com/incus-appliance/registry/internal/store/s3store"
 )
@@ -83,13 +83,7 @@ func builtApplianceOf(t *testing.T, size int) (*appliance.Appliance, Target) {
 func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
 	return map[string]func(t *testing.T) store.Store{
 		"memstore": func(*testing.T) store.Store { return memstore.New() },
-		"dirstore": func(t *testing.T) store.Store {
-			st, err := dirstore.Open(t.TempDir(), dirstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
-		},
+		"dirstore": func(t *testing.T) store.Store { return dirstoretest.Open(t, t.TempDir()) },
 		"s3": func(t *testing.T) store.Store {
 			srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"registry"}})
 			for _, kv := range srv.Env() {

@@ -3,7 +3,6 @@ package catalog
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,10 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/osarch"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 var t0 = time.Date(2026, 11, 25, 17, 35, 0, 0, time.UTC)
 
@@ -37,19 +35,7 @@ func img(name, arch string, created time.Time, seed string, aliases ...string) I
 // golden compares got with testdata/name (rewritten with -update).
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	filetest.Golden(t, filepath.Join("testdata", name), got)
 }
 
 func mustAdd(t *testing.T, c *Catalog, im Image) AddResult {

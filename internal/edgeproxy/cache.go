@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/incus-appliance/registry/internal/digest"
+	"github.com/incus-appliance/registry/internal/store"
 )
 
 // maxCatalogBytes bounds a catalog file held in memory.
@@ -169,34 +170,45 @@ func (c *catalogCache) get(ctx context.Context, key string) (*catalogEntry, erro
 	return v.(*catalogEntry), nil
 }
 
+// readCatalogFile reads the catalog file key from the origin, within the
+// origin gate and timed as a catalog read: at most maxCatalogBytes+1
+// bytes (more, and the caller refuses the file), the object's info, and
+// when the origin answered. A missing file is the origin's error.
+func readCatalogFile(ctx context.Context, o Origin, gate *originGate, m *metrics, key string) (data []byte, info store.ObjectInfo, answered time.Time, err error) {
+	release, err := gate.acquire(ctx)
+	if err != nil {
+		return nil, info, answered, err
+	}
+	defer release()
+	start := time.Now()
+	rc, info, err := o.Get(ctx, key)
+	answered = time.Now()
+	m.originLatency.WithLabelValues("catalog").Observe(answered.Sub(start).Seconds())
+	if err != nil {
+		return nil, info, answered, err
+	}
+	defer rc.Close()
+	if data, err = io.ReadAll(io.LimitReader(rc, maxCatalogBytes+1)); err != nil {
+		return nil, info, answered, fmt.Errorf("read %s: %w", key, err)
+	}
+	return data, info, answered, nil
+}
+
 // fetch reads a catalog file from the origin: the one place catalog
 // bytes enter the proxy, where a check of what may be served (a verified
 // signature, say) belongs.
 func (c *catalogCache) fetch(ctx context.Context, key string) (*catalogEntry, error) {
-	release, err := c.gate.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	start := time.Now()
-	rc, info, err := c.origin.Get(ctx, key)
-	c.m.originLatency.WithLabelValues("catalog").Observe(time.Since(start).Seconds())
-	e := &catalogEntry{fetched: time.Now()}
+	data, info, answered, err := readCatalogFile(ctx, c.origin, c.gate, c.m, key)
+	e := &catalogEntry{fetched: answered}
 	switch {
 	case isNotFound(err):
 		e.missing = true
 	case err != nil:
 		return nil, err
+	case len(data) > maxCatalogBytes:
+		return nil, errors.New(key + " is larger than the catalog limit")
 	default:
-		defer rc.Close()
-		e.data, err = io.ReadAll(io.LimitReader(rc, maxCatalogBytes+1))
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", key, err)
-		}
-		if len(e.data) > maxCatalogBytes {
-			return nil, errors.New(key + " is larger than the catalog limit")
-		}
-		e.etag, e.modTime = etagOf(info), info.ModTime
+		e.data, e.etag, e.modTime = data, etagOf(info), info.ModTime
 	}
 	c.mu.Lock()
 	c.entries[key] = e

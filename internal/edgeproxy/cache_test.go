@@ -2,7 +2,6 @@ package edgeproxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,7 +16,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
-	"github.com/incus-appliance/registry/internal/store"
+	"github.com/incus-appliance/registry/internal/filetest"
 )
 
 // catalogRegistry writes a registry folder whose images.json names image
@@ -26,7 +25,7 @@ import (
 func catalogRegistry(t testing.TB, sizes ...int) (dir string, keys []string, data [][]byte) {
 	t.Helper()
 	dir = t.TempDir()
-	items := map[string]any{}
+	items, files := map[string]any{}, map[string][]byte{}
 	for i, size := range sizes {
 		b := make([]byte, size)
 		for j := range b {
@@ -36,24 +35,15 @@ func catalogRegistry(t testing.TB, sizes ...int) (dir string, keys []string, dat
 		key := fmt.Sprintf("images/%x/file%d.squashfs", sha256.Sum256([]byte{byte(i)}), i)
 		items[fmt.Sprintf("f%d", i)] = map[string]any{"ftype": "squashfs", "path": key, "sha256": hex.EncodeToString(sum[:]), "size": size}
 		keys, data = append(keys, key), append(data, b)
-		p := filepath.Join(dir, key)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		files[key] = b
 	}
 	cat := map[string]any{"content_id": "images", "datatype": "image-downloads", "format": "products:1.0", "products": map[string]any{
 		"app:amd64": map[string]any{"aliases": "app", "arch": "amd64", "os": "Debian", "release": "12", "release_title": "12",
 			"versions": map[string]any{"202611200000": map[string]any{"items": items}}},
 	}}
-	catJSON, _ := json.Marshal(cat)
-	for k, v := range map[string][]byte{catalog.IndexPath: catalog.BuildIndex([]string{"app:amd64"}).Marshal(), catalog.ImagesPath: catJSON} {
-		p := filepath.Join(dir, k)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, v, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	files[catalog.IndexPath] = catalog.BuildIndex([]string{"app:amd64"}).Marshal()
+	files[catalog.ImagesPath], _ = json.Marshal(cat)
+	filetest.WriteTree(t, dir, files)
 	return dir, keys, data
 }
 
@@ -85,35 +75,12 @@ func getAll(t *testing.T, p *proxy, path string, n int, want []byte) {
 	}
 }
 
-// keyCountingOrigin counts origin reads per key.
-type keyCountingOrigin struct {
-	Origin
-	mu   sync.Mutex
-	gets map[string]int
-}
-
-func (o *keyCountingOrigin) Get(ctx context.Context, key string) (io.ReadCloser, store.ObjectInfo, error) {
-	o.mu.Lock()
-	if o.gets == nil {
-		o.gets = map[string]int{}
-	}
-	o.gets[key]++
-	o.mu.Unlock()
-	return o.Origin.Get(ctx, key)
-}
-
-func (o *keyCountingOrigin) count(key string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.gets[key]
-}
-
 // Many clients asking for one image file at once cause one origin read;
 // then it is served from disk (Range and conditional requests included),
 // and a restarted proxy serves it from the same cache without the origin.
 func TestImageCacheOneFetchPerFile(t *testing.T) {
 	dir, keys, data := catalogRegistry(t, 3<<20)
-	o := &keyCountingOrigin{Origin: dirOrigin(t, dir)}
+	o := &countingOrigin{Origin: dirOrigin(t, dir)}
 	cacheDir := t.TempDir()
 	p := startProxy(t, o, func(c *Config) { c.CacheDir = cacheDir })
 	getAll(t, p, "/"+keys[0], 40, data[0])
@@ -147,7 +114,7 @@ func TestImageCacheOneFetchPerFile(t *testing.T) {
 	p.stop(t)
 
 	// Restart on the same cache folder: no origin read at all.
-	o2 := &keyCountingOrigin{Origin: dirOrigin(t, dir)}
+	o2 := &countingOrigin{Origin: dirOrigin(t, dir)}
 	p2 := startProxy(t, o2, func(c *Config) { c.CacheDir = cacheDir })
 	getAll(t, p2, "/"+keys[0], 5, data[0])
 	if n := o2.count(keys[0]); n != 0 {
@@ -169,7 +136,7 @@ func TestImageCacheCorruptEntryIsRefetched(t *testing.T) {
 	b[1000] ^= 0xff
 	os.WriteFile(file, b, 0o644)
 
-	o := &keyCountingOrigin{Origin: dirOrigin(t, dir)}
+	o := &countingOrigin{Origin: dirOrigin(t, dir)}
 	p2 := startProxy(t, o, func(c *Config) { c.CacheDir = cacheDir })
 	getAll(t, p2, "/"+keys[0], 3, data[0])
 	if n := o.count(keys[0]); n != 1 {
@@ -266,7 +233,7 @@ func TestImageCacheHeaderWhileFetching(t *testing.T) {
 func TestImageCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	dir, keys, data := catalogRegistry(t, 1<<20, 1<<20, 1<<20)
 	cacheDir := t.TempDir()
-	o := &keyCountingOrigin{Origin: dirOrigin(t, dir)}
+	o := &countingOrigin{Origin: dirOrigin(t, dir)}
 	p := startProxy(t, o, func(c *Config) { c.CacheDir, c.CacheSize = cacheDir, 2<<20+1000 })
 	for _, i := range []int{0, 1, 0, 2, 0} {
 		getAll(t, p, "/"+keys[i], 1, data[i])

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -45,6 +44,21 @@ func (tp trustedProxy) dial(t *testing.T, header []byte) (*tls.Conn, error) {
 		return nil, err
 	}
 	return tc, nil
+}
+
+// wantServed opens a connection (opening with the PROXY protocol header,
+// nil for none) and wants a request on it answered 200; what names the
+// connection in a failure.
+func (tp trustedProxy) wantServed(t *testing.T, header []byte, what string) {
+	t.Helper()
+	c, err := tp.dial(t, header)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	defer c.Close()
+	if s := get(t, c); s != 200 {
+		t.Errorf("%s: %d", what, s)
+	}
 }
 
 // get asks for the index over conn with the given header lines.
@@ -119,7 +133,7 @@ func TestClientAddressFromTrustedProxies(t *testing.T) {
 	p := startProxy(t, dirOrigin(t, dir), func(c *Config) {
 		c.ClientRate, c.ClientBurst, c.MaxConnsPerClient = 0.001, 5, 2
 		c.TrustedProxies = trusted
-		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		c.Logger = jsonLog(logs)
 	})
 	lb, direct := trustedProxy{p, "127.0.0.2"}, trustedProxy{p, "127.0.0.3"}
 
@@ -205,7 +219,7 @@ func TestClientAddressFromForwarded(t *testing.T) {
 	p := startProxy(t, dirOrigin(t, dir), func(c *Config) {
 		c.ClientRate, c.ClientBurst = 0.001, 2
 		c.TrustedProxies, c.ClientHeader = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}, "forwarded"
-		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		c.Logger = jsonLog(logs)
 	})
 	lb := trustedProxy{p, "127.0.0.2"}
 	got := lb.codes(t, `Forwarded: for=203.0.113.9;proto=https`, `Forwarded: for="203.0.113.9:80"`, `Forwarded: for=203.0.113.9`,
@@ -258,7 +272,7 @@ func TestProxyProtocolV2(t *testing.T) {
 	p := startProxy(t, dirOrigin(t, dir), func(c *Config) {
 		c.ClientRate, c.ClientBurst, c.MaxConnsPerClient = 0.001, 3, 1
 		c.TrustedProxies, c.ProxyProtocol = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}, true
-		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		c.Logger = jsonLog(logs)
 	})
 	lb, direct := trustedProxy{p, "127.0.0.2"}, trustedProxy{p, "127.0.0.3"}
 	client := netip.MustParseAddrPort("203.0.113.7:5555")
@@ -299,28 +313,14 @@ func TestProxyProtocolV2(t *testing.T) {
 	}
 	// The balancer's health checks: no header, or LOCAL.
 	for _, h := range [][]byte{nil, proxyV2(netip.AddrPort{})} {
-		c, err := lb.dial(t, h)
-		if err != nil {
-			t.Fatalf("health check connection: %v", err)
-		}
-		if s := get(t, c); s != 200 {
-			t.Errorf("health check: %d", s)
-		}
-		c.Close()
+		lb.wantServed(t, h, "health check")
 	}
 	// Anyone else: a PROXY header is not read, so not believed.
 	if c, err := direct.dial(t, proxyV2(netip.MustParseAddrPort("203.0.113.8:1"))); err == nil {
 		c.Close()
 		t.Error("a PROXY header from an untrusted address was accepted")
 	}
-	c3, err := direct.dial(t, nil)
-	if err != nil {
-		t.Fatalf("plain TLS from an untrusted address: %v", err)
-	}
-	if s := get(t, c3); s != 200 {
-		t.Errorf("plain TLS from an untrusted address: %d", s)
-	}
-	c3.Close()
+	direct.wantServed(t, nil, "plain TLS from an untrusted address")
 	remotes := strings.Join(logRemotes(logs), "\n")
 	for _, want := range []string{"203.0.113.7:5555 via", "[2001:db8:9::1]:4000 via", "127.0.0.2:", "127.0.0.3:"} {
 		if !strings.Contains(remotes, want) {

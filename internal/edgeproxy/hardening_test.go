@@ -2,7 +2,6 @@ package edgeproxy
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -16,39 +15,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
-	"github.com/incus-appliance/registry/internal/store"
 )
-
-// concurrencyOrigin records the most origin calls (of any kind) in
-// progress at once; each call takes delay.
-type concurrencyOrigin struct {
-	Origin
-	delay          time.Duration
-	now, most, all atomic.Int64
-}
-
-func (o *concurrencyOrigin) enter() func() {
-	o.all.Add(1)
-	n := o.now.Add(1)
-	for {
-		m := o.most.Load()
-		if n <= m || o.most.CompareAndSwap(m, n) {
-			break
-		}
-	}
-	time.Sleep(o.delay)
-	return func() { o.now.Add(-1) }
-}
-
-func (o *concurrencyOrigin) Get(ctx context.Context, key string) (io.ReadCloser, store.ObjectInfo, error) {
-	defer o.enter()()
-	return o.Origin.Get(ctx, key)
-}
-
-func (o *concurrencyOrigin) Stat(ctx context.Context, key string) (store.ObjectInfo, error) {
-	defer o.enter()()
-	return o.Origin.Stat(ctx, key)
-}
 
 // Catalog files index.json does not name, and anything else under
 // streams/, are 404 with no origin call.
@@ -100,7 +67,7 @@ func TestHealthzProbesTheOriginOncePerInterval(t *testing.T) {
 	if bad.Load() != 0 {
 		t.Errorf("%d of 2000 /healthz answers were not 200", bad.Load())
 	}
-	if n := o.stats.Load() + o.gets.Load(); n != 1 {
+	if n := o.calls(); n != 1 {
 		t.Errorf("2000 /healthz made %d origin calls, want 1 (one interval)", n)
 	}
 }
@@ -109,7 +76,7 @@ func TestHealthzProbesTheOriginOncePerInterval(t *testing.T) {
 // counts against the one cap.
 func TestOneOriginCapForEveryClass(t *testing.T) {
 	dir, imageKey := testRegistry(t, 256<<10)
-	o := &concurrencyOrigin{Origin: dirOrigin(t, dir), delay: 20 * time.Millisecond}
+	o := &countingOrigin{Origin: dirOrigin(t, dir), delay: 20 * time.Millisecond, slowStat: true}
 	p := startProxy(t, o, func(c *Config) {
 		c.MaxOriginRequests, c.CatalogTTL, c.HealthInterval = 2, time.Nanosecond, time.Nanosecond
 	})
@@ -130,12 +97,12 @@ func TestOneOriginCapForEveryClass(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("%d origin calls, at most %d at once", o.all.Load(), o.most.Load())
+	t.Logf("%d origin calls, at most %d at once", o.calls(), o.most.Load())
 	if m := o.most.Load(); m > 2 {
 		t.Errorf("%d origin calls at once, cap 2", m)
 	}
-	if o.all.Load() < 10 || failed.Load() != 0 {
-		t.Errorf("%d origin calls, %d failed requests: the test did not load the origin", o.all.Load(), failed.Load())
+	if o.calls() < 10 || failed.Load() != 0 {
+		t.Errorf("%d origin calls, %d failed requests: the test did not load the origin", o.calls(), failed.Load())
 	}
 }
 

@@ -9,16 +9,15 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/store"
-	"github.com/incus-appliance/registry/internal/store/dirstore"
+	"github.com/incus-appliance/registry/internal/store/dirstore/dirstoretest"
 )
 
 // testRegistry writes a tiny registry folder: both catalog files and one
@@ -36,25 +35,30 @@ func testRegistry(t testing.TB, size int) (dir, imageKey string) {
 		img[i] = byte(i * 7)
 	}
 	files[imageKey] = img
-	for k, v := range files {
-		p := filepath.Join(dir, k)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, v, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	filetest.WriteTree(t, dir, files)
 	return dir, imageKey
 }
+
+// writeFileAtomic replaces a file as an operator's editor would (or
+// certbot its certificate): a new file renamed over the old.
+func writeFileAtomic(t testing.TB, file string, content []byte) {
+	t.Helper()
+	tmp := file + ".new"
+	if err := os.WriteFile(tmp, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// jsonLog is a logger writing the proxy's JSON log lines to w.
+func jsonLog(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
 
 // dirOrigin opens a registry folder as an origin.
 func dirOrigin(t testing.TB, dir string) store.Store {
 	t.Helper()
-	s, err := dirstore.Open(dir, dirstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return dirstoretest.Open(t, dir)
 }
 
 // proxy is a running edgeproxy for a test.
@@ -74,7 +78,7 @@ func startProxy(t testing.TB, origin Origin, tweak func(*Config)) *proxy {
 	cfg := Config{
 		Origin: origin, Listen: "127.0.0.1:0", SelfSigned: true,
 		Hostnames: []string{"127.0.0.1", "localhost"}, StateDir: t.TempDir(),
-		Logger:        slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Logger:        jsonLog(io.Discard),
 		MetricsListen: "127.0.0.1:0", CacheDir: t.TempDir(), CacheSize: 1 << 30,
 		// Every test client comes from 127.0.0.1: the per-client limits
 		// are off unless a test sets them.
@@ -189,24 +193,6 @@ func (p *proxy) do(t testing.TB, method, path string, hdr ...string) (*http.Resp
 		t.Fatal(err)
 	}
 	return resp, body
-}
-
-// countingOrigin counts the origin reads going through it.
-type countingOrigin struct {
-	Origin
-	gets, stats atomic.Int64
-	delay       time.Duration
-}
-
-func (c *countingOrigin) Get(ctx context.Context, key string) (io.ReadCloser, store.ObjectInfo, error) {
-	c.gets.Add(1)
-	time.Sleep(c.delay)
-	return c.Origin.Get(ctx, key)
-}
-
-func (c *countingOrigin) Stat(ctx context.Context, key string) (store.ObjectInfo, error) {
-	c.stats.Add(1)
-	return c.Origin.Stat(ctx, key)
 }
 
 // syncBuffer is a log sink safe for concurrent writes.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/signing/signingtest"
 )
 
@@ -132,11 +132,7 @@ func (tr *signedTree) write(m moment, paths ...string) {
 
 func (tr *signedTree) put(key string, data []byte) {
 	tr.t.Helper()
-	p := filepath.Join(tr.dir, filepath.FromSlash(key))
-	os.MkdirAll(filepath.Dir(p), 0o755)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		tr.t.Fatal(err)
-	}
+	filetest.WriteTree(tr.t, tr.dir, map[string][]byte{key: data})
 }
 
 // signedProxy starts a proxy with the publisher's keyring in front of tr,
@@ -153,7 +149,7 @@ func signedProxyLogged(t *testing.T, tr *signedTree, state string, log io.Writer
 	kr := signingtest.Keyring(t, testKey(t))
 	return startProxy(t, dirOrigin(t, tr.dir), func(c *Config) {
 		c.Keyring, c.CatalogTTL = kr, time.Nanosecond
-		c.Logger = slog.New(slog.NewJSONHandler(log, nil))
+		c.Logger = jsonLog(log)
 		if state != "" {
 			c.StateDir = state
 		}

@@ -2,9 +2,9 @@ package edgeproxy
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/incus-appliance/registry/internal/filetest"
 )
 
 // Any key under images/ is served, whatever the layout of the tree:
@@ -18,15 +18,11 @@ func TestServesEveryImagesLayout(t *testing.T) {
 		"images/debian/bookworm/amd64/default/20261129_05:24/20261128_05:24.vcdiff",
 		"images/a+b~c@d=e.img",
 	}
+	files := map[string][]byte{}
 	for i, k := range keys {
-		p := filepath.Join(dir, k)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte{byte(i), 1, 2, 3}, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		files[k] = []byte{byte(i), 1, 2, 3}
 	}
+	filetest.WriteTree(t, dir, files)
 	p := startProxy(t, dirOrigin(t, dir), nil)
 	for i, k := range keys {
 		resp, body := p.do(t, "GET", "/"+k)

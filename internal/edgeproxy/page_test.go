@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/filetest"
 )
 
 // pageRegistry writes a registry folder whose catalog has two appliances:
@@ -42,13 +43,7 @@ func pageRegistry(t *testing.T) string {
 	add("pgsql", "amd64", "A database", t0, nil, map[string]string{"provides": "postgresql:5432"}, nil)
 	add("rss", "amd64", "A feed reader", t0, nil, map[string]string{"requires": "db=postgresql >=1.1, <2; feeds=http (multiple)"}, nil)
 	dir := t.TempDir()
-	for k, v := range map[string][]byte{catalog.IndexPath: catalog.BuildIndex(c.ProductKeys()).Marshal(), catalog.ImagesPath: c.Marshal()} {
-		p := filepath.Join(dir, k)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, v, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	filetest.WriteTree(t, dir, map[string][]byte{catalog.IndexPath: catalog.BuildIndex(c.ProductKeys()).Marshal(), catalog.ImagesPath: c.Marshal()})
 	return dir
 }
 

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/incus-appliance/registry/internal/atomicfile"
 )
 
 // serialsFile, in the state folder, keeps the registry_serial of each
@@ -71,8 +73,8 @@ func (s *serialStore) advance(serials map[string]int64) error {
 	return nil
 }
 
-// writeJSONAtomic writes v as JSON to path through a synced temporary file
-// renamed over it: a crash leaves the old file or the new one.
+// writeJSONAtomic writes v as JSON to path (atomicfile: a crash leaves
+// the old file or the new one), making its folder first.
 func writeJSONAtomic(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -81,21 +83,5 @@ func writeJSONAtomic(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".serials-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, append(data, '\n'), 0o600)
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -166,7 +165,7 @@ func TestSlowReadersAreCutAndReset(t *testing.T) {
 	logs := &syncBuffer{}
 	p := startProxy(t, dirOrigin(t, dir), func(c *Config) {
 		c.MinTransferRate, c.MinRateGrace, c.WriteTimeout = rate, 2*time.Second, 10*time.Minute
-		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		c.Logger = jsonLog(logs)
 	})
 	getAll(t, p, "/"+keys[0], 1, data[0]) // cached: the readers are served from disk
 	p.Client.CloseIdleConnections()

@@ -168,13 +168,7 @@ func writePair(t *testing.T, certFile, keyFile string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	for f, b := range map[string][]byte{certFile: certPEM, keyFile: keyPEM} {
-		tmp := f + ".tmp"
-		if err := os.WriteFile(tmp, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, f); err != nil {
-			t.Fatal(err)
-		}
+		writeFileAtomic(t, f, b)
 	}
 	b, _ := pem.Decode(certPEM)
 	c, _ := x509.ParseCertificate(b.Bytes)

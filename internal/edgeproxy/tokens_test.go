@@ -3,8 +3,6 @@ package edgeproxy
 import (
 	"bufio"
 	"bytes"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,18 +11,6 @@ import (
 	"github.com/incus-appliance/registry/internal/catalog"
 )
 
-// writeFileAtomic replaces a file as an operator's editor would.
-func writeFileAtomic(t *testing.T, file, content string) {
-	t.Helper()
-	tmp := file + ".new"
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, file); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // With a token file, the registry exists only under /<token>/; tokens are
 // never logged (their names are) and counted per name; a token removed
 // from the file stops working within seconds; a broken file fails closed.
@@ -32,11 +18,11 @@ func TestPrivateRegistryTokens(t *testing.T) {
 	const alice, bob = "Alice-0123456789abcdef", "bob_fedcba9876543210"
 	dir, keys, data := catalogRegistry(t, 64<<10)
 	tokens := filepath.Join(t.TempDir(), "tokens")
-	writeFileAtomic(t, tokens, "# access tokens\n"+alice+" alice\n\n"+bob+" bob\n")
+	writeFileAtomic(t, tokens, []byte("# access tokens\n"+alice+" alice\n\n"+bob+" bob\n"))
 	var logs syncBuffer
 	p := startProxy(t, dirOrigin(t, dir), func(c *Config) {
 		c.TokensFile = tokens
-		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		c.Logger = jsonLog(&logs)
 	})
 	status := func(path string) int {
 		resp, _ := p.do(t, "GET", path)
@@ -76,7 +62,7 @@ func TestPrivateRegistryTokens(t *testing.T) {
 	}
 
 	// Revocation: alice's line goes; within seconds her token is dead.
-	writeFileAtomic(t, tokens, bob+" bob\n")
+	writeFileAtomic(t, tokens, []byte(bob+" bob\n"))
 	if !eventually(30*time.Second, func() bool { return status("/"+alice+"/"+catalog.IndexPath) == 404 }) {
 		t.Error("a revoked token still works 30 s later")
 	}
@@ -84,11 +70,11 @@ func TestPrivateRegistryTokens(t *testing.T) {
 		t.Errorf("bob after alice's revocation: %d", got)
 	}
 	// A file that no longer parses leaves no token valid.
-	writeFileAtomic(t, tokens, "short bob\n")
+	writeFileAtomic(t, tokens, []byte("short bob\n"))
 	if !eventually(30*time.Second, func() bool { return status("/"+bob+"/"+catalog.IndexPath) == 404 }) {
 		t.Error("a broken token file still lets bob in")
 	}
-	writeFileAtomic(t, tokens, bob+" bob\n")
+	writeFileAtomic(t, tokens, []byte(bob+" bob\n"))
 	if !eventually(30*time.Second, func() bool { return status("/"+bob+"/"+catalog.IndexPath) == 200 }) {
 		t.Error("a repaired token file does not let bob in")
 	}
@@ -113,7 +99,7 @@ func TestTokenFileErrors(t *testing.T) {
 		"0123456789abcdef n{ame}\n":            "a name is made of",
 	} {
 		file := filepath.Join(t.TempDir(), "tokens")
-		os.WriteFile(file, []byte(content), 0o600)
+		writeFileAtomic(t, file, []byte(content))
 		_, err := loadTokens(file, time.Second)
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "0123456789abcdef") {
 			t.Errorf("%q: %v, want an error saying %q (and not the token)", content, err, want)
@@ -148,7 +134,7 @@ func TestTokenValidityIsNotTold(t *testing.T) {
 	const valid, wrong = "Alice-0123456789abcdef", "Alice-0123456789abcdeX"
 	dir, _, _ := catalogRegistry(t, 1024)
 	tokens := filepath.Join(t.TempDir(), "tokens")
-	writeFileAtomic(t, tokens, valid+" alice\n")
+	writeFileAtomic(t, tokens, []byte(valid+" alice\n"))
 	p := startProxy(t, dirOrigin(t, dir), func(c *Config) { c.TokensFile = tokens })
 	for _, rest := range []string{
 		"images/../streams/v1/index.json", "images/%2e%2e/x", "streams%2fv1/index.json", "streams/v1/index.json/",

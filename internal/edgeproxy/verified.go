@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -323,26 +322,13 @@ func verify(kr *signing.Keyring, path string, raw []byte, last int64, now time.T
 
 // readOrigin reads a signed document; a missing one is refused.
 func (v *verifiedCatalog) readOrigin(ctx context.Context, path string) ([]byte, error) {
-	release, err := v.gate.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	start := time.Now()
-	rc, _, err := v.origin.Get(ctx, path)
-	v.m.originLatency.WithLabelValues("catalog").Observe(time.Since(start).Seconds())
-	if isNotFound(err) {
+	data, _, _, err := readCatalogFile(ctx, v.origin, v.gate, v.m, path)
+	switch {
+	case isNotFound(err):
 		return nil, refuse(refusedMissing, path, nil, "not found")
-	}
-	if err != nil {
+	case err != nil:
 		return nil, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxCatalogBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > maxCatalogBytes {
+	case len(data) > maxCatalogBytes:
 		return nil, refuse(refusedMalformed, path, nil, "larger than the catalog limit")
 	}
 	return data, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 	"github.com/incus-appliance/registry/internal/tooltest"
@@ -31,7 +32,7 @@ func TestInspectRealSquashfs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.RootKind != catalog.RootSquashfs || img.Fingerprint != sha(readFile(t, meta), readFile(t, root)) {
+	if img.RootKind != catalog.RootSquashfs || img.Fingerprint != sha(filetest.Read(t, meta), filetest.Read(t, root)) {
 		t.Errorf("got %+v", img)
 	}
 }
@@ -77,7 +78,7 @@ func TestWriteMetadataTarballCLI(t *testing.T) {
 			t.Errorf("tar -tvJf output %q lacks %q", out, want)
 		}
 	}
-	if again := imagetest.WriteMetadata(t, t.TempDir(), spec()); sha(readFile(t, again)) != sha(readFile(t, meta)) {
+	if again := imagetest.WriteMetadata(t, t.TempDir(), spec()); sha(filetest.Read(t, again)) != sha(filetest.Read(t, meta)) {
 		t.Error("WriteMetadataTarball is not deterministic")
 	}
 }
@@ -86,8 +87,8 @@ func TestWriteMetadataTarballCLI(t *testing.T) {
 // rewind would block or fail.
 func TestInspectReadsOnce(t *testing.T) {
 	src := t.TempDir()
-	metaData := readFile(t, imagetest.WriteMetadata(t, src, spec()))
-	rootData := readFile(t, imagetest.WriteSquashfs(t, src, 5<<20+3, 2))
+	metaData := filetest.Read(t, imagetest.WriteMetadata(t, src, spec()))
+	rootData := filetest.Read(t, imagetest.WriteSquashfs(t, src, 5<<20+3, 2))
 	dir := t.TempDir()
 	meta, root := filepath.Join(dir, "meta.fifo"), filepath.Join(dir, "root.fifo")
 	for _, p := range []string{meta, root} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 )
@@ -12,7 +13,7 @@ import (
 // Inspect must return an image or an error, never panic or hang.
 func FuzzInspectMetadata(f *testing.F) {
 	dir := f.TempDir()
-	good := readFile(f, imagetest.WriteMetadata(f, dir, spec()))
+	good := filetest.Read(f, imagetest.WriteMetadata(f, dir, spec()))
 	f.Add(good)
 	f.Add(good[:len(good)/2])
 	f.Add(xzBytes(f, tarBytes(f, "metadata.yaml", okYAML)))

@@ -5,13 +5,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ulikunitz/xz"
 
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 )
 
@@ -68,20 +68,8 @@ func tarBytes(t testing.TB, entries ...string) []byte {
 func writeFile(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	filetest.Write(t, p, data)
 	return p
-}
-
-// readFile reads a file or fails.
-func readFile(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // sha returns the hex sha256 of the concatenation of data.

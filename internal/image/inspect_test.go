@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 )
@@ -34,7 +35,7 @@ func TestInspectValid(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mb, rb := readFile(t, meta), readFile(t, root)
+			mb, rb := filetest.Read(t, meta), filetest.Read(t, root)
 			if want := sha(mb, rb); img.Fingerprint != want {
 				t.Errorf("fingerprint %s, want %s", img.Fingerprint, want)
 			}
@@ -89,7 +90,7 @@ func TestInspectProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{meta, root} {
-		size := int64(len(readFile(t, p)))
+		size := int64(len(filetest.Read(t, p)))
 		if got := last[p]; got != [2]int64{size, size} {
 			t.Errorf("%s: last progress %v, want done == total == %d", p, got, size)
 		}

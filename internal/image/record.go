@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/incus-appliance/registry/internal/atomicfile"
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/digest"
 )
@@ -91,26 +92,7 @@ func WriteRecord(dir string, rec *Record) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+RecordName+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, RecordName))
+	return atomicfile.Write(filepath.Join(dir, RecordName), append(data, '\n'), 0o644)
 }
 
 // ErrNoRecord is returned by ReadRecord when dir has no usable record.

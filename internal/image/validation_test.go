@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 )
@@ -40,7 +41,7 @@ properties:
 
 func TestInspectMetadataErrors(t *testing.T) {
 	valid := func(t testing.TB, dir string) []byte {
-		return readFile(t, imagetest.WriteMetadata(t, t.TempDir(), spec()))
+		return filetest.Read(t, imagetest.WriteMetadata(t, t.TempDir(), spec()))
 	}
 	bigTar := func(t testing.TB) []byte {
 		return tarBytes(t, "metadata.yaml", okYAML, "templates/big.tpl", strings.Repeat("x", 100<<10))
@@ -60,7 +61,7 @@ func TestInspectMetadataErrors(t *testing.T) {
 		{name: "plain tar", file: func(t testing.TB, _ string) []byte { return tarBytes(t, "metadata.yaml", okYAML) },
 			want: []string{"not an xz-compressed tarball", "uncompressed tar"}},
 		{name: "squashfs swapped", file: func(t testing.TB, dir string) []byte {
-			return readFile(t, imagetest.WriteSquashfs(t, t.TempDir(), 4096, 1))
+			return filetest.Read(t, imagetest.WriteSquashfs(t, t.TempDir(), 4096, 1))
 		}, want: []string{"not an xz-compressed tarball", "swap"}},
 		{name: "xz not tar", file: func(t testing.TB, _ string) []byte { return xzBytes(t, bytes.Repeat([]byte("not a tar\n"), 100)) },
 			want: []string{"xz-compressed but not a tar archive"}},
@@ -143,7 +144,7 @@ func TestInspectMetadataErrors(t *testing.T) {
 
 func TestInspectRootErrors(t *testing.T) {
 	squashfs := func(t testing.TB, size int, used uint64) []byte {
-		b := readFile(t, imagetest.WriteSquashfs(t, t.TempDir(), size, 1))
+		b := filetest.Read(t, imagetest.WriteSquashfs(t, t.TempDir(), size, 1))
 		for i := range 8 {
 			b[40+i] = byte(used >> (8 * i))
 		}
@@ -164,7 +165,7 @@ func TestInspectRootErrors(t *testing.T) {
 		{"tiny qcow2", func(t testing.TB) []byte { return []byte("QFI\xfb\x00\x00\x00\x03") }, []string{"truncated qcow2"}},
 		{"xz not tar", func(t testing.TB) []byte { return xzBytes(t, bytes.Repeat([]byte("x"), 4096)) },
 			[]string{"xz-compressed but not a tar archive"}},
-		{"metadata as root", func(t testing.TB) []byte { return readFile(t, imagetest.WriteMetadata(t, t.TempDir(), spec())) },
+		{"metadata as root", func(t testing.TB) []byte { return filetest.Read(t, imagetest.WriteMetadata(t, t.TempDir(), spec())) },
 			[]string{"metadata tarball", "swap"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

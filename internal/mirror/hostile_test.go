@@ -76,9 +76,7 @@ func TestMirrorRefusesRedirectsLeavingHTTPS(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), "leaves https") || strings.Contains(err.Error(), "\n") {
 					t.Fatalf("mirror = %+v, %v; want one line saying the redirect leaves https", rep, err)
 				}
-				if objs, _ := s.List(ctx, ""); len(objs) != 0 {
-					t.Errorf("a refused mirror wrote %d objects", len(objs))
-				}
+				wantNothingStored(t, s)
 			} else {
 				if err != nil || len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0].Error, "leaves https") || rep.Copied != 1 {
 					t.Fatalf("mirror = %+v, %v; want the redirected version failed (redirect leaves https), the other copied", rep, err)
@@ -124,9 +122,7 @@ func TestMirrorRefusesRedirectsLeavingHTTPS(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "redirects") || strings.Contains(err.Error(), "\n") {
 			t.Fatalf("%d redirects per file: mirror = %+v, %v; want one line refusing the redirects", chain.Load(), rep, err)
 		}
-		if objs, _ := s.List(ctx, ""); len(objs) != 0 {
-			t.Errorf("a refused mirror wrote %d objects", len(objs))
-		}
+		wantNothingStored(t, s)
 	})
 }
 
@@ -398,9 +394,7 @@ func TestMirrorRefusesAnOversizedIndex(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), catalog.IndexPath) {
 				t.Fatalf("mirror of a %d-byte index.json = %+v, %v; want it refused as too large", size, rep, err)
 			}
-			if objs, _ := s.List(ctx, ""); len(objs) != 0 {
-				t.Errorf("a refused mirror wrote %d objects", len(objs))
-			}
+			wantNothingStored(t, s)
 		})
 	}
 }
@@ -468,9 +462,7 @@ func TestMirrorCopiesOneProductsFileAtATime(t *testing.T) {
 	if _, err := Run(ctx, bad, r, Options{}); err == nil || !strings.Contains(err.Error(), "images-3.json") {
 		t.Fatalf("mirror with a bad third products file: %v, want an error naming it", err)
 	}
-	if objs, _ := s.List(ctx, ""); len(objs) != 0 {
-		t.Errorf("a refused mirror wrote %d objects", len(objs))
-	}
+	wantNothingStored(t, s)
 }
 
 // A products file that changes between its check and its copy (a source

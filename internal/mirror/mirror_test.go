@@ -62,6 +62,15 @@ func mustVerify(t *testing.T, r *registry.Registry) *registry.VerifyReport {
 
 // readCatalog returns the registry's whole catalog (every file of a
 // sharded one).
+// wantNothingStored fails the test unless the store is empty: what a
+// refused mirror leaves.
+func wantNothingStored(t *testing.T, s store.Store) {
+	t.Helper()
+	if objs, _ := s.List(ctx, ""); len(objs) != 0 {
+		t.Errorf("a refused mirror wrote %d objects", len(objs))
+	}
+}
+
 func readCatalog(t *testing.T, s store.Store) *catalog.Catalog {
 	t.Helper()
 	read := func(key string) *catalog.Catalog {
@@ -246,9 +255,7 @@ func TestMirrorBadCatalogWritesNothing(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("mirror error = %v, want one line containing %q", err, tc.want)
 			}
-			if objs, _ := s.List(ctx, ""); len(objs) != 0 {
-				t.Errorf("a refused mirror wrote %d objects", len(objs))
-			}
+			wantNothingStored(t, s)
 		})
 	}
 }

@@ -2,18 +2,15 @@ package provenance
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/incus-appliance/registry/internal/debian"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/gitrepo"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func sampleInputs() Inputs {
 	return Inputs{
@@ -53,19 +50,7 @@ func TestGolden(t *testing.T) {
 	outside.GateReport, outside.InvocationID, outside.StartedOn, outside.FinishedOn = nil, "", time.Time{}, time.Time{}
 	for name, in := range map[string]Inputs{"git.json": sampleInputs(), "no-git-no-gate.json": outside} {
 		got := mustMarshal(t, in)
-		golden := filepath.Join("testdata", name)
-		if *update {
-			if err := os.WriteFile(golden, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs (go test -update rewrites it):\n%s", name, got)
-		}
+		filetest.Golden(t, filepath.Join("testdata", name), got)
 		// Canonical: what Parse reads, Marshal writes back unchanged.
 		back, err := Parse(got)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/signing"
 )
 
@@ -186,11 +187,7 @@ func TestReadSecretKeyFromValue(t *testing.T) {
 
 func readFile(t *testing.T, name string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return filetest.Read(t, filepath.Join("testdata", name))
 }
 
 func must(b []byte, err error) []byte {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/signing"
 	"github.com/incus-appliance/registry/internal/signing/signingtest"
 )
@@ -62,7 +63,7 @@ func writeSignedTree(t *testing.T, k *testKey) *signedTree {
 		docs[path] = data
 	}
 	for path, data := range docs {
-		writeTreeFile(t, filepath.Join(tree.dir, path), data)
+		filetest.Write(t, filepath.Join(tree.dir, path), data)
 	}
 	return tree
 }
@@ -74,16 +75,6 @@ func marshalDoc(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return append(b, '\n')
-}
-
-func writeTreeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestGpgvAcceptsSignedDocuments: gpgv accepts every document Sign makes,
@@ -98,13 +89,13 @@ func TestGpgvAcceptsSignedDocuments(t *testing.T) {
 	for name, doc := range roundTripDocs {
 		i++
 		file := filepath.Join(dir, "doc"+string(rune('a'+i))+".sjson")
-		writeTreeFile(t, file, k.sign(t, doc))
+		filetest.Write(t, file, k.sign(t, doc))
 		if out, err := r.GPGV(keyring, file); err != nil {
 			t.Errorf("gpgv rejects the signed %s: %v\n%s", name, err, out)
 		}
 	}
 	signed := k.sign(t, sampleDoc)
-	writeTreeFile(t, filepath.Join(dir, "tampered.sjson"), bytes.Replace(signed, []byte(`"nginx"`), []byte(`"evil!"`), 1))
+	filetest.Write(t, filepath.Join(dir, "tampered.sjson"), bytes.Replace(signed, []byte(`"nginx"`), []byte(`"evil!"`), 1))
 	if out, err := r.GPGV(keyring, filepath.Join(dir, "tampered.sjson")); err == nil {
 		t.Errorf("gpgv accepts a tampered document:\n%s", out)
 	}
@@ -185,7 +176,7 @@ func TestReferenceClientRejectsTampering(t *testing.T) {
 				t.Fatal(err)
 			}
 			tampered := c.tamper(t, tree, signed)
-			writeTreeFile(t, path, tampered)
+			filetest.Write(t, path, tampered)
 			if _, err := kr.Verify(tampered, testNow); !errors.Is(err, c.verifyWanted) {
 				t.Errorf("Verify = %v, want %v", err, c.verifyWanted)
 			}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/suitetest"
 )
 
@@ -21,17 +22,13 @@ func requireTools(t *testing.T) {
 	suitetest.RequireTools(t, Tools...)
 }
 
+// writeTree writes files (paths to contents) into a new folder, which it
+// returns.
 func writeTree(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		filetest.Write(t, filepath.Join(dir, name), []byte(content))
 	}
 	return dir
 }
@@ -169,14 +166,7 @@ func sameBytes(t *testing.T, a, b string) bool {
 // longer one's tail included).
 func differingBytes(t *testing.T, a, b string) int {
 	t.Helper()
-	da, err := os.ReadFile(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := os.ReadFile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	da, db := filetest.Read(t, a), filetest.Read(t, b)
 	n := max(len(da), len(db)) - min(len(da), len(db))
 	for i := range min(len(da), len(db)) {
 		if da[i] != db[i] {

@@ -5,20 +5,20 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/dirstore"
+	"github.com/incus-appliance/registry/internal/store/dirstore/dirstoretest"
 	"github.com/incus-appliance/registry/internal/store/storetest"
 	"golang.org/x/sys/unix"
 )
 
 func TestConformance(t *testing.T) {
 	caps := storetest.Capabilities{Attributes: xattrsWork(t)}
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, t.TempDir()) }, caps)
+	storetest.Run(t, func(t *testing.T) store.Store { return dirstoretest.Open(t, t.TempDir()) }, caps)
 }
 
 // xattrsWork reports whether the file system under t.TempDir() stores
@@ -35,16 +35,6 @@ func xattrsWork(t *testing.T) bool {
 	return err == nil
 }
 
-func open(t *testing.T, root string) *dirstore.Store {
-	t.Helper()
-	s, err := dirstore.Open(root, dirstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 func put(t *testing.T, s store.Store, key string, data []byte, opts store.PutOptions) store.ObjectInfo {
 	t.Helper()
 	info, err := s.Put(t.Context(), key, bytes.NewReader(data), int64(len(data)), opts)
@@ -59,29 +49,13 @@ func hexSHA(data []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// wantInfo checks that Stat and Get describe data.
+// wantInfo checks that key holds data (storetest.WantObject) with the
+// SHA-256 and ETag (the quoted SHA-256) dirstore gives every object.
 func wantInfo(t *testing.T, s store.Store, key string, data []byte) store.ObjectInfo {
 	t.Helper()
-	info, err := s.Stat(t.Context(), key)
-	if err != nil {
-		t.Fatalf("Stat(%q): %v", key, err)
-	}
-	sum := hexSHA(data)
-	if info.SHA256 != sum || info.ETag != `"`+sum+`"` || info.Size != int64(len(data)) {
-		t.Errorf("Stat(%q) = SHA256 %q ETag %s Size %d; want %s, \"%[5]s\", %d",
-			key, info.SHA256, info.ETag, info.Size, sum, len(data))
-	}
-	rc, ginfo, err := s.Get(t.Context(), key)
-	if err != nil {
-		t.Fatalf("Get(%q): %v", key, err)
-	}
-	defer rc.Close()
-	got, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, data) || ginfo.ETag != info.ETag {
-		t.Errorf("Get(%q) = %q with ETag %s; want %q with %s", key, got, ginfo.ETag, data, info.ETag)
+	info := storetest.WantObject(t, s, key, data)
+	if sum := hexSHA(data); info.SHA256 != sum || info.ETag != `"`+sum+`"` {
+		t.Errorf("Stat(%q) = SHA256 %q ETag %s; want %s, \"%[4]s\"", key, info.SHA256, info.ETag, sum)
 	}
 	return info
 }

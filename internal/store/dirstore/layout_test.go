@@ -12,11 +12,12 @@ import (
 
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/dirstore"
+	"github.com/incus-appliance/registry/internal/store/dirstore/dirstoretest"
 )
 
 func TestHandPlacedFile(t *testing.T) {
 	root := t.TempDir()
-	s := open(t, root)
+	s := dirstoretest.Open(t, root)
 
 	// Written without dirstore: no metadata cache.
 	data := []byte(`{"format":"index:1.0"}`)
@@ -80,7 +81,7 @@ func TestHandPlacedFile(t *testing.T) {
 
 func TestCrashLeavesNoObject(t *testing.T) {
 	root := t.TempDir()
-	s := open(t, root)
+	s := dirstoretest.Open(t, root)
 	put(t, s, "images/real", []byte("real"), store.PutOptions{})
 
 	// A failed Put cleans up after itself.
@@ -110,7 +111,7 @@ func TestCrashLeavesNoObject(t *testing.T) {
 	}
 
 	// Without Create, Open changes nothing.
-	open(t, root)
+	dirstoretest.Open(t, root)
 	if !exists(stale) {
 		t.Fatalf("Open without Create removed a temp file")
 	}
@@ -171,7 +172,7 @@ func TestOpenErrors(t *testing.T) {
 
 func TestDeletePrunesEmptyDirs(t *testing.T) {
 	root := t.TempDir()
-	s := open(t, root)
+	s := dirstoretest.Open(t, root)
 	put(t, s, "a/b/c/obj", []byte("1"), store.PutOptions{})
 	put(t, s, "a/keep", []byte("2"), store.PutOptions{})
 	put(t, s, "x/y", []byte("3"), store.PutOptions{})
@@ -202,7 +203,7 @@ func TestModesForStaticServing(t *testing.T) {
 	old := syscall.Umask(0o077)
 	defer syscall.Umask(old)
 	root := t.TempDir()
-	s := open(t, root)
+	s := dirstoretest.Open(t, root)
 	put(t, s, "images/x/file", []byte("served"), store.PutOptions{})
 	for path, want := range map[string]os.FileMode{
 		"images":        os.ModeDir | 0o755,
@@ -221,7 +222,7 @@ func TestModesForStaticServing(t *testing.T) {
 
 func TestSymlinksNeverFollowed(t *testing.T) {
 	root, outside := t.TempDir(), t.TempDir()
-	s := open(t, root)
+	s := dirstoretest.Open(t, root)
 	secret := filepath.Join(outside, "secret")
 	if err := os.WriteFile(secret, []byte("secret"), 0o644); err != nil {
 		t.Fatal(err)
@@ -272,7 +273,7 @@ func TestSymlinksNeverFollowed(t *testing.T) {
 }
 
 func TestKeyCollisions(t *testing.T) {
-	s := open(t, t.TempDir())
+	s := dirstoretest.Open(t, t.TempDir())
 	put(t, s, "a/b", []byte("file"), store.PutOptions{})
 	for key, why := range map[string]string{"a": "is a directory", "a/b/c": `"a/b" is a file`} {
 		_, err := s.Put(t.Context(), key, bytes.NewReader(nil), 0, store.PutOptions{})
@@ -288,7 +289,7 @@ func TestKeyCollisions(t *testing.T) {
 }
 
 func TestSegmentTooLongForFileSystem(t *testing.T) {
-	s := open(t, t.TempDir())
+	s := dirstoretest.Open(t, t.TempDir())
 	long := strings.Repeat("n", 300) // a valid key, but NAME_MAX is 255
 	for _, key := range []string{long, long + "/x", "x/" + long} {
 		_, err := s.Put(t.Context(), key, strings.NewReader("x"), 1, store.PutOptions{})

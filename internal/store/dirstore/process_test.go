@@ -11,6 +11,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/dirstore"
+	"github.com/incus-appliance/registry/internal/store/dirstore/dirstoretest"
 	"github.com/incus-appliance/registry/internal/store/storetest"
 )
 
@@ -27,7 +28,7 @@ const (
 // coordinate them.
 func TestCrossProcessIfMatch(t *testing.T) {
 	root := t.TempDir()
-	s := open(t, root)
+	s := dirstoretest.Open(t, root)
 	put(t, s, counterKey, []byte("0"), store.PutOptions{})
 
 	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/s3store"
+	"github.com/incus-appliance/registry/internal/store/storetest"
 )
 
 // genBody is a generated body of size bytes with Read and ReadAt but no
@@ -138,7 +139,7 @@ func TestPipeBody(t *testing.T) {
 		go func() { w.Write(data); w.Close() }()
 		mustPut(t, st, "piped", r, int64(size), store.PutOptions{SHA256: hexSHA(data)})
 		r.Close()
-		wantContent(t, st, "piped", data)
+		storetest.WantObject(t, st, "piped", data)
 	}
 }
 
@@ -157,7 +158,7 @@ func TestBodyPosition(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustPut(t, st, name, body, int64(size-3), store.PutOptions{SHA256: hexSHA(data[3:])})
-			wantContent(t, st, name, data[3:])
+			storetest.WantObject(t, st, name, data[3:])
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/incus-appliance/registry/internal/miniotest"
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/s3store"
+	"github.com/incus-appliance/registry/internal/store/storetest"
 	"github.com/incus-appliance/registry/internal/tlsutil"
 )
 
@@ -25,12 +26,12 @@ func roundTrip(t *testing.T, st store.Store) {
 	small := []byte(`{"hello":"world"}`)
 	mustPut(t, st, "streams/v1/index.json", bytes.NewReader(small), int64(len(small)),
 		store.PutOptions{SHA256: hexSHA(small), IfAbsent: true})
-	if info := wantContent(t, st, "streams/v1/index.json", small); info.SHA256 != hexSHA(small) {
+	if info := storetest.WantObject(t, st, "streams/v1/index.json", small); info.SHA256 != hexSHA(small) {
 		t.Errorf("Stat SHA256 = %q", info.SHA256)
 	}
 	big := pseudoRandom(9, 11*mib)
 	mustPut(t, st, "images/rootfs", onlyReader{bytes.NewReader(big)}, int64(len(big)), store.PutOptions{SHA256: hexSHA(big)})
-	wantContent(t, st, "images/rootfs", big)
+	storetest.WantObject(t, st, "images/rootfs", big)
 	list, err := st.List(t.Context(), "")
 	if err != nil || len(list) != 2 {
 		t.Fatalf("List = %v, %v; want 2 objects", list, err)
@@ -95,7 +96,7 @@ func TestProfile(t *testing.T) {
 	defer st.Close()
 	data := []byte("via profile")
 	mustPut(t, st, "p", bytes.NewReader(data), int64(len(data)), store.PutOptions{})
-	wantContent(t, st, "p", data)
+	storetest.WantObject(t, st, "p", data)
 }
 
 func TestPrefix(t *testing.T) {
@@ -129,7 +130,7 @@ func TestPrefix(t *testing.T) {
 			t.Errorf("List(%q) = %q, want [a/b]", prefix, keys)
 		}
 	}
-	wantContent(t, st, "a/b", data)
+	storetest.WantObject(t, st, "a/b", data)
 	wantAbsent(t, st, "outside")
 
 	// The prefix counts against S3's key limit.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/s3store"
+	"github.com/incus-appliance/registry/internal/store/storetest"
 )
 
 // small makes 23 MiB go up in five 5 MiB parts, three at a time.
@@ -43,7 +44,7 @@ func TestMultipartRoundTrip(t *testing.T) {
 			if info.SHA256 != sum || info.Size != int64(len(data)) {
 				t.Errorf("Put info SHA256 %s Size %d, want %s %d", info.SHA256, info.Size, sum, len(data))
 			}
-			si := wantContent(t, st, key, data)
+			si := storetest.WantObject(t, st, key, data)
 			if si.SHA256 != sum || si.ETag != info.ETag {
 				t.Errorf("Stat SHA256 %q ETag %s, want %s %s", si.SHA256, si.ETag, sum, info.ETag)
 			}
@@ -122,7 +123,7 @@ func TestMultipartConditions(t *testing.T) {
 	if !errors.Is(err, store.ErrPreconditionFailed) {
 		t.Errorf("IfMatch multipart Put with a stale ETag: error = %v, want ErrPreconditionFailed", err)
 	}
-	if info := wantContent(t, st, "obj", []byte("old")); info.ETag != old.ETag {
+	if info := storetest.WantObject(t, st, "obj", []byte("old")); info.ETag != old.ETag {
 		t.Errorf("ETag changed from %s to %s by failed Puts", old.ETag, info.ETag)
 	}
 	noUploads(t, srv)
@@ -137,8 +138,8 @@ func TestMultipartConditions(t *testing.T) {
 
 	// The conditions succeed where they hold.
 	mustPut(t, st, "obj", bytes.NewReader(data), size, store.PutOptions{IfMatch: old.ETag})
-	wantContent(t, st, "obj", data)
+	storetest.WantObject(t, st, "obj", data)
 	mustPut(t, st, "new", bytes.NewReader(data), size, store.PutOptions{IfAbsent: true})
-	wantContent(t, st, "new", data)
+	storetest.WantObject(t, st, "new", data)
 	noUploads(t, srv)
 }

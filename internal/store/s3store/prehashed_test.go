@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/incus-appliance/registry/internal/store"
+	"github.com/incus-appliance/registry/internal/store/storetest"
 )
 
 // partDigests is what image.Inspect computes with Options.PartSize.
@@ -51,7 +52,7 @@ func TestPrehashedParts(t *testing.T) {
 	if n := body.n.Load(); n > int64(len(data))+2 {
 		t.Errorf("read %d bytes of a %d-byte body: parts must be read once", n, len(data))
 	}
-	wantContent(t, st, "pre/ok", data)
+	storetest.WantObject(t, st, "pre/ok", data)
 
 	// The body changed after it was hashed: the store rejects the part,
 	// nothing appears, no upload lingers.

@@ -1,7 +1,6 @@
 package s3store_test
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -135,29 +134,6 @@ func mustPut(t *testing.T, st store.Store, key string, body io.Reader, size int6
 	info, err := st.Put(t.Context(), key, body, size, opts)
 	if err != nil {
 		t.Fatalf("Put(%q): %v", key, err)
-	}
-	return info
-}
-
-// wantContent checks that key holds data and returns its Stat info.
-func wantContent(t *testing.T, st store.Store, key string, data []byte) store.ObjectInfo {
-	t.Helper()
-	rc, _, err := st.Get(t.Context(), key)
-	if err != nil {
-		t.Fatalf("Get(%q): %v", key, err)
-	}
-	defer rc.Close()
-	got, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("Get(%q): reading: %v", key, err)
-	}
-	if !bytes.Equal(got, data) {
-		t.Fatalf("Get(%q) = %d bytes (sha256 %s), want %d bytes (sha256 %s)",
-			key, len(got), hexSHA(got), len(data), hexSHA(data))
-	}
-	info, err := st.Stat(t.Context(), key)
-	if err != nil {
-		t.Fatalf("Stat(%q): %v", key, err)
 	}
 	return info
 }

@@ -164,6 +164,23 @@ func stat(t *testing.T, st store.Store, key string) store.ObjectInfo {
 	return info
 }
 
+// WantObject checks that key holds exactly data: Get returns it, and Get
+// and Stat describe it with the fields every result must carry and one
+// ETag. It returns Stat's info.
+func WantObject(t *testing.T, st store.Store, key string, data []byte) store.ObjectInfo {
+	t.Helper()
+	got, ginfo := get(t, st, key)
+	if !bytes.Equal(got, data) {
+		t.Fatalf("Get(%q) = %d bytes (sha256 %s), want %d bytes (sha256 %s)", key, len(got), sha(got), len(data), sha(data))
+	}
+	info := stat(t, st, key)
+	checkInfo(t, "Stat", info, key, data)
+	if info.ETag != ginfo.ETag {
+		t.Errorf("Stat(%q).ETag = %s, Get's is %s", key, info.ETag, ginfo.ETag)
+	}
+	return info
+}
+
 // checkInfo checks the fields every Get/Stat result must carry.
 func checkInfo(t *testing.T, op string, info store.ObjectInfo, key string, data []byte) {
 	t.Helper()
