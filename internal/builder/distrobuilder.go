@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -75,9 +77,20 @@ func runDistrobuilder(ctx context.Context, a *appliance.Appliance, t Target, opt
 
 // runLogged runs distrobuilder's cmd, copying its output to log and its
 // steps to progress; a failure names the step and distrobuilder's error.
+// distrobuilder runs in a process group of its own, and cancelling cmd's
+// context kills the whole group: the tools it started (debootstrap, apt,
+// mksquashfs) stop with it instead of running on and holding its output
+// open.
 func runLogged(cmd *exec.Cmd, log io.Writer, progress func(string)) error {
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cancelled := false
+	cmd.Cancel = func() error {
+		cancelled = true
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	cmd.WaitDelay = time.Minute
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start distrobuilder: %w (install it with scripts/install-distrobuilder.sh)", err)
 	}
@@ -105,6 +118,9 @@ func runLogged(cmd *exec.Cmd, log io.Writer, progress func(string)) error {
 	pw.Close()
 	<-done
 	if err != nil {
+		if cancelled {
+			return fmt.Errorf("distrobuilder stopped during step %q: the build was cancelled", step)
+		}
 		if failure == "" {
 			failure = err.Error()
 		}
