@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/delta"
@@ -95,9 +93,11 @@ const maxDeltaShare = 0.5
 func (r *Registry) makeDelta(ctx context.Context, plan deltaPlan, dir, name string) (*catalog.Delta, string, error) {
 	basePath := filepath.Join(dir, "base")
 	defer os.Remove(basePath)
-	note, err := r.fetchVerified(ctx, plan.base.Image.Root, basePath)
-	if err != nil || note != "" {
-		return nil, note, err
+	switch wrong, err := r.fetchChecked(ctx, plan.base.Image.Root, basePath); {
+	case err != nil:
+		return nil, "", err
+	case wrong != "":
+		return nil, fmt.Sprintf("no delta: the base root %s %s", plan.base.Image.Root.Path, wrong), nil
 	}
 	out := filepath.Join(dir, name)
 	res, err := delta.Make(ctx, basePath, plan.path, out, plan.ref.SHA256)
@@ -111,12 +111,15 @@ func (r *Registry) makeDelta(ctx context.Context, plan deltaPlan, dir, name stri
 	return &catalog.Delta{Base: plan.base.Version, BaseFingerprint: plan.base.Image.Fingerprint, File: catalog.FileRef{SHA256: res.SHA256, Size: res.Size}}, "", nil
 }
 
-// fetchVerified streams a stored file into path and checks its size and
-// digest. A missing or damaged file is reported as a note, not an error.
-func (r *Registry) fetchVerified(ctx context.Context, it catalog.Item, path string) (note string, err error) {
+// fetchChecked streams the stored file of it into path and checks its
+// size and digest against the catalog's. A file missing from the store or
+// damaged is not an error: what is wrong with it comes back as a phrase
+// to follow the file's name ("is not in the store (run `publish
+// verify`)"); "" when the file is whole.
+func (r *Registry) fetchChecked(ctx context.Context, it catalog.Item, path string) (wrong string, err error) {
 	rc, _, err := r.Store.Get(ctx, it.Path)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Sprintf("no delta: the base root %s is not in the store (run `publish verify`)", it.Path), nil
+		return "is not in the store (run `publish verify`)", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", it.Path, err)
@@ -127,7 +130,7 @@ func (r *Registry) fetchVerified(ctx context.Context, it catalog.Item, path stri
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
+	h := digest.New()
 	n, err := io.CopyBuffer(io.MultiWriter(f, h), store.ContextReader(ctx, rc), make([]byte, 1<<20))
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", it.Path, err)
@@ -136,7 +139,7 @@ func (r *Registry) fetchVerified(ctx context.Context, it catalog.Item, path stri
 		return "", err
 	}
 	if got := digest.Hex(h); n != it.Size || got != it.SHA256 {
-		return fmt.Sprintf("no delta: the base root %s is damaged (%d bytes, sha256 %s; the catalog says %d, %s): run `publish verify`", it.Path, n, got, it.Size, it.SHA256), nil
+		return fmt.Sprintf("is damaged (%d bytes, sha256 %s; the catalog says %d, %s): run `publish verify`", n, got, it.Size, it.SHA256), nil
 	}
 	return "", nil
 }
@@ -206,15 +209,16 @@ func (r *Registry) decodeDelta(ctx context.Context, dir string, baseRoot, it cat
 	defer os.Remove(basePath)
 	defer os.Remove(deltaPath)
 	for _, f := range []struct {
+		what string
 		it   catalog.Item
 		path string
-	}{{baseRoot, basePath}, {it, deltaPath}} {
-		note, err := r.fetchVerified(ctx, f.it, f.path)
+	}{{"the base root", baseRoot, basePath}, {"the delta", it, deltaPath}} {
+		wrong, err := r.fetchChecked(ctx, f.it, f.path)
 		if err != nil {
 			return "", err
 		}
-		if note != "" {
-			return "cannot decode: " + strings.TrimPrefix(note, "no delta: "), nil
+		if wrong != "" {
+			return fmt.Sprintf("cannot decode: %s %s %s", f.what, f.it.Path, wrong), nil
 		}
 	}
 	combined := digest.NewFingerprint()

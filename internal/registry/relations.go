@@ -2,11 +2,7 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -171,28 +167,13 @@ func (r *Registry) FetchImage(ctx context.Context, fingerprint, dir string) (met
 	return "", "", fmt.Errorf("image %s: no files in %s version %s", fingerprint, pk, vk)
 }
 
-// fetchItem writes item's file into dir, checked against its digest.
+// fetchItem writes item's file into dir (fetchChecked): a file missing
+// or damaged is an error naming it.
 func (r *Registry) fetchItem(ctx context.Context, it catalog.Item, dir string) (string, error) {
-	body, _, err := r.Store.Get(ctx, it.Path)
-	if err != nil {
-		return "", fmt.Errorf("fetch %s: %w", it.Path, err)
-	}
-	defer body.Close()
 	out := filepath.Join(dir, path.Base(it.Path))
-	f, err := os.Create(out)
-	if err != nil {
-		return "", err
+	wrong, err := r.fetchChecked(ctx, it, out)
+	if err == nil && wrong != "" {
+		err = fmt.Errorf("%s %s", it.Path, wrong)
 	}
-	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, h), body)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("fetch %s: %w", it.Path, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != it.SHA256 {
-		return "", fmt.Errorf("fetch %s: sha256 %s, the catalog says %s", it.Path, got, it.SHA256)
-	}
-	return out, nil
+	return out, err
 }

@@ -195,8 +195,9 @@ func TestLinesSwitchKeepsEveryAlias(t *testing.T) {
 	}
 }
 
-// FetchImage writes a published image's files, as published; the
-// relation view lists the images taking part in relations.
+// FetchImage writes a published image's files, as published, and
+// refuses a file missing or damaged in the store; the relation view
+// lists the images taking part in relations.
 func TestFetchImageAndApplianceImages(t *testing.T) {
 	s := newScene(t)
 	old, _, _ := publishStack(t, s)
@@ -214,6 +215,16 @@ func TestFetchImageAndApplianceImages(t *testing.T) {
 	}
 	if _, _, err := s.r.FetchImage(s.ctx, strings.Repeat("0", 64), dir); err == nil || !strings.Contains(err.Error(), "is not published") {
 		t.Errorf("an unknown image: %v", err)
+	}
+	// A damaged or missing file is an error naming it.
+	rootKey := old.Image.Paths()[1]
+	s.replace(rootKey, bytes.Repeat([]byte("x"), int(old.Image.Root.Size)))
+	if _, _, err := s.r.FetchImage(s.ctx, old.Image.Fingerprint, t.TempDir()); err == nil || !strings.Contains(err.Error(), rootKey+" is damaged (") {
+		t.Errorf("a damaged root: %v", err)
+	}
+	_ = s.fs.Store.Delete(s.ctx, rootKey)
+	if _, _, err := s.r.FetchImage(s.ctx, old.Image.Fingerprint, t.TempDir()); err == nil || !strings.Contains(err.Error(), rootKey+" is not in the store") {
+		t.Errorf("a missing root: %v", err)
 	}
 	images, err := s.r.ApplianceImages(s.ctx)
 	if err != nil || len(images) != 3 {
