@@ -19,6 +19,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/tooltest"
 )
@@ -323,31 +324,36 @@ func copyAppliance(t *testing.T, name string) string {
 	return root
 }
 
-// keptBuild is a build folder kept across runs, beside the shared
+// stageDir is the build folder kept across runs, beside the shared
 // builds, for one stage of a test that changes an appliance or adds to
 // its build (a second version, a VM disk): a warm run whose inputs did not
-// change builds nothing there. A stage that starts empty gets a copy of
-// the shared build of name's default variant, when there is one.
+// change builds nothing there.
+func stageDir(stage string) string {
+	return filepath.Join(sharedBuilds()+"-stages", stage)
+}
+
+// keptBuild is the kept build folder of stage (stageDir) for a build that
+// starts from the shared build of name's default variant: a stage that
+// has none yet gets a copy of it, when there is one.
 func keptBuild(t *testing.T, stage, name string) string {
 	t.Helper()
-	dir := filepath.Join(sharedBuilds()+"-stages", stage)
+	dir := stageDir(stage)
 	kept := builder.Target{Root: dir, Name: name, Arch: osarch.Host()}
 	shared := builder.Target{Root: sharedBuilds(), Name: name, Arch: osarch.Host()}
-	if _, err := os.Stat(kept.Dir()); err == nil {
-		return dir
-	}
-	if _, err := os.Stat(shared.Dir()); err == nil {
-		copyInto(t, shared.Dir(), filepath.Dir(kept.Dir()))
+	_, keptErr := os.Stat(kept.Dir())
+	if _, err := os.Stat(shared.Dir()); keptErr != nil && err == nil {
+		copySharedBuild(t, name, "", dir)
 	}
 	return dir
 }
 
-// keptFollowing is keptBuild for a stage whose build must be newer than
-// the one in the build folder prev, as version 2 follows version 1: a
-// kept build of name that is not newer is dropped, to be built again.
+// keptFollowing is the kept build folder of stage (stageDir) for a build
+// of name that must be newer than the one in the build folder prev, as
+// version 2 follows version 1: a kept build that is not newer is dropped,
+// to be built again.
 func keptFollowing(t *testing.T, stage, name, prev string) string {
 	t.Helper()
-	dir := keptBuild(t, stage, name)
+	dir := stageDir(stage)
 	kept := builder.Target{Root: dir, Name: name, Arch: osarch.Host()}
 	before := builder.Target{Root: prev, Name: name, Arch: osarch.Host()}
 	k, kerr := os.Stat(kept.Metadata())
@@ -359,6 +365,16 @@ func keptFollowing(t *testing.T, stage, name, prev string) string {
 		}
 	}
 	return dir
+}
+
+// copySharedBuild copies the shared build of name's variant into the
+// build folder dir.
+func copySharedBuild(t *testing.T, name, variant, dir string) {
+	t.Helper()
+	from := builder.Target{Root: sharedBuilds(), Name: name, Variant: variant, Arch: osarch.Host()}
+	to := from
+	to.Root = dir
+	copyInto(t, from.Dir(), filepath.Dir(to.Dir()))
 }
 
 // copyInto copies the file or folder src into the folder dir (made if
@@ -389,10 +405,33 @@ func builtCopy(t *testing.T, name string, variants ...string) string {
 		return dir
 	}
 	for _, v := range variants {
-		from := builder.Target{Root: sharedBuilds(), Name: name, Variant: v, Arch: osarch.Host()}
-		to := from
-		to.Root = dir
-		copyInto(t, from.Dir(), filepath.Dir(to.Dir()))
+		copySharedBuild(t, name, v, dir)
 	}
 	return dir
+}
+
+// treeSnapshot returns the SHA-256 of every file under dir, by path:
+// equal snapshots mean nothing under dir changed.
+func treeSnapshot(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		out[p] = digest.Of(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// lastLine is the last line of a command's output: the error line of a
+// failed publish.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }

@@ -11,20 +11,6 @@ import (
 	"testing"
 )
 
-// treeSnapshot returns every file under dir with its content.
-func treeSnapshot(t testing.TB, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			b, _ := os.ReadFile(p)
-			out[p] = string(b)
-		}
-		return err
-	})
-	return out
-}
-
 // remove → prune --dry-run changes nothing → prune with the default grace
 // keeps the removed files downloadable → prune --grace 0s deletes them.
 func TestRemoveAndPruneThroughTheCLI(t *testing.T) {

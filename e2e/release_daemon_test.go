@@ -164,8 +164,8 @@ func TestReleaseRefreshThroughIncusDaemon(t *testing.T) {
 	os.WriteFile(yml, []byte(strings.Replace(readFile(t, yml), "timeout: 90", "timeout: 20", 1)), 0o644)
 	before := readFile(t, filepath.Join(reg, "streams/v1/images.json"))
 	r := release(1, keptFollowing(t, "refresh-broken", "nginx", build2))
-	if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); !strings.HasPrefix(lines[len(lines)-1], "publish: error: nginx/amd64 failed the gate: health: GET :80/healthz did not pass in 20s: status 503") {
-		t.Errorf("failing gate's error line: %q", lines[len(lines)-1])
+	if line := lastLine(r.stderr); !strings.HasPrefix(line, "publish: error: nginx/amd64 failed the gate: health: GET :80/healthz did not pass in 20s: status 503") {
+		t.Errorf("failing gate's error line: %q", line)
 	}
 	if readFile(t, filepath.Join(reg, "streams/v1/images.json")) != before {
 		t.Error("a failed gate changed images.json")

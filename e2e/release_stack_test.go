@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"crypto/sha256"
 	"encoding/json"
-	"fmt"
-	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/incus-appliance/registry/internal/gate"
 	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/release"
+	"github.com/incus-appliance/registry/internal/semver"
 )
 
 // The stack gate with the real daemon: `publish release miniflux
@@ -64,7 +62,7 @@ func TestReleaseStackThroughIncusDaemon(t *testing.T) {
 
 	// The broken postgresql released into it: its own gate passes, the
 	// re-gate of the published miniflux with it fails, naming miniflux.
-	before := registryFiles(t, reg)
+	before := treeSnapshot(t, reg)
 	r, rep = releaseJSON(t, brokenApps, brokenBuild, reg, "postgresql")
 	t.Logf("broken postgresql released over miniflux: exit %d: %s", r.code, lastLine(r.stderr))
 	if r.code == 0 || len(rep.Items) != 1 || rep.Items[0].Outcome != release.GateFailed {
@@ -75,7 +73,7 @@ func TestReleaseStackThroughIncusDaemon(t *testing.T) {
 	if !strings.Contains(lastLine(r.stderr), "failed the gate: consumer miniflux: miniflux ") {
 		t.Errorf("the error does not name miniflux: %s", lastLine(r.stderr))
 	}
-	if registryFiles(t, reg) != before {
+	if !maps.Equal(treeSnapshot(t, reg), before) {
 		t.Error("a provider that breaks its consumer changed the registry")
 	}
 
@@ -83,7 +81,7 @@ func TestReleaseStackThroughIncusDaemon(t *testing.T) {
 	// postgresql fails miniflux's gate on relation db.
 	alone := filepath.Join(t.TempDir(), "broken")
 	mustPublish(t, "publish", "postgresql", "--appliances", brokenApps, "--build-dir", brokenBuild, "--bucket", alone)
-	before = registryFiles(t, alone)
+	before = treeSnapshot(t, alone)
 	r, rep = releaseJSON(t, brokenApps, build, alone, "miniflux")
 	t.Logf("miniflux released over the broken postgresql: exit %d: %s", r.code, lastLine(r.stderr))
 	if r.code == 0 || len(rep.Items) != 1 || rep.Items[0].Outcome != release.GateFailed {
@@ -94,7 +92,7 @@ func TestReleaseStackThroughIncusDaemon(t *testing.T) {
 	if !strings.Contains(lastLine(r.stderr), "failed the gate: relation db: ") {
 		t.Errorf("the error does not name the relation: %s", lastLine(r.stderr))
 	}
-	if registryFiles(t, alone) != before {
+	if !maps.Equal(treeSnapshot(t, alone), before) {
 		t.Error("miniflux failing its gate changed the registry")
 	}
 }
@@ -140,11 +138,11 @@ func brokenPostgresql(t *testing.T) (apps, build string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dot := strings.LastIndex(a.Version, ".")
-	patch, err := strconv.Atoi(a.Version[dot+1:])
+	next, err := semver.Parse(a.Version)
 	if err != nil {
-		t.Fatalf("postgresql's version %s: %v", a.Version, err)
+		t.Fatal(err)
 	}
+	next.Patch++
 	edit := func(file, old, replacement string) {
 		path := filepath.Join(apps, "postgresql", file)
 		s := readFile(t, path)
@@ -155,38 +153,9 @@ func brokenPostgresql(t *testing.T) (apps, build string) {
 			t.Fatal(err)
 		}
 	}
-	edit("appliance.yaml", "version: "+a.Version, fmt.Sprintf("version: %s%d", a.Version[:dot+1], patch+1))
+	edit("appliance.yaml", "version: "+a.Version, "version: "+next.String())
 	edit("files/provides-postgresql", `OWNER %I', '$name', '$name')`, `OWNER %I', '$name', '${name}_owner')`)
 	build = keptFollowing(t, "broken-hook", "postgresql", sharedBuilds())
 	buildIn(t, apps, build, "postgresql", []string{"default"})
 	return apps, build
-}
-
-// registryFiles describes every file of the registry folder reg, path
-// and content digest: equal before and after means nothing changed.
-func registryFiles(t *testing.T, reg string) string {
-	t.Helper()
-	var b strings.Builder
-	err := filepath.WalkDir(reg, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(reg, path)
-		fmt.Fprintf(&b, "%s %x\n", rel, sha256.Sum256(data))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}
-
-// lastLine is the last line of s: the one-line error of a failed command.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
 }

@@ -150,8 +150,7 @@ func TestReleaseGateDecidesWhatIsPublished(t *testing.T) {
 	os.WriteFile(filepath.Join(apps, "web/files/index.html"), []byte("v2\n"), 0o644)
 	f.setMode("sshd")
 	r = releaseRun(t, env, args("web")...)
-	errLines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-	if r.code != 1 || !strings.HasPrefix(errLines[len(errLines)-1], "publish: error: web/amd64 failed the gate: no-sshd-no-getty: running: sshd") {
+	if r.code != 1 || !strings.HasPrefix(lastLine(r.stderr), "publish: error: web/amd64 failed the gate: no-sshd-no-getty: running: sshd") {
 		t.Fatalf("release with sshd: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if readFile(t, catalog) != v1 {
