@@ -19,7 +19,6 @@ import (
 
 	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/catalog"
-	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/tooltest"
 )
@@ -408,25 +407,6 @@ func builtCopy(t *testing.T, name string, variants ...string) string {
 		copySharedBuild(t, name, v, dir)
 	}
 	return dir
-}
-
-// treeSnapshot returns the SHA-256 of every file under dir, by path:
-// equal snapshots mean nothing under dir changed.
-func treeSnapshot(t testing.TB, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		out[p] = digest.Of(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // lastLine is the last line of a command's output: the error line of a

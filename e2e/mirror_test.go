@@ -145,7 +145,7 @@ func TestMirrorKilledThenResumed(t *testing.T) {
 		}
 		rep := runMirror(t, nil, src, "--bucket", dest)
 		stored := 0
-		for range treeSnapshot(t, filepath.Join(dest, "images")) {
+		for range filetest.Snapshot(t, filepath.Join(dest, "images")) {
 			stored++
 		}
 		if len(rep.Failed) != 0 || rep.Copied+rep.Unchanged != 6 || stored != total {

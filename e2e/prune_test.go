@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/incus-appliance/registry/internal/filetest"
 )
 
 // remove → prune --dry-run changes nothing → prune with the default grace
@@ -25,12 +27,12 @@ func TestRemoveAndPruneThroughTheCLI(t *testing.T) {
 	if !strings.Contains(out, "removed nginx:amd64 version 20261120_120000") {
 		t.Errorf("remove printed %q", out)
 	}
-	before := treeSnapshot(t, reg)
+	before := filetest.Snapshot(t, reg)
 	out = mustPublish(t, "prune", "--bucket", reg, "--grace", "0s", "--dry-run")
 	if !strings.Contains(out, "would delete images/"+fp1+"/rootfs.squashfs") {
 		t.Errorf("prune --dry-run printed %q", out)
 	}
-	after := treeSnapshot(t, reg)
+	after := filetest.Snapshot(t, reg)
 	if len(before) != len(after) {
 		t.Fatalf("prune --dry-run changed the tree: %d files before, %d after", len(before), len(after))
 	}

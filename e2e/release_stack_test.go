@@ -11,6 +11,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/builder"
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/gate"
 	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/release"
@@ -62,7 +63,7 @@ func TestReleaseStackThroughIncusDaemon(t *testing.T) {
 
 	// The broken postgresql released into it: its own gate passes, the
 	// re-gate of the published miniflux with it fails, naming miniflux.
-	before := treeSnapshot(t, reg)
+	before := filetest.Snapshot(t, reg)
 	r, rep = releaseJSON(t, brokenApps, brokenBuild, reg, "postgresql")
 	t.Logf("broken postgresql released over miniflux: exit %d: %s", r.code, lastLine(r.stderr))
 	if r.code == 0 || len(rep.Items) != 1 || rep.Items[0].Outcome != release.GateFailed {
@@ -73,7 +74,7 @@ func TestReleaseStackThroughIncusDaemon(t *testing.T) {
 	if !strings.Contains(lastLine(r.stderr), "failed the gate: consumer miniflux: miniflux ") {
 		t.Errorf("the error does not name miniflux: %s", lastLine(r.stderr))
 	}
-	if !maps.Equal(treeSnapshot(t, reg), before) {
+	if !maps.Equal(filetest.Snapshot(t, reg), before) {
 		t.Error("a provider that breaks its consumer changed the registry")
 	}
 
@@ -81,7 +82,7 @@ func TestReleaseStackThroughIncusDaemon(t *testing.T) {
 	// postgresql fails miniflux's gate on relation db.
 	alone := filepath.Join(t.TempDir(), "broken")
 	mustPublish(t, "publish", "postgresql", "--appliances", brokenApps, "--build-dir", brokenBuild, "--bucket", alone)
-	before = treeSnapshot(t, alone)
+	before = filetest.Snapshot(t, alone)
 	r, rep = releaseJSON(t, brokenApps, build, alone, "miniflux")
 	t.Logf("miniflux released over the broken postgresql: exit %d: %s", r.code, lastLine(r.stderr))
 	if r.code == 0 || len(rep.Items) != 1 || rep.Items[0].Outcome != release.GateFailed {
@@ -92,7 +93,7 @@ func TestReleaseStackThroughIncusDaemon(t *testing.T) {
 	if !strings.Contains(lastLine(r.stderr), "failed the gate: relation db: ") {
 		t.Errorf("the error does not name the relation: %s", lastLine(r.stderr))
 	}
-	if !maps.Equal(treeSnapshot(t, alone), before) {
+	if !maps.Equal(filetest.Snapshot(t, alone), before) {
 		t.Error("miniflux failing its gate changed the registry")
 	}
 }

@@ -36,10 +36,7 @@ func publishArgs(t testing.TB, bucket, name string, created time.Time, seed int6
 // several versions each into one MinIO bucket: every version lands.
 func TestS3ConcurrentPublishersWithSeparateClients(t *testing.T) {
 	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"concurrent"}})
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	srv.SetEnv(t)
 	ctx := context.Background()
 	const publishers, versions = 32, 3
 	reqs := make([][]registry.PublishRequest, publishers)

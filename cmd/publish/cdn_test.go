@@ -29,10 +29,8 @@ func newCDNFixture(t *testing.T) *cdnFixture {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	t.Setenv("AWS_PROFILE", "")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	for _, kv := range append(srv.Env(), cf.Env()...) {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	srv.SetEnv(t)
+	t.Setenv("AWS_ENDPOINT_URL_CLOUDFRONT", cf.URL)
 	t.Setenv("PUBLISH_CLOUDFRONT_DISTRIBUTION", cf.Distribution)
 	return &cdnFixture{cf: cf, bucket: "s3://cdn/incus"}
 }

@@ -5,12 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 	"github.com/incus-appliance/registry/internal/registry"
 )
@@ -26,24 +25,6 @@ func runPublish(t *testing.T, args ...string) (code int, stdout, stderr string) 
 
 // signT0 is when the sample images of the tests were made.
 var signT0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-
-// dirContents maps every file under dir to its content.
-func dirContents(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		out[p] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // mustRun runs a command line and fails the test unless it exits 0.
 func mustRun(t *testing.T, args ...string) string {
@@ -72,12 +53,12 @@ func verifyJSON(t *testing.T, args ...string) (*registry.VerifyReport, int) {
 // (the registry it writes to) byte for byte as it was.
 func wantRefused(t *testing.T, dir, want string, args ...string) {
 	t.Helper()
-	before := dirContents(t, dir)
+	before := filetest.Snapshot(t, dir)
 	code, _, stderr := runPublish(t, args...)
 	if code == 0 || !strings.Contains(stderr, want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 		t.Errorf("exit %d, stderr %q: want a one-line refusal saying %q", code, stderr, want)
 	}
-	if after := dirContents(t, dir); !maps.Equal(before, after) {
+	if after := filetest.Snapshot(t, dir); !maps.Equal(before, after) {
 		t.Errorf("%s changed: %d files, had %d", dir, len(after), len(before))
 	}
 }

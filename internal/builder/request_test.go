@@ -86,10 +86,7 @@ func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
 		"dirstore": func(t *testing.T) store.Store { return dirstoretest.Open(t, t.TempDir()) },
 		"s3": func(t *testing.T) store.Store {
 			srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"registry"}})
-			for _, kv := range srv.Env() {
-				k, v, _ := strings.Cut(kv, "=")
-				t.Setenv(k, v)
-			}
+			srv.SetEnv(t)
 			st, err := s3store.New(t.Context(), s3store.Options{Bucket: "registry", EndpointURL: srv.Endpoint, MultipartThreshold: registry.UploadPartSize})
 			if err != nil {
 				t.Fatal(err)

@@ -26,10 +26,7 @@ import (
 func origins(t *testing.T, dir string) map[string]Origin {
 	t.Helper()
 	srv := miniotest.Start(t, miniotest.Options{Buckets: []string{"private"}})
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	srv.SetEnv(t)
 	s3, err := s3store.New(context.Background(), s3store.Options{Bucket: "private", Prefix: "team/reg"})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package filetest
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,4 +34,26 @@ func TestGoldenEqual(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "golden.json")
 	Write(t, path, []byte("{}\n"))
 	Golden(t, path, []byte("{}\n"))
+}
+
+// A snapshot changes with a file's content, and with a file added.
+func TestSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	WriteTree(t, dir, map[string][]byte{"a": []byte("one"), "b/c": []byte("two")})
+	before := Snapshot(t, dir)
+	if len(before) != 2 {
+		t.Fatalf("%d files in the snapshot, want 2: %v", len(before), before)
+	}
+	if !maps.Equal(Snapshot(t, dir), before) {
+		t.Error("two snapshots of an unchanged folder differ")
+	}
+	Write(t, filepath.Join(dir, "b/c"), []byte("three"))
+	if maps.Equal(Snapshot(t, dir), before) {
+		t.Error("a changed file left the snapshot as it was")
+	}
+	Write(t, filepath.Join(dir, "b/c"), []byte("two"))
+	Write(t, filepath.Join(dir, "d"), nil)
+	if maps.Equal(Snapshot(t, dir), before) {
+		t.Error("an added empty file left the snapshot as it was")
+	}
 }

@@ -239,6 +239,16 @@ func (s *Server) Env() []string {
 	return env
 }
 
+// SetEnv sets Env's variables for the rest of the test (t.Setenv), so that
+// an S3 client the test makes from the environment reaches the server.
+func (s *Server) SetEnv(t testing.TB) {
+	t.Helper()
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+}
+
 // HTTPClient trusts the server's certificate (when TLS).
 func (s *Server) HTTPClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()

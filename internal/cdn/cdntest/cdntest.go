@@ -52,11 +52,6 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// Env returns the environment that sends a process's CloudFront calls here.
-func (s *Server) Env() []string {
-	return []string{"AWS_ENDPOINT_URL_CLOUDFRONT=" + s.URL}
-}
-
 // SetDeny makes every later request fail with 403 AccessDenied (or not).
 func (s *Server) SetDeny(deny bool) {
 	s.mu.Lock()
