@@ -45,9 +45,7 @@ type CLI struct {
 	RemoteName     string   `default:"appliance" help:"Remote name used in the printed 'incus remote add' line."`
 	PublicURL      string   `name:"public-url" placeholder:"URL" help:"The URL clients add the registry as, shown on the catalog page (default: https://HOST:PORT from the ACME domain or the first --hostname and the listen port); behind a load balancer, its URL."`
 
-	EndpointURL string `name:"endpoint-url" placeholder:"URL" help:"S3 endpoint (MinIO, ...); default: AWS_ENDPOINT_URL or AWS."`
-	Region      string `placeholder:"REGION" help:"S3 region; default: AWS_REGION."`
-	Profile     string `placeholder:"NAME" help:"AWS profile; default: AWS_PROFILE."`
+	location.AWS
 
 	CatalogTTL        time.Duration `default:"2s" help:"How long catalog JSON is kept in memory."`
 	CatalogMaxAge     time.Duration `default:"60s" help:"Cache-Control max-age of streams/v1/*.json (image files are immutable for a year)."`
@@ -168,7 +166,7 @@ func (c *CLI) origin(ctx context.Context) (edgeproxy.Origin, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		s, err := location.Open(ctx, loc, location.Options{EndpointURL: c.EndpointURL, Region: c.Region, Profile: c.Profile})
+		s, err := location.Open(ctx, loc, location.Options{AWS: c.AWS})
 		if err != nil {
 			return nil, "", err
 		}

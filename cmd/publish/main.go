@@ -60,9 +60,7 @@ type Globals struct {
 	Appliances string `default:"appliances" placeholder:"DIR" env:"PUBLISH_APPLIANCES" help:"Folder of appliance folders (appliances/NAME)."`
 	BuildDir   string `default:".build" placeholder:"DIR" env:"PUBLISH_BUILD_DIR" help:"Where builds go (DIR/NAME/ARCH) and publish takes them from."`
 
-	EndpointURL string `name:"endpoint-url" placeholder:"URL" help:"S3 endpoint (MinIO, R2, ...); default: AWS_ENDPOINT_URL or AWS."`
-	Region      string `placeholder:"REGION" help:"S3 region; default: AWS_REGION or the profile's."`
-	Profile     string `placeholder:"NAME" help:"AWS shared-config profile; default: AWS_PROFILE."`
+	location.AWS
 	// AllowUnconditionalStore accepts a store that ignores conditional
 	// writes (found by a probe when a registry is first written).
 	AllowUnconditionalStore bool `help:"Publish even to a store that ignores conditional writes (safe only with a single publisher at a time)."`

@@ -52,7 +52,7 @@ func (c *mirrorCmd) Run(ctx context.Context, g *Globals, out *output, log *slog.
 			return usageError{fmt.Errorf("--keyring: %w", err)}
 		}
 	}
-	src, closeSrc, err := mirror.OpenSource(ctx, c.Source, location.Options{EndpointURL: g.EndpointURL, Region: g.Region, Profile: g.Profile}, c.Stall)
+	src, closeSrc, err := mirror.OpenSource(ctx, c.Source, location.Options{AWS: g.AWS}, c.Stall)
 	if err != nil {
 		return fmt.Errorf("mirror: %w", err)
 	}

@@ -17,7 +17,7 @@ func openRegistry(ctx context.Context, g *Globals) (*registry.Registry, func(), 
 }
 
 func open(ctx context.Context, g *Globals, create bool, tweaks ...func(*location.Options)) (*registry.Registry, func(), error) {
-	opts := location.Options{Create: create, EndpointURL: g.EndpointURL, Region: g.Region, Profile: g.Profile}
+	opts := location.Options{Create: create, AWS: g.AWS}
 	for _, t := range tweaks {
 		t(&opts)
 	}

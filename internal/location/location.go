@@ -114,10 +114,8 @@ type Options struct {
 	// Create makes a missing registry directory (its parent must exist).
 	// Commands that only read leave it false, so a typo is an error.
 	Create bool
-	// EndpointURL, Region and Profile configure an S3 location; empty
-	// values fall back to the AWS SDK's standard chain (AWS_ENDPOINT_URL,
-	// AWS_REGION, AWS_PROFILE, shared config files).
-	EndpointURL, Region, Profile string
+	// AWS configures an S3 location.
+	AWS
 	// S3Concurrency, when > 0, bounds the parts an S3 upload sends at once
 	// (and so its (S3Concurrency+1)×part-size buffers); 0: the store's
 	// default.
@@ -126,6 +124,16 @@ type Options struct {
 	// (at least 5 MiB; grown for objects that would need more than 10,000
 	// parts); 0: the store's default.
 	S3PartSize int64
+}
+
+// AWS are the AWS-standard settings of an S3 location, as every command
+// line takes them (the aws CLI's flag names); empty values fall back to the
+// AWS SDK's standard chain (AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE,
+// shared config files). The tags are kong's.
+type AWS struct {
+	EndpointURL string `name:"endpoint-url" placeholder:"URL" help:"S3 endpoint (MinIO, R2, ...); default: AWS_ENDPOINT_URL or AWS."`
+	Region      string `placeholder:"REGION" help:"S3 region; default: AWS_REGION or the profile's."`
+	Profile     string `placeholder:"NAME" help:"AWS shared-config profile; default: AWS_PROFILE."`
 }
 
 // Open opens the store at loc.
