@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/key"
 )
 
@@ -75,7 +76,7 @@ func route(raw string) (objKey string, c class, status int) {
 	}
 	k := raw[1:]
 	switch {
-	case strings.HasPrefix(k, "images/"):
+	case strings.HasPrefix(k, catalog.ImagesDir):
 		// Any layout: ours (images/<fp>/rootfs.squashfs), incus-simplestreams'
 		// (images/<fp>.incus.tar.xz), images.linuxcontainers.org's
 		// (images/debian/bookworm/amd64/default/20261129_05:24/rootfs.squashfs).
