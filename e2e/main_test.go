@@ -193,10 +193,7 @@ func incusDaemon(t *testing.T) {
 	t.Helper()
 	script := filepath.Join(repoRoot(t), "scripts", "incus-daemon.sh")
 	run := func(arg string) {
-		out, err := exec.Command(script, arg).CombinedOutput()
-		if err != nil {
-			t.Fatalf("incus-daemon.sh %s: %v\n%s", arg, err, out)
-		}
+		tooltest.Run(t, script, arg)
 	}
 	run("stop") // a previous run's leftovers
 	run("start")
@@ -383,9 +380,7 @@ func copyInto(t *testing.T, src, dir string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("cp", "-a", src, dir).CombinedOutput(); err != nil {
-		t.Fatalf("copy %s into %s: %v\n%s", src, dir, err, out)
-	}
+	tooltest.Run(t, "cp", "-a", src, dir)
 }
 
 // builtCopy returns a fresh build folder holding a copy of the shared

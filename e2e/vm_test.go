@@ -3,12 +3,12 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/incus-appliance/registry/internal/filetest"
+	"github.com/incus-appliance/registry/internal/tooltest"
 	"github.com/incus-appliance/registry/internal/vmdisk"
 )
 
@@ -117,9 +117,7 @@ func TestBadVMInputChangesNothing(t *testing.T) {
 	before, _ := os.ReadFile(imagesJSON)
 
 	blank := filepath.Join(t.TempDir(), "blank.qcow2")
-	if out, err := exec.Command(requireTool(t, "qemu-img"), "create", "-f", "qcow2", blank, "64M").CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	tooltest.Run(t, requireTool(t, "qemu-img"), "create", "-f", "qcow2", blank, "64M")
 	notEFI := vmDisk(t, "#!/bin/sh\necho not an EFI binary\n", nil, vmdisk.DiskOptions{Compress: true})
 	meta2, root2 := sampleImage(t, "nginx", t0.Add(24*3600e9), 2)
 	for _, c := range []struct {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/builder"
+	"github.com/incus-appliance/registry/internal/tooltest"
 	"github.com/incus-appliance/registry/internal/vmdisk"
 )
 
@@ -65,9 +66,7 @@ func TestVMBootsAndServes(t *testing.T) {
 	// Boot a throw-away overlay of the disk.
 	dir := t.TempDir()
 	overlay, vars, console := filepath.Join(dir, "boot.qcow2"), filepath.Join(dir, "vars.fd"), filepath.Join(dir, "console.log")
-	if out, err := exec.Command("qemu-img", "create", "-f", "qcow2", "-F", "qcow2", "-b", disk, overlay).CombinedOutput(); err != nil {
-		t.Fatalf("qemu-img create: %v: %s", err, out)
-	}
+	tooltest.Run(t, "qemu-img", "create", "-f", "qcow2", "-F", "qcow2", "-b", disk, overlay)
 	if b, err := os.ReadFile(ovmfVars); err != nil || os.WriteFile(vars, b, 0o644) != nil {
 		t.Fatal(err)
 	}

@@ -89,9 +89,7 @@ func TestKeyGenerateAndExport(t *testing.T) {
 func TestKeyGenerateRefusesCommittablePath(t *testing.T) {
 	git := tooltest.Require(t, "git")[0]
 	repo := t.TempDir()
-	if out, err := exec.Command(git, "-C", repo, "init", "-q").CombinedOutput(); err != nil {
-		t.Fatalf("git init: %v\n%s", err, out)
-	}
+	tooltest.Run(t, git, "-C", repo, "init", "-q")
 	if err := os.WriteFile(filepath.Join(repo, ".gitignore"), []byte("/secrets/\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/incus-appliance/registry/internal/appliance/appliancetest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/suitetest"
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 const validYAML = appliancetest.ValidYAML
@@ -324,9 +325,7 @@ func squash(t *testing.T, files map[string]string) string {
 		}
 	}
 	out := filepath.Join(t.TempDir(), "rootfs.squashfs")
-	if msg, err := exec.Command("mksquashfs", root, out, "-noappend", "-quiet", "-no-progress").CombinedOutput(); err != nil {
-		t.Fatalf("mksquashfs: %v\n%s", err, msg)
-	}
+	tooltest.Run(t, "mksquashfs", root, out, "-noappend", "-quiet", "-no-progress")
 	return out
 }
 

@@ -2,13 +2,13 @@ package builder
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/incus-appliance/registry/internal/provenance"
 	"github.com/incus-appliance/registry/internal/registry"
 	"github.com/incus-appliance/registry/internal/store/memstore"
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 // A build records what its image's provenance names, and the request
@@ -22,9 +22,7 @@ func TestBuildProvenance(t *testing.T) {
 		if inGit {
 			root := strings.TrimSuffix(a.Dir, "/web")
 			for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "x"}, {"remote", "add", "origin", "https://git.example.org/appliances.git"}} {
-				if out, err := exec.Command("git", append([]string{"-C", root}, args...)...).CombinedOutput(); err != nil {
-					t.Fatalf("git %v: %v\n%s", args, err, out)
-				}
+				tooltest.Run(t, "git", append([]string{"-C", root}, args...)...)
 			}
 		}
 		t.Setenv(BuilderIDEnv, "https://ci.example.org/release")

@@ -2,7 +2,6 @@ package gitrepo
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -24,9 +23,7 @@ func newRepo(t *testing.T) string {
 		{"add", "."},
 		{"-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-q", "-m", "first"},
 	} {
-		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
+		tooltest.Run(t, "git", append([]string{"-C", dir}, args...)...)
 	}
 	return dir
 }

@@ -37,3 +37,15 @@ func Require(t testing.TB, names ...string) []string {
 	}
 	return paths
 }
+
+// Run runs the tool name (a path, or a name looked up on PATH) with args
+// and returns what it wrote to stdout and stderr; a failure to start or a
+// non-zero exit fails the test with that output.
+func Run(t testing.TB, name string, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return out
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/suitetest"
+	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
 // requireTools skips without the disk tools, unless REGISTRY_E2E=require
@@ -57,9 +57,7 @@ func TestAssembleBootableDisk(t *testing.T) {
 		if err := CheckBootable(disk, "amd64"); err != nil {
 			t.Errorf("compress=%v: %v", compress, err)
 		}
-		if out, err := exec.Command("qemu-img", "check", disk).CombinedOutput(); err != nil {
-			t.Errorf("qemu-img check: %v\n%s", err, out)
-		}
+		tooltest.Run(t, "qemu-img", "check", disk)
 		if err := CheckBootable(disk, "arm64"); err == nil || !strings.Contains(err.Error(), "BOOTAA64.EFI") {
 			t.Errorf("an amd64 disk checked for arm64: %v", err)
 		}
@@ -69,9 +67,7 @@ func TestAssembleBootableDisk(t *testing.T) {
 func TestNotBootable(t *testing.T) {
 	requireTools(t)
 	blank := filepath.Join(t.TempDir(), "blank.qcow2")
-	if out, err := exec.Command("qemu-img", "create", "-f", "qcow2", blank, "64M").CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	tooltest.Run(t, "qemu-img", "create", "-f", "qcow2", blank, "64M")
 	raw := filepath.Join(t.TempDir(), "disk.raw")
 	os.WriteFile(raw, make([]byte, 1<<20), 0o644)
 	cases := map[string]struct{ disk, want string }{
@@ -103,9 +99,7 @@ func reproducible(t *testing.T, files map[string]string, compress bool) (disk, r
 		t.Fatal(err)
 	}
 	raw = filepath.Join(dir, "disk.raw")
-	if out, err := exec.Command("qemu-img", "convert", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	tooltest.Run(t, "qemu-img", "convert", "-O", "raw", disk, raw)
 	return disk, raw
 }
 
@@ -129,19 +123,16 @@ func TestAssembleReproducible(t *testing.T) {
 		t.Errorf("RootPartUUID %q", id)
 	}
 	// The root file system's times, read back with debugfs.
-	out, err := exec.Command("sgdisk", "-i", "2", raw1).CombinedOutput()
-	if err != nil || !strings.Contains(strings.ToLower(string(out)), RootPartUUID("nginx/default/amd64")) {
-		t.Fatalf("sgdisk -i 2: %v\n%s", err, out)
+	out := tooltest.Run(t, "sgdisk", "-i", "2", raw1)
+	if !strings.Contains(strings.ToLower(string(out)), RootPartUUID("nginx/default/amd64")) {
+		t.Fatalf("sgdisk -i 2 names another root partition:\n%s", out)
 	}
 	first := regexp.MustCompile(`First sector: (\d+)`).FindStringSubmatch(string(out))
 	if first == nil {
 		t.Fatalf("no first sector in:\n%s", out)
 	}
 	off, _ := strconv.ParseInt(first[1], 10, 64)
-	stat, err := exec.Command("debugfs", "-R", "stat /etc/hostname", fmt.Sprintf("%s?offset=%d", raw1, off*sector)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("debugfs: %v\n%s", err, stat)
-	}
+	stat := tooltest.Run(t, "debugfs", "-R", "stat /etc/hostname", fmt.Sprintf("%s?offset=%d", raw1, off*sector))
 	for _, field := range []string{"ctime", "atime", "mtime", "crtime"} {
 		if !regexp.MustCompile(field + `: 0x6955b900`).Match(stat) {
 			t.Errorf("/etc/hostname's %s is not the epoch:\n%s", field, stat)
