@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
 )
@@ -25,15 +23,11 @@ func sampleImage(t testing.TB, name string, created time.Time, seed int64) (meta
 // fingerprintOf is sha256(meta || root), computed independently.
 func fingerprintOf(t testing.TB, files ...string) string {
 	t.Helper()
-	h := sha256.New()
+	var parts [][]byte
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Write(b)
+		parts = append(parts, filetest.Read(t, f))
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return digest.Of(parts...)
 }
 
 // sample is a sample image written for a test: its appliance name, its

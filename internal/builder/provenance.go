@@ -2,8 +2,6 @@ package builder
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -12,6 +10,7 @@ import (
 	"runtime/debug"
 
 	"github.com/incus-appliance/registry/internal/appliance"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/gitrepo"
 	"github.com/incus-appliance/registry/internal/provenance"
 )
@@ -28,8 +27,7 @@ func (r *record) describeSources(ctx context.Context, a *appliance.Appliance) er
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(base)
-	r.BaseSHA256 = hex.EncodeToString(sum[:])
+	r.BaseSHA256 = digest.Of(base)
 	src, ok, err := gitrepo.Describe(ctx, a.Dir)
 	if ok {
 		r.Source = &src

@@ -2,8 +2,6 @@ package builder
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/registry"
 	"github.com/incus-appliance/registry/internal/sbom"
@@ -225,8 +224,7 @@ func fileRef(path string) (catalog.FileRef, error) {
 	if err != nil {
 		return catalog.FileRef{}, err
 	}
-	sum := sha256.Sum256(data)
-	return catalog.FileRef{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))}, nil
+	return catalog.FileRef{SHA256: digest.Of(data), Size: int64(len(data))}, nil
 }
 
 // addVMDisk inspects the VM disk with the request's metadata tarball,

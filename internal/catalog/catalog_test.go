@@ -1,8 +1,6 @@
 package catalog
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,16 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/osarch"
 )
 
 var t0 = time.Date(2026, 11, 25, 17, 35, 0, 0, time.UTC)
 
-func hexOf(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+func hexOf(s string) string { return digest.Of([]byte(s)) }
 
 // img returns a valid squashfs image whose digests derive from seed.
 func img(name, arch string, created time.Time, seed string, aliases ...string) Image {

@@ -3,8 +3,6 @@ package delta_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/delta"
 	"github.com/incus-appliance/registry/internal/delta/deltatest"
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // pair writes a base and a target that differs from it by a few bytes in
@@ -30,8 +29,7 @@ func pair(t *testing.T) (base, target, targetSHA string) {
 	if err := os.WriteFile(target, tg, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(tg)
-	return base, target, hex.EncodeToString(sum[:])
+	return base, target, digest.Of(tg)
 }
 
 func TestMakeReproducesTargetAndIsSmall(t *testing.T) {

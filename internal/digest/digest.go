@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
+	"io"
 )
 
 // IsSHA256 reports whether s is a SHA-256 as the registry writes it: 64
@@ -46,8 +47,20 @@ func New() hash.Hash { return sha256.New() }
 // Hex returns h's digest as lowercase hex.
 func Hex(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
 
-// Of returns the SHA-256 of data, lowercase hex.
-func Of(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
+// Of returns the SHA-256 of the parts one after the other, lowercase hex:
+// Of(meta, root) is the fingerprint of an image held in memory.
+func Of(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return Hex(h)
+}
+
+// OfReader reads r to its end and returns the SHA-256 of what it read,
+// lowercase hex, and how many bytes that was. The error is r's.
+func OfReader(r io.Reader) (string, int64, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	return Hex(h), n, err
 }

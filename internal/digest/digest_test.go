@@ -8,8 +8,7 @@ import (
 )
 
 func TestIsSHA256(t *testing.T) {
-	sum := sha256.Sum256([]byte("x"))
-	if !IsSHA256(hex.EncodeToString(sum[:])) {
+	if !IsSHA256(Of([]byte("x"))) {
 		t.Fatal("a real digest refused")
 	}
 	for _, s := range []string{"", strings.Repeat("a", 63), strings.Repeat("A", 64), strings.Repeat("g", 64), strings.Repeat("a", 65)} {
@@ -34,5 +33,18 @@ func TestNewAndOfAgree(t *testing.T) {
 	h.Write([]byte("x"))
 	if got, want := Hex(h), Of([]byte("x")); got != want || !IsSHA256(got) {
 		t.Fatalf("Hex(New()+x) = %s, Of(x) = %s", got, want)
+	}
+}
+
+func TestOfConcatenatesAndOfReaderAgrees(t *testing.T) {
+	sum, n, err := OfReader(strings.NewReader("metaroot"))
+	if err != nil || n != 8 {
+		t.Fatalf("OfReader: %d bytes, %v", n, err)
+	}
+	if joined := Of([]byte("meta"), []byte("root")); joined != sum || Of([]byte("metaroot")) != sum {
+		t.Fatalf("Of(meta, root) = %s, OfReader(metaroot) = %s", joined, sum)
+	}
+	if Of() != Of(nil) || !IsSHA256(Of()) {
+		t.Fatal("the empty digest differs by how it is asked for")
 	}
 }

@@ -2,8 +2,6 @@ package edgeproxy
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/filetest"
 )
 
@@ -31,9 +30,8 @@ func catalogRegistry(t testing.TB, sizes ...int) (dir string, keys []string, dat
 		for j := range b {
 			b[j] = byte(j*13 + i*7 + j>>11)
 		}
-		sum := sha256.Sum256(b)
-		key := fmt.Sprintf("images/%x/file%d.squashfs", sha256.Sum256([]byte{byte(i)}), i)
-		items[fmt.Sprintf("f%d", i)] = map[string]any{"ftype": "squashfs", "path": key, "sha256": hex.EncodeToString(sum[:]), "size": size}
+		key := fmt.Sprintf("images/%s/file%d.squashfs", digest.Of([]byte{byte(i)}), i)
+		items[fmt.Sprintf("f%d", i)] = map[string]any{"ftype": "squashfs", "path": key, "sha256": digest.Of(b), "size": size}
 		keys, data = append(keys, key), append(data, b)
 		files[key] = b
 	}
@@ -87,8 +85,8 @@ func TestImageCacheOneFetchPerFile(t *testing.T) {
 	if n := o.count(keys[0]); n != 1 {
 		t.Errorf("40 concurrent downloads made %d origin reads, want 1", n)
 	}
-	sha := sha256.Sum256(data[0])
-	if b, err := os.ReadFile(filepath.Join(cacheDir, hex.EncodeToString(sha[:]))); err != nil || !bytes.Equal(b, data[0]) {
+	sha := digest.Of(data[0])
+	if b, err := os.ReadFile(filepath.Join(cacheDir, sha)); err != nil || !bytes.Equal(b, data[0]) {
 		t.Errorf("cache file: %v", err)
 	}
 	resp, body := p.do(t, "GET", "/"+keys[0], "Range", "bytes=100-199")
@@ -96,7 +94,7 @@ func TestImageCacheOneFetchPerFile(t *testing.T) {
 		t.Errorf("Range from the cache: %d", resp.StatusCode)
 	}
 	etag := resp.Header.Get("ETag")
-	if etag != `"`+hex.EncodeToString(sha[:])+`"` || resp.Header.Get("Cache-Control") != cacheImmutable || resp.Header.Get("Content-Encoding") != "" {
+	if etag != `"`+sha+`"` || resp.Header.Get("Cache-Control") != cacheImmutable || resp.Header.Get("Content-Encoding") != "" {
 		t.Errorf("cached file headers: %v", resp.Header)
 	}
 	if resp, _ = p.do(t, "GET", "/"+keys[0], "If-None-Match", etag); resp.StatusCode != 304 {
@@ -130,8 +128,7 @@ func TestImageCacheCorruptEntryIsRefetched(t *testing.T) {
 	p := startProxy(t, dirOrigin(t, dir), func(c *Config) { c.CacheDir = cacheDir })
 	getAll(t, p, "/"+keys[0], 1, data[0])
 	p.stop(t)
-	sha := sha256.Sum256(data[0])
-	file := filepath.Join(cacheDir, hex.EncodeToString(sha[:]))
+	file := filepath.Join(cacheDir, digest.Of(data[0]))
 	b, _ := os.ReadFile(file)
 	b[1000] ^= 0xff
 	os.WriteFile(file, b, 0o644)

@@ -3,13 +3,14 @@ package edgeproxy
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // pending is a request under way in the background.
@@ -150,7 +151,7 @@ func TestHeadAnswersFromTheCatalog(t *testing.T) {
 	o := newHostileOrigin(t, dir)
 	cacheDir := t.TempDir()
 	p := startProxy(t, o.origin(t), func(c *Config) { c.CacheDir = cacheDir })
-	sha := fmt.Sprintf("%x", sha256.Sum256(data[0]))
+	sha := digest.Of(data[0])
 	resp, body := p.do(t, "HEAD", "/"+keys[0])
 	if resp.StatusCode != 200 || resp.ContentLength != int64(len(data[0])) || len(body) != 0 ||
 		resp.Header.Get("ETag") != `"`+sha+`"` || resp.Header.Get("Cache-Control") != cacheImmutable {

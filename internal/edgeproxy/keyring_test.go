@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/signing/signingtest"
 )
@@ -51,7 +52,7 @@ func newSignedTree(t testing.TB, productFiles int) *signedTree {
 	}
 	for i, name := range []string{"A", "B"} {
 		data := bytes.Repeat([]byte{byte('a' + i)}, 64<<10)
-		tr.img[name], tr.key[name] = data, "images/"+sha256Hex(data)+"/rootfs.squashfs"
+		tr.img[name], tr.key[name] = data, "images/"+digest.Of(data)+"/rootfs.squashfs"
 		tr.put(tr.key[name], data)
 	}
 	return tr
@@ -86,7 +87,7 @@ func (tr *signedTree) moment(serial int64, expires time.Time, image string, sign
 			Products map[string]any `json:"products"`
 		}{strings.TrimSuffix(filepath.Base(path), ".json"), catalog.DataTypeImages, catalog.FormatProducts, st, map[string]any{
 			product: map[string]any{"aliases": alias, "arch": "amd64", "versions": map[string]any{"20261201_0000": map[string]any{
-				"items": map[string]any{"root": map[string]any{"ftype": "squashfs", "path": tr.key[image], "sha256": sha256Hex(tr.img[image]), "size": len(tr.img[image])}},
+				"items": map[string]any{"root": map[string]any{"ftype": "squashfs", "path": tr.key[image], "sha256": digest.Of(tr.img[image]), "size": len(tr.img[image])}},
 			}}},
 		}}
 		data, err := json.MarshalIndent(doc, "", "  ")
@@ -97,7 +98,7 @@ func (tr *signedTree) moment(serial int64, expires time.Time, image string, sign
 		m[catalog.SignedPath(path)] = tr.sign(m[path], signer)
 		e := catalog.IndexEntry{DataType: catalog.DataTypeImages, Path: path, Format: catalog.FormatProducts, Products: []string{product}}
 		if serial > 0 {
-			e.SHA256 = sha256Hex(m[path])
+			e.SHA256 = digest.Of(m[path])
 		}
 		entries[path] = e
 	}
@@ -289,7 +290,7 @@ func TestKeyringRefusesEachTamper(t *testing.T) {
 			// The signed text of a product file edited to name B's digest.
 			next := tr.moment(3, time.Now().Add(hour), "A", testKey(t))
 			sp := catalog.SignedPath(tr.files[0])
-			next[sp] = bytes.Replace(next[sp], []byte(sha256Hex(tr.img["A"])), []byte(sha256Hex(tr.img["B"])), 1)
+			next[sp] = bytes.Replace(next[sp], []byte(digest.Of(tr.img["A"])), []byte(digest.Of(tr.img["B"])), 1)
 			tr.write(next)
 		}},
 		{"unknown-key", func(t *testing.T, tr *signedTree) {

@@ -1,9 +1,7 @@
 package edgeproxy
 
 import (
-	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/filetest"
 )
 
@@ -21,7 +20,7 @@ func pageRegistry(t *testing.T) string {
 	t.Helper()
 	c := catalog.New()
 	ref := func(s string) catalog.FileRef {
-		return catalog.FileRef{SHA256: fmt.Sprintf("%x", sha256.Sum256([]byte(s))), Size: int64(len(s)) * 1000}
+		return catalog.FileRef{SHA256: digest.Of([]byte(s)), Size: int64(len(s)) * 1000}
 	}
 	add := func(name, arch, desc string, created time.Time, aliases []string, custom map[string]string, profiles map[string]catalog.FileRef) {
 		img := catalog.Image{

@@ -1,14 +1,11 @@
 package edgeproxy
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/tooltest"
 )
 
@@ -85,9 +83,8 @@ func TestStalledReadersDoNotStarveDownloads(t *testing.T) {
 				return
 			}
 			defer resp.Body.Close()
-			h := sha256.New()
-			n, err := io.Copy(h, resp.Body)
-			if want := sha256.Sum256(data[k]); resp.StatusCode != 200 || err != nil || !bytes.Equal(h.Sum(nil), want[:]) {
+			got, n, err := digest.OfReader(resp.Body)
+			if resp.StatusCode != 200 || err != nil || got != digest.Of(data[k]) {
 				errs <- fmt.Errorf("download %d: %d, %d bytes, %v", i, resp.StatusCode, n, err)
 			}
 		}()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/signing"
 )
 
@@ -61,7 +61,7 @@ type refusal struct {
 func (r *refusal) Error() string { return fmt.Sprintf("%s refused (%s): %v", r.path, r.reason, r.err) }
 
 func refuse(reason, path string, raw []byte, format string, args ...any) *refusal {
-	return &refusal{reason: reason, path: path, err: fmt.Errorf(format, args...), key: reason + " " + path + " " + sha256Hex(raw)}
+	return &refusal{reason: reason, path: path, err: fmt.Errorf(format, args...), key: reason + " " + path + " " + digest.Of(raw)}
 }
 
 // errNoVerifiedCatalog: nothing verified to serve (yet, or any longer).
@@ -244,7 +244,7 @@ func (v *verifiedCatalog) entry(held *snapshot, path string, doc *signedDoc, dat
 		}
 	}
 	b := data()
-	return &catalogEntry{data: b, etag: `"` + sha256Hex(b) + `"`, modTime: doc.updated, fetched: now}
+	return &catalogEntry{data: b, etag: `"` + digest.Of(b) + `"`, modTime: doc.updated, fetched: now}
 }
 
 // readAll reads the signed product files of the index's entries names, a
@@ -317,7 +317,7 @@ func verify(kr *signing.Keyring, path string, raw []byte, last int64, now time.T
 	case st.Serial < last:
 		return nil, refuse(refusedRollback, path, raw, "serial %d is older than serial %d, the last verified", st.Serial, last)
 	}
-	return &signedDoc{raw: raw, body: vd.Body, sum: sha256Hex(vd.Body), serial: st.Serial, updated: updated, expires: expires}, nil
+	return &signedDoc{raw: raw, body: vd.Body, sum: digest.Of(vd.Body), serial: st.Serial, updated: updated, expires: expires}, nil
 }
 
 // readOrigin reads a signed document; a missing one is refused.
@@ -386,9 +386,4 @@ func (v *verifiedCatalog) warnOnce(msg, why string, at time.Time) {
 	if !warned {
 		v.log.Warn(msg, "why", why, "at", at.UTC().Format(time.RFC3339))
 	}
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }

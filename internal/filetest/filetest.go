@@ -5,12 +5,12 @@ package filetest
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"flag"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // update, set by go test -update, makes Golden rewrite the golden files.
@@ -85,8 +85,7 @@ func Snapshot(t testing.TB, dir string) map[string]string {
 			return err
 		}
 		b, err := os.ReadFile(p)
-		sum := sha256.Sum256(b)
-		out[p] = hex.EncodeToString(sum[:])
+		out[p] = digest.Of(b)
 		return err
 	})
 	if err != nil {

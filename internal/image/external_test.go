@@ -3,7 +3,6 @@ package image_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
@@ -24,15 +24,13 @@ func TestInspectRealSquashfs(t *testing.T) {
 	os.MkdirAll(filepath.Join(src, "etc"), 0o755)
 	writeFile(t, src, "etc/os-release", []byte("ID=test\n"))
 	root := filepath.Join(dir, "rootfs.squashfs")
-	if out, err := exec.Command("mksquashfs", src, root, "-noappend", "-comp", "gzip", "-quiet").CombinedOutput(); err != nil {
-		t.Fatalf("mksquashfs: %v: %s", err, out)
-	}
+	tooltest.Run(t, "mksquashfs", src, root, "-noappend", "-comp", "gzip", "-quiet")
 	meta := imagetest.WriteMetadata(t, dir, spec())
 	img, err := image.Inspect(context.Background(), meta, root, image.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.RootKind != catalog.RootSquashfs || img.Fingerprint != sha(filetest.Read(t, meta), filetest.Read(t, root)) {
+	if img.RootKind != catalog.RootSquashfs || img.Fingerprint != digest.Of(filetest.Read(t, meta), filetest.Read(t, root)) {
 		t.Errorf("got %+v", img)
 	}
 }
@@ -51,9 +49,7 @@ func TestInspectTarCLI(t *testing.T) {
 		{"-cJf", meta, "-C", src, "."},
 		{"-cJf", root, "-C", src, "templates"},
 	} {
-		if out, err := exec.Command("tar", args...).CombinedOutput(); err != nil {
-			t.Fatalf("tar %s: %v: %s", strings.Join(args, " "), err, out)
-		}
+		tooltest.Run(t, "tar", args...)
 	}
 	img, err := image.Inspect(context.Background(), meta, root, image.Options{})
 	if err != nil {
@@ -69,16 +65,13 @@ func TestInspectTarCLI(t *testing.T) {
 func TestWriteMetadataTarballCLI(t *testing.T) {
 	tooltest.Require(t, "tar", "xz")
 	meta := imagetest.WriteMetadata(t, t.TempDir(), spec())
-	out, err := exec.Command("tar", "-tvJf", meta).CombinedOutput()
-	if err != nil {
-		t.Fatalf("tar -tJf: %v: %s", err, out)
-	}
+	out := tooltest.Run(t, "tar", "-tvJf", meta)
 	for _, want := range []string{"root/root", "2026-11-25 17:35 metadata.yaml", "templates/hostname.tpl"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("tar -tvJf output %q lacks %q", out, want)
 		}
 	}
-	if again := imagetest.WriteMetadata(t, t.TempDir(), spec()); sha(filetest.Read(t, again)) != sha(filetest.Read(t, meta)) {
+	if again := imagetest.WriteMetadata(t, t.TempDir(), spec()); digest.Of(filetest.Read(t, again)) != digest.Of(filetest.Read(t, meta)) {
 		t.Error("WriteMetadataTarball is not deterministic")
 	}
 }
@@ -126,7 +119,7 @@ func TestInspectReadsOnce(t *testing.T) {
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
-		if want := sha(metaData, rootData); r.img.Fingerprint != want || r.img.Root.Size != int64(len(rootData)) {
+		if want := digest.Of(metaData, rootData); r.img.Fingerprint != want || r.img.Root.Size != int64(len(rootData)) {
 			t.Errorf("fingerprint %s size %d, want %s %d", r.img.Fingerprint, r.img.Root.Size, want, len(rootData))
 		}
 		if n := int64(len(rootData)); last != [2]int64{n, n} {

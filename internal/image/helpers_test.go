@@ -3,8 +3,6 @@ package image_test
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"path/filepath"
 	"testing"
 	"time"
@@ -70,13 +68,4 @@ func writeFile(t testing.TB, dir, name string, data []byte) string {
 	p := filepath.Join(dir, name)
 	filetest.Write(t, p, data)
 	return p
-}
-
-// sha returns the hex sha256 of the concatenation of data.
-func sha(data ...[]byte) string {
-	h := sha256.New()
-	for _, d := range data {
-		h.Write(d)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

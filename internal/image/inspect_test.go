@@ -2,8 +2,6 @@ package image_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"os"
 	"reflect"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/image"
 	"github.com/incus-appliance/registry/internal/image/imagetest"
@@ -36,11 +35,11 @@ func TestInspectValid(t *testing.T) {
 				t.Fatal(err)
 			}
 			mb, rb := filetest.Read(t, meta), filetest.Read(t, root)
-			if want := sha(mb, rb); img.Fingerprint != want {
+			if want := digest.Of(mb, rb); img.Fingerprint != want {
 				t.Errorf("fingerprint %s, want %s", img.Fingerprint, want)
 			}
-			wantMeta := image.File{Path: meta, Size: int64(len(mb)), SHA256: sha(mb)}
-			wantRoot := image.File{Path: root, Size: int64(len(rb)), SHA256: sha(rb)}
+			wantMeta := image.File{Path: meta, Size: int64(len(mb)), SHA256: digest.Of(mb)}
+			wantRoot := image.File{Path: root, Size: int64(len(rb)), SHA256: digest.Of(rb)}
 			if !reflect.DeepEqual(img.MetadataFile, wantMeta) || !reflect.DeepEqual(img.Root, wantRoot) {
 				t.Errorf("files %+v %+v, want %+v %+v", img.MetadataFile, img.Root, wantMeta, wantRoot)
 			}
@@ -119,8 +118,7 @@ func TestInspectPartDigests(t *testing.T) {
 	data, _ := os.ReadFile(root)
 	var want []string
 	for off := 0; off < len(data); off += 2 << 20 {
-		sum := sha256.Sum256(data[off:min(off+2<<20, len(data))])
-		want = append(want, hex.EncodeToString(sum[:]))
+		want = append(want, digest.Of(data[off:min(off+2<<20, len(data))]))
 	}
 	if strings.Join(im.Root.PartSHA256, ",") != strings.Join(want, ",") {
 		t.Errorf("part digests = %v\nwant %v", im.Root.PartSHA256, want)

@@ -1,8 +1,6 @@
 package provenance
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -10,6 +8,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/debian"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/gitrepo"
 )
 
@@ -83,10 +82,9 @@ func New(in Inputs) (*Statement, error) {
 		p.RunDetails.Metadata = md
 	}
 	if in.GateReport != nil {
-		sum := sha256.Sum256(in.GateReport)
 		p.RunDetails.Byproducts = []ResourceDescriptor{{
 			Name: GateReportName, MediaType: "application/json",
-			Digest: DigestSet{"sha256": hex.EncodeToString(sum[:])}, Content: in.GateReport,
+			Digest: DigestSet{"sha256": digest.Of(in.GateReport)}, Content: in.GateReport,
 		}}
 	}
 	return st, nil

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -120,7 +121,7 @@ func (r *Registry) sealLanded(ctx context.Context, key string, c *catalog.Catalo
 		return nil
 	}
 	data := doc.Marshal()
-	if sha256Hex(data) != sum {
+	if digest.Of(data) != sum {
 		return nil
 	}
 	return unsealedAfter(key, r.seal().follow(ctx, key, doc, data, st.Serial))
@@ -200,7 +201,7 @@ func (r *Registry) writeCatalog(ctx context.Context, key string, doc document, e
 	if err != nil {
 		return stored{}, fmt.Errorf("write %s: %w", key, err)
 	}
-	w := stored{landed: true, etag: info.ETag, sum: sha256Hex(data)}
+	w := stored{landed: true, etag: info.ETag, sum: digest.Of(data)}
 	if st == nil {
 		return w, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/provenance"
 	"github.com/incus-appliance/registry/internal/store"
 )
@@ -39,7 +40,7 @@ func statementOf(in *provenance.Inputs, img catalog.Image) (*catalog.FileRef, []
 	if err != nil {
 		return nil, nil, err
 	}
-	return &catalog.FileRef{SHA256: sha256Hex(data), Size: int64(len(data))}, data, nil
+	return &catalog.FileRef{SHA256: digest.Of(data), Size: int64(len(data))}, data, nil
 }
 
 // Provenance returns the provenance statement of the image target names
@@ -62,7 +63,7 @@ func (r *Registry) verifyProvenance(ctx context.Context, c *catalog.Catalog, rep
 					continue
 				}
 				data, _, err := r.readObject(ctx, it.Path)
-				if errors.Is(err, store.ErrNotFound) || err == nil && sha256Hex(data) != it.SHA256 {
+				if errors.Is(err, store.ErrNotFound) || err == nil && digest.Of(data) != it.SHA256 {
 					continue // verifyFiles reported it
 				}
 				if err != nil {

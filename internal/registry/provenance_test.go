@@ -10,6 +10,7 @@ import (
 
 	"github.com/incus-appliance/registry/internal/catalog"
 	"github.com/incus-appliance/registry/internal/debian"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/provenance"
 	"github.com/incus-appliance/registry/internal/signing/signingtest"
 )
@@ -42,7 +43,7 @@ func TestPublishProvenance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if path != catalog.ProvenancePath(req.Image.Fingerprint, sha256Hex(data)) || !slices.ContainsFunc(res.Files, func(f FileResult) bool { return f.Path == path && f.Uploaded }) {
+	if path != catalog.ProvenancePath(req.Image.Fingerprint, digest.Of(data)) || !slices.ContainsFunc(res.Files, func(f FileResult) bool { return f.Path == path && f.Uploaded }) {
 		t.Errorf("statement at %s, publish sent %+v", path, res.Files)
 	}
 	st, err := provenance.Parse(data)
@@ -102,9 +103,9 @@ func TestVerifyProvenanceSubjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged, _ := st.Marshal()
-	s.replace(catalog.ProvenancePath(req.Image.Fingerprint, sha256Hex(forged)), forged)
+	s.replace(catalog.ProvenancePath(req.Image.Fingerprint, digest.Of(forged)), forged)
 	rewriteCatalog(t, s.fs.Store, func(js string) string {
-		js = strings.ReplaceAll(js, sha256Hex(data), sha256Hex(forged))
+		js = strings.ReplaceAll(js, digest.Of(data), digest.Of(forged))
 		return strings.Replace(js, `"size": `+strconv.Itoa(len(data)), `"size": `+strconv.Itoa(len(forged)), 1)
 	})
 	rep := s.verifyWith(VerifyOptions{})

@@ -20,7 +20,6 @@ package registry
 import (
 	"context"
 	crand "crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -141,13 +141,7 @@ func (r *Registry) readSnapshot(ctx context.Context, key string) (snapshot, erro
 	if err != nil {
 		return snapshot{}, err
 	}
-	return snapshot{data: data, etag: etag, sum: sha256Hex(data)}, nil
-}
-
-// sha256Hex is the SHA-256 of data in hex.
-func sha256Hex(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
+	return snapshot{data: data, etag: etag, sum: digest.Of(data)}, nil
 }
 
 // parse returns a fresh catalog of the snapshot of file key, decoding

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // SBOM returns the SBOM of the image target names (an alias, fingerprint
@@ -43,7 +44,7 @@ func (r *Registry) attachment(ctx context.Context, target, arch, ftype, lacking 
 		if err != nil {
 			return nil, "", err
 		}
-		if got := sha256Hex(data); got != it.SHA256 {
+		if got := digest.Of(data); got != it.SHA256 {
 			return nil, "", fmt.Errorf("%s: sha256 %s, the catalog says %s", it.Path, got, it.SHA256)
 		}
 		return data, it.Path, nil

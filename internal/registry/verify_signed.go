@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/signing"
 	"github.com/incus-appliance/registry/internal/store"
 )
@@ -77,7 +78,7 @@ func (r *Registry) verifySigned(ctx context.Context, l layout, kr *signing.Keyri
 		if err != nil {
 			return err
 		}
-		if sum := sha256Hex(data); entries[key].SHA256 != sum {
+		if sum := digest.Of(data); entries[key].SHA256 != sum {
 			rep.problem("half-signed: %s names another %s than the one stored (registry_sha256 %q, the file's sha256 %s): the next change of that file, or publish sign, repairs it", catalog.IndexPath, key, entries[key].SHA256, sum)
 		}
 		doc, err := r.checkSigned(ctx, kr, key, data, func(body []byte) bool { return bytes.Equal(body, data) }, now, rep)

@@ -2,8 +2,6 @@ package release
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -12,6 +10,7 @@ import (
 	"github.com/incus-appliance/registry/internal/appliance"
 	"github.com/incus-appliance/registry/internal/builder"
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/gate"
 	"github.com/incus-appliance/registry/internal/osarch"
 	"github.com/incus-appliance/registry/internal/provenance"
@@ -47,8 +46,7 @@ func (b *fakeBuilder) Build(ctx context.Context, a *appliance.Appliance, t build
 }
 
 func (b *fakeBuilder) Request(ctx context.Context, a *appliance.Appliance, t builder.Target) (registry.PublishRequest, error) {
-	sum := sha256.Sum256([]byte(t.Label() + "@" + b.version))
-	return registry.PublishRequest{Image: catalog.Image{Name: a.Name, Arch: t.Arch, Variant: t.Variant, Fingerprint: hex.EncodeToString(sum[:])},
+	return registry.PublishRequest{Image: catalog.Image{Name: a.Name, Arch: t.Arch, Variant: t.Variant, Fingerprint: digest.Of([]byte(t.Label() + "@" + b.version))},
 		Provenance: &provenance.Inputs{Appliance: a.Name, Arch: t.Arch}}, nil
 }
 

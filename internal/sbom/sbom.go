@@ -5,8 +5,6 @@ package sbom
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/debian"
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // FileName is the SBOM beside a build's outputs and an image's files.
@@ -110,7 +109,7 @@ func FromDpkgStatus(status io.Reader, s Subject) ([]byte, error) {
 			Creators: []string{"Tool: incus-appliance-registry publish build"},
 		},
 	}
-	list := sha256.New()
+	list := digest.New()
 	for i, p := range pkgs {
 		fmt.Fprintf(list, "%s\t%s\t%s\n", p.name, p.version, p.arch)
 		id := fmt.Sprintf("SPDXRef-Package-deb-%s-%d", idUnsafe.ReplaceAllString(p.name, "-"), i)
@@ -129,7 +128,7 @@ func FromDpkgStatus(status io.Reader, s Subject) ([]byte, error) {
 		doc.Packages = append(doc.Packages, sp)
 		doc.Relationships = append(doc.Relationships, Relationship{"SPDXRef-DOCUMENT", "DESCRIBES", id})
 	}
-	doc.DocumentNamespace = fmt.Sprintf("https://incus-appliance-registry.invalid/spdx/%s/%s/%s/%s", s.Name, s.Version, s.Arch, hex.EncodeToString(list.Sum(nil))[:16])
+	doc.DocumentNamespace = fmt.Sprintf("https://incus-appliance-registry.invalid/spdx/%s/%s/%s/%s", s.Name, s.Version, s.Arch, digest.Hex(list)[:16])
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")

@@ -2,8 +2,6 @@ package signing_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -11,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/filetest"
 	"github.com/incus-appliance/registry/internal/signing"
 	"github.com/incus-appliance/registry/internal/signing/signingtest"
@@ -37,10 +36,9 @@ func writeSignedTree(t *testing.T, k *testKey) *signedTree {
 		items := map[string]any{}
 		for ftype, name := range map[string]string{"incus.tar.xz": "incus.tar.xz", "squashfs": "rootfs.squashfs"} {
 			content := []byte(app + " " + ftype + " content\n")
-			sum := sha256.Sum256(content)
 			path := "images/" + app + "/" + name
 			tree.files[path] = content
-			items[ftype] = map[string]any{"ftype": ftype, "path": path, "sha256": hex.EncodeToString(sum[:]), "size": len(content)}
+			items[ftype] = map[string]any{"ftype": ftype, "path": path, "sha256": digest.Of(content), "size": len(content)}
 		}
 		products[app+":amd64"] = map[string]any{
 			"aliases": app, "arch": "amd64", "os": "debian", "release": "bookworm", "variant": app,
@@ -121,8 +119,7 @@ func TestReferenceClientReadsSignedTree(t *testing.T) {
 		t.Fatalf("sstream-query: %v\n%s", err, out)
 	}
 	for path, content := range tree.files {
-		sum := sha256.Sum256(content)
-		if !strings.Contains(out, path+" "+hex.EncodeToString(sum[:])) {
+		if !strings.Contains(out, path+" "+digest.Of(content)) {
 			t.Errorf("sstream-query output lacks %s:\n%s", path, out)
 		}
 	}

@@ -3,8 +3,6 @@ package simplestreams_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -15,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/simplestreams"
 	"github.com/incus-appliance/registry/internal/simplestreams/sstest"
 )
@@ -118,10 +117,9 @@ func wantItemFiles(t *testing.T, src simplestreams.Source, cat *catalog.Catalog)
 				if err != nil {
 					t.Fatalf("%s %s %s: %v", pk, vk, name, err)
 				}
-				h := sha256.New()
-				n, err := io.Copy(h, rc)
+				got, n, err := digest.OfReader(rc)
 				rc.Close()
-				if err != nil || n != it.Size || hex.EncodeToString(h.Sum(nil)) != it.SHA256 {
+				if err != nil || n != it.Size || got != it.SHA256 {
 					t.Errorf("%s %s %s: %s read %d bytes (%v), want %d with sha256 %s", pk, vk, name, it.Path, n, err, it.Size, it.SHA256)
 				}
 				files++

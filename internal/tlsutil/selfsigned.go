@@ -8,17 +8,17 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"time"
+
+	"github.com/incus-appliance/registry/internal/digest"
 )
 
 // SelfSigned returns a PEM certificate and PEM private key (ECDSA P-256)
@@ -87,8 +87,7 @@ func Fingerprint(certPEM []byte) (string, error) {
 	if b == nil || b.Type != "CERTIFICATE" {
 		return "", fmt.Errorf("no PEM certificate found")
 	}
-	sum := sha256.Sum256(b.Bytes)
-	return hex.EncodeToString(sum[:]), nil
+	return digest.Of(b.Bytes), nil
 }
 
 // ClientConfig returns a TLS client configuration trusting the system

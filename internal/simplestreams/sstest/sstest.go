@@ -8,9 +8,7 @@
 package sstest
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/incus-appliance/registry/internal/catalog"
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/simplestreams"
 )
 
@@ -46,11 +45,6 @@ var (
 	arches   = []string{"amd64", "arm64", "armhf", "riscv64", "ppc64el", "s390x"}
 	variants = []string{"default", "cloud"}
 )
-
-func sum(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
 
 // Build returns a tree of spec.Products products. Product i is
 // OS:RELEASE:ARCH:VARIANT as images.linuxcontainers.org names them; version
@@ -86,23 +80,16 @@ func Build(spec Spec) *Tree {
 				if !spec.NoFiles {
 					t.Files[path] = b
 				}
-				return catalog.Item{FType: ftype, Path: path, SHA256: sum(b), Size: int64(len(b))}, b
+				return catalog.Item{FType: ftype, Path: path, SHA256: digest.Of(b), Size: int64(len(b))}, b
 			}
 			meta, mb := item(catalog.FTypeIncusMeta, "incus.tar.xz")
 			sq, sb := item(catalog.FTypeSquashfs, "rootfs.squashfs")
 			rx, rb := item(catalog.FTypeRootTarXZ, "rootfs.tar.xz")
 			disk, db := item(catalog.FTypeDiskKVMImg, "disk.qcow2")
-			combined := func(parts ...[]byte) string {
-				h := sha256.New()
-				for _, b := range parts {
-					h.Write(b)
-				}
-				return hex.EncodeToString(h.Sum(nil))
-			}
-			meta.CombinedSquashfsSHA256 = combined(mb, sb)
-			meta.CombinedRootXZSHA256 = combined(mb, rb)
+			meta.CombinedSquashfsSHA256 = digest.Of(mb, sb)
+			meta.CombinedRootXZSHA256 = digest.Of(mb, rb)
 			meta.CombinedSHA256 = meta.CombinedRootXZSHA256
-			meta.CombinedDiskKVMImgSHA256 = combined(mb, db)
+			meta.CombinedDiskKVMImgSHA256 = digest.Of(mb, db)
 			lxd := meta
 			lxd.FType = catalog.FTypeLXDMeta
 			items := map[string]catalog.Item{

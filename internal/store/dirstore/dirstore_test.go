@@ -2,13 +2,12 @@ package dirstore_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/dirstore"
 	"github.com/incus-appliance/registry/internal/store/dirstore/dirstoretest"
@@ -44,17 +43,12 @@ func put(t *testing.T, s store.Store, key string, data []byte, opts store.PutOpt
 	return info
 }
 
-func hexSHA(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
-}
-
 // wantInfo checks that key holds data (storetest.WantObject) with the
 // SHA-256 and ETag (the quoted SHA-256) dirstore gives every object.
 func wantInfo(t *testing.T, s store.Store, key string, data []byte) store.ObjectInfo {
 	t.Helper()
 	info := storetest.WantObject(t, s, key, data)
-	if sum := hexSHA(data); info.SHA256 != sum || info.ETag != `"`+sum+`"` {
+	if sum := digest.Of(data); info.SHA256 != sum || info.ETag != `"`+sum+`"` {
 		t.Errorf("Stat(%q) = SHA256 %q ETag %s; want %s, \"%[4]s\"", key, info.SHA256, info.ETag, sum)
 	}
 	return info

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/dirstore"
 	"github.com/incus-appliance/registry/internal/store/dirstore/dirstoretest"
@@ -38,7 +39,7 @@ func TestHandPlacedFile(t *testing.T) {
 	data = []byte("original content")
 	pinfo := put(t, s, key, data, store.PutOptions{ContentType: "application/json"})
 	list = listed(t, s, "images/")
-	if xattrsWork(t) && (len(list) != 1 || list[0].SHA256 != hexSHA(data) || list[0].ETag != pinfo.ETag ||
+	if xattrsWork(t) && (len(list) != 1 || list[0].SHA256 != digest.Of(data) || list[0].ETag != pinfo.ETag ||
 		list[0].ContentType != "application/json") {
 		t.Errorf("List = %+v; want the cached digest, ETag %s and content type", list, pinfo.ETag)
 	}
@@ -85,7 +86,7 @@ func TestCrashLeavesNoObject(t *testing.T) {
 	put(t, s, "images/real", []byte("real"), store.PutOptions{})
 
 	// A failed Put cleans up after itself.
-	_, err := s.Put(t.Context(), "images/bad", strings.NewReader("body"), 4, store.PutOptions{SHA256: hexSHA([]byte("other"))})
+	_, err := s.Put(t.Context(), "images/bad", strings.NewReader("body"), 4, store.PutOptions{SHA256: digest.Of([]byte("other"))})
 	if !errors.Is(err, store.ErrChecksumMismatch) {
 		t.Fatalf("Put with a bad digest: %v", err)
 	}

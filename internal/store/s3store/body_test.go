@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/s3store"
 	"github.com/incus-appliance/registry/internal/store/storetest"
@@ -137,7 +138,7 @@ func TestPipeBody(t *testing.T) {
 			t.Fatal(err)
 		}
 		go func() { w.Write(data); w.Close() }()
-		mustPut(t, st, "piped", r, int64(size), store.PutOptions{SHA256: hexSHA(data)})
+		mustPut(t, st, "piped", r, int64(size), store.PutOptions{SHA256: digest.Of(data)})
 		r.Close()
 		storetest.WantObject(t, st, "piped", data)
 	}
@@ -157,7 +158,7 @@ func TestBodyPosition(t *testing.T) {
 			if _, err := body.Seek(3, io.SeekStart); err != nil {
 				t.Fatal(err)
 			}
-			mustPut(t, st, name, body, int64(size-3), store.PutOptions{SHA256: hexSHA(data[3:])})
+			mustPut(t, st, name, body, int64(size-3), store.PutOptions{SHA256: digest.Of(data[3:])})
 			storetest.WantObject(t, st, name, data[3:])
 		}
 	}

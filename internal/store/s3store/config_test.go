@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/miniotest"
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/s3store"
@@ -25,12 +26,12 @@ func roundTrip(t *testing.T, st store.Store) {
 	t.Helper()
 	small := []byte(`{"hello":"world"}`)
 	mustPut(t, st, "streams/v1/index.json", bytes.NewReader(small), int64(len(small)),
-		store.PutOptions{SHA256: hexSHA(small), IfAbsent: true})
-	if info := storetest.WantObject(t, st, "streams/v1/index.json", small); info.SHA256 != hexSHA(small) {
+		store.PutOptions{SHA256: digest.Of(small), IfAbsent: true})
+	if info := storetest.WantObject(t, st, "streams/v1/index.json", small); info.SHA256 != digest.Of(small) {
 		t.Errorf("Stat SHA256 = %q", info.SHA256)
 	}
 	big := pseudoRandom(9, 11*mib)
-	mustPut(t, st, "images/rootfs", onlyReader{bytes.NewReader(big)}, int64(len(big)), store.PutOptions{SHA256: hexSHA(big)})
+	mustPut(t, st, "images/rootfs", onlyReader{bytes.NewReader(big)}, int64(len(big)), store.PutOptions{SHA256: digest.Of(big)})
 	storetest.WantObject(t, st, "images/rootfs", big)
 	list, err := st.List(t.Context(), "")
 	if err != nil || len(list) != 2 {
@@ -105,7 +106,7 @@ func TestPrefix(t *testing.T) {
 	raw := srv.Client()
 	ctx := t.Context()
 	data := []byte("under a prefix")
-	mustPut(t, st, "a/b", bytes.NewReader(data), int64(len(data)), store.PutOptions{SHA256: hexSHA(data)})
+	mustPut(t, st, "a/b", bytes.NewReader(data), int64(len(data)), store.PutOptions{SHA256: digest.Of(data)})
 	if _, err := raw.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("pfx/a/b")}); err != nil {
 		t.Errorf("the object is not at pfx/a/b: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/s3store"
 	"github.com/incus-appliance/registry/internal/store/storetest"
@@ -19,7 +20,7 @@ var small = s3store.Options{PartSize: 5 * mib, MultipartThreshold: 5 * mib, Conc
 func TestMultipartRoundTrip(t *testing.T) {
 	srv := start(t, false)
 	data := pseudoRandom(1, 23*mib)
-	sum := hexSHA(data)
+	sum := digest.Of(data)
 	cases := []struct {
 		name string
 		opts s3store.Options
@@ -58,7 +59,7 @@ func TestMultipartWrongSHA256(t *testing.T) {
 	st := newStore(t, srv, small)
 	data := pseudoRandom(2, 23*mib)
 	for _, body := range []io.Reader{bytes.NewReader(data), onlyReader{bytes.NewReader(data)}} {
-		_, err := st.Put(t.Context(), "obj", body, int64(len(data)), store.PutOptions{SHA256: hexSHA([]byte("other"))})
+		_, err := st.Put(t.Context(), "obj", body, int64(len(data)), store.PutOptions{SHA256: digest.Of([]byte("other"))})
 		if !errors.Is(err, store.ErrChecksumMismatch) {
 			t.Errorf("Put with a wrong SHA256: error = %v, want ErrChecksumMismatch", err)
 		}

@@ -2,13 +2,12 @@ package s3store_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 	"github.com/incus-appliance/registry/internal/store/storetest"
 )
@@ -17,8 +16,7 @@ import (
 func partDigests(data []byte, size int) []string {
 	var out []string
 	for off := 0; off < len(data); off += size {
-		sum := sha256.Sum256(data[off:min(off+size, len(data))])
-		out = append(out, hex.EncodeToString(sum[:]))
+		out = append(out, digest.Of(data[off:min(off+size, len(data))]))
 	}
 	return out
 }
@@ -44,7 +42,7 @@ func TestPrehashedParts(t *testing.T) {
 	data := pseudoRandom(3, 17*mib+123)
 	body := &countingReaderAt{Reader: bytes.NewReader(data)}
 	info := mustPut(t, st, "pre/ok", body, int64(len(data)), store.PutOptions{
-		SHA256: hexSHA(data), PartSize: 6 * mib, PartSHA256: partDigests(data, 6*mib), IfAbsent: true,
+		SHA256: digest.Of(data), PartSize: 6 * mib, PartSHA256: partDigests(data, 6*mib), IfAbsent: true,
 	})
 	if !strings.HasSuffix(info.ETag, `-3"`) {
 		t.Errorf("ETag %s is not that of the caller's 3 parts", info.ETag)
@@ -59,7 +57,7 @@ func TestPrehashedParts(t *testing.T) {
 	changed := bytes.Clone(data)
 	changed[7*mib] ^= 1
 	_, err := st.Put(t.Context(), "pre/changed", bytes.NewReader(changed), int64(len(data)), store.PutOptions{
-		SHA256: hexSHA(data), PartSize: 6 * mib, PartSHA256: partDigests(data, 6*mib),
+		SHA256: digest.Of(data), PartSize: 6 * mib, PartSHA256: partDigests(data, 6*mib),
 	})
 	if !errors.Is(err, store.ErrChecksumMismatch) {
 		t.Fatalf("changed body: err = %v, want ErrChecksumMismatch", err)
@@ -71,6 +69,6 @@ func TestPrehashedParts(t *testing.T) {
 
 	// Digests that do not fit the body are ignored (the body is hashed).
 	mustPut(t, st, "pre/mismatched-count", bytes.NewReader(data), int64(len(data)), store.PutOptions{
-		SHA256: hexSHA(data), PartSize: 6 * mib, PartSHA256: partDigests(data, 6*mib)[:2],
+		SHA256: digest.Of(data), PartSize: 6 * mib, PartSHA256: partDigests(data, 6*mib)[:2],
 	})
 }

@@ -1,8 +1,6 @@
 package s3store_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -102,11 +100,6 @@ func newStore(t testing.TB, srv *miniotest.Server, opts s3store.Options) *s3stor
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
-}
-
-func hexSHA(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
 }
 
 // pseudoRandom returns n incompressible deterministic bytes.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -44,7 +45,7 @@ func (s *suite) testPutGet(t *testing.T, st store.Store, base string) {
 		key := base + "objects/" + c.name
 		var opts store.PutOptions
 		if c.withSum {
-			opts.SHA256 = sha(c.data)
+			opts.SHA256 = digest.Of(c.data)
 		}
 		pinfo := mustPut(t, st, key, c.data, opts)
 		info := wantContent(t, st, key, c.data)
@@ -90,7 +91,7 @@ func (s *suite) testMaxLenKey(t *testing.T, st store.Store, base string) {
 		t.Fatal(err)
 	}
 	data := []byte("longest key")
-	mustPut(t, st, key, data, store.PutOptions{SHA256: sha(data)})
+	mustPut(t, st, key, data, store.PutOptions{SHA256: digest.Of(data)})
 	wantContent(t, st, key, data)
 	list, err := st.List(t.Context(), base)
 	if err != nil || len(list) != 1 || list[0].Key != key {
@@ -211,8 +212,8 @@ func (s *suite) checkListed(t *testing.T, st store.Store, info store.ObjectInfo,
 	if info.ModTime.IsZero() {
 		t.Errorf("List: %q ModTime is zero", info.Key)
 	}
-	if info.SHA256 != "" && info.SHA256 != sha(data) {
-		t.Errorf("List: %q SHA256 = %s, want %s", info.Key, info.SHA256, sha(data))
+	if info.SHA256 != "" && info.SHA256 != digest.Of(data) {
+		t.Errorf("List: %q SHA256 = %s, want %s", info.Key, info.SHA256, digest.Of(data))
 	}
 	if info.ETag != "" {
 		if cur := stat(t, st, info.Key); cur.ETag != info.ETag {

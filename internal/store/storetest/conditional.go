@@ -8,6 +8,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -23,7 +24,7 @@ func (s *suite) testBeforeCommit(t *testing.T, st store.Store, base string) {
 		data := pseudoRandom(uint64(size), size)
 		var parts []string
 		for off := 0; off < size; off += partSize {
-			parts = append(parts, sha(data[off:min(off+partSize, size)]))
+			parts = append(parts, digest.Of(data[off:min(off+partSize, size)]))
 		}
 		for _, streamed := range []bool{false, true} {
 			for _, withParts := range []bool{false, true} {
@@ -34,7 +35,7 @@ func (s *suite) testBeforeCommit(t *testing.T, st store.Store, base string) {
 					}
 					return bytes.NewReader(b)
 				}
-				opts := store.PutOptions{IfAbsent: true, SHA256: sha(data)}
+				opts := store.PutOptions{IfAbsent: true, SHA256: digest.Of(data)}
 				if withParts {
 					opts.PartSHA256, opts.PartSize = parts, partSize
 				}
@@ -109,7 +110,7 @@ func (s *suite) testIfAbsent(t *testing.T, st store.Store, base string) {
 		t.Errorf("ETag changed from %s to %s by a failed Put", first.ETag, info.ETag)
 	}
 	// Even with a valid digest the condition wins.
-	_, err = put(ctx, st, key, []byte("third"), store.PutOptions{IfAbsent: true, SHA256: sha([]byte("third"))})
+	_, err = put(ctx, st, key, []byte("third"), store.PutOptions{IfAbsent: true, SHA256: digest.Of([]byte("third"))})
 	if !errors.Is(err, store.ErrPreconditionFailed) {
 		t.Fatalf("IfAbsent Put with SHA256: error = %v, want ErrPreconditionFailed", err)
 	}

@@ -3,19 +3,18 @@ package storetest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"testing"
 	"time"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
 func (s *suite) testChecksumMismatch(t *testing.T, st store.Store, base string) {
 	ctx := t.Context()
-	wrong := sha([]byte("something else"))
+	wrong := digest.Of([]byte("something else"))
 
 	key := base + "new"
 	_, err := put(ctx, st, key, []byte("payload"), store.PutOptions{SHA256: wrong})
@@ -54,8 +53,8 @@ func (s *suite) testSizeMismatch(t *testing.T, st store.Store, base string) {
 		{"short-empty", nil, 1, store.PutOptions{}},
 		{"long-from-empty", []byte("x"), 0, store.PutOptions{}},
 		// The digest of the declared prefix must not make a long body pass.
-		{"long-with-prefix-sha", []byte("hello world"), 5, store.PutOptions{SHA256: sha([]byte("hello"))}},
-		{"short-with-sha", []byte("hello"), 10, store.PutOptions{SHA256: sha([]byte("hello"))}},
+		{"long-with-prefix-sha", []byte("hello world"), 5, store.PutOptions{SHA256: digest.Of([]byte("hello"))}},
+		{"short-with-sha", []byte("hello"), 10, store.PutOptions{SHA256: digest.Of([]byte("hello"))}},
 	}
 	for _, c := range cases {
 		key := base + c.name
@@ -105,7 +104,7 @@ func (s *suite) testReaderIsolation(t *testing.T, st store.Store, base string) {
 	}
 	if got := append(head, rest...); !bytes.Equal(got, oldData) {
 		t.Errorf("the open reader yielded %d bytes (sha256 %s), want the complete old %d bytes (sha256 %s)",
-			len(got), sha(got), len(oldData), sha(oldData))
+			len(got), digest.Of(got), len(oldData), digest.Of(oldData))
 	}
 	checkInfo(t, "Get", info, key, oldData)
 	wantContent(t, st, key, newData)
@@ -140,7 +139,7 @@ func (s *suite) testAttributes(t *testing.T, st store.Store, base string) {
 func (s *suite) testLargeStreamed(t *testing.T, st store.Store, base string) {
 	key := base + "rootfs.squashfs"
 	data := pseudoRandom(4, 8<<20)
-	sum := sha(data)
+	sum := digest.Of(data)
 	info, err := put(t.Context(), st, key, data, store.PutOptions{SHA256: sum})
 	if err != nil {
 		t.Fatalf("Put of 8 MiB: %v", err)
@@ -154,12 +153,11 @@ func (s *suite) testLargeStreamed(t *testing.T, st store.Store, base string) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, rc)
+	got, n, err := digest.OfReader(rc)
 	if err != nil {
 		t.Fatalf("reading: %v", err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); n != int64(len(data)) || got != sum {
+	if n != int64(len(data)) || got != sum {
 		t.Errorf("read back %d bytes with sha256 %s, want %d bytes with %s", n, got, len(data), sum)
 	}
 	if ginfo.Size != int64(len(data)) || ginfo.SHA256 != sum {

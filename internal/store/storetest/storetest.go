@@ -21,13 +21,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
 	"strings"
 	"testing"
 
+	"github.com/incus-appliance/registry/internal/digest"
 	"github.com/incus-appliance/registry/internal/store"
 )
 
@@ -107,11 +107,6 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func sha(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
-}
-
 // onlyReader hides every method but Read (no io.Seeker, io.ReaderAt or
 // io.WriterTo), like a network stream.
 type onlyReader struct{ r io.Reader }
@@ -131,8 +126,8 @@ func mustPut(t *testing.T, st store.Store, key string, data []byte, opts store.P
 	if info.Key != key || info.Size != int64(len(data)) || info.ETag == "" {
 		t.Fatalf("Put(%q) = %+v, want Key %q, Size %d and an ETag", key, info, key, len(data))
 	}
-	if info.SHA256 != "" && info.SHA256 != sha(data) {
-		t.Fatalf("Put(%q).SHA256 = %s, want %s", key, info.SHA256, sha(data))
+	if info.SHA256 != "" && info.SHA256 != digest.Of(data) {
+		t.Fatalf("Put(%q).SHA256 = %s, want %s", key, info.SHA256, digest.Of(data))
 	}
 	return info
 }
@@ -171,7 +166,7 @@ func WantObject(t *testing.T, st store.Store, key string, data []byte) store.Obj
 	t.Helper()
 	got, ginfo := get(t, st, key)
 	if !bytes.Equal(got, data) {
-		t.Fatalf("Get(%q) = %d bytes (sha256 %s), want %d bytes (sha256 %s)", key, len(got), sha(got), len(data), sha(data))
+		t.Fatalf("Get(%q) = %d bytes (sha256 %s), want %d bytes (sha256 %s)", key, len(got), digest.Of(got), len(data), digest.Of(data))
 	}
 	info := stat(t, st, key)
 	checkInfo(t, "Stat", info, key, data)
@@ -196,8 +191,8 @@ func checkInfo(t *testing.T, op string, info store.ObjectInfo, key string, data 
 	if info.ModTime.IsZero() {
 		t.Errorf("%s(%q).ModTime is zero", op, key)
 	}
-	if info.SHA256 != "" && info.SHA256 != sha(data) {
-		t.Errorf("%s(%q).SHA256 = %s, want %s", op, key, info.SHA256, sha(data))
+	if info.SHA256 != "" && info.SHA256 != digest.Of(data) {
+		t.Errorf("%s(%q).SHA256 = %s, want %s", op, key, info.SHA256, digest.Of(data))
 	}
 }
 
