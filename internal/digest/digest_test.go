@@ -8,7 +8,8 @@ import (
 )
 
 func TestIsSHA256(t *testing.T) {
-	if !IsSHA256(Of([]byte("x"))) {
+	sum := sha256.Sum256([]byte("x"))
+	if !IsSHA256(hex.EncodeToString(sum[:])) {
 		t.Fatal("a real digest refused")
 	}
 	for _, s := range []string{"", strings.Repeat("a", 63), strings.Repeat("A", 64), strings.Repeat("g", 64), strings.Repeat("a", 65)} {
@@ -36,15 +37,21 @@ func TestNewAndOfAgree(t *testing.T) {
 	}
 }
 
-func TestOfConcatenatesAndOfReaderAgrees(t *testing.T) {
-	sum, n, err := OfReader(strings.NewReader("metaroot"))
-	if err != nil || n != 8 {
-		t.Fatalf("OfReader: %d bytes, %v", n, err)
+func TestOfAndOfReaderAreSHA256(t *testing.T) {
+	// The FIPS 180-2 test vectors for "abc" and for no input.
+	const abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+	const empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	if got := Of([]byte("abc")); got != abc {
+		t.Errorf("Of(abc) = %s, want %s", got, abc)
 	}
-	if joined := Of([]byte("meta"), []byte("root")); joined != sum || Of([]byte("metaroot")) != sum {
-		t.Fatalf("Of(meta, root) = %s, OfReader(metaroot) = %s", joined, sum)
+	if got := Of([]byte("a"), nil, []byte("bc")); got != abc {
+		t.Errorf("Of(a, nil, bc) = %s, want the digest of abc", got)
 	}
-	if Of() != Of(nil) || !IsSHA256(Of()) {
-		t.Fatal("the empty digest differs by how it is asked for")
+	if Of() != empty || Of(nil) != empty {
+		t.Errorf("Of() = %s, Of(nil) = %s, want %s", Of(), Of(nil), empty)
+	}
+	sum, n, err := OfReader(strings.NewReader("abc"))
+	if err != nil || n != 3 || sum != abc {
+		t.Errorf("OfReader(abc) = %s, %d bytes, %v; want %s, 3", sum, n, err, abc)
 	}
 }
